@@ -1,0 +1,218 @@
+r"""The default engine: batched sampling from a Hugging Face causal LM, CPU or GPU.
+
+It runs its own decoding loop over the model's KV cache instead of ``model.generate`` so that the
+reported ``logp_rollout`` is exactly the log-prob under the distribution each token was drawn from
+(:func:`~rlobj.rollout.engine.sampling_logprobs`: temperature, top-k, top-p, renormalised), with
+positions derived from the attention mask as the trainer's
+:func:`~rlobj.rollout.logprobs.sequence_logprobs` derives them.
+"""
+
+import inspect
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import Tensor
+
+from rlobj.rollout.engine import (
+    RolloutBatch,
+    SamplingConfig,
+    left_pad_prompts,
+    sampling_logprobs,
+    validate_generate_args,
+)
+from rlobj.rollout.logprobs import positions_from_mask
+
+__all__ = ["HFEngine"]
+
+
+def _as_id_list(value) -> list[int]:
+    if value is None:
+        return []
+    if isinstance(value, int):
+        return [value]
+    return [int(token) for token in value]
+
+
+class HFEngine:
+    r"""Sample ``n`` responses per prompt from a ``transformers`` causal LM.
+
+    The engine holds a reference to ``model`` (usually the very module the trainer optimises, so
+    its weights are always current). Sampling draws from a ``torch.Generator`` seeded with
+    ``SamplingConfig.seed``: the same model, prompts and config give the same batch. The model is
+    put in eval mode while generating and restored afterwards; no gradient is recorded.
+
+    Args:
+        model: a ``transformers`` causal LM (``Qwen2ForCausalLM`` etc.), on any device.
+        eos_token_id: id or ids that end a response. Default: the model config's
+            ``eos_token_id``. With none, every response runs to ``max_new_tokens``.
+        pad_token_id: id written into padding. Default: the config's pad id, else the first EOS
+            id, else 0. Padding is always masked, so its value only matters for readability.
+        max_batch_size: largest number of sequences decoded at once (memory bound); the batch is
+            split into chunks of this size, sampled in order from one generator. Default: all.
+
+    ``supports_sleep`` is False: the engine owns no memory besides the model it shares with the
+    trainer (its KV cache exists only inside ``generate``), so ``sleep`` / ``wake`` do nothing.
+    """
+
+    supports_sleep = False
+
+    def __init__(self, model, eos_token_id: int | Sequence[int] | None = None,
+                 pad_token_id: int | None = None, max_batch_size: int | None = None) -> None:
+        config = model.config
+        self.model = model
+        self.vocab_size = int(config.vocab_size)
+        eos = _as_id_list(eos_token_id if eos_token_id is not None else config.eos_token_id)
+        for token in eos:
+            if not 0 <= token < self.vocab_size:
+                raise ValueError(
+                    f"HFEngine: eos_token_id {token} is outside [0, vocab_size={self.vocab_size})")
+        self.eos_token_ids = tuple(eos)
+        if pad_token_id is None:
+            pad_token_id = config.pad_token_id if config.pad_token_id is not None else (
+                eos[0] if eos else 0)
+        if not 0 <= pad_token_id < self.vocab_size:
+            raise ValueError(
+                f"HFEngine: pad_token_id {pad_token_id} is outside [0, vocab_size="
+                f"{self.vocab_size})")
+        self.pad_token_id = int(pad_token_id)
+        if max_batch_size is not None and (isinstance(max_batch_size, bool)
+                                           or not isinstance(max_batch_size, int)
+                                           or max_batch_size < 1):
+            raise ValueError(
+                f"HFEngine: max_batch_size must be an int >= 1 or None, got {max_batch_size!r}")
+        self.max_batch_size = max_batch_size
+        forward_parameters = inspect.signature(model.forward).parameters
+        # transformers >= 5.20 names the KV cache argument `cache`, older releases `past_key_values`.
+        self._cache_kwarg = "cache" if "cache" in forward_parameters else "past_key_values"
+
+    def _device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def generate(self, prompts: Sequence[Sequence[int] | Tensor], n: int,
+                 sampling: SamplingConfig) -> RolloutBatch:
+        r"""Sample ``n`` responses for each prompt.
+
+        Args:
+            prompts: non-empty list of non-empty token id sequences (lists or 1-D tensors).
+            n: responses per prompt, >= 1. Response ``b`` answers prompt ``b // n``.
+            sampling: temperature, top-p, top-k, ``max_new_tokens``, seed, greedy.
+
+        Returns:
+            A :class:`~rlobj.rollout.engine.RolloutBatch` with ``len(prompts) * n`` rows, on the
+            model's device.
+        """
+        validate_generate_args(prompts, n, sampling)
+        prompt_ids, prompt_mask = left_pad_prompts(prompts, self.pad_token_id, self.vocab_size)
+        device = self._device()
+        prompt_ids = prompt_ids.repeat_interleave(n, dim=0).to(device)
+        prompt_mask = prompt_mask.repeat_interleave(n, dim=0).to(device)
+        group_ids = torch.arange(len(prompts), device=device).repeat_interleave(n)
+        generator = None
+        if sampling.seed is not None:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(sampling.seed)
+        total = prompt_ids.shape[0]
+        chunk = self.max_batch_size or total
+        pieces = []
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                for start in range(0, total, chunk):
+                    pieces.append(self._decode(prompt_ids[start:start + chunk],
+                                               prompt_mask[start:start + chunk], sampling,
+                                               generator))
+        finally:
+            self.model.train(was_training)
+        width = max(piece[0].shape[1] for piece in pieces)
+        response_ids = torch.full((total, width), self.pad_token_id, dtype=torch.long,
+                                  device=device)
+        response_mask = torch.zeros((total, width), dtype=torch.bool, device=device)
+        logp_rollout = torch.zeros((total, width), dtype=torch.float32, device=device)
+        finished_rows = []
+        row = 0
+        for ids, mask, logp, finished in pieces:
+            rows = ids.shape[0]
+            response_ids[row:row + rows, :ids.shape[1]] = ids
+            response_mask[row:row + rows, :ids.shape[1]] = mask
+            logp_rollout[row:row + rows, :ids.shape[1]] = logp
+            finished_rows.append(finished)
+            row += rows
+        truncated = ~torch.cat(finished_rows)
+        return RolloutBatch(
+            prompt_ids=prompt_ids,
+            prompt_mask=prompt_mask,
+            response_ids=response_ids,
+            response_mask=response_mask,
+            logp_rollout=logp_rollout,
+            group_ids=group_ids,
+            truncated=truncated,
+            finish_reasons=tuple("length" if flag else "stop" for flag in truncated.tolist()),
+        )
+
+    def _decode(self, prompt_ids: Tensor, prompt_mask: Tensor, sampling: SamplingConfig,
+                generator: torch.Generator | None):
+        """One KV-cached decoding loop over a chunk; returns ids, mask, logp, finished."""
+        rows = prompt_ids.shape[0]
+        device = prompt_ids.device
+        eos = torch.tensor(self.eos_token_ids, dtype=torch.long, device=device)
+        attention_mask = prompt_mask.long()
+        output = self.model(input_ids=prompt_ids, attention_mask=attention_mask,
+                            position_ids=positions_from_mask(prompt_mask), use_cache=True)
+        next_position = prompt_mask.long().sum(-1)
+        finished = torch.zeros(rows, dtype=torch.bool, device=device)
+        tokens, masks, logps = [], [], []
+        for step in range(sampling.max_new_tokens):
+            logits = output.logits[:, -1]
+            if sampling.greedy:
+                distribution = torch.log_softmax(logits.float() / sampling.temperature, dim=-1)
+                token = logits.argmax(-1)
+            else:
+                distribution = sampling_logprobs(logits, sampling.temperature, sampling.top_k,
+                                                 sampling.top_p)
+                token = torch.multinomial(distribution.exp(), 1, generator=generator).squeeze(-1)
+            logp = distribution.gather(-1, token.unsqueeze(-1)).squeeze(-1)
+            alive = ~finished
+            tokens.append(torch.where(alive, token, self.pad_token_id))
+            logps.append(torch.where(alive, logp, 0.0))
+            masks.append(alive)
+            finished = finished | (alive & torch.isin(token, eos))
+            if bool(finished.all()) or step == sampling.max_new_tokens - 1:
+                break
+            attention_mask = torch.cat(
+                [attention_mask, torch.ones((rows, 1), dtype=torch.long, device=device)], dim=1)
+            cache = output.cache if hasattr(output, "cache") else output.past_key_values
+            output = self.model(input_ids=tokens[-1].unsqueeze(-1), attention_mask=attention_mask,
+                                position_ids=next_position.unsqueeze(-1), use_cache=True,
+                                **{self._cache_kwarg: cache})
+            next_position = next_position + 1
+        return (torch.stack(tokens, dim=1), torch.stack(masks, dim=1),
+                torch.stack(logps, dim=1), finished)
+
+    def update_weights(self, named_params: Iterable[tuple[str, Tensor]]) -> None:
+        r"""Copy parameters (Hugging Face names, e.g. ``model.layers.0.mlp.up_proj.weight``) in.
+
+        A tensor that already *is* the engine's parameter storage (the engine shares the
+        trainer's model) is skipped. Unknown names and shape mismatches raise ``KeyError`` /
+        ``ValueError`` naming the parameter; nothing is copied silently into the wrong place.
+        """
+        own = dict(self.model.named_parameters(remove_duplicate=False))
+        own.update(dict(self.model.named_buffers()))
+        with torch.no_grad():
+            for name, tensor in named_params:
+                if name not in own:
+                    raise KeyError(f"HFEngine.update_weights: unknown parameter name {name!r}")
+                target = own[name]
+                if tuple(target.shape) != tuple(tensor.shape):
+                    raise ValueError(
+                        f"HFEngine.update_weights: {name} must have shape {tuple(target.shape)}, "
+                        f"got {tuple(tensor.shape)}")
+                if target.data_ptr() == tensor.data_ptr():
+                    continue
+                target.copy_(tensor.detach().to(device=target.device, dtype=target.dtype))
+
+    def sleep(self) -> None:
+        """No-op: the engine shares the trainer's model and keeps no KV cache between calls."""
+
+    def wake(self) -> None:
+        """No-op; see :meth:`sleep`."""

@@ -1,0 +1,105 @@
+r"""The trainer's log-probs of sampled responses, computed exactly as the engines see them.
+
+Pitfall this module exists for (ENVIRONMENT.md): with left-padded prompts, a forward pass without
+``position_ids`` numbers the padding as positions 0, 1, ..., so every real token gets a shifted
+rotary position and the trainer's log-probs differ from the sampler's (training then collapses).
+:func:`sequence_logprobs` derives positions from the attention mask, as ``generate`` does.
+"""
+
+import inspect
+
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+from rlobj.ops.typecheck import typechecked
+
+__all__ = ["sequence_logprobs", "positions_from_mask"]
+
+
+@typechecked
+def positions_from_mask(attention_mask: Bool[Tensor, "batch seq"]) -> Int[Tensor, "batch seq"]:
+    r"""Position ids that count only real tokens: $p_t = \max(0, \sum_{s \le t} m_s - 1)$.
+
+    Example:
+        >>> positions_from_mask(torch.tensor([[False, False, True, True, True]])).tolist()
+        [[0, 0, 0, 1, 2]]
+    """
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def _logits_to_keep_kwarg(model) -> str | None:
+    parameters = inspect.signature(model.forward).parameters
+    for name in ("logits_to_keep", "num_logits_to_keep"):
+        if name in parameters:
+            return name
+    return None
+
+
+@typechecked
+def sequence_logprobs(
+    model,
+    prompt_ids: Int[Tensor, "batch prompt"],
+    prompt_mask: Bool[Tensor, "batch prompt"],
+    response_ids: Int[Tensor, "batch seq"],
+    response_mask: Bool[Tensor, "batch seq"],
+    temperature: float | int = 1.0,
+) -> Float[Tensor, "batch seq"]:
+    r"""Log-prob of each response token under ``model`` at temperature $T$ (differentiable).
+
+    $$ \log \pi_\theta(y_t \mid x, y_{<t}) = z_{t, y_t} / T - \log \sum_v \exp(z_{t, v} / T) $$
+    where $z_t$ are the logits after the (left-padded) prompt $x$ and the response prefix
+    $y_{<t}$. Position ids come from the concatenated attention mask
+    (:func:`positions_from_mask`), so padding does not shift positions; this equals an unpadded
+    per-sample forward and the engines' ``logp_rollout`` at ``top_p=1, top_k=0``. Only the
+    response positions' logits are materialised (``logits_to_keep``); they are cast to float32
+    before the softmax.
+
+    Args:
+        model: a ``transformers`` causal LM (called with ``input_ids``, ``attention_mask``,
+            ``position_ids``).
+        prompt_ids: left-padded prompts (``RolloutBatch.prompt_ids``).
+        prompt_mask: True on real prompt tokens.
+        response_ids: right-padded responses.
+        response_mask: True on real response tokens.
+        temperature: $T > 0$, the engine's sampling temperature. Default 1.0.
+
+    Returns:
+        float32 ``[batch, seq]`` log-probs, 0 where ``response_mask`` is False. Gradients flow to
+        the model's parameters unless called under ``torch.no_grad()``.
+    """
+    if not temperature > 0:
+        raise ValueError(f"sequence_logprobs: temperature must be > 0, got {temperature!r}")
+    if prompt_ids.shape != prompt_mask.shape:
+        raise ValueError(
+            f"sequence_logprobs: prompt_mask shape {tuple(prompt_mask.shape)} must equal "
+            f"prompt_ids shape {tuple(prompt_ids.shape)}")
+    if response_ids.shape != response_mask.shape:
+        raise ValueError(
+            f"sequence_logprobs: response_mask shape {tuple(response_mask.shape)} must equal "
+            f"response_ids shape {tuple(response_ids.shape)}")
+    if prompt_ids.shape[0] != response_ids.shape[0]:
+        raise ValueError(
+            f"sequence_logprobs: prompt batch {prompt_ids.shape[0]} must equal response batch "
+            f"{response_ids.shape[0]}")
+    if prompt_ids.shape[1] == 0 or not bool(prompt_mask.any(-1).all()):
+        raise ValueError("sequence_logprobs: every prompt needs at least one real token")
+    response_length = response_ids.shape[1]
+    input_ids = torch.cat([prompt_ids, response_ids], dim=1)
+    attention_mask = torch.cat([prompt_mask, response_mask], dim=1).bool()
+    kwargs = {}
+    keep_name = _logits_to_keep_kwarg(model)
+    if keep_name is not None:
+        kwargs[keep_name] = response_length + 1
+    output = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask.long(),
+        position_ids=positions_from_mask(attention_mask),
+        use_cache=False,
+        **kwargs,
+    )
+    # logits[:, i] predicts token i + 1: keep the positions that predict the response tokens.
+    logits = output.logits[:, -(response_length + 1):-1]
+    logp_all = torch.log_softmax(logits.float() / temperature, dim=-1)
+    logp = logp_all.gather(-1, response_ids.unsqueeze(-1)).squeeze(-1)
+    return logp.masked_fill(~response_mask.bool(), 0.0)
