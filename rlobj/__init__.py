@@ -1,0 +1,133 @@
+"""rlobj: a functional, composable objective algebra for RL with verifiable rewards.
+
+>>> from rlobj import grpo, k3_kl
+>>> print(grpo >> k3_kl(0.04))
+group_zscore(eps=1e-06, unbiased=True, singleton='error') >> clip_ratio(eps_low=0.2, eps_high=0.2, dual_clip=None, log_ratio_clamp=20.0) >> seq_mean_token_mean() >> kl_penalty(beta=0.04, estimator='k3', against='ref', placement='loss', straight_through=False, allow_reward_and_loss=False)
+"""
+
+from rlobj.algebra import (
+    Chain,
+    LossPart,
+    Normalizer,
+    Objective,
+    Output,
+    State,
+    Term,
+    chain,
+    constant_normalizer,
+    identity,
+    length_weighted,
+    seq_mean_token_mean,
+    seq_mean_token_sum,
+    token_mean,
+)
+from rlobj.ops.errors import RlobjBuildError, RlobjInputError
+from rlobj.presets import cispo, dapo, dr_grpo, gmpo, grpo, gspo, reinforce_pp, rloo, sapo
+from rlobj.terms import (
+    abs_kl,
+    adaptive_entropy,
+    batch_whiten,
+    clip_ratio,
+    clip_rewards,
+    clipped_weight_pg,
+    delta_clip,
+    drop_zero_variance_groups,
+    entropy_bonus,
+    geometric_clip,
+    geometric_is_mask,
+    gpg_scale,
+    group_baseline_whiten,
+    group_mean_baseline,
+    group_mean_batch_std,
+    group_zscore,
+    k1_kl,
+    k2_kl,
+    k3_kl,
+    kl_penalty,
+    leave_one_out,
+    length_penalty,
+    length_weighted_baseline,
+    masked_is,
+    multi_reward_advantage,
+    off_policy_sequence_mask,
+    overlong_penalty,
+    passk_advantage,
+    reinforce,
+    sequence_clip,
+    soft_gate,
+    top_entropy_mask,
+    truncated_is,
+    truncated_mask,
+)
+
+__all__ = [
+    # algebra
+    "Chain",
+    "LossPart",
+    "Normalizer",
+    "Objective",
+    "Output",
+    "State",
+    "Term",
+    "chain",
+    "identity",
+    # aggregation
+    "constant_normalizer",
+    "length_weighted",
+    "seq_mean_token_mean",
+    "seq_mean_token_sum",
+    "token_mean",
+    # errors
+    "RlobjBuildError",
+    "RlobjInputError",
+    # advantages
+    "batch_whiten",
+    "gpg_scale",
+    "group_baseline_whiten",
+    "group_mean_baseline",
+    "group_mean_batch_std",
+    "group_zscore",
+    "leave_one_out",
+    "length_weighted_baseline",
+    "multi_reward_advantage",
+    "passk_advantage",
+    # surrogates and IS corrections
+    "clip_ratio",
+    "clipped_weight_pg",
+    "delta_clip",
+    "geometric_clip",
+    "geometric_is_mask",
+    "masked_is",
+    "reinforce",
+    "sequence_clip",
+    "soft_gate",
+    "truncated_is",
+    # divergences
+    "abs_kl",
+    "k1_kl",
+    "k2_kl",
+    "k3_kl",
+    "kl_penalty",
+    # regularizers
+    "adaptive_entropy",
+    "entropy_bonus",
+    # masks
+    "off_policy_sequence_mask",
+    "top_entropy_mask",
+    "truncated_mask",
+    # reward shaping
+    "clip_rewards",
+    "drop_zero_variance_groups",
+    "length_penalty",
+    "overlong_penalty",
+    # presets
+    "cispo",
+    "dapo",
+    "dr_grpo",
+    "gmpo",
+    "grpo",
+    "gspo",
+    "reinforce_pp",
+    "rloo",
+    "sapo",
+]

@@ -1,0 +1,34 @@
+"""The objective algebra: state, terms, ``>>``, identity, chains, aggregation, ``Objective``."""
+
+from rlobj.algebra.aggregation import (
+    Aggregation,
+    aggregate,
+    constant_normalizer,
+    length_weighted,
+    seq_mean_token_mean,
+    seq_mean_token_sum,
+    token_mean,
+)
+from rlobj.algebra.objective import Objective, Output
+from rlobj.algebra.state import LossPart, Normalizer, State
+from rlobj.algebra.term import Chain, Term, as_terms, chain, identity
+
+__all__ = [
+    "Aggregation",
+    "Chain",
+    "LossPart",
+    "Normalizer",
+    "Objective",
+    "Output",
+    "State",
+    "Term",
+    "aggregate",
+    "as_terms",
+    "chain",
+    "constant_normalizer",
+    "identity",
+    "length_weighted",
+    "seq_mean_token_mean",
+    "seq_mean_token_sum",
+    "token_mean",
+]

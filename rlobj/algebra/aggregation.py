@@ -1,0 +1,161 @@
+r"""The one aggregation step: per-token loss parts to one scalar.
+
+Every loss part $p$ (values $\ell_{i,t}$, mask $m_{i,t}$) is reduced with the same mode and
+the results are summed. With the response mask $M$, lengths $|y_i| = \sum_t M_{i,t}$ and the
+global counts of a :class:`~rlobj.algebra.state.Normalizer` ($N_\text{tok}$ valid tokens,
+$N_\text{seq}$ non-empty sequences, over all micro-batches and ranks; local counts when no
+normalizer is given):
+
+| mode | formula |
+|---|---|
+| `token_mean` | $\sum_{i,t} m\ell / N_\text{tok}$ |
+| `seq_mean_token_mean` | $\frac{1}{N_\text{seq}}\sum_i \frac{1}{\lvert y_i\rvert}\sum_t m\ell$ |
+| `seq_mean_token_sum` | $\frac{1}{N_\text{seq}}\sum_i \sum_t m\ell$ |
+| `constant_normalizer(L)` | $\frac{1}{N_\text{seq}\,L}\sum_{i,t} m\ell$ |
+| `length_weighted` | $\frac{1}{N_\text{seq}}\sum_i \lvert y_i\rvert \cdot \frac{1}{\lvert y_i\rvert}\sum_t m\ell$ |
+
+Because each mode is a sum over sequences divided by a global count, the loss of a batch
+split into micro-batches (and ranks) and accumulated equals the loss of the whole batch.
+A part with ``normalize="own"`` uses the counts of its own mask, locally.
+"""
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import Tensor
+
+from rlobj.algebra.state import LossPart, Normalizer, State
+from rlobj.algebra.term import Term
+from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.reductions import masked_sum, sequence_lengths
+
+__all__ = [
+    "Aggregation",
+    "token_mean",
+    "seq_mean_token_mean",
+    "seq_mean_token_sum",
+    "constant_normalizer",
+    "length_weighted",
+    "aggregate",
+]
+
+
+class Aggregation(Term):
+    """Base of the aggregation modes: a term that records itself as the chain's reducer."""
+
+    writes: ClassVar[tuple[str, ...]] = ("aggregation",)
+
+    def __call__(self, state: State) -> State:
+        return state.update(aggregation=self)
+
+    def reduce(self, part: LossPart, response_mask: Tensor, counts: Normalizer) -> Tensor:
+        per_sequence = masked_sum(part.values, part.mask, dim=-1)
+        lengths = sequence_lengths(part.mask if part.normalize == "own" else response_mask)
+        return self.combine(per_sequence, lengths.to(per_sequence.dtype), counts)
+
+    def combine(self, per_sequence: Tensor, lengths: Tensor, counts: Normalizer) -> Tensor:
+        raise TypeError(f"{type(self).__name__} does not define combine")  # pragma: no cover
+
+
+def _safe(count: float) -> float:
+    return max(float(count), 1.0)
+
+
+@dataclass(frozen=True)
+class token_mean(Aggregation):
+    r"""$\sum_{i,t} m_{i,t}\ell_{i,t} / N_\text{tok}$: every token weighs the same.
+
+    DAPO's "token-level loss" (Yu et al., arXiv 2503.14476, Eq. 8); verl ``token-mean``,
+    TRL ``loss_type="dapo"`` (TRL's ``"bnpo"`` normalises by the local micro-batch instead).
+    """
+
+    def combine(self, per_sequence, lengths, counts):
+        return per_sequence.sum() / _safe(counts.tokens)
+
+
+@dataclass(frozen=True)
+class seq_mean_token_mean(Aggregation):
+    r"""$\frac{1}{N_\text{seq}}\sum_i \frac{1}{|y_i|}\sum_t m_{i,t}\ell_{i,t}$ (original GRPO).
+
+    Shao et al., DeepSeekMath, arXiv 2402.03300, Eq. 3; verl ``seq-mean-token-mean``,
+    TRL ``loss_type="grpo"``. Long responses get a smaller per-token weight (length bias).
+    """
+
+    def combine(self, per_sequence, lengths, counts):
+        return (per_sequence / lengths.clamp(min=1)).sum() / _safe(counts.seqs)
+
+
+@dataclass(frozen=True)
+class seq_mean_token_sum(Aggregation):
+    r"""$\frac{1}{N_\text{seq}}\sum_i \sum_t m_{i,t}\ell_{i,t}$ (verl ``seq-mean-token-sum``)."""
+
+    def combine(self, per_sequence, lengths, counts):
+        return per_sequence.sum() / _safe(counts.seqs)
+
+
+@dataclass(frozen=True)
+class constant_normalizer(Aggregation):
+    r"""$\frac{1}{N_\text{seq} L}\sum_{i,t} m_{i,t}\ell_{i,t}$ with a constant $L$ (Dr. GRPO).
+
+    Liu et al., "Understanding R1-Zero-Like Training", arXiv 2503.20783, Sec. 3.1: dividing by
+    a constant (the generation budget, ``max_tokens``) instead of $|y_i|$ removes the length
+    bias. Matches oat's Dr. GRPO and TRL ``loss_type="dr_grpo"`` (which divides by
+    ``batch * max_completion_length``).
+
+    Warning:
+        verl's ``seq-mean-token-sum-norm`` divides the micro-batch sum by the constant alone,
+        without $1/N_\text{seq}$; the two differ by the number of sequences (a learning-rate
+        scale).
+
+    Args:
+        max_tokens: the constant $L$, normally the maximum response length.
+    """
+
+    max_tokens: float = 1024.0
+
+    def __post_init__(self):
+        if not self.max_tokens > 0:
+            raise RlobjInputError(f"constant_normalizer.max_tokens: expected > 0, got {self.max_tokens}")
+
+    def combine(self, per_sequence, lengths, counts):
+        return per_sequence.sum() / (_safe(counts.seqs) * float(self.max_tokens))
+
+
+@dataclass(frozen=True)
+class length_weighted(Aggregation):
+    r"""LUSPO: each sequence's mean token loss weighted by its length.
+
+    $\frac{1}{N_\text{seq}}\sum_i |y_i| \cdot \bar\ell_i$ with
+    $\bar\ell_i = \frac{1}{|y_i|}\sum_t m_{i,t}\ell_{i,t}$ (Liu et al., "Length-Unbiased
+    Sequence Policy Optimization", arXiv 2602.05261: GSPO's sequence loss scaled by the
+    sequence length). For per-token losses this equals :class:`seq_mean_token_sum` exactly
+    (a tested identity); it is kept as its own name so recipes read like the paper.
+    """
+
+    def combine(self, per_sequence, lengths, counts):
+        means = per_sequence / lengths.clamp(min=1)
+        return (lengths * means).sum() / _safe(counts.seqs)
+
+
+def aggregate(state: State) -> tuple[Tensor, dict[str, Tensor]]:
+    """Reduce every loss part of ``state`` with its aggregation; returns (loss, per-part losses).
+
+    The chain's aggregation term (``token_mean()`` when the chain has none) and the state's
+    normalizer (local counts when none was given) decide the denominators.
+    """
+    mode = state.aggregation if state.aggregation is not None else token_mean()
+    if not state.parts:
+        raise RlobjInputError(
+            "the objective produced no loss part: add a surrogate (e.g. clip_ratio()) or a penalty"
+        )
+    global_counts = state.normalizer or Normalizer.from_masks([state.mask], all_reduce=False)
+    total = None
+    per_part = {}
+    for name, part in state.parts.items():
+        counts = global_counts
+        if part.normalize == "own":
+            counts = Normalizer(tokens=float(part.mask.sum()), seqs=float(part.mask.any(-1).sum()))
+        value = mode.reduce(part, state.mask, counts)
+        per_part[name] = value
+        total = value if total is None else total + value
+    return total, per_part

@@ -1,0 +1,242 @@
+"""The state a chain of terms threads through, and the pieces of loss it accumulates.
+
+A :class:`State` holds the rollout batch (the names of DESIGN.md section 2) plus what terms
+have derived from it so far: rewards after shaping, advantages, the per-token loss parts
+(the surrogate is the part named ``"policy"``, penalties are other parts), metrics, the
+states of stateful terms and the chosen aggregation. It is immutable: a term returns a new
+state through :meth:`State.update`, so calling a term is a pure function.
+"""
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from rlobj.ops.errors import RlobjInputError, check_finite, check_shape
+
+__all__ = ["State", "LossPart", "Normalizer", "TOKEN_FIELDS", "BATCH_FIELDS"]
+
+#: Per-token input fields, shape ``"batch seq"``.
+TOKEN_FIELDS = ("logp", "logp_old", "logp_ref", "entropy", "token_rewards", "advantages")
+#: Every field a user may pass when building a state.
+BATCH_FIELDS = TOKEN_FIELDS + ("mask", "rewards", "group_ids", "vocab", "extras")
+
+
+@dataclass(frozen=True, eq=False)
+class LossPart:
+    r"""One named per-token loss contribution, aggregated at the end of the chain.
+
+    Attributes:
+        values: ``"batch seq"`` per-token loss (already multiplied by its coefficient).
+        mask: ``"batch seq"`` bool, the tokens that count in the numerator.
+        normalize: ``"global"`` (default): denominators come from the response mask and the
+            global :class:`Normalizer`, so micro-batches and ranks add up exactly.
+            ``"own"``: denominators come from this part's own mask, locally (used where a
+            reference implementation normalises by the selected tokens only).
+    """
+
+    values: Tensor
+    mask: Tensor
+    normalize: str = "global"
+
+    def __post_init__(self):
+        if self.normalize not in ("global", "own"):
+            raise RlobjInputError(
+                f"LossPart.normalize: expected 'global' or 'own', got {self.normalize!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """Global denominators of the aggregation: counts over all micro-batches and ranks.
+
+    Attributes:
+        tokens: total number of valid response tokens in the (global) mini-batch.
+        seqs: total number of non-empty sequences in the (global) mini-batch.
+    """
+
+    tokens: float
+    seqs: float
+
+    @staticmethod
+    def from_masks(masks, all_reduce: bool = True) -> "Normalizer":
+        """Count tokens and non-empty sequences over micro-batch masks, summed over ranks.
+
+        When ``torch.distributed`` is initialised and ``all_reduce`` is True the counts are
+        summed across all data-parallel ranks, so every rank divides by the same number.
+        """
+        tokens = sum(float(m.sum()) for m in masks)
+        seqs = sum(float(m.any(dim=-1).sum()) for m in masks)
+        if all_reduce and torch.distributed.is_available() and torch.distributed.is_initialized():
+            counts = torch.tensor([tokens, seqs], dtype=torch.float64)
+            torch.distributed.all_reduce(counts)
+            tokens, seqs = float(counts[0]), float(counts[1])
+        return Normalizer(tokens=tokens, seqs=seqs)
+
+
+@dataclass(frozen=True, eq=False)
+class State:
+    """Rollout batch + everything the terms of a chain have derived from it.
+
+    Build one with :meth:`State.from_batch` (validates and sanitises the inputs); terms use
+    :meth:`update`, :meth:`require`, :meth:`add_part` and :meth:`add_metrics`.
+    """
+
+    logp: Tensor
+    mask: Tensor
+    logp_old: Tensor | None = None
+    logp_ref: Tensor | None = None
+    rewards: Tensor | None = None
+    group_ids: Tensor | None = None
+    token_rewards: Tensor | None = None
+    advantages: Tensor | None = None
+    entropy: Tensor | None = None
+    vocab: Any = None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+    parts: Mapping[str, LossPart] = field(default_factory=dict)
+    metrics: Mapping[str, Tensor] = field(default_factory=dict)
+    term_state: Mapping[str, Any] = field(default_factory=dict)
+    aggregation: Any = None
+    normalizer: Normalizer | None = None
+    key: str = ""
+    cache: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_batch(cls, **fields) -> "State":
+        """Validate a rollout batch and build the initial state.
+
+        Checks shapes against ``logp`` (``"batch seq"``) and ``" batch"``, converts ``mask``
+        to bool, requires finite values at valid tokens and in ``rewards``, detaches the
+        no-grad inputs (``logp_old``, ``logp_ref``) and zeroes padding positions with
+        ``torch.where`` so that garbage in padding can never reach the loss or its gradient.
+        Unknown field names raise; anything extra belongs in ``extras``.
+        """
+        unknown = set(fields) - set(BATCH_FIELDS) - {"term_state", "normalizer"}
+        if unknown:
+            raise RlobjInputError(
+                f"unknown batch field(s) {sorted(unknown)}; expected some of {list(BATCH_FIELDS)}"
+                " (put anything else in extras={...})"
+            )
+        for required in ("logp", "mask"):
+            if fields.get(required) is None:
+                raise RlobjInputError(f"{required}: required field is missing")
+        logp = fields["logp"]
+        if not isinstance(logp, Tensor) or logp.dim() != 2 or not logp.is_floating_point():
+            got = tuple(logp.shape) if isinstance(logp, Tensor) else type(logp).__name__
+            raise RlobjInputError(f"logp: expected a float tensor of shape (batch seq), got {got}")
+        batch, seq = logp.shape
+        mask = fields["mask"]
+        check_shape("mask", mask, (batch, seq), "batch seq")
+        if mask.dtype != torch.bool:
+            if bool(((mask != 0) & (mask != 1)).any()):
+                raise RlobjInputError("mask: expected bool or 0/1 values, got other numbers")
+            mask = mask.bool()
+        fields["mask"] = mask
+        for name in TOKEN_FIELDS:
+            value = fields.get(name)
+            if value is None:
+                continue
+            if name == "advantages" and value.dim() == 1:
+                check_shape(name, value, (batch,), "batch")
+                value = value[:, None].expand(batch, seq)
+            check_shape(name, value, (batch, seq), "batch seq")
+            check_finite(name, value, where=mask)
+            if name in ("logp_old", "logp_ref"):
+                value = value.detach()
+            fields[name] = torch.where(mask, value, torch.zeros((), dtype=value.dtype))
+        if fields.get("rewards") is not None:
+            rewards = fields["rewards"]
+            check_shape("rewards", rewards, (batch,), "batch")
+            check_finite("rewards", rewards)
+            fields["rewards"] = rewards.to(logp.dtype) if not rewards.is_floating_point() else rewards
+        if fields.get("group_ids") is not None:
+            group_ids = fields["group_ids"]
+            check_shape("group_ids", group_ids, (batch,), "batch")
+            if group_ids.is_floating_point() or group_ids.dtype == torch.bool:
+                raise RlobjInputError(f"group_ids: expected an integer tensor, got {group_ids.dtype}")
+        for name in ("logp", "logp_old", "logp_ref"):
+            value = fields.get(name)
+            if value is not None and bool((torch.where(mask, value.detach(), 0) > 1e-6).any()):
+                raise RlobjInputError(
+                    f"{name}: log-probabilities must be <= 0 at valid tokens, got max "
+                    f"{float(torch.where(mask, value.detach(), -torch.inf).max()):.4g}"
+                )
+        fields["extras"] = dict(fields.get("extras") or {})
+        return cls(**fields)
+
+    # ------------------------------------------------------------------ functional updates
+    def update(self, **changes) -> "State":
+        """A new state with ``changes`` applied (no validation: terms produce valid values)."""
+        return dataclasses.replace(self, **changes)
+
+    def require(self, name: str, by: str):
+        """Return field ``name`` or raise an error naming the term that needs it and the fix."""
+        if name.startswith("extras:"):
+            value = self.extras.get(name[len("extras:") :])
+        else:
+            value = getattr(self, name)
+        if value is None:
+            hint = _HINTS.get(name.split(":")[0], "")
+            raise RlobjInputError(f"{by} reads {name!r}, but the state has none. {hint}".strip())
+        return value
+
+    def require_part(self, name: str, by: str) -> LossPart:
+        """Return loss part ``name`` (``"policy"`` is the surrogate) or raise naming the fix."""
+        if name not in self.parts:
+            raise RlobjInputError(
+                f"{by} modifies the loss part {name!r}, but no term before it wrote one. "
+                f"{_HINTS['parts'] if name == 'policy' else ''}".strip()
+            )
+        return self.parts[name]
+
+    def add_part(self, name: str, part: LossPart) -> "State":
+        """A new state with loss part ``name`` set (replacing a part of the same name)."""
+        return self.update(parts={**self.parts, name: part})
+
+    def add_metrics(self, **metrics) -> "State":
+        """A new state with the given (detached) scalar metrics added."""
+        detached = {k: (v.detach() if isinstance(v, Tensor) else torch.tensor(float(v)))
+                    for k, v in metrics.items()}
+        return self.update(metrics={**self.metrics, **detached})
+
+    def own_state(self, default):
+        """The stored state of the term now running (``default`` on the first call)."""
+        return self.term_state.get(self.key, default)
+
+    def set_own_state(self, value) -> "State":
+        """A new state with the running term's stored state replaced by ``value``."""
+        return self.update(term_state={**self.term_state, self.key: value})
+
+    # ------------------------------------------------------------------ lazy quantities
+    def token_entropy(self) -> Tensor:
+        """Per-token full-vocab entropy: the ``entropy`` field, else computed once from ``vocab``."""
+        if self.entropy is not None:
+            return self.entropy
+        if "entropy" not in self.cache:
+            if self.vocab is None:
+                raise RlobjInputError(
+                    "entropy: a term needs per-token entropy, but the state has neither an "
+                    "'entropy' tensor nor a 'vocab' view to compute it from"
+                )
+            entropy = self.vocab.entropy()
+            self.cache["entropy"] = torch.where(self.mask, entropy, torch.zeros((), dtype=entropy.dtype))
+        return self.cache["entropy"]
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.logp.shape[0])
+
+
+_HINTS = {
+    "advantages": "Put an advantage term (e.g. group_zscore()) before it, or pass advantages=.",
+    "rewards": "Pass rewards= (one scalar per sequence).",
+    "group_ids": "Pass group_ids= (the prompt id of every sequence).",
+    "logp_old": "Pass logp_old= (log-probs under the policy that sampled the batch).",
+    "logp_ref": "Pass logp_ref= (log-probs under the frozen reference policy).",
+    "parts": "Put a surrogate term (e.g. clip_ratio()) before it.",
+    "extras": "Pass it in extras={...}.",
+}

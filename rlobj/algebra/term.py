@@ -1,0 +1,233 @@
+"""Terms, the ``>>`` operator, identity and chains, and the build-time order checks.
+
+A term is a frozen dataclass whose call maps a :class:`~rlobj.algebra.state.State` to a new
+one. Each term declares the *slots* it reads and writes:
+
+* inputs: ``logp``, ``logp_old``, ``logp_ref``, ``mask``, ``group_ids``, ``entropy``,
+  ``vocab``, ``extras:<key>``;
+* derived: ``rewards``, ``token_rewards``, ``advantages``, ``part:<name>`` (the surrogate is
+  ``part:policy``; penalties are other parts), ``aggregation``.
+
+``a >> b`` flattens both sides into one :class:`Chain` (so ``>>`` is associative and
+:func:`identity` is neutral) and then checks the order. A chain is refused when
+
+1. a term writes a derived slot that an earlier term only *read* (its change would be
+   silently ignored: ``clip_ratio() >> group_zscore()``);
+2. a term produces a slot from scratch after another term already produced it (it would
+   silently replace it: ``group_zscore() >> rloo()``, two aggregations, two surrogates);
+3. a per-batch term (rewards, advantages) reads what a per-token term before it wrote, so
+   the chain could not be split into a batch stage and a micro-batch loss stage;
+4. a KL against the same policy is placed both in the reward and in the loss, unless one of
+   the two terms says ``allow_reward_and_loss=True``.
+
+Reads that nothing in the chain writes are checked when the chain runs, against the batch.
+"""
+
+import dataclasses
+from collections.abc import Iterable
+from typing import ClassVar
+
+from rlobj.algebra.state import State
+from rlobj.ops.errors import RlobjBuildError
+
+__all__ = ["Term", "Chain", "identity", "chain", "as_terms", "term_name", "DERIVED_SLOTS"]
+
+#: Slots that terms derive (and the order checks watch); everything else is a batch input.
+DERIVED_SLOTS = ("rewards", "token_rewards", "advantages", "aggregation")
+
+
+def _is_derived(slot: str) -> bool:
+    return slot in DERIVED_SLOTS or slot.startswith("part:")
+
+
+class Term:
+    """Base of every term: a pure, immutable map from state to state.
+
+    Subclasses are ``@dataclass(frozen=True)`` with typed hyperparameter fields, set the class
+    attributes ``stage`` (``"batch"`` for reward/advantage terms that need whole groups,
+    ``"loss"`` for per-token terms run per micro-batch), ``reads`` and ``writes`` (or override
+    :meth:`slots_read` / :meth:`slots_written` when they depend on a field), and implement
+    :meth:`__call__`.
+    """
+
+    stage: ClassVar[str] = "loss"
+    reads: ClassVar[tuple[str, ...]] = ()
+    writes: ClassVar[tuple[str, ...]] = ()
+
+    def slots_read(self) -> frozenset[str]:
+        return frozenset(self.reads)
+
+    def slots_written(self) -> frozenset[str]:
+        return frozenset(self.writes)
+
+    def __call__(self, state: State) -> State:  # pragma: no cover - every subclass overrides
+        raise TypeError(f"{type(self).__name__} does not define __call__")
+
+    def __rshift__(self, other: "Term") -> "Term":
+        if not isinstance(other, Term):
+            return NotImplemented
+        return _compose(as_terms(self) + as_terms(other))
+
+    # Convenience so a single term or a chain can be run directly.
+    def loss(self, state: State | None = None, **kwargs):
+        """Run this term (or chain) as an objective: see :class:`rlobj.algebra.Objective`."""
+        from rlobj.algebra.objective import Objective
+
+        return Objective(self)(state, **kwargs)
+
+
+def term_name(term: Term) -> str:
+    return type(term).__name__
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class Chain(Term):
+    """Terms applied left to right; ``Chain(())`` is the identity.
+
+    Attributes:
+        terms: the primitive terms, in order (nested chains are flattened).
+        name: optional display name (paper presets set it); ignored by equality.
+    """
+
+    terms: tuple[Term, ...] = ()
+    name: str | None = dataclasses.field(default=None, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "terms", tuple(t for term in self.terms for t in as_terms(term)))
+        check_order(self.terms)
+
+    def slots_read(self) -> frozenset[str]:
+        return frozenset().union(*(t.slots_read() for t in self.terms))
+
+    def slots_written(self) -> frozenset[str]:
+        return frozenset().union(*(t.slots_written() for t in self.terms))
+
+    def __call__(self, state: State, stage: str | None = None) -> State:
+        """Apply every term (or only those of ``stage``), each under its own state key."""
+        for index, term in enumerate(self.terms):
+            if stage is not None and term.stage != stage:
+                continue
+            state = term(state.update(key=f"{index}:{term_name(term)}"))
+        return state.update(key="")
+
+    def replace(self, old: type | Term, new: Term | None) -> "Chain":
+        """A chain with every term of type ``old`` (or equal to ``old``) replaced by ``new``.
+
+        ``new=None`` removes it. Useful for recipe edits: ``grpo.replace(group_zscore, rloo())``.
+        """
+        def matches(term):
+            return isinstance(term, old) if isinstance(old, type) else term == old
+
+        if not any(matches(t) for t in self.terms):
+            raise RlobjBuildError(f"replace: no term matching {old!r} in {self!r}")
+        kept = [new if matches(t) else t for t in self.terms]
+        return Chain(tuple(t for t in kept if t is not None), name=None)
+
+    def __repr__(self) -> str:
+        if not self.terms:
+            return "identity()"
+        body = " >> ".join(repr(t) for t in self.terms)
+        return f"{self.name}: {body}" if self.name else body
+
+    def __len__(self) -> int:
+        return len(self.terms)
+
+
+def as_terms(term: Term) -> tuple[Term, ...]:
+    """The flat tuple of primitive terms a term or chain stands for."""
+    if isinstance(term, Chain):
+        return term.terms
+    if not isinstance(term, Term):
+        raise RlobjBuildError(f"expected a Term, got {type(term).__name__}: {term!r}")
+    return (term,)
+
+
+def _compose(terms: tuple[Term, ...]) -> Term:
+    if len(terms) == 1:
+        return terms[0]
+    return Chain(terms)
+
+
+def identity() -> Chain:
+    """The neutral element of ``>>``: ``identity() >> t == t == t >> identity()``."""
+    return Chain(())
+
+
+def chain(*terms: Term, name: str | None = None) -> Term:
+    """Compose ``terms`` left to right; with ``name`` the result prints as a named recipe."""
+    flat = tuple(t for term in terms for t in as_terms(term))
+    if name is None:
+        return _compose(flat)
+    return Chain(flat, name=name)
+
+
+def check_order(terms: Iterable[Term]) -> None:
+    """Raise :class:`RlobjBuildError` for the orders that cannot work (module docstring)."""
+    terms = tuple(terms)
+    consumed: dict[str, Term] = {}   # slot -> first term that read it without writing it
+    produced: dict[str, Term] = {}   # slot -> last term that wrote it
+    per_token_writes: dict[str, Term] = {}
+    for term in terms:
+        reads, writes = term.slots_read(), term.slots_written()
+        for slot in sorted(writes):
+            if not _is_derived(slot):
+                continue
+            if slot in consumed:
+                reader = consumed[slot]
+                raise RlobjBuildError(
+                    f"{term_name(term)} writes {slot!r} after {term_name(reader)} already read "
+                    f"it, so its change would be ignored. Put {term_name(term)} before "
+                    f"{term_name(reader)}."
+                )
+            if slot not in reads and slot in produced and slot != "rewards":
+                earlier = produced[slot]
+                if slot in earlier.slots_read():
+                    raise RlobjBuildError(
+                        f"{term_name(earlier)} modifies {slot!r} but comes before "
+                        f"{term_name(term)}, which produces it. Put {term_name(earlier)} after "
+                        f"{term_name(term)}."
+                    )
+                raise RlobjBuildError(
+                    f"{term_name(term)} writes {slot!r}, which {term_name(earlier)} already "
+                    f"wrote: the second would silently replace the first. Keep one of them "
+                    f"(chain.replace({term_name(earlier)}, {term_name(term)}(...)) swaps it)."
+                )
+        if term.stage == "batch":
+            for slot in sorted(reads):
+                if slot in per_token_writes:
+                    raise RlobjBuildError(
+                        f"{term_name(term)} works on whole groups (batch stage) but reads "
+                        f"{slot!r}, written by the per-token term "
+                        f"{term_name(per_token_writes[slot])} before it. Put "
+                        f"{term_name(term)} first."
+                    )
+        for slot in reads:
+            if _is_derived(slot) and slot not in writes:
+                consumed.setdefault(slot, term)
+        for slot in writes:
+            produced[slot] = term
+            if term.stage != "batch":
+                per_token_writes[slot] = term
+    _check_double_kl(terms)
+
+
+def _check_double_kl(terms: tuple[Term, ...]) -> None:
+    placed: dict[tuple[str, str], Term] = {}
+    for term in terms:
+        target = getattr(term, "against", None)
+        placement = getattr(term, "placement", None)
+        if target is None or placement not in ("reward", "loss"):
+            continue
+        other_placement = "loss" if placement == "reward" else "reward"
+        other = placed.get((target, other_placement))
+        if other is not None and not (
+            getattr(term, "allow_reward_and_loss", False)
+            or getattr(other, "allow_reward_and_loss", False)
+        ):
+            raise RlobjBuildError(
+                f"{term_name(other)} (placement={other_placement!r}) and {term_name(term)} "
+                f"(placement={placement!r}) both put a KL against {target!r} into the objective: "
+                f"once in the reward and once in the loss. Keep one, or pass "
+                f"allow_reward_and_loss=True to say you mean both."
+            )
+        placed[(target, placement)] = term

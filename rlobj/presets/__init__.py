@@ -1,0 +1,5 @@
+"""Layer 3: paper recipes, each a one-line chain of primitive terms."""
+
+from rlobj.presets.papers import cispo, dapo, dr_grpo, gmpo, grpo, gspo, reinforce_pp, rloo, sapo
+
+__all__ = ["cispo", "dapo", "dr_grpo", "gmpo", "grpo", "gspo", "reinforce_pp", "rloo", "sapo"]

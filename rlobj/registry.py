@@ -1,0 +1,95 @@
+"""Every public term, aggregation and preset by name, and objectives built from config.
+
+The registry drives the shared checks of the test suite (every entry builds from its
+defaults, runs, pickles, round-trips through YAML, accepts fp32 and bf16 and ignores unknown
+extras) and the YAML form of an objective: a list of ``{name: {arg: value}}`` items.
+
+Example:
+    >>> from rlobj.registry import build_objective
+    >>> build_objective(["group_zscore", {"clip_ratio": {"eps_high": 0.28}}, "token_mean"])
+    group_zscore(eps=1e-06, unbiased=True, singleton='error') >> clip_ratio(eps_low=0.2, eps_high=0.28, dual_clip=None, log_ratio_clamp=20.0) >> token_mean()
+"""
+
+import dataclasses
+import difflib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from rlobj import algebra, presets, terms
+from rlobj.algebra.term import Term, chain
+from rlobj.ops.errors import RlobjInputError
+
+__all__ = ["REGISTRY", "TERM_FACTORIES", "PRESETS", "build_term", "build_objective", "register"]
+
+#: name -> term class or factory function (called with keyword arguments).
+TERM_FACTORIES: dict[str, Callable[..., Term]] = {}
+#: name -> preset chain (a value).
+PRESETS: dict[str, Term] = {}
+
+for _module in (terms, algebra):
+    for _name in _module.__all__:
+        _obj = getattr(_module, _name)
+        if inspect.isclass(_obj) and issubclass(_obj, Term) and dataclasses.is_dataclass(_obj) \
+                and _obj.__name__ == _name and _name != "Chain":
+            TERM_FACTORIES[_name] = _obj
+for _name in ("k1_kl", "k2_kl", "k3_kl", "abs_kl"):
+    TERM_FACTORIES[_name] = getattr(terms, _name)
+for _name in presets.__all__:
+    PRESETS[_name] = getattr(presets, _name)
+
+#: Everything by name.
+REGISTRY: dict[str, Any] = {**TERM_FACTORIES, **PRESETS}
+
+
+def register(name: str, factory: Callable[..., Term]) -> Callable[..., Term]:
+    """Add a user-defined term class or factory under ``name`` (for YAML configs)."""
+    if name in REGISTRY:
+        raise RlobjInputError(f"register: the name {name!r} is already taken by {REGISTRY[name]!r}")
+    TERM_FACTORIES[name] = factory
+    REGISTRY[name] = factory
+    return factory
+
+
+def build_term(name: str, **kwargs) -> Term:
+    """Build the registered term ``name`` with ``kwargs``; unknown names and keys are errors."""
+    if name not in REGISTRY:
+        close = difflib.get_close_matches(name, list(REGISTRY), n=3)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise RlobjInputError(f"unknown term {name!r}.{hint} Known: {sorted(REGISTRY)}")
+    if name in PRESETS:
+        if kwargs:
+            raise RlobjInputError(f"preset {name!r} takes no arguments, got {sorted(kwargs)}; "
+                                  "add or replace terms instead")
+        return PRESETS[name]
+    factory = TERM_FACTORIES[name]
+    target = factory if inspect.isclass(factory) else None
+    allowed = ({f.name for f in dataclasses.fields(target)} if target is not None
+               else set(inspect.signature(factory).parameters) | {f.name for f in dataclasses.fields(terms.kl_penalty)})
+    unknown = set(kwargs) - allowed
+    if unknown:
+        raise RlobjInputError(f"{name}: unknown argument(s) {sorted(unknown)}; expected some of {sorted(allowed)}")
+    try:
+        return factory(**kwargs)
+    except TypeError as error:
+        raise RlobjInputError(f"{name}: {error}") from error
+
+
+def build_objective(spec) -> Term:
+    """Build a chain from a config: a name, or a list of names / ``{name: {args}}`` items."""
+    if isinstance(spec, str):
+        return build_term(spec)
+    if not isinstance(spec, (list, tuple)) or not spec:
+        raise RlobjInputError(f"objective: expected a non-empty list of terms, got {spec!r}")
+    built = []
+    for index, item in enumerate(spec):
+        if isinstance(item, str):
+            built.append(build_term(item))
+        elif isinstance(item, dict) and len(item) == 1:
+            (name, kwargs), = item.items()
+            if kwargs is not None and not isinstance(kwargs, dict):
+                raise RlobjInputError(f"objective[{index}].{name}: expected a mapping of arguments, got {kwargs!r}")
+            built.append(build_term(name, **(kwargs or {})))
+        else:
+            raise RlobjInputError(f"objective[{index}]: expected a term name or {{name: {{args}}}}, got {item!r}")
+    return chain(*built)

@@ -1,0 +1,46 @@
+"""Layer 1: one module per family of terms (advantages, surrogates, divergences, ...)."""
+
+from rlobj.terms.advantages import (
+    batch_whiten,
+    gpg_scale,
+    group_baseline_whiten,
+    group_mean_baseline,
+    group_mean_batch_std,
+    group_zscore,
+    leave_one_out,
+    length_weighted_baseline,
+    multi_reward_advantage,
+    passk_advantage,
+)
+from rlobj.terms.divergences import abs_kl, k1_kl, k2_kl, k3_kl, kl_estimate, kl_penalty
+from rlobj.terms.masks import off_policy_sequence_mask, top_entropy_mask, top_fraction_mask, truncated_mask
+from rlobj.terms.regularizers import adaptive_entropy, entropy_bonus
+from rlobj.terms.rewards import (
+    clip_rewards,
+    drop_zero_variance_groups,
+    length_penalty,
+    overlong_penalty,
+    zero_variance_groups,
+)
+from rlobj.terms.surrogates import (
+    clip_ratio,
+    clipped_weight_pg,
+    delta_clip,
+    geometric_clip,
+    geometric_is_mask,
+    masked_is,
+    reinforce,
+    sequence_clip,
+    soft_gate,
+    truncated_is,
+)
+
+__all__ = [
+    "abs_kl", "adaptive_entropy", "batch_whiten", "clip_ratio", "clip_rewards", "clipped_weight_pg",
+    "delta_clip", "drop_zero_variance_groups", "entropy_bonus", "geometric_clip", "geometric_is_mask",
+    "gpg_scale", "group_baseline_whiten", "group_mean_baseline", "group_mean_batch_std", "group_zscore",
+    "k1_kl", "k2_kl", "k3_kl", "kl_estimate", "kl_penalty", "leave_one_out", "length_penalty",
+    "length_weighted_baseline", "masked_is", "multi_reward_advantage", "off_policy_sequence_mask",
+    "overlong_penalty", "passk_advantage", "reinforce", "sequence_clip", "soft_gate", "top_entropy_mask",
+    "top_fraction_mask", "truncated_is", "truncated_mask", "zero_variance_groups",
+]

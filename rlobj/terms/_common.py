@@ -1,0 +1,47 @@
+"""Helpers shared by the term families (not public)."""
+
+from torch import Tensor
+
+from rlobj.algebra.state import State
+from rlobj.ops.errors import RlobjInputError, check_group_sizes
+from rlobj.ops.reductions import broadcast_to_tokens, masked_sum
+
+__all__ = ["sequence_rewards", "with_advantages", "require_groups", "check_range"]
+
+
+def sequence_rewards(state: State, by: str) -> Tensor:
+    r"""$r_i$ = outcome reward + the sum of token-level rewards (whichever are present)."""
+    if state.rewards is None and state.token_rewards is None:
+        raise RlobjInputError(
+            f"{by} reads 'rewards', but the state has neither rewards nor token_rewards. "
+            "Pass rewards= (one scalar per sequence)."
+        )
+    total = state.rewards if state.rewards is not None else 0.0
+    if state.token_rewards is not None:
+        total = total + masked_sum(state.token_rewards, state.mask, dim=-1)
+    return total
+
+
+def require_groups(state: State, by: str, minimum: int = 1) -> Tensor:
+    group_ids = state.require("group_ids", by)
+    if minimum > 1:
+        check_group_sizes(group_ids, minimum, by)
+    return group_ids
+
+
+def with_advantages(state: State, per_sequence: Tensor | None = None, per_token: Tensor | None = None) -> State:
+    """Store advantages (per sequence, broadcast to valid tokens; or per token) and their stats."""
+    advantages = per_token if per_token is not None else broadcast_to_tokens(per_sequence, state.mask)
+    valid = advantages[state.mask]
+    stats = {"adv/mean": valid.mean(), "adv/std": valid.std() if valid.numel() > 1 else valid.sum() * 0,
+             "adv/max": valid.max(), "adv/min": valid.min()} if valid.numel() else {}
+    return state.update(advantages=advantages.detach()).add_metrics(**stats)
+
+
+def check_range(term: str, name: str, value: float, low: float | None = None, high: float | None = None,
+                low_open: bool = False) -> None:
+    """Raise a build-time error when a hyperparameter is out of its valid range."""
+    if low is not None and (value < low or (low_open and value == low)):
+        raise RlobjInputError(f"{term}.{name}: expected {'>' if low_open else '>='} {low}, got {value}")
+    if high is not None and value > high:
+        raise RlobjInputError(f"{term}.{name}: expected <= {high}, got {value}")

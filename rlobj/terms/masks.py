@@ -1,0 +1,170 @@
+r"""Token masks on the policy part: truncated completions, high-entropy tokens, off-policy sequences.
+
+A mask term narrows the mask of the ``"policy"`` loss part (other parts, such as KL or
+entropy penalties, keep the response mask). Whether masked tokens stay in the normaliser is
+each term's documented choice.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from rlobj.algebra.state import LossPart, State
+from rlobj.algebra.term import Term
+from rlobj.ops.errors import RlobjInputError, check_shape
+from rlobj.ops.reductions import masked_mean
+from rlobj.terms._common import check_range
+
+__all__ = ["truncated_mask", "top_entropy_mask", "top_fraction_mask", "off_policy_sequence_mask"]
+
+
+class _PolicyMask(Term):
+    writes: ClassVar[tuple[str, ...]] = ("part:policy",)
+
+
+@dataclass(frozen=True)
+class truncated_mask(_PolicyMask):
+    r"""Drop completions that hit the length limit without finishing (DAPO overlong filtering).
+
+    $m_{i,t} \leftarrow m_{i,t}\,\mathbb 1[\lnot\,\text{truncated}_i]$ on the policy part; the
+    truncated tokens stay in the normaliser (``"global"``), as verl's masking does. Yu et al.,
+    DAPO, arXiv 2503.14476, Sec. 3.4 ("overlong filtering"). Reads ``extras["truncated"]``
+    (``" batch"`` bool), which the rollout engines provide.
+    """
+
+    reads: ClassVar[tuple[str, ...]] = ("part:policy", "extras:truncated")
+
+    def __call__(self, state: State) -> State:
+        policy = state.require_part("policy", "truncated_mask")
+        truncated = state.require("extras:truncated", "truncated_mask")
+        check_shape("extras['truncated']", truncated, (state.batch_size,), "batch")
+        keep = ~truncated.bool()[:, None]
+        return state.add_part("policy", LossPart(policy.values, policy.mask & keep, policy.normalize)).add_metrics(
+            **{"mask/truncated_frac": truncated.float().mean()}
+        )
+
+
+def top_fraction_mask(scores: Tensor, mask: Tensor, rho: float, scope: str = "batch") -> Tensor:
+    r"""Select the $k = \max(1, \lceil \rho N\rceil)$ highest-scoring valid tokens.
+
+    ``scope="batch"``: $N$ = valid tokens of the whole tensor (gathered over data-parallel
+    ranks when ``torch.distributed`` is initialised, so the threshold is global);
+    ``scope="sequence"``: per row, $N = |y_i|$ (rows without tokens select nothing).
+    Ties are broken by position (earlier flat index first, a stable descending sort), so the
+    count is exact. Returns a bool mask, a subset of ``mask``.
+    """
+    if scope not in ("batch", "sequence"):
+        raise RlobjInputError(f"top_fraction_mask.scope: expected 'batch' or 'sequence', got {scope!r}")
+    if not 0.0 < rho <= 1.0:
+        raise RlobjInputError(f"top_fraction_mask.rho: expected 0 < rho <= 1, got {rho}")
+    scores = scores.detach().float()
+    if scope == "sequence":
+        rows = [top_fraction_mask(scores[i : i + 1], mask[i : i + 1], rho, "batch")
+                if bool(mask[i].any()) else torch.zeros_like(mask[i : i + 1]) for i in range(mask.shape[0])]
+        return torch.cat(rows) if rows else mask.clone()
+    if _distributed():
+        return _global_top_fraction(scores, mask, rho)
+    flat_scores = torch.where(mask, scores, torch.full_like(scores, -torch.inf)).flatten()
+    count = int(mask.sum())
+    k = max(1, math.ceil(rho * count)) if count else 0
+    order = torch.sort(flat_scores, descending=True, stable=True).indices[:k]
+    selected = torch.zeros(flat_scores.numel(), dtype=torch.bool)
+    selected[order] = True
+    return selected.view(mask.shape) & mask
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _global_top_fraction(scores: Tensor, mask: Tensor, rho: float) -> Tensor:
+    """Threshold from the scores of every rank: select scores >= the global k-th largest."""
+    world = torch.distributed.get_world_size()
+    local = scores[mask]
+    sizes = [torch.zeros(1, dtype=torch.long) for _ in range(world)]
+    torch.distributed.all_gather(sizes, torch.tensor([local.numel()]))
+    longest = int(max(s.item() for s in sizes))
+    padded = torch.full((longest,), -torch.inf)
+    padded[: local.numel()] = local
+    gathered = [torch.empty(longest) for _ in range(world)]
+    torch.distributed.all_gather(gathered, padded)
+    everything = torch.cat([g[: int(s)] for g, s in zip(gathered, sizes, strict=True)])
+    if everything.numel() == 0:
+        return torch.zeros_like(mask)
+    k = max(1, math.ceil(rho * everything.numel()))
+    threshold = torch.topk(everything, k).values[-1]
+    return mask & (scores >= threshold)
+
+
+@dataclass(frozen=True)
+class top_entropy_mask(_PolicyMask):
+    r"""Train the policy only on the highest-entropy ("forking") tokens.
+
+    $m^\text{pg}_{i,t} = m_{i,t}\,\mathbb 1[H_{i,t} \text{ among the top } \lceil\rho N\rceil]$,
+    with $H$ the full-vocab entropy of the current policy (no gradient through the choice).
+    Wang et al., "Beyond the 80/20 Rule", arXiv 2506.01939, Sec. 4; reference $\rho = 0.2$,
+    selection per micro-batch, count $\max(1, \lceil\rho N\rceil)$.
+
+    Args:
+        rho: fraction of valid tokens kept.
+        scope: ``"batch"`` (the tokens this call sees: one micro-batch; global across
+            data-parallel ranks when distributed, as the paper's batch), ``"sequence"``
+            (per response).
+        normalize: ``"selected"`` (reference code: the policy loss is averaged over the
+            selected tokens only, locally, ~$1/\rho$ larger) or ``"all"`` (the paper's
+            formula: selected tokens over the response-token normaliser).
+    """
+
+    reads: ClassVar[tuple[str, ...]] = ("part:policy", "entropy", "mask")
+    rho: float = 0.2
+    scope: str = "batch"
+    normalize: str = "selected"
+
+    def __post_init__(self):
+        check_range("top_entropy_mask", "rho", self.rho, low=0.0, high=1.0, low_open=True)
+        if self.scope not in ("batch", "sequence"):
+            raise RlobjInputError(f"top_entropy_mask.scope: expected 'batch' or 'sequence', got {self.scope!r}")
+        if self.normalize not in ("selected", "all"):
+            raise RlobjInputError(f"top_entropy_mask.normalize: expected 'selected' or 'all', got {self.normalize!r}")
+
+    def __call__(self, state: State) -> State:
+        policy = state.require_part("policy", "top_entropy_mask")
+        entropy = state.token_entropy()
+        selected = top_fraction_mask(entropy, state.mask, self.rho, self.scope)
+        normalize = "own" if self.normalize == "selected" else policy.normalize
+        part = LossPart(policy.values, policy.mask & selected, normalize)
+        return state.add_part("policy", part).add_metrics(**{
+            "mask/top_entropy_frac": masked_mean(selected.float(), state.mask),
+            "entropy/selected_min": entropy.detach()[selected].min() if bool(selected.any()) else torch.zeros(()),
+        })
+
+
+@dataclass(frozen=True)
+class off_policy_sequence_mask(_PolicyMask):
+    r"""Drop negative-advantage sequences that drifted too far off-policy.
+
+    $m_{i,t} \leftarrow 0$ for sequence $i$ when $\bar A_i < 0$ and
+    $\frac{1}{|y_i|}\sum_t \big(\log\pi_\text{behav}(y_{i,t}) - \log\pi_\theta(y_{i,t})\big) > \delta$,
+    where $\pi_\text{behav}$ is the sampler (``extras["logp_rollout"]`` when present, else
+    ``logp_old``). DeepSeek-AI, DeepSeek-V3.2 report (arXiv 2512.02556, "Off-Policy
+    Sequence Masking"); $\delta$ is deployment-specific (default 0.5 here). The mean
+    log-ratio is a sampled estimate of $\mathrm{KL}(\pi_\text{behav}\Vert\pi_\theta)$.
+    """
+
+    reads: ClassVar[tuple[str, ...]] = ("part:policy", "logp", "logp_old", "advantages", "mask")
+    threshold: float = 0.5
+
+    def __call__(self, state: State) -> State:
+        policy = state.require_part("policy", "off_policy_sequence_mask")
+        advantages = state.require("advantages", "off_policy_sequence_mask")
+        behaviour = state.extras.get("logp_rollout")
+        if behaviour is None:
+            behaviour = state.require("logp_old", "off_policy_sequence_mask")
+        drift = masked_mean(behaviour - state.logp.detach(), state.mask, dim=-1)
+        negative = masked_mean(advantages, state.mask, dim=-1) < 0
+        drop = negative & (drift > self.threshold)
+        part = LossPart(policy.values, policy.mask & ~drop[:, None], policy.normalize)
+        return state.add_part("policy", part).add_metrics(**{"mask/off_policy_seq_frac": drop.float().mean()})
