@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite. Sets up .venv by itself on a fresh machine.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh || exit 1
+export HF_HUB_OFFLINE=1 RLOBJ_TYPECHECK=1 PYTHONHASHSEED=0
+status=0
+
+step() {  # step NAME COMMAND...: run one step, remember failure; pytest's 5 (no tests) is a failure
+  local name=$1; shift
+  echo "=== $name"
+  "$@"
+  local rc=$?
+  if [ $rc -ne 0 ]; then
+    echo "=== $name FAILED (exit $rc)"
+    status=1
+  fi
+}
+
+step "unit and property tests, doctests" .venv/bin/python -m pytest tests rlobj -p no:cacheprovider
+step "lint" .venv/bin/ruff check rlobj tests examples benchmarks
+if [ -f mkdocs.yml ]; then
+  step "docs build (strict)" .venv/bin/mkdocs build --strict --quiet --site-dir build/site
+fi
+if [ -f scripts/test_vllm.sh ] && [ "${RLOBJ_SKIP_VLLM:-0}" != "1" ]; then
+  step "real vLLM (CPU build)" bash scripts/test_vllm.sh
+fi
+exit $status
