@@ -101,10 +101,24 @@ def group_count(group_ids: Int[Tensor, " batch"]) -> Float[Tensor, " batch"]:
     return group_sum(torch.ones(group_ids.shape, device=group_ids.device), group_ids)
 
 
+def _group_reference(values: Tensor, group_ids: Tensor) -> Tensor:
+    """Each group's largest value, per sequence (no gradient): the shift for exact group means."""
+    index, n_groups = group_index(group_ids)
+    init = torch.zeros(n_groups, dtype=values.dtype, device=values.device)
+    return init.scatter_reduce(0, index, values.detach(), "amax", include_self=False)[index]
+
+
 @typechecked
 def group_mean(values: Float[Tensor, " batch"], group_ids: Int[Tensor, " batch"]) -> Tensor:
-    r"""$\mathrm{mean}_g(v) = \frac{1}{|g|}\sum_{j\in g} v_j$, returned per sequence."""
-    return group_sum(values, group_ids) / group_count(group_ids).to(values.dtype)
+    r"""$\mathrm{mean}_g(v) = \frac{1}{|g|}\sum_{j\in g} v_j$, returned per sequence.
+
+    Computed as $c_g + \mathrm{mean}_g(v - c_g)$ with $c_g = \max_g v$, so a group of equal
+    values has exactly that value as its mean (a plain sum / count is off by an ulp for, e.g.,
+    seven rewards of 0.7 in float32, which z-scoring then blows up to a non-zero advantage).
+    """
+    reference = _group_reference(values, group_ids)
+    count = group_count(group_ids).to(values.dtype)
+    return reference + group_sum(values - reference, group_ids) / count
 
 
 @typechecked
@@ -127,9 +141,16 @@ def group_std(
 def leave_one_out_mean(
     values: Float[Tensor, " batch"], group_ids: Int[Tensor, " batch"]
 ) -> Float[Tensor, " batch"]:
-    r"""$\frac{1}{|g|-1}\sum_{j \in g, j \ne i} v_j$ (RLOO baseline); needs groups of 2 or more."""
+    r"""$\frac{1}{|g|-1}\sum_{j \in g, j \ne i} v_j$ (RLOO baseline); needs groups of 2 or more.
+
+    Singleton groups get 0 (an empty sum). Shifted by the group maximum like :func:`group_mean`,
+    so an all-equal group returns exactly its value.
+    """
     count = group_count(group_ids).to(values.dtype)
-    return (group_sum(values, group_ids) - values) / (count - 1).clamp(min=1)
+    reference = _group_reference(values, group_ids)  # shift: exact for all-equal groups
+    shifted = values - reference
+    others = reference + (group_sum(shifted, group_ids) - shifted) / (count - 1).clamp(min=1)
+    return torch.where(count > 1, others, torch.zeros((), dtype=values.dtype, device=values.device))
 
 
 @typechecked

@@ -15,7 +15,7 @@ import torch
 
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
-from rlobj.ops.errors import RlobjInputError, check_shape
+from rlobj.ops.errors import RlobjInputError, check_finite, check_shape
 from rlobj.ops.reductions import (
     broadcast_to_tokens,
     group_count,
@@ -85,7 +85,8 @@ class group_zscore(_AdvantageTerm):
         unbiased: Bessel-corrected std ($n-1$), as ``torch.std`` in verl, TRL and OpenRLHF.
             ``False`` gives the population std.
         singleton: what a group of one response does. ``"error"`` (default) refuses it;
-            ``"verl"`` follows verl (mean 0, std 1, so $A_i = r_i$); ``"zero"`` gives $A_i=0$.
+            ``"verl"`` follows verl (mean 0, std 1, so $A_i = r_i/(1+\varepsilon)$); ``"zero"``
+            gives $A_i=0$. ``"error"`` refuses singletons whatever ``unbiased`` is.
 
     Warning:
         With all-equal rewards in a group the std is 0 and $A=0$ (not NaN) for every eps > 0.
@@ -104,13 +105,13 @@ class group_zscore(_AdvantageTerm):
 
     def __call__(self, state: State) -> State:
         rewards = sequence_rewards(state, "group_zscore")
-        minimum = 2 if (self.singleton == "error" and self.unbiased) else 1
+        minimum = 2 if self.singleton == "error" else 1
         group_ids = require_groups(state, "group_zscore", minimum)
         mean, std = group_mean(rewards, group_ids), group_std(rewards, group_ids, self.unbiased)
         advantages = (rewards - mean) / (std + self.eps)
         alone = group_count(group_ids) == 1
         if bool(alone.any()):
-            fallback = rewards if self.singleton == "verl" else torch.zeros_like(rewards)
+            fallback = rewards / (1.0 + self.eps) if self.singleton == "verl" else torch.zeros_like(rewards)
             advantages = torch.where(alone, fallback, advantages)
         return with_advantages(state, advantages)
 
@@ -126,10 +127,13 @@ class group_mean_batch_std(_AdvantageTerm):
 
     eps: float = 1e-6
 
+    def __post_init__(self):
+        check_range("group_mean_batch_std", "eps", self.eps, low=0.0)
+
     def __call__(self, state: State) -> State:
         rewards = sequence_rewards(state, "group_mean_batch_std")
         group_ids = require_groups(state, "group_mean_batch_std")
-        std = rewards.std() if rewards.numel() > 1 else torch.zeros(())
+        std = rewards.std() if rewards.numel() > 1 else rewards.new_zeros(())
         return with_advantages(state, (rewards - group_mean(rewards, group_ids)) / (std + self.eps))
 
 
@@ -151,18 +155,18 @@ class leave_one_out(_AdvantageTerm):
 def _whiten(values, mask, eps):
     mean = masked_mean(values, mask)
     var = masked_var(values, mask, unbiased=False)
-    return torch.where(mask, (values - mean) * torch.rsqrt(var + eps), torch.zeros(()))
+    return torch.where(mask, (values - mean) * torch.rsqrt(var + eps), values.new_zeros(()))
 
 
 def _token_returns(state: State, by: str, gamma: float):
     """Outcome reward placed on the last valid token plus token rewards, summed to go."""
     mask = state.mask
-    rewards = torch.zeros(mask.shape, dtype=state.logp.dtype)
+    rewards = torch.zeros(mask.shape, dtype=state.logp.dtype, device=mask.device)
     if state.token_rewards is not None:
         rewards = rewards + state.token_rewards
     if state.rewards is not None:
         last = (mask.cumsum(-1) == mask.sum(-1, keepdim=True)) & mask
-        rewards = rewards + torch.where(last, state.rewards[:, None], torch.zeros(()))
+        rewards = rewards + torch.where(last, state.rewards[:, None], state.rewards.new_zeros(()))
     elif state.token_rewards is None:
         sequence_rewards(state, by)  # raises the missing-rewards error
     return returns_to_go(rewards, mask, gamma)
@@ -182,6 +186,10 @@ class batch_whiten(_AdvantageTerm):
     gamma: float = 1.0
     eps: float = 1e-8
 
+    def __post_init__(self):
+        check_range("batch_whiten", "gamma", self.gamma, low=0.0, high=1.0)
+        check_range("batch_whiten", "eps", self.eps, low=0.0)
+
     def __call__(self, state: State) -> State:
         returns = _token_returns(state, "batch_whiten", self.gamma)
         return with_advantages(state, per_token=_whiten(returns, state.mask, self.eps))
@@ -197,6 +205,9 @@ class group_baseline_whiten(_AdvantageTerm):
     """
 
     eps: float = 1e-8
+
+    def __post_init__(self):
+        check_range("group_baseline_whiten", "eps", self.eps, low=0.0)
 
     def __call__(self, state: State) -> State:
         rewards = sequence_rewards(state, "group_baseline_whiten")
@@ -218,8 +229,11 @@ class length_weighted_baseline(_AdvantageTerm):
         rewards = sequence_rewards(state, "length_weighted_baseline")
         group_ids = require_groups(state, "length_weighted_baseline")
         lengths = sequence_lengths(state.mask).to(rewards.dtype)
-        baseline = group_sum(lengths * rewards, group_ids) / group_sum(lengths, group_ids).clamp(min=1)
-        return with_advantages(state, rewards - baseline)
+        # r_i - b_g written around the (exact) group mean m_g: (r_i - m_g) - sum l_j (r_j - m_g) / sum l_j,
+        # so an all-equal group gives exactly 0.
+        centred = rewards - group_mean(rewards, group_ids)
+        offset = group_sum(lengths * centred, group_ids) / group_sum(lengths, group_ids).clamp(min=1)
+        return with_advantages(state, centred - offset)
 
 
 @dataclass(frozen=True)
@@ -233,6 +247,9 @@ class gpg_scale(_AdvantageTerm):
     """
 
     norm: float = 1.0
+
+    def __post_init__(self):
+        check_range("gpg_scale", "norm", self.norm, low=0.0, low_open=True)
 
     def __call__(self, state: State) -> State:
         rewards = sequence_rewards(state, "gpg_scale")
@@ -265,8 +282,13 @@ class passk_advantage(_AdvantageTerm):
 
     def __call__(self, state: State) -> State:
         rewards = sequence_rewards(state, "passk_advantage")
-        if not bool(((rewards == 0) | (rewards == 1)).all()):
-            raise RlobjInputError("rewards: passk_advantage needs binary rewards (0 or 1)")
+        binary = (rewards == 0) | (rewards == 1)
+        if not bool(binary.all()):
+            bad = rewards[~binary]
+            raise RlobjInputError(
+                f"rewards: passk_advantage needs binary rewards (expected 0 or 1), got "
+                f"{bad[:5].tolist()} ({int(bad.numel())} non-binary values)"
+            )
         group_ids = require_groups(state, "passk_advantage", minimum=self.k)
         n = group_count(group_ids)
         c = group_sum(rewards, group_ids)
@@ -310,12 +332,20 @@ class multi_reward_advantage(_AdvantageTerm):
     def __post_init__(self):
         if self.mode not in ("decoupled", "summed"):
             raise RlobjInputError(f"multi_reward_advantage.mode: expected 'decoupled' or 'summed', got {self.mode!r}")
+        if len(self.weights) == 0 or not all(math.isfinite(float(w)) for w in self.weights):
+            raise RlobjInputError(
+                f"multi_reward_advantage.weights: expected one or more finite numbers, got {self.weights!r}"
+            )
+        check_range("multi_reward_advantage", "eps", self.eps, low=0.0)
 
     def __call__(self, state: State) -> State:
         components = state.require("extras:reward_components", "multi_reward_advantage")
         check_shape("extras['reward_components']", components, (state.batch_size, len(self.weights)), "batch k")
+        if not components.is_floating_point():  # int/bool 0-1 components: do not truncate the weights
+            components = components.to(state.logp.dtype)
+        check_finite("extras['reward_components']", components)
         group_ids = require_groups(state, "multi_reward_advantage", minimum=2)
-        weights = torch.tensor(self.weights, dtype=components.dtype)
+        weights = torch.tensor(self.weights, dtype=components.dtype, device=components.device)
 
         def zscore(values):
             return (values - group_mean(values, group_ids)) / (group_std(values, group_ids) + self.eps)
@@ -323,5 +353,5 @@ class multi_reward_advantage(_AdvantageTerm):
         if self.mode == "summed":
             return with_advantages(state, zscore(components @ weights))
         combined = sum(w * zscore(components[:, k]) for k, w in enumerate(weights))
-        std = combined.std() if combined.numel() > 1 else torch.zeros(())
+        std = combined.std() if combined.numel() > 1 else combined.new_zeros(())
         return with_advantages(state, (combined - combined.mean()) / (std + self.eps))

@@ -53,6 +53,7 @@ class overlong_penalty(_RewardTerm):
 
     def __post_init__(self):
         check_range("overlong_penalty", "buffer", self.buffer, low=0, low_open=True)
+        check_range("overlong_penalty", "factor", self.factor, low=0.0)
         if self.buffer > self.max_length:
             raise RlobjInputError(
                 f"overlong_penalty: buffer {self.buffer} must be <= max_length {self.max_length}"
