@@ -16,7 +16,9 @@ normalizer is given):
 
 Because each mode is a sum over sequences divided by a global count, the loss of a batch
 split into micro-batches (and ranks) and accumulated equals the loss of the whole batch.
-A part with ``normalize="own"`` uses the counts of its own mask, locally.
+A part with ``normalize="own"`` uses the counts of its own mask, locally. Each part is
+multiplied by ``Normalizer.ranks`` (the data-parallel world size) because data-parallel
+training averages gradients over ranks.
 """
 
 from dataclasses import dataclass
@@ -149,13 +151,21 @@ def aggregate(state: State) -> tuple[Tensor, dict[str, Tensor]]:
             "the objective produced no loss part: add a surrogate (e.g. clip_ratio()) or a penalty"
         )
     global_counts = state.normalizer or Normalizer.from_masks([state.mask], all_reduce=False)
+    dropped = state.extras.get("dropped")
+    everything_dropped = dropped is not None and bool((dropped | state.mask.any(-1)).all())
+    if global_counts.tokens <= 0 and not everything_dropped \
+            and all(p.normalize == "global" for p in state.parts.values()):
+        raise RlobjInputError(
+            "mask: the batch has no valid token (every row of the mask is False), so the loss "
+            "would be an average over nothing"
+        )
     total = None
     per_part = {}
     for name, part in state.parts.items():
         counts = global_counts
         if part.normalize == "own":
             counts = Normalizer(tokens=float(part.mask.sum()), seqs=float(part.mask.any(-1).sum()))
-        value = mode.reduce(part, state.mask, counts)
+        value = mode.reduce(part, state.mask, counts) * counts.ranks
         per_part[name] = value
         total = value if total is None else total + value
     return total, per_part

@@ -60,21 +60,27 @@ class Normalizer:
 
     tokens: float
     seqs: float
+    ranks: int = 1
 
     @staticmethod
     def from_masks(masks, all_reduce: bool = True) -> "Normalizer":
         """Count tokens and non-empty sequences over micro-batch masks, summed over ranks.
 
         When ``torch.distributed`` is initialised and ``all_reduce`` is True the counts are
-        summed across all data-parallel ranks, so every rank divides by the same number.
+        summed across all data-parallel ranks, so every rank divides by the same number, and
+        ``ranks`` is the world size: data-parallel training *averages* gradients over ranks,
+        so each rank's loss is multiplied by ``ranks`` to make that average equal the
+        gradient of the whole global batch.
         """
         tokens = sum(float(m.sum()) for m in masks)
         seqs = sum(float(m.any(dim=-1).sum()) for m in masks)
+        ranks = 1
         if all_reduce and torch.distributed.is_available() and torch.distributed.is_initialized():
             counts = torch.tensor([tokens, seqs], dtype=torch.float64)
             torch.distributed.all_reduce(counts)
             tokens, seqs = float(counts[0]), float(counts[1])
-        return Normalizer(tokens=tokens, seqs=seqs)
+            ranks = torch.distributed.get_world_size()
+        return Normalizer(tokens=tokens, seqs=seqs, ranks=ranks)
 
 
 @dataclass(frozen=True, eq=False)

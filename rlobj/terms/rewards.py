@@ -132,7 +132,7 @@ class drop_zero_variance_groups(Term):
     The in-objective half of DAPO's dynamic sampling (arXiv 2503.14476, Eq. 11: keep groups
     with $0 < |\{o_i \text{ correct}\}| < G$); refilling the batch with fresh groups is the
     sampler's job (``rlobj.rollout``). The rows' masks become all False, so they count neither
-    as tokens nor as sequences. Reports the dropped fraction as ``groups/zero_variance_frac``.
+    as tokens nor as sequences; ``extras["dropped"]`` records them. Reports the dropped fraction as ``groups/zero_variance_frac``.
     """
 
     stage: ClassVar[str] = "batch"
@@ -144,6 +144,7 @@ class drop_zero_variance_groups(Term):
         group_ids = require_groups(state, "drop_zero_variance_groups")
         flat = zero_variance_groups(rewards, group_ids)
         mask = state.mask & ~flat[:, None]
-        return state.update(mask=mask).add_metrics(**{"groups/zero_variance_frac": flat.float().mean()})
+        dropped = flat | state.extras.get("dropped", torch.zeros_like(flat))
+        return state.update(mask=mask, extras={**state.extras, "dropped": dropped}).add_metrics(**{"groups/zero_variance_frac": flat.float().mean()})
 
 

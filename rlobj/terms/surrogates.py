@@ -16,7 +16,7 @@ from torch import Tensor
 
 from rlobj.algebra.state import LossPart, State
 from rlobj.algebra.term import Term
-from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.errors import RlobjInputError, check_nonempty_rows, check_shape
 from rlobj.ops.reductions import broadcast_to_tokens, masked_mean, masked_sum, sequence_lengths
 from rlobj.terms._common import check_range
 
@@ -42,6 +42,13 @@ class _Surrogate(Term):
 def _log_ratio(state: State, by: str, clamp: float) -> Tensor:
     logp_old = state.require("logp_old", by)
     return torch.clamp(state.logp - logp_old, -clamp, clamp)
+
+
+def _check_rows(state: State, needed_by: str) -> None:
+    """Sequence-level ratios need tokens in every row, except rows a term dropped on purpose."""
+    dropped = state.extras.get("dropped")
+    mask = state.mask if dropped is None else state.mask | dropped[:, None]
+    check_nonempty_rows("mask", mask, needed_by)
 
 
 def _ppo_loss(ratio: Tensor, advantages: Tensor, eps_low: float, eps_high: float,
@@ -117,6 +124,7 @@ class clip_ratio(_Surrogate):
     def __post_init__(self):
         check_range("clip_ratio", "eps_low", self.eps_low, low=0.0, high=1.0)
         check_range("clip_ratio", "eps_high", self.eps_high, low=0.0)
+        check_range("clip_ratio", "log_ratio_clamp", self.log_ratio_clamp, low=0.0, low_open=True)
         if self.dual_clip is not None:
             check_range("clip_ratio", "dual_clip", self.dual_clip, low=1.0, low_open=True)
 
@@ -135,7 +143,9 @@ class delta_clip(_Surrogate):
 
     Prime Intellect, INTELLECT-2 report, arXiv 2505.07291, Sec. 3.3 ($\delta = 4$). For
     $A \ge 0$ the cap never binds, and for $A<0$ the result equals the dual clip with
-    $c = \delta$ (a tested identity); it is kept under the paper's name.
+    $c = \delta$ (a tested identity); it is kept under the paper's name. Both statements need
+    $\delta \ge 1+\varepsilon_\text{high}$ (a smaller cap would also bind for $A>0$ inside the
+    trust region), so a smaller ``delta`` is refused.
     """
 
     delta: float = 4.0
@@ -144,13 +154,16 @@ class delta_clip(_Surrogate):
     log_ratio_clamp: float = 20.0
 
     def __post_init__(self):
-        check_range("delta_clip", "delta", self.delta, low=1.0, low_open=True)
+        check_range("delta_clip", "eps_low", self.eps_low, low=0.0, high=1.0)
+        check_range("delta_clip", "eps_high", self.eps_high, low=0.0)
+        check_range("delta_clip", "delta", self.delta, low=1.0 + self.eps_high)
+        check_range("delta_clip", "log_ratio_clamp", self.log_ratio_clamp, low=0.0, low_open=True)
 
     def __call__(self, state: State) -> State:
         advantages = state.require("advantages", "delta_clip")
         log_ratio = _log_ratio(state, "delta_clip", self.log_ratio_clamp)
         ratio = log_ratio.exp()
-        capped = -torch.minimum(torch.minimum(ratio, torch.tensor(self.delta)) * advantages,
+        capped = -torch.minimum(torch.clamp(ratio, max=self.delta) * advantages,
                                 torch.clamp(ratio, 1 - self.eps_low, 1 + self.eps_high) * advantages)
         clipped = capped.detach() != (-advantages * ratio).detach()
         return _policy(state, capped, **_ratio_metrics(state, log_ratio, clipped))
@@ -175,9 +188,15 @@ class sequence_clip(_Surrogate):
     token_level: bool = False
     log_ratio_clamp: float = 10.0
 
+    def __post_init__(self):
+        check_range("sequence_clip", "eps_low", self.eps_low, low=0.0, high=1.0)
+        check_range("sequence_clip", "eps_high", self.eps_high, low=0.0)
+        check_range("sequence_clip", "log_ratio_clamp", self.log_ratio_clamp, low=0.0, low_open=True)
+
     def __call__(self, state: State) -> State:
         advantages = state.require("advantages", "sequence_clip")
         logp_old = state.require("logp_old", "sequence_clip")
+        _check_rows(state, "sequence_clip (a sequence-level ratio)")
         mean_log_ratio = masked_mean(state.logp - logp_old, state.mask, dim=-1)
         mean_log_ratio = torch.clamp(mean_log_ratio, max=self.log_ratio_clamp)
         tokens = broadcast_to_tokens(mean_log_ratio, state.mask)
@@ -203,8 +222,12 @@ class geometric_clip(_Surrogate):
 
     eps: float = 0.4
 
+    def __post_init__(self):
+        check_range("geometric_clip", "eps", self.eps, low=0.0, low_open=True)
+
     def __call__(self, state: State) -> State:
         advantages = state.require("advantages", "geometric_clip")
+        _check_rows(state, "geometric_clip (a per-sequence geometric mean)")
         log_ratio = _log_ratio(state, "geometric_clip", 20.0)
         seq_adv = masked_mean(advantages, state.mask, dim=-1)
         sign = torch.sign(seq_adv)[:, None]
@@ -230,6 +253,10 @@ class clipped_weight_pg(_Surrogate):
 
     eps_low: float = 1.0
     eps_high: float = 0.28
+
+    def __post_init__(self):
+        check_range("clipped_weight_pg", "eps_low", self.eps_low, low=0.0, high=1.0)
+        check_range("clipped_weight_pg", "eps_high", self.eps_high, low=0.0)
 
     def __call__(self, state: State) -> State:
         advantages = state.require("advantages", "clipped_weight_pg")
@@ -262,12 +289,25 @@ class soft_gate(_Surrogate):
     def __call__(self, state: State) -> State:
         advantages = state.require("advantages", "soft_gate")
         log_ratio = _log_ratio(state, "soft_gate", 20.0)
-        tau = torch.where(advantages > 0, torch.tensor(self.tau_pos), torch.tensor(self.tau_neg))
+        dtype = log_ratio.dtype
+        tau = torch.where(advantages > 0, torch.tensor(self.tau_pos, dtype=dtype),
+                          torch.tensor(self.tau_neg, dtype=dtype))
         gate = torch.sigmoid(tau * (log_ratio.exp() - 1)) * 4 / tau
         return _policy(state, -advantages * gate, **_ratio_metrics(state, log_ratio))
 
 
 # --------------------------------------------------------------------------- IS corrections
+def _check_level(term: str, level: str) -> None:
+    if level not in ("token", "sequence"):
+        raise RlobjInputError(f"{term}.level: expected 'token' or 'sequence', got {level!r}")
+
+
+def _check_bounds(term: str, low: float, high: float) -> None:
+    check_range(term, "low", low, low=0.0)
+    if not high >= low:
+        raise RlobjInputError(f"{term}: expected low <= high, got low={low}, high={high}")
+
+
 class _Correction(Term):
     reads: ClassVar[tuple[str, ...]] = ("part:policy", "logp_old", "extras:logp_rollout", "mask")
     writes: ClassVar[tuple[str, ...]] = ("part:policy",)
@@ -278,7 +318,10 @@ class _Correction(Term):
             raise RlobjInputError(f"{by}.level: expected 'token' or 'sequence', got {level!r}")
         rollout = state.require("extras:logp_rollout", by)
         logp_old = state.require("logp_old", by)
-        log_w = torch.where(state.mask, logp_old - rollout, torch.zeros(()))
+        if not isinstance(rollout, Tensor):
+            raise RlobjInputError(f"extras['logp_rollout']: expected a tensor, got {type(rollout).__name__}")
+        check_shape("extras['logp_rollout']", rollout, tuple(state.mask.shape), "batch seq")
+        log_w = torch.where(state.mask, logp_old - rollout, torch.zeros((), dtype=logp_old.dtype))
         if level == "sequence":
             log_w = broadcast_to_tokens(masked_sum(log_w, state.mask, dim=-1), state.mask)
         return log_w.detach()
@@ -296,6 +339,10 @@ class truncated_is(_Correction):
 
     cap: float = 2.0
     level: str = "token"
+
+    def __post_init__(self):
+        check_range("truncated_is", "cap", self.cap, low=0.0, low_open=True)
+        _check_level("truncated_is", self.level)
 
     def __call__(self, state: State) -> State:
         policy = state.require_part("policy", "truncated_is")
@@ -320,6 +367,10 @@ class masked_is(_Correction):
     high: float = 2.0
     level: str = "token"
 
+    def __post_init__(self):
+        _check_bounds("masked_is", self.low, self.high)
+        _check_level("masked_is", self.level)
+
     def __call__(self, state: State) -> State:
         policy = state.require_part("policy", "masked_is")
         weight = self._log_weights(state, "masked_is", self.level).exp()
@@ -342,6 +393,9 @@ class geometric_is_mask(_Correction):
 
     low: float = 0.5
     high: float = 2.0
+
+    def __post_init__(self):
+        _check_bounds("geometric_is_mask", self.low, self.high)
 
     def __call__(self, state: State) -> State:
         policy = state.require_part("policy", "geometric_is_mask")

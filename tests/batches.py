@@ -1,0 +1,58 @@
+"""Shared test data: random rollout batches (Hypothesis strategies and plain builders)."""
+
+import torch
+from hypothesis import strategies as st
+
+
+def make_batch(group_sizes, lengths, width=None, seed=0, dtype=torch.float32, binary=True):
+    """A complete rollout batch (every field any term reads) with right padding.
+
+    Padding positions hold garbage (large values) so tests notice if they leak.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    batch = sum(group_sizes)
+    width = width or max(max(lengths), 1)
+    mask = torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]
+    vocab_logits = torch.randn(batch, width, 5, generator=generator)
+    logp_old = torch.log_softmax(vocab_logits, -1)[..., 0]
+    logp = (logp_old + 0.3 * torch.randn(batch, width, generator=generator)).clamp(max=-1e-3)
+    logp_ref = (logp_old + 0.2 * torch.randn(batch, width, generator=generator)).clamp(max=-1e-3)
+    logp_rollout = (logp_old + 0.05 * torch.randn(batch, width, generator=generator)).clamp(max=-1e-3)
+    entropy = torch.rand(batch, width, generator=generator) * 2
+    group_ids = torch.repeat_interleave(torch.arange(len(group_sizes)), torch.tensor(group_sizes))
+    if binary:
+        rewards = torch.randint(0, 2, (batch,), generator=generator).float()
+    else:
+        rewards = torch.randn(batch, generator=generator)
+    garbage = torch.full((batch, width), 1e4)
+    fields = dict(
+        logp=torch.where(mask, logp, garbage).to(dtype),
+        logp_old=torch.where(mask, logp_old, garbage).to(dtype),
+        logp_ref=torch.where(mask, logp_ref, garbage).to(dtype),
+        entropy=torch.where(mask, entropy, garbage).to(dtype),
+        mask=mask,
+        rewards=rewards,
+        group_ids=group_ids,
+        extras={
+            "logp_rollout": torch.where(mask, logp_rollout, garbage).to(dtype),
+            "logp_init": torch.where(mask, logp_ref, garbage).to(dtype),
+            "truncated": torch.rand(batch, generator=generator) < 0.2,
+            "reward_components": torch.stack([rewards, torch.rand(batch, generator=generator)], -1),
+        },
+    )
+    return fields
+
+
+@st.composite
+def batches(draw, min_groups=1, max_groups=4, min_group=2, max_group=5, max_len=7, min_len=1):
+    groups = draw(st.lists(st.integers(min_group, max_group), min_size=min_groups, max_size=max_groups))
+    lengths = draw(st.lists(st.integers(min_len, max_len), min_size=sum(groups), max_size=sum(groups)))
+    seed = draw(st.integers(0, 10_000))
+    return make_batch(groups, lengths, seed=seed)
+
+
+def leaf(fields):
+    """Copy of a batch whose logp is a fresh leaf requiring grad."""
+    out = dict(fields)
+    out["logp"] = fields["logp"].detach().clone().requires_grad_(True)
+    return out
