@@ -20,7 +20,7 @@ from rlobj import algebra, presets, terms
 from rlobj.algebra.term import Term, chain
 from rlobj.ops.errors import RlobjInputError
 
-__all__ = ["REGISTRY", "TERM_FACTORIES", "PRESETS", "build_term", "build_objective", "register"]
+__all__ = ["REGISTRY", "TERM_FACTORIES", "PRESETS", "build_term", "build_objective", "register", "to_config"]
 
 #: name -> term class or factory function (called with keyword arguments).
 TERM_FACTORIES: dict[str, Callable[..., Term]] = {}
@@ -69,6 +69,7 @@ def build_term(name: str, **kwargs) -> Term:
     unknown = set(kwargs) - allowed
     if unknown:
         raise RlobjInputError(f"{name}: unknown argument(s) {sorted(unknown)}; expected some of {sorted(allowed)}")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
     try:
         return factory(**kwargs)
     except TypeError as error:
@@ -93,3 +94,20 @@ def build_objective(spec) -> Term:
         else:
             raise RlobjInputError(f"objective[{index}]: expected a term name or {{name: {{args}}}}, got {item!r}")
     return chain(*built)
+
+
+def to_config(term: Term) -> list:
+    """The YAML-ready form of a term or chain: ``[{name: {field: value}}, ...]``.
+
+    ``build_objective(to_config(t)) == t`` for every registered term (a tested round trip).
+    """
+    from rlobj.algebra.term import as_terms
+
+    items = []
+    for primitive in as_terms(term):
+        name = type(primitive).__name__
+        if TERM_FACTORIES.get(name) is not type(primitive):
+            raise RlobjInputError(f"to_config: {name} is not registered; call rlobj.registry.register first")
+        values = {f.name: getattr(primitive, f.name) for f in dataclasses.fields(primitive)}
+        items.append({name: {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}})
+    return items
