@@ -26,7 +26,7 @@ inputs are float64), and the weight gradient is accumulated over chunks in float
 
 import abc
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -255,18 +255,18 @@ class _Query(abc.ABC):
     def _gathers(self) -> list[tuple[int, int]]:
         return []
 
-    def _validate(self, view: "VocabView") -> None:
-        pass
+    def _validate(self, view: "VocabView") -> None:  # noqa: B027 (optional hook)
+        """Raise :class:`RlobjInputError` for bad arguments (default: nothing to check)."""
 
-    def _accumulate(self, blk, src, data, gath, acc) -> None:
-        pass
+    def _accumulate(self, blk, src, data, gath, acc) -> None:  # noqa: B027 (optional hook)
+        """Add this block's contribution to the row sums in ``acc`` (default: none needed)."""
 
     @abc.abstractmethod
     def _finalize(self, stats, src, data, gath, acc) -> tuple[Tensor, dict]:
         """Per-row result ``[c]`` and the per-row tensors backward needs."""
 
-    def _backward(self, blk, src, data, gath, saved, g, grads) -> None:
-        pass
+    def _backward(self, blk, src, data, gath, saved, g, grads) -> None:  # noqa: B027
+        """Add ``g * d(out)/dz`` of this block to the collectors in ``grads`` (default: none)."""
 
 
 def _add_acc(acc: dict, key: str, value: Tensor) -> None:
@@ -871,7 +871,7 @@ class _Plan:
         cdt, dev = self.compute_dtype, self.device
         grads = [None] * len(tensors)
         source_needs = []
-        for s, source in enumerate(self.sources):
+        for source in self.sources:
             need = False
             for slot in source.slots:
                 if needs[slot]:
@@ -927,7 +927,7 @@ class _Plan:
                 del blk, z, collectors
             for s, buffer in dhidden.items():
                 grads[self.sources[s].slots[0]][r0:r1] = buffer
-        for s, source in enumerate(self.sources):
+        for source in self.sources:
             for slot in source.slots:
                 if grads[slot] is not None and grads[slot].dtype != tensors[slot].dtype:
                     grads[slot] = grads[slot].to(tensors[slot].dtype)
@@ -939,11 +939,11 @@ class _VocabFunction(torch.autograd.Function):
     def forward(ctx, plan, *tensors):
         results, lse_cat, saved_cat = plan.forward(tensors)
         keys = [sorted(d) for d in saved_cat]
-        flat_saved = [d[k] for d, ks in zip(saved_cat, keys) for k in ks]
+        flat_saved = [d[k] for d, ks in zip(saved_cat, keys, strict=True) for k in ks]
         ctx.plan, ctx.keys, ctx.n_inputs = plan, keys, len(tensors)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(*tensors, *lse_cat, *flat_saved)
-        for q, r in zip(plan.queries, results):
+        for q, r in zip(plan.queries, results, strict=True):
             if not q.differentiable:
                 ctx.mark_non_differentiable(r)
         return tuple(results)
@@ -1271,8 +1271,8 @@ class VocabView:
             data_slots.append(slots)
 
         # tokens must be valid vocabulary ids where they are used
-        for q, slots in zip(queries, data_slots):
-            for role, slot in q._gathers():
+        for q, slots in zip(queries, data_slots, strict=True):
+            for _, slot in q._gathers():
                 ids = tensors[slots[slot]]
                 if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size):
                     name = "tokens" if not isinstance(q, KL) else "other.indices"
@@ -1308,7 +1308,7 @@ class VocabView:
         )
         results = _VocabFunction.apply(plan, *tensors)
         outputs = []
-        for q, value in zip(queries, results):
+        for value in results:
             if index is None:
                 outputs.append(value.reshape(batch, seq))
             else:
