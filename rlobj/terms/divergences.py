@@ -24,7 +24,7 @@ from torch import Tensor
 
 from rlobj.algebra.state import LossPart, State
 from rlobj.algebra.term import Term
-from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.errors import RlobjInputError, check_shape
 from rlobj.ops.reductions import masked_mean
 from rlobj.terms._common import check_range
 
@@ -43,7 +43,9 @@ def kl_estimate(logp: Tensor, logp_ref: Tensor, estimator: str = "k3",
     elif estimator == "k2":
         value = k2
     elif estimator == "k3":
-        value = torch.clamp(d.exp() - d - 1, -10.0, 10.0)
+        # expm1(d) - d, not exp(d) - d - 1: the same value, but never negative and not 0 for
+        # small d != 0 in float32 (where exp(d) - 1 cancels catastrophically)
+        value = torch.clamp(torch.expm1(d) - d, -10.0, 10.0)
     elif estimator == "abs":
         value = d.abs()
     else:
@@ -104,6 +106,11 @@ class kl_penalty(Term):
 
     def __call__(self, state: State) -> State:
         target = state.require(self._target(), "kl_penalty")
+        if self.against == "init":
+            if not isinstance(target, Tensor):
+                raise RlobjInputError(f"extras['logp_init']: expected a tensor, got {type(target).__name__}")
+            check_shape("extras['logp_init']", target, tuple(state.mask.shape), "batch seq")
+            target = torch.where(state.mask, target, torch.zeros((), dtype=target.dtype))
         logp = state.logp
         if self.placement == "reward":
             logp = state.logp_old if state.logp_old is not None else state.logp.detach()
