@@ -68,7 +68,10 @@ class token_mean(Aggregation):
     r"""$\sum_{i,t} m_{i,t}\ell_{i,t} / N_\text{tok}$: every token weighs the same.
 
     DAPO's "token-level loss" (Yu et al., arXiv 2503.14476, Eq. 8); verl ``token-mean``,
-    TRL ``loss_type="dapo"`` (TRL's ``"bnpo"`` normalises by the local micro-batch instead).
+    TRL ``loss_type="dapo"``. TRL's ``loss_type="bnpo"`` normalises by the tokens of the local
+    micro-batch only: that is ``token_mean`` run without a global
+    :class:`~rlobj.algebra.state.Normalizer` (``Objective.loss(micro, normalizer=None)``),
+    which breaks the micro-batch law on purpose.
     """
 
     def combine(self, per_sequence, lengths, counts):
@@ -105,22 +108,25 @@ class constant_normalizer(Aggregation):
     ``batch * max_completion_length``).
 
     Warning:
-        verl's ``seq-mean-token-sum-norm`` divides the micro-batch sum by the constant alone,
-        without $1/N_\text{seq}$; the two differ by the number of sequences (a learning-rate
-        scale).
+        verl's ``seq-mean-token-sum-norm`` divides the sum by the constant alone, without
+        $1/N_\text{seq}$ (``per_sequence=False`` reproduces it); the two differ by the number
+        of sequences, a learning-rate scale.
 
     Args:
         max_tokens: the constant $L$, normally the maximum response length.
+        per_sequence: divide by $N_\text{seq} L$ (oat, TRL; default) or by $L$ only (verl).
     """
 
     max_tokens: float = 1024.0
+    per_sequence: bool = True
 
     def __post_init__(self):
         if not self.max_tokens > 0:
             raise RlobjInputError(f"constant_normalizer.max_tokens: expected > 0, got {self.max_tokens}")
 
     def combine(self, per_sequence, lengths, counts):
-        return per_sequence.sum() / (_safe(counts.seqs) * float(self.max_tokens))
+        sequences = _safe(counts.seqs) if self.per_sequence else 1.0
+        return per_sequence.sum() / (sequences * float(self.max_tokens))
 
 
 @dataclass(frozen=True)

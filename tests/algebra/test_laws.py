@@ -294,3 +294,11 @@ def test_chain_replace_swaps_a_term():
     edited = rlobj.grpo.replace(group_zscore, rlobj.group_mean_baseline())
     assert as_terms(edited)[0] == rlobj.group_mean_baseline()
     assert isinstance(edited, Chain) and len(edited) == 3
+
+
+def test_constant_normalizer_verl_form_differs_by_the_number_of_sequences():
+    fields = make_batch([2, 2], [3, 2, 3, 1], seed=2)
+    base = group_zscore() >> clip_ratio()
+    oat = Objective(base >> constant_normalizer(8.0))(**fields).loss
+    verl = Objective(base >> constant_normalizer(8.0, per_sequence=False))(**fields).loss
+    torch.testing.assert_close(verl, oat * 4)
