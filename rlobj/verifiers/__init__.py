@@ -20,6 +20,13 @@ from rlobj.verifiers.format_check import RegexFormat, TagFormat
 from rlobj.verifiers.match import ExactMatch, NumericMatch, normalize_answer, parse_number
 from rlobj.verifiers.math_verifier import MathVerifier, parse_gold
 from rlobj.verifiers.pool import ScoreResult, VerifierPool, score_batch
+from rlobj.verifiers.puzzles import (
+    CountdownVerifier,
+    KnightsKnavesVerifier,
+    evaluate_expression,
+    parse_knights_knaves,
+    solve_countdown,
+)
 from rlobj.verifiers.sandbox import (
     LANGUAGES,
     LanguageConfig,
@@ -35,7 +42,9 @@ __all__ = [
     "LANGUAGES",
     "BoxIoU",
     "CodeExecution",
+    "CountdownVerifier",
     "ExactMatch",
+    "KnightsKnavesVerifier",
     "LanguageConfig",
     "MathVerifier",
     "NumericMatch",
@@ -48,6 +57,7 @@ __all__ = [
     "VerifierPool",
     "WeightedSum",
     "box_iou",
+    "evaluate_expression",
     "extract_answer",
     "extract_code",
     "language_available",
@@ -57,10 +67,12 @@ __all__ = [
     "outputs_match",
     "parse_box",
     "parse_gold",
+    "parse_knights_knaves",
     "parse_number",
     "run_tests",
     "sandbox_capabilities",
     "score_batch",
+    "solve_countdown",
     "tag_content",
     "validate_reward",
 ]
