@@ -71,7 +71,7 @@ def top_fraction_mask(scores: Tensor, mask: Tensor, rho: float, scope: str = "ba
     count = int(mask.sum())
     k = max(1, math.ceil(rho * count)) if count else 0
     order = torch.sort(flat_scores, descending=True, stable=True).indices[:k]
-    selected = torch.zeros(flat_scores.numel(), dtype=torch.bool)
+    selected = torch.zeros(flat_scores.numel(), dtype=torch.bool, device=mask.device)
     selected[order] = True
     return selected.view(mask.shape) & mask
 
@@ -83,13 +83,14 @@ def _distributed() -> bool:
 def _global_top_fraction(scores: Tensor, mask: Tensor, rho: float) -> Tensor:
     """Threshold from the scores of every rank: select scores >= the global k-th largest."""
     world = torch.distributed.get_world_size()
+    device = scores.device  # NCCL gathers CUDA tensors only
     local = scores[mask]
-    sizes = [torch.zeros(1, dtype=torch.long) for _ in range(world)]
-    torch.distributed.all_gather(sizes, torch.tensor([local.numel()]))
+    sizes = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(world)]
+    torch.distributed.all_gather(sizes, torch.tensor([local.numel()], device=device))
     longest = int(max(s.item() for s in sizes))
-    padded = torch.full((longest,), -torch.inf)
+    padded = torch.full((longest,), -torch.inf, dtype=scores.dtype, device=device)
     padded[: local.numel()] = local
-    gathered = [torch.empty(longest) for _ in range(world)]
+    gathered = [torch.empty(longest, dtype=scores.dtype, device=device) for _ in range(world)]
     torch.distributed.all_gather(gathered, padded)
     everything = torch.cat([g[: int(s)] for g, s in zip(gathered, sizes, strict=True)])
     if everything.numel() == 0:
@@ -163,6 +164,8 @@ class off_policy_sequence_mask(_PolicyMask):
         behaviour = state.extras.get("logp_rollout")
         if behaviour is None:
             behaviour = state.require("logp_old", "off_policy_sequence_mask")
+        else:
+            check_shape("extras['logp_rollout']", behaviour, tuple(state.mask.shape), "batch seq")
         drift = masked_mean(behaviour - state.logp.detach(), state.mask, dim=-1)
         negative = masked_mean(advantages, state.mask, dim=-1) < 0
         drop = negative & (drift > self.threshold)
