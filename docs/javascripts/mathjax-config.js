@@ -17,14 +17,16 @@ window.MathJax = {
   svg: { fontCache: "global" },
 };
 
-// Material's document$ observable fires on every page load (and on instant navigation).
+// Material's document$ observable fires on every page load (and on instant navigation):
+// typeset the new content once MathJax has started (the SVG output has no font cache to clear).
 if (typeof document$ !== "undefined") {
   document$.subscribe(() => {
-    if (window.MathJax && MathJax.startup && MathJax.typesetPromise) {
-      MathJax.startup.output.clearCache();
-      MathJax.typesetClear();
-      MathJax.texReset();
-      MathJax.typesetPromise();
+    if (window.MathJax && MathJax.startup && MathJax.startup.promise && MathJax.typesetPromise) {
+      MathJax.startup.promise = MathJax.startup.promise.then(() => {
+        MathJax.typesetClear();
+        MathJax.texReset();
+        return MathJax.typesetPromise();
+      });
     }
   });
 }
