@@ -44,6 +44,11 @@ __all__ = [
 ]
 
 
+def _divide(centred, std, eps):
+    r"""$(x - \mu)/(\sigma + \varepsilon)$, and exactly 0 where $\sigma = 0$ (so ``eps=0`` is safe)."""
+    return torch.where(std > 0, centred / (std + eps), torch.zeros_like(centred))
+
+
 class _AdvantageTerm(Term):
     stage: ClassVar[str] = "batch"
     reads: ClassVar[tuple[str, ...]] = ("rewards", "token_rewards", "group_ids", "mask")
@@ -89,7 +94,8 @@ class group_zscore(_AdvantageTerm):
             gives $A_i=0$. ``"error"`` refuses singletons whatever ``unbiased`` is.
 
     Warning:
-        With all-equal rewards in a group the std is 0 and $A=0$ (not NaN) for every eps > 0.
+        With all-equal rewards in a group the std is 0 and $A=0$ exactly (not NaN), for
+        every eps >= 0.
     """
 
     eps: float = 1e-6
@@ -108,7 +114,7 @@ class group_zscore(_AdvantageTerm):
         minimum = 2 if self.singleton == "error" else 1
         group_ids = require_groups(state, "group_zscore", minimum)
         mean, std = group_mean(rewards, group_ids), group_std(rewards, group_ids, self.unbiased)
-        advantages = (rewards - mean) / (std + self.eps)
+        advantages = _divide(rewards - mean, std, self.eps)
         alone = group_count(group_ids) == 1
         if bool(alone.any()):
             fallback = rewards / (1.0 + self.eps) if self.singleton == "verl" else torch.zeros_like(rewards)
@@ -134,7 +140,7 @@ class group_mean_batch_std(_AdvantageTerm):
         rewards = sequence_rewards(state, "group_mean_batch_std")
         group_ids = require_groups(state, "group_mean_batch_std")
         std = rewards.std() if rewards.numel() > 1 else rewards.new_zeros(())
-        return with_advantages(state, (rewards - group_mean(rewards, group_ids)) / (std + self.eps))
+        return with_advantages(state, _divide(rewards - group_mean(rewards, group_ids), std, self.eps))
 
 
 @dataclass(frozen=True)
@@ -348,10 +354,10 @@ class multi_reward_advantage(_AdvantageTerm):
         weights = torch.tensor(self.weights, dtype=components.dtype, device=components.device)
 
         def zscore(values):
-            return (values - group_mean(values, group_ids)) / (group_std(values, group_ids) + self.eps)
+            return _divide(values - group_mean(values, group_ids), group_std(values, group_ids), self.eps)
 
         if self.mode == "summed":
             return with_advantages(state, zscore(components @ weights))
         combined = sum(w * zscore(components[:, k]) for k, w in enumerate(weights))
         std = combined.std() if combined.numel() > 1 else combined.new_zeros(())
-        return with_advantages(state, (combined - combined.mean()) / (std + self.eps))
+        return with_advantages(state, _divide(combined - combined.mean(), std, self.eps))
