@@ -52,6 +52,7 @@ def masked_var(
     values: Float[Tensor, "*shape"], mask: Bool[Tensor, "*shape"], unbiased: bool = True
 ) -> Tensor:
     r"""Variance over all masked entries, with Bessel's correction when ``unbiased``."""
+    values = _zero_padding(values, mask)  # before squaring: NaN padding would poison the gradient
     count = mask.sum().to(values.dtype)
     mean = masked_sum(values, mask) / count.clamp(min=1)
     squares = masked_sum((values - mean) ** 2, mask)
@@ -134,7 +135,11 @@ def group_std(
     centred = values - group_mean(values, group_ids)
     squares = group_sum(centred**2, group_ids)
     denominator = (count - 1).clamp(min=1) if unbiased else count
-    return (squares / denominator).sqrt()
+    var = squares / denominator
+    # sqrt has an infinite derivative at 0: take 0 as the gradient of an all-equal group's std
+    # (else inf * 0 = NaN spreads through group_sum's backward to every input).
+    positive = var > 0
+    return torch.where(positive, torch.where(positive, var, torch.ones_like(var)).sqrt(), torch.zeros_like(var))
 
 
 @typechecked
