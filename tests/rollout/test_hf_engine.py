@@ -282,3 +282,14 @@ def test_rollout_batch_validates_shapes():
         RolloutBatch(**{**good, "response_mask": torch.ones(2, 4)})
     with pytest.raises(ValueError, match="finish_reasons"):
         RolloutBatch(**{**good, "finish_reasons": ("stop",)})
+
+
+def test_vllm_engine_without_vllm_says_how_to_install(tmp_path, monkeypatch):
+    """Where vLLM is absent (the main venv), building a VLLMEngine names the extra to install."""
+    import sys
+
+    from rlobj.rollout import VLLMEngine
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # makes `import vllm` raise ImportError
+    with pytest.raises(ImportError, match=r"rlobj\[vllm\]"):
+        VLLMEngine(tmp_path)

@@ -15,7 +15,17 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 os.environ.setdefault("RLOBJ_TYPECHECK", "1")
 
-VLLM_AVAILABLE = importlib.util.find_spec("vllm") is not None
+def _vllm_installed() -> bool:
+    """True for an installed vLLM; False for none or for a namespace package that is only this
+    tests/vllm folder seen through sys.path (origin None), as pytest's importlib mode can make."""
+    try:
+        spec = importlib.util.find_spec("vllm")
+    except (ImportError, ValueError):
+        return False
+    return spec is not None and spec.origin is not None
+
+
+VLLM_AVAILABLE = _vllm_installed()
 if not VLLM_AVAILABLE and os.environ.get("RLOBJ_REQUIRE_VLLM") == "1":
     raise RuntimeError("RLOBJ_REQUIRE_VLLM=1 but vllm is not importable in this environment")
 
