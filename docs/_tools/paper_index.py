@@ -1,0 +1,173 @@
+"""Write docs/papers.md, the paper index, from the seed list and the table below.
+
+Usage: ``.venv/bin/python docs/_tools/paper_index.py [path/to/seeds/papers.md]``. A row marked
+``implemented`` may only name terms in ``rlobj.__all__`` (tests/docs/test_site.py checks the
+written page); when a term lands, move its row from ``planned`` to ``implemented`` here and
+run this script again.
+"""
+
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SEEDS = REPO.parent / "shared" / "seeds" / "papers.md"
+
+# API anchors of the names used below (autorefs identifiers; the build fails if one is wrong).
+API = {
+    "grpo": "rlobj.presets.papers.grpo", "dr_grpo": "rlobj.presets.papers.dr_grpo",
+    "dapo": "rlobj.presets.papers.dapo", "rloo": "rlobj.presets.papers.rloo",
+    "top_entropy_mask": "rlobj.terms.masks.top_entropy_mask",
+    "k3_kl": "rlobj.terms.divergences.k3_kl", "kl_penalty": "rlobj.terms.divergences.kl_penalty",
+    "entropy_bonus": "rlobj.terms.regularizers.entropy_bonus",
+    "truncated_mask": "rlobj.terms.masks.truncated_mask",
+    "overlong_penalty": "rlobj.terms.rewards.overlong_penalty",
+    "length_penalty": "rlobj.terms.rewards.length_penalty",
+    "passk_advantage": "rlobj.terms.advantages.passk_advantage",
+    "pass_at_k": "rlobj.eval.passk.pass_at_k", "maj_at_k": "rlobj.eval.passk.maj_at_k",
+}
+
+IMPL, SUPP, PLAN, OUT = "implemented", "supported", "planned", "out of scope"
+# number -> (status, what, recipe or "", names to link)
+ROWS = {
+    1: (PLAN, "issue 4: `lp_reg(tau, ...)` on the lazy vocab view (proxy from the old policy, replaces the clipped term on selected tokens)", "", []),
+    2: (PLAN, "issue 6: CoT-Pass@K with a pluggable CoT judge; plain pass@k exists now as `rlobj.eval.pass_at_k`", "", ["pass_at_k"]),
+    3: (PLAN, "issue 5: backward / forward noisy-verifier corrections and the online false-negative-rate estimate (module `rlobj/terms/corrections.py` in progress, not exported yet)", "", []),
+    4: (PLAN, "issue 6: LATR lookahead tree rollouts in `rlobj/rollout`", "", []),
+    5: (SUPP, "the objective is PPO/GRPO; the emotion reward comes from a simulated-user LLM, which would be a user verifier (`rlobj.verifiers` interface). rlobj has no critic/GAE, so the PPO variant is out of scope", "`grpo`", ["grpo"]),
+    6: (SUPP, "objective `grpo` (8 rollouts per prompt, short window); the two-stage hard-focus curriculum is data curation, outside the objective", "`grpo`", ["grpo"]),
+    7: (OUT, "MCTS inside the training loop (frontier selection, replay buffer) is a rollout framework rlobj does not plan; its policy update is GRPO-like (`grpo`)", "", []),
+    8: (PLAN, "issue 4: `forward_kl`, `js_divergence`, `f_divergence` against the initial policy. Today only a sampled-token KL to the initial policy exists", "`grpo >> kl_penalty(beta, against=\"init\")` (reverse-KL estimator, not the paper's mass-covering divergence)", ["kl_penalty"]),
+    9: (OUT, "self-verification needs a generator of verification tasks from the policy's own solutions; not planned. The objective is PPO over both tasks", "", []),
+    10: (PLAN, "issue 5: LaSeR last-token self-rewarding score and auxiliary MSE loss", "", []),
+    11: (IMPL, "policy gradient + entropy loss + k3 KL, composed from primitives (the dedicated preset is issue 6)", "`grpo >> k3_kl(beta=0.001) >> entropy_bonus(coef=0.001)`", ["grpo", "k3_kl", "entropy_bonus"]),
+    12: (PLAN, "issue 5: RL-PLUS multiple importance sampling and exploration-based advantage", "", []),
+    13: (PLAN, "issue 5: Token Hidden Reward reweighting", "", []),
+    14: (OUT, "a multi-turn tool-use agent framework; rlobj trains single-turn responses", "", []),
+    15: (OUT, "flow rewards computed from a flow model on the policy's latent states; not planned", "", []),
+    16: (PLAN, "issue 6: Exploratory Annealed Decoding temperature schedule (a sampling schedule, not a loss term)", "", []),
+    17: (PLAN, "issue 5: Co-Reward majority-vote agreement across question views", "", []),
+    18: (PLAN, "issue 5: VSRM step rewards", "", []),
+    19: (SUPP, "the language-agnostic code verifier: `rlobj.verifiers.CodeExecution` with per-language `LanguageConfig` (stdin/stdout tests in a sandbox); objective `grpo`", "`grpo`", ["grpo"]),
+    20: (IMPL, "GRPO with binary verification rewards (math verifier `rlobj.verifiers.MathVerifier`)", "`grpo`", ["grpo"]),
+    21: (PLAN, "issue 5: RiskPO mixed Value-at-Risk objective and question bundling", "", []),
+    22: (IMPL, "policy gradient only on the top-ρ entropy (forking) tokens", "`dapo >> top_entropy_mask(rho=0.2)`", ["dapo", "top_entropy_mask"]),
+    23: (SUPP, "evaluation: unbiased pass@k (`rlobj.eval.pass_at_k`); per-problem solve-rate tables between checkpoints are issue 6", "", ["pass_at_k"]),
+    24: (SUPP, "objective `grpo`; math, code and logic-puzzle tasks come from `rlobj.data` generators and `rlobj.verifiers` (the paper's datasets are not bundled)", "`grpo`", ["grpo"]),
+    25: (OUT, "video self-supervised tasks: no video modality in rlobj", "", []),
+    26: (OUT, "multimodal data-mixture optimisation: data selection, not the objective", "", []),
+    27: (PLAN, "issue 6: BroRL hundreds of rollouts per prompt with memory-bounded micro-batching", "", []),
+    28: (OUT, "weakness-driven problem synthesis with an LLM: data synthesis, not the objective", "", []),
+    29: (PLAN, "issue 5: CANON conditional advantage estimation", "", []),
+    30: (PLAN, "issue 5: BRPO bootstrapped pairwise relative advantages (Writing-Zero); the pairwise judge is user code", "", []),
+    31: (PLAN, "issue 3: the `sft` term for hybrid guidance (module `rlobj/terms/supervised.py` in progress, not exported yet); GHPO's difficulty detection is a batch step", "", []),
+    32: (PLAN, "issue 5: SELF low-likelihood curation (greedy-failed prompts only); its forward-KL part needs issue 4's `forward_kl`", "", []),
+    33: (PLAN, "issue 5: RoRecomp priority / compensation batches", "", []),
+    34: (PLAN, "issue 5: Guide hint-conditioned importance ratio", "", []),
+    35: (PLAN, "issues 5 and 6: VPPO trajectory advantage shaping and pivotal-token mask from a perception-view dependency score", "", []),
+    36: (OUT, "training a binary-principle reward model; its judgments could feed rlobj through a verifier", "", []),
+    37: (SUPP, "an analysis paper: its pass@k measurements use `rlobj.eval.pass_at_k`", "", ["pass_at_k"]),
+    38: (PLAN, "issue 5: PPR ReNorm hybrid reward normalisation", "", []),
+    39: (OUT, "next-segment reasoning on pre-training text scored by a generative reward model; not planned", "", []),
+    40: (OUT, "answer-consistency reward needs the reference model's answer likelihood given the chain of thought (multimodal); no issue covers it yet", "", []),
+    41: (PLAN, "issue 6: UloRL dynamic masking of well-mastered positive tokens and segment rollouts", "", []),
+    42: (OUT, "caption rewards from a vision-language model answering questions: vision modality and LLM-judge rewards", "", []),
+    43: (OUT, "evolutionary data synthesis: data, not the objective", "", []),
+    44: (SUPP, "synthetic verifiable puzzles: `rlobj.data` knights-and-knaves and countdown generators with `rlobj.verifiers.KnightsKnavesVerifier` / `CountdownVerifier` (not Enigmata's 36 tasks); objective `grpo`", "`grpo`", ["grpo"]),
+    45: (OUT, "MCTS-generated process annotations and a process reward model for visual reasoning", "", []),
+    46: (PLAN, "issue 5: DARS difficulty-adaptive extra rollouts", "", []),
+    47: (PLAN, "issue 5: Self-Aligned Reward", "", []),
+    48: (PLAN, "issue 5: Conciseness Reward Function", "", []),
+    49: (PLAN, "issue 5: CAPO token-level rewards from step critiques (critique producer pluggable)", "", []),
+    50: (OUT, "proposer/solver self-play with a code executor; the sandbox (`rlobj.verifiers.CodeExecution`) exists, the self-play loop is not planned", "", []),
+    51: (PLAN, "issue 5: PROF process-consistency filter", "", []),
+    52: (PLAN, "issue 6: VOGUE visual-uncertainty bonus on perception views", "", []),
+    53: (PLAN, "issue 5: PSR / NSR / W-REINFORCE (module `rlobj/terms/reinforcement.py` in progress, not exported yet)", "", []),
+    54: (OUT, "training generative reward models; not the policy objective", "", []),
+    55: (PLAN, "issue 5: AEPO adaptive exploration reward", "", []),
+    56: (PLAN, "issue 5: GCPO contrastive masking and length reward", "", []),
+    57: (PLAN, "issue 5: PACS supervised reformulation with class-balanced cross-entropy", "", []),
+    58: (PLAN, "issue 3: the `sft` term so supervised and RL losses share one objective (module in progress, not exported yet)", "", []),
+    59: (OUT, "online curriculum with LLM problem restructuring: data, not the objective", "", []),
+    60: (SUPP, "IoU rewards for boxes: `rlobj.verifiers.BoxIoU`; objective `grpo` (no vision model is bundled)", "`grpo`", ["grpo"]),
+    61: (OUT, "perception rewards judged by an LLM against visual annotations: vision modality", "", []),
+    62: (OUT, "training a reasoning reward model; not the policy objective", "", []),
+    63: (OUT, "the R3 reward from the policy's own likelihood of reference tokens is not covered by an issue yet (RLPR's probability reward, issue 5, is the closest)", "", []),
+    64: (OUT, "generative recommendation with constrained beam search; not RLVR on text reasoning", "", []),
+    65: (PLAN, "issue 6: support shrinkage / expansion tables between checkpoints; pass@k exists (`rlobj.eval.pass_at_k`)", "", ["pass_at_k"]),
+    66: (PLAN, "issue 6: PAPO implicit perception loss and double entropy loss on perception views", "", []),
+    67: (PLAN, "issue 5: RLPR probability reward with its std filter", "", []),
+    68: (OUT, "capability-adaptive hint length (hint scaffolding): no issue covers it yet; issue 5's Guide is the closest", "", []),
+    69: (PLAN, "issue 4: `siren(...)` top-p mask, peak-entropy mask and self-anchored entropy regularizer", "", []),
+    70: (SUPP, "the objective is GRPO-style with a chat reward model as the scorer; a reward model would be a user verifier", "`grpo`", ["grpo"]),
+}
+
+
+def seed_titles(path: Path) -> dict[int, str]:
+    titles = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^## (\d+)\. (.+)$", line)
+        if match:
+            titles[int(match.group(1))] = match.group(2).strip()
+    return titles
+
+
+def cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def links(names: list[str]) -> str:
+    return ", ".join(f"[`{name}`][{API[name]}]" for name in names) or "—"
+
+
+HEADER = """# Paper index
+
+The 70 papers rlobj was started from, each with its status:
+
+- **implemented**: the method is a chain of terms that exist in `rlobj` today (only names in
+  `rlobj.__all__` count); the recipe column is the one-line objective.
+- **supported**: rlobj runs the method through a hook (a verifier, a data generator, the
+  evaluation module) with an existing objective, but has no term of its own for it.
+- **planned**: an open issue of this repository covers it (the issue number is given); until
+  it lands, the row says what exists today.
+- **out of scope**: rlobj does not plan it, and the row says why (most such papers are about
+  data synthesis, reward-model training, other modalities or agent frameworks rather than the
+  training objective).
+
+Counts: {counts}.
+
+| # | Paper | Status | What rlobj has | Recipe | API |
+|---|---|---|---|---|---|
+"""
+
+
+def main(seeds: Path) -> None:
+    titles = seed_titles(seeds)
+    missing = sorted(set(titles) ^ set(ROWS))
+    if missing:
+        raise SystemExit(f"paper numbers without a row or without a seed title: {missing}")
+    import rlobj
+    for number, (status, _, _, names) in ROWS.items():
+        unknown = [n for n in names if n not in API]
+        if unknown:
+            raise SystemExit(f"paper {number}: no API anchor for {unknown}")
+        if status == IMPL:
+            not_public = [n for n in names if n not in rlobj.__all__]
+            if not_public:
+                raise SystemExit(f"paper {number}: implemented by names not in rlobj.__all__: {not_public}")
+    counts = {s: sum(1 for row in ROWS.values() if row[0] == s) for s in (IMPL, SUPP, PLAN, OUT)}
+    lines = [HEADER.format(counts=", ".join(f"{v} {k}" for k, v in counts.items()))]
+    for number in sorted(ROWS):
+        status, what, recipe, names = ROWS[number]
+        if status == IMPL:
+            status_cell = "**implemented** as " + ", ".join(f"`{n}`" for n in names)
+        else:
+            status_cell = f"**{status}**"
+        lines.append(f"| {number} | {cell(titles[number])} | {status_cell} | {cell(what)} | "
+                     f"{cell(recipe) or '—'} | {links(names)} |\n")
+    (REPO / "docs" / "papers.md").write_text("".join(lines), encoding="utf-8")
+    print(f"wrote docs/papers.md: {counts}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else SEEDS)
