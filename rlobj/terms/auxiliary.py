@@ -1,0 +1,194 @@
+r"""Auxiliary losses and the advantages built on them: LaSeR last-token self-rewarding.
+
+LaSeR (Yang, Liu, Xie, Guo, Wu, Yang, Lin, "LaSeR: Reinforcement Learning with Last-Token
+Self-Rewarding", arXiv 2510.14943) reads a self-verification score off the policy's own
+log-probability of a fixed token $z_c$ placed one position after the EOS of a finished response:
+
+$$r_s = \beta_v\,\big(T \log\pi_\theta(z_c \mid x, y, \text{EOS}) - c\big),$$
+
+trains it toward the verifiable reward with an auxiliary MSE loss, and can mix the score into
+the advantages. The probe log-probability is an extra forward output the trainer appends:
+``extras["self_reward_logp"]`` (``" batch"``, carrying gradient in the loss). Truncated
+responses (``extras["truncated"]``, optional) get no self-reward. Reference code: RUCBM/LaSeR
+(``dp_actor.py``, ``actor.yaml``); defaults below are its scripts'.
+"""
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from rlobj.algebra.state import LossPart, State
+from rlobj.algebra.term import Term
+from rlobj.ops.errors import RlobjInputError, check_finite, check_shape
+from rlobj.ops.reductions import broadcast_to_tokens, group_mean, group_std
+from rlobj.terms._common import check_range, require_groups, sequence_rewards, with_advantages
+
+__all__ = ["self_reward_score", "self_reward_mse", "self_reward_advantage"]
+
+_PROBE = "self_reward_logp"
+
+
+def self_reward_score(probe_logp: Tensor, beta_v: float = 0.1, c: float = -23.0, temperature: float = 1.0) -> Tensor:
+    r"""$r_s = \beta_v\,(T\log\pi_\theta(z_c \mid x, y) - c)$: the last-token self-reward.
+
+    Also the inference-time reranking score (predicted correct iff $r_s > 0.5$). ``c`` stands
+    for $\log\pi_\text{ref}(z_c\mid x,y)$, a constant $-23$ in the reference
+    (``ref_model_log_ratio_constant``); ``temperature`` $T$ undoes the sampling temperature
+    applied to the logits (1 in the scripts).
+    """
+    return beta_v * (temperature * probe_logp - c)
+
+
+def _probe(state: State, by: str) -> Tensor:
+    probe = state.require(f"extras:{_PROBE}", by)
+    if not isinstance(probe, Tensor):
+        raise RlobjInputError(f"extras[{_PROBE!r}]: {by} expected a float tensor of shape (batch,), got {type(probe).__name__}")
+    check_shape(f"extras[{_PROBE!r}]", probe, (state.batch_size,), "batch")
+    finished = _finished(state)
+    check_finite(f"extras[{_PROBE!r}]", probe, where=finished)
+    if bool((torch.where(finished, probe.detach(), 0) > 1e-6).any()):
+        raise RlobjInputError(f"extras[{_PROBE!r}]: log-probabilities must be <= 0, got max {float(probe.max()):.4g}")
+    return torch.where(finished, probe, torch.zeros((), dtype=probe.dtype, device=probe.device))
+
+
+def _finished(state: State) -> Tensor:
+    truncated = state.extras.get("truncated")
+    if truncated is None:
+        return torch.ones(state.batch_size, dtype=torch.bool, device=state.mask.device)
+    check_shape("extras['truncated']", truncated, (state.batch_size,), "batch")
+    return ~truncated.bool()
+
+
+def _check_common(term: str, beta_v: float, temperature: float) -> None:
+    check_range(term, "beta_v", beta_v, low=0.0, low_open=True)
+    check_range(term, "temperature", temperature, low=0.0, low_open=True)
+
+
+@dataclass(frozen=True)
+class self_reward_mse(Term):
+    r"""LaSeR auxiliary loss: the self-reward regressed onto the verifiable reward.
+
+    $$\mathcal L_\text{SR} = \alpha\,\frac{1}{N}\sum_i m_i\,w_i\,(r_{s,i} - r_i)^2,\qquad
+      w_i = \begin{cases}\frac{N_f}{2N_+} & r_i \text{ correct}\\ \frac{N_f}{2N_-} & \text{otherwise}\end{cases}$$
+
+    $m_i = 1$ for finished responses, $N_f, N_+, N_-$ = finished / finished correct ($r_i > 0.5$)
+    / finished incorrect rows (weight 0 for an empty class; $w = 1$ with ``balanced=False``).
+    Yang et al., arXiv 2510.14943 (Eq. for the last-token self-rewarding loss); reference
+    defaults $\alpha = 0.1$ (``self_reward_loss_coef``), $\beta_v = 0.1$, $c = -23$,
+    balanced weights on. Its optimum is $\log\pi(z_c) = c + r/\beta_v$ ($-13$ correct, $-23$ wrong).
+
+    Writes the loss part ``"self_reward"``: $\alpha m_i w_i (r_{s,i}-r_i)^2$ on the last valid
+    token of each row, normalised by its own mask, so ``token_mean`` and the ``seq_mean_*``
+    aggregations give the mean over the rows of the (micro-)batch, as the reference does per
+    micro-batch (``constant_normalizer`` divides it by its constant as well). The balanced
+    weights are computed over the rows this term sees.
+
+    Args:
+        coef: $\alpha \ge 0$.
+        beta_v, c, temperature: see :func:`self_reward_score`.
+        balanced: class-balanced weights (reference ``self_reward_loss_balanced``).
+
+    Example:
+        >>> from rlobj import grpo
+        >>> recipe = grpo >> self_reward_mse(coef=0.1)  # needs extras["self_reward_logp"]
+    """
+
+    reads: ClassVar[tuple[str, ...]] = ("rewards", f"extras:{_PROBE}", "mask")
+    writes: ClassVar[tuple[str, ...]] = ("part:self_reward",)
+    coef: float = 0.1
+    beta_v: float = 0.1
+    c: float = -23.0
+    temperature: float = 1.0
+    balanced: bool = True
+
+    def __post_init__(self):
+        check_range("self_reward_mse", "coef", self.coef, low=0.0)
+        _check_common("self_reward_mse", self.beta_v, self.temperature)
+
+    def weights(self, rewards: Tensor, finished: Tensor) -> Tensor:
+        """$m_i w_i$: the class-balanced weights of the finished rows (0 on truncated rows)."""
+        if not self.balanced:
+            return finished.to(rewards.dtype)
+        correct = (rewards > 0.5) & finished
+        wrong = ~(rewards > 0.5) & finished
+        total = finished.sum().to(rewards.dtype)
+        w_correct = total / (2 * correct.sum()) if bool(correct.any()) else total * 0
+        w_wrong = total / (2 * wrong.sum()) if bool(wrong.any()) else total * 0
+        return torch.where(correct, w_correct, torch.where(wrong, w_wrong, torch.zeros_like(rewards)))
+
+    def __call__(self, state: State) -> State:
+        rewards = state.require("rewards", "self_reward_mse").detach()
+        probe = _probe(state, "self_reward_mse")
+        finished = _finished(state)
+        score = self_reward_score(probe, self.beta_v, self.c, self.temperature)
+        per_row = self.coef * self.weights(rewards, finished) * (score - rewards.to(score.dtype)) ** 2
+        last = (state.mask.cumsum(-1) == state.mask.sum(-1, keepdim=True)) & state.mask
+        part = LossPart(broadcast_to_tokens(per_row, last), last, normalize="own")
+        predicted = (score.detach() > 0.5) == (rewards > 0.5)
+        accuracy = predicted[finished].float().mean() if bool(finished.any()) else torch.zeros(())
+        return state.add_part("self_reward", part).add_metrics(
+            **{"self_reward/score": score.detach()[finished].mean() if bool(finished.any()) else torch.zeros(()),
+               "self_reward/accuracy": accuracy})
+
+
+@dataclass(frozen=True)
+class self_reward_advantage(Term):
+    r"""LaSeR advantage: the GRPO advantage mixed with a z-scored self-reward.
+
+    $$s_i = \mathrm{clip}(r_{s,i}, 0, 1)\ (0 \text{ if truncated}),\qquad
+      A^\text{self}_i = \begin{cases}\frac{s_i - \mathrm{mean}_g s}{\mathrm{std}_g s + \varepsilon} & \mathrm{std}_g s > \tau_f\\
+      A^\text{GRPO}_i & \text{otherwise}\end{cases},\qquad A_i = (1-\tau)A^\text{GRPO}_i + \tau A^\text{self}_i$$
+
+    with $A^\text{GRPO}$ the group z-score of the rewards (Bessel std, $\varepsilon = 10^{-6}$).
+    Yang et al., arXiv 2510.14943 (self-rewarding advantage integration); reference defaults
+    $\tau = 0.1$, $\tau_f = 0.1$. The reference switches the mixing on only after warm-up steps
+    (200 + 200); the trainer decides when to swap ``group_zscore`` for this term. No gradient
+    flows through the score here (advantages are constants).
+
+    Args:
+        tau: $\tau \in [0, 1]$, weight of the self-reward advantage.
+        std_floor: $\tau_f$: groups whose self-reward std is at most this fall back to GRPO.
+        beta_v, c, temperature: see :func:`self_reward_score`.
+        eps: $\varepsilon$.
+
+    Example:
+        >>> from rlobj import grpo, group_zscore
+        >>> recipe = grpo.replace(group_zscore, self_reward_advantage(tau=0.1)) >> self_reward_mse(coef=0.1)
+    """
+
+    stage: ClassVar[str] = "batch"
+    reads: ClassVar[tuple[str, ...]] = ("rewards", "token_rewards", "group_ids", "mask", f"extras:{_PROBE}")
+    writes: ClassVar[tuple[str, ...]] = ("advantages",)
+    tau: float = 0.1
+    std_floor: float = 0.1
+    beta_v: float = 0.1
+    c: float = -23.0
+    temperature: float = 1.0
+    eps: float = 1e-6
+
+    def __post_init__(self):
+        check_range("self_reward_advantage", "tau", self.tau, low=0.0, high=1.0)
+        check_range("self_reward_advantage", "std_floor", self.std_floor, low=0.0)
+        check_range("self_reward_advantage", "eps", self.eps, low=0.0)
+        _check_common("self_reward_advantage", self.beta_v, self.temperature)
+
+    def __call__(self, state: State) -> State:
+        rewards = sequence_rewards(state, "self_reward_advantage").detach()
+        group_ids = require_groups(state, "self_reward_advantage", minimum=2)
+        probe = _probe(state, "self_reward_advantage").detach().to(rewards.dtype)
+        score = torch.clamp(self_reward_score(probe, self.beta_v, self.c, self.temperature), 0.0, 1.0)
+        score = torch.where(_finished(state), score, torch.zeros_like(score))
+
+        def zscore(values):
+            std = group_std(values, group_ids)
+            return torch.where(std > 0, (values - group_mean(values, group_ids)) / (std + self.eps),
+                               torch.zeros_like(values)), std
+
+        base, _ = zscore(rewards)
+        self_adv, self_std = zscore(score)
+        self_adv = torch.where(self_std > self.std_floor, self_adv, base)
+        mixed = (1.0 - self.tau) * base + self.tau * self_adv
+        return with_advantages(state, mixed).add_metrics(
+            **{"self_reward/fallback_frac": (self_std <= self.std_floor).float().mean()})
