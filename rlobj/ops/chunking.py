@@ -14,7 +14,7 @@ from rlobj.ops.errors import RlobjInputError
 __all__ = ["DEFAULT_MEMORY_BUDGET_BYTES", "ChunkPlan", "plan_chunks", "chunk_bounds"]
 
 #: Default working-memory budget of one chunked computation (all its ``[rows, cols]`` buffers).
-DEFAULT_MEMORY_BUDGET_BYTES = 256 * 2**20
+DEFAULT_MEMORY_BUDGET_BYTES = 512 * 2**20
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from rlobj.ops.chunking import chunk_bounds, plan_chunks
+from rlobj.ops.chunking import ChunkPlan, chunk_bounds, plan_chunks
 from rlobj.ops.errors import RlobjInputError
 from rlobj.ops.typecheck import typechecked
 
@@ -125,7 +125,11 @@ class _Source:
         return z, squash
 
     def backprop(self, tensors, grads, r0, r1, v0, v1, dz, squash, dhidden_chunk):
-        """Push ``dz = dL/dz`` of one block into the gradient buffers in ``grads``."""
+        """Push ``dz = dL/dz`` of one block into the gradient buffers in ``grads``.
+
+        Projection gradients are written (not added) by the first row chunk (``r0 == 0``) and the
+        hidden-state chunk by the first vocabulary block (``v0 == 0``), so their buffers need no
+        zero fill."""
         if squash is not None:
             dz = dz * (1.0 - squash * squash).mul_(1.0 / self.temperature)
         elif self.temperature != 1.0:
@@ -136,14 +140,27 @@ class _Source:
             if grads[hidden_slot] is not None:
                 w_block = weight[v0:v1]
                 if w_block.dtype == dz.dtype:
-                    dhidden_chunk.addmm_(dz, w_block)
+                    if v0 == 0:
+                        torch.mm(dz, w_block, out=dhidden_chunk)
+                    else:
+                        dhidden_chunk.addmm_(dz, w_block)
                 else:
-                    dhidden_chunk.add_(torch.mm(dz.to(w_block.dtype), w_block).to(dz.dtype))
+                    product = torch.mm(dz.to(w_block.dtype), w_block)
+                    if v0 == 0:
+                        dhidden_chunk.copy_(product)
+                    else:
+                        dhidden_chunk.add_(product)
             if grads[weight_slot] is not None:
-                hidden = tensors[hidden_slot][r0:r1]
-                grads[weight_slot][v0:v1].addmm_(dz.t(), hidden.to(dz.dtype))
+                hidden = tensors[hidden_slot][r0:r1].to(dz.dtype)
+                if r0 == 0:
+                    torch.mm(dz.t(), hidden, out=grads[weight_slot][v0:v1])
+                else:
+                    grads[weight_slot][v0:v1].addmm_(dz.t(), hidden)
             if len(self.slots) == 3 and grads[self.slots[2]] is not None:
-                grads[self.slots[2]][v0:v1].add_(dz.sum(0))
+                if r0 == 0:
+                    torch.sum(dz, dim=0, out=grads[self.slots[2]][v0:v1])
+                else:
+                    grads[self.slots[2]][v0:v1].add_(dz.sum(0))
         else:
             slot = self.slots[0]
             if grads[slot] is None:
@@ -381,7 +398,13 @@ class TopPEntropy(_Query):
         safe_mass = torch.where(empty, torch.ones_like(mass), mass)
         log_mass = safe_mass.log()
         entropy = torch.where(empty, torch.zeros_like(mass), log_mass - acc["plogp"] / safe_mass)
-        saved = {"entropy": entropy, "threshold": acc["threshold"], "log_mass": log_mass}
+        # backward sees unshifted logits: keep the shift so it can redo the exact same comparison
+        saved = {
+            "entropy": entropy,
+            "threshold": acc["threshold"],
+            "shift": stats.shift[src[0]],
+            "log_mass": log_mass,
+        }
         return entropy, saved
 
     def _backward(self, blk, src, data, gath, saved, g, grads):
@@ -393,7 +416,7 @@ class TopPEntropy(_Query):
         scale = -g / saved["log_mass"].exp()
         shift = saved["entropy"] - blk.lse[s] - saved["log_mass"]
         grad = torch.addcmul(_col(shift * scale), z, _col(scale)).mul_(blk.p(s))
-        grad.masked_fill_(z < _col(saved["threshold"]), 0.0)
+        grad.masked_fill_((z - _col(saved["shift"])) < _col(saved["threshold"]), 0.0)
         grads[s].dense.append(grad)
 
 
@@ -749,10 +772,12 @@ class TopPMask(_Query):
 
 @dataclass
 class _Stats:
-    """Per-row statistics of one token chunk: log-normaliser and max logit of every source."""
+    """Per-row statistics of one token chunk, per source: the forward pass works on logits shifted
+    by ``shift`` (the row max), so ``lse`` is the shifted log-normaliser and ``max`` is 0."""
 
     lse: dict
     max: dict
+    shift: dict
     dtype: torch.dtype
 
 
@@ -803,15 +828,17 @@ class _Plan:
             accs = [dict() for _ in self.queries]
             if len(vblocks) == 1:
                 z, squash = self._blocks(tensors, r0, r1, 0, self.vocab)
-                lse, mx, probs = {}, {}, {}
+                lse, shift, probs = {}, {}, {}
                 for s in z:
-                    mx[s] = z[s].amax(dim=1)
-                    e = (z[s] - _col(mx[s])).exp_()
+                    # shift every row by its max logit, in place: z' = z - max <= 0, so the
+                    # sums below have terms of one sign (no cancellation in the entropy)
+                    shift[s] = z[s].amax(dim=1)
+                    e = z[s].sub_(_col(shift[s])).exp()
                     total = e.sum(dim=1)
-                    lse[s] = mx[s] + total.log()
+                    lse[s] = total.log()
                     probs[s] = e.mul_(_col(total.reciprocal()))
                 blk = _Block(z, squash, lse, 0, self.vocab, (r0, r1))
-                blk.max = mx
+                blk.max = {s: torch.zeros_like(shift[s]) for s in shift}
                 for s in probs:
                     blk.set_p(s, probs[s])
                 for qi, q in enumerate(self.queries):
@@ -833,18 +860,25 @@ class _Plan:
                         mx[s] = new_max
                     for qi in range(len(self.queries)):
                         self._gather(blk, qi, data[qi], gath[qi])
-                lse = {s: mx[s] + tot[s].log() for s in lse_all}
-                # pass 2: the queries' sums
+                shift = mx
+                lse = {s: tot[s].log() for s in lse_all}
+                for qi, q in enumerate(self.queries):  # gathers in shifted coordinates too
+                    for j, (role, _) in enumerate(q._gathers()):
+                        gath[qi][j] = gath[qi][j] - _col(shift[self.src[qi][role]])
+                # pass 2: the queries' sums, on logits shifted by the row max
                 for v0, v1 in vblocks:
                     z, squash = self._blocks(tensors, r0, r1, v0, v1)
+                    for s in z:
+                        z[s].sub_(_col(shift[s]))
                     blk = _Block(z, squash, lse, v0, v1, (r0, r1))
-                    blk.max = mx
+                    blk.max = {s: torch.zeros_like(shift[s]) for s in shift}
                     for qi, q in enumerate(self.queries):
                         q._accumulate(blk, self.src[qi], data[qi], gath[qi], accs[qi])
                 del blk, z
-            stats = _Stats(lse=lse, max=mx, dtype=cdt)
+            zero = {s: torch.zeros_like(shift[s]) for s in shift}
+            stats = _Stats(lse=lse, max=zero, shift=shift, dtype=cdt)
             for s in lse_all:
-                lse_all[s].append(lse[s])
+                lse_all[s].append(lse[s] + shift[s])  # backward works on unshifted logits
             for qi, q in enumerate(self.queries):
                 value, keep = q._finalize(stats, self.src[qi], data[qi], gath[qi], accs[qi])
                 outs[qi].append(value)
@@ -870,21 +904,26 @@ class _Plan:
     def backward(self, tensors, lse_cat, saved_cat, out_grads, needs):
         cdt, dev = self.compute_dtype, self.device
         grads = [None] * len(tensors)
+        active = [
+            qi
+            for qi, q in enumerate(self.queries)
+            if q.differentiable and out_grads[qi] is not None
+        ]
+        # projection-source gradients are fully written by the first chunk (then accumulated)
+        fills = self.n_rows > 0 and bool(active)
         source_needs = []
         for source in self.sources:
             need = False
             for slot in source.slots:
                 if needs[slot]:
                     t = tensors[slot]
-                    acc_dtype = cdt if source.kind == "hidden" else t.dtype
-                    grads[slot] = torch.zeros(t.shape, dtype=acc_dtype, device=dev)
+                    if source.kind == "hidden" and fills:
+                        grads[slot] = torch.empty(t.shape, dtype=cdt, device=dev)
+                    else:
+                        dtype = cdt if source.kind == "hidden" else t.dtype
+                        grads[slot] = torch.zeros(t.shape, dtype=dtype, device=dev)
                     need = True
             source_needs.append(need)
-        active = [
-            qi
-            for qi, q in enumerate(self.queries)
-            if q.differentiable and out_grads[qi] is not None
-        ]
         if not any(source_needs) or not active:
             return grads
         vblocks = chunk_bounds(self.vocab, self.cols)
@@ -896,7 +935,7 @@ class _Plan:
             saved = {qi: {k: v[r0:r1] for k, v in saved_cat[qi].items()} for qi in active}
             g = {qi: out_grads[qi][r0:r1].to(cdt) for qi in active}
             dhidden = {
-                s: torch.zeros(c, tensors[src.slots[0]].shape[1], dtype=cdt, device=dev)
+                s: torch.empty(c, tensors[src.slots[0]].shape[1], dtype=cdt, device=dev)
                 for s, src in enumerate(self.sources)
                 if src.kind == "hidden" and needs[src.slots[0]]
             }
@@ -985,7 +1024,7 @@ class VocabView:
 
     Chunking: ``chunk_size`` tokens per chunk and ``vocab_chunk_size`` vocabulary entries per
     block; ``None`` chooses them so that the work buffers of one chunk fit ``memory_budget`` bytes
-    (default 256 MiB, see :func:`rlobj.ops.chunking.plan_chunks`), splitting the vocabulary only
+    (default 512 MiB, see :func:`rlobj.ops.chunking.plan_chunks`), splitting the vocabulary only
     when one whole row would not fit.
 
     Example:
@@ -1177,6 +1216,30 @@ class VocabView:
             return torch.float64
         return torch.float32
 
+    def _chunk_plan(self, queries, n_views: int, n_rows: int, cdt) -> ChunkPlan:
+        full_rows = any(q.full_rows for q in queries)
+        return plan_chunks(
+            n_rows,
+            self.vocab_size,
+            4 * n_views + 1 + sum(q.extra_buffers for q in queries),
+            rows=self.chunk_size,
+            cols=self.vocab_size if full_rows else self.vocab_chunk_size,
+            budget_bytes=self.memory_budget,
+            element_bytes=8 if cdt == torch.float64 else 4,
+        )
+
+    def chunk_plan(self, *queries: _Query, n_rows: int | None = None) -> ChunkPlan:
+        """The tiling :meth:`evaluate` would use for ``queries`` over ``n_rows`` tokens (default:
+        all ``batch * seq`` positions): tokens per chunk and vocabulary entries per block."""
+        views = {id(self)}
+        for q in queries:
+            if q._other() is not None:
+                views.add(id(q._other()))
+        n_rows = self.shape[0] * self.shape[1] if n_rows is None else n_rows
+        others = [q._other() for q in queries if q._other() is not None]
+        cdt = self._compute_dtype([self, *others])
+        return self._chunk_plan(queries, len(views), n_rows, cdt)
+
     def evaluate(self, *queries: _Query, mask: Tensor | None = None) -> tuple[Tensor, ...]:
         r"""Compute several per-token quantities of this view in one chunked pass.
 
@@ -1281,19 +1344,7 @@ class VocabView:
                         f"values in [{int(ids.min())}, {int(ids.max())}]"
                     )
 
-        full_rows = any(q.full_rows for q in queries)
-        buffers = 4 * len(views) + 1 + sum(q.extra_buffers for q in queries)
-        chunk = plan_chunks(
-            n_rows,
-            self.vocab_size,
-            buffers,
-            rows=self.chunk_size,
-            cols=None if full_rows else self.vocab_chunk_size,
-            budget_bytes=self.memory_budget,
-            element_bytes=8 if cdt == torch.float64 else 4,
-        )
-        if full_rows and chunk.cols < self.vocab_size:
-            chunk = plan_chunks(n_rows, self.vocab_size, buffers, rows=1, cols=self.vocab_size)
+        chunk = self._chunk_plan(queries, len(views), n_rows, cdt)
         plan = _Plan(
             sources=sources,
             queries=list(queries),
