@@ -103,6 +103,51 @@ ROWS = {
 }
 
 
+# Planned rows that become "implemented" by themselves once every name is in rlobj.__all__
+# and the recipe builds (it is evaluated in rlobj's namespace): number -> (names, recipe, what).
+WHEN_EXPORTED = {
+    1: (["lp_reg"], "grpo >> lp_reg()", "Lp-Reg: KL toward a min-p filtered proxy of the old policy on low-probability negative-advantage tokens, replacing the clipped term there"),
+    3: (["backward_correction", "forward_correction"],
+        "backward_correction(rho0=0.1, rho1=0.2) >> dr_grpo",
+        "backward correction of the binary reward (shown; unbiased for the clean reward) or the forward correction `grpo.replace(group_zscore, forward_correction(rho1=0.2))`"),
+    8: (["forward_kl"], "grpo >> forward_kl()", "mass-covering full-vocabulary forward KL on the lazy vocab view"),
+    10: (["self_reward_advantage", "self_reward_mse"],
+         "grpo.replace(group_zscore, self_reward_advantage()) >> self_reward_mse()",
+         "last-token self-rewarding score mixed into the advantage, plus its auxiliary MSE loss"),
+    21: (["mvar_advantage"], "grpo.replace(group_zscore, mvar_advantage())",
+         "mixed Value-at-Risk advantage over question bundles, quantile tracker as term state"),
+    31: (["sft"], "grpo >> sft()", "the `sft` term adds the supervised loss on guidance demonstrations to the RL objective"),
+    53: (["w_reinforce", "psr", "nsr"], "grpo.replace(group_zscore, w_reinforce(lam=0.1))",
+         "W-REINFORCE (shown), or `psr()` / `nsr()` in its place"),
+    58: (["sft"], "grpo >> sft()", "supervised and RL losses in one objective"),
+    69: (["siren"], "dr_grpo >> siren()", "SIREN top-p and peak-entropy masks with a self-anchored entropy regularizer"),
+}
+
+MODULE_OF = {"lp_reg": "divergences", "forward_kl": "divergences", "siren": "regularizers",
+             "backward_correction": "corrections", "forward_correction": "corrections",
+             "self_reward_advantage": "auxiliary", "self_reward_mse": "auxiliary",
+             "mvar_advantage": "risk", "sft": "supervised", "w_reinforce": "reinforcement",
+             "psr": "reinforcement", "nsr": "reinforcement"}
+
+
+def promote(rlobj) -> None:
+    """Move planned rows whose terms are now public to implemented (recipe checked by building it)."""
+    for number, (names, recipe, what) in WHEN_EXPORTED.items():
+        if not all(name in rlobj.__all__ for name in names):
+            continue
+        try:
+            eval(recipe, {name: getattr(rlobj, name) for name in rlobj.__all__})  # noqa: S307
+        except Exception as error:  # noqa: BLE001 - report and keep the row planned
+            print(f"paper {number}: names are public but the recipe {recipe!r} fails: {error}")
+            continue
+        for name in names:
+            module = getattr(getattr(rlobj, name), "__module__", "") or ""
+            if not module.startswith("rlobj."):
+                module = f"rlobj.terms.{MODULE_OF.get(name, '')}"
+            API.setdefault(name, f"{module}.{name}")
+        ROWS[number] = (IMPL, what, f"`{recipe}`", names)
+
+
 def seed_titles(path: Path) -> dict[int, str]:
     titles = {}
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -147,6 +192,7 @@ def main(seeds: Path) -> None:
     if missing:
         raise SystemExit(f"paper numbers without a row or without a seed title: {missing}")
     import rlobj
+    promote(rlobj)
     for number, (status, _, _, names) in ROWS.items():
         unknown = [n for n in names if n not in API]
         if unknown:
