@@ -34,9 +34,13 @@ ESTIMATORS = ("k1", "k2", "k3", "abs")
 
 
 def kl_estimate(logp: Tensor, logp_ref: Tensor, estimator: str = "k3",
-                straight_through: bool = False) -> Tensor:
-    """Per-token KL estimate of the table above (no masking)."""
-    d = torch.clamp(logp_ref - logp, -20.0, 20.0)
+                straight_through: bool = False, clamp: bool = True) -> Tensor:
+    """Per-token KL estimate of the table above (no masking).
+
+    ``clamp=True`` applies verl's bounds ($d$ to $[-20, 20]$, k3 to $[-10, 10]$); TRL and
+    OpenRLHF apply none (``clamp=False``).
+    """
+    d = torch.clamp(logp_ref - logp, -20.0, 20.0) if clamp else logp_ref - logp
     k2 = 0.5 * d**2
     if estimator == "k1":
         value = -d
@@ -45,7 +49,8 @@ def kl_estimate(logp: Tensor, logp_ref: Tensor, estimator: str = "k3",
     elif estimator == "k3":
         # expm1(d) - d, not exp(d) - d - 1: the same value, but never negative and not 0 for
         # small d != 0 in float32 (where exp(d) - 1 cancels catastrophically)
-        value = torch.clamp(torch.expm1(d) - d, -10.0, 10.0)
+        value = torch.expm1(d) - d
+        value = torch.clamp(value, -10.0, 10.0) if clamp else value
     elif estimator == "abs":
         value = d.abs()
     else:
@@ -68,6 +73,8 @@ class kl_penalty(Term):
         straight_through: value of ``estimator``, gradient of k2.
         allow_reward_and_loss: set True to allow a KL against the same policy both in the
             reward and in the loss of one chain (refused otherwise).
+        clamp: verl's bounds on $d$ ($\pm 20$) and k3 ($\pm 10$); False for TRL/OpenRLHF
+            (no clamping).
 
     Warning:
         TRL applies k3 in the loss (``beta``); OpenRLHF's ``use_kl_loss`` also k3, and its
@@ -81,6 +88,7 @@ class kl_penalty(Term):
     placement: str = "loss"
     straight_through: bool = False
     allow_reward_and_loss: bool = False
+    clamp: bool = True
 
     def __post_init__(self):
         check_range("kl_penalty", "beta", self.beta, low=0.0)
@@ -115,7 +123,7 @@ class kl_penalty(Term):
         if self.placement == "reward":
             logp = state.logp_old if state.logp_old is not None else state.logp.detach()
         kl = torch.where(state.mask, kl_estimate(logp, target.detach(), self.estimator,
-                                                 self.straight_through), torch.zeros(()))
+                                                 self.straight_through, self.clamp), torch.zeros(()))
         metrics = {f"kl/{self.against}_{self.estimator}": masked_mean(kl.detach(), state.mask)}
         if self.placement == "reward":
             base = state.token_rewards if state.token_rewards is not None else torch.zeros_like(kl)

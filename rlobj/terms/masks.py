@@ -47,17 +47,21 @@ class truncated_mask(_PolicyMask):
         )
 
 
+SCOPES = ("batch", "micro_batch", "sequence")
+
+
 def top_fraction_mask(scores: Tensor, mask: Tensor, rho: float, scope: str = "batch") -> Tensor:
     r"""Select the $k = \max(1, \lceil \rho N\rceil)$ highest-scoring valid tokens.
 
+    ``scope="micro_batch"``: $N$ = valid tokens of this tensor, on this rank only;
     ``scope="batch"``: $N$ = valid tokens of the whole tensor (gathered over data-parallel
     ranks when ``torch.distributed`` is initialised, so the threshold is global);
     ``scope="sequence"``: per row, $N = |y_i|$ (rows without tokens select nothing).
     Ties are broken by position (earlier flat index first, a stable descending sort), so the
     count is exact. Returns a bool mask, a subset of ``mask``.
     """
-    if scope not in ("batch", "sequence"):
-        raise RlobjInputError(f"top_fraction_mask.scope: expected 'batch' or 'sequence', got {scope!r}")
+    if scope not in SCOPES:
+        raise RlobjInputError(f"top_fraction_mask.scope: expected one of {SCOPES}, got {scope!r}")
     if not 0.0 < rho <= 1.0:
         raise RlobjInputError(f"top_fraction_mask.rho: expected 0 < rho <= 1, got {rho}")
     scores = scores.detach().float()
@@ -65,7 +69,7 @@ def top_fraction_mask(scores: Tensor, mask: Tensor, rho: float, scope: str = "ba
         rows = [top_fraction_mask(scores[i : i + 1], mask[i : i + 1], rho, "batch")
                 if bool(mask[i].any()) else torch.zeros_like(mask[i : i + 1]) for i in range(mask.shape[0])]
         return torch.cat(rows) if rows else mask.clone()
-    if _distributed():
+    if scope == "batch" and _distributed():
         return _global_top_fraction(scores, mask, rho)
     flat_scores = torch.where(mask, scores, torch.full_like(scores, -torch.inf)).flatten()
     count = int(mask.sum())
@@ -111,9 +115,11 @@ class top_entropy_mask(_PolicyMask):
 
     Args:
         rho: fraction of valid tokens kept.
-        scope: ``"batch"`` (the tokens this call sees: one micro-batch; global across
-            data-parallel ranks when distributed, as the paper's batch), ``"sequence"``
-            (per response).
+        scope: ``"batch"`` (the tokens of this call, gathered across data-parallel ranks
+            when distributed: the global micro-batch step), ``"micro_batch"`` (this rank's
+            micro-batch only, the reference code's choice without data parallelism) or
+            ``"sequence"`` (per response). With gradient accumulation each call sees one
+            micro-batch; the selection is never spread across accumulation steps.
         normalize: ``"selected"`` (reference code: the policy loss is averaged over the
             selected tokens only, locally, ~$1/\rho$ larger) or ``"all"`` (the paper's
             formula: selected tokens over the response-token normaliser).
@@ -126,8 +132,8 @@ class top_entropy_mask(_PolicyMask):
 
     def __post_init__(self):
         check_range("top_entropy_mask", "rho", self.rho, low=0.0, high=1.0, low_open=True)
-        if self.scope not in ("batch", "sequence"):
-            raise RlobjInputError(f"top_entropy_mask.scope: expected 'batch' or 'sequence', got {self.scope!r}")
+        if self.scope not in SCOPES:
+            raise RlobjInputError(f"top_entropy_mask.scope: expected one of {SCOPES}, got {self.scope!r}")
         if self.normalize not in ("selected", "all"):
             raise RlobjInputError(f"top_entropy_mask.normalize: expected 'selected' or 'all', got {self.normalize!r}")
 

@@ -325,3 +325,16 @@ def test_missing_reference_names_the_field():
 def test_invalid_hyperparameters(build, match):
     with pytest.raises(RlobjInputError, match=match):
         build()
+
+
+def test_clamp_option_matches_verl_when_on_and_trl_when_off():
+    import rlobj
+
+    # d = log q - log p = 12: verl clamps k3 at 10, TRL keeps exp(12) - 12 - 1
+    logp = torch.tensor([[-13.0]])
+    logp_ref = torch.tensor([[-1.0]])
+    fields = dict(logp=logp, logp_ref=logp_ref, mask=torch.ones(1, 1, dtype=torch.bool))
+    verl = rlobj.k3_kl(1.0).loss(**fields).loss
+    trl = rlobj.k3_kl(1.0, clamp=False).loss(**fields).loss
+    assert float(verl) == pytest.approx(10.0)
+    assert float(trl) == pytest.approx(math.exp(12.0) - 13.0, rel=1e-5)

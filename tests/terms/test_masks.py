@@ -340,3 +340,14 @@ def test_off_policy_sequence_mask_bad_input():
     state = state.add_part("policy", LossPart(t([[0.5]]), state.mask))
     with pytest.raises(RlobjInputError, match="off_policy_sequence_mask reads 'advantages'"):
         off_policy_sequence_mask()(state)
+
+
+def test_micro_batch_scope_equals_batch_scope_without_data_parallelism():
+    from rlobj.terms.masks import top_fraction_mask
+
+    scores = torch.rand(3, 5)
+    mask = torch.rand(3, 5) > 0.3
+    torch.testing.assert_close(top_fraction_mask(scores, mask, 0.4, "micro_batch"),
+                               top_fraction_mask(scores, mask, 0.4, "batch"))
+    with pytest.raises(RlobjInputError, match="scope: expected one of"):
+        top_fraction_mask(scores, mask, 0.4, "global")
