@@ -77,8 +77,10 @@ class KnightsKnavesTask:
     others (or themselves); the puzzle is kept only if exactly one knight/knave assignment is
     consistent, which is found by enumerating all $2^n$ assignments.
 
-    Difficulty: ``n_people`` (2..8) and ``depth`` (nesting of ``not`` / ``and`` / ``or`` /
-    ``if and only if``; depth 1 = plain "X is a knight/knave").
+    Difficulty: ``n_people`` (2..8) and ``depth`` (2..4: nesting of ``not`` / ``and`` / ``or`` /
+    ``if and only if`` above plain "X is a knight/knave" claims). Depth 1 is refused: plain claims
+    only fix parities ``x_i xor x_j``, so flipping every role of a connected group of people gives
+    a second solution and no puzzle is ever unique.
 
     Answer format: ``"Alice is a knight, Bob is a knave"`` (names in order); the sample also holds
     ``solution`` (name -> role) for the verifier.
@@ -105,9 +107,10 @@ class KnightsKnavesTask:
             raise ValueError(
                 f"KnightsKnavesTask: argument 'n_people' must be an int in [2, {len(NAMES)}], got {self.n_people!r}"
             )
-        if not (isinstance(self.depth, int) and 1 <= self.depth <= 3):
+        if not (isinstance(self.depth, int) and 2 <= self.depth <= 4):
             raise ValueError(
-                f"KnightsKnavesTask: argument 'depth' must be an int in [1, 3], got {self.depth!r}"
+                f"KnightsKnavesTask: argument 'depth' must be an int in [2, 4] (with plain 'X is a knight/knave' "
+                f"statements alone a solution is never unique), got {self.depth!r}"
             )
         if self.extract not in EXTRACT_MODES:
             raise ValueError(
