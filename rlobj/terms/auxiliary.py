@@ -1,4 +1,5 @@
-r"""Auxiliary losses and the advantages built on them: LaSeR last-token self-rewarding.
+r"""Auxiliary losses and the advantages built on them: LaSeR last-token self-rewarding, and
+PACS, which recasts the policy loss itself as a supervised (cross-entropy) objective.
 
 LaSeR (Yang, Liu, Xie, Guo, Wu, Yang, Lin, "LaSeR: Reinforcement Learning with Last-Token
 Self-Rewarding", arXiv 2510.14943) reads a self-verification score off the policy's own
@@ -17,15 +18,24 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from rlobj.algebra.state import LossPart, State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError, check_finite, check_shape
-from rlobj.ops.reductions import broadcast_to_tokens, group_mean, group_std
+from rlobj.ops.reductions import (
+    broadcast_to_tokens,
+    group_count,
+    group_mean,
+    group_std,
+    group_sum,
+    leave_one_out_mean,
+    masked_sum,
+)
 from rlobj.terms._common import check_range, require_groups, sequence_rewards, with_advantages
 
-__all__ = ["self_reward_score", "self_reward_mse", "self_reward_advantage"]
+__all__ = ["self_reward_score", "self_reward_mse", "self_reward_advantage", "pacs_loss"]
 
 _PROBE = "self_reward_logp"
 
@@ -192,3 +202,83 @@ class self_reward_advantage(Term):
         mixed = (1.0 - self.tau) * base + self.tau * self_adv
         return with_advantages(state, mixed).add_metrics(
             **{"self_reward/fallback_frac": (self_std <= self.std_floor).float().mean()})
+
+
+@dataclass(frozen=True)
+class pacs_loss(Term):
+    r"""PACS: RLVR as supervised learning, a class-balanced cross-entropy on a policy score.
+
+    $$\hat s_i = \beta\sum_t m_{i,t}\big(\log\pi_\theta(y_{i,t}) - \log\pi_\text{old}(y_{i,t})\big),\qquad
+      \psi_i = \hat s_i - \frac{1}{|g|-1}\sum_{j\in g, j\ne i}\hat s_j,$$
+    $$\mathcal L = \frac{1}{N}\sum_i w_i\big[-r_i\log\sigma(\psi_i) - (1-r_i)\log(1-\sigma(\psi_i))\big]$$
+
+    Li et al., "Implicit Actor Critic Coupling via a Supervised Learning Framework for RLVR",
+    arXiv 2509.02522 (the PACS objective); reference code ``pacs_core_algos.py``: $\beta = 1$,
+    RLOO scores (``baseline="rloo"``; ``"zscore"`` = group z-score of $\hat s$ with
+    $\varepsilon = 10^{-6}$, ``"none"`` = raw $\hat s$), ``weight_mode="question"``: in a group
+    holding both classes $w_c = |g|/(2 n_c)$ (correct: $r_i > 0.5$), else $w = 1$. The mean
+    divides by the number of rows, not by $\sum w$. It replaces the PPO surrogate entirely
+    (writes the ``"policy"`` part; no clipping). At $\theta = \theta_\text{old}$, $\psi = 0$
+    and the gradient is $\frac{\beta}{N}\sum_i w_i(\tfrac12 - r_i)\,\partial\psi_i$: REINFORCE
+    with advantage $r - \tfrac12$ and an RLOO baseline.
+
+    The score is $\log\pi_\text{old}$-anchored as in the reference code (the paper frames it as
+    a log-ratio to a reference policy). Group statistics need whole groups in every
+    micro-batch (the reference asserts it); split micro-batches at group boundaries. The
+    per-row loss sits on the last valid token with its own normaliser, so ``token_mean`` and
+    the ``seq_mean_*`` aggregations give the row mean.
+
+    Args:
+        beta: $\beta > 0$.
+        baseline: ``"rloo"``, ``"zscore"`` or ``"none"``.
+        balanced: class-balanced weights per group (reference ``use_weight=True``).
+
+    Example:
+        >>> from rlobj import seq_mean_token_mean
+        >>> recipe = pacs_loss(beta=1.0) >> seq_mean_token_mean()
+    """
+
+    reads: ClassVar[tuple[str, ...]] = ("logp", "logp_old", "rewards", "group_ids", "mask")
+    writes: ClassVar[tuple[str, ...]] = ("part:policy",)
+    beta: float = 1.0
+    baseline: str = "rloo"
+    balanced: bool = True
+
+    def __post_init__(self):
+        check_range("pacs_loss", "beta", self.beta, low=0.0, low_open=True)
+        if self.baseline not in ("rloo", "zscore", "none"):
+            raise RlobjInputError(f"pacs_loss.baseline: expected 'rloo', 'zscore' or 'none', got {self.baseline!r}")
+
+    def weights(self, rewards: Tensor, group_ids: Tensor) -> Tensor:
+        """$w_i$: $|g|/(2n_c)$ in groups with both classes, 1 elsewhere (or 1 if not ``balanced``)."""
+        if not self.balanced:
+            return torch.ones_like(rewards)
+        correct = (rewards > 0.5).to(rewards.dtype)
+        size = group_count(group_ids).to(rewards.dtype)
+        n_correct = group_sum(correct, group_ids)
+        n_class = torch.where(correct > 0, n_correct, size - n_correct)
+        mixed = (n_correct > 0) & (n_correct < size)
+        return torch.where(mixed, size / (2 * n_class.clamp(min=1)), torch.ones_like(rewards))
+
+    def __call__(self, state: State) -> State:
+        rewards = state.require("rewards", "pacs_loss").detach()
+        if bool(((rewards < 0) | (rewards > 1)).any()):
+            raise RlobjInputError(f"rewards: pacs_loss uses rewards as labels, expected values in [0, 1], got "
+                                  f"{rewards[(rewards < 0) | (rewards > 1)][:5].tolist()}")
+        logp_old = state.require("logp_old", "pacs_loss")
+        group_ids = require_groups(state, "pacs_loss", minimum=2 if self.baseline != "none" else 1)
+        score = self.beta * masked_sum(state.logp - logp_old, state.mask, dim=-1)
+        if self.baseline == "rloo":
+            psi = score - leave_one_out_mean(score, group_ids)
+        elif self.baseline == "zscore":
+            std = group_std(score, group_ids)
+            centred = score - group_mean(score, group_ids)
+            psi = torch.where(std > 0, centred / (std + 1e-6), torch.zeros_like(centred))
+        else:
+            psi = score
+        labels = rewards.to(psi.dtype)
+        per_row = self.weights(labels, group_ids) * F.binary_cross_entropy_with_logits(psi, labels, reduction="none")
+        last = (state.mask.cumsum(-1) == state.mask.sum(-1, keepdim=True)) & state.mask
+        part = LossPart(broadcast_to_tokens(per_row, last), last, normalize="own")
+        return state.add_part("policy", part).add_metrics(**{"pacs/psi_mean": psi.detach().mean(),
+                                                             "pacs/psi_std": psi.detach().std() if psi.numel() > 1 else psi.detach().sum() * 0})
