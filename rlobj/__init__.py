@@ -131,3 +131,31 @@ __all__ = [
     "rloo",
     "sapo",
 ]
+
+# seed methods I
+from rlobj.terms import (  # noqa: E402
+    backward_correction,
+    fn_rate_from_appeals,
+    forward_correction,
+    mvar_advantage,
+    nsr,
+    pacs_loss,
+    psr,
+    self_reward_advantage,
+    self_reward_mse,
+    w_reinforce,
+)
+
+__all__ += [
+    # seed methods I
+    "backward_correction",
+    "fn_rate_from_appeals",
+    "forward_correction",
+    "mvar_advantage",
+    "nsr",
+    "pacs_loss",
+    "psr",
+    "self_reward_advantage",
+    "self_reward_mse",
+    "w_reinforce",
+]

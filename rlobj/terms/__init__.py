@@ -44,3 +44,11 @@ __all__ = [
     "overlong_penalty", "passk_advantage", "reinforce", "sequence_clip", "soft_gate", "top_entropy_mask",
     "top_fraction_mask", "truncated_is", "truncated_mask", "zero_variance_groups",
 ]
+
+# seed methods I
+from rlobj.terms.auxiliary import pacs_loss, self_reward_advantage, self_reward_mse  # noqa: E402
+from rlobj.terms.corrections import backward_correction, fn_rate_from_appeals, forward_correction  # noqa: E402
+from rlobj.terms.reinforcement import nsr, psr, w_reinforce  # noqa: E402
+from rlobj.terms.risk import mvar_advantage  # noqa: E402
+
+__all__ += ["backward_correction", "fn_rate_from_appeals", "forward_correction", "mvar_advantage", "nsr", "pacs_loss", "psr", "self_reward_advantage", "self_reward_mse", "w_reinforce"]
