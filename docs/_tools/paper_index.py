@@ -107,9 +107,9 @@ ROWS = {
 # and the recipe builds (it is evaluated in rlobj's namespace): number -> (names, recipe, what).
 WHEN_EXPORTED = {
     1: (["lp_reg"], "grpo >> lp_reg()", "Lp-Reg: KL toward a min-p filtered proxy of the old policy on low-probability negative-advantage tokens, replacing the clipped term there"),
-    3: (["backward_correction", "forward_correction"],
+    3: (["backward_correction", "forward_correction", "fn_rate_from_appeals"],
         "backward_correction(rho0=0.1, rho1=0.2) >> dr_grpo",
-        "backward correction of the binary reward (shown; unbiased for the clean reward) or the forward correction `grpo.replace(group_zscore, forward_correction(rho1=0.2))`"),
+        "backward correction of the binary reward (shown; unbiased for the clean reward) or the forward correction `grpo.replace(group_zscore, forward_correction(rho1=0.2))`; `fn_rate_from_appeals` estimates the false-negative rate online from re-checked negatives"),
     8: (["forward_kl"], "grpo >> forward_kl()", "mass-covering full-vocabulary forward KL on the lazy vocab view"),
     10: (["self_reward_advantage", "self_reward_mse"],
          "grpo.replace(group_zscore, self_reward_advantage()) >> self_reward_mse()",
@@ -119,6 +119,8 @@ WHEN_EXPORTED = {
     31: (["sft"], "grpo >> sft()", "the `sft` term adds the supervised loss on guidance demonstrations to the RL objective"),
     53: (["w_reinforce", "psr", "nsr"], "grpo.replace(group_zscore, w_reinforce(lam=0.1))",
          "W-REINFORCE (shown), or `psr()` / `nsr()` in its place"),
+    57: (["pacs_loss"], "pacs_loss(beta=1.0) >> seq_mean_token_mean()",
+         "PACS: class-balanced cross-entropy on an RLOO-baselined policy score; replaces the PPO surrogate"),
     58: (["sft"], "grpo >> sft()", "supervised and RL losses in one objective"),
     69: (["siren"], "dr_grpo >> siren()", "SIREN top-p and peak-entropy masks with a self-anchored entropy regularizer"),
 }
@@ -126,7 +128,7 @@ WHEN_EXPORTED = {
 MODULE_OF = {"lp_reg": "divergences", "forward_kl": "divergences", "siren": "regularizers",
              "backward_correction": "corrections", "forward_correction": "corrections",
              "self_reward_advantage": "auxiliary", "self_reward_mse": "auxiliary",
-             "mvar_advantage": "risk", "sft": "supervised", "w_reinforce": "reinforcement",
+             "mvar_advantage": "risk", "pacs_loss": "auxiliary", "fn_rate_from_appeals": "corrections", "sft": "supervised", "w_reinforce": "reinforcement",
              "psr": "reinforcement", "nsr": "reinforcement"}
 
 
