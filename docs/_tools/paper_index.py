@@ -188,7 +188,8 @@ Counts: {counts}.
 """
 
 
-def main(seeds: Path) -> None:
+def render(seeds: Path) -> tuple[str, dict[str, int]]:
+    """The text of docs/papers.md for the current rlobj, and the count of rows per status."""
     titles = seed_titles(seeds)
     missing = sorted(set(titles) ^ set(ROWS))
     if missing:
@@ -213,7 +214,12 @@ def main(seeds: Path) -> None:
             status_cell = f"**{status}**"
         lines.append(f"| {number} | {cell(titles[number])} | {status_cell} | {cell(what)} | "
                      f"{cell(recipe) or '—'} | {links(names)} |\n")
-    (REPO / "docs" / "papers.md").write_text("".join(lines), encoding="utf-8")
+    return "".join(lines), counts
+
+
+def main(seeds: Path) -> None:
+    text, counts = render(seeds)
+    (REPO / "docs" / "papers.md").write_text(text, encoding="utf-8")
     print(f"wrote docs/papers.md: {counts}")
 
 

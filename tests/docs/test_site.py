@@ -6,6 +6,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 import yaml
 
 import rlobj
@@ -155,3 +156,17 @@ def test_every_example_script_has_a_page_with_its_output():
             problems.append(f"{script.name}: no captured output {output.relative_to(REPO)} "
                             "(run: .venv/bin/python docs/_tools/capture_examples.py)")
     assert not problems, "\n".join(problems)
+
+
+def test_paper_index_is_up_to_date():
+    """docs/papers.md equals what docs/_tools/paper_index.py writes for the current rlobj (rows
+    move to implemented when their terms are exported)."""
+    if not SEEDS.exists():
+        pytest.skip(f"seed list {SEEDS} not in this checkout")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("paper_index", DOCS / "_tools" / "paper_index.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text, _ = module.render(SEEDS)
+    assert text == (DOCS / "papers.md").read_text(encoding="utf-8"), (
+        "docs/papers.md is stale: run `.venv/bin/python docs/_tools/paper_index.py` and commit it")
