@@ -24,6 +24,7 @@ __all__ = [
     "group_count",
     "group_mean",
     "group_std",
+    "group_all_equal",
     "leave_one_out_mean",
     "returns_to_go",
 ]
@@ -140,6 +141,20 @@ def group_std(
     # (else inf * 0 = NaN spreads through group_sum's backward to every input).
     positive = var > 0
     return torch.where(positive, torch.where(positive, var, torch.ones_like(var)).sqrt(), torch.zeros_like(var))
+
+
+@typechecked
+def group_all_equal(values: Float[Tensor, " batch"], group_ids: Int[Tensor, " batch"]) -> Bool[Tensor, " batch"]:
+    r"""Per sequence: True when every value of its group is equal ($\max_g v = \min_g v$).
+
+    Exact, unlike ``group_std(...) == 0``, which also flags groups of distinct tiny values whose
+    squared deviations underflow (e.g. 0 and 1e-24 in float32).
+    """
+    index, n_groups = group_index(group_ids)
+    init = torch.zeros(n_groups, dtype=values.dtype, device=values.device)
+    high = init.scatter_reduce(0, index, values.detach(), "amax", include_self=False)
+    low = init.scatter_reduce(0, index, values.detach(), "amin", include_self=False)
+    return (high == low)[index]
 
 
 @typechecked

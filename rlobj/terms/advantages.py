@@ -18,6 +18,7 @@ from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError, check_finite, check_shape
 from rlobj.ops.reductions import (
     broadcast_to_tokens,
+    group_all_equal,
     group_count,
     group_mean,
     group_std,
@@ -260,7 +261,7 @@ class gpg_scale(_AdvantageTerm):
     def __call__(self, state: State) -> State:
         rewards = sequence_rewards(state, "gpg_scale")
         group_ids = require_groups(state, "gpg_scale")
-        flat = group_std(rewards, group_ids, unbiased=False) == 0
+        flat = group_all_equal(rewards, group_ids)
         valid = float((~flat).sum())
         alpha = rewards.numel() / valid if valid > 0 else 1.0
         return with_advantages(state, alpha * (rewards - group_mean(rewards, group_ids)) / self.norm).add_metrics(

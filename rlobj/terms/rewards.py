@@ -13,7 +13,7 @@ from torch import Tensor
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
-from rlobj.ops.reductions import group_std, sequence_lengths
+from rlobj.ops.reductions import group_all_equal, sequence_lengths
 from rlobj.terms._common import check_range, require_groups
 
 __all__ = [
@@ -122,7 +122,7 @@ def zero_variance_groups(rewards: Tensor, group_ids: Tensor) -> Tensor:
 
     DAPO's dynamic sampling (arXiv 2503.14476, Eq. 11) discards such groups and samples more.
     """
-    return group_std(rewards, group_ids, unbiased=False) == 0
+    return group_all_equal(rewards, group_ids)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from rlobj.ops.reductions import (  # noqa: E402
     broadcast_to_tokens,
+    group_all_equal,
     group_count,
     group_index,
     group_mean,
@@ -114,6 +115,15 @@ def test_hand_returns_to_go():
     assert returns_to_go(rewards, holes, gamma=0.5)[0].tolist() == [1.75, 0.0, 3.0]
 
 
+def test_hand_group_all_equal():
+    values = torch.tensor([1.0, 1.0, 0.0, 1.0, 0.5])
+    assert group_all_equal(values, torch.tensor([0, 0, 1, 1, 2])).tolist() == [True, True, False, False, True]
+    # distinct tiny values: the float32 std underflows to 0, group_all_equal still sees them
+    tiny = torch.tensor([0.0, 1.78e-24])
+    assert group_std(tiny, torch.tensor([0, 0])).tolist() == [0.0, 0.0]
+    assert group_all_equal(tiny, torch.tensor([0, 0])).tolist() == [False, False]
+
+
 def test_all_equal_group_mean_is_exact_in_float32():
     # Regression: a plain sum/count of seven 0.7s in float32 is 0.7 + 6e-8.
     for v in (0.7, 0.1, 0.3, 1 / 3, 0.2):
@@ -177,6 +187,7 @@ def test_group_statistics_match_loops(data):
             assert float(sp[j]) == pytest.approx(math.sqrt(ss / len(vals)), abs=1e-7)
             others = [v[k] for k in idx if k != j]
             assert float(loo[j]) == pytest.approx(math.fsum(others) / len(others) if others else 0.0, abs=1e-12)
+        assert all(bool(group_all_equal(values, gids)[j]) == (max(vals) == min(vals)) for j in idx)
         if max(vals) == min(vals):  # all equal: exact
             assert all(float(m[j]) == vals[0] and float(sd[j]) == 0.0 for j in idx)
 
