@@ -33,7 +33,12 @@ from rlobj.algebra.state import State
 from rlobj.algebra.term import Term, as_terms, term_name
 from rlobj.ops.errors import RlobjBuildError, RlobjInputError, check_shape
 from rlobj.terms._common import check_range, with_advantages
-from rlobj.terms.advantages import batch_whiten, group_baseline_whiten, group_mean_batch_std, group_zscore
+from rlobj.terms.advantages import (
+    batch_whiten,
+    group_baseline_whiten,
+    group_mean_batch_std,
+    group_zscore,
+)
 
 __all__ = ["backward_correction", "forward_correction", "fn_rate_from_appeals", "check_noisy_chain",
            "STANDARDIZING_TERMS"]

@@ -14,7 +14,16 @@ from batches import leaf, make_batch  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from rlobj import Objective, dapo, dr_grpo, group_mean_baseline, group_zscore, grpo, seq_mean_token_mean, token_mean  # noqa: E402
+from rlobj import (  # noqa: E402
+    Objective,
+    dapo,
+    dr_grpo,
+    group_mean_baseline,
+    group_zscore,
+    grpo,
+    seq_mean_token_mean,
+    token_mean,
+)
 from rlobj.algebra.state import State  # noqa: E402
 from rlobj.ops.errors import RlobjInputError  # noqa: E402
 from rlobj.terms.auxiliary import self_reward_advantage, self_reward_mse, self_reward_score  # noqa: E402

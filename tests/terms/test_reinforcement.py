@@ -14,7 +14,7 @@ from batches import leaf, make_batch  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from rlobj import Objective, clip_ratio, dapo, dr_grpo, grpo, group_zscore, seq_mean_token_mean  # noqa: E402
+from rlobj import Objective, clip_ratio, dapo, dr_grpo, group_zscore, grpo, seq_mean_token_mean  # noqa: E402
 from rlobj.algebra.state import State  # noqa: E402
 from rlobj.ops.errors import RlobjInputError  # noqa: E402
 from rlobj.terms.reinforcement import nsr, psr, w_reinforce  # noqa: E402

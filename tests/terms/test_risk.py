@@ -15,7 +15,16 @@ from batches import leaf, make_batch  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from rlobj import Objective, dapo, dr_grpo, group_mean_baseline, group_zscore, grpo, reinforce, seq_mean_token_sum  # noqa: E402
+from rlobj import (  # noqa: E402
+    Objective,
+    dapo,
+    dr_grpo,
+    group_mean_baseline,
+    group_zscore,
+    grpo,
+    reinforce,
+    seq_mean_token_sum,
+)
 from rlobj.algebra.state import State  # noqa: E402
 from rlobj.ops.errors import RlobjInputError  # noqa: E402
 from rlobj.terms.risk import QUANTILE_LEVELS, mvar_advantage, mvar_scores, update_quantiles  # noqa: E402
