@@ -1,0 +1,83 @@
+"""The DataModule: a resumable stream of prompt batches and a fixed evaluation set."""
+
+from typing import Any
+
+import lightning as L
+import torch
+
+from rlobj.train.tasks import AdditionTask, TaskSource
+
+__all__ = ["RLDataModule", "PromptStream"]
+
+
+def _rank_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class PromptStream:
+    """Infinite iterable of ``{"step": k, "records": [...]}`` starting at step ``start``.
+
+    Step ``k`` on rank ``r`` of ``w`` holds records ``k*P*w + r*P ... + P - 1`` of the source
+    (``P`` prompts per rank), so the stream is a pure function of the step index: resuming needs
+    only the step, and ranks never see the same prompt.
+    """
+
+    def __init__(self, source: TaskSource, per_rank: int, start: int = 0, rank: int = 0, world: int = 1):
+        self.source, self.per_rank, self.start, self.rank, self.world = source, per_rank, start, rank, world
+
+    def batch(self, step: int) -> dict[str, Any]:
+        first = (step * self.world + self.rank) * self.per_rank
+        return {"step": step, "records": self.source.records(first, self.per_rank)}
+
+    def __iter__(self):
+        step = self.start
+        while True:
+            yield self.batch(step)
+            step += 1
+
+
+class RLDataModule(L.LightningDataModule):
+    """Prompts for training and a fixed evaluation set, from :class:`~rlobj.train.tasks.TaskSource` s.
+
+    Args:
+        train: source of training prompts (default ``AdditionTask(seed=1)``).
+        eval: source of the evaluation set (default ``AdditionTask(seed=2)``: held-out draws).
+        prompts_per_step: prompts per rank per training step (each gets ``group_size`` samples).
+        eval_size: number of evaluation records (records ``0 .. eval_size-1`` of ``eval``).
+        val_batch_size: evaluation records per validation batch (``rlobj validate``).
+    """
+
+    def __init__(self, train: TaskSource | None = None, eval: TaskSource | None = None,
+                 prompts_per_step: int = 32, eval_size: int = 256, val_batch_size: int = 64):
+        super().__init__()
+        for name, value in (("prompts_per_step", prompts_per_step), ("eval_size", eval_size),
+                            ("val_batch_size", val_batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+        for name, value in (("train", train), ("eval", eval)):
+            if value is not None and not isinstance(value, TaskSource):
+                raise TypeError(f"{name}: expected a TaskSource, got {type(value).__name__}")
+        self.train_source = train if train is not None else AdditionTask(seed=1)
+        self.eval_source = eval if eval is not None else AdditionTask(seed=2)
+        self.prompts_per_step, self.eval_size, self.val_batch_size = prompts_per_step, eval_size, val_batch_size
+
+    def _start(self) -> int:
+        trainer = self.trainer
+        module = getattr(trainer, "lightning_module", None) if trainer is not None else None
+        return int(getattr(module, "data_position", 0) or 0)
+
+    def train_dataloader(self):
+        rank, world = _rank_world()
+        return PromptStream(self.train_source, self.prompts_per_step, self._start(), rank, world)
+
+    def eval_records(self, rank: int = 0, world: int = 1) -> list[dict]:
+        """This rank's share of the evaluation set (records ``rank, rank + world, ...``)."""
+        return [self.eval_source.record(i) for i in range(rank, self.eval_size, world)]
+
+    def val_dataloader(self):
+        rank, world = _rank_world()
+        records = self.eval_records(rank, world)
+        return [{"records": records[i:i + self.val_batch_size]}
+                for i in range(0, len(records), self.val_batch_size)]

@@ -1,0 +1,620 @@
+r"""The LightningModule: rollouts -> rewards -> log-probs -> objective -> optimizer steps.
+
+One ``training_step`` consumes one batch of prompts from the DataModule (``{"step": k,
+"records": [...]}``) and, depending on the phase,
+
+* **supervised warm-up** (the first ``warmup_sft_steps`` batches): the demonstrations
+  (``record["completion"]`` + EOS) are scored under the policy and ``sft_objective`` (default the
+  ``sft`` term: token NLL) takes one optimizer step;
+* **RL**: the engine samples ``group_size`` responses per prompt, the verifier scores them,
+  old log-probs are recomputed by the trainer (and reference log-probs only when the objective
+  reads ``logp_ref``), :meth:`Objective.prepare <rlobj.algebra.Objective.prepare>` runs the batch
+  stage (rewards, advantages) on the whole rollout batch, then for each of ``ppo_epochs`` epochs
+  and each mini-batch of ``mini_batch_size`` sequences: the mini-batch is split into
+  micro-batches of ``micro_batch_size``, one global :class:`~rlobj.algebra.Normalizer` is counted
+  over them (all-reduced over data-parallel ranks), each micro-batch's loss is back-propagated,
+  gradients are clipped, the optimizer steps and the learning rate follows its schedule. Finally
+  the new weights are pushed to the engine.
+
+The module holds no loss math: every number that shapes the gradient comes from the objective.
+Under data parallelism each rank's loss is multiplied by the world size, because the strategy
+averages gradients while the global normaliser already divides by the global count: the update
+equals one process on the whole batch (tested).
+"""
+
+import copy
+import math
+import random
+import time
+from collections import defaultdict
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+
+from rlobj.algebra import Normalizer, Objective
+from rlobj.algebra.term import Term
+from rlobj.ops.errors import RlobjInputError
+from rlobj.registry import build_objective
+from rlobj.rollout import HFEngine, RolloutBatch, SamplingConfig, left_pad_prompts
+from rlobj.train.forward import token_logprobs
+from rlobj.train.tasks import ARITHMETIC_CHARS, ExactAnswer, build_char_tokenizer
+
+__all__ = ["RLModule", "score_completions"]
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _objective(spec, key: str) -> Objective:
+    if isinstance(spec, Objective):
+        return spec
+    if isinstance(spec, Term):
+        return Objective(spec)
+    try:
+        return Objective(build_objective(spec))
+    except RlobjInputError as error:
+        raise RlobjInputError(f"{key}: {error}") from error
+
+
+def score_completions(verifier, completions: list[str], samples: list[dict], pool=None) -> tuple[list[float], dict[str, float]]:
+    """Rewards of ``completions``; a verifier that raises or returns garbage gives 0 and is counted.
+
+    With a :class:`rlobj.verifiers.VerifierPool` the items run in worker processes with timeouts;
+    without one they run in this process (fast, for cheap verifiers such as exact match).
+    """
+    if pool is not None:
+        result = pool.score(verifier, completions, samples)
+        return list(result.rewards), result.metrics()
+    rewards, failed = [], 0
+    for completion, sample in zip(completions, samples):
+        try:
+            value = float(verifier(completion, sample))
+            if not math.isfinite(value):
+                raise ValueError("non-finite reward")
+        except Exception:  # noqa: BLE001 - a broken verifier must never stop training
+            value, failed = 0.0, failed + 1
+        rewards.append(value)
+    return rewards, {"verifier/failed_fraction": failed / max(len(rewards), 1)}
+
+
+class RLModule(L.LightningModule):
+    r"""Train a causal LM with any objective of the algebra (manual optimisation).
+
+    Args:
+        objective: the RL objective: a registry name (``"grpo"``), a YAML list of terms
+            (``[group_zscore, {clip_ratio: {eps_high: 0.28}}, token_mean]``), or a term / chain.
+        sft_objective: objective of the supervised warm-up phase. Default ``"sft"``.
+        model_path: a local Hugging Face model directory (or hub name with a warm local cache);
+            None builds the tiny Qwen2 of :func:`rlobj.rollout.build_tiny_qwen2` from
+            ``tiny_model`` and the character tokenizer.
+        tiny_model: keyword arguments of ``build_tiny_qwen2`` (hidden_size, layers, heads, seed).
+        tokenizer_chars: characters of the character tokenizer (tiny model only).
+        dtype: parameter dtype (``float32``, ``bfloat16``, ``float16``).
+        group_size: responses sampled per prompt ($G$). Default 8.
+        max_new_tokens, temperature, top_p, top_k: sampling settings (see ``SamplingConfig``).
+        engine: ``"hf"`` (default, shares the policy module) or ``"vllm"``.
+        engine_args: keyword arguments of the engine.
+        verifier: reward function ``verifier(completion, record) -> float``; default
+            :class:`~rlobj.train.tasks.ExactAnswer`.
+        verifier_workers: >0 scores in a :class:`rlobj.verifiers.VerifierPool` of that many
+            processes with ``verifier_timeout`` seconds per item; 0 scores in-process.
+        warmup_sft_steps: number of leading batches trained with ``sft_objective``.
+        lr, sft_lr: peak learning rates of the RL and warm-up phases (``sft_lr`` default ``lr``).
+        weight_decay, betas: AdamW settings.
+        grad_clip: max global gradient norm (None: no clipping).
+        lr_warmup_steps: linear warm-up of the RL learning rate over that many RL optimizer steps.
+        lr_schedule: ``"constant"`` or ``"cosine"`` (to 0 at ``total_rl_updates``).
+        total_rl_updates: horizon of the cosine schedule.
+        ppo_epochs: passes over each rollout batch. Default 1.
+        mini_batch_size: sequences per optimizer step on each rank (None: the whole batch).
+        micro_batch_size: sequences per forward/backward (None: the whole mini-batch).
+        shuffle_minibatches: permute rows (seeded) before cutting mini-batches.
+        eval_samples, eval_k, eval_temperature, eval_max_new_tokens: validation sampling and the
+            pass@k / maj@k budgets reported.
+        eval_at_warmup_end: evaluate right before the first RL step (the "before" row).
+        pass_threshold: a sample "passes" when its reward >= this (pass rate, pass@k).
+        seed: seed of sampling and shuffling (combined with the step index and rank).
+    """
+
+    def __init__(
+        self,
+        objective: list[Any] | str = "grpo",
+        sft_objective: list[Any] | str = "sft",
+        model_path: str | None = None,
+        tiny_model: dict[str, Any] | None = None,
+        tokenizer_chars: str = ARITHMETIC_CHARS,
+        dtype: str = "float32",
+        group_size: int = 8,
+        max_new_tokens: int = 8,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        engine: str = "hf",
+        engine_args: dict[str, Any] | None = None,
+        verifier: Any = None,
+        verifier_workers: int = 0,
+        verifier_timeout: float = 10.0,
+        warmup_sft_steps: int = 0,
+        lr: float = 3e-4,
+        sft_lr: float | None = None,
+        weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        grad_clip: float | None = 1.0,
+        lr_warmup_steps: int = 0,
+        lr_schedule: str = "constant",
+        total_rl_updates: int | None = None,
+        ppo_epochs: int = 1,
+        mini_batch_size: int | None = None,
+        micro_batch_size: int | None = None,
+        shuffle_minibatches: bool = False,
+        eval_samples: int = 8,
+        eval_k: list[int] = [1, 8],  # noqa: B006 - jsonargparse reads the default
+        eval_temperature: float = 1.0,
+        eval_max_new_tokens: int | None = None,
+        eval_at_warmup_end: bool = True,
+        pass_threshold: float = 1.0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.automatic_optimization = False
+        self.save_hyperparameters(ignore=["verifier"])
+        # --- validate everything cheap before any model is built -------------------------
+        self.objective = _objective(objective, "objective")
+        self.sft_objective = _objective(sft_objective, "sft_objective")
+        self.needs = frozenset().union(*(t.slots_read() for t in self.objective.chain.terms))
+        if dtype not in _DTYPES:
+            raise RlobjInputError(f"dtype: expected one of {sorted(_DTYPES)}, got {dtype!r}")
+        if engine not in ("hf", "vllm"):
+            raise RlobjInputError(f"engine: expected 'hf' or 'vllm', got {engine!r}")
+        if lr_schedule not in ("constant", "cosine"):
+            raise RlobjInputError(f"lr_schedule: expected 'constant' or 'cosine', got {lr_schedule!r}")
+        if lr_schedule == "cosine" and not total_rl_updates:
+            raise RlobjInputError("total_rl_updates: required (> 0) with lr_schedule='cosine'")
+        for name in ("group_size", "max_new_tokens", "ppo_epochs", "eval_samples"):
+            value = getattr(self.hparams, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise RlobjInputError(f"{name}: expected an int >= 1, got {value!r}")
+        for name in ("mini_batch_size", "micro_batch_size"):
+            value = getattr(self.hparams, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise RlobjInputError(f"{name}: expected an int >= 1 or null, got {value!r}")
+        for k in eval_k:
+            if not 1 <= int(k) <= eval_samples:
+                raise RlobjInputError(f"eval_k: every k must lie in [1, eval_samples={eval_samples}], got {k}")
+        self.sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature,
+                                       top_p=top_p, top_k=top_k)
+        self.verifier = verifier if verifier is not None else ExactAnswer()
+        if not callable(self.verifier):
+            raise RlobjInputError(f"verifier: expected a callable verifier(completion, record), got {self.verifier!r}")
+        # --- run state (checkpointed) --------------------------------------------------------
+        self.term_state: dict[str, Any] = {}
+        self.data_position = 0  # index of the next batch of the data stream
+        self.rl_updates = 0
+        self.eval_history: list[tuple[str, int, dict[str, float]]] = []
+        self.policy = None
+        self.tokenizer = None
+        self.engine = None
+        self.reference = None
+        self._pool = None
+        self._restored_rng = None
+
+    # ------------------------------------------------------------------ building
+    def build(self) -> None:
+        """Load or build the policy, tokenizer and engine (idempotent; called by ``configure_model``)."""
+        if self.policy is not None:
+            return
+        hp = self.hparams
+        dtype = _DTYPES[hp.dtype]
+        if hp.model_path is None:
+            from rlobj.rollout import build_tiny_qwen2
+
+            self.tokenizer = build_char_tokenizer(hp.tokenizer_chars)
+            kwargs = dict(hp.tiny_model or {})
+            self.policy = build_tiny_qwen2(
+                vocab_size=len(self.tokenizer), eos_token_id=self.tokenizer.eos_token_id,
+                pad_token_id=self.tokenizer.pad_token_id, dtype=dtype, **kwargs)
+        else:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(hp.model_path)
+            self.policy = AutoModelForCausalLM.from_pretrained(hp.model_path, dtype=dtype)
+        self.policy.train()
+
+    def configure_model(self) -> None:
+        self.build()
+
+    def _ensure_engine(self):
+        if self.engine is not None:
+            return self.engine
+        hp = self.hparams
+        args = dict(hp.engine_args or {})
+        eos = self.tokenizer.eos_token_id
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
+        if hp.engine == "hf":
+            self.engine = HFEngine(self.policy, eos_token_id=eos, pad_token_id=pad, **args)
+        else:
+            from rlobj.rollout import VLLMEngine, save_model_directory
+
+            path = hp.model_path
+            if path is None:
+                root = self.trainer.default_root_dir if self._trainer is not None else "."
+                path = str(save_model_directory(self.policy, self.tokenizer, f"{root}/engine_model"))
+            self.engine = VLLMEngine(path, eos_token_id=eos, pad_token_id=pad, dtype=hp.dtype, **args)
+        return self.engine
+
+    def _ensure_pool(self):
+        if self.hparams.verifier_workers > 0 and self._pool is None:
+            from rlobj.verifiers import VerifierPool
+
+            self._pool = VerifierPool(workers=self.hparams.verifier_workers,
+                                      timeout=self.hparams.verifier_timeout)
+        return self._pool
+
+    def teardown(self, stage: str) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        hp = self.hparams
+        return torch.optim.AdamW(self.policy.parameters(), lr=hp.lr, weight_decay=hp.weight_decay,
+                                 betas=tuple(hp.betas))
+
+    def rl_lr(self, update: int) -> float:
+        """Learning rate of RL optimizer step ``update`` (0-based): linear warm-up, then constant or cosine."""
+        hp = self.hparams
+        factor = 1.0
+        if hp.lr_warmup_steps > 0 and update < hp.lr_warmup_steps:
+            factor = (update + 1) / hp.lr_warmup_steps
+        elif hp.lr_schedule == "cosine":
+            progress = min(max(update - hp.lr_warmup_steps, 0) / max(hp.total_rl_updates - hp.lr_warmup_steps, 1), 1.0)
+            factor = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return hp.lr * factor
+
+    @property
+    def world_size(self) -> int:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_world_size()
+        return 1
+
+    @property
+    def rank(self) -> int:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank()
+        return 0
+
+    def _optimizer(self):
+        if self._trainer is not None:
+            return self.optimizers()
+        if not hasattr(self, "_standalone_optimizer"):
+            self._standalone_optimizer = self.configure_optimizers()
+        return self._standalone_optimizer
+
+    def _backward(self, loss: Tensor) -> None:
+        if self._trainer is not None:
+            self.manual_backward(loss)
+        else:
+            loss.backward()
+
+    def _step(self, lr: float) -> float:
+        optimizer = self._optimizer()
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        norm = float("nan")
+        if self.hparams.grad_clip is not None:
+            norm = float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.hparams.grad_clip))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return norm
+
+    # ------------------------------------------------------------------ text <-> ids
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def decode_responses(self, rollout: RolloutBatch) -> list[str]:
+        eos = self.tokenizer.eos_token_id
+        texts = []
+        for ids, mask in zip(rollout.response_ids.tolist(), rollout.response_mask.tolist()):
+            kept = [t for t, m in zip(ids, mask) if m and t != eos]
+            texts.append(self.tokenizer.decode(kept, skip_special_tokens=True))
+        return texts
+
+    def _sampling(self, step: int, salt: int = 0, **changes) -> SamplingConfig:
+        seed = (self.hparams.seed * 1_000_003 + step * 9_973 + salt) * 64 + self.rank
+        return SamplingConfig(**{**self.sampling.__dict__, "seed": seed % (2**62), **changes})
+
+    # ------------------------------------------------------------------ the steps
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        step = int(batch["step"])
+        records = batch["records"]
+        if step < self.hparams.warmup_sft_steps:
+            metrics = self.sft_update(records)
+            metrics["phase"] = 0.0
+        else:
+            if (step == self.hparams.warmup_sft_steps and self.hparams.eval_at_warmup_end
+                    and not any(label == "before RL" for label, _, _ in self.eval_history)):
+                self.run_evaluation("before RL")
+            metrics = self.rl_update(records, step)
+            metrics["phase"] = 1.0
+        self.data_position = step + 1
+        metrics["data_position"] = float(self.data_position)
+        self.log_dict({k: float(v) for k, v in metrics.items()}, on_step=True, prog_bar=False,
+                      batch_size=len(records), sync_dist=False)
+        self.last_metrics = metrics
+
+    def sft_update(self, records: list[dict]) -> dict[str, float]:
+        """One optimizer step of ``sft_objective`` on the records' demonstrations."""
+        eos = self.tokenizer.eos_token_id
+        pad = self.tokenizer.pad_token_id
+        prompts = [self.encode(r["prompt"]) for r in records]
+        responses = [self.encode(str(r["completion"])) + [eos] for r in records]
+        prompt_ids, prompt_mask = left_pad_prompts(prompts, pad)
+        width = max(len(r) for r in responses)
+        response_ids = torch.full((len(responses), width), pad, dtype=torch.long)
+        response_mask = torch.zeros((len(responses), width), dtype=torch.bool)
+        for row, ids in enumerate(responses):
+            response_ids[row, :len(ids)] = torch.tensor(ids)
+            response_mask[row, :len(ids)] = True
+        device = self.device_of_policy()
+        tensors = [t.to(device) for t in (prompt_ids, prompt_mask, response_ids, response_mask)]
+        micro = self.hparams.micro_batch_size or len(records)
+        chunks = [slice(i, i + micro) for i in range(0, len(records), micro)]
+        normalizer = Normalizer.from_masks([tensors[3][c] for c in chunks])
+        sums: dict[str, float] = defaultdict(float)
+        self.policy.train()
+        for chunk in chunks:
+            logp, _ = token_logprobs(self.policy, *(t[chunk] for t in tensors))
+            state = self.sft_objective.prepare(logp=logp, mask=tensors[3][chunk])
+            out = self.sft_objective.loss(state, normalizer=normalizer)
+            self._backward(out.loss * self.world_size)
+            for key, value in out.metrics.items():
+                sums[key] += float(value) / len(chunks)
+        sums["grad_norm"] = self._step(self.hparams.sft_lr or self.hparams.lr)
+        sums["lr"] = self.hparams.sft_lr or self.hparams.lr
+        return dict(sums)
+
+    def device_of_policy(self) -> torch.device:
+        return next(self.policy.parameters()).device
+
+    def rl_update(self, records: list[dict], step: int) -> dict[str, float]:
+        """Sample, score and optimise on one batch of prompts; returns the step's metrics."""
+        engine = self._ensure_engine()
+        prompts = [self.encode(r["prompt"]) for r in records]
+        start = time.perf_counter()
+        rollout = engine.generate(prompts, n=self.hparams.group_size, sampling=self._sampling(step))
+        rollout = rollout.to(self.device_of_policy())
+        generate_seconds = time.perf_counter() - start
+        completions = self.decode_responses(rollout)
+        samples = [records[g] for g in rollout.group_ids.tolist()]
+        rewards, verifier_metrics = score_completions(self.verifier, completions, samples, self._ensure_pool())
+        rewards = torch.tensor(rewards, dtype=torch.float32, device=rollout.response_ids.device)
+        metrics = self.update_on_rollout(rollout, rewards)
+        metrics.update(verifier_metrics)
+        generated = float(rollout.response_mask.sum())
+        metrics["throughput/generate_tokens_per_s"] = generated / max(generate_seconds, 1e-9)
+        metrics["time/generate_s"] = generate_seconds
+        return metrics
+
+    def _forward(self, rollout: RolloutBatch, rows, with_entropy: bool, model=None):
+        model = self.policy if model is None else model
+        return token_logprobs(model, rollout.prompt_ids[rows], rollout.prompt_mask[rows],
+                              rollout.response_ids[rows], rollout.response_mask[rows],
+                              temperature=self.sampling.temperature, with_entropy=with_entropy)
+
+    def _no_grad_logprobs(self, rollout: RolloutBatch, model) -> Tensor:
+        micro = self.hparams.micro_batch_size or len(rollout)
+        pieces = []
+        with torch.no_grad():
+            for i in range(0, len(rollout), micro):
+                pieces.append(self._forward(rollout, slice(i, i + micro), False, model)[0])
+        return torch.cat(pieces)
+
+    def update_on_rollout(self, rollout: RolloutBatch, rewards: Tensor, extras: dict | None = None) -> dict[str, float]:
+        r"""The optimisation part of an RL step, on a given rollout batch and its rewards.
+
+        Recomputes ``logp_old`` (and ``logp_ref`` when the objective reads it), prepares the
+        objective on the whole batch, then runs ``ppo_epochs`` x mini-batches x micro-batches
+        with one global normaliser per mini-batch. Returns the mean of every objective metric
+        over micro-batches plus reward, length, entropy, KL(old||new), mismatch and throughput.
+        """
+        hp = self.hparams
+        start = time.perf_counter()
+        mask = rollout.response_mask
+        batch = len(rollout)
+        mini = hp.mini_batch_size or batch
+        micro = hp.micro_batch_size or mini
+        self.policy.train()
+        # With one epoch and one mini-batch, the weights do not change before the only forward
+        # with gradient, so logp_old is that forward's detached value: no extra pass needed,
+        # unless a batch-stage term (e.g. a KL folded into the reward) reads it before.
+        batch_reads = frozenset().union(*(t.slots_read() for t in self.objective.chain.terms
+                                          if t.stage == "batch"))
+        reuse = (hp.ppo_epochs == 1 and mini >= batch
+                 and not batch_reads & {"logp", "logp_old", "entropy", "vocab"})
+        logp_old = rollout.logp_rollout if reuse else self._no_grad_logprobs(rollout, self.policy)
+        fields = dict(logp=logp_old, logp_old=logp_old, mask=mask, rewards=rewards,
+                      group_ids=rollout.group_ids,
+                      extras={"logp_rollout": rollout.logp_rollout, "truncated": rollout.truncated,
+                              **(extras or {})})
+        if "logp_ref" in self.needs:
+            if self.reference is None:
+                self._set_reference(copy.deepcopy(self.policy).requires_grad_(False))
+            fields["logp_ref"] = self._no_grad_logprobs(rollout, self.reference)
+        prepared = self.objective.prepare(**fields)
+        entropy_grad = "entropy" in self.needs
+        sums: dict[str, float] = defaultdict(float)
+        count = 0
+        norms = []
+        mismatch = torch.zeros((), dtype=torch.float64)
+        for epoch in range(hp.ppo_epochs):
+            if hp.shuffle_minibatches:
+                generator = torch.Generator().manual_seed(hp.seed * 7919 + self.rl_updates * 31 + epoch)
+                order = torch.randperm(batch, generator=generator)
+            else:
+                order = torch.arange(batch)
+            for m0 in range(0, batch, mini):
+                mini_rows = order[m0:m0 + mini].to(mask.device)
+                micro_rows = [mini_rows[i:i + micro] for i in range(0, len(mini_rows), micro)]
+                states = [_take(prepared, rows) for rows in micro_rows]
+                normalizer = Normalizer.from_masks([s.mask for s in states])
+                new_term_state = self.term_state
+                for rows, state in zip(micro_rows, states):
+                    logp, entropy = self._forward(rollout, rows, True)
+                    if not entropy_grad:
+                        entropy = entropy.detach()
+                    changes = dict(logp=logp, entropy=entropy, cache={})
+                    if reuse:
+                        changes["logp_old"] = logp.detach()
+                    state = state.update(**changes)
+                    out = self.objective.loss(state, normalizer=normalizer, term_state=self.term_state)
+                    self._backward(out.loss * self.world_size)
+                    new_term_state = out.term_state
+                    for key, value in out.metrics.items():
+                        sums[key] += float(value)
+                    valid = state.mask
+                    n_valid = max(float(valid.sum()), 1.0)
+                    if reuse:
+                        mismatch += float((rollout.logp_rollout[rows] - logp.detach()).abs()[valid].sum())
+                    log_ratio = (logp.detach() - state.logp_old)[valid]
+                    sums["kl/old_k3"] += float((torch.expm1(-log_ratio) + log_ratio).sum() / n_valid)
+                    sums["entropy"] += float(entropy.detach()[valid].sum() / n_valid)
+                    count += 1
+                lr = self.rl_lr(self.rl_updates)
+                norms.append(self._step(lr))
+                self.term_state = dict(new_term_state)
+                self.rl_updates += 1
+        metrics = {key: value / max(count, 1) for key, value in sums.items()}
+        if self.engine is not None:
+            self.engine.update_weights(self.policy.named_parameters())
+        seconds = time.perf_counter() - start
+        lengths = mask.sum(-1).float()
+        valid = mask
+        metrics.update({
+            "reward/mean": float(rewards.mean()),
+            "reward/std": float(rewards.std()) if len(rewards) > 1 else 0.0,
+            "pass_rate": float((rewards >= hp.pass_threshold).float().mean()),
+            "response/length_mean": float(lengths.mean()),
+            "response/length_max": float(lengths.max()),
+            "response/truncated_fraction": float(rollout.truncated.float().mean()),
+            "mismatch/logp_abs": (float(mismatch) if reuse else float((rollout.logp_rollout - logp_old).abs()[valid].sum()))
+            / max(float(valid.sum()), 1.0),
+            "grad_norm": float(np.nanmean(norms)) if norms else float("nan"),
+            "lr": self.rl_lr(max(self.rl_updates - 1, 0)),
+            "throughput/update_tokens_per_s": float(valid.sum()) * hp.ppo_epochs / max(seconds, 1e-9),
+            "time/update_s": seconds,
+        })
+        if "logp_ref" in fields:
+            log_ratio = (fields["logp_ref"] - prepared.logp_old)[valid]
+            metrics["kl/ref_k3"] = float((torch.expm1(log_ratio) - log_ratio).mean())
+        return metrics
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, records: list[dict]) -> dict[str, float]:
+        """Sample ``eval_samples`` answers per record; unbiased pass@k and maj@k for ``eval_k``.
+
+        Counts are summed over data-parallel ranks (each rank evaluates its own records).
+        """
+        from rlobj.eval.passk import maj_at_k, pass_at_k
+
+        hp = self.hparams
+        engine = self._ensure_engine()
+        n = hp.eval_samples
+        sampling = self._sampling(0, salt=1_000_000_007, temperature=hp.eval_temperature,
+                                  max_new_tokens=hp.eval_max_new_tokens or hp.max_new_tokens)
+        sampling = SamplingConfig(**{**sampling.__dict__, "seed": hp.seed * 17 + 5 + self.rank})
+        sums = torch.zeros(2 * len(hp.eval_k) + 2, dtype=torch.float64)
+        if records:
+            rollout = engine.generate([self.encode(r["prompt"]) for r in records], n=n, sampling=sampling)
+            completions = self.decode_responses(rollout)
+            samples = [records[g] for g in rollout.group_ids.tolist()]
+            rewards, _ = score_completions(self.verifier, completions, samples, self._ensure_pool())
+            for index in range(len(records)):
+                rows = range(index * n, (index + 1) * n)
+                correct = [rewards[r] >= hp.pass_threshold for r in rows]
+                answers = [completions[r].strip() or None for r in rows]
+                for j, k in enumerate(hp.eval_k):
+                    sums[j] += pass_at_k(n, sum(correct), int(k))
+                    sums[len(hp.eval_k) + j] += maj_at_k(answers[:k], correct[:k])
+                sums[-2] += sum(correct) / n
+            sums[-1] = len(records)
+        if self.world_size > 1:
+            torch.distributed.all_reduce(sums)
+        total = max(float(sums[-1]), 1.0)
+        result = {f"pass@{k}": float(sums[j]) / total for j, k in enumerate(hp.eval_k)}
+        result.update({f"maj@{k}": float(sums[len(hp.eval_k) + j]) / total for j, k in enumerate(hp.eval_k) if k > 1})
+        result["mean_reward_rate"] = float(sums[-2]) / total
+        return result
+
+    def run_evaluation(self, label: str) -> dict[str, float]:
+        """Evaluate on the DataModule's evaluation records and remember the row under ``label``."""
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if datamodule is None or not hasattr(datamodule, "eval_records"):
+            return {}
+        result = self.evaluate(datamodule.eval_records(self.rank, self.world_size))
+        self.eval_history.append((label, self.data_position, result))
+        if self._trainer is not None:
+            for logger in self.trainer.loggers:
+                logger.log_metrics({f"eval/{k}": v for k, v in result.items()}, step=self.trainer.global_step)
+        return result
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        result = self.evaluate(batch["records"])
+        self.log_dict({f"val/{k}": v for k, v in result.items()}, batch_size=len(batch["records"]))
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rlobj"] = {
+            "term_state": self.term_state,
+            "data_position": self.data_position,
+            "rl_updates": self.rl_updates,
+            "eval_history": self.eval_history,
+            "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
+                    "numpy": np.random.get_state()},
+            "reference": None if self.reference is None else self.reference.state_dict(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("rlobj")
+        if saved is None:
+            return
+        self.build()
+        self.term_state = dict(saved["term_state"])
+        self.data_position = int(saved["data_position"])
+        self.rl_updates = int(saved["rl_updates"])
+        self.eval_history = list(saved["eval_history"])
+        if saved.get("reference") is not None:
+            self._set_reference(copy.deepcopy(self.policy).requires_grad_(False))
+            self.reference.load_state_dict(saved["reference"])
+        rng = saved["rng"]
+        torch.set_rng_state(rng["torch"])
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+
+    def _set_reference(self, model) -> None:
+        # Not a registered submodule: the frozen reference stays out of the optimizer and of
+        # state_dict (it is saved separately in on_save_checkpoint).
+        object.__setattr__(self, "reference", model)
+
+
+def _take(state, rows: Tensor):
+    """Rows ``rows`` (any order) of a prepared state: a micro-batch."""
+    from rlobj.algebra.objective import _slice_state
+
+    if len(rows) and bool((rows[1:] - rows[:-1] == 1).all()):
+        return _slice_state(state, slice(int(rows[0]), int(rows[-1]) + 1))
+    index = rows.long()
+    batch = state.batch_size
+
+    def cut(value):
+        if isinstance(value, Tensor) and value.dim() >= 1 and value.shape[0] == batch:
+            return value[index]
+        return value
+
+    changes = {name: cut(getattr(state, name)) for name in (
+        "logp", "mask", "logp_old", "logp_ref", "rewards", "group_ids", "token_rewards",
+        "advantages", "entropy")}
+    changes["extras"] = {k: cut(v) for k, v in state.extras.items()}
+    return state.update(**changes, cache={})

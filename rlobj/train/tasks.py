@@ -1,0 +1,182 @@
+r"""Task sources for the trainer: records ``{"prompt", "answer", "completion"}`` by index.
+
+A :class:`TaskSource` maps an index to a task record deterministically, so the trainer's data
+position (an integer saved in checkpoints) is all it takes to resume the same stream. Two sources
+live here because the default run needs them and must not download anything:
+
+* :class:`AdditionTask`: generated two-number addition (``"12+34="`` -> ``"46"``);
+* :class:`JsonlTask`: a local JSONL file with question/answer fields (GSM8K / MATH style).
+
+Also here: :func:`build_char_tokenizer` (a character-level ``PreTrainedTokenizerFast`` built
+locally) and :class:`ExactAnswer`, the default run's verifier. They are the trainer's private
+fallbacks; the richer generators, loaders and verifiers of :mod:`rlobj.data` and
+:mod:`rlobj.verifiers` plug in through the same interfaces (``class_path`` in YAML).
+"""
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "TaskSource",
+    "AdditionTask",
+    "JsonlTask",
+    "ExactAnswer",
+    "build_char_tokenizer",
+    "ARITHMETIC_CHARS",
+]
+
+#: Characters of the default run's tokenizer (digits, operators, '=', space).
+ARITHMETIC_CHARS = "0123456789+-*= "
+
+
+def build_char_tokenizer(chars: str = ARITHMETIC_CHARS):
+    r"""A character tokenizer: one id per character of ``chars`` plus ``<pad>`` (0), ``<eos>`` (1), ``<unk>`` (2).
+
+    Built with ``tokenizers`` (``WordLevel`` over single characters, ``Fuse`` decoder) and wrapped
+    in ``transformers.PreTrainedTokenizerFast`` so it saves and loads like any HF tokenizer.
+
+    Example:
+        >>> tok = build_char_tokenizer("0123456789+=")
+        >>> ids = tok.encode("12+3=", add_special_tokens=False)
+        >>> tok.decode(ids + [tok.eos_token_id], skip_special_tokens=True)
+        '12+3='
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    if not isinstance(chars, str) or not chars:
+        raise ValueError(f"build_char_tokenizer: chars must be a non-empty string, got {chars!r}")
+    vocab = {"<pad>": 0, "<eos>": 1, "<unk>": 2}
+    for char in chars:
+        vocab.setdefault(char, len(vocab))
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>",
+                                   unk_token="<unk>")
+
+
+class TaskSource:
+    """Base of task sources: ``record(index)`` returns the same record for the same index."""
+
+    def record(self, index: int) -> dict[str, Any]:  # pragma: no cover - subclasses override
+        raise TypeError(f"{type(self).__name__} does not define record()")
+
+    def records(self, start: int, count: int) -> list[dict[str, Any]]:
+        """Records ``start, start + 1, ..., start + count - 1``."""
+        return [self.record(index) for index in range(start, start + count)]
+
+
+class AdditionTask(TaskSource):
+    r"""Two-number addition ``"a+b="`` -> ``"a+b"`` with $a, b$ uniform in ``[low, high]``.
+
+    Record ``i`` is drawn from ``random.Random(seed * 1_000_003 + i)``: any index, any order,
+    always the same problem. Different seeds give independent streams (a training stream and a
+    fixed evaluation set that is "held-out style": same distribution, other draws).
+
+    Args:
+        seed: stream seed. Default 0.
+        low, high: inclusive operand range. Default 0..99.
+    """
+
+    def __init__(self, seed: int = 0, low: int = 0, high: int = 99):
+        if not (isinstance(low, int) and isinstance(high, int)) or low < 0 or high < low:
+            raise ValueError(f"AdditionTask: need integers 0 <= low <= high, got low={low!r}, high={high!r}")
+        self.seed, self.low, self.high = int(seed), low, high
+
+    def record(self, index: int) -> dict[str, Any]:
+        rng = random.Random(self.seed * 1_000_003 + int(index))
+        a, b = rng.randint(self.low, self.high), rng.randint(self.low, self.high)
+        answer = str(a + b)
+        return {"prompt": f"{a}+{b}=", "answer": answer, "completion": answer}
+
+    def __repr__(self) -> str:
+        return f"AdditionTask(seed={self.seed}, low={self.low}, high={self.high})"
+
+
+class JsonlTask(TaskSource):
+    """Records from a local JSONL file (one JSON object per line), visited in a seeded order.
+
+    Index ``i`` maps to line ``perm_e[i mod N]`` with a fresh permutation per pass ``e = i // N``
+    (seeded by ``seed`` and ``e``), so the stream is deterministic and resumable.
+
+    Args:
+        path: the file; checked when the source is built (a missing file fails before any
+            model loads, naming this argument).
+        prompt_key: field holding the question. Default ``"question"``.
+        answer_key: field holding the reference answer. Default ``"answer"``.
+        completion_key: field holding a demonstration (for ``sft``), optional. Default
+            ``"solution"``; falls back to the answer when a line has none.
+        prompt_template: ``str.format`` template around the question (a chat template string),
+            default ``"{prompt}"``.
+        shuffle: visit lines in a seeded random order. Default True.
+        seed: order seed. Default 0.
+    """
+
+    def __init__(self, path: str, prompt_key: str = "question", answer_key: str = "answer",
+                 completion_key: str = "solution", prompt_template: str = "{prompt}",
+                 shuffle: bool = True, seed: int = 0):
+        file = Path(path)
+        if not file.is_file():
+            raise FileNotFoundError(f"JsonlTask.path: no such file {str(file)!r}")
+        self.path, self.prompt_key, self.answer_key = str(file), prompt_key, answer_key
+        self.completion_key, self.prompt_template = completion_key, prompt_template
+        self.shuffle, self.seed = shuffle, int(seed)
+        self.rows = []
+        with file.open() as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"JsonlTask.path: {file}:{number} is not JSON: {error}") from error
+                for key in (prompt_key, answer_key):
+                    if key not in row:
+                        raise KeyError(f"JsonlTask: {file}:{number} has no field {key!r} "
+                                       f"(fields: {sorted(row)})")
+                self.rows.append(row)
+        if not self.rows:
+            raise ValueError(f"JsonlTask.path: {file} holds no records")
+        self._orders: dict[int, list[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _order(self, epoch: int) -> list[int]:
+        if epoch not in self._orders:
+            order = list(range(len(self.rows)))
+            if self.shuffle:
+                random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
+            self._orders = {epoch: order}
+        return self._orders[epoch]
+
+    def record(self, index: int) -> dict[str, Any]:
+        epoch, offset = divmod(int(index), len(self.rows))
+        row = self.rows[self._order(epoch)[offset]]
+        answer = str(row[self.answer_key])
+        return {**row, "prompt": self.prompt_template.format(prompt=row[self.prompt_key]),
+                "answer": answer, "completion": str(row.get(self.completion_key, answer))}
+
+
+@dataclass(frozen=True)
+class ExactAnswer:
+    r"""Reward $\mathbb{1}[\mathrm{strip}(y) = \mathrm{strip}(a)]$: the whole completion must be the answer.
+
+    The default run's verifier (the model is asked for nothing but the number). Picklable, so it
+    also runs in :class:`rlobj.verifiers.VerifierPool` workers.
+
+    Example:
+        >>> ExactAnswer()(" 46", {"answer": "46"}), ExactAnswer()("4", {"answer": "46"})
+        (1.0, 0.0)
+    """
+
+    answer_key: str = "answer"
+
+    def __call__(self, completion: str, sample) -> float:
+        if self.answer_key not in sample:
+            raise KeyError(f"ExactAnswer: sample has no field {self.answer_key!r}")
+        return float(completion.strip() == str(sample[self.answer_key]).strip())

@@ -1,0 +1,74 @@
+import itertools
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rlobj.eval import format_table, maj_at_k, pass_at_k, pass_at_k_mean
+
+
+def test_hand_values():
+    assert pass_at_k(8, 2, 1) == pytest.approx(0.25)
+    # 1 - C(6,4)/C(8,4) = 1 - 15/70
+    assert pass_at_k(8, 2, 4) == pytest.approx(1 - 15 / 70)
+    assert pass_at_k(8, 0, 8) == 0.0
+    assert pass_at_k(8, 1, 8) == 1.0
+    assert pass_at_k(5, 5, 3) == 1.0
+
+
+def _brute(n, c, k):
+    # fraction of k-subsets of n samples (c of them correct) that contain a correct one
+    samples = [True] * c + [False] * (n - c)
+    subsets = list(itertools.combinations(range(n), k))
+    return sum(any(samples[i] for i in s) for s in subsets) / len(subsets)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 9).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))))
+def test_matches_subset_enumeration(args):
+    n, c, k = args
+    assert pass_at_k(n, c, k) == pytest.approx(_brute(n, c, k), abs=1e-12)
+    assert pass_at_k(n, c, k) == pytest.approx(1 - math.comb(n - c, k) / math.comb(n, k), abs=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 20).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n - 1))))
+def test_monotone_in_k_and_c(args):
+    n, c, k = args
+    assert pass_at_k(n, c, k) <= pass_at_k(n, c, k + 1) + 1e-12
+    if c < n:
+        assert pass_at_k(n, c, k) <= pass_at_k(n, c + 1, k) + 1e-12
+    assert pass_at_k(n, c, 1) == pytest.approx(c / n)
+
+
+def test_mean_and_errors():
+    assert pass_at_k_mean([(4, 4), (4, 0)], 1) == 0.5
+    with pytest.raises(ValueError, match="k must lie"):
+        pass_at_k(4, 1, 5)
+    with pytest.raises(ValueError, match="c \\(correct"):
+        pass_at_k(4, 5, 1)
+    with pytest.raises(TypeError, match="n must be an int"):
+        pass_at_k(4.0, 1, 1)
+    with pytest.raises(ValueError, match="at least one"):
+        pass_at_k_mean([], 1)
+
+
+def test_maj_at_k():
+    assert maj_at_k(["3", "4", "3", None], [True, False, True, False]) == 1.0
+    assert maj_at_k(["4", "3", "3", "4"], [False, True, True, False]) == 0.0  # tie -> first seen
+    assert maj_at_k([None, None], [False, False]) == 0.0
+    assert maj_at_k(["1", "2", "2"], [True, False, False], k=1) == 1.0
+    with pytest.raises(ValueError, match="same length"):
+        maj_at_k(["1"], [True, False])
+    with pytest.raises(ValueError, match="k must lie"):
+        maj_at_k(["1"], [True], k=2)
+
+
+def test_table():
+    text = format_table([("before", {"pass@1": 0.2, "pass@8": 0.5}), ("after", {"pass@1": 0.45, "pass@8": 0.7})])
+    lines = text.splitlines()
+    assert lines[0].split() == ["model", "pass@1", "pass@8"]
+    assert lines[-1].split() == ["change", "+0.250", "+0.200"]
+    with pytest.raises(ValueError):
+        format_table([])
