@@ -130,3 +130,38 @@ def test_pages_render_math_without_console_errors(served_site):
         assert not problems, f"{name}: browser problems: {problems}"
     for name in PAGES:
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000, f"{name}: empty screenshot"
+
+
+def test_every_page_typesets_its_math(served_site, built_site):
+    """Every page of the site (API pages hold other authors' docstrings): no TeX error, no
+    formula left untypeset, no raw ``$$``, no page error (no screenshots: kept fast)."""
+    sync_playwright = _playwright()
+    paths = sorted(str(page.parent.relative_to(built_site)) + "/"
+                   for page in built_site.rglob("index.html") if page.parent != built_site)
+    failures = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
+            page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
+            for path in [""] + paths:
+                errors.clear()
+                page.goto(served_site + path, wait_until="load")
+                page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                                       timeout=30_000)
+                page.evaluate("() => MathJax.startup.promise")
+                report = page.evaluate(_MATH_REPORT)
+                problems = [*errors]
+                if report["unrendered"]:
+                    problems.append(f"untypeset: {report['unrendered'][:3]}")
+                if report["tex_errors"]:
+                    problems.append(f"TeX errors: {report['tex_errors'][:3]}")
+                if "$$" in report["text"]:
+                    problems.append("raw $$ in the text")
+                if problems:
+                    failures[path or "home"] = problems
+        finally:
+            browser.close()
+    assert not failures, f"pages whose math did not render cleanly: {failures}"
