@@ -18,7 +18,9 @@ one. Each term declares the *slots* it reads and writes:
 3. a per-batch term (rewards, advantages) reads what a per-token term before it wrote, so
    the chain could not be split into a batch stage and a micro-batch loss stage;
 4. a KL against the same policy is placed both in the reward and in the loss, unless one of
-   the two terms says ``allow_reward_and_loss=True``.
+   the two terms says ``allow_reward_and_loss=True``;
+5. a term's own ``check_chain(terms, position)`` hook refuses its neighbours (the noisy-reward
+   backward correction refuses a later group z-score, which would undo it).
 
 Reads that nothing in the chain writes are checked when the chain runs, against the batch.
 """
@@ -209,6 +211,10 @@ def check_order(terms: Iterable[Term]) -> None:
             if term.stage != "batch":
                 per_token_writes[slot] = term
     _check_double_kl(terms)
+    for position, term in enumerate(terms):
+        hook = getattr(term, "check_chain", None)
+        if hook is not None:
+            hook(terms, position)
 
 
 def _check_double_kl(terms: tuple[Term, ...]) -> None:

@@ -328,18 +328,19 @@ class multi_reward_advantage(_AdvantageTerm):
     the group z-score. With one component both modes give the GRPO advantage (the batch
     renormalisation aside).
 
-    The components are read from ``extras["reward_components"]`` (``"batch k"``).
+    The components are read from ``extras["reward_components"]`` (``"batch k"``); ``weights``
+    default to 1 for every component.
     """
 
     reads: ClassVar[tuple[str, ...]] = ("extras:reward_components", "group_ids", "mask")
-    weights: tuple[float, ...] = (1.0,)
+    weights: tuple[float, ...] | None = None
     mode: str = "decoupled"
     eps: float = 1e-6
 
     def __post_init__(self):
         if self.mode not in ("decoupled", "summed"):
             raise RlobjInputError(f"multi_reward_advantage.mode: expected 'decoupled' or 'summed', got {self.mode!r}")
-        if len(self.weights) == 0 or not all(math.isfinite(float(w)) for w in self.weights):
+        if self.weights is not None and (len(self.weights) == 0 or not all(math.isfinite(float(w)) for w in self.weights)):
             raise RlobjInputError(
                 f"multi_reward_advantage.weights: expected one or more finite numbers, got {self.weights!r}"
             )
@@ -347,12 +348,14 @@ class multi_reward_advantage(_AdvantageTerm):
 
     def __call__(self, state: State) -> State:
         components = state.require("extras:reward_components", "multi_reward_advantage")
-        check_shape("extras['reward_components']", components, (state.batch_size, len(self.weights)), "batch k")
+        count = components.shape[-1] if self.weights is None else len(self.weights)
+        check_shape("extras['reward_components']", components, (state.batch_size, count), "batch k")
         if not components.is_floating_point():  # int/bool 0-1 components: do not truncate the weights
             components = components.to(state.logp.dtype)
         check_finite("extras['reward_components']", components)
         group_ids = require_groups(state, "multi_reward_advantage", minimum=2)
-        weights = torch.tensor(self.weights, dtype=components.dtype, device=components.device)
+        weights = (torch.ones(count, dtype=components.dtype, device=components.device) if self.weights is None
+                   else torch.tensor(self.weights, dtype=components.dtype, device=components.device))
 
         def zscore(values):
             return _divide(values - group_mean(values, group_ids), group_std(values, group_ids), self.eps)

@@ -236,9 +236,12 @@ def test_zscore_undoes_the_backward_correction_and_loo_does_not(rewards, rho):
 
 @pytest.mark.parametrize("standardizer", [group_zscore(), group_mean_batch_std(), batch_whiten()])
 def test_check_noisy_chain_refuses_standardization_after_backward_correction(standardizer):
-    bad = backward_correction() >> standardizer >> clip_ratio()
+    # refused when the chain is built (the term's check_chain hook runs in check_order) ...
     with pytest.raises(RlobjBuildError, match=f"backward_correction is followed by {type(standardizer).__name__}"):
-        check_noisy_chain(bad)
+        backward_correction() >> standardizer >> clip_ratio()
+    with pytest.raises(RlobjBuildError, match="leave_one_out"):
+        backward_correction() >> grpo
+    # ... and by the standalone checker on plain lists of terms
     with pytest.raises(RlobjBuildError, match="leave_one_out"):
         check_noisy_chain([backward_correction(), grpo])
     check_noisy_chain(backward_correction(allow_standardize=True) >> standardizer)
