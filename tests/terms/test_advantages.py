@@ -827,7 +827,7 @@ def test_multi_reward_missing_or_bad_components():
         multi_reward_advantage()(state)
     bad_shape = _state([1.0, 0.0], [0, 0], extras={"reward_components": torch.zeros(2, 3)})
     with pytest.raises(RlobjInputError, match=r"reward_components.*\(2, 1\).*\(2, 3\)"):
-        multi_reward_advantage()(bad_shape)
+        multi_reward_advantage(weights=(1.0,))(bad_shape)
     nan = _state([1.0, 0.0], [0, 0], extras={"reward_components": torch.tensor([[NAN], [1.0]])})
     with pytest.raises(RlobjInputError, match="reward_components.*finite"):
         multi_reward_advantage()(nan)
