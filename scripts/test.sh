@@ -17,6 +17,7 @@ step() {  # step NAME COMMAND...: run one step, remember failure; pytest's 5 (no
   fi
 }
 
+step "browser for the docs test (Debian chromium + playwright, no download of browsers)" bash scripts/install_browser.sh
 step "unit and property tests, doctests" .venv/bin/python -m pytest tests rlobj -p no:cacheprovider
 step "lint" .venv/bin/ruff check rlobj tests examples benchmarks
 if [ -f mkdocs.yml ]; then
