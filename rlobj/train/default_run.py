@@ -21,7 +21,7 @@ from rlobj.train.tasks import AdditionTask
 __all__ = ["main", "build"]
 
 #: The default schedule (see ``main``'s arguments).
-DEFAULTS = dict(warmup_steps=150, rl_steps=250, prompts=32, group_size=8, lr=3e-4, sft_lr=1e-3,
+DEFAULTS = dict(warmup_steps=600, rl_steps=350, prompts=32, group_size=8, lr=3e-4, sft_lr=1e-3,
                 eval_size=256, seed=0)
 
 

@@ -102,6 +102,8 @@ class RLModule(L.LightningModule):
             processes with ``verifier_timeout`` seconds per item; 0 scores in-process.
         warmup_sft_steps: number of leading batches trained with ``sft_objective``.
         lr, sft_lr: peak learning rates of the RL and warm-up phases (``sft_lr`` default ``lr``).
+        optimizer: ``"adamw"`` (default) or ``"sgd"`` (plain gradient descent, used by the
+            equivalence tests: its update is linear in the gradient).
         weight_decay, betas: AdamW settings.
         grad_clip: max global gradient norm (None: no clipping).
         lr_warmup_steps: linear warm-up of the RL learning rate over that many RL optimizer steps.
@@ -137,6 +139,7 @@ class RLModule(L.LightningModule):
         verifier_workers: int = 0,
         verifier_timeout: float = 10.0,
         warmup_sft_steps: int = 0,
+        optimizer: str = "adamw",
         lr: float = 3e-4,
         sft_lr: float | None = None,
         weight_decay: float = 0.0,
@@ -168,6 +171,8 @@ class RLModule(L.LightningModule):
             raise RlobjInputError(f"dtype: expected one of {sorted(_DTYPES)}, got {dtype!r}")
         if engine not in ("hf", "vllm"):
             raise RlobjInputError(f"engine: expected 'hf' or 'vllm', got {engine!r}")
+        if optimizer not in ("adamw", "sgd"):
+            raise RlobjInputError(f"optimizer: expected 'adamw' or 'sgd', got {optimizer!r}")
         if lr_schedule not in ("constant", "cosine"):
             raise RlobjInputError(f"lr_schedule: expected 'constant' or 'cosine', got {lr_schedule!r}")
         if lr_schedule == "cosine" and not total_rl_updates:
@@ -260,6 +265,8 @@ class RLModule(L.LightningModule):
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
         hp = self.hparams
+        if hp.optimizer == "sgd":
+            return torch.optim.SGD(self.policy.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         return torch.optim.AdamW(self.policy.parameters(), lr=hp.lr, weight_decay=hp.weight_decay,
                                  betas=tuple(hp.betas))
 
@@ -303,9 +310,8 @@ class RLModule(L.LightningModule):
         optimizer = self._optimizer()
         for group in optimizer.param_groups:
             group["lr"] = lr
-        norm = float("nan")
-        if self.hparams.grad_clip is not None:
-            norm = float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.hparams.grad_clip))
+        limit = self.hparams.grad_clip if self.hparams.grad_clip is not None else float("inf")
+        norm = float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), limit))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return norm
@@ -501,7 +507,7 @@ class RLModule(L.LightningModule):
             "response/truncated_fraction": float(rollout.truncated.float().mean()),
             "mismatch/logp_abs": (float(mismatch) if reuse else float((rollout.logp_rollout - logp_old).abs()[valid].sum()))
             / max(float(valid.sum()), 1.0),
-            "grad_norm": float(np.nanmean(norms)) if norms else float("nan"),
+            "grad_norm": float(np.mean(norms)) if norms else float("nan"),
             "lr": self.rl_lr(max(self.rl_updates - 1, 0)),
             "throughput/update_tokens_per_s": float(valid.sum()) * hp.ppo_epochs / max(seconds, 1e-9),
             "time/update_s": seconds,

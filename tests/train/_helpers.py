@@ -1,0 +1,48 @@
+"""Shared builders for the trainer tests (tiny model, synthetic rollouts with uneven lengths)."""
+
+import torch
+
+from rlobj.rollout import RolloutBatch
+from rlobj.train import RLModule
+from rlobj.train.forward import token_logprobs
+
+
+def tiny_module(**overrides) -> RLModule:
+    kwargs = dict(tiny_model={"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0},
+                  max_new_tokens=6, group_size=4, lr=1.0, optimizer="sgd", grad_clip=None, seed=0)
+    kwargs.update(overrides)
+    module = RLModule(**kwargs)
+    module.build()
+    return module
+
+
+def synthetic_rollout(module: RLModule, groups: int = 4, group_size: int = 4, seed: int = 0) -> RolloutBatch:
+    """Prompts of different lengths, responses with uneven lengths (1..6), exact logp_rollout."""
+    generator = torch.Generator().manual_seed(seed)
+    vocab = len(module.tokenizer)
+    batch = groups * group_size
+    prompt_len, seq = 5, 6
+    prompt_ids = torch.randint(3, vocab, (batch, prompt_len), generator=generator)
+    prompt_mask = torch.ones(batch, prompt_len, dtype=torch.bool)
+    for row in range(batch):
+        pad = (row // group_size) % 3
+        prompt_mask[row, :pad] = False
+        prompt_ids[row, :pad] = 0
+    lengths = torch.randint(1, seq + 1, (batch,), generator=generator)
+    response_mask = torch.arange(seq)[None, :] < lengths[:, None]
+    response_ids = torch.randint(3, vocab, (batch, seq), generator=generator)
+    response_ids = torch.where(response_mask, response_ids, 0)
+    with torch.no_grad():
+        logp, _ = token_logprobs(module.policy, prompt_ids, prompt_mask, response_ids, response_mask)
+    return RolloutBatch(prompt_ids=prompt_ids, prompt_mask=prompt_mask, response_ids=response_ids,
+                        response_mask=response_mask, logp_rollout=logp,
+                        group_ids=torch.arange(groups).repeat_interleave(group_size),
+                        truncated=lengths == seq,
+                        finish_reasons=tuple("length" if n == seq else "stop" for n in lengths.tolist()))
+
+
+def synthetic_rewards(batch: int, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed + 1)
+    rewards = (torch.rand(batch, generator=generator) > 0.5).float()
+    rewards[0], rewards[1] = 1.0, 0.0  # group 0 is never flat
+    return rewards

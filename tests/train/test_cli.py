@@ -1,0 +1,94 @@
+import glob
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from rlobj.train.cli import RlobjCLI, RlobjTrainer, main
+from rlobj.train.datamodule import RLDataModule
+from rlobj.train.module import RLModule
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = sorted(glob.glob(str(ROOT / "examples" / "configs" / "*.yaml")))
+
+
+def _cli(args):
+    return RlobjCLI(RLModule, RLDataModule, trainer_class=RlobjTrainer, args=args, run=False,
+                    auto_configure_optimizers=False)
+
+
+def _overrides(config: str, tmp_path) -> list[str]:
+    """Point missing local dataset files at a temporary JSONL; run the trainer on this CPU."""
+    text = Path(config).read_text()
+    extra = []
+    if "JsonlTask" in text:
+        data = tmp_path / "data.jsonl"
+        data.write_text(json.dumps({"question": "1+1?", "answer": "2"}) + "\n")
+        for section in ("train", "eval"):
+            extra.append(f"--data.{section}.init_args.path={data}")
+    if "accelerator: gpu" in text or "fsdp" in text.lower():
+        extra += ["--trainer.accelerator=cpu", "--trainer.strategy=auto", "--trainer.devices=1",
+                  "--trainer.precision=32-true"]
+    return extra
+
+
+def test_every_shipped_config_is_found():
+    names = {os.path.basename(c) for c in CONFIGS}
+    assert "default.yaml" in names and len(CONFIGS) >= 3
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=os.path.basename)
+def test_config_parses_and_instantiates(config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli = _cli(["--config", config] + _overrides(config, tmp_path))
+    assert isinstance(cli.model, RLModule) and isinstance(cli.datamodule, RLDataModule)
+    assert cli.model.policy is None  # nothing loaded at parse/instantiate time
+    assert len(cli.model.objective.chain.terms) >= 1
+
+
+def test_print_config(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", "--config", str(ROOT / "examples/configs/default.yaml"), "--print_config"])
+    assert stop.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "objective: grpo" in out and "warmup_sft_steps: 600" in out
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("--model.objective=[group_zscore, {clip_ratoi: {eps_high: 0.3}}, token_mean]", "objective: unknown term 'clip_ratoi'"),
+    ("--model.objective=[group_zscore, {clip_ratio: {eps_hgh: 0.3}}, token_mean]", "eps_hgh"),
+    ("--model.group_size=abc", "model.group_size"),
+    ("--data.train.init_args.seed=x", "data.train"),
+])
+def test_bad_config_fails_naming_the_key(override, expected, capsys, monkeypatch):
+    import rlobj.rollout
+
+    def forbidden(*args, **kwargs):  # pragma: no cover - reaching it is the failure
+        raise AssertionError("a model was built before the config was validated")
+
+    monkeypatch.setattr(rlobj.rollout, "build_tiny_qwen2", forbidden)
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", "--config", str(ROOT / "examples/configs/default.yaml"), override])
+    assert stop.value.code != 0
+    captured = capsys.readouterr()
+    assert expected in captured.err + captured.out
+
+
+def test_missing_dataset_file_fails_naming_the_key(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        "model:\n  objective: grpo\n"
+        "data:\n  train:\n    class_path: rlobj.train.JsonlTask\n    init_args: {path: /nonexistent/train.jsonl}\n")
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", "--config", str(config)])
+    assert stop.value.code == 2
+    assert "JsonlTask.path: no such file '/nonexistent/train.jsonl'" in capsys.readouterr().err
+
+
+def test_eval_subcommand_prints_pass_at_k(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    main(["eval", "--config", str(ROOT / "examples/configs/default.yaml"), "--data.eval_size=2",
+          "--model.eval_samples=2", "--model.eval_k=[1, 2]", "--trainer.logger=false"])
+    out = capsys.readouterr().out
+    assert "pass@1" in out and "pass@2" in out

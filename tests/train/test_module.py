@@ -1,0 +1,128 @@
+import math
+
+import pytest
+import torch
+
+from rlobj.ops.errors import RlobjInputError
+from rlobj.rollout import sequence_logprobs
+from rlobj.train import ExactAnswer, RLModule, score_completions
+from rlobj.train.forward import token_logprobs
+
+from ._helpers import synthetic_rewards, synthetic_rollout, tiny_module
+
+
+def test_forward_matches_sequence_logprobs_and_entropy():
+    module = tiny_module()
+    rollout = synthetic_rollout(module)
+    args = (rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids, rollout.response_mask)
+    with torch.no_grad():
+        logp, entropy = token_logprobs(module.policy, *args, temperature=0.7, with_entropy=True)
+        reference = sequence_logprobs(module.policy, *args, temperature=0.7)
+    assert torch.allclose(logp, reference, atol=1e-6)
+    # entropy of one row computed directly from an unpadded forward
+    row = 5
+    prompt = rollout.prompt_ids[row][rollout.prompt_mask[row]]
+    response = rollout.response_ids[row][rollout.response_mask[row]]
+    with torch.no_grad():
+        logits = module.policy(torch.cat([prompt, response])[None]).logits[0].float() / 0.7
+    dist = torch.log_softmax(logits[len(prompt) - 1:-1], -1)
+    direct = -(dist.exp() * dist).sum(-1)
+    assert torch.allclose(entropy[row][rollout.response_mask[row]], direct, atol=1e-5)
+    assert bool((entropy[~rollout.response_mask] == 0).all())
+
+
+def _weights(module):
+    return torch.cat([p.detach().flatten() for p in module.policy.parameters()])
+
+
+@pytest.mark.parametrize("aggregation", ["token_mean", "seq_mean_token_mean"])
+def test_micro_batches_give_the_same_update_as_the_whole_batch(aggregation):
+    objective = ["group_zscore", {"clip_ratio": {}}, aggregation]
+    results = []
+    for micro in (None, 3, 5):
+        module = tiny_module(objective=objective, micro_batch_size=micro)
+        rollout = synthetic_rollout(module)
+        metrics = module.update_on_rollout(rollout, synthetic_rewards(len(rollout)))
+        results.append((_weights(module), metrics))
+    base_weights, base_metrics = results[0]
+    for weights, metrics in results[1:]:
+        assert torch.allclose(weights, base_weights, atol=1e-6, rtol=0)
+        assert metrics["reward/mean"] == base_metrics["reward/mean"]
+    assert (base_weights - _weights(tiny_module(objective=objective))).abs().max() > 1e-3
+
+
+def test_update_metrics_and_several_epochs_and_mini_batches():
+    module = tiny_module(objective="grpo", ppo_epochs=2, mini_batch_size=8, micro_batch_size=4,
+                         shuffle_minibatches=True, grad_clip=1.0)
+    rollout = synthetic_rollout(module)
+    metrics = module.update_on_rollout(rollout, synthetic_rewards(len(rollout)))
+    assert module.rl_updates == 4  # 2 epochs x 2 mini-batches
+    for key in ("loss", "loss/policy", "clip_frac", "reward/mean", "reward/std", "pass_rate",
+                "response/length_mean", "entropy", "kl/old_k3", "mismatch/logp_abs", "grad_norm",
+                "throughput/update_tokens_per_s"):
+        assert key in metrics and math.isfinite(metrics[key]), key
+    # the rollout's log-probs came from the same weights: no engine/trainer mismatch
+    assert metrics["mismatch/logp_abs"] < 1e-5
+    assert metrics["response/length_mean"] == pytest.approx(float(rollout.response_mask.sum(-1).float().mean()))
+
+
+def test_reference_logprobs_only_when_read():
+    module = tiny_module(objective="grpo")
+    module.update_on_rollout(synthetic_rollout(module), synthetic_rewards(16))
+    assert module.reference is None
+    module = tiny_module(objective=["group_zscore", "clip_ratio", "token_mean", {"k3_kl": {"beta": 0.1}}])
+    metrics = module.update_on_rollout(synthetic_rollout(module), synthetic_rewards(16))
+    assert module.reference is not None and "kl/ref_k3" in metrics
+    assert "reference" not in dict(module.named_children())
+
+
+def test_sft_update_lowers_the_nll():
+    module = tiny_module(lr=3e-3, optimizer="adamw")
+    records = [{"prompt": "1+2=", "completion": "3"}, {"prompt": "10+5=", "completion": "15"}]
+    first = module.sft_update(records)["sft/nll"]
+    for _ in range(20):
+        last = module.sft_update(records)["sft/nll"]
+    assert last < first * 0.5
+
+
+def test_score_completions_survives_broken_verifiers():
+    def broken(completion, sample):
+        if completion == "boom":
+            raise RuntimeError("verifier crashed")
+        if completion == "nan":
+            return float("nan")
+        return 1.0
+
+    rewards, metrics = score_completions(broken, ["ok", "boom", "nan", "ok"], [{}] * 4)
+    assert rewards == [1.0, 0.0, 0.0, 1.0]
+    assert metrics["verifier/failed_fraction"] == 0.5
+    assert score_completions(ExactAnswer(), [" 12 ", "13"], [{"answer": "12"}] * 2)[0] == [1.0, 0.0]
+
+
+def test_evaluate_counts_pass_at_k():
+    module = tiny_module(eval_samples=4, eval_k=[1, 4], verifier=lambda c, s: 1.0)
+    result = module.evaluate([{"prompt": "1+1=", "answer": "2"}, {"prompt": "2+2=", "answer": "4"}])
+    assert result["pass@1"] == 1.0 and result["pass@4"] == 1.0
+    module = tiny_module(eval_samples=4, eval_k=[1, 4], verifier=lambda c, s: 0.0)
+    assert module.evaluate([{"prompt": "1+1=", "answer": "2"}])["pass@4"] == 0.0
+
+
+@pytest.mark.parametrize("kwargs, key", [
+    ({"objective": ["group_zscore", {"clip_ratoi": {}}]}, "objective"),
+    ({"objective": [{"clip_ratio": {"eps_hgh": 0.2}}]}, "objective"),
+    ({"sft_objective": "nope"}, "sft_objective"),
+    ({"dtype": "float8"}, "dtype"),
+    ({"engine": "sglang"}, "engine"),
+    ({"group_size": 0}, "group_size"),
+    ({"micro_batch_size": 0}, "micro_batch_size"),
+    ({"eval_k": [1, 16], "eval_samples": 8}, "eval_k"),
+    ({"lr_schedule": "cosine"}, "total_rl_updates"),
+])
+def test_bad_arguments_fail_before_any_model_is_built(kwargs, key):
+    with pytest.raises(RlobjInputError, match=key):
+        RLModule(**kwargs)
+
+
+def test_lr_schedule():
+    module = RLModule(lr=1.0, lr_warmup_steps=2, lr_schedule="cosine", total_rl_updates=12)
+    assert [round(module.rl_lr(u), 6) for u in (0, 1, 2, 7, 12, 20)] == [0.5, 1.0, 1.0, 0.5, 0.0, 0.0]
