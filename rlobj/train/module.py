@@ -162,7 +162,10 @@ class RLModule(L.LightningModule):
     ):
         super().__init__()
         self.automatic_optimization = False
-        self.save_hyperparameters(ignore=["verifier"])
+        self.save_hyperparameters(ignore=["verifier", "objective", "sft_objective"])
+        # Checkpoints must load with torch.load(weights_only=True): keep hparams plain data.
+        for name, spec in (("objective", objective), ("sft_objective", sft_objective)):
+            self.hparams[name] = spec if isinstance(spec, (str, list)) else repr(spec)
         # --- validate everything cheap before any model is built -------------------------
         self.objective = _objective(objective, "objective")
         self.sft_objective = _objective(sft_objective, "sft_objective")
@@ -577,8 +580,7 @@ class RLModule(L.LightningModule):
             "data_position": self.data_position,
             "rl_updates": self.rl_updates,
             "eval_history": self.eval_history,
-            "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
-                    "numpy": np.random.get_state()},
+            "rng": _rng_state(),
             "reference": None if self.reference is None else self.reference.state_dict(),
         }
 
@@ -594,15 +596,31 @@ class RLModule(L.LightningModule):
         if saved.get("reference") is not None:
             self._set_reference(copy.deepcopy(self.policy).requires_grad_(False))
             self.reference.load_state_dict(saved["reference"])
-        rng = saved["rng"]
-        torch.set_rng_state(rng["torch"])
-        random.setstate(rng["python"])
-        np.random.set_state(rng["numpy"])
+        _set_rng_state(saved["rng"])
 
     def _set_reference(self, model) -> None:
         # Not a registered submodule: the frozen reference stays out of the optimizer and of
         # state_dict (it is saved separately in on_save_checkpoint).
         object.__setattr__(self, "reference", model)
+
+
+def _rng_state() -> dict:
+    """Torch, Python and NumPy random states as plain tensors / ints (weights_only-loadable)."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
+            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(position),
+                      "has_gauss": int(has_gauss), "cached": float(cached)}}
+
+
+def _set_rng_state(rng: dict) -> None:
+    torch.set_rng_state(rng["torch"])
+    python = rng["python"]
+    random.setstate((python["version"], tuple(int(v) for v in python["state"].tolist()), python["gauss"]))
+    numpy = rng["numpy"]
+    np.random.set_state((numpy["kind"], numpy["keys"].numpy().astype(np.uint32), numpy["pos"],
+                         numpy["has_gauss"], numpy["cached"]))
 
 
 def _take(state, rows: Tensor):
