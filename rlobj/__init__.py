@@ -159,3 +159,32 @@ __all__ += [
     "self_reward_mse",
     "w_reinforce",
 ]
+
+# seed methods I (continued)
+from rlobj.terms import brpo_advantage, canon_advantage  # noqa: E402
+
+__all__ += ["brpo_advantage", "canon_advantage"]
+
+# full-vocabulary terms (vocab view), Lp-Reg, SIREN, DPH-RL
+from rlobj.terms import (  # noqa: E402
+    dph_divergence,
+    f_divergence,
+    forward_kl,
+    js_divergence,
+    lp_reg,
+    reverse_kl,
+    sampled_entropy_bonus,
+    siren,
+)
+
+__all__ += [
+    # full-vocabulary terms, Lp-Reg, SIREN, DPH-RL
+    "dph_divergence",
+    "f_divergence",
+    "forward_kl",
+    "js_divergence",
+    "lp_reg",
+    "reverse_kl",
+    "sampled_entropy_bonus",
+    "siren",
+]

@@ -52,3 +52,31 @@ from rlobj.terms.reinforcement import nsr, psr, w_reinforce  # noqa: E402
 from rlobj.terms.risk import mvar_advantage  # noqa: E402
 
 __all__ += ["backward_correction", "fn_rate_from_appeals", "forward_correction", "mvar_advantage", "nsr", "pacs_loss", "psr", "self_reward_advantage", "self_reward_mse", "w_reinforce"]
+
+# seed methods I (continued)
+from rlobj.terms.advantage_estimators import brpo_advantage, canon_advantage  # noqa: E402
+
+__all__ += ["brpo_advantage", "canon_advantage"]
+
+# full-vocabulary terms (vocab view), Lp-Reg, SIREN, DPH-RL
+from rlobj.terms.divergences import (  # noqa: E402
+    GENERATORS,
+    dph_divergence,
+    f_divergence,
+    f_generator,
+    forward_kl,
+    js_divergence,
+    reverse_kl,
+)
+from rlobj.terms.regularizers import (  # noqa: E402
+    lp_reg,
+    lp_reg_proxy_topk,
+    lp_reg_selection,
+    peak_entropy_mask,
+    sampled_entropy_bonus,
+    siren,
+)
+
+__all__ += ["GENERATORS", "dph_divergence", "f_divergence", "f_generator", "forward_kl", "js_divergence",
+            "lp_reg", "lp_reg_proxy_topk", "lp_reg_selection", "peak_entropy_mask", "reverse_kl",
+            "sampled_entropy_bonus", "siren"]

@@ -92,3 +92,343 @@ class adaptive_entropy(Term):
         part = LossPart(-coef * entropy, state.mask)
         return (state.add_part("entropy", part).set_own_state(new)
                 .add_metrics(entropy=torch.tensor(mean), **{"entropy/coef": coef}))
+
+
+# ---------------------------------------------------------------------------------------------
+# sampled-token entropy, Lp-Reg, SIREN
+# ---------------------------------------------------------------------------------------------
+
+import math  # noqa: E402
+
+from torch import Tensor  # noqa: E402
+
+from rlobj.algebra.aggregation import token_mean  # noqa: E402
+from rlobj.algebra.state import Normalizer  # noqa: E402
+from rlobj.ops.errors import check_shape  # noqa: E402
+from rlobj.ops.vocab import KL, TopK, TopPEntropy  # noqa: E402
+from rlobj.terms.divergences import current_view, kl_estimate  # noqa: E402
+
+__all__ += ["sampled_entropy_bonus", "lp_reg", "lp_reg_selection", "lp_reg_proxy_topk", "siren",
+            "peak_entropy_mask"]
+
+
+@dataclass(frozen=True)
+class sampled_entropy_bonus(Term):
+    r"""$\ell_{i,t} = -c\,\hat H_{i,t}$ with the sampled-token estimator $\hat H_{i,t} = -\log\pi_\theta(y_{i,t})$.
+
+    The entropy term of PAPO (Wang et al., arXiv 2507.06448, double-entropy loss on
+    $-\log\pi$) and VPPO (entropy penalty on the sampled tokens); no vocabulary view needed.
+
+    Differences from :class:`entropy_bonus` (full-vocabulary $H$):
+
+    * value: $\mathbb E_{y\sim\pi_\theta}[-\log\pi_\theta(y)] = H$, so $\hat H$ is unbiased
+      only in expectation over tokens sampled from the **current** policy (on stale samples
+      from $\pi_\text{old}$ it estimates the cross-entropy), and it is noisy per token;
+    * gradient: $\nabla(-\log\pi_\theta(y_t))$ has expectation
+      $-\sum_v\pi_v\nabla\log\pi_v = 0$ under $y_t\sim\pi_\theta$, whereas
+      $\nabla H = -\sum_v \pi_v\log\pi_v\,\nabla\log\pi_v$. Used as a loss it only pushes
+      down the probability of the tokens that were sampled (a tested identity).
+
+    Args:
+        coef: $c$; positive = bonus (raise $\hat H$), negative = penalty (VPPO's 0.06 penalty
+            is ``coef=-0.06``).
+
+    Loss part ``entropy_sampled``; metric ``entropy/sampled``.
+    """
+
+    reads: ClassVar[tuple[str, ...]] = ("logp", "mask")
+    writes: ClassVar[tuple[str, ...]] = ("part:entropy_sampled",)
+    coef: float = 0.001
+
+    def __call__(self, state: State) -> State:
+        estimate = -state.logp
+        part = LossPart(-self.coef * estimate, state.mask)
+        return state.add_part("entropy_sampled", part).add_metrics(
+            **{"entropy/sampled": masked_mean(estimate.detach(), state.mask)}
+        )
+
+
+LP_SCOPES = ("micro_batch", "sequence")
+LP_KL = ("k3_sampled", "forward_full")
+
+
+def _lowest_k(scores: Tensor, candidates: Tensor, rho: float, quirk: bool) -> Tensor:
+    """The $k$ lowest-scoring candidates (flat, stable: earlier index first on ties)."""
+    count = int(candidates.sum())
+    k = int(rho * count)  # the reference's int(): floor for the non-negative product
+    if quirk:
+        k = k if k > 1 else 0  # reference: max(1, k), then the branch runs only if k > 1
+    elif rho > 0 and count > 0:
+        k = max(1, k)
+    selected = torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
+    if k == 0:
+        return selected.view(scores.shape)
+    flat = torch.where(candidates, scores, torch.full_like(scores, math.inf)).flatten()
+    selected[torch.sort(flat, stable=True).indices[:k]] = True
+    return selected.view(scores.shape) & candidates
+
+
+def lp_reg_selection(logp: Tensor, logp_proxy: Tensor, advantages: Tensor, mask: Tensor,
+                     rho: float = 0.01, scope: str = "micro_batch",
+                     strict_reference_quirk: bool = True) -> Tensor:
+    r"""Lp-Reg's regularised set $R$ (spec §1.2): among valid tokens with $A < 0$, the
+    $k = \lfloor\rho\,|N^-|\rfloor$ with the lowest current $\log\pi_\theta$, kept where
+    $\pi_\theta < \pi_\text{proxy}$ (strict).
+
+    ``scope="micro_batch"`` counts $N^-$ over the tensor (the reference: the micro-batch);
+    ``"sequence"`` per row. ``strict_reference_quirk=True`` selects nothing when $k \le 1$
+    (the reference runs the branch only for $k > 1$); False uses $\max(1, k)$ when $\rho > 0$.
+    Ties in $\log\pi_\theta$ are broken by position. Everything is detached.
+    """
+    if scope not in LP_SCOPES:
+        raise RlobjInputError(f"lp_reg.selection_scope: expected one of {LP_SCOPES}, got {scope!r}")
+    logp, logp_proxy = logp.detach().float(), logp_proxy.detach().float()
+    negatives = mask & (advantages.detach() < 0)
+    if scope == "sequence":
+        lowest = torch.stack([_lowest_k(logp[i], negatives[i], rho, strict_reference_quirk)
+                              for i in range(logp.shape[0])]) if logp.shape[0] else negatives.clone()
+    else:
+        lowest = _lowest_k(logp, negatives, rho, strict_reference_quirk)
+    return lowest & (logp < logp_proxy)
+
+
+def lp_reg_proxy_topk(topk: TopK, tau: float = 0.02, mode: str = "minp") -> TopK:
+    r"""Filter a stored top-k of $\pi_\text{old}$ (full-vocabulary log-probs, ``"batch seq k"``)
+    to Lp-Reg's kept set: ``"minp"`` keeps $\log\pi \ge \max\log\pi + \log\tau$, ``"fixed"``
+    keeps $\log\pi \ge \log\tau$ (the argmax when none does). Dropped entries get log-prob
+    $-10^4$, so the TopK's renormalisation gives the proxy $\pi_\text{proxy}$ on the kept set.
+    Exact when $k$ covers the kept set (check: the k-th entry is dropped)."""
+    logprobs = topk.logprobs.detach().float()
+    top = logprobs.max(dim=-1, keepdim=True).values
+    log_tau = math.log(tau) if tau > 0 else -math.inf
+    threshold = top + log_tau if mode == "minp" else torch.clamp(torch.full_like(top, log_tau), max=top)
+    kept = torch.where(logprobs >= threshold, logprobs, torch.full_like(logprobs, -1e4))
+    return TopK(kept, topk.indices)
+
+
+@dataclass(frozen=True)
+class lp_reg(Term):
+    r"""Low-probability Regularization (Lp-Reg): protect low-probability negative-advantage
+    tokens by pulling them toward a filtered proxy of the old policy. **Not additive**: it
+    replaces the clipped policy loss on the tokens it selects.
+
+    Proxy (spec §1.1): $\pi_\text{proxy}(v) = \pi_\text{old}(v)\,\mathbb 1[v\in K_t] / Z_t$ with
+    $K_t = \{v: \pi_\text{old}(v) \ge \tau\max_u\pi_\text{old}(u)\}$ (``mode="minp"``) or
+    $\{v: \pi_\text{old}(v) \ge \tau\}$ (``"fixed"``). Selected set $R$: see
+    :func:`lp_reg_selection`. On $R$ the policy part becomes
+
+    $$ \ell_{i,t} = -A_{i,t}\,\rho_{i,t} + \beta\,\big(e^{d} - d - 1\big), \qquad
+       d = \log\pi_\text{proxy}(y_{i,t}) - \log\pi_\theta(y_{i,t}), $$
+
+    the unclipped surrogate plus the sampled k3 estimate (``kl="k3_sampled"``, the reference
+    code; clamps as :func:`kl_estimate`). On $R$, $\pi_\theta < \pi_\text{proxy}$, so the
+    penalty's gradient $\beta(1 - \pi_\text{proxy}/\pi_\theta) < 0$ on $\log\pi_\theta$ raises
+    the token's probability. Everywhere else the policy part is left as it was.
+    ``kl="forward_full"`` uses $\beta\,\mathrm{KL}(\pi_\text{proxy}\Vert\pi_\theta)$ over the
+    vocabulary instead (an option named by third-party summaries, not the reference).
+
+    Inputs: ``extras["logp_proxy"]`` (``"batch seq"``, $\log\pi_\text{proxy}(y_t)$, computed by
+    the trainer once per rollout batch; filtered tokens hold about $-10^4$), or else
+    ``extras["vocab_old"]`` (a VocabView of $\pi_\text{old}$ at temperature 1) with the sampled
+    ids ``extras["tokens"]``, from which it is computed with ``proxy_logp``. ``forward_full``
+    also needs ``vocab`` (the current policy) and ``extras["proxy_topk"]``, a stored
+    :class:`~rlobj.ops.vocab.TopK` of $\pi_\text{old}$ covering the kept set (filtered with
+    :func:`lp_reg_proxy_topk`).
+
+    It reads and rewrites ``part:policy``, so it must come after the surrogate:
+    ``grpo >> lp_reg(0.02)`` works, ``lp_reg(0.02) >> grpo`` is refused when built.
+
+    Args:
+        tau: $\tau$, the (relative) threshold (reference ``minp_p_threshold`` 0.02).
+        rho: $\rho$, fraction of negative-advantage tokens considered (0.01 for the Qwen3-14B
+            recipes, 0.005 for Qwen2.5-32B).
+        beta: $\beta$ (``ppo_kl_coef`` 1.0).
+        mode: ``"minp"`` (reference) or ``"fixed"``.
+        selection_scope: ``"micro_batch"`` (reference) or ``"sequence"``.
+        kl: ``"k3_sampled"`` (reference) or ``"forward_full"``.
+        strict_reference_quirk: select nothing when $\lfloor\rho|N^-|\rfloor \le 1$ (reference).
+        log_ratio_clamp: bound on $|\log\rho_{i,t}|$ before ``exp``.
+
+    References:
+        Huang et al., "Low-probability Tokens Sustain Exploration in Reinforcement Learning
+        with Verifiable Reward", arXiv 2510.03222; reference code ``compute_policy_loss_lp_reg``
+        (recipes: clip $[0, 10]$, token-mean, GRPO advantages, no entropy bonus or ref KL).
+
+    Example:
+        >>> from rlobj import grpo, lp_reg, forward_kl
+        >>> objective = grpo >> lp_reg(0.02) >> forward_kl(0.01)
+    """
+
+    tau: float = 0.02
+    rho: float = 0.01
+    beta: float = 1.0
+    mode: str = "minp"
+    selection_scope: str = "micro_batch"
+    kl: str = "k3_sampled"
+    strict_reference_quirk: bool = True
+    log_ratio_clamp: float = 20.0
+
+    def __post_init__(self):
+        check_range("lp_reg", "rho", self.rho, low=0.0, high=1.0)
+        check_range("lp_reg", "beta", self.beta, low=0.0)
+        check_range("lp_reg", "log_ratio_clamp", self.log_ratio_clamp, low=0.0, low_open=True)
+        if self.mode not in ("minp", "fixed"):
+            raise RlobjInputError(f"lp_reg.mode: expected 'minp' or 'fixed', got {self.mode!r}")
+        high = 1.0 if self.mode == "minp" else None
+        check_range("lp_reg", "tau", self.tau, low=0.0, high=high)
+        if self.selection_scope not in LP_SCOPES:
+            raise RlobjInputError(f"lp_reg.selection_scope: expected one of {LP_SCOPES}, got {self.selection_scope!r}")
+        if self.kl not in LP_KL:
+            raise RlobjInputError(f"lp_reg.kl: expected one of {LP_KL}, got {self.kl!r}")
+
+    def slots_read(self) -> frozenset[str]:
+        reads = {"part:policy", "logp", "logp_old", "advantages", "mask", "extras:logp_proxy"}
+        if self.kl == "forward_full":
+            reads |= {"vocab", "extras:proxy_topk"}
+        return frozenset(reads)
+
+    def slots_written(self) -> frozenset[str]:
+        return frozenset({"part:policy"})
+
+    def proxy_logp(self, state: State) -> Tensor:
+        """$\\log\\pi_\\text{proxy}(y_t)$: ``extras["logp_proxy"]`` or from ``extras["vocab_old"]``."""
+        proxy = state.extras.get("logp_proxy")
+        if proxy is None:
+            view, tokens = state.extras.get("vocab_old"), state.extras.get("tokens")
+            if view is None or tokens is None:
+                raise RlobjInputError(
+                    "lp_reg reads extras['logp_proxy'] (the proxy log-prob of each sampled token, "
+                    "computed once per rollout batch), or extras['vocab_old'] (a VocabView of the "
+                    "old policy) together with extras['tokens'] (the sampled ids); the state has "
+                    "neither."
+                )
+            proxy = view.detach().proxy_logp(tokens, self.tau, self.mode, mask=state.mask)
+        check_shape("extras['logp_proxy']", proxy, tuple(state.mask.shape), "batch seq")
+        return torch.where(state.mask, proxy.detach(), torch.zeros((), dtype=proxy.dtype))
+
+    def __call__(self, state: State) -> State:
+        policy = state.require_part("policy", "lp_reg")
+        advantages = state.require("advantages", "lp_reg")
+        logp_old = state.require("logp_old", "lp_reg")
+        proxy = self.proxy_logp(state)
+        selected = lp_reg_selection(state.logp, proxy, advantages, state.mask, self.rho,
+                                    self.selection_scope, self.strict_reference_quirk)
+        ratio = torch.clamp(state.logp - logp_old, -self.log_ratio_clamp, self.log_ratio_clamp).exp()
+        if self.kl == "k3_sampled":
+            # q = proxy, p = pi_theta: kl_estimate(logp, logp_ref=proxy) = e^d - d - 1
+            penalty = kl_estimate(state.logp, proxy.to(state.logp.dtype), "k3")
+        else:
+            topk = state.require("extras:proxy_topk", "lp_reg")
+            if not isinstance(topk, TopK):
+                raise RlobjInputError(f"extras['proxy_topk']: expected a TopK, got {type(topk).__name__}")
+            filtered = lp_reg_proxy_topk(topk, self.tau, self.mode)
+            (penalty,) = current_view(state, "lp_reg").evaluate(KL(filtered, "forward"), mask=selected)
+        replaced = -advantages * ratio + self.beta * penalty
+        values = torch.where(selected, replaced.to(policy.values.dtype), policy.values)
+        zero = torch.zeros((), dtype=penalty.dtype)
+        count = selected.sum()
+        return state.add_part("policy", LossPart(values, policy.mask, policy.normalize)).add_metrics(**{
+            "lp_reg/selected_frac": masked_mean(selected.float(), state.mask),
+            "lp_reg/selected_count": count.float(),
+            "lp_reg/penalty": torch.where(selected, penalty.detach(), zero).sum() / count.clamp(min=1),
+        })
+
+
+def peak_entropy_mask(values: Tensor, mask: Tensor, quantile: float = 0.8) -> Tensor:
+    r"""SIREN's per-sequence peak mask (spec §3.2): $H_{i,t} > q_i$ with $q_i$ the
+    ``quantile`` of row $i$'s valid values (linear interpolation, as ``numpy``/``torch``
+    ``nanquantile``); rows without valid tokens select nothing. For distinct values this keeps
+    $\lceil (1-q)(L_i - 1)\rceil$ tokens of an $L_i$-token row."""
+    scores = torch.where(mask, values.detach().float(), torch.full_like(values, math.nan, dtype=torch.float32))
+    if scores.shape[-1] == 0:
+        return mask.clone()
+    cut = torch.nanquantile(scores, quantile, dim=-1, keepdim=True)
+    return mask & (scores > cut)
+
+
+@dataclass(frozen=True)
+class siren(Term):
+    r"""SIREN: a self-anchored regulariser on the top-p entropy of the peak-entropy tokens.
+
+    $$ \bar H(\theta) = \frac{1}{S}\sum_i \frac{1}{|M_i|}\sum_{t\in M_i} H^p_{i,t}, \qquad
+       \mathcal R = \big(\bar H(\theta) - H_\text{anc}\big)^2, \qquad
+       \text{loss} \mathrel{+}= \lambda\,\mathcal R, $$
+
+    with $H^p_{i,t}$ the nucleus entropy renormalised inside the top-$p$ set (strictly below
+    $p$, see :class:`~rlobj.ops.vocab.TopPEntropy`), $M_i$ the tokens of response $i$ with
+    $H^p > $ the row's ``quantile`` (:func:`peak_entropy_mask`, no gradient through it), $S$
+    the responses of the micro-batch (a row with no peak token contributes 0). The anchor
+    $H_\text{anc}$ is $\bar H$ at the **first call** (detached), kept as term state and
+    returned unchanged afterwards (never mutated); ``anchor=`` fixes it instead. At the first
+    call $\mathcal R = 0$. $d\mathcal R/d\bar H = 2(\bar H - H_\text{anc})$ pulls the entropy
+    back to the anchor from both sides.
+
+    $\lambda\mathcal R$ is one scalar per micro-batch, not a per-token loss: the term writes it
+    as a one-token part whose per-token value makes the chain's aggregation return exactly
+    $\lambda\mathcal R$ (so it reads ``aggregation``: put it after the aggregation term). With
+    a global :class:`~rlobj.algebra.state.Normalizer` each micro-batch's scalar is weighted by
+    its share of the sequences (times the data-parallel world size), i.e. the mean of the
+    micro-batch values, as gradient accumulation in the reference averages them.
+
+    Args:
+        p: top-p mass of the nucleus (``entropy_topp`` 0.8).
+        quantile: lower quantile of the per-sequence mask (``mask_ratio`` 0.8: top 20%).
+        coef: $\lambda$ (``entropy_coeff`` 0.005).
+        anchor: a fixed $H_\text{anc}$, or None to take it from the first call.
+
+    References:
+        "Rethinking Entropy Regularization in Large Reasoning Models", arXiv 2509.25133 (SIREN);
+        reference code ``dp_actor.py`` (``experiment_type == "siren"``), base Dr. GRPO with
+        the mask acting only on the regulariser. The reference computes the anchor on the whole
+        first rollout batch; here it is the first micro-batch the term sees (pass ``anchor``
+        for the whole-batch value).
+    """
+
+    reads: ClassVar[tuple[str, ...]] = ("vocab", "mask", "aggregation")
+    writes: ClassVar[tuple[str, ...]] = ("part:siren",)
+    p: float = 0.8
+    quantile: float = 0.8
+    coef: float = 0.005
+    anchor: float | None = None
+
+    def __post_init__(self):
+        check_range("siren", "p", self.p, low=0.0, high=1.0, low_open=True)
+        check_range("siren", "quantile", self.quantile, low=0.0, high=1.0)
+        check_range("siren", "coef", self.coef, low=0.0)
+
+    def mean_entropy(self, state: State) -> tuple[Tensor, Tensor]:
+        r"""$(\bar H(\theta), M)$ of this (micro-)batch."""
+        (entropy,) = current_view(state, "siren").evaluate(TopPEntropy(self.p), mask=state.mask)
+        peak = peak_entropy_mask(entropy, state.mask, self.quantile)
+        counts = peak.sum(-1).clamp(min=1).to(entropy.dtype)
+        per_row = torch.where(peak, entropy, torch.zeros((), dtype=entropy.dtype)).sum(-1) / counts
+        rows = state.mask.any(-1).sum().clamp(min=1).to(entropy.dtype)
+        return per_row.sum() / rows, peak
+
+    def __call__(self, state: State) -> State:
+        mean, peak = self.mean_entropy(state)
+        stored = state.own_state(None)
+        anchor = self.anchor if self.anchor is not None else stored
+        if anchor is None:
+            anchor = float(mean.detach())
+            state = state.set_own_state(anchor)
+        regulariser = (mean - anchor) ** 2
+        # one token carries the scalar; scale it so that the aggregation returns it exactly
+        flat = state.mask.flatten()
+        carrier = torch.zeros_like(flat)
+        if bool(flat.any()):
+            carrier[int(flat.nonzero()[0])] = True
+        carrier = carrier.view(state.mask.shape)
+        mode = state.aggregation if state.aggregation is not None else token_mean()
+        ones = LossPart(carrier.to(mean.dtype), carrier, "own")
+        unit = float(mode.reduce(ones, state.mask, Normalizer(tokens=1.0, seqs=1.0)))
+        share = 1.0
+        if state.normalizer is not None:
+            share = float(state.mask.any(-1).sum()) * state.normalizer.ranks / max(state.normalizer.seqs, 1.0)
+        scale = self.coef * share / unit if unit > 0 else 0.0
+        values = torch.where(carrier, scale * regulariser, torch.zeros((), dtype=mean.dtype))
+        return state.add_part("siren", LossPart(values, carrier, "own")).add_metrics(**{
+            "siren/entropy": mean.detach(), "siren/anchor": anchor,
+            "siren/regularizer": regulariser.detach(),
+            "siren/peak_frac": masked_mean(peak.float(), state.mask),
+        })
