@@ -4,10 +4,14 @@ import torch
 from hypothesis import strategies as st
 
 
-def make_batch(group_sizes, lengths, width=None, seed=0, dtype=torch.float32, binary=True):
+def make_batch(group_sizes, lengths, width=None, seed=0, dtype=torch.float32, binary=True, vocab=False):
     """A complete rollout batch (every field any term reads) with right padding.
 
-    Padding positions hold garbage (large values) so tests notice if they leak.
+    Padding positions hold garbage (large values) so tests notice if they leak. ``vocab=True``
+    also attaches ``VocabView.from_logits`` views over a 5-token vocabulary (sampled token 0)
+    whose sampled-token log-probs equal ``logp`` / ``logp_old`` / ``logp_ref`` / ``logp_init``:
+    ``vocab`` (current), ``extras["vocab_old"]``, ``["vocab_ref"]``, ``["vocab_init"]``, and
+    ``extras["tokens"]``.
     """
     generator = torch.Generator().manual_seed(seed)
     batch = sum(group_sizes)
@@ -40,6 +44,25 @@ def make_batch(group_sizes, lengths, width=None, seed=0, dtype=torch.float32, bi
             "reward_components": torch.stack([rewards, torch.rand(batch, generator=generator)], -1),
             "appeal_flipped": (rewards == 0) & (torch.rand(batch, generator=generator) < 0.5),
             "self_reward_logp": torch.log_softmax(torch.randn(batch, 5, generator=generator), -1)[:, 0].to(dtype),
+            # seed methods I (continued): advantage estimators and reward models
+            "pairwise_reference": torch.cat([torch.arange(n) == seed % n for n in group_sizes]),
+            "pairwise_wins": torch.rand(batch, 2, generator=generator) < 0.5,
+            "step_ends": ((torch.rand(batch, width, generator=generator) < 0.3) | (
+                torch.arange(width)[None, :] == torch.tensor(lengths)[:, None] - 1)) & mask,
+            "process_rewards": torch.rand(batch, width, generator=generator).to(dtype),
+            "step_accuracy": torch.randint(0, 5, (batch, width), generator=generator).to(dtype) / 4,
+            "start_accuracy": torch.randint(0, 5, (batch,), generator=generator).to(dtype) / 4,
+            "logp_unconditioned": torch.where(mask, logp_ref - 0.3, garbage).to(dtype),
+            "answer_logp": torch.log_softmax(torch.randn(batch, 3, 5, generator=generator), -1)[..., 0].to(dtype),
+            "answer_mask": torch.arange(3)[None, :] < torch.randint(1, 4, (batch, 1), generator=generator),
+            "answer_prior": (0.2 * torch.rand(batch, generator=generator)).to(dtype),
+            "answer_ids": torch.randint(-1, 3, (batch,), generator=generator),
+            "partner_group": torch.where((group_ids ^ 1) < len(group_sizes), group_ids ^ 1, group_ids),
+            "conciseness": (0.1 + 0.9 * torch.rand(batch, generator=generator)).to(dtype),
+            "candidate_count": torch.randint(1, 5, (batch,), generator=generator),
+            "first_hit_rank": torch.randint(0, 2, (batch,), generator=generator),
+            "format_valid": torch.rand(batch, generator=generator) < 0.9,
+            "uses_aux": torch.rand(batch, generator=generator) < 0.5,
         },
     )
     return fields
