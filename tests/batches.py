@@ -65,6 +65,27 @@ def make_batch(group_sizes, lengths, width=None, seed=0, dtype=torch.float32, bi
             "uses_aux": torch.rand(batch, generator=generator) < 0.5,
         },
     )
+    # Lp-Reg proxy log-prob (the old log-prob renormalised by a kept mass Z in (0.5, 1]) and
+    # DPH-RL's "perfect" rows
+    kept_mass = 0.5 + 0.5 * torch.rand(batch, width, generator=generator)
+    fields["extras"].update(
+        logp_proxy=torch.where(mask, (logp_old - kept_mass.log()).clamp(max=0.0), garbage).to(dtype),
+        dph_rows=torch.rand(batch, generator=generator) < 0.5,
+    )
+    if vocab:
+        from rlobj.ops.vocab import VocabView
+
+        others = torch.randn(batch, width, 4, generator=generator)
+
+        def view(token_logp):
+            # logits whose token-0 log-prob is token_logp: z0 = l + logsumexp(others) - log(1 - e^l)
+            target = torch.where(mask, token_logp.float(), torch.full_like(token_logp.float(), -1.0))
+            first = target + torch.logsumexp(others, -1) - torch.log(-torch.expm1(target))
+            return VocabView.from_logits(torch.cat([first[..., None], others], -1).to(dtype))
+
+        fields["vocab"] = view(logp)
+        fields["extras"].update(vocab_old=view(logp_old), vocab_ref=view(logp_ref),
+                                vocab_init=view(logp_ref), tokens=torch.zeros(batch, width, dtype=torch.long))
     return fields
 
 

@@ -57,10 +57,16 @@ def defaults(name):
 NAMES = sorted(REGISTRY)
 
 
+def standard_batch(name, dtype=torch.float32):
+    """The standard batch; with vocabulary views for terms that read ``vocab``."""
+    needs_vocab = any("vocab" in t.slots_read() for t in as_terms(defaults(name)))
+    return make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=5, dtype=dtype, vocab=needs_vocab)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_builds_from_defaults_and_gives_a_finite_loss(name):
     objective = complete(defaults(name))
-    batch = leaf(make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=5))
+    batch = leaf(standard_batch(name))
     out = Objective(objective)(**batch)
     assert torch.isfinite(out.loss)
     out.loss.backward()
@@ -87,12 +93,12 @@ def test_yaml_round_trip(name):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_accepts_fp32_and_bf16(name, dtype):
     objective = complete(defaults(name))
-    batch = make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=5, dtype=dtype)
+    batch = standard_batch(name, dtype=dtype)
     out = Objective(objective)(**leaf(batch))
     assert torch.isfinite(out.loss)
     if dtype == torch.float32:
         return
-    reference = Objective(objective)(**make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=5))
+    reference = Objective(objective)(**standard_batch(name))
     # bf16 inputs, same math: close to the fp32 result at bf16 resolution
     assert abs(float(out.loss.float()) - float(reference.loss)) < 0.05 * (1 + abs(float(reference.loss)))
 
@@ -100,7 +106,7 @@ def test_accepts_fp32_and_bf16(name, dtype):
 @pytest.mark.parametrize("name", NAMES)
 def test_ignores_unknown_extras(name):
     objective = complete(defaults(name))
-    batch = make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=5)
+    batch = standard_batch(name)
     plain = Objective(objective)(**batch)
     noisy = dict(batch)
     noisy["extras"] = {**batch["extras"], "unrelated": torch.randn(8, 5), "note": "hello"}
