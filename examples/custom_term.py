@@ -23,7 +23,7 @@ from typing import ClassVar
 
 import torch
 
-from rlobj import Objective, RlobjBuildError, State, Term, grpo, group_zscore
+from rlobj import Objective, RlobjBuildError, State, Term, group_zscore, grpo
 
 
 @dataclass(frozen=True)

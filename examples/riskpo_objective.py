@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from rlobj import Objective, grpo, group_zscore, mvar_advantage
+from rlobj import Objective, group_zscore, grpo, mvar_advantage
 
 QUESTIONS, ROLLOUTS, BUNDLE, LENGTH, STEPS = 10, 8, 5, 4, 60
 SHOWN_STEP = 12  # the step whose papers and advantages are printed
