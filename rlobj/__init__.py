@@ -161,9 +161,9 @@ __all__ += [
 ]
 
 # seed methods I (continued)
-from rlobj.terms import brpo_advantage, canon_advantage  # noqa: E402
+from rlobj.terms import aepo_reward, brpo_advantage, canon_advantage, co_reward, ppr_renorm  # noqa: E402
 
-__all__ += ["brpo_advantage", "canon_advantage"]
+__all__ += ["aepo_reward", "brpo_advantage", "canon_advantage", "co_reward", "ppr_renorm"]
 
 # full-vocabulary terms (vocab view), Lp-Reg, SIREN, DPH-RL
 from rlobj.terms import (  # noqa: E402

@@ -55,8 +55,9 @@ __all__ += ["backward_correction", "fn_rate_from_appeals", "forward_correction",
 
 # seed methods I (continued)
 from rlobj.terms.advantage_estimators import brpo_advantage, canon_advantage  # noqa: E402
+from rlobj.terms.reward_models import aepo_reward, co_reward, ppr_renorm  # noqa: E402
 
-__all__ += ["brpo_advantage", "canon_advantage"]
+__all__ += ["aepo_reward", "brpo_advantage", "canon_advantage", "co_reward", "ppr_renorm"]
 
 # full-vocabulary terms (vocab view), Lp-Reg, SIREN, DPH-RL
 from rlobj.terms.divergences import (  # noqa: E402
