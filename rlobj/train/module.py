@@ -17,9 +17,9 @@ One ``training_step`` consumes one batch of prompts from the DataModule (``{"ste
   the new weights are pushed to the engine.
 
 The module holds no loss math: every number that shapes the gradient comes from the objective.
-Under data parallelism each rank's loss is multiplied by the world size, because the strategy
-averages gradients while the global normaliser already divides by the global count: the update
-equals one process on the whole batch (tested).
+Under data parallelism the global normaliser (all-reduced counts, ``Normalizer.ranks`` = world
+size) makes the strategy's gradient average over ranks equal the gradient of one process on the
+whole batch (tested with DDP on 2 CPU processes).
 """
 
 import copy
@@ -378,7 +378,7 @@ class RLModule(L.LightningModule):
             logp, _ = token_logprobs(self.policy, *(t[chunk] for t in tensors))
             state = self.sft_objective.prepare(logp=logp, mask=tensors[3][chunk])
             out = self.sft_objective.loss(state, normalizer=normalizer)
-            self._backward(out.loss * self.world_size)
+            self._backward(out.loss)
             for key, value in out.metrics.items():
                 sums[key] += float(value) / len(chunks)
         sums["grad_norm"] = self._step(self.hparams.sft_lr or self.hparams.lr)
@@ -479,7 +479,7 @@ class RLModule(L.LightningModule):
                         changes["logp_old"] = logp.detach()
                     state = state.update(**changes)
                     out = self.objective.loss(state, normalizer=normalizer, term_state=self.term_state)
-                    self._backward(out.loss * self.world_size)
+                    self._backward(out.loss)
                     new_term_state = out.term_state
                     for key, value in out.metrics.items():
                         sums[key] += float(value)

@@ -4,7 +4,14 @@ import os
 
 import lightning as L
 
-from rlobj.train import AdditionTask, EvalTable, MetricPlots, ProgressPrinter, RLDataModule, RLModule
+from rlobj.train import (
+    AdditionTask,
+    EvalTable,
+    MetricPlots,
+    ProgressPrinter,
+    RLDataModule,
+    RLModule,
+)
 
 
 def test_fit_sft_then_rl_logs_metrics_plots_and_table(tmp_path, capsys):
