@@ -60,8 +60,8 @@ _LOG2 = math.log(2.0)
 
 
 def _rowdot(a: Tensor, b: Tensor) -> Tensor:
-    """``(a * b).sum(-1)`` for ``[rows, cols]`` tensors without an extra ``[rows, cols]`` buffer."""
-    return torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).view(-1)
+    """``(a * b).sum(-1)`` with torch's pairwise summation (more accurate than a matmul dot)."""
+    return torch.mul(a, b).sum(dim=-1)
 
 
 def _col(x: Tensor) -> Tensor:
@@ -82,6 +82,24 @@ def _check_probability(name: str, value: float, *, low_open: bool = True) -> flo
 # ---------------------------------------------------------------------------------------------
 
 
+class _Workspace:
+    """Scratch buffers reused by every chunk of one pass (fresh large allocations cost page faults
+    on the CPU and allocator traffic everywhere). ``get(name, c, w)`` is a contiguous ``[c, w]``
+    view of the buffer ``name``; one name must not be used for two live things at once."""
+
+    def __init__(self, rows: int, cols: int, dtype, device):
+        self.size = rows * cols
+        self.dtype, self.device = dtype, device
+        self._buffers: dict = {}
+
+    def get(self, name: str, c: int, w: int, dtype=None) -> Tensor:
+        dtype = dtype or self.dtype
+        key = (name, dtype)
+        if key not in self._buffers:
+            self._buffers[key] = torch.empty(self.size, dtype=dtype, device=self.device)
+        return self._buffers[key][: c * w].view(c, w)
+
+
 class _Source:
     """How to compute a logits block ``z[rows, v0:v1]`` (float32/64) and push a gradient back.
 
@@ -98,31 +116,31 @@ class _Source:
         self.compute_dtype = compute_dtype
         self.row_index = row_index
 
-    def block(self, tensors, r0, r1, v0, v1):
-        """Return ``(z, tanh_or_None)`` for rows ``r0:r1`` and vocabulary ``v0:v1``."""
-        cdt = self.compute_dtype
+    def block(self, tensors, r0, r1, v0, v1, out):
+        """Write the logits of rows ``r0:r1``, vocabulary ``v0:v1`` into ``out`` (a workspace
+        buffer of the compute dtype); return ``tanh(.)`` of the soft-cap (for backward) or None."""
         if self.kind == "hidden":
             hidden = tensors[self.slots[0]][r0:r1]
             weight = tensors[self.slots[1]][v0:v1]
-            z = torch.mm(hidden, weight.t())
-            z = z.to(cdt) if z.dtype != cdt else z
+            if weight.dtype == out.dtype:
+                torch.mm(hidden, weight.t(), out=out)
+            else:  # low-precision product (fp32 accumulation inside), then widened
+                out.copy_(torch.mm(hidden, weight.t()))
             if len(self.slots) == 3:
-                z = z.add_(tensors[self.slots[2]][v0:v1].to(cdt))
+                out.add_(tensors[self.slots[2]][v0:v1])
         else:
             logits = tensors[self.slots[0]]
             if self.row_index is None:
-                z = logits[r0:r1, v0:v1]
+                out.copy_(logits[r0:r1, v0:v1])  # a copy: user memory is never modified
             else:
-                z = logits[self.row_index[r0:r1], v0:v1]
-            # never modify user memory in place below: copy unless ``.to`` already copied
-            z = z.to(cdt) if z.dtype != cdt else z.clone()
+                out.copy_(logits[self.row_index[r0:r1], v0:v1])
         squash = None
         if self.softcap is not None:
-            squash = torch.tanh(z.mul_(1.0 / self.softcap))
-            z = squash * (self.softcap / self.temperature)
+            squash = torch.tanh(out.mul_(1.0 / self.softcap))
+            torch.mul(squash, self.softcap / self.temperature, out=out)
         elif self.temperature != 1.0:
-            z = z.mul_(1.0 / self.temperature)
-        return z, squash
+            out.mul_(1.0 / self.temperature)
+        return squash
 
     def backprop(self, tensors, grads, r0, r1, v0, v1, dz, squash, dhidden_chunk):
         """Push ``dz = dL/dz`` of one block into the gradient buffers in ``grads``.
@@ -131,9 +149,9 @@ class _Source:
         hidden-state chunk by the first vocabulary block (``v0 == 0``), so their buffers need no
         zero fill."""
         if squash is not None:
-            dz = dz * (1.0 - squash * squash).mul_(1.0 / self.temperature)
+            dz.mul_((1.0 - squash * squash).mul_(1.0 / self.temperature))
         elif self.temperature != 1.0:
-            dz = dz * (1.0 / self.temperature)
+            dz.mul_(1.0 / self.temperature)
         if self.kind == "hidden":
             hidden_slot, weight_slot = self.slots[0], self.slots[1]
             weight = tensors[weight_slot]
@@ -176,7 +194,8 @@ class _Source:
 class _Block:
     """Logits of every source on one ``[rows, v0:v1]`` block, with lazily cached probabilities."""
 
-    def __init__(self, z, squash, lse, v0, v1, rows):
+    def __init__(self, z, squash, lse, v0, v1, rows, ws):
+        self.ws = ws
         self.z = z  # dict source -> [c, w]
         self.squash = squash
         self.lse = lse  # dict source -> [c] (full-row log-normaliser)
@@ -188,8 +207,15 @@ class _Block:
     def p(self, s: int) -> Tensor:
         """Probabilities ``exp(z - lse)`` of source ``s`` on this block (cached)."""
         if s not in self._p:
-            self._p[s] = (self.z[s] - _col(self.lse[s])).exp_()
+            c, w = self.z[s].shape
+            out = self.ws.get(f"p{s}", c, w)
+            self._p[s] = torch.sub(self.z[s], _col(self.lse[s]), out=out).exp_()
         return self._p[s]
+
+    def scratch(self) -> Tensor:
+        """A ``[c, w]`` buffer for one transient product (reduced before the next use)."""
+        c, w = next(iter(self.z.values())).shape
+        return self.ws.get("scratch", c, w)
 
     def logp(self, s: int) -> Tensor:
         return self.z[s] - _col(self.lse[s])
@@ -224,17 +250,17 @@ class _Grad:
 
     def build(self, blk: _Block, s: int) -> Tensor:
         p = blk.p(s)
-        dz = None
+        dz = blk.ws.get(f"dz{s}", *p.shape)
         if self.zterms:
             coef, k = self.zterms[0]
-            dz = torch.addcmul(_col(self.alpha), blk.z[k], _col(coef))
+            torch.addcmul(_col(self.alpha), blk.z[k], _col(coef), out=dz)
             for coef, k in self.zterms[1:]:
                 dz.addcmul_(blk.z[k], _col(coef))
             dz.mul_(p)
         elif self.touched_alpha:
-            dz = p * _col(self.alpha)
+            torch.mul(p, _col(self.alpha), out=dz)
         else:
-            dz = torch.zeros_like(p)
+            dz.zero_()
         for coef, j in self.pterms:
             dz.addcmul_(blk.p(j), _col(coef))
         for extra in self.dense:
@@ -339,7 +365,7 @@ class Entropy(_Query):
 
     def _accumulate(self, blk, src, data, gath, acc):
         s = src[0]
-        _add_acc(acc, "pz", _rowdot(blk.p(s), blk.z[s]))
+        _add_acc(acc, "pz", torch.mul(blk.p(s), blk.z[s], out=blk.scratch()).sum(dim=1))
 
     def _finalize(self, stats, src, data, gath, acc):
         entropy = stats.lse[src[0]] - acc["pz"]
@@ -509,7 +535,9 @@ class KL(_Query):
             return
         p_role, q_role = _kl_roles(self.direction, self.other)
         sp, sq = src[p_role], src[q_role]
-        _add_acc(acc, "pdiff", _rowdot(blk.p(sp), blk.z[sp] - blk.z[sq]))
+        # a pairwise (torch.sum) reduction: the terms have both signs, unlike the entropy's
+        diff = torch.sub(blk.z[sp], blk.z[sq], out=blk.scratch())
+        _add_acc(acc, "pdiff", diff.mul_(blk.p(sp)).sum(dim=1))
 
     def _topk_reference(self, data, dtype):
         log_r = torch.log_softmax(data[0].to(dtype), dim=-1)
@@ -691,7 +719,7 @@ class ProxyLogProb(_Query):
     def _accumulate(self, blk, src, data, gath, acc):
         s = src[0]
         threshold = self._threshold(blk.lse[s], blk.max[s])
-        kept = torch.where(blk.z[s] >= _col(threshold), blk.p(s), torch.zeros((), dtype=blk.z[s].dtype))
+        kept = torch.mul(blk.p(s), blk.z[s] >= _col(threshold), out=blk.scratch())
         _add_acc(acc, "kept", kept.sum(dim=1))
 
     def _finalize(self, stats, src, data, gath, acc):
@@ -756,7 +784,7 @@ class TopPMask(_Query):
     def _accumulate(self, blk, src, data, gath, acc):
         s = src[0]
         z = blk.z[s]
-        above = torch.where(z > gath[0], blk.p(s), torch.zeros((), dtype=z.dtype))
+        above = torch.mul(blk.p(s), z > gath[0], out=blk.scratch())
         _add_acc(acc, "above", above.sum(dim=1))
 
     def _finalize(self, stats, src, data, gath, acc):
@@ -796,10 +824,11 @@ class _Plan:
     n_saved: list = field(default_factory=list)
 
     # -- helpers ---------------------------------------------------------------------------
-    def _blocks(self, tensors, r0, r1, v0, v1):
+    def _blocks(self, tensors, r0, r1, v0, v1, ws):
         z, squash = {}, {}
         for s, source in enumerate(self.sources):
-            z[s], squash[s] = source.block(tensors, r0, r1, v0, v1)
+            z[s] = ws.get(f"z{s}", r1 - r0, v1 - v0)
+            squash[s] = source.block(tensors, r0, r1, v0, v1, z[s])
         return z, squash
 
     def _data(self, tensors, qi, r0, r1):
@@ -821,23 +850,24 @@ class _Plan:
         saved = [dict() for _ in self.queries]
         lse_all = {s: [] for s in range(len(self.sources))}
         vblocks = chunk_bounds(self.vocab, self.cols)
+        ws = _Workspace(self.rows, self.cols, cdt, dev)
         for r0, r1 in chunk_bounds(n, self.rows):
             c = r1 - r0
             data = [self._data(tensors, qi, r0, r1) for qi in range(len(self.queries))]
             gath = [[None] * len(q._gathers()) for q in self.queries]
             accs = [dict() for _ in self.queries]
             if len(vblocks) == 1:
-                z, squash = self._blocks(tensors, r0, r1, 0, self.vocab)
+                z, squash = self._blocks(tensors, r0, r1, 0, self.vocab, ws)
                 lse, shift, probs = {}, {}, {}
                 for s in z:
                     # shift every row by its max logit, in place: z' = z - max <= 0, so the
                     # sums below have terms of one sign (no cancellation in the entropy)
                     shift[s] = z[s].amax(dim=1)
-                    e = z[s].sub_(_col(shift[s])).exp()
+                    e = torch.exp(z[s].sub_(_col(shift[s])), out=ws.get(f"p{s}", c, self.vocab))
                     total = e.sum(dim=1)
                     lse[s] = total.log()
                     probs[s] = e.mul_(_col(total.reciprocal()))
-                blk = _Block(z, squash, lse, 0, self.vocab, (r0, r1))
+                blk = _Block(z, squash, lse, 0, self.vocab, (r0, r1), ws)
                 blk.max = {s: torch.zeros_like(shift[s]) for s in shift}
                 for s in probs:
                     blk.set_p(s, probs[s])
@@ -850,12 +880,13 @@ class _Plan:
                 mx = {s: torch.full((c,), -math.inf, dtype=cdt, device=dev) for s in lse_all}
                 tot = {s: torch.zeros(c, dtype=cdt, device=dev) for s in lse_all}
                 for v0, v1 in vblocks:
-                    z, squash = self._blocks(tensors, r0, r1, v0, v1)
-                    blk = _Block(z, squash, None, v0, v1, (r0, r1))
+                    z, squash = self._blocks(tensors, r0, r1, v0, v1, ws)
+                    blk = _Block(z, squash, None, v0, v1, (r0, r1), ws)
                     for s in z:
                         new_max = torch.maximum(mx[s], z[s].amax(dim=1))
                         rescale = (mx[s] - new_max).exp()
-                        block_sum = (z[s] - _col(new_max)).exp_().sum(dim=1)
+                        shifted = torch.sub(z[s], _col(new_max), out=blk.scratch())
+                        block_sum = shifted.exp_().sum(dim=1)
                         tot[s] = tot[s] * rescale + block_sum
                         mx[s] = new_max
                     for qi in range(len(self.queries)):
@@ -867,10 +898,10 @@ class _Plan:
                         gath[qi][j] = gath[qi][j] - _col(shift[self.src[qi][role]])
                 # pass 2: the queries' sums, on logits shifted by the row max
                 for v0, v1 in vblocks:
-                    z, squash = self._blocks(tensors, r0, r1, v0, v1)
+                    z, squash = self._blocks(tensors, r0, r1, v0, v1, ws)
                     for s in z:
                         z[s].sub_(_col(shift[s]))
-                    blk = _Block(z, squash, lse, v0, v1, (r0, r1))
+                    blk = _Block(z, squash, lse, v0, v1, (r0, r1), ws)
                     blk.max = {s: torch.zeros_like(shift[s]) for s in shift}
                     for qi, q in enumerate(self.queries):
                         q._accumulate(blk, self.src[qi], data[qi], gath[qi], accs[qi])
@@ -927,6 +958,7 @@ class _Plan:
         if not any(source_needs) or not active:
             return grads
         vblocks = chunk_bounds(self.vocab, self.cols)
+        ws = _Workspace(self.rows, self.cols, cdt, dev)
         for r0, r1 in chunk_bounds(self.n_rows, self.rows):
             c = r1 - r0
             data = {qi: self._data(tensors, qi, r0, r1) for qi in active}
@@ -941,13 +973,13 @@ class _Plan:
             }
             if len(vblocks) > 1 and any(self.queries[qi]._gathers() for qi in active):
                 for v0, v1 in vblocks:  # gathers are needed before the per-block gradient
-                    z, squash = self._blocks(tensors, r0, r1, v0, v1)
-                    blk = _Block(z, squash, lse, v0, v1, (r0, r1))
+                    z, squash = self._blocks(tensors, r0, r1, v0, v1, ws)
+                    blk = _Block(z, squash, lse, v0, v1, (r0, r1), ws)
                     for qi in active:
                         self._gather(blk, qi, data[qi], gath[qi])
             for v0, v1 in vblocks:
-                z, squash = self._blocks(tensors, r0, r1, v0, v1)
-                blk = _Block(z, squash, lse, v0, v1, (r0, r1))
+                z, squash = self._blocks(tensors, r0, r1, v0, v1, ws)
+                blk = _Block(z, squash, lse, v0, v1, (r0, r1), ws)
                 if len(vblocks) == 1:
                     for qi in active:
                         self._gather(blk, qi, data[qi], gath[qi])
@@ -1051,6 +1083,7 @@ class VocabView:
         vocab_chunk_size: int | None,
         memory_budget: int | None,
     ):
+        """Internal: use :meth:`from_hidden` or :meth:`from_logits`."""
         self._kind = kind
         self._tensors = tensors
         self.shape = shape
