@@ -79,5 +79,18 @@ class RLDataModule(L.LightningDataModule):
     def val_dataloader(self):
         rank, world = _rank_world()
         records = self.eval_records(rank, world)
-        return [{"records": records[i:i + self.val_batch_size]}
-                for i in range(0, len(records), self.val_batch_size)]
+        return _Batches([{"records": records[i:i + self.val_batch_size]}
+                         for i in range(0, len(records), self.val_batch_size)])
+
+
+class _Batches:
+    """A finite iterable of ready batches (one dataloader, not a list of dataloaders)."""
+
+    def __init__(self, batches: list):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)

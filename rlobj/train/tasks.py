@@ -23,6 +23,7 @@ __all__ = [
     "TaskSource",
     "AdditionTask",
     "JsonlTask",
+    "GeneratedTask",
     "ExactAnswer",
     "build_char_tokenizer",
     "ARITHMETIC_CHARS",
@@ -95,6 +96,36 @@ class AdditionTask(TaskSource):
 
     def __repr__(self) -> str:
         return f"AdditionTask(seed={self.seed}, low={self.low}, high={self.high})"
+
+
+class GeneratedTask(TaskSource):
+    r"""Index-addressable records from a task generator of :mod:`rlobj.data` (``sample(rng)``).
+
+    Record ``i`` is ``task.sample(random.Random(seed * 1_000_003 + i))`` with ``"completion"``
+    set to the answer (the demonstration for ``sft``), so any generator (``ArithmeticTask``,
+    ``CountdownTask``, ``KnightsKnavesTask``, with their ``split="train"`` / ``"test"`` held-out
+    hashing) becomes a resumable stream.
+
+    Args:
+        task: an object with ``sample(rng: random.Random) -> dict`` (``"prompt"``, ``"answer"``).
+        seed: stream seed. Default 0.
+    """
+
+    def __init__(self, task: Any, seed: int = 0):
+        if not callable(getattr(task, "sample", None)):
+            raise TypeError(f"GeneratedTask.task: expected a task generator with sample(rng), got {task!r}")
+        self.task, self.seed = task, int(seed)
+
+    def record(self, index: int) -> dict[str, Any]:
+        row = dict(self.task.sample(random.Random(self.seed * 1_000_003 + int(index))))
+        for key in ("prompt", "answer"):
+            if key not in row:
+                raise KeyError(f"GeneratedTask: {type(self.task).__name__}.sample() returned no {key!r} field")
+        row.setdefault("completion", str(row["answer"]))
+        return row
+
+    def __repr__(self) -> str:
+        return f"GeneratedTask(task={self.task!r}, seed={self.seed})"
 
 
 class JsonlTask(TaskSource):

@@ -92,3 +92,12 @@ def test_eval_subcommand_prints_pass_at_k(tmp_path, capsys, monkeypatch):
           "--model.eval_samples=2", "--model.eval_k=[1, 2]", "--trainer.logger=false"])
     out = capsys.readouterr().out
     assert "pass@1" in out and "pass@2" in out
+
+
+def test_validate_subcommand_logs_val_metrics(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    main(["validate", "--config", str(ROOT / "examples/configs/default.yaml"), "--data.eval_size=4",
+          "--data.val_batch_size=2", "--trainer.limit_val_batches=2", "--model.eval_samples=2",
+          "--model.eval_k=[1, 2]"])
+    out = capsys.readouterr().out
+    assert "val/pass@1" in out

@@ -126,3 +126,37 @@ def test_bad_arguments_fail_before_any_model_is_built(kwargs, key):
 def test_lr_schedule():
     module = RLModule(lr=1.0, lr_warmup_steps=2, lr_schedule="cosine", total_rl_updates=12)
     assert [round(module.rl_lr(u), 6) for u in (0, 1, 2, 7, 12, 20)] == [0.5, 1.0, 1.0, 0.5, 0.0, 0.0]
+
+
+def test_generated_task_adapter_and_sources():
+    import random
+
+    from rlobj.data import ArithmeticTask
+    from rlobj.train import AdditionTask, GeneratedTask, JsonlTask
+
+    source = GeneratedTask(ArithmeticTask(split="test", test_fraction=0.5), seed=3)
+    first = source.records(0, 5)
+    assert first == source.records(0, 5) and source.record(2) == first[2]
+    assert all(r["completion"] == r["answer"] and r["prompt"].endswith("=") for r in first)
+    row = AdditionTask(seed=4).record(7)
+    a, b = row["prompt"][:-1].split("+")
+    assert int(a) + int(b) == int(row["answer"]) and row == AdditionTask(seed=4).record(7)
+    with pytest.raises(TypeError, match="GeneratedTask.task"):
+        GeneratedTask(object())
+    with pytest.raises(FileNotFoundError, match="JsonlTask.path"):
+        JsonlTask("/nonexistent.jsonl")
+    assert random.Random(0).random() == random.Random(0).random()
+
+
+def test_jsonl_task_order_is_seeded_and_covers_every_line(tmp_path):
+    import json
+
+    from rlobj.train import JsonlTask
+
+    path = tmp_path / "qa.jsonl"
+    path.write_text("\n".join(json.dumps({"question": f"q{i}", "answer": str(i)}) for i in range(5)))
+    source = JsonlTask(str(path), prompt_template="Q: {prompt}\nA:", seed=1)
+    first_pass = [source.record(i)["answer"] for i in range(5)]
+    assert sorted(first_pass) == ["0", "1", "2", "3", "4"]
+    assert source.record(0)["prompt"].startswith("Q: q")
+    assert [source.record(i)["answer"] for i in range(5)] == first_pass
