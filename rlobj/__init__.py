@@ -161,9 +161,20 @@ __all__ += [
 ]
 
 # seed methods I (continued)
-from rlobj.terms import aepo_reward, brpo_advantage, canon_advantage, co_reward, ppr_renorm  # noqa: E402
+from rlobj.terms import (  # noqa: E402
+    aepo_reward,
+    brpo_advantage,
+    canon_advantage,
+    co_reward,
+    conciseness_reward,
+    gcpo_reward,
+    ppr_renorm,
+    rlpr_reward,
+    self_aligned_reward,
+    vsrm_step_reward,
+)
 
-__all__ += ["aepo_reward", "brpo_advantage", "canon_advantage", "co_reward", "ppr_renorm"]
+__all__ += ["aepo_reward", "brpo_advantage", "canon_advantage", "co_reward", "conciseness_reward", "gcpo_reward", "ppr_renorm", "rlpr_reward", "self_aligned_reward", "vsrm_step_reward"]
 
 # full-vocabulary terms (vocab view), Lp-Reg, SIREN, DPH-RL
 from rlobj.terms import (  # noqa: E402

@@ -55,9 +55,18 @@ __all__ += ["backward_correction", "fn_rate_from_appeals", "forward_correction",
 
 # seed methods I (continued)
 from rlobj.terms.advantage_estimators import brpo_advantage, canon_advantage  # noqa: E402
-from rlobj.terms.reward_models import aepo_reward, co_reward, ppr_renorm  # noqa: E402
+from rlobj.terms.reward_models import (  # noqa: E402
+    aepo_reward,
+    co_reward,
+    conciseness_reward,
+    gcpo_reward,
+    ppr_renorm,
+    rlpr_reward,
+    self_aligned_reward,
+    vsrm_step_reward,
+)
 
-__all__ += ["aepo_reward", "brpo_advantage", "canon_advantage", "co_reward", "ppr_renorm"]
+__all__ += ["aepo_reward", "brpo_advantage", "canon_advantage", "co_reward", "conciseness_reward", "gcpo_reward", "ppr_renorm", "rlpr_reward", "self_aligned_reward", "vsrm_step_reward"]
 
 # full-vocabulary terms (vocab view), Lp-Reg, SIREN, DPH-RL
 from rlobj.terms.divergences import (  # noqa: E402

@@ -9,6 +9,11 @@ model's score, extracted answers) are computed by the trainer or the user and pa
 * :class:`ppr_renorm`: PPR's ReNorm of process and outcome rewards (arXiv 2509.25598).
 * :class:`co_reward`: Co-rewarding-I cross-view majority-vote rewards (arXiv 2508.00410).
 * :class:`aepo_reward`: AEPO's adaptive exploration reward for multi-answer outputs (arXiv 2508.05731).
+* :class:`self_aligned_reward`: SAR, perplexity drop from conditioning on the question (arXiv 2509.05489).
+* :class:`rlpr_reward`: RLPR's debiased probability of the reference answer (arXiv 2506.18254).
+* :class:`conciseness_reward`: CRF, correctness-gated conciseness bonus (arXiv 2511.09158).
+* :class:`gcpo_reward`: GCPO contrastive auxiliary-construction reward and length reward (arXiv 2506.07160).
+* :class:`vsrm_step_reward`: VSRM step rewards from prefix accuracy gains (arXiv 2508.10293).
 """
 
 from collections import Counter
@@ -23,7 +28,9 @@ from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError, check_finite, check_shape
 from rlobj.terms._common import check_range, require_groups
 
-__all__ = ["ppr_renorm", "co_reward", "majority_answer", "aepo_reward", "exploration_accuracy", "first_hit_rank"]
+__all__ = ["ppr_renorm", "co_reward", "majority_answer", "aepo_reward", "exploration_accuracy", "first_hit_rank",
+           "self_aligned_reward", "self_aligned_score", "rlpr_reward", "answer_probability", "conciseness_reward",
+           "gcpo_reward", "vsrm_step_reward"]
 
 
 def _extra(state: State, key: str, by: str, shape: tuple[int, ...], dims: str, kind: str) -> Tensor:
@@ -251,3 +258,389 @@ class aepo_reward(Term):
         rewards = torch.where(valid, self.format_reward + accuracy, torch.full_like(accuracy, self.invalid_reward)).to(dtype)
         return state.update(rewards=rewards).add_metrics(
             **{"aepo/hit_frac": (valid & (ranks > 0)).float().mean(), "aepo/candidates": counts.float().mean()})
+
+
+# --------------------------------------------------------------------------- Self-Aligned Reward
+def self_aligned_score(mean_logp_given_query: Tensor, mean_logp_alone: Tensor, use_log: bool = False) -> Tensor:
+    r"""$R_\text{SA} = \max\!\big(\frac{\mathrm{ppl}(a) - \mathrm{ppl}(a\mid q)}{\mathrm{ppl}(a)}, -1\big) = \max(1 - e^{\bar\ell_a - \bar\ell_{a\mid q}}, -1)$.
+
+    $\bar\ell$ = mean token log-probability of the response with / without the query. With
+    ``use_log`` the cross-entropies $H = -\bar\ell$ are compared instead of the perplexities:
+    $\mathrm{clip}((H_a - H_{a\mid q}) / H_a, -1, 1)$ (UNVERIFIED reading of the reference's
+    ``use_log`` switch; $H_a$ is floored at $10^{-8}$).
+    """
+    if use_log:
+        alone = (-mean_logp_alone).clamp(min=1e-8)
+        return ((mean_logp_given_query - mean_logp_alone) / alone).clamp(-1.0, 1.0)
+    return (-torch.expm1(mean_logp_alone - mean_logp_given_query)).clamp(min=-1.0)  # 1 - e^x, exact near 0
+
+
+@dataclass(frozen=True)
+class self_aligned_reward(Term):
+    r"""Self-Aligned Reward: add how much the question makes the policy's own answer more likely.
+
+    $$r_i \leftarrow r_i + \alpha\,R_{\text{SA},i},\qquad
+      R_\text{SA} = \mathrm{clip}\Big(\frac{\mathrm{ppl}(a) - \mathrm{ppl}(a\mid q)}{\mathrm{ppl}(a)}, -1, 1\Big)
+      = \max\big(1 - e^{\bar\ell_a - \bar\ell_{a\mid q}},\,-1\big)$$
+
+    where $\bar\ell_{a\mid q}$ is the mean log-probability of the whole response (reasoning and
+    answer) under the rollout policy given the question (``logp_old``; ``logp`` detached when
+    there is none, i.e. on-policy) and $\bar\ell_a$ the same with an *empty* user message
+    (``extras["logp_unconditioned"]``, ``"batch seq"``: the chat template with the system
+    prompt and no question). $R_\text{SA} > 0$ iff the question raises the answer's mean
+    log-probability; it is $< 1$ always. Empty responses get $R_\text{SA} = 0$. No gradient
+    flows through the reward.
+
+    Han, Krishnan, Friedland, You, Kong, "Self-Aligned Reward: Towards Effective and Efficient
+    Reasoners", arXiv 2509.05489 (ICLR 2026); reference defaults
+    (amazon-science/Self-Aligned-Reward..., ``compute_ppl_qa_log``, ``reward_factors [1, 0.2]``):
+    $\alpha = 0.2$, perplexity comparison (``use_log=False``), constant $\alpha$. The reward is
+    for training only (validation uses the verifier reward).
+
+    Args:
+        alpha: $\alpha \ge 0$.
+        use_log: compare cross-entropies instead of perplexities (see :func:`self_aligned_score`).
+
+    Example:
+        >>> from rlobj import grpo
+        >>> recipe = self_aligned_reward(alpha=0.2) >> grpo
+    """
+
+    stage: ClassVar[str] = "batch"
+    reads: ClassVar[tuple[str, ...]] = ("rewards", "mask", "logp_old", "extras:logp_unconditioned")
+    writes: ClassVar[tuple[str, ...]] = ("rewards",)
+    alpha: float = 0.2
+    use_log: bool = False
+
+    def __post_init__(self):
+        check_range("self_aligned_reward", "alpha", self.alpha, low=0.0)
+
+    def score(self, state: State) -> Tensor:
+        """$R_\\text{SA}$ per sequence (0 for empty rows)."""
+        alone = _extra(state, "logp_unconditioned", "self_aligned_reward", tuple(state.mask.shape), "batch seq", "float")
+        check_finite("extras['logp_unconditioned']", alone, where=state.mask)
+        if bool((torch.where(state.mask, alone.detach(), 0) > 1e-6).any()):
+            raise RlobjInputError("extras['logp_unconditioned']: log-probabilities must be <= 0 at valid tokens")
+        given = state.logp_old if state.logp_old is not None else state.logp.detach()
+        dtype = torch.float64 if given.dtype == torch.float64 else torch.float32
+        lengths = state.mask.sum(-1).clamp(min=1).to(dtype)
+        mean_given = torch.where(state.mask, given.to(dtype), 0).sum(-1) / lengths
+        mean_alone = torch.where(state.mask, alone.detach().to(dtype), 0).sum(-1) / lengths
+        score = self_aligned_score(mean_given, mean_alone, self.use_log)
+        return torch.where(state.mask.any(-1), score, torch.zeros_like(score))
+
+    def __call__(self, state: State) -> State:
+        rewards = state.require("rewards", "self_aligned_reward")
+        score = self.score(state).to(rewards.dtype)
+        return state.update(rewards=rewards + self.alpha * score).add_metrics(**{"sar/score": score.mean()})
+
+
+# --------------------------------------------------------------------------- RLPR
+def answer_probability(answer_logp: Tensor, answer_mask: Tensor, aggregate: str = "mean_prob") -> Tensor:
+    r"""RLPR's probability of the reference answer $y^*$ from its per-token log-probabilities.
+
+    ``"mean_prob"`` (reference default): $\frac{1}{|y^*|}\sum_t \pi(y^*_t\mid\cdot)$;
+    ``"geo_mean"``: $\exp\frac{1}{|y^*|}\sum_t\log\pi$; ``"product"``: $\exp\sum_t \log\pi$;
+    ``"mean_logp"``: $\frac{1}{|y^*|}\sum_t\log\pi$ (not a probability). 0 for rows without answer tokens.
+    Use it once before training, with the initial model and the answer placed right after the
+    assistant prefix, to get the prior $r_A$ (``extras["answer_prior"]``).
+    """
+    if aggregate not in _AGGREGATES:
+        raise RlobjInputError(f"answer_probability.aggregate: expected one of {_AGGREGATES}, got {aggregate!r}")
+    logp = torch.where(answer_mask, answer_logp, torch.zeros((), dtype=answer_logp.dtype))
+    counts = answer_mask.sum(-1).clamp(min=1).to(answer_logp.dtype)
+    if aggregate == "mean_prob":
+        value = torch.where(answer_mask, logp.exp(), 0).sum(-1) / counts
+    elif aggregate == "geo_mean":
+        value = (logp.sum(-1) / counts).exp()
+    elif aggregate == "product":
+        value = logp.sum(-1).exp()
+    else:
+        value = logp.sum(-1) / counts
+    return torch.where(answer_mask.any(-1), value, torch.zeros_like(value))
+
+
+_AGGREGATES = ("mean_prob", "geo_mean", "product", "mean_logp")
+
+
+@dataclass(frozen=True)
+class rlpr_reward(Term):
+    r"""RLPR: the policy's own probability of the reference answer after its reasoning, debiased.
+
+    $$r_i \leftarrow (1 - f)\,\max\big(0,\ r_{B,i} - r_{A,i}\big) + f\,r_i,\qquad
+      r_B = \frac{1}{|y^*|}\sum_{t \in y^*} \pi(y^*_t \mid x, z_i, y^*_{<t})$$
+
+    $r_B$: the response's ``<answer>`` content is replaced by the reference answer $y^*$ and the
+    rollout policy scores it after the response's reasoning $z_i$ (per-token log-probs in
+    ``extras["answer_logp"]``, ``"batch A"``, with ``extras["answer_mask"]``, bool ``"batch A"``;
+    $A$ = answer length axis); $r_A$: the same probability of $y^*$ right after the assistant
+    prefix with no reasoning, computed once before training with the initial model
+    (``extras["answer_prior"]``, ``" batch"``; see :func:`answer_probability`). The incoming
+    ``rewards`` are the format reward (1 iff one each of ``<think>``, ``</think>``,
+    ``<answer>``, ``</answer>`` in order, in the reference) and get weight $f$.
+
+    Yu et al. (OpenBMB), "RLPR: Extrapolating RLVR to General Domains without Verifiers",
+    arXiv 2506.18254 (id not re-checked); reference defaults (OpenBMB/RLPR, ``prob.py``,
+    ``reproduce_*.sh``): ``mean_prob`` aggregation, debiasing on, ``threshold_0`` shaping
+    (negative values to 0), $f = 0.1$; GRPO with clip (0.2, 0.27), 8 rollouts, no KL; the
+    std filter is :func:`rlobj.rollout.filters.std_filter`. The reference's hashed n-gram
+    repetition penalty is not part of this term (add it as a separate reward).
+
+    Args:
+        format_weight: $f \in [0, 1]$.
+        aggregate: see :func:`answer_probability`.
+        debias: subtract $r_A$ (False: $r_B$ alone, ``extras["answer_prior"]`` not read).
+        clip_at_zero: $\max(0, \cdot)$ (the reference's ``threshold_0``).
+
+    Example:
+        >>> from rlobj import clip_ratio, grpo
+        >>> recipe = rlpr_reward(format_weight=0.1) >> grpo.replace(clip_ratio, clip_ratio(eps_high=0.27))
+    """
+
+    stage: ClassVar[str] = "batch"
+    reads: ClassVar[tuple[str, ...]] = ("rewards", "extras:answer_logp", "extras:answer_mask", "extras:answer_prior")
+    writes: ClassVar[tuple[str, ...]] = ("rewards",)
+    format_weight: float = 0.1
+    aggregate: str = "mean_prob"
+    debias: bool = True
+    clip_at_zero: bool = True
+
+    def __post_init__(self):
+        check_range("rlpr_reward", "format_weight", self.format_weight, low=0.0, high=1.0)
+        if self.aggregate not in _AGGREGATES:
+            raise RlobjInputError(f"rlpr_reward.aggregate: expected one of {_AGGREGATES}, got {self.aggregate!r}")
+
+    def probability_reward(self, state: State) -> Tensor:
+        r"""$\hat r = \max(0, r_B - r_A)$ per sequence (no gradient)."""
+        answer_logp = state.require("extras:answer_logp", "rlpr_reward")
+        if not isinstance(answer_logp, Tensor) or answer_logp.dim() != 2 or answer_logp.shape[0] != state.batch_size:
+            got = tuple(answer_logp.shape) if isinstance(answer_logp, Tensor) else type(answer_logp).__name__
+            raise RlobjInputError(f"extras['answer_logp']: rlpr_reward expected a float tensor of shape (batch A) "
+                                  f"with batch={state.batch_size}, got {got}")
+        answer_logp = _extra(state, "answer_logp", "rlpr_reward", tuple(answer_logp.shape), "batch A", "float").detach()
+        answer_mask = _extra(state, "answer_mask", "rlpr_reward", tuple(answer_logp.shape), "batch A", "bool")
+        check_finite("extras['answer_logp']", answer_logp, where=answer_mask)
+        if bool((torch.where(answer_mask, answer_logp, 0) > 1e-6).any()):
+            raise RlobjInputError("extras['answer_logp']: log-probabilities must be <= 0 at answer tokens")
+        dtype = torch.float64 if answer_logp.dtype == torch.float64 else torch.float32  # bf16 inputs: compute in fp32
+        score = answer_probability(answer_logp.to(dtype), answer_mask, self.aggregate)
+        if self.debias:
+            prior = _extra(state, "answer_prior", "rlpr_reward", (state.batch_size,), "batch", "float").detach()
+            check_finite("extras['answer_prior']", prior)
+            score = score - prior.to(dtype)
+        return score.clamp(min=0.0) if self.clip_at_zero else score
+
+    def __call__(self, state: State) -> State:
+        rewards = state.require("rewards", "rlpr_reward")
+        probability = self.probability_reward(state).to(rewards.dtype)
+        new = (1 - self.format_weight) * probability + self.format_weight * rewards
+        return state.update(rewards=new).add_metrics(**{"rlpr/probability_reward": probability.mean()})
+
+
+# --------------------------------------------------------------------------- CRF
+@dataclass(frozen=True)
+class conciseness_reward(Term):
+    r"""Conciseness Reward Function: a correct answer's reward grows with its conciseness score.
+
+    $$\hat r_i = r_i\,\big[1 + \alpha\,c_i\,(s_t + d_q)\big],\qquad
+      s_t = s_0\max\big(0, 1 - t/T\big),\qquad d_q = 1 - \mathrm{acc}_g$$
+
+    $c_i \in [0, 1]$: the conciseness score of a trained conciseness reward model
+    (``extras["conciseness"]``, ``" batch"``; the paper's 3B CRM gives values in [0.1, 1]);
+    $s_t$: an annealing coefficient at training step $t$ (counted in the term state, one per
+    call; $T$ = ``decay_steps``, 0 = constant $s_0$); $d_q$: the difficulty of the question,
+    one minus the fraction of correct responses ($r > 0.5$) in its group. Multiplicative gating:
+    a wrong answer ($r_i = 0$) gets nothing, so conciseness never pays without correctness.
+
+    Wang, Li, Gong, Liu, Zhang, Liu, Zhao, "Efficient Reasoning via Reward Model",
+    arXiv 2511.09158. UNVERIFIED (only reviewers' restatements of the formula were available,
+    no code): the value of $\alpha$ (1 here), the annealing schedule (linear decay here, off by
+    default), and the difficulty factor ($1 - $ group accuracy here; ``difficulty="none"``
+    sets $d_q = 0$).
+
+    Args:
+        alpha: $\alpha \ge 0$.
+        s0: $s_0 \ge 0$, the annealing coefficient at step 0.
+        decay_steps: $T \ge 0$ (0: no annealing).
+        difficulty: ``"group_error"`` or ``"none"``.
+
+    Example:
+        >>> from rlobj import grpo
+        >>> recipe = conciseness_reward(alpha=1.0) >> grpo
+    """
+
+    stage: ClassVar[str] = "batch"
+    reads: ClassVar[tuple[str, ...]] = ("rewards", "group_ids", "extras:conciseness")
+    writes: ClassVar[tuple[str, ...]] = ("rewards",)
+    alpha: float = 1.0
+    s0: float = 1.0
+    decay_steps: int = 0
+    difficulty: str = "group_error"
+
+    def __post_init__(self):
+        check_range("conciseness_reward", "alpha", self.alpha, low=0.0)
+        check_range("conciseness_reward", "s0", self.s0, low=0.0)
+        check_range("conciseness_reward", "decay_steps", self.decay_steps, low=0)
+        if self.difficulty not in ("group_error", "none"):
+            raise RlobjInputError(f"conciseness_reward.difficulty: expected 'group_error' or 'none', got {self.difficulty!r}")
+
+    def anneal(self, step: int) -> float:
+        """$s_t$."""
+        return self.s0 if self.decay_steps == 0 else self.s0 * max(0.0, 1.0 - step / self.decay_steps)
+
+    def __call__(self, state: State) -> State:
+        rewards = state.require("rewards", "conciseness_reward")
+        concise = _extra(state, "conciseness", "conciseness_reward", (state.batch_size,), "batch", "float").detach()
+        _check_unit("extras['conciseness']", concise, "conciseness_reward")
+        step = int(state.own_state(0))
+        difficulty = torch.zeros_like(rewards)
+        if self.difficulty == "group_error":
+            group_ids = require_groups(state, "conciseness_reward")
+            for gid in torch.unique(group_ids):
+                rows = group_ids == gid
+                difficulty[rows] = 1.0 - (rewards[rows] > 0.5).to(rewards.dtype).mean()
+        bonus = self.alpha * concise.to(rewards.dtype) * (self.anneal(step) + difficulty)
+        return state.update(rewards=rewards * (1 + bonus)).set_own_state(step + 1).add_metrics(
+            **{"crf/bonus": (rewards * bonus).mean(), "crf/anneal": self.anneal(step)})
+
+
+# --------------------------------------------------------------------------- GCPO
+@dataclass(frozen=True)
+class gcpo_reward(Term):
+    r"""GCPO group contrastive masking of an auxiliary-construction reward, plus a length reward.
+
+    In each group, $G_\text{aux}$ = responses that use an auxiliary construction
+    (``extras["uses_aux"]``, bool ``" batch"``), $G_\text{no}$ = the others, and
+    $\Delta_g = \mathrm{acc}(G_\text{aux}) - \mathrm{acc}(G_\text{no})$ (accuracy = fraction
+    with $r > 0.5$):
+
+    $$M_g = \begin{cases}+1 & \Delta_g > \varepsilon\\ -1 & \Delta_g < -\varepsilon\\ 0 & \text{otherwise, or a subgroup empty}\end{cases}
+      \qquad r_i \leftarrow r_i + \lambda_\text{aux} M_g\,\mathbb 1[\text{aux}_i]
+      + \lambda_\text{len}\,\min\!\big(|y_i| / L, 1\big)\,\mathbb 1[r_i > 0.5]$$
+
+    so a construction is rewarded only in groups where constructing helped, and punished
+    where it hurt. The incoming ``rewards`` are $R_\text{acc} + R_\text{format}$.
+
+    Wang et al., "GeometryZero: Improving Geometry Solving for LLM with Group Contrastive Policy
+    Optimization", arXiv 2506.07160 (Findings ACL 2026). UNVERIFIED (no code available; review
+    pages only): $\varepsilon$ (0 here), $M = 0$ when a subgroup is empty, and the length
+    reward's form (the correctness-gated, bounded $\min(|y|/L, 1)$ here, with $L = 4096$ and
+    $\lambda_\text{len} = 1$; set ``length_coef=0`` to switch it off).
+
+    Args:
+        eps: $\varepsilon \ge 0$.
+        aux_coef: $\lambda_\text{aux} \ge 0$.
+        length_coef: $\lambda_\text{len} \ge 0$.
+        length_target: $L > 0$ tokens.
+
+    Example:
+        >>> from rlobj import grpo
+        >>> recipe = gcpo_reward(eps=0.0) >> grpo
+    """
+
+    stage: ClassVar[str] = "batch"
+    reads: ClassVar[tuple[str, ...]] = ("rewards", "group_ids", "mask", "extras:uses_aux")
+    writes: ClassVar[tuple[str, ...]] = ("rewards",)
+    eps: float = 0.0
+    aux_coef: float = 1.0
+    length_coef: float = 1.0
+    length_target: float = 4096.0
+
+    def __post_init__(self):
+        check_range("gcpo_reward", "eps", self.eps, low=0.0)
+        check_range("gcpo_reward", "aux_coef", self.aux_coef, low=0.0)
+        check_range("gcpo_reward", "length_coef", self.length_coef, low=0.0)
+        check_range("gcpo_reward", "length_target", self.length_target, low=0.0, low_open=True)
+
+    def contrastive_mask(self, correct: Tensor, aux: Tensor, group_ids: Tensor) -> Tensor:
+        """$M_g$ per sequence."""
+        sign = torch.zeros(correct.shape, dtype=torch.float64, device=correct.device)
+        for gid in torch.unique(group_ids):
+            rows = group_ids == gid
+            with_aux, without = rows & aux, rows & ~aux
+            if not (bool(with_aux.any()) and bool(without.any())):
+                continue
+            gap = float(correct[with_aux].double().mean() - correct[without].double().mean())
+            sign[rows] = 1.0 if gap > self.eps else (-1.0 if gap < -self.eps else 0.0)
+        return sign
+
+    def __call__(self, state: State) -> State:
+        rewards = state.require("rewards", "gcpo_reward")
+        group_ids = require_groups(state, "gcpo_reward")
+        aux = _extra(state, "uses_aux", "gcpo_reward", (state.batch_size,), "batch", "bool")
+        correct = rewards > 0.5
+        sign = self.contrastive_mask(correct, aux, group_ids).to(rewards.dtype)
+        lengths = state.mask.sum(-1).to(rewards.dtype)
+        length_bonus = torch.clamp(lengths / self.length_target, max=1.0) * correct.to(rewards.dtype)
+        new = rewards + self.aux_coef * sign * aux.to(rewards.dtype) + self.length_coef * length_bonus
+        return state.update(rewards=new).add_metrics(
+            **{"gcpo/mask_mean": sign.mean(), "gcpo/aux_frac": aux.float().mean(), "gcpo/length_bonus": length_bonus.mean()})
+
+
+# --------------------------------------------------------------------------- VSRM
+@dataclass(frozen=True)
+class vsrm_step_reward(Term):
+    r"""VSRM: each reasoning step is rewarded by the accuracy gain it brings.
+
+    For the step ends $t_1 < \dots < t_K$ of a response (``extras["step_ends"]``), $a_k$ is the
+    accuracy of $M$ answer-forced completions of the prefix ending at $t_k$
+    (``extras["step_accuracy"]``, ``"batch seq"``, read at step ends) and $a_0$ that of the
+    empty reasoning (``extras["start_accuracy"]``, ``" batch"``):
+
+    $$d_k = a_k - a_{k-1},\qquad r_{t_k} = d_k + \sum_{j=1}^{W}\gamma^j\, d_{k+j}$$
+
+    ($d_{k+j} = 0$ past the last step). $W = 0$ (default) gives the plain gains, which
+    telescope: $\sum_k r_{t_k} = a_K - a_0$. The step rewards are added to ``token_rewards``;
+    the outcome reward stays in ``rewards`` (on the final token for token-return advantages
+    such as ``batch_whiten``). Segmenting the response at cue words ("However", "So", "Wait",
+    ...) and running the sub-rollouts are the trainer's job; this term holds the arithmetic.
+
+    Yue, Dong, Gao, He, Chai, Yin, Lin, "Promoting Efficient Reasoning with Verifiable Stepwise
+    Reward", arXiv 2508.10293 (AAAI 2026), trained with PPO / REINFORCE++. UNVERIFIED
+    (abstract and a summary only): the look-ahead propagation of sparse gains, its window $W$
+    and decay $\gamma$ (options, off by default).
+
+    Args:
+        lookahead: $W \ge 0$ later steps propagated back.
+        gamma: $\gamma \in [0, 1]$, the decay per step of look-ahead.
+
+    Example:
+        >>> from rlobj import batch_whiten, grpo, group_zscore
+        >>> recipe = vsrm_step_reward() >> grpo.replace(group_zscore, batch_whiten())
+    """
+
+    stage: ClassVar[str] = "batch"
+    reads: ClassVar[tuple[str, ...]] = ("token_rewards", "mask", "extras:step_ends", "extras:step_accuracy",
+                                        "extras:start_accuracy")
+    writes: ClassVar[tuple[str, ...]] = ("token_rewards",)
+    lookahead: int = 0
+    gamma: float = 0.5
+
+    def __post_init__(self):
+        check_range("vsrm_step_reward", "lookahead", self.lookahead, low=0)
+        check_range("vsrm_step_reward", "gamma", self.gamma, low=0.0, high=1.0)
+
+    def __call__(self, state: State) -> State:
+        shape = tuple(state.mask.shape)
+        ends = _extra(state, "step_ends", "vsrm_step_reward", shape, "batch seq", "bool") & state.mask
+        accuracy = _extra(state, "step_accuracy", "vsrm_step_reward", shape, "batch seq", "float").detach()
+        start = _extra(state, "start_accuracy", "vsrm_step_reward", (state.batch_size,), "batch", "float").detach()
+        _check_unit("extras['step_accuracy']", accuracy, "vsrm_step_reward", where=ends)
+        _check_unit("extras['start_accuracy']", start, "vsrm_step_reward")
+        dtype = state.logp.dtype if state.token_rewards is None else state.token_rewards.dtype
+        steps = torch.zeros(shape, dtype=torch.float64, device=state.mask.device)
+        for row in range(shape[0]):
+            positions = ends[row].nonzero().flatten()
+            if positions.numel() == 0:
+                continue
+            levels = torch.cat([start[row].double().reshape(1), accuracy[row, positions].double()])
+            gains = levels[1:] - levels[:-1]  # d_k
+            rewards = gains.clone()
+            for j in range(1, min(self.lookahead, gains.numel() - 1) + 1):
+                rewards[:-j] += self.gamma**j * gains[j:]  # r_k += gamma^j d_{k+j}
+            steps[row, positions] = rewards
+        steps = steps.to(dtype)
+        base = state.token_rewards if state.token_rewards is not None else torch.zeros_like(steps)
+        return state.update(token_rewards=base + steps).add_metrics(
+            **{"vsrm/step_reward": steps[ends].mean() if bool(ends.any()) else steps.sum(),
+               "vsrm/steps": ends.sum(-1).float().mean()})

@@ -269,3 +269,390 @@ def test_bad_input():
         aepo_reward()(state_of([0.0], extras={**extras, "candidate_count": torch.tensor([0]), "first_hit_rank": torch.tensor([0])}))
     with pytest.raises(RlobjInputError, match=r"aepo_reward reads 'extras:format_valid'"):
         aepo_reward()(state_of([0.0], extras={k: v for k, v in extras.items() if k != "format_valid"}))
+
+
+# =========================================================================== Self-Aligned Reward
+from rlobj.terms.reward_models import (  # noqa: E402
+    answer_probability,
+    conciseness_reward,
+    gcpo_reward,
+    rlpr_reward,
+    self_aligned_reward,
+    self_aligned_score,
+    vsrm_step_reward,
+)
+
+
+def sar_state(rewards, given, alone, lengths=None):
+    width = len(given[0])
+    return state_of(rewards, lengths=lengths, width=width, logp_old=torch.tensor(given, dtype=F64),
+                    extras={"logp_unconditioned": torch.tensor(alone, dtype=F64)})
+
+
+def test_sar_hand_values():
+    # row 0: mean logp with q = -1, without = -2: R_SA = 1 - e^(-2 - (-1)) = 1 - e^-1 = .632121;
+    #        r = 1 + .2 * .632121 = 1.126424
+    # row 1: with q = -2, without = -1: 1 - e^(1) = -1.718 -> clipped to -1: r = 0 - .2 = -.2
+    # row 2: identical log-probs -> R_SA = 0: r = .5 (length 1: only t = 0 counts)
+    s = sar_state([1.0, 0.0, 0.5], [[-1.0, -1.0], [-2.0, -2.0], [-0.3, -9.0]],
+                  [[-2.0, -2.0], [-1.0, -1.0], [-0.3, -0.1]], lengths=[2, 2, 1])
+    out = self_aligned_reward()(s)
+    torch.testing.assert_close(out.rewards, torch.tensor([1 + 0.2 * (1 - math.exp(-1)), -0.2, 0.5], dtype=F64))
+    # use_log: cross-entropies H_a = 2, H_a|q = 1: (2 - 1) / 2 = .5; row 1: (1 - 2) / 1 = -1
+    torch.testing.assert_close(self_aligned_reward(alpha=1.0, use_log=True)(s).rewards,
+                               torch.tensor([1.5, -1.0, 0.5], dtype=F64))
+    # alpha = 0 reproduces the base reward exactly
+    assert self_aligned_reward(alpha=0.0)(s).rewards.tolist() == [1.0, 0.0, 0.5]
+
+
+@st.composite
+def sar_inputs(draw):
+    n, width = draw(st.integers(1, 4)), draw(st.integers(1, 5))
+    lengths = draw(st.lists(st.integers(0, width), min_size=n, max_size=n))
+    logps = st.lists(st.lists(st.floats(-6, 0), min_size=width, max_size=width), min_size=n, max_size=n)
+    return draw(logps), draw(logps), lengths, width
+
+
+@SETTINGS
+@given(sar_inputs(), st.floats(0, 1), st.booleans())
+def test_sar_matches_loop_reference(data, alpha, use_log):
+    given_q, alone, lengths, width = data
+    s = sar_state([0.0] * len(lengths), given_q, alone, lengths)
+    out = self_aligned_reward(alpha, use_log)(s)
+    for i, n in enumerate(lengths):
+        if n == 0:
+            expected = 0.0
+        else:
+            mean_q = sum(given_q[i][:n]) / n
+            mean_a = sum(alone[i][:n]) / n
+            if use_log:
+                expected = max(-1.0, min(1.0, (mean_q - mean_a) / max(-mean_a, 1e-8)))
+            else:
+                ppl_q, ppl_a = math.exp(-mean_q), math.exp(-mean_a)
+                expected = max(-1.0, min(1.0, (ppl_a - ppl_q) / ppl_a))
+        assert float(out.rewards[i]) == pytest.approx(alpha * expected, abs=1e-9)
+
+
+@SETTINGS
+@given(st.floats(-5, 0), st.floats(-5, 0), st.floats(0.01, 1))
+def test_sar_properties(mean_q, mean_a, step):
+    score = lambda q, a: float(self_aligned_score(torch.tensor([q], dtype=F64), torch.tensor([a], dtype=F64)))  # noqa: E731
+    value = score(mean_q, mean_a)
+    assert -1.0 <= value < 1.0
+    assert (value > 0) == (mean_q > mean_a)
+    assert score(mean_q + step, mean_a) >= value  # increasing in the conditioned mean log-prob
+    assert score(mean_q, mean_a - step) >= value  # decreasing in the unconditioned one
+    # depends only on the means: repeating a row's tokens changes nothing
+    once = sar_state([0.0], [[mean_q, mean_q - 1]], [[mean_a, mean_a - 1]])
+    twice = sar_state([0.0], [[mean_q, mean_q - 1] * 2], [[mean_a, mean_a - 1] * 2])
+    torch.testing.assert_close(self_aligned_reward()(once).rewards, self_aligned_reward()(twice).rewards)
+
+
+def test_sar_uses_logp_when_on_policy_and_is_detached():
+    logp = torch.tensor([[-1.0, -1.0]], dtype=F64, requires_grad=True)
+    s = State.from_batch(logp=logp, mask=torch.ones(1, 2, dtype=torch.bool), rewards=torch.tensor([0.0], dtype=F64),
+                         extras={"logp_unconditioned": torch.tensor([[-2.0, -2.0]], dtype=F64)})
+    out = self_aligned_reward(alpha=1.0)(s)
+    assert float(out.rewards) == pytest.approx(1 - math.exp(-1))
+    assert not out.rewards.requires_grad
+
+
+# =========================================================================== RLPR
+def rlpr_state(fmt, answer_logp, answer_mask, prior):
+    return state_of(fmt, extras={"answer_logp": torch.tensor(answer_logp, dtype=F64),
+                                 "answer_mask": torch.tensor(answer_mask),
+                                 "answer_prior": torch.tensor(prior, dtype=F64)})
+
+
+def test_rlpr_hand_values():
+    # row 0: answer token probs .5, .25 -> mean .375; prior .125 -> .25; format 1:
+    #        r = .9 * .25 + .1 * 1 = .325
+    # row 1: probs .5 (second token masked) -> .5; prior .75 -> max(0, -.25) = 0; format 0 -> 0
+    # row 2: no answer tokens -> r_B = 0 -> 0; format 1 -> .1
+    lp = [[math.log(0.5), math.log(0.25)], [math.log(0.5), 0.0], [0.0, 0.0]]
+    mask = [[True, True], [True, False], [False, False]]
+    s = rlpr_state([1.0, 0.0, 1.0], lp, mask, [0.125, 0.75, 0.0])
+    torch.testing.assert_close(rlpr_reward()(s).rewards, torch.tensor([0.325, 0.0, 0.1], dtype=F64))
+    # no debiasing, no clip: r_B alone
+    torch.testing.assert_close(rlpr_reward(format_weight=0.0, debias=False)(s).rewards,
+                               torch.tensor([0.375, 0.5, 0.0], dtype=F64))
+    # other aggregations of row 0: geo mean sqrt(.5 * .25) = .353553, product .125, mean logp
+    logp, m = torch.tensor(lp, dtype=F64), torch.tensor(mask)
+    torch.testing.assert_close(answer_probability(logp, m, "geo_mean")[0], torch.tensor(math.sqrt(0.125), dtype=F64))
+    torch.testing.assert_close(answer_probability(logp, m, "product")[0], torch.tensor(0.125, dtype=F64))
+    torch.testing.assert_close(answer_probability(logp, m, "mean_logp")[0],
+                               torch.tensor((math.log(0.5) + math.log(0.25)) / 2, dtype=F64))
+
+
+@st.composite
+def rlpr_inputs(draw):
+    n, width = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    probs = draw(st.lists(st.lists(st.floats(0.001, 1), min_size=width, max_size=width), min_size=n, max_size=n))
+    mask = draw(st.lists(st.lists(st.booleans(), min_size=width, max_size=width), min_size=n, max_size=n))
+    prior = draw(st.lists(st.floats(0, 1), min_size=n, max_size=n))
+    fmt = draw(st.lists(st.sampled_from([0.0, 1.0]), min_size=n, max_size=n))
+    return fmt, probs, mask, prior
+
+
+@SETTINGS
+@given(rlpr_inputs(), st.floats(0, 1))
+def test_rlpr_matches_loop_reference_and_is_in_unit_interval(data, f):
+    fmt, probs, mask, prior = data
+    s = rlpr_state(fmt, [[math.log(p) for p in row] for row in probs], mask, prior)
+    out = rlpr_reward(format_weight=f)(s)
+    for i in range(len(fmt)):
+        kept = [p for p, m in zip(probs[i], mask[i]) if m]
+        r_b = sum(kept) / len(kept) if kept else 0.0
+        r_hat = max(0.0, r_b - prior[i])
+        assert 0.0 <= r_hat <= 1.0
+        assert float(out.rewards[i]) == pytest.approx((1 - f) * r_hat + f * fmt[i], abs=1e-9)
+        if r_b <= prior[i]:  # reasoning that does not raise the answer's probability earns nothing
+            assert float(out.rewards[i]) == pytest.approx(f * fmt[i], abs=1e-12)
+
+
+@SETTINGS
+@given(rlpr_inputs(), st.floats(0.001, 0.5))
+def test_rlpr_monotone_in_every_reference_token_probability(data, bump):
+    fmt, probs, mask, prior = data
+    base = rlpr_reward()(rlpr_state(fmt, [[math.log(p) for p in row] for row in probs], mask, prior)).rewards
+    raised = [[math.log(min(1.0, p + bump)) for p in row] for row in probs]
+    assert bool((rlpr_reward()(rlpr_state(fmt, raised, mask, prior)).rewards >= base - 1e-12).all())
+
+
+# =========================================================================== CRF
+def crf_state(rewards, group_ids, concise):
+    return state_of(rewards, group_ids, extras={"conciseness": torch.tensor(concise, dtype=F64)})
+
+
+def test_crf_hand_values_and_annealing():
+    # group 0: rewards 1, 1, 0, 0 -> accuracy .5, d = .5; group 1: 1, 0 -> d = .5 ... use 1, 1 -> d = 0
+    # alpha = 1, s = 1: row 0: 1 * (1 + .4 * (1 + .5)) = 1.6; row 1: 1 + 1 * 1.5 = 2.5; rows 2, 3 wrong -> 0
+    # group 1 (d = 0): row 4: 1 + .2 * 1 = 1.2; row 5: 1 + .5 = 1.5
+    s = crf_state([1.0, 1.0, 0.0, 0.0, 1.0, 1.0], [0, 0, 0, 0, 1, 1], [0.4, 1.0, 0.9, 0.1, 0.2, 0.5])
+    out = conciseness_reward()(s.update(key="k"))
+    torch.testing.assert_close(out.rewards, torch.tensor([1.6, 2.5, 0.0, 0.0, 1.2, 1.5], dtype=F64))
+    assert out.term_state == {"k": 1}
+    # annealing over T = 4 steps: at step 2, s = 1 - 2/4 = .5; no difficulty: row 0: 1 + .4 * .5 = 1.2
+    later = s.update(key="k", term_state={"k": 2})
+    out = conciseness_reward(decay_steps=4, difficulty="none")(later)
+    torch.testing.assert_close(out.rewards[:2], torch.tensor([1.2, 1.5], dtype=F64))
+    assert out.term_state == {"k": 3}
+    # past T the bonus is gone without difficulty
+    done = conciseness_reward(decay_steps=4, difficulty="none")(s.update(key="k", term_state={"k": 9}))
+    assert done.rewards.tolist() == s.rewards.tolist()
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.sampled_from([0.0, 1.0, 0.7]), st.floats(0, 1), st.integers(0, 2)), min_size=1, max_size=8),
+       st.floats(0, 2), st.floats(0, 2), st.integers(0, 6), st.integers(0, 8))
+def test_crf_matches_loop_reference_and_properties(rows, alpha, s0, decay, step):
+    rewards, concise, groups = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+    s = crf_state(rewards, groups, concise).update(key="k", term_state={"k": step})
+    out = conciseness_reward(alpha, s0, decay)(s)
+    anneal = s0 if decay == 0 else s0 * max(0.0, 1 - step / decay)
+    for i, (r, c, g) in enumerate(rows):
+        mates = [rr for rr, _, gg in rows if gg == g]
+        d = 1 - sum(rr > 0.5 for rr in mates) / len(mates)
+        expected = r * (1 + alpha * c * (anneal + d))
+        assert float(out.rewards[i]) == pytest.approx(expected, abs=1e-9)
+        if r == 0.0:
+            assert float(out.rewards[i]) == 0.0  # no conciseness pay without correctness
+        assert float(out.rewards[i]) >= r  # alpha, c, s, d >= 0
+    assert conciseness_reward(alpha=0.0)(s).rewards.tolist() == rewards
+
+
+def test_crf_keeps_all_wrong_groups_at_zero_advantage():
+    s = crf_state([0.0, 0.0, 0.0], [0, 0, 0], [0.1, 0.5, 1.0])
+    out = (conciseness_reward() >> group_zscore())(s)
+    assert bool((out.advantages == 0).all())
+
+
+def test_crf_monotone_in_conciseness():
+    low = conciseness_reward()(crf_state([1.0, 0.0], [0, 0], [0.3, 0.3])).rewards[0]
+    high = conciseness_reward()(crf_state([1.0, 0.0], [0, 0], [0.8, 0.3])).rewards[0]
+    assert float(high) > float(low)
+
+
+# =========================================================================== GCPO
+def gcpo_state(rewards, group_ids, aux, lengths=None, width=4):
+    return state_of(rewards, group_ids, lengths=lengths, width=width, extras={"uses_aux": torch.tensor(aux)})
+
+
+def test_gcpo_hand_values():
+    # group 0: aux rows 0, 1 (correct, correct) acc 1; no-aux rows 2, 3 (correct, wrong) acc .5:
+    #   gap .5 > 0 -> M = +1: aux rows get +1
+    # group 1: aux row 4 wrong (acc 0), no-aux row 5 correct (acc 1): gap -1 -> M = -1: row 4 gets -1
+    # group 2: all aux -> M = 0
+    # length reward (L = 4, coef .5): correct rows get .5 * min(len / 4, 1); lengths 4, 2, 4, 4, 4, 1, 4
+    s = gcpo_state([1.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0], [0, 0, 0, 0, 1, 1, 2],
+                   [True, True, False, False, True, False, True], lengths=[4, 2, 4, 4, 4, 1, 4])
+    out = gcpo_reward(length_coef=0.5, length_target=4)(s)
+    # row 0: 1 + 1 + .5 = 2.5; row 1: 1 + 1 + .5 * .5 = 2.25; row 2: 1 + .5 = 1.5; row 3: 0;
+    # row 4: 0 - 1 = -1; row 5: 1 + .5 * .25 = 1.125; row 6: 1 + 0 + .5 = 1.5
+    torch.testing.assert_close(out.rewards, torch.tensor([2.5, 2.25, 1.5, 0.0, -1.0, 1.125, 1.5], dtype=F64))
+    # eps = .6: group 0's gap .5 is inside the band -> M = 0; group 1's -1 is not
+    out = gcpo_reward(eps=0.6, length_coef=0.0)(s)
+    assert out.rewards.tolist() == [1.0, 1.0, 1.0, 0.0, -1.0, 1.0, 1.0]
+
+
+@st.composite
+def gcpo_inputs(draw):
+    n = draw(st.integers(1, 8))
+    rewards = draw(st.lists(st.sampled_from([0.0, 1.0, 0.3, 0.8]), min_size=n, max_size=n))
+    groups = draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
+    aux = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    lengths = draw(st.lists(st.integers(0, 6), min_size=n, max_size=n))
+    return rewards, groups, aux, lengths
+
+
+def gcpo_sign(rewards, groups, aux, g, eps):
+    with_aux = [r > 0.5 for r, gg, a in zip(rewards, groups, aux) if gg == g and a]
+    without = [r > 0.5 for r, gg, a in zip(rewards, groups, aux) if gg == g and not a]
+    if not with_aux or not without:
+        return 0.0
+    gap = sum(with_aux) / len(with_aux) - sum(without) / len(without)
+    return 1.0 if gap > eps else (-1.0 if gap < -eps else 0.0)
+
+
+@SETTINGS
+@given(gcpo_inputs(), st.sampled_from([0.0, 0.25, 0.5]), st.floats(0, 2), st.sampled_from([1.0, 3.0]))
+def test_gcpo_matches_loop_reference_and_properties(data, eps, length_coef, target):
+    rewards, groups, aux, lengths = data
+    s = gcpo_state(rewards, groups, aux, lengths=lengths, width=6)
+    term = gcpo_reward(eps=eps, length_coef=length_coef, length_target=target)
+    out = term(s)
+    for i in range(len(rewards)):
+        sign = gcpo_sign(rewards, groups, aux, groups[i], eps)
+        assert sign in (-1.0, 0.0, 1.0)
+        # antisymmetry: swapping the roles of aux / no-aux accuracy flips M
+        flipped = gcpo_sign(rewards, groups, [not a for a in aux], groups[i], eps)
+        assert flipped == -sign
+        bonus = length_coef * min(lengths[i] / target, 1.0) * (rewards[i] > 0.5)
+        expected = rewards[i] + (sign if aux[i] else 0.0) + bonus
+        assert float(out.rewards[i]) == pytest.approx(expected, abs=1e-9)
+        if not aux[i]:  # responses without a construction receive no aux term
+            assert float(out.rewards[i]) == pytest.approx(rewards[i] + bonus, abs=1e-9)
+
+
+def test_gcpo_with_zero_mask_is_grpo_plus_length_reward():
+    # both subgroups equally accurate -> M = 0 -> only the length reward is added
+    s = gcpo_state([1.0, 0.0, 1.0, 0.0], [0, 0, 0, 0], [True, True, False, False], lengths=[2, 4, 4, 1])
+    out = gcpo_reward(length_target=4)(s)
+    assert out.rewards.tolist() == [1.5, 0.0, 2.0, 0.0]
+
+
+# =========================================================================== VSRM
+def vsrm_state(ends, accuracy, start, lengths=None, width=None, outcome=None):
+    width = width or len(ends[0])
+    return state_of(outcome or [0.0] * len(ends), lengths=lengths, width=width, extras={
+        "step_ends": torch.tensor(ends), "step_accuracy": torch.tensor(accuracy, dtype=F64),
+        "start_accuracy": torch.tensor(start, dtype=F64)})
+
+
+def test_vsrm_hand_values():
+    # steps end at t = 1, 3, 4 with prefix accuracies .25, .25, 1; a_0 = 0:
+    # gains d = .25 - 0 = .25, .25 - .25 = 0, 1 - .25 = .75 (sum 1 = a_K - a_0)
+    s = vsrm_state([[False, True, False, True, True]], [[0, 0.25, 0, 0.25, 1.0]], [0.0])
+    out = vsrm_step_reward()(s)
+    assert out.token_rewards.tolist() == [[0, 0.25, 0, 0.0, 0.75]]
+    # look-ahead W = 2, gamma = .5: r_1 = .25 + .5 * 0 + .25 * .75 = .4375; r_2 = 0 + .5 * .75 = .375;
+    # r_3 = .75 (no later step)
+    out = vsrm_step_reward(lookahead=2, gamma=0.5)(s)
+    assert out.token_rewards.tolist() == [[0, 0.4375, 0, 0.375, 0.75]]
+
+
+@st.composite
+def vsrm_inputs(draw):
+    n, width = draw(st.integers(1, 4)), draw(st.integers(1, 7))
+    lengths = draw(st.lists(st.integers(0, width), min_size=n, max_size=n))
+    ends = draw(st.lists(st.lists(st.booleans(), min_size=width, max_size=width), min_size=n, max_size=n))
+    acc = draw(st.lists(st.lists(st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]), min_size=width, max_size=width),
+                        min_size=n, max_size=n))
+    start = draw(st.lists(st.sampled_from([0.0, 0.5, 1.0]), min_size=n, max_size=n))
+    return ends, acc, start, lengths, width
+
+
+@SETTINGS
+@given(vsrm_inputs(), st.integers(0, 4), st.floats(0, 1))
+def test_vsrm_matches_loop_reference_and_telescopes(data, window, gamma):
+    ends, acc, start, lengths, width = data
+    out = vsrm_step_reward(lookahead=window, gamma=gamma)(vsrm_state(ends, acc, start, lengths, width))
+    plain = vsrm_step_reward()(vsrm_state(ends, acc, start, lengths, width))
+    for i in range(len(ends)):
+        positions = [t for t in range(lengths[i]) if ends[i][t]]
+        levels = [start[i]] + [acc[i][t] for t in positions]
+        gains = [levels[k + 1] - levels[k] for k in range(len(positions))]
+        for k, t in enumerate(positions):
+            expected = gains[k] + sum(gamma**j * gains[k + j] for j in range(1, window + 1) if k + j < len(gains))
+            assert float(out.token_rewards[i, t]) == pytest.approx(expected, abs=1e-9)
+            assert -1.0 <= float(plain.token_rewards[i, t]) <= 1.0
+        others = [t for t in range(width) if t not in positions]
+        assert all(float(out.token_rewards[i, t]) == 0.0 for t in others)
+        if positions:  # telescoping: sum of the plain gains = a_K - a_0
+            assert float(plain.token_rewards[i].sum()) == pytest.approx(levels[-1] - levels[0], abs=1e-12)
+
+
+def test_vsrm_propagation_reaches_a_zero_gain_step_and_decays_with_distance():
+    # gains 0, 0, 0, 1 (accuracy jumps only at the last step): with W = 3, gamma = .5 the earlier
+    # steps get .125, .25, .5 — positive and smaller the further they are from the gain
+    s = vsrm_state([[True, True, True, True]], [[0.0, 0.0, 0.0, 1.0]], [0.0])
+    out = vsrm_step_reward(lookahead=3, gamma=0.5)(s)
+    assert out.token_rewards.tolist() == [[0.125, 0.25, 0.5, 1.0]]
+
+
+# =========================================================================== recipes, bad input (second batch)
+@pytest.mark.parametrize("make", [self_aligned_reward, rlpr_reward, conciseness_reward, gcpo_reward, vsrm_step_reward])
+@pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
+def test_second_batch_composes_before_presets(make, preset):
+    batch = leaf(make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=4))
+    out = Objective(make() >> preset)(**batch)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert torch.isfinite(batch["logp"].grad).all()
+    assert not out.state.rewards.requires_grad
+
+
+def test_step_rewards_compose_with_token_returns():
+    batch = leaf(make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=4))
+    for term in (ppr_renorm(), vsrm_step_reward(lookahead=2)):
+        out = Objective(term >> grpo.replace(group_zscore, batch_whiten()))(**batch)
+        assert torch.isfinite(out.loss)
+
+
+def test_bad_input_second_batch():
+    with pytest.raises(RlobjInputError, match=r"self_aligned_reward.alpha: expected >= 0.0, got -1"):
+        self_aligned_reward(alpha=-1)
+    with pytest.raises(RlobjInputError, match=r"self_aligned_reward reads 'extras:logp_unconditioned'"):
+        self_aligned_reward()(state_of([0.0]))
+    with pytest.raises(RlobjInputError, match=r"logp_unconditioned'\]: log-probabilities must be <= 0"):
+        self_aligned_reward()(sar_state([0.0], [[-1.0]], [[0.5]]))
+    with pytest.raises(RlobjInputError, match=r"expected shape \(batch seq\) = \(1, 1\), got \(1, 2\)"):
+        self_aligned_reward()(state_of([0.0], width=1, extras={"logp_unconditioned": torch.zeros(1, 2, dtype=F64)}))
+    with pytest.raises(RlobjInputError, match=r"rlpr_reward.format_weight: expected <= 1.0, got 2"):
+        rlpr_reward(format_weight=2)
+    with pytest.raises(RlobjInputError, match=r"rlpr_reward.aggregate: expected one of"):
+        rlpr_reward(aggregate="max")
+    with pytest.raises(RlobjInputError, match=r"answer_logp'\]: rlpr_reward expected a float tensor of shape \(batch A\)"):
+        rlpr_reward()(state_of([0.0], extras={"answer_logp": torch.zeros(3)}))
+    with pytest.raises(RlobjInputError, match=r"answer_logp'\]: log-probabilities must be <= 0"):
+        rlpr_reward()(rlpr_state([0.0], [[0.3]], [[True]], [0.0]))
+    with pytest.raises(RlobjInputError, match=r"rlpr_reward reads 'extras:answer_prior'"):
+        rlpr_reward()(state_of([0.0], extras={"answer_logp": torch.zeros(1, 1, dtype=F64),
+                                              "answer_mask": torch.ones(1, 1, dtype=torch.bool)}))
+    with pytest.raises(RlobjInputError, match=r"conciseness'\]: conciseness_reward expected values in \[0, 1\], got \[1.5\]"):
+        conciseness_reward()(crf_state([1.0], [0], [1.5]))
+    with pytest.raises(RlobjInputError, match=r"conciseness_reward.difficulty"):
+        conciseness_reward(difficulty="hard")
+    with pytest.raises(RlobjInputError, match=r"conciseness_reward.decay_steps: expected >= 0, got -1"):
+        conciseness_reward(decay_steps=-1)
+    with pytest.raises(RlobjInputError, match=r"gcpo_reward.length_target: expected > 0.0, got 0"):
+        gcpo_reward(length_target=0)
+    with pytest.raises(RlobjInputError, match=r"uses_aux'\]: gcpo_reward expected a bool tensor"):
+        gcpo_reward()(state_of([0.0], extras={"uses_aux": torch.tensor([1])}))
+    with pytest.raises(RlobjInputError, match=r"vsrm_step_reward.gamma: expected <= 1.0, got 2"):
+        vsrm_step_reward(gamma=2)
+    with pytest.raises(RlobjInputError, match=r"step_accuracy'\]: vsrm_step_reward expected values in \[0, 1\]"):
+        vsrm_step_reward()(vsrm_state([[True]], [[1.5]], [0.0]))
+    with pytest.raises(RlobjInputError, match=r"vsrm_step_reward reads 'extras:start_accuracy'"):
+        vsrm_step_reward()(state_of([0.0], width=1, extras={"step_ends": torch.ones(1, 1, dtype=torch.bool),
+                                                            "step_accuracy": torch.zeros(1, 1, dtype=F64)}))
