@@ -9,7 +9,8 @@ For each (tokens N, vocabulary V) and hidden size H, one forward+backward of:
   (c-lp+H) GRPO surrogate + entropy through the view (log-prob + entropy only);
   floor: the bare output-projection products for the same shapes (z = h W^T, then dh, dW).
 
-Memory is the peak of live tensor bytes above the weights and their gradients, traced on the CPU
+Time: wall-clock and process CPU seconds, the minimum over interleaved rounds (the CPU column is
+the steadier one on a shared machine). Memory is the peak of live tensor bytes above the weights and their gradients, traced on the CPU
 with a TorchDispatchMode (every op output with fresh storage is an allocation, freed when its
 storage dies); on CUDA, torch.cuda.max_memory_allocated. The largest single allocation excludes
 the final gradients of the weights and hidden states. Ratios are taken within one run.
@@ -230,18 +231,26 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def measure(name, setup, device, repeats):
-    step = STEPS[name]
+def prepare(name, setup, device):
     if name.startswith("floor"):
         setup["floor_grad"] = torch.randn(
             setup["hidden"].shape[0], setup["weight"].shape[0], device=device
         )
     clear_grads(setup)
     gc.collect()
-    # memory (also the warm-up)
+
+
+def finish(setup):
+    setup.pop("floor_grad", None)
+    clear_grads(setup)
+
+
+def measure_memory(name, setup, device):
+    """Peak bytes above weights+grads and the largest allocation of one step (also a warm-up)."""
+    prepare(name, setup, device)
     if device == "cpu":
         with LiveBytes() as tracer:
-            step(setup)
+            STEPS[name](setup)
         grads = [setup[k].grad.untyped_storage() for k in ("hidden", "weight")]
         peak, largest = tracer.summary(grads)
         del tracer
@@ -249,23 +258,39 @@ def measure(name, setup, device, repeats):
         sync(device)
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
-        step(setup)
+        STEPS[name](setup)
         sync(device)
         grad_bytes = sum(setup[k].grad.nbytes for k in ("hidden", "weight"))
         peak = torch.cuda.max_memory_allocated() - before - grad_bytes
         largest = float("nan")
-    times = []
+    finish(setup)
+    return peak, largest
+
+
+def measure_time(name, setup, device):
+    """Wall and process-CPU seconds of one step."""
+    prepare(name, setup, device)
+    sync(device)
+    wall, cpu = time.perf_counter(), time.process_time()
+    STEPS[name](setup)
+    sync(device)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finish(setup)
+    return wall, cpu
+
+
+def measure_all(names, setup, device, repeats):
+    """Memory first (one traced step each), then ``repeats`` interleaved timing rounds (min)."""
+    results = {}
+    for name in names:
+        peak, largest = measure_memory(name, setup, device)
+        results[name] = {"peak": peak, "largest": largest, "time": math.inf, "cpu": math.inf}
     for _ in range(repeats):
-        clear_grads(setup)
-        gc.collect()
-        sync(device)
-        start = time.perf_counter()
-        step(setup)
-        sync(device)
-        times.append(time.perf_counter() - start)
-    setup.pop("floor_grad", None)
-    clear_grads(setup)
-    return {"peak": peak, "largest": largest, "time": min(times)}
+        for name in names:
+            wall, cpu = measure_time(name, setup, device)
+            results[name]["time"] = min(results[name]["time"], wall)
+            results[name]["cpu"] = min(results[name]["cpu"], cpu)
+    return results
 
 
 def check_against_float64(vocab, hidden_size, device, n_check, chunk_size, memory_budget):
@@ -294,7 +319,8 @@ def check_against_float64(vocab, hidden_size, device, n_check, chunk_size, memor
     ref_grads = torch.autograd.grad(ref_loss, (h64, w64))
 
     def rel(got, want):
-        return float((got.double() - want).abs().max() / want.abs().max().clamp_min(1e-30))
+        got, want = got.detach().double(), want.detach()
+        return float((got - want).abs().max() / want.abs().max().clamp_min(1e-30))
 
     errors = {
         "logp": rel(outs[0][0], logp),
@@ -313,7 +339,8 @@ def main():
     parser.add_argument("--vocab", type=int, nargs="+", default=[32768, 151936])
     parser.add_argument("--hidden", type=int, default=896)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=1, help="timed runs (min is reported)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="interleaved timing rounds after the traced warm-up (min is reported)")
     parser.add_argument("--chunk-size", type=int, default=None, help="VocabView tokens per chunk")
     parser.add_argument("--memory-budget", type=int, default=None, help="VocabView budget, bytes")
     parser.add_argument("--check-tokens", type=int, default=256,
@@ -326,13 +353,14 @@ def main():
     print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
           f"H={args.hidden}")
     header = (f"{'N':>5} {'V':>7}  {'variant':<28} {'peak MiB':>9} {'/(a)':>6} {'/(b)':>6} "
-              f"{'time s':>7} {'/(b)':>6} {'/floor':>6} {'largest MiB':>11} {'rows x V':>8}")
+              f"{'wall s':>7} {'/(b)':>6} {'/floor':>6} {'cpu s':>7} {'/(b)':>6} {'/floor':>6} "
+              f"{'largest MiB':>11} {'rows x V':>8}")
     rows = []
     for n in args.tokens:
         for vocab in args.vocab:
             setup = make_setup(n, vocab, args.hidden, device, chunk_size=args.chunk_size,
                                memory_budget=args.memory_budget)
-            results = {name: measure(name, setup, device, args.repeats) for name in names}
+            results = measure_all(names, setup, device, args.repeats)
             a = results.get("(a) grpo naive")
             b = results.get("(b) grpo+lp_reg+kl+H naive")
             floor = results.get("floor: bare matmuls")
@@ -345,6 +373,8 @@ def main():
                     f"{ratio(r['peak'], a and a['peak'])} {ratio(r['peak'], b and b['peak'])} "
                     f"{r['time']:7.2f} {ratio(r['time'], b and b['time'])} "
                     f"{ratio(r['time'], floor and floor['time'])} "
+                    f"{r['cpu']:7.2f} {ratio(r['cpu'], b and b['cpu'])} "
+                    f"{ratio(r['cpu'], floor and floor['cpu'])} "
                     f"{r['largest'] / 2**20:11.1f} {rows_x_v:8.1f}"
                 )
                 print(rows[-1], flush=True)
