@@ -160,7 +160,7 @@ def aggregate(state: State) -> tuple[Tensor, dict[str, Tensor]]:
     dropped = state.extras.get("dropped")
     everything_dropped = dropped is not None and bool((dropped | state.mask.any(-1)).all())
     if global_counts.tokens <= 0 and not everything_dropped \
-            and all(p.normalize == "global" for p in state.parts.values()):
+            and all(p.normalize != "own" for p in state.parts.values()):
         raise RlobjInputError(
             "mask: the batch has no valid token (every row of the mask is False), so the loss "
             "would be an average over nothing"
@@ -168,6 +168,14 @@ def aggregate(state: State) -> tuple[Tensor, dict[str, Tensor]]:
     total = None
     per_part = {}
     for name, part in state.parts.items():
+        if part.normalize == "scalar":
+            share = 1.0
+            if state.normalizer is not None:
+                local = float(state.mask.any(-1).sum())
+                share = local * state.normalizer.ranks / _safe(state.normalizer.seqs)
+            per_part[name] = part.values * share
+            total = per_part[name] if total is None else total + per_part[name]
+            continue
         counts = global_counts
         if part.normalize == "own":
             counts = Normalizer(tokens=float(part.mask.sum()), seqs=float(part.mask.any(-1).sum()))

@@ -36,6 +36,10 @@ class LossPart:
             global :class:`Normalizer`, so micro-batches and ranks add up exactly.
             ``"own"``: denominators come from this part's own mask, locally (used where a
             reference implementation normalises by the selected tokens only).
+            ``"scalar"``: ``values`` is already one number for this (micro-)batch (a
+            regulariser of batch statistics, e.g. SIREN's); the aggregation adds it as is,
+            weighted by this micro-batch's share of the global sequences, so accumulating
+            micro-batches averages it.
     """
 
     values: Tensor
@@ -43,9 +47,13 @@ class LossPart:
     normalize: str = "global"
 
     def __post_init__(self):
-        if self.normalize not in ("global", "own"):
+        if self.normalize not in ("global", "own", "scalar"):
             raise RlobjInputError(
-                f"LossPart.normalize: expected 'global' or 'own', got {self.normalize!r}"
+                f"LossPart.normalize: expected 'global', 'own' or 'scalar', got {self.normalize!r}"
+            )
+        if self.normalize == "scalar" and self.values.dim() != 0:
+            raise RlobjInputError(
+                f"LossPart.values: a 'scalar' part needs a 0-dim tensor, got shape {tuple(self.values.shape)}"
             )
 
 

@@ -102,8 +102,6 @@ import math  # noqa: E402
 
 from torch import Tensor  # noqa: E402
 
-from rlobj.algebra.aggregation import token_mean  # noqa: E402
-from rlobj.algebra.state import Normalizer  # noqa: E402
 from rlobj.ops.errors import check_shape  # noqa: E402
 from rlobj.ops.vocab import KL, TopK, TopPEntropy  # noqa: E402
 from rlobj.terms.divergences import current_view, kl_estimate  # noqa: E402
@@ -364,11 +362,10 @@ class siren(Term):
     back to the anchor from both sides.
 
     $\lambda\mathcal R$ is one scalar per micro-batch, not a per-token loss: the term writes it
-    as a one-token part whose per-token value makes the chain's aggregation return exactly
-    $\lambda\mathcal R$ (so it reads ``aggregation``: put it after the aggregation term). With
-    a global :class:`~rlobj.algebra.state.Normalizer` each micro-batch's scalar is weighted by
-    its share of the sequences (times the data-parallel world size), i.e. the mean of the
-    micro-batch values, as gradient accumulation in the reference averages them.
+    as a ``"scalar"`` loss part, which every aggregation adds as is. With a global
+    :class:`~rlobj.algebra.state.Normalizer` each micro-batch's scalar is weighted by its share
+    of the sequences (times the data-parallel world size), i.e. the mean of the micro-batch
+    values, as gradient accumulation in the reference averages them.
 
     Args:
         p: top-p mass of the nucleus (``entropy_topp`` 0.8).
@@ -384,7 +381,7 @@ class siren(Term):
         for the whole-batch value).
     """
 
-    reads: ClassVar[tuple[str, ...]] = ("vocab", "mask", "aggregation")
+    reads: ClassVar[tuple[str, ...]] = ("vocab", "mask")
     writes: ClassVar[tuple[str, ...]] = ("part:siren",)
     p: float = 0.8
     quantile: float = 0.8
@@ -413,21 +410,8 @@ class siren(Term):
             anchor = float(mean.detach())
             state = state.set_own_state(anchor)
         regulariser = (mean - anchor) ** 2
-        # one token carries the scalar; scale it so that the aggregation returns it exactly
-        flat = state.mask.flatten()
-        carrier = torch.zeros_like(flat)
-        if bool(flat.any()):
-            carrier[int(flat.nonzero()[0])] = True
-        carrier = carrier.view(state.mask.shape)
-        mode = state.aggregation if state.aggregation is not None else token_mean()
-        ones = LossPart(carrier.to(mean.dtype), carrier, "own")
-        unit = float(mode.reduce(ones, state.mask, Normalizer(tokens=1.0, seqs=1.0)))
-        share = 1.0
-        if state.normalizer is not None:
-            share = float(state.mask.any(-1).sum()) * state.normalizer.ranks / max(state.normalizer.seqs, 1.0)
-        scale = self.coef * share / unit if unit > 0 else 0.0
-        values = torch.where(carrier, scale * regulariser, torch.zeros((), dtype=mean.dtype))
-        return state.add_part("siren", LossPart(values, carrier, "own")).add_metrics(**{
+        part = LossPart(self.coef * regulariser, state.mask, "scalar")
+        return state.add_part("siren", part).add_metrics(**{
             "siren/entropy": mean.detach(), "siren/anchor": anchor,
             "siren/regularizer": regulariser.detach(),
             "siren/peak_frac": masked_mean(peak.float(), state.mask),

@@ -303,3 +303,30 @@ def test_constant_normalizer_verl_form_differs_by_the_number_of_sequences():
     oat = Objective(base >> constant_normalizer(8.0))(**fields).loss
     verl = Objective(base >> constant_normalizer(8.0, per_sequence=False))(**fields).loss
     torch.testing.assert_close(verl, oat * 4)
+
+
+def test_scalar_parts_average_over_micro_batches_by_their_share_of_sequences():
+    from dataclasses import dataclass
+
+    from rlobj import LossPart, Term
+
+    @dataclass(frozen=True)
+    class batch_mean_logp(Term):  # a regulariser of a batch statistic: one number per call
+        reads = ("logp", "mask")
+        writes = ("part:stat",)
+
+        def __call__(self, state):
+            value = torch.where(state.mask, state.logp, 0).sum() / state.mask.sum()
+            return state.add_part("stat", LossPart(value, state.mask, "scalar"))
+
+    fields = leaf(make_batch([2, 2], [3, 2, 3, 1], seed=4))
+    objective = Objective(batch_mean_logp())
+    prepared = objective.prepare(**fields)
+    micro = objective.split(prepared, [1, 3])
+    normalizer = Normalizer.from_masks([m.mask for m in micro], all_reduce=False)
+    values = [objective.loss(m, normalizer=normalizer).loss for m in micro]
+    plain = [objective.loss(m).loss for m in micro]
+    # weighted by the share of sequences: 1/4 and 3/4 of the two micro-batch values
+    torch.testing.assert_close(values[0] + values[1], 0.25 * plain[0] + 0.75 * plain[1])
+    with pytest.raises(rlobj.RlobjInputError, match="a 'scalar' part needs a 0-dim tensor"):
+        LossPart(torch.zeros(2), torch.ones(2, dtype=torch.bool), "scalar")
