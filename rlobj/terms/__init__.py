@@ -13,7 +13,12 @@ from rlobj.terms.advantages import (
     passk_advantage,
 )
 from rlobj.terms.divergences import abs_kl, k1_kl, k2_kl, k3_kl, kl_estimate, kl_penalty
-from rlobj.terms.masks import off_policy_sequence_mask, top_entropy_mask, top_fraction_mask, truncated_mask
+from rlobj.terms.masks import (
+    off_policy_sequence_mask,
+    top_entropy_mask,
+    top_fraction_mask,
+    truncated_mask,
+)
 from rlobj.terms.regularizers import adaptive_entropy, entropy_bonus
 from rlobj.terms.rewards import (
     clip_rewards,
