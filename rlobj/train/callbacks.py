@@ -70,7 +70,7 @@ class EvalTable(L.Callback):
 class MetricPlots(L.Callback):
     """At the end of training, plot reward, entropy, KL and response length against step (PNG)."""
 
-    KEYS = (("reward/mean", "reward"), ("entropy", "entropy"), ("kl/old_k3", "KL(old||new), k3"),
+    KEYS = (("reward/mean", "reward"), ("entropy", "entropy"), ("kl/old_k3", "KL per token (k3)"),
             ("response/length_mean", "response length"))
 
     def __init__(self, filename: str = "metrics.png"):
@@ -96,9 +96,11 @@ class MetricPlots(L.Callback):
             points = [(s, m[key]) for s, m in self.history if key in m and math.isfinite(m[key])]
             if key == "kl/old_k3" and any("kl/ref_k3" in m for _, m in self.history):
                 ref = [(s, m["kl/ref_k3"]) for s, m in self.history if "kl/ref_k3" in m]
-                axis.plot(*zip(*ref), label="KL(ref), k3")
+                axis.plot(*zip(*ref), label="KL(ref: policy at the first RL step), k3")
             if points:
-                axis.plot(*zip(*points), label=title)
+                axis.plot(*zip(*points), label="KL(old), k3" if key == "kl/old_k3" else title)
+            if key == "kl/old_k3":
+                axis.legend()
             axis.set_title(title)
             axis.set_xlabel("step")
             axis.grid(alpha=0.3)

@@ -67,6 +67,19 @@ class RlobjCLI(LightningCLI):
             "eval": {"model", "datamodule"},
         }
 
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--torch_threads", type=int | None, default=None,
+                            help="torch.set_num_threads before anything runs (CPU runs on shared cores: 1)")
+
+    def before_instantiate_classes(self) -> None:
+        threads = self._get(self.config, "torch_threads")
+        if threads is not None:
+            if threads < 1:
+                print(f"rlobj: error: invalid configuration: torch_threads: expected an int >= 1, got {threads}",
+                      file=sys.stderr)
+                raise SystemExit(2)
+            torch.set_num_threads(threads)
+
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()

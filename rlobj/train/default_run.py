@@ -31,7 +31,7 @@ def build(warmup_steps: int, rl_steps: int, prompts: int, group_size: int, lr: f
     module = RLModule(objective=objective, tiny_model={"hidden_size": 128, "layers": 2, "heads": 2, "seed": seed},
                       group_size=group_size, max_new_tokens=5, lr=lr, sft_lr=sft_lr,
                       warmup_sft_steps=warmup_steps, eval_samples=8, eval_k=[1, 8], seed=seed,
-                      grad_clip=1.0)
+                      grad_clip=1.0, track_ref_kl=True)
     data = RLDataModule(train=AdditionTask(seed=seed + 1), eval=AdditionTask(seed=seed + 1000),
                         prompts_per_step=prompts, eval_size=eval_size)
     trainer = L.Trainer(

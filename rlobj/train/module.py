@@ -117,6 +117,8 @@ class RLModule(L.LightningModule):
             pass@k / maj@k budgets reported.
         eval_at_warmup_end: evaluate right before the first RL step (the "before" row).
         pass_threshold: a sample "passes" when its reward >= this (pass rate, pass@k).
+        track_ref_kl: log ``kl/ref_k3`` (KL to the policy at the first RL step) even when the
+            objective does not read ``logp_ref`` (one extra no-grad forward per step).
         seed: seed of sampling and shuffling (combined with the step index and rank).
     """
 
@@ -158,6 +160,7 @@ class RLModule(L.LightningModule):
         eval_max_new_tokens: int | None = None,
         eval_at_warmup_end: bool = True,
         pass_threshold: float = 1.0,
+        track_ref_kl: bool = False,
         seed: int = 0,
     ):
         super().__init__()
@@ -448,7 +451,7 @@ class RLModule(L.LightningModule):
                       group_ids=rollout.group_ids,
                       extras={"logp_rollout": rollout.logp_rollout, "truncated": rollout.truncated,
                               **(extras or {})})
-        if "logp_ref" in self.needs:
+        if "logp_ref" in self.needs or hp.track_ref_kl:
             if self.reference is None:
                 self._set_reference(copy.deepcopy(self.policy).requires_grad_(False))
             fields["logp_ref"] = self._no_grad_logprobs(rollout, self.reference)
@@ -496,8 +499,7 @@ class RLModule(L.LightningModule):
                 self.term_state = dict(new_term_state)
                 self.rl_updates += 1
         metrics = {key: value / max(count, 1) for key, value in sums.items()}
-        if self.engine is not None:
-            self.engine.update_weights(self.policy.named_parameters())
+        self.push_weights()
         seconds = time.perf_counter() - start
         lengths = mask.sum(-1).float()
         valid = mask
@@ -519,6 +521,27 @@ class RLModule(L.LightningModule):
             log_ratio = (fields["logp_ref"] - prepared.logp_old)[valid]
             metrics["kl/ref_k3"] = float((torch.expm1(log_ratio) - log_ratio).mean())
         return metrics
+
+    def push_weights(self) -> None:
+        """Load the policy's current weights into the engine (Hugging Face parameter names).
+
+        Under FSDP the full parameters are gathered first (``summon_full_params``) and the
+        wrapper prefixes are stripped from the names. (The FSDP path is not exercised by the CPU
+        test suite.)
+        """
+        if self.engine is None:
+            return
+        try:
+            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+        except ImportError:  # pragma: no cover - torch without distributed
+            FSDP = None
+        if FSDP is not None and any(isinstance(m, FSDP) for m in self.policy.modules()):
+            with FSDP.summon_full_params(self.policy, writeback=False):
+                named = [(name.replace("_fsdp_wrapped_module.", ""), p.detach())
+                         for name, p in self.policy.named_parameters()]
+                self.engine.update_weights(named)
+            return
+        self.engine.update_weights(self.policy.named_parameters())
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, records: list[dict]) -> dict[str, float]:

@@ -101,3 +101,21 @@ def test_validate_subcommand_logs_val_metrics(tmp_path, monkeypatch, capsys):
           "--model.eval_k=[1, 2]"])
     out = capsys.readouterr().out
     assert "val/pass@1" in out
+
+
+def test_eval_subcommand_from_a_checkpoint(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--config", str(ROOT / "examples/configs/default.yaml"), "--trainer.max_steps=2",
+          "--model.warmup_sft_steps=2", "--data.prompts_per_step=2", "--data.eval_size=2",
+          "--model.eval_samples=2", "--model.eval_k=[1, 2]", "--trainer.enable_checkpointing=true",
+          "--trainer.callbacks=[]", "--trainer.default_root_dir=ck", "--trainer.logger=false"])
+    checkpoints = glob.glob(str(tmp_path / "ck" / "**" / "*.ckpt"), recursive=True)
+    assert checkpoints
+    main(["eval", "--config", str(ROOT / "examples/configs/default.yaml"), "--data.eval_size=2",
+          "--model.eval_samples=2", "--model.eval_k=[1, 2]", "--trainer.logger=false",
+          f"--ckpt_path={checkpoints[0]}"])
+    out = capsys.readouterr().out
+    assert os.path.basename(checkpoints[0]) in out and "pass@2" in out
+    with pytest.raises(FileNotFoundError, match="ckpt_path"):
+        main(["eval", "--config", str(ROOT / "examples/configs/default.yaml"), "--trainer.logger=false",
+              "--ckpt_path=/nonexistent.ckpt"])
