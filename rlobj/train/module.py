@@ -307,6 +307,10 @@ class RLModule(L.LightningModule):
         return self._standalone_optimizer
 
     def _backward(self, loss: Tensor) -> None:
+        if not bool(torch.isfinite(loss.detach())):
+            raise RlobjInputError(
+                f"loss: got a non-finite value ({float(loss.detach())}) at data position "
+                f"{self.data_position}; training stops instead of continuing on NaN")
         if self._trainer is not None:
             self.manual_backward(loss)
         else:

@@ -160,3 +160,29 @@ def test_jsonl_task_order_is_seeded_and_covers_every_line(tmp_path):
     assert sorted(first_pass) == ["0", "1", "2", "3", "4"]
     assert source.record(0)["prompt"].startswith("Q: q")
     assert [source.record(i)["answer"] for i in range(5)] == first_pass
+
+
+def test_non_finite_loss_stops_training():
+    module = tiny_module()
+    with pytest.raises(RlobjInputError, match="non-finite"):
+        module._backward(torch.tensor(float("nan"), requires_grad=True))
+
+
+@pytest.mark.slow
+def test_rl_update_with_verifier_pool_survives_a_crashing_verifier():
+    from rlobj.verifiers.match import ExactMatch
+
+    module = tiny_module(verifier=ExactMatch(), verifier_workers=1, verifier_timeout=5.0, max_new_tokens=3)
+    try:
+        records = [{"prompt": "1+2=", "answer": "3"}, {"prompt": "4+4=", "answer": "8"}]
+        metrics = module.rl_update(records, step=0)
+        assert "verifier/failed_fraction" in metrics and metrics["verifier/failed_fraction"] == 0.0
+        rewards, info = score_completions(_Raises(), ["a", "b"], [{}, {}], module._ensure_pool())
+        assert rewards == [0.0, 0.0] and info["verifier/errors"] == 2.0
+    finally:
+        module.teardown("fit")
+
+
+class _Raises:
+    def __call__(self, completion, sample):
+        raise RuntimeError("broken verifier")
