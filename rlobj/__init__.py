@@ -199,3 +199,15 @@ __all__ += [
     "sampled_entropy_bonus",
     "siren",
 ]
+
+# seed methods II: UloRL mastered-token mask, Clip-Cov / KL-Cov, the 1-shot RLVR preset
+from rlobj.presets import one_shot_rlvr  # noqa: E402
+from rlobj.terms import clip_cov, kl_cov, mastered_positive_mask  # noqa: E402
+
+__all__ += [
+    # seed methods II
+    "clip_cov",
+    "kl_cov",
+    "mastered_positive_mask",
+    "one_shot_rlvr",
+]

@@ -71,3 +71,21 @@ rloo = chain(leave_one_out(), reinforce(), seq_mean_token_sum(), name="rloo")
 #: token-level loss.
 reinforce_pp = chain(kl_penalty(beta=0.01, estimator="k1", placement="reward"), batch_whiten(),
                      clip_ratio(eps_low=0.2, eps_high=0.2), token_mean(), name="reinforce_pp")
+
+# ---------------------------------------------------------------------------------------------
+# seed methods II
+# ---------------------------------------------------------------------------------------------
+from rlobj.terms.divergences import k3_kl  # noqa: E402
+from rlobj.terms.regularizers import entropy_bonus  # noqa: E402
+
+__all__ += ["one_shot_rlvr"]
+
+#: 1-shot RLVR (Wang et al., arXiv 2504.20571, NeurIPS'25; reference code
+#: github.com/ypwang61/One-Shot-RLVR, verl ``dp_actor.py`` and ``ppo_trainer.yaml``): GRPO
+#: advantages, PPO clip 0.2, an entropy bonus of 0.001 on the full-vocab token entropy (the
+#: paper's "entropy loss, coefficient -0.001" in its loss convention: entropy is *raised*),
+#: a k3 (``low_var_kl``) KL to the reference with beta 0.001, token-mean aggregation over the
+#: response tokens. Sampling (temperature 0.6, 8 responses, the one example repeated to a batch
+#: of 128) is the trainer's configuration, not part of the objective.
+one_shot_rlvr = chain(group_zscore(), clip_ratio(eps_low=0.2, eps_high=0.2), entropy_bonus(coef=0.001),
+                      k3_kl(beta=0.001), token_mean(), name="one_shot_rlvr")

@@ -95,3 +95,9 @@ from rlobj.terms.regularizers import (  # noqa: E402
 __all__ += ["GENERATORS", "dph_divergence", "f_divergence", "f_generator", "forward_kl", "js_divergence",
             "lp_reg", "lp_reg_proxy_topk", "lp_reg_selection", "peak_entropy_mask", "reverse_kl",
             "sampled_entropy_bonus", "siren"]
+
+# seed methods II: UloRL mastered-token mask, Clip-Cov / KL-Cov
+from rlobj.terms.masks import mastered_positive_mask  # noqa: E402
+from rlobj.terms.surrogates import clip_cov, kl_cov, token_covariance  # noqa: E402
+
+__all__ += ["clip_cov", "kl_cov", "mastered_positive_mask", "token_covariance"]

@@ -177,3 +177,91 @@ class off_policy_sequence_mask(_PolicyMask):
         drop = negative & (drift > self.threshold)
         part = LossPart(policy.values, policy.mask & ~drop[:, None], policy.normalize)
         return state.add_part("policy", part).add_metrics(**{"mask/off_policy_seq_frac": drop.float().mean()})
+
+
+# ---------------------------------------------------------------------------------------------
+# UloRL: dynamic masking of well-mastered positive tokens
+# ---------------------------------------------------------------------------------------------
+
+__all__ += ["mastered_positive_mask"]
+
+PROB_SOURCES = ("old", "current")
+GATE_SCOPES = ("sequence", "batch")
+
+
+@dataclass(frozen=True)
+class mastered_positive_mask(_PolicyMask):
+    r"""Drop the policy loss of well-mastered tokens of correct responses while entropy is low.
+
+    $$\mathbb 1^\text{msk}_{i,t} = \mathbb 1\big[r_i \ge r^+\big]\,
+      \mathbb 1\big[p_{i,t} \ge \tau\big]\,\mathbb 1\big[\bar H_i < \sigma\big],\qquad
+      m^\text{pg}_{i,t} = m_{i,t}\,(1 - \mathbb 1^\text{msk}_{i,t})$$
+
+    with $p_{i,t} = \pi(y_{i,t})$ the probability of the sampled token (``prob_source``: the
+    old policy, detached, or the current policy, detached) and
+    $\bar H_i = \frac{1}{|y_i|}\sum_t H_{i,t}$ the mean full-vocab entropy of response $i$
+    (``gate_scope="sequence"``, UloRL Eq. 10) or of every response token of this call
+    (``"batch"``). The masked tokens leave the numerator only: the normaliser keeps every
+    response token ("denominator unchanged", UloRL Eq. 9), so with the mask off the loss is
+    the base loss. Masking only fires while the policy is confident, so it stops the entropy
+    collapse that training on already-mastered positive tokens causes, and switches itself
+    off once entropy is back above $\sigma$. ``sigma=math.inf`` gives the always-on
+    "Masking MPTs" variant the paper motivates DMMPT with.
+
+    Args:
+        tau: probability threshold of a mastered token (paper 0.99; above 1 nothing is masked).
+        sigma: target entropy of the gate (paper 0.2; 0 masks nothing).
+        positive_reward: a response is positive when $r_i \ge$ this (paper: reward 1).
+        prob_source: ``"old"`` (default; $\pi_\text{old}$, equal to $\pi_\theta$ at the start
+            of a step under UloRL's pseudo-on-policy ratio) or ``"current"``.
+        gate_scope: ``"sequence"`` (default, per Eq. 10) or ``"batch"``.
+
+    Example:
+        >>> from rlobj import grpo
+        >>> print((grpo >> mastered_positive_mask()).terms[-1])
+        mastered_positive_mask(tau=0.99, sigma=0.2, positive_reward=1.0, prob_source='old', gate_scope='sequence')
+
+    References:
+        Du et al., "UloRL: An Ultra-Long Output Reinforcement Learning Approach", arXiv
+        2507.19766, Sec. 3.2, Eq. 9-10 (hyper-parameters: $\tau = 0.99$, $\sigma = 0.2$). No
+        training code is released; which policy defines $p$ and whether $\bar H$ is per
+        response or per batch are unverified readings, offered as options.
+    """
+
+    reads: ClassVar[tuple[str, ...]] = ("part:policy", "rewards", "entropy", "logp_old", "mask")
+    tau: float = 0.99
+    sigma: float = 0.2
+    positive_reward: float = 1.0
+    prob_source: str = "old"
+    gate_scope: str = "sequence"
+
+    def __post_init__(self):
+        check_range("mastered_positive_mask", "tau", self.tau, low=0.0, low_open=True)
+        check_range("mastered_positive_mask", "sigma", self.sigma, low=0.0)
+        if self.prob_source not in PROB_SOURCES:
+            raise RlobjInputError(f"mastered_positive_mask.prob_source: expected one of {PROB_SOURCES}, "
+                                  f"got {self.prob_source!r}")
+        if self.gate_scope not in GATE_SCOPES:
+            raise RlobjInputError(f"mastered_positive_mask.gate_scope: expected one of {GATE_SCOPES}, "
+                                  f"got {self.gate_scope!r}")
+
+    def slots_read(self) -> frozenset[str]:
+        return frozenset(set(self.reads) - ({"logp_old"} if self.prob_source == "current" else set()))
+
+    def __call__(self, state: State) -> State:
+        policy = state.require_part("policy", "mastered_positive_mask")
+        rewards = state.require("rewards", "mastered_positive_mask")
+        source = state.require("logp_old", "mastered_positive_mask") if self.prob_source == "old" else state.logp
+        entropy = state.token_entropy().detach()
+        if self.gate_scope == "sequence":
+            mean_entropy = masked_mean(entropy, state.mask, dim=-1)
+        else:
+            mean_entropy = masked_mean(entropy, state.mask).expand(state.batch_size)
+        positive = rewards >= self.positive_reward
+        gate = positive & (mean_entropy < self.sigma)
+        masked = gate[:, None] & (source.detach().exp() >= self.tau) & state.mask
+        part = LossPart(policy.values, policy.mask & ~masked, policy.normalize)
+        return state.add_part("policy", part).add_metrics(**{
+            "mask/mastered_frac": masked_mean(masked.float(), state.mask),
+            "mask/mastered_gate_frac": gate.float().sum() / positive.float().sum().clamp(min=1),
+        })

@@ -407,3 +407,152 @@ class geometric_is_mask(_Correction):
         return state.add_part("policy", part).add_metrics(**{
             "is/rejected_seq_frac": (~keep[:, 0] & (lengths > 0)).float().mean(),
         })
+
+
+# ---------------------------------------------------------------------------------------------
+# Covariance-based clipping: Clip-Cov and KL-Cov ("The Entropy Mechanism of RL for Reasoning LMs")
+# ---------------------------------------------------------------------------------------------
+
+__all__ += ["token_covariance", "clip_cov", "kl_cov"]
+
+
+def token_covariance(logp: Tensor, advantages: Tensor, mask: Tensor) -> Tensor:
+    r"""Per-token centred product $\mathrm{Cov}_{i,t} = (A_{i,t} - \bar A)(\log\pi_\theta(y_{i,t}) - \overline{\log\pi_\theta})$.
+
+    Means $\bar A$, $\overline{\log\pi_\theta}$ over the valid tokens of the call (verl: the
+    micro-batch). Detached; 0 on padding. Its mean is the covariance that drives the change of
+    entropy under a policy-gradient step (Cui et al., arXiv 2505.22617, Eq. 5-8): tokens with a
+    large positive value are confident and rewarded (or unlikely and penalised), and updating
+    them lowers entropy.
+    """
+    logp, advantages = logp.detach(), advantages.detach()
+    centred = (advantages - masked_mean(advantages, mask)) * (logp - masked_mean(logp, mask))
+    return torch.where(mask, centred, torch.zeros((), dtype=centred.dtype))
+
+
+@dataclass(frozen=True)
+class clip_cov(_Surrogate):
+    r"""Clip-Cov: PPO clip, plus the gradient of a few random high-covariance tokens removed.
+
+    $$\ell_{i,t} = (1 - c_{i,t})\,\max\big(-A\rho,\; -A\,\mathrm{clip}(\rho, 1-\varepsilon_l, 1+\varepsilon_h)\big)$$
+
+    where $c_{i,t} = 1$ on $\max(1, \lfloor rN\rfloor)$ tokens drawn uniformly at random
+    (without replacement) from the valid tokens that PPO did not clip already and whose
+    :func:`token_covariance` lies strictly inside $(\omega_\text{low}, \omega_\text{high})$;
+    $N$ = valid tokens of the call. Selected tokens contribute neither value nor gradient; the
+    normaliser keeps them (verl multiplies their loss by 0). Fewer candidates than the count
+    selects all of them.
+
+    Args:
+        ratio: $r$, fraction of tokens detached (verl ``clip_cov_ratio`` 2e-4).
+        cov_low: $\omega_\text{low}$ (verl ``clip_cov_lb`` 1.0).
+        cov_high: $\omega_\text{high}$ (verl ``clip_cov_ub`` 5.0).
+        eps_low, eps_high: PPO clip of the other tokens (verl ``clip_ratio`` 0.2).
+        seed: None draws the subset from torch's global RNG (as verl's ``torch.randperm``);
+            an int uses a fresh generator with that seed on every call (reproducible tests).
+
+    Returns:
+        part ``"policy"``; metrics ``clip_frac`` (PPO), ``clip_cov/frac`` (share of valid
+        tokens detached), ``clip_cov/candidates_frac``.
+
+    References:
+        Cui et al., "The Entropy Mechanism of Reinforcement Learning for Reasoning Language
+        Models", arXiv 2505.22617, Sec. 4 (Clip-Cov; $r = 2\cdot10^{-4}$, $\omega_\text{low} = 1$,
+        $\omega_\text{high} = 5$). Defaults from verl ``trainer/config/actor/actor.yaml``
+        (``policy_loss``) and ``compute_policy_loss_clip_cov`` in ``trainer/ppo/core_algos.py``.
+
+    Warning:
+        verl computes the covariance, the count and the random draw per micro-batch on each
+        rank; so does this term (one call = one micro-batch).
+    """
+
+    ratio: float = 2e-4
+    cov_low: float = 1.0
+    cov_high: float = 5.0
+    eps_low: float = 0.2
+    eps_high: float = 0.2
+    seed: int | None = None
+
+    def __post_init__(self):
+        check_range("clip_cov", "ratio", self.ratio, low=0.0, high=1.0, low_open=True)
+        check_range("clip_cov", "eps_low", self.eps_low, low=0.0, high=1.0)
+        check_range("clip_cov", "eps_high", self.eps_high, low=0.0)
+        if not self.cov_high > self.cov_low:
+            raise RlobjInputError(f"clip_cov: expected cov_low < cov_high, got cov_low={self.cov_low}, "
+                                  f"cov_high={self.cov_high}")
+
+    def __call__(self, state: State) -> State:
+        advantages = state.require("advantages", "clip_cov")
+        log_ratio = _log_ratio(state, "clip_cov", 20.0)
+        loss, clipped = _ppo_loss(log_ratio.exp(), advantages, self.eps_low, self.eps_high, None)
+        covariance = token_covariance(state.logp, advantages, state.mask)
+        band = state.mask & ~clipped & (covariance > self.cov_low) & (covariance < self.cov_high)
+        candidates = band.flatten().nonzero().squeeze(-1)
+        count = max(1, int(self.ratio * int(state.mask.sum())))
+        generator = None if self.seed is None else torch.Generator().manual_seed(self.seed)
+        chosen = candidates[torch.randperm(candidates.numel(), generator=generator)[:count].to(candidates.device)]
+        detached = torch.zeros(band.numel(), dtype=torch.bool, device=band.device)
+        detached[chosen] = True
+        detached = detached.view(band.shape)
+        metrics = _ratio_metrics(state, log_ratio, clipped)
+        metrics.update({"clip_cov/frac": masked_mean(detached.float(), state.mask),
+                        "clip_cov/candidates_frac": masked_mean(band.float(), state.mask)})
+        return state.add_part("policy", LossPart(loss, state.mask & ~detached)).add_metrics(**metrics)
+
+
+@dataclass(frozen=True)
+class kl_cov(_Surrogate):
+    r"""KL-Cov: unclipped ratio surrogate plus a KL penalty on the top-covariance tokens.
+
+    $$\ell_{i,t} = -A_{i,t}\,\rho_{i,t} + \beta\,k_{i,t}\,\big|\log\pi_\theta(y_{i,t}) - \log\pi_\text{old}(y_{i,t})\big|$$
+
+    where $k_{i,t} = 1$ on the $\max(1, \lfloor kN\rfloor)$ valid tokens with the largest
+    :func:`token_covariance` (ties: earlier position first), $N$ = valid tokens of the call.
+    No PPO clip anywhere: the penalty keeps the few tokens that drive entropy down close to
+    the old policy. The penalty is part of the ``"policy"`` loss (masks applied after it also
+    remove it), as in verl.
+
+    Args:
+        ratio: $k$, fraction of tokens penalised (verl ``kl_cov_ratio`` 2e-4; the paper's
+            Qwen2.5-7B recipe 2e-3).
+        beta: $\beta$ (verl ``ppo_kl_coef``; 1.0 is the value of ``compute_policy_loss_kl_cov``'s
+            fallback and of the paper's recipes; verl's ``actor.yaml`` sets 0.1).
+
+    Returns:
+        part ``"policy"``; metrics ``kl_cov/frac``, ``kl_cov/abs_kl`` (mean
+        $|\log\rho|$ over valid tokens) and the ratio metrics.
+
+    References:
+        Cui et al., arXiv 2505.22617, Sec. 4 (KL-Cov). verl ``compute_policy_loss_kl_cov``
+        (``trainer/ppo/core_algos.py``) and ``policy_loss`` defaults in ``actor.yaml``.
+    """
+
+    ratio: float = 2e-4
+    beta: float = 1.0
+    log_ratio_clamp: float = 20.0
+
+    def __post_init__(self):
+        check_range("kl_cov", "ratio", self.ratio, low=0.0, high=1.0, low_open=True)
+        check_range("kl_cov", "beta", self.beta, low=0.0)
+        check_range("kl_cov", "log_ratio_clamp", self.log_ratio_clamp, low=0.0, low_open=True)
+
+    def __call__(self, state: State) -> State:
+        advantages = state.require("advantages", "kl_cov")
+        log_ratio = _log_ratio(state, "kl_cov", self.log_ratio_clamp)
+        covariance = token_covariance(state.logp, advantages, state.mask)
+        count = max(1, int(self.ratio * int(state.mask.sum())))
+        selected = _top_count(covariance, state.mask, count)
+        loss = -advantages * log_ratio.exp() + self.beta * selected * log_ratio.abs()
+        metrics = _ratio_metrics(state, log_ratio)
+        metrics.update({"kl_cov/frac": masked_mean(selected.float(), state.mask),
+                        "kl_cov/abs_kl": masked_mean(log_ratio.detach().abs(), state.mask)})
+        return _policy(state, loss, **metrics)
+
+
+def _top_count(scores: Tensor, mask: Tensor, count: int) -> Tensor:
+    """The ``count`` highest valid scores (all valid ones when fewer); ties by earlier flat index."""
+    flat = torch.where(mask, scores.float(), torch.full_like(scores.float(), -torch.inf)).flatten()
+    order = torch.sort(flat, descending=True, stable=True).indices[: min(count, int(mask.sum()))]
+    selected = torch.zeros(flat.numel(), dtype=torch.bool, device=mask.device)
+    selected[order] = True
+    return selected.view(mask.shape)
