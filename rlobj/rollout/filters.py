@@ -4,14 +4,20 @@ They act on the batch, not on the loss, so they live in the rollout layer: the t
 them after scoring and refills the batch with fresh prompts where the reference does.
 """
 
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from rlobj.ops.errors import RlobjInputError, check_finite, check_shape
+from rlobj.terms.rewards import zero_variance_groups
 
-__all__ = ["StdFilterResult", "std_filter"]
+__all__ = ["StdFilterResult", "std_filter",
+           # seed methods I (remaining)
+           "informative_groups", "first_groups", "DynamicSamplingResult", "dynamic_sampling",
+           "self_curation", "dars_cumulative_advantage", "dars_extra_rollouts"]
 
 
 @dataclass(frozen=True)
@@ -91,3 +97,275 @@ def std_filter(rewards: Tensor, group_ids: Tensor, ema: float | None, step: int,
     if step >= filter_start and ema is not None:
         keep = (stds >= beta * ema)[index].to(rewards.device)
     return StdFilterResult(keep=keep, ema=ema, group_std=stds[index].to(rewards.dtype))
+
+
+# --------------------------------------------------------------------------- shared checks
+def _check_rows(name: str, values: Tensor, by: str, float_values: bool = True) -> None:
+    """``values`` must be a 1-D tensor (float when ``float_values``, else integer)."""
+    if not isinstance(values, Tensor) or values.dim() != 1:
+        got = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
+        raise RlobjInputError(f"{name}: {by} expected a 1-D tensor of shape (batch,), got {got}")
+    if float_values and not values.is_floating_point():
+        raise RlobjInputError(f"{name}: {by} expected a float tensor, got {values.dtype}")
+    if not float_values and (values.is_floating_point() or values.dtype == torch.bool or values.is_complex()):
+        raise RlobjInputError(f"{name}: {by} expected an integer tensor, got {values.dtype}")
+
+
+def _check_groups(rewards: Tensor, group_ids: Tensor, by: str) -> None:
+    _check_rows("rewards", rewards, by)
+    _check_rows("group_ids", group_ids, by, float_values=False)
+    check_shape("group_ids", group_ids, tuple(rewards.shape), "batch")
+    check_finite("rewards", rewards)
+
+
+def _groups_in_order(group_ids: Tensor) -> list[int]:
+    """Group ids in order of first appearance."""
+    return list(dict.fromkeys(group_ids.tolist()))
+
+
+# --------------------------------------------------------------------------- DAPO dynamic sampling
+def informative_groups(rewards: Tensor, group_ids: Tensor, keep_singletons: bool = True) -> Tensor:
+    r"""DAPO's dynamic-sampling test: True for rows of groups whose rewards are not all equal.
+
+    $$\text{keep } g \iff \mathrm{std}_g(r) > 0 \;\vee\; |g| = 1$$
+
+    A group whose responses are all correct or all wrong has zero advantage under any
+    group-relative baseline and only dilutes the batch (Yu et al., DAPO, arXiv 2503.14476,
+    Eq. 11: $0 < |\{o_i \text{ correct}\}| < G$). The test is exact equality of the rewards
+    (:func:`rlobj.terms.rewards.zero_variance_groups`), not a float std. verl's
+    ``dapo_ray_trainer`` also keeps groups of a single response (``keep_singletons``).
+
+    Args:
+        rewards: float ``" batch"`` sequence rewards (or the filter metric, e.g. accuracy).
+        group_ids: int ``" batch"`` prompt ids.
+        keep_singletons: keep groups with one member (verl's rule).
+
+    Returns:
+        bool ``" batch"``.
+
+    Example:
+        >>> import torch
+        >>> informative_groups(torch.tensor([1., 0., 1., 1.]), torch.tensor([0, 0, 1, 1])).tolist()
+        [True, True, False, False]
+    """
+    _check_groups(rewards, group_ids, "informative_groups")
+    keep = ~zero_variance_groups(rewards, group_ids)
+    if keep_singletons:
+        _, inverse, counts = torch.unique(group_ids, return_inverse=True, return_counts=True)
+        keep = keep | (counts[inverse] == 1)
+    return keep
+
+
+def first_groups(keep: Tensor, group_ids: Tensor, count: int) -> Tensor:
+    """Rows of the first ``count`` groups (in order of first appearance) that ``keep`` marks.
+
+    ``keep`` must be constant within a group. This is how DAPO trims an over-full batch: verl
+    keeps the first ``train_batch_size * n`` trajectories of the accumulated batch.
+    """
+    if not isinstance(keep, Tensor) or keep.dtype != torch.bool or keep.dim() != 1:
+        raise RlobjInputError(f"keep: first_groups expected a 1-D bool tensor, got "
+                              f"{keep.dtype if isinstance(keep, Tensor) else type(keep).__name__}")
+    _check_rows("group_ids", group_ids, "first_groups", float_values=False)
+    check_shape("group_ids", group_ids, tuple(keep.shape), "batch")
+    if count < 0:
+        raise RlobjInputError(f"first_groups.count: expected >= 0, got {count}")
+    chosen: set[int] = set()
+    for gid in _groups_in_order(group_ids):
+        rows = group_ids == gid
+        if bool(keep[rows].any()) != bool(keep[rows].all()):
+            raise RlobjInputError(f"keep: first_groups expected one value per group, group {gid} is mixed")
+        if len(chosen) < count and bool(keep[rows].all()):
+            chosen.add(gid)
+    return keep & torch.tensor([g in chosen for g in group_ids.tolist()], dtype=torch.bool, device=keep.device)
+
+
+@dataclass(frozen=True)
+class DynamicSamplingResult:
+    """What :func:`dynamic_sampling` returns.
+
+    Attributes:
+        batch: the kept rows of every round, concatenated (every key the sampler returned);
+            ``batch["group_ids"]`` is renumbered ``0..groups-1`` in order of acceptance.
+        groups: the number of groups in ``batch`` (``groups_needed`` unless a shortfall was allowed).
+        rounds: the number of sampling rounds used.
+        sampled_groups: the number of groups sampled over all rounds.
+    """
+
+    batch: dict
+    groups: int
+    rounds: int
+    sampled_groups: int
+
+
+def dynamic_sampling(sample: Callable[[int], Mapping[str, Tensor]], groups_needed: int, max_rounds: int = 10,
+                     keep_singletons: bool = True, allow_shortfall: bool = False) -> DynamicSamplingResult:
+    r"""DAPO dynamic sampling: sample rounds until ``groups_needed`` informative groups are collected.
+
+    Round $k = 0, 1, \dots$ calls ``sample(k)``, which returns a mapping of tensors whose first
+    axis is the batch, including ``"rewards"`` and ``"group_ids"``. Rows of groups kept by
+    :func:`informative_groups` are accumulated; once at least ``groups_needed`` groups are
+    collected, the first ``groups_needed`` of them (in sampling order) are returned, as verl
+    trims the batch. ``max_rounds`` caps the rounds (verl ``max_num_gen_batches``, 10 in the
+    DAPO recipe; 0 = no cap); when the cap is hit first this raises, as verl does, unless
+    ``allow_shortfall`` returns the smaller batch.
+
+    Yu et al., DAPO, arXiv 2503.14476, Sec. 3.2 and Eq. 11 (reference: generation batch 3x the
+    train batch, e.g. 1536 prompts for 512).
+
+    Args:
+        sample: ``round -> {"rewards": float (batch,), "group_ids": int (batch,), ...}``.
+        groups_needed: the train batch size in prompts ($\ge 1$).
+        max_rounds: cap on sampling rounds (0: none).
+        keep_singletons: see :func:`informative_groups`.
+        allow_shortfall: return fewer groups instead of raising when the cap is hit.
+
+    Returns:
+        A :class:`DynamicSamplingResult`.
+
+    Example:
+        >>> import torch
+        >>> rounds = [dict(rewards=torch.tensor([1., 1., 0., 1.]), group_ids=torch.tensor([0, 0, 1, 1])),
+        ...           dict(rewards=torch.tensor([0., 0., 1., 0.]), group_ids=torch.tensor([0, 0, 1, 1]))]
+        >>> out = dynamic_sampling(lambda k: rounds[k], groups_needed=2)
+        >>> out.batch["rewards"].tolist(), out.batch["group_ids"].tolist(), out.rounds
+        ([0.0, 1.0, 1.0, 0.0], [0, 0, 1, 1], 2)
+    """
+    if groups_needed < 1:
+        raise RlobjInputError(f"dynamic_sampling.groups_needed: expected >= 1, got {groups_needed}")
+    if max_rounds < 0:
+        raise RlobjInputError(f"dynamic_sampling.max_rounds: expected >= 0 (0 = no cap), got {max_rounds}")
+    pieces: list[dict] = []
+    groups = sampled = rounds = 0
+    while groups < groups_needed and (max_rounds == 0 or rounds < max_rounds):
+        drawn = sample(rounds)
+        rounds += 1
+        if not isinstance(drawn, Mapping) or "rewards" not in drawn or "group_ids" not in drawn:
+            raise RlobjInputError(f"sample: dynamic_sampling expected a mapping with 'rewards' and 'group_ids', "
+                                  f"got {type(drawn).__name__} with keys {sorted(drawn) if isinstance(drawn, Mapping) else None}")
+        rewards, group_ids = drawn["rewards"], drawn["group_ids"]
+        _check_groups(rewards, group_ids, "dynamic_sampling (from sample)")
+        for key, value in drawn.items():
+            if not isinstance(value, Tensor) or value.shape[:1] != rewards.shape:
+                raise RlobjInputError(f"sample[{key!r}]: dynamic_sampling expected a tensor with first axis "
+                                      f"batch = {rewards.shape[0]}, got {getattr(value, 'shape', type(value).__name__)}")
+        order = _groups_in_order(group_ids)
+        sampled += len(order)
+        keep = first_groups(informative_groups(rewards, group_ids, keep_singletons), group_ids, groups_needed - groups)
+        accepted = [g for g in order if bool(keep[group_ids == g].any())]
+        renumber = {g: groups + k for k, g in enumerate(accepted)}
+        piece = {key: value[keep] for key, value in drawn.items()}
+        piece["group_ids"] = torch.tensor([renumber[g] for g in group_ids[keep].tolist()],
+                                          dtype=group_ids.dtype, device=group_ids.device)
+        pieces.append(piece)
+        groups += len(accepted)
+    if groups < groups_needed and not allow_shortfall:
+        raise RlobjInputError(
+            f"dynamic_sampling: only {groups} of {groups_needed} groups had non-equal rewards after "
+            f"{rounds} rounds (max_rounds={max_rounds}, {sampled} groups sampled); the prompts may be "
+            "too easy or too hard. Raise max_rounds or pass allow_shortfall=True.")
+    batch = {key: torch.cat([piece[key] for piece in pieces]) for key in pieces[0]}
+    return DynamicSamplingResult(batch=batch, groups=groups, rounds=rounds, sampled_groups=sampled)
+
+
+# --------------------------------------------------------------------------- SELF curation
+def self_curation(greedy_rewards: Tensor, correct_reward: float = 1.0) -> Tensor:
+    r"""SELF low-likelihood curation: train only on prompts whose greedy answer is wrong.
+
+    $$\text{keep}_q = \mathbb 1\big[r(\hat y_q) \ne r_\text{correct}\big],\qquad
+      \hat y_q = \text{greedy decode of } q \ (\texttt{do\_sample=False})$$
+
+    A prompt the policy already solves greedily has a high-likelihood correct solution, and
+    RLVR would sharpen it further at the expense of the others ("winner-take-all"); SELF
+    spends the step on the rest. GRPO's $n$ samples are then drawn for the kept prompts only;
+    when none is kept the step is skipped (all False). Greedy decoding and scoring are the
+    trainer's job (one extra generation per prompt).
+
+    Nguyen, La, Nguyen, Chawla, Nguyen, Doan, "The Reasoning Boundary Paradox", arXiv
+    2510.02230, SELF; reference (mail-research/SELF-llm-interference, ``RayMaxPPOTrainer``):
+    keep iff greedy reward != 1, GRPO $n = 8$, batch 128, lr 1e-6. The paper's forward-KL
+    regulariser (off in the released script) is ``forward_kl`` in the objective.
+
+    Args:
+        greedy_rewards: float ``" prompts"``, the verifier's reward of each prompt's greedy answer.
+        correct_reward: the reward of a correct answer (exact comparison, as the reference).
+
+    Returns:
+        bool ``" prompts"``: True for prompts to sample and train on.
+
+    Example:
+        >>> import torch
+        >>> self_curation(torch.tensor([1., 0., 0.5, 1.])).tolist()
+        [False, True, True, False]
+    """
+    _check_rows("greedy_rewards", greedy_rewards, "self_curation")
+    check_finite("greedy_rewards", greedy_rewards)
+    return greedy_rewards != correct_reward
+
+
+# --------------------------------------------------------------------------- DARS
+def dars_cumulative_advantage(accuracy: Tensor, use_std: bool = False) -> Tensor:
+    r"""DARS's per-rollout cumulative advantage $S(p)$ of a group with binary rewards and accuracy $p$.
+
+    $$S(p) = \frac1N\sum_i |A_i| = \begin{cases}2p(1-p) & \text{no std division (Dr. GRPO-style)}\\
+      2\sqrt{p(1-p)} & \text{population-std z-score}\end{cases}$$
+
+    Yang et al., "Depth-Breadth Synergy in RLVR" (DARS), arXiv 2508.13755, Sec. 3.
+    """
+    product = accuracy * (1 - accuracy)
+    return 2 * product.clamp(min=0).sqrt() if use_std else 2 * product
+
+
+def dars_extra_rollouts(correct: Tensor, rollouts: int = 8, schedule: str = "et", max_rollouts: int | None = None,
+                        use_std: bool = False) -> Tensor:
+    r"""DARS difficulty-adaptive allocation: how many extra rollouts each prompt gets in a second pass.
+
+    With $N$ first-pass rollouts, $c$ correct, $p = c/N$ ($p = 0$ is read as $0.5/N$), and
+    $A_\text{peak} = N\,S(\tfrac12)$ (:func:`dars_cumulative_advantage`):
+
+    $$\Delta n = \begin{cases}0 & p \ge \tfrac12\\
+      \min\!\Big(\Big\lceil \frac{T(p) - N S(p)}{S(p)} \Big\rceil,\; N_\max - N\Big) & \text{otherwise}\end{cases},
+      \qquad T(p) = \begin{cases}A_\text{peak} & \text{ET (equal treatment)}\\
+      2(1-p)\,A_\text{peak} & \text{HW (hardness-weighted)}\end{cases}$$
+
+    so after merging, $(N + \Delta n)\,S(p)$ reaches the target (up to the ceiling and the cap):
+    hard prompts, which GRPO's advantages under-weight, get more rollouts. The extra rollouts
+    join the prompt's group before the advantages are computed.
+
+    Yang et al., DARS, arXiv 2508.13755; reference (yangzhch6/DARS, ``schedule_ET`` /
+    ``schedule_HW``): $N = 8$, $N_\max = 32$ (ET) / 64 (HW), no std normalisation. The ceiling
+    is taken after subtracting $10^{-9}$ so float round-off never adds a rollout.
+
+    Args:
+        correct: int ``" prompts"``, correct first-pass rollouts per prompt ($0 \le c \le N$).
+        rollouts: $N \ge 1$.
+        schedule: ``"et"`` or ``"hw"``.
+        max_rollouts: $N_\max \ge N$ (None: 32 for ET, 64 for HW).
+        use_std: $S$ of the z-scored advantage instead of the mean-centred one.
+
+    Returns:
+        int64 ``" prompts"``: $\Delta n \ge 0$.
+
+    Example:
+        >>> import torch
+        >>> # N = 8: p = 1/4: S = .375, (4 - 3) / .375 = 2.67 -> 3; p = 0 -> 1/16: S = .1171875, ceil(26.1) = 27 -> cap 24
+        >>> dars_extra_rollouts(torch.tensor([2, 0, 4, 8])).tolist()
+        [3, 24, 0, 0]
+    """
+    _check_rows("correct", correct, "dars_extra_rollouts", float_values=False)
+    if rollouts < 1:
+        raise RlobjInputError(f"dars_extra_rollouts.rollouts: expected >= 1, got {rollouts}")
+    if schedule not in ("et", "hw"):
+        raise RlobjInputError(f"dars_extra_rollouts.schedule: expected 'et' or 'hw', got {schedule!r}")
+    cap = (32 if schedule == "et" else 64) if max_rollouts is None else max_rollouts
+    if cap < rollouts:
+        raise RlobjInputError(f"dars_extra_rollouts.max_rollouts: expected >= rollouts = {rollouts}, got {cap}")
+    if bool(((correct < 0) | (correct > rollouts)).any()):
+        bad = correct[(correct < 0) | (correct > rollouts)]
+        raise RlobjInputError(f"correct: dars_extra_rollouts expected counts in [0, {rollouts}], got {bad[:5].tolist()}")
+    accuracy = correct.double() / rollouts
+    accuracy = torch.where(correct == 0, torch.full_like(accuracy, 0.5 / rollouts), accuracy)
+    peak = rollouts * float(dars_cumulative_advantage(torch.tensor(0.5, dtype=torch.float64), use_std))
+    target = peak if schedule == "et" else 2 * (1 - accuracy) * peak
+    spread = dars_cumulative_advantage(accuracy, use_std)
+    extra = torch.ceil((target - rollouts * spread) / spread - 1e-9).clamp(min=0, max=cap - rollouts)
+    return torch.where(accuracy >= 0.5, torch.zeros_like(extra), extra).to(torch.int64)

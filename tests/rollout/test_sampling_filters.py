@@ -1,0 +1,285 @@
+"""DAPO dynamic sampling, SELF curation and DARS allocation (rlobj/rollout/filters.py): hand values
+with the arithmetic in comments, plain-loop references on Hypothesis inputs, properties from the
+math, the filtered batches under grpo / dr_grpo / dapo, bad input.
+"""
+
+import math
+import os
+from fractions import Fraction
+
+os.environ.setdefault("RLOBJ_TYPECHECK", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from batches import leaf, make_batch  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rlobj import Objective, dapo, dr_grpo, grpo  # noqa: E402
+from rlobj.ops.errors import RlobjInputError  # noqa: E402
+from rlobj.rollout.filters import (  # noqa: E402
+    dars_cumulative_advantage,
+    dars_extra_rollouts,
+    dynamic_sampling,
+    first_groups,
+    informative_groups,
+    self_curation,
+)
+
+F64 = torch.float64
+SETTINGS = settings(max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+PRESETS = pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
+
+
+@st.composite
+def grouped_rewards(draw, max_groups=5):
+    sizes = draw(st.lists(st.integers(1, 4), min_size=1, max_size=max_groups))
+    ids = draw(st.permutations([g for g, n in enumerate(sizes) for _ in range(n)]))
+    rewards = draw(st.lists(st.sampled_from([0.0, 1.0, 0.5]), min_size=len(ids), max_size=len(ids)))
+    return rewards, list(ids)
+
+
+# --------------------------------------------------------------------------- DAPO: hand values
+def test_informative_groups_hand_values():
+    # group 0: {1, 0} mixed -> keep; group 1: {1, 1} all equal -> drop; group 2: one member -> keep (verl)
+    rewards = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0])
+    ids = torch.tensor([0, 0, 1, 1, 2])
+    assert informative_groups(rewards, ids).tolist() == [True, True, False, False, True]
+    assert informative_groups(rewards, ids, keep_singletons=False).tolist() == [True, True, False, False, False]
+    # first_groups keeps the first 1 kept group in order of appearance: group 0
+    assert first_groups(informative_groups(rewards, ids), ids, 1).tolist() == [True, True, False, False, False]
+
+
+def test_dynamic_sampling_hand_values():
+    # round 0: group 0 {1,1} dropped, group 1 {0,1} kept -> 1 group;
+    # round 1: group 0 {0,0} dropped, group 1 {1,0} kept, group 2 {0,1} kept but not needed (trimmed)
+    rounds = [dict(rewards=torch.tensor([1.0, 1.0, 0.0, 1.0]), group_ids=torch.tensor([0, 0, 1, 1]),
+                   tokens=torch.tensor([[1, 2], [3, 4], [5, 6], [7, 8]])),
+              dict(rewards=torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0, 1.0]), group_ids=torch.tensor([0, 0, 1, 1, 2, 2]),
+                   tokens=torch.tensor([[9, 9], [9, 9], [10, 11], [12, 13], [14, 15], [16, 17]]))]
+    calls = []
+    out = dynamic_sampling(lambda k: calls.append(k) or rounds[k], groups_needed=2, max_rounds=5)
+    assert calls == [0, 1] and out.rounds == 2 and out.groups == 2 and out.sampled_groups == 5
+    assert out.batch["rewards"].tolist() == [0.0, 1.0, 1.0, 0.0]
+    assert out.batch["group_ids"].tolist() == [0, 0, 1, 1]
+    assert out.batch["tokens"].tolist() == [[5, 6], [7, 8], [10, 11], [12, 13]]
+    # cap at one round: raises, or returns the one group with allow_shortfall
+    with pytest.raises(RlobjInputError, match=r"only 1 of 2 groups had non-equal rewards after 1 rounds"):
+        dynamic_sampling(lambda k: rounds[k], groups_needed=2, max_rounds=1)
+    short = dynamic_sampling(lambda k: rounds[k], groups_needed=2, max_rounds=1, allow_shortfall=True)
+    assert short.groups == 1 and short.batch["group_ids"].tolist() == [0, 0]
+
+
+# --------------------------------------------------------------------------- DAPO: loop reference
+def loop_informative(rewards, ids, keep_singletons):
+    keep = []
+    for g in ids:
+        members = [r for r, h in zip(rewards, ids) if h == g]
+        keep.append(len(set(members)) > 1 or (keep_singletons and len(members) == 1))
+    return keep
+
+
+@SETTINGS
+@given(grouped_rewards(), st.booleans())
+def test_informative_groups_matches_loop(data, keep_singletons):
+    rewards, ids = data
+    out = informative_groups(torch.tensor(rewards, dtype=F64), torch.tensor(ids), keep_singletons)
+    assert out.tolist() == loop_informative(rewards, ids, keep_singletons)
+
+
+@SETTINGS
+@given(st.lists(grouped_rewards(max_groups=3), min_size=1, max_size=4), st.integers(1, 6), st.integers(0, 5))
+def test_dynamic_sampling_matches_loop(rounds, needed, cap):
+    def sample(k):
+        rewards, ids = rounds[k % len(rounds)]
+        return dict(rewards=torch.tensor(rewards, dtype=F64), group_ids=torch.tensor(ids),
+                    row=torch.arange(len(ids)) + 100 * k)
+
+    # plain loop: walk rounds, groups in order of first appearance, accept informative ones until full
+    # (rows keep their batch order inside a round; new group ids count accepted groups)
+    accepted, rows_out, ids_out, used, k = 0, [], [], 0, 0
+    while accepted < needed and (cap == 0 or k < cap) and k < 40:
+        rewards, ids = rounds[k % len(rounds)]
+        keep = loop_informative(rewards, ids, True)
+        new_id = {}
+        for g in dict.fromkeys(ids):
+            if keep[ids.index(g)] and accepted < needed:
+                new_id[g] = accepted
+                accepted += 1
+        for i, g in enumerate(ids):
+            if g in new_id:
+                rows_out.append(100 * k + i)
+                ids_out.append(new_id[g])
+        k += 1
+        used = k
+    if cap == 0 and accepted < needed:  # all rounds uninformative: the uncapped driver would not stop
+        return
+    if accepted < needed:
+        with pytest.raises(RlobjInputError, match="non-equal rewards"):
+            dynamic_sampling(sample, needed, max_rounds=cap)
+        return
+    out = dynamic_sampling(sample, needed, max_rounds=cap)
+    assert out.rounds == used and out.groups == needed
+    assert out.batch["row"].tolist() == rows_out
+    assert out.batch["group_ids"].tolist() == ids_out
+    # property: no returned group has all-equal rewards (unless it is a singleton)
+    assert bool(informative_groups(out.batch["rewards"], out.batch["group_ids"]).all())
+    assert out.batch["row"].dtype == torch.int64 and not out.batch["rewards"].requires_grad
+
+
+@PRESETS
+def test_dynamic_sampling_feeds_presets(preset):
+    pool = [make_batch([3, 3, 3], [4, 2, 5, 3, 1, 4, 6, 2, 3], seed=s) for s in range(6)]
+    for fields in pool:  # make group 1 of every round uninformative
+        fields["rewards"][3:6] = 1.0
+
+    def sample(k):
+        fields = pool[k]
+        return dict(rewards=fields["rewards"], group_ids=fields["group_ids"], logp=fields["logp"],
+                    logp_old=fields["logp_old"], mask=fields["mask"])
+
+    out = dynamic_sampling(sample, groups_needed=4, max_rounds=6)
+    result = Objective(preset)(**leaf(out.batch))
+    assert torch.isfinite(result.loss)
+    if preset is dapo:  # the in-objective half of dynamic sampling finds nothing left to drop
+        assert float(result.metrics["groups/zero_variance_frac"]) == 0.0
+
+
+def test_dynamic_sampling_bad_input():
+    good = dict(rewards=torch.tensor([0.0, 1.0]), group_ids=torch.tensor([0, 0]))
+    with pytest.raises(RlobjInputError, match=r"dynamic_sampling.groups_needed: expected >= 1, got 0"):
+        dynamic_sampling(lambda k: good, 0)
+    with pytest.raises(RlobjInputError, match=r"dynamic_sampling.max_rounds: expected >= 0"):
+        dynamic_sampling(lambda k: good, 1, max_rounds=-1)
+    with pytest.raises(RlobjInputError, match=r"sample: dynamic_sampling expected a mapping with 'rewards'"):
+        dynamic_sampling(lambda k: {"rewards": good["rewards"]}, 1)
+    with pytest.raises(RlobjInputError, match=r"sample\['mask'\]: dynamic_sampling expected a tensor with first axis"):
+        dynamic_sampling(lambda k: {**good, "mask": torch.ones(3, 2)}, 1)
+    with pytest.raises(RlobjInputError, match=r"group_ids: informative_groups expected an integer tensor"):
+        informative_groups(torch.zeros(2), torch.zeros(2))
+    with pytest.raises(RlobjInputError, match=r"rewards: expected finite values"):
+        informative_groups(torch.tensor([0.0, float("nan")]), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(RlobjInputError, match=r"group_ids: expected shape \(batch\) = \(2,\), got \(3,\)"):
+        informative_groups(torch.zeros(2), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(RlobjInputError, match=r"keep: first_groups expected one value per group, group 0 is mixed"):
+        first_groups(torch.tensor([True, False]), torch.tensor([0, 0]), 1)
+
+
+# --------------------------------------------------------------------------- SELF
+def test_self_curation_hand_values_and_properties():
+    # greedy rewards 1 (solved) -> skip; 0 and 0.5 (not fully correct) -> keep
+    assert self_curation(torch.tensor([1.0, 0.0, 0.5, 1.0])).tolist() == [False, True, True, False]
+    assert not self_curation(torch.ones(3)).any()  # all solved greedily: the step is skipped
+    assert self_curation(torch.tensor([1.0, 2.0]), correct_reward=2.0).tolist() == [True, False]
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from([0.0, 1.0, 0.25, -1.0]), min_size=1, max_size=8))
+def test_self_curation_matches_loop(rewards):
+    assert self_curation(torch.tensor(rewards, dtype=F64)).tolist() == [r != 1.0 for r in rewards]
+
+
+@PRESETS
+def test_self_curated_prompts_feed_presets(preset):
+    fields = make_batch([4, 4, 4], [4, 2, 5, 3, 1, 4, 6, 2, 3, 3, 2, 1], seed=2)
+    keep_prompts = self_curation(torch.tensor([1.0, 0.0, 0.0]))  # prompt 0 solved greedily
+    rows = keep_prompts[fields["group_ids"]]
+    batch = {k: (v[rows] if isinstance(v, torch.Tensor) else v) for k, v in fields.items() if k != "extras"}
+    out = Objective(preset)(**leaf(batch))
+    assert torch.isfinite(out.loss) and int(rows.sum()) == 8
+
+
+def test_self_curation_bad_input():
+    with pytest.raises(RlobjInputError, match=r"greedy_rewards: self_curation expected a 1-D tensor"):
+        self_curation(torch.zeros(2, 2))
+    with pytest.raises(RlobjInputError, match=r"greedy_rewards: self_curation expected a float tensor"):
+        self_curation(torch.zeros(2, dtype=torch.long))
+    with pytest.raises(RlobjInputError, match=r"greedy_rewards: expected finite values"):
+        self_curation(torch.tensor([float("inf")]))
+
+
+# --------------------------------------------------------------------------- DARS
+def test_dars_hand_values():
+    # N = 8, ET, A_peak = 8 * 2 * .25 = 4:
+    #   c = 2: p = 1/4, S = 2 * 1/4 * 3/4 = .375, (4 - 8 * .375) / .375 = 2.67 -> 3
+    #   c = 1: p = 1/8, S = .21875, (4 - 1.75) / .21875 = 10.29 -> 11
+    #   c = 0: p = 1/16, S = .1171875, (4 - .9375) / .1171875 = 26.13 -> 27, capped at 32 - 8 = 24
+    #   c = 4, 8: p >= 1/2 -> 0
+    correct = torch.tensor([2, 1, 0, 4, 8])
+    assert dars_extra_rollouts(correct).tolist() == [3, 11, 24, 0, 0]
+    # HW: target 2 (1 - p) * 4: c = 2: (6 - 3) / .375 = 8 exactly (no round-off extra);
+    #   c = 1: (7 - 1.75) / .21875 = 24; c = 0: (7.5 - .9375) / .1171875 = 56 = 64 - 8
+    assert dars_extra_rollouts(correct, schedule="hw").tolist() == [8, 24, 56, 0, 0]
+    # with std: S = 2 sqrt(p (1 - p)), A_peak = 8: c = 2: S = .8660, (8 - 6.928) / .8660 = 1.24 -> 2
+    assert dars_extra_rollouts(torch.tensor([2]), use_std=True).tolist() == [2]
+    # S(p) identity: sum_i |r_i - p| = 2 p (1 - p) N for binary r with p = c / N (c = 3, N = 8)
+    rewards = torch.tensor([1.0] * 3 + [0.0] * 5, dtype=F64)
+    assert float((rewards - 3 / 8).abs().sum()) == pytest.approx(8 * float(dars_cumulative_advantage(torch.tensor(3 / 8))))
+
+
+def loop_dars(c, n, schedule, cap, use_std):
+    """Exact rational arithmetic (no std) or math.sqrt (std), written from the formula."""
+    p = Fraction(c, n) if c > 0 else Fraction(1, 2 * n)
+    if p >= Fraction(1, 2):
+        return 0
+    if use_std:
+        s, peak = 2 * math.sqrt(p * (1 - p)), n * 1.0
+        target = peak if schedule == "et" else 2 * (1 - float(p)) * peak
+        extra = math.ceil((target - n * s) / s - 1e-9)
+    else:
+        s, peak = 2 * p * (1 - p), Fraction(n, 2)
+        target = peak if schedule == "et" else 2 * (1 - p) * peak
+        extra = math.ceil((target - n * s) / s)
+    return max(0, min(extra, cap - n))
+
+
+@SETTINGS
+@given(st.integers(1, 40), st.data(), st.sampled_from(["et", "hw"]), st.booleans())
+def test_dars_matches_loop_and_properties(n, data, schedule, use_std):
+    cap = data.draw(st.integers(n, 4 * n + 70))
+    correct = torch.arange(0, n + 1)
+    out = dars_extra_rollouts(correct, n, schedule, cap, use_std)
+    assert out.dtype == torch.int64
+    assert out.tolist() == [loop_dars(c, n, schedule, cap, use_std) for c in range(n + 1)]
+    assert bool((out >= 0).all()) and bool((out <= cap - n).all())
+    assert all(int(out[c]) == 0 for c in range(n + 1) if 2 * c >= n)  # p >= 1/2 -> 0
+    inner = out[1:][(correct[1:] * 2 < n)]
+    assert bool((inner[1:] <= inner[:-1]).all())  # non-increasing in p on (0, 1/2)
+    et = dars_extra_rollouts(correct, n, "et", cap, use_std)
+    hw = dars_extra_rollouts(correct, n, "hw", cap, use_std)
+    assert bool((hw >= et).all())  # hardness weighting never gives fewer
+    # without the ceiling and the cap, (N + dn) S(p) reaches the target exactly
+    if not use_std:
+        for c in range(1, n + 1):
+            p = Fraction(c, n)
+            if p < Fraction(1, 2):
+                s = 2 * p * (1 - p)
+                target = Fraction(n, 2) if schedule == "et" else (1 - p) * n
+                assert (n + (target - n * s) / s) * s == target
+
+
+@PRESETS
+def test_dars_extra_rollouts_merged_into_groups_feed_presets(preset):
+    # first pass: 2 prompts x 4 rollouts; prompt 0 has 1 correct (p = 1/4), prompt 1 has 3 (p = 3/4)
+    extra = dars_extra_rollouts(torch.tensor([1, 3]), rollouts=4, max_rollouts=16)
+    # N = 4, p = 1/4: S = .375, (2 - 1.5) / .375 = 1.33 -> 2 extra for prompt 0; none for prompt 1
+    assert extra.tolist() == [2, 0]
+    sizes = [4 + int(extra[0]), 4]
+    fields = make_batch(sizes, [3] * sum(sizes), seed=1)
+    fields["rewards"] = torch.tensor([1.0, 0, 0, 0, 1, 0, 1, 1, 1, 0])
+    out = Objective(preset)(**leaf(fields))
+    assert torch.isfinite(out.loss)
+
+
+def test_dars_bad_input():
+    with pytest.raises(RlobjInputError, match=r"correct: dars_extra_rollouts expected counts in \[0, 8\], got \[9\]"):
+        dars_extra_rollouts(torch.tensor([9]))
+    with pytest.raises(RlobjInputError, match=r"correct: dars_extra_rollouts expected an integer tensor"):
+        dars_extra_rollouts(torch.tensor([1.0]))
+    with pytest.raises(RlobjInputError, match=r"dars_extra_rollouts.schedule: expected 'et' or 'hw', got 'x'"):
+        dars_extra_rollouts(torch.tensor([1]), schedule="x")
+    with pytest.raises(RlobjInputError, match=r"dars_extra_rollouts.max_rollouts: expected >= rollouts = 8, got 4"):
+        dars_extra_rollouts(torch.tensor([1]), max_rollouts=4)
+    with pytest.raises(RlobjInputError, match=r"dars_extra_rollouts.rollouts: expected >= 1, got 0"):
+        dars_extra_rollouts(torch.tensor([0]), rollouts=0)
