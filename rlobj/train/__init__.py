@@ -1,15 +1,9 @@
 """Training: the LightningModule, DataModule, callbacks and the ``rlobj`` CLI."""
 
-from rlobj.registry import REGISTRY, register
-from rlobj.terms.supervised import sft
-
-if "sft" not in REGISTRY:  # the supervised term, until rlobj.terms exports it
-    register("sft", sft)
-
-from rlobj.train.callbacks import EvalTable, MetricPlots, ProgressPrinter  # noqa: E402
-from rlobj.train.datamodule import PromptStream, RLDataModule  # noqa: E402
-from rlobj.train.module import RLModule, score_completions  # noqa: E402
-from rlobj.train.tasks import (  # noqa: E402
+from rlobj.train.callbacks import EvalTable, MetricPlots, ProgressPrinter
+from rlobj.train.datamodule import PromptStream, RLDataModule
+from rlobj.train.module import RLModule, build_train_objective, score_completions
+from rlobj.train.tasks import (
     AdditionTask,
     ExactAnswer,
     GeneratedTask,
@@ -30,6 +24,7 @@ __all__ = [
     "RLDataModule",
     "RLModule",
     "TaskSource",
+    "build_train_objective",
     "build_char_tokenizer",
     "score_completions",
 ]

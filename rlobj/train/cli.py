@@ -94,8 +94,6 @@ class RlobjCLI(LightningCLI):
 def main(args=None) -> None:
     """Entry point of the ``rlobj`` console script."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import rlobj.train  # noqa: F401 - registers the sft term
-
     RlobjCLI(RLModule, RLDataModule, trainer_class=RlobjTrainer, args=args, auto_configure_optimizers=False,
              save_config_kwargs={"overwrite": True}, parser_kwargs={"parser_mode": "omegaconf"}
              if _has_omegaconf() else {})

@@ -6,11 +6,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import rlobj.train  # noqa: F401 - registers "sft"
 from rlobj import Normalizer, Objective, grpo, seq_mean_token_mean, token_mean
 from rlobj.ops.errors import RlobjInputError
-from rlobj.registry import build_objective
 from rlobj.terms.supervised import sft
+from rlobj.train import build_train_objective
 
 
 def test_hand_computed_token_mean():
@@ -112,8 +111,13 @@ def test_errors_name_the_argument():
 
 
 def test_registry_yaml_pickle_and_reads():
-    term = build_objective([{"sft": {"coef": 0.5, "mask_key": "demo"}}])
+    term = build_train_objective([{"sft": {"coef": 0.5, "mask_key": "demo"}}])
     assert term == sft(coef=0.5, mask_key="demo")
+    assert build_train_objective("sft") == sft()
+    hybrid = build_train_objective(["grpo", {"sft": {"coef": 0.1}}])
+    assert hybrid.terms[-1] == sft(coef=0.1) and len(hybrid.terms) == 4
+    with pytest.raises(RlobjInputError, match="sft: unknown argument"):
+        build_train_objective([{"sft": {"cof": 1.0}}])
     assert pickle.loads(pickle.dumps(term)) == term
     assert sft().slots_read() == {"logp", "mask"}
     assert sft(mask_key="d", logp_key="l").slots_read() == {"mask", "extras:d", "extras:l"}
