@@ -542,7 +542,8 @@ class kl_cov(_Surrogate):
         covariance = token_covariance(state.logp, advantages, state.mask)
         count = max(1, int(self.ratio * int(state.mask.sum())))
         selected = _top_count(covariance, state.mask, count)
-        loss = -advantages * log_ratio.exp() + self.beta * selected * log_ratio.abs()
+        penalty = torch.where(selected, self.beta * log_ratio.abs(), torch.zeros((), dtype=log_ratio.dtype))
+        loss = -advantages * log_ratio.exp() + penalty
         metrics = _ratio_metrics(state, log_ratio)
         metrics.update({"kl_cov/frac": masked_mean(selected.float(), state.mask),
                         "kl_cov/abs_kl": masked_mean(log_ratio.detach().abs(), state.mask)})
@@ -551,7 +552,7 @@ class kl_cov(_Surrogate):
 
 def _top_count(scores: Tensor, mask: Tensor, count: int) -> Tensor:
     """The ``count`` highest valid scores (all valid ones when fewer); ties by earlier flat index."""
-    flat = torch.where(mask, scores.float(), torch.full_like(scores.float(), -torch.inf)).flatten()
+    flat = torch.where(mask, scores, torch.full_like(scores, -torch.inf)).flatten()
     order = torch.sort(flat, descending=True, stable=True).indices[: min(count, int(mask.sum()))]
     selected = torch.zeros(flat.numel(), dtype=torch.bool, device=mask.device)
     selected[order] = True
