@@ -23,6 +23,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from rlobj.ops.typecheck import typechecked
+from rlobj.rollout.schedules import TemperatureSchedule, check_schedule
 
 __all__ = [
     "SamplingConfig",
@@ -55,6 +56,11 @@ class SamplingConfig:
         greedy: take the arg-max token instead of sampling. The "sampled distribution" is then a
             point mass, so engines report $\log \mathrm{softmax}(z / T)$ of the chosen token
             (what ``sequence_logprobs`` computes) instead of 0. Default False.
+        temperature_schedule: a per-position temperature multiplier $\tau_t$
+            (:class:`~rlobj.rollout.schedules.TemperatureSchedule`, e.g. ``EADSchedule()``): the
+            logits of response position $t$ are divided by $\tau_t$ before ``temperature``,
+            top-k and top-p, and the reported log-probs are those of that distribution. Default
+            None (no schedule: $\tau_t = 1$).
     """
 
     max_new_tokens: int
@@ -63,6 +69,7 @@ class SamplingConfig:
     top_k: int = 0
     seed: int | None = None
     greedy: bool = False
+    temperature_schedule: TemperatureSchedule | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) \
@@ -81,6 +88,7 @@ class SamplingConfig:
                 f"SamplingConfig.top_k must be an int >= 0 (0 = off), got {self.top_k!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"SamplingConfig.seed must be an int or None, got {self.seed!r}")
+        check_schedule(self.temperature_schedule)
         object.__setattr__(self, "temperature", float(self.temperature))
         object.__setattr__(self, "top_p", float(self.top_p))
 

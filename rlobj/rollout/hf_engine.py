@@ -111,7 +111,43 @@ class HFEngine:
         if sampling.seed is not None:
             generator = torch.Generator(device=device)
             generator.manual_seed(sampling.seed)
+        response_ids, response_mask, logp_rollout, finished = self.decode_rows(
+            prompt_ids, prompt_mask, sampling, generator)
+        truncated = ~finished
+        return RolloutBatch(
+            prompt_ids=prompt_ids,
+            prompt_mask=prompt_mask,
+            response_ids=response_ids,
+            response_mask=response_mask,
+            logp_rollout=logp_rollout,
+            group_ids=group_ids,
+            truncated=truncated,
+            finish_reasons=tuple("length" if flag else "stop" for flag in truncated.tolist()),
+        )
+
+    def decode_rows(self, prompt_ids: Tensor, prompt_mask: Tensor, sampling: SamplingConfig,
+                    generator: torch.Generator | None = None, offsets: Tensor | None = None,
+                    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        r"""Decode one response per row of already left-padded prompts (the loop behind ``generate``).
+
+        For strategies that manage rows themselves (segment rollouts, tree rollouts, broad
+        sampling): ``generator`` is used as given (its state advances), and ``offsets[b]`` is the
+        response position of row ``b``'s first new token (a continued response's prefix length;
+        default 0), used by ``sampling.temperature_schedule``. Rows are decoded in chunks of
+        ``max_batch_size``, in eval mode, without gradient.
+
+        Returns:
+            ``(response_ids, response_mask, logp_rollout, finished)`` on the model's device;
+            ``finished[b]`` is True when row ``b`` produced an EOS token.
+        """
         total = prompt_ids.shape[0]
+        device = prompt_ids.device
+        if offsets is None:
+            offsets = torch.zeros(total, dtype=torch.long, device=device)
+        elif tuple(offsets.shape) != (total,):
+            raise ValueError(
+                f"HFEngine.decode_rows: offsets must have shape ({total},), got "
+                f"{tuple(offsets.shape)}")
         chunk = self.max_batch_size or total
         pieces = []
         was_training = self.model.training
@@ -119,9 +155,9 @@ class HFEngine:
         try:
             with torch.no_grad():
                 for start in range(0, total, chunk):
-                    pieces.append(self._decode(prompt_ids[start:start + chunk],
-                                               prompt_mask[start:start + chunk], sampling,
-                                               generator))
+                    rows = slice(start, start + chunk)
+                    pieces.append(self._decode(prompt_ids[rows], prompt_mask[rows], sampling,
+                                               generator, offsets[rows].to(device)))
         finally:
             self.model.train(was_training)
         width = max(piece[0].shape[1] for piece in pieces)
@@ -138,20 +174,10 @@ class HFEngine:
             logp_rollout[row:row + rows, :ids.shape[1]] = logp
             finished_rows.append(finished)
             row += rows
-        truncated = ~torch.cat(finished_rows)
-        return RolloutBatch(
-            prompt_ids=prompt_ids,
-            prompt_mask=prompt_mask,
-            response_ids=response_ids,
-            response_mask=response_mask,
-            logp_rollout=logp_rollout,
-            group_ids=group_ids,
-            truncated=truncated,
-            finish_reasons=tuple("length" if flag else "stop" for flag in truncated.tolist()),
-        )
+        return response_ids, response_mask, logp_rollout, torch.cat(finished_rows)
 
     def _decode(self, prompt_ids: Tensor, prompt_mask: Tensor, sampling: SamplingConfig,
-                generator: torch.Generator | None):
+                generator: torch.Generator | None, offsets: Tensor):
         """One KV-cached decoding loop over a chunk; returns ids, mask, logp, finished."""
         rows = prompt_ids.shape[0]
         device = prompt_ids.device
@@ -162,8 +188,12 @@ class HFEngine:
         next_position = prompt_mask.long().sum(-1)
         finished = torch.zeros(rows, dtype=torch.bool, device=device)
         tokens, masks, logps = [], [], []
+        schedule = sampling.temperature_schedule
         for step in range(sampling.max_new_tokens):
             logits = output.logits[:, -1]
+            if schedule is not None:
+                tau = schedule.temperatures(offsets + step).to(device=device, dtype=torch.float32)
+                logits = logits.float() / tau.unsqueeze(-1)
             if sampling.greedy:
                 distribution = torch.log_softmax(logits.float() / sampling.temperature, dim=-1)
                 token = logits.argmax(-1)
