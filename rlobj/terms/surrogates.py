@@ -448,8 +448,10 @@ class clip_cov(_Surrogate):
         cov_low: $\omega_\text{low}$ (verl ``clip_cov_lb`` 1.0).
         cov_high: $\omega_\text{high}$ (verl ``clip_cov_ub`` 5.0).
         eps_low, eps_high: PPO clip of the other tokens (verl ``clip_ratio`` 0.2).
-        seed: None draws the subset from torch's global RNG (as verl's ``torch.randperm``);
-            an int uses a fresh generator with that seed on every call (reproducible tests).
+        seed: an int (default 0) draws the subset from a generator seeded with ``seed`` and
+            the number of earlier calls, a counter kept as term state (reproducible, resumes
+            from a checkpoint); None draws from torch's global RNG, exactly as verl's
+            ``torch.randperm``.
 
     Returns:
         part ``"policy"``; metrics ``clip_frac`` (PPO), ``clip_cov/frac`` (share of valid
@@ -471,7 +473,7 @@ class clip_cov(_Surrogate):
     cov_high: float = 5.0
     eps_low: float = 0.2
     eps_high: float = 0.2
-    seed: int | None = None
+    seed: int | None = 0
 
     def __post_init__(self):
         check_range("clip_cov", "ratio", self.ratio, low=0.0, high=1.0, low_open=True)
@@ -489,7 +491,8 @@ class clip_cov(_Surrogate):
         band = state.mask & ~clipped & (covariance > self.cov_low) & (covariance < self.cov_high)
         candidates = band.flatten().nonzero().squeeze(-1)
         count = max(1, int(self.ratio * int(state.mask.sum())))
-        generator = None if self.seed is None else torch.Generator().manual_seed(self.seed)
+        calls = state.own_state(0)
+        generator = None if self.seed is None else torch.Generator().manual_seed(self.seed * 1_000_003 + calls)
         chosen = candidates[torch.randperm(candidates.numel(), generator=generator)[:count].to(candidates.device)]
         detached = torch.zeros(band.numel(), dtype=torch.bool, device=band.device)
         detached[chosen] = True
@@ -497,7 +500,8 @@ class clip_cov(_Surrogate):
         metrics = _ratio_metrics(state, log_ratio, clipped)
         metrics.update({"clip_cov/frac": masked_mean(detached.float(), state.mask),
                         "clip_cov/candidates_frac": masked_mean(band.float(), state.mask)})
-        return state.add_part("policy", LossPart(loss, state.mask & ~detached)).add_metrics(**metrics)
+        state = state.add_part("policy", LossPart(loss, state.mask & ~detached)).add_metrics(**metrics)
+        return state if self.seed is None else state.set_own_state(calls + 1)
 
 
 @dataclass(frozen=True)

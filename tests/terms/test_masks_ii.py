@@ -27,8 +27,8 @@ from rlobj import (  # noqa: E402
     dapo,
     dr_grpo,
     entropy_bonus,
-    grpo,
     group_zscore,
+    grpo,
     k3_kl,
     kl_cov,
     mastered_positive_mask,
@@ -236,6 +236,28 @@ def test_clip_cov_hand_values_and_gradient():
     # wider band [0.4, 7]: candidates 0, 1, 2, 3; count = int(0.5 * 4) = 2 of them, at random
     wide = (clip_cov(ratio=0.5, cov_low=0.4, cov_high=7.0, seed=3)).loss(**dict(COV, logp_old=COV["logp"]))
     assert int((~wide.state.parts["policy"].mask).sum()) == 2
+
+
+def test_clip_cov_draw_counter_is_term_state():
+    # seed given: the draw depends on (seed, number of earlier calls), the counter is term state
+    fields = dict(COV, logp_old=COV["logp"])
+    term = clip_cov(ratio=0.25, cov_low=0.4, cov_high=7.0, seed=1)  # 4 candidates, 1 detached
+    state, subsets = {}, set()
+    for call in range(12):
+        out = term.loss(**fields, term_state=state)
+        state = out.term_state
+        assert list(state.values()) == [call + 1]
+        subsets.add(tuple(out.state.parts["policy"].mask[0].tolist()))
+    assert len(subsets) > 1  # the counter moves the draw
+    fresh = term.loss(**fields)
+    assert fresh.state.parts["policy"].mask.tolist() == term.loss(**fields).state.parts["policy"].mask.tolist()
+    # seed None: torch's global RNG, as verl
+    torch.manual_seed(7)
+    a = clip_cov(ratio=0.25, cov_low=0.4, cov_high=7.0, seed=None).loss(**fields)
+    torch.manual_seed(7)
+    b = clip_cov(ratio=0.25, cov_low=0.4, cov_high=7.0, seed=None).loss(**fields)
+    assert a.state.parts["policy"].mask.tolist() == b.state.parts["policy"].mask.tolist()
+    assert a.term_state == {}
 
 
 def ref_band(batch, eps, low, high):
