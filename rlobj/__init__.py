@@ -211,3 +211,12 @@ __all__ += [
     "mastered_positive_mask",
     "one_shot_rlvr",
 ]
+
+# seed methods I (remaining)
+from rlobj.terms import hint_clip_ratio, mis_exploration_pg  # noqa: E402
+
+__all__ += [
+    # seed methods I (remaining)
+    "hint_clip_ratio",
+    "mis_exploration_pg",
+]

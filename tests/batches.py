@@ -63,6 +63,8 @@ def make_batch(group_sizes, lengths, width=None, seed=0, dtype=torch.float32, bi
             "first_hit_rank": torch.randint(0, 2, (batch,), generator=generator),
             "format_valid": torch.rand(batch, generator=generator) < 0.9,
             "uses_aux": torch.rand(batch, generator=generator) < 0.5,
+            # seed methods I (remaining): Guide, RL-PLUS, CAPO, THR, VPPO (own generator: earlier draws unchanged)
+            **_remaining_extras(batch, width, mask, logp_old, garbage, dtype, seed),
         },
     )
     # Lp-Reg proxy log-prob (the old log-prob renormalised by a kept mass Z in (0.5, 1]) and
@@ -87,6 +89,20 @@ def make_batch(group_sizes, lengths, width=None, seed=0, dtype=torch.float32, bi
         fields["extras"].update(vocab_old=view(logp_old), vocab_ref=view(logp_ref),
                                 vocab_init=view(logp_ref), tokens=torch.zeros(batch, width, dtype=torch.long))
     return fields
+
+
+def _remaining_extras(batch, width, mask, logp_old, garbage, dtype, seed):
+    """Extras of the seed-method terms added last (hint log-probs, external tokens, step votes, scores)."""
+    generator = torch.Generator().manual_seed(seed + 104729)
+    return dict(
+        guided=torch.rand(batch, generator=generator) < 0.5,
+        logp_old_hint=torch.where(mask, (logp_old + 0.3 * torch.randn(batch, width, generator=generator)).clamp(max=-1e-3),
+                                  garbage).to(dtype),
+        off_policy=(torch.rand(batch, 1, generator=generator) < 0.3).expand(batch, width) & mask,
+        step_wrong_votes=(torch.randint(0, 5, (batch, width), generator=generator) / 4).to(dtype),
+        token_influence=torch.where(mask, torch.randn(batch, width, generator=generator), garbage).to(dtype),
+        visual_dependency=torch.where(mask, torch.rand(batch, width, generator=generator) * 2, garbage).to(dtype),
+    )
 
 
 @st.composite

@@ -101,3 +101,8 @@ from rlobj.terms.masks import mastered_positive_mask  # noqa: E402
 from rlobj.terms.surrogates import clip_cov, kl_cov, token_covariance  # noqa: E402
 
 __all__ += ["clip_cov", "kl_cov", "mastered_positive_mask", "token_covariance"]
+
+# seed methods I (remaining)
+from rlobj.terms.sampling_corrections import hint_clip_ratio, mis_exploration_pg  # noqa: E402
+
+__all__ += ["hint_clip_ratio", "mis_exploration_pg"]

@@ -1,0 +1,180 @@
+r"""Surrogates for tokens that were not sampled by the policy in the context it is trained for.
+
+* :class:`hint_clip_ratio` (Guide): a guided response was sampled with a hint in the context;
+  the policy is trained for the context without it.
+* :class:`mis_exploration_pg` (RL-PLUS): external demonstrations mixed into the group, weighted
+  by a multiple-importance-sampling ratio and an exploration-based advantage.
+
+Both write the ``"policy"`` part in place of ``clip_ratio`` (``grpo.replace(clip_ratio, ...)``).
+Notation as in :mod:`rlobj.terms.surrogates`: $\rho = \pi_\theta/\pi_\text{old}$, $\mathrm{sg}$
+is stop-gradient.
+"""
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from rlobj.algebra.state import LossPart, State
+from rlobj.algebra.term import Term
+from rlobj.ops.errors import RlobjInputError, check_finite, check_shape
+from rlobj.ops.reductions import masked_mean
+from rlobj.terms._common import check_range
+
+__all__ = ["hint_clip_ratio", "mis_exploration_pg"]
+
+
+def _extra(state: State, key: str, by: str, shape: tuple[int, ...], dims: str, kind: str) -> Tensor:
+    """``extras[key]`` checked for type, shape and kind (``"float"`` or ``"bool"``)."""
+    value = state.require(f"extras:{key}", by)
+    if not isinstance(value, Tensor):
+        raise RlobjInputError(f"extras[{key!r}]: {by} expected a {kind} tensor of shape ({dims}), got {type(value).__name__}")
+    check_shape(f"extras[{key!r}]", value, shape, dims)
+    if kind == "bool" and value.dtype != torch.bool:
+        raise RlobjInputError(f"extras[{key!r}]: {by} expected a bool tensor, got {value.dtype}")
+    if kind == "float" and not value.is_floating_point():
+        raise RlobjInputError(f"extras[{key!r}]: {by} expected a float tensor, got {value.dtype}")
+    return value
+
+
+@dataclass(frozen=True)
+class hint_clip_ratio(Term):
+    r"""Guide: PPO clip whose ratio, on guided rows, divides by the hint-conditioned behaviour policy.
+
+    $$\rho_{i,t} = \frac{\pi_\theta(y_{i,t}\mid x, y_{i,<t})}{\pi_\text{old}(y_{i,t}\mid x, h_i, y_{i,<t})}
+      \ \text{(guided } i\text{)},\qquad
+      \rho_{i,t} = \frac{\pi_\theta(y_{i,t}\mid x, y_{i,<t})}{\pi_\text{old}(y_{i,t}\mid x, y_{i,<t})}\ \text{(others)}$$
+
+    $$\ell_{i,t} = \max\big(-A_{i,t}\rho_{i,t},\ -A_{i,t}\,\mathrm{clip}(\rho_{i,t}, 1-\varepsilon_\text{low}, 1+\varepsilon_\text{high})\big)$$
+
+    A guided response $y_i$ was sampled with a hint $h_i$ in the context (for prompts whose
+    unguided rollouts all failed); ``logp`` must be recomputed *without* the hint (the
+    context the policy is trained for), ``extras["logp_old_hint"]`` holds the sampler's
+    log-probs *with* it, so the importance ratio corrects for the context shift. Rows not in
+    ``extras["guided"]`` use ``logp_old``; with no guided rows this is :class:`clip_ratio`.
+
+    Nath, Lau, Gunjal, Sharma, Baharte, Hendryx, "Adaptive Guidance Accelerates Reinforcement
+    Learning of Reasoning Models" (Guide), arXiv 2506.13923, Guide-GRPO. UNVERIFIED (no code;
+    abstract and reviews): whether guided rollouts replace or join the failed ones, and how
+    advantages are normalised over mixed groups (the reading here: recompute GRPO advantages
+    on the union, i.e. put the guided rows in the prompt's group before ``group_zscore``); the
+    clip values (PPO's 0.2 here). The log-ratio is clamped to $\pm 20$ as in verl.
+
+    Args:
+        eps_low, eps_high: clip range.
+        log_ratio_clamp: bound on $|\log\rho|$.
+
+    Example:
+        >>> from rlobj import clip_ratio, grpo
+        >>> recipe = grpo.replace(clip_ratio, hint_clip_ratio())
+    """
+
+    reads: ClassVar[tuple[str, ...]] = ("logp", "logp_old", "advantages", "mask", "extras:guided",
+                                        "extras:logp_old_hint")
+    writes: ClassVar[tuple[str, ...]] = ("part:policy",)
+    eps_low: float = 0.2
+    eps_high: float = 0.2
+    log_ratio_clamp: float = 20.0
+
+    def __post_init__(self):
+        check_range("hint_clip_ratio", "eps_low", self.eps_low, low=0.0, high=1.0)
+        check_range("hint_clip_ratio", "eps_high", self.eps_high, low=0.0)
+        check_range("hint_clip_ratio", "log_ratio_clamp", self.log_ratio_clamp, low=0.0, low_open=True)
+
+    def behaviour_logp(self, state: State) -> Tensor:
+        """$\\log\\pi_\\text{old}$ in the context each row was sampled in (no gradient)."""
+        logp_old = state.require("logp_old", "hint_clip_ratio")
+        guided = _extra(state, "guided", "hint_clip_ratio", (state.batch_size,), "batch", "bool")
+        hinted = _extra(state, "logp_old_hint", "hint_clip_ratio", tuple(state.mask.shape), "batch seq", "float")
+        rows = guided[:, None] & state.mask
+        check_finite("extras['logp_old_hint']", hinted, where=rows)
+        if bool((torch.where(rows, hinted.detach(), 0) > 1e-6).any()):
+            raise RlobjInputError("extras['logp_old_hint']: log-probabilities must be <= 0 at valid tokens of guided rows")
+        return torch.where(rows, hinted.detach().to(logp_old.dtype), logp_old)
+
+    def __call__(self, state: State) -> State:
+        advantages = state.require("advantages", "hint_clip_ratio")
+        log_ratio = torch.clamp(state.logp - self.behaviour_logp(state), -self.log_ratio_clamp, self.log_ratio_clamp)
+        ratio = log_ratio.exp()
+        unclipped = -advantages * ratio
+        clipped = -advantages * torch.clamp(ratio, 1.0 - self.eps_low, 1.0 + self.eps_high)
+        loss = torch.maximum(unclipped, clipped)
+        guided = state.extras["guided"]
+        return state.add_part("policy", LossPart(loss, state.mask)).add_metrics(**{
+            "ratio/mean": masked_mean(ratio.detach(), state.mask),
+            "clip_frac": masked_mean((clipped > unclipped).float(), state.mask),
+            "guide/guided_frac": guided.float().mean(),
+        })
+
+
+@dataclass(frozen=True)
+class mis_exploration_pg(Term):
+    r"""RL-PLUS: multiple-importance-sampled, exploration-weighted policy gradient on external tokens.
+
+    On external (off-policy) tokens $e_t$ (``extras["off_policy"]``), with the external policy's
+    probability estimated as $\hat\pi_\omega = (\pi_\text{old} + 1)/2$:
+
+    $$r^\text{MIS}_t = \frac{\pi_\theta(e_t)}{\tfrac12\pi_\text{old}(e_t) + \tfrac12\hat\pi_\omega(e_t)}
+      = \frac{\pi_\theta(e_t)}{\tfrac34\pi_\text{old}(e_t) + \tfrac14},\qquad
+      C_t = \big(1 - \mathrm{sg}[\pi_\theta(e_t)]\big)^\gamma,\qquad
+      \ell_t = -\,r^\text{MIS}_t\,A_i\,C_t$$
+
+    and on the policy's own tokens $\ell_t = -A_{i,t}\,\rho_t$ without clipping (``clip`` to
+    clip them PPO-style). $C_t$ keeps the advantage of correct but hard-to-explore tokens
+    (low $\pi_\theta$) and shrinks it where the policy is already confident.
+
+    Dong et al., "RL-PLUS: Countering Capability Boundary Collapse of LLMs in Reinforcement
+    Learning with Hybrid-policy Optimization", arXiv 2508.00222; reference defaults
+    (YihongDong/RL-PLUS, ``compute_token_on_off_policy_loss``, ``train_RL-PLUS.sh``):
+    $\gamma = 0.5$, no clip on on-policy tokens, loss summed over tokens and divided by the
+    padded length (``constant_normalizer``), one external response per group of 8 with GRPO
+    advantages over all 8, entropy bonus 0.001, no KL. UNVERIFIED: whether the paper states
+    the estimate $\hat\pi_\omega = (\pi_\text{old}+1)/2$ (it is the code's). The optional
+    clamp ``mis_max`` of $r^\text{MIS}$ is off by default, as in the reference.
+
+    Args:
+        gamma: $\gamma \ge 0$ ($0$: $C = 1$).
+        clip: clip on-policy ratios with ``eps`` (False: plain $\rho$, the reference script).
+        eps: PPO clip range for ``clip=True``.
+        mis_max: upper clamp of $r^\text{MIS}$ or None.
+
+    Example:
+        >>> from rlobj import clip_ratio, constant_normalizer, grpo, seq_mean_token_mean
+        >>> recipe = grpo.replace(clip_ratio, mis_exploration_pg()).replace(seq_mean_token_mean, constant_normalizer(4096))
+    """
+
+    reads: ClassVar[tuple[str, ...]] = ("logp", "logp_old", "advantages", "mask", "extras:off_policy")
+    writes: ClassVar[tuple[str, ...]] = ("part:policy",)
+    gamma: float = 0.5
+    clip: bool = False
+    eps: float = 0.2
+    mis_max: float | None = None
+
+    def __post_init__(self):
+        check_range("mis_exploration_pg", "gamma", self.gamma, low=0.0)
+        check_range("mis_exploration_pg", "eps", self.eps, low=0.0, high=1.0)
+        if self.mis_max is not None:
+            check_range("mis_exploration_pg", "mis_max", self.mis_max, low=0.0, low_open=True)
+
+    def __call__(self, state: State) -> State:
+        advantages = state.require("advantages", "mis_exploration_pg")
+        logp_old = state.require("logp_old", "mis_exploration_pg")
+        external = _extra(state, "off_policy", "mis_exploration_pg", tuple(state.mask.shape), "batch seq", "bool")
+        external = external & state.mask
+        prob = state.logp.exp()
+        mis = prob / (0.75 * logp_old.exp() + 0.25)  # 1/2 pi_old + 1/2 (pi_old + 1)/2
+        if self.mis_max is not None:
+            mis = torch.clamp(mis, max=self.mis_max)
+        explore = (1.0 - prob.detach()).clamp(min=0.0) ** self.gamma
+        ratio = torch.clamp(state.logp - logp_old, -20.0, 20.0).exp()
+        on_policy = -advantages * ratio
+        if self.clip:
+            on_policy = torch.maximum(on_policy, -advantages * torch.clamp(ratio, 1 - self.eps, 1 + self.eps))
+        loss = torch.where(external, -mis * advantages * explore, on_policy)
+        return state.add_part("policy", LossPart(loss, state.mask)).add_metrics(**{
+            "rlplus/off_policy_frac": masked_mean(external.float(), state.mask),
+            "rlplus/mis_mean": mis.detach()[external].mean() if bool(external.any()) else torch.zeros(()),
+            "rlplus/explore_mean": explore[external].mean() if bool(external.any()) else torch.zeros(()),
+            "ratio/mean": masked_mean(ratio.detach(), state.mask & ~external),
+        })
