@@ -212,6 +212,17 @@ __all__ += [
     "one_shot_rlvr",
 ]
 
+# seed methods II: perception terms (PAPO, VPPO visual dependency, VOGUE)
+from rlobj.terms import double_entropy, perception_kl, visual_dependency_score, vogue_bonus  # noqa: E402
+
+__all__ += [
+    # perception terms
+    "double_entropy",
+    "perception_kl",
+    "visual_dependency_score",
+    "vogue_bonus",
+]
+
 # seed methods I (remaining)
 from rlobj.terms import hint_clip_ratio, mis_exploration_pg  # noqa: E402
 

@@ -63,6 +63,11 @@ def make_batch(group_sizes, lengths, width=None, seed=0, dtype=torch.float32, bi
             "first_hit_rank": torch.randint(0, 2, (batch,), generator=generator),
             "format_valid": torch.rand(batch, generator=generator) < 0.9,
             "uses_aux": torch.rand(batch, generator=generator) < 0.5,
+            # perception terms (PAPO, VPPO, VOGUE): the perturbed pass, drawn from its own generator
+            "logp_perturbed": torch.where(mask, (logp_old - 0.5 * torch.rand(
+                batch, width, generator=torch.Generator().manual_seed(seed + 7919))).clamp(max=-1e-3),
+                garbage).to(dtype),
+            "noisy_branch": torch.arange(batch) % 2 == 0,
             # seed methods I (remaining): Guide, RL-PLUS, CAPO, THR, VPPO (own generator: earlier draws unchanged)
             **_remaining_extras(batch, width, mask, logp_old, garbage, dtype, seed),
         },
@@ -87,7 +92,8 @@ def make_batch(group_sizes, lengths, width=None, seed=0, dtype=torch.float32, bi
 
         fields["vocab"] = view(logp)
         fields["extras"].update(vocab_old=view(logp_old), vocab_ref=view(logp_ref),
-                                vocab_init=view(logp_ref), tokens=torch.zeros(batch, width, dtype=torch.long))
+                                vocab_init=view(logp_ref), tokens=torch.zeros(batch, width, dtype=torch.long),
+                                vocab_perturbed=view(fields["extras"]["logp_perturbed"].float()))
     return fields
 
 

@@ -36,6 +36,8 @@ def complete(term: Term) -> Term:
         return term
     if "aggregation" in writes:
         return rlobj.group_zscore() >> rlobj.clip_ratio() >> term
+    if "advantages" in writes and "advantages" in reads:  # advantage shaping (e.g. VOGUE's bonus)
+        return rlobj.group_zscore() >> term >> rlobj.clip_ratio() >> rlobj.token_mean()
     if "advantages" in writes:
         return term >> rlobj.clip_ratio() >> rlobj.token_mean()
     if "rewards" in writes or "mask" in writes or "token_rewards" in writes:

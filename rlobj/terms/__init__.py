@@ -102,6 +102,19 @@ from rlobj.terms.surrogates import clip_cov, kl_cov, token_covariance  # noqa: E
 
 __all__ += ["clip_cov", "kl_cov", "mastered_positive_mask", "token_covariance"]
 
+# seed methods II: perception terms (PAPO, VPPO visual dependency, VOGUE)
+from rlobj.terms.perception import (  # noqa: E402
+    double_entropy,
+    perception_kl,
+    symmetric_kl,
+    visual_dependency,
+    visual_dependency_score,
+    vogue_bonus,
+)
+
+__all__ += ["double_entropy", "perception_kl", "symmetric_kl", "visual_dependency", "visual_dependency_score",
+            "vogue_bonus"]
+
 # seed methods I (remaining)
 from rlobj.terms.sampling_corrections import hint_clip_ratio, mis_exploration_pg  # noqa: E402
 
