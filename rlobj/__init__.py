@@ -224,10 +224,21 @@ __all__ += [
 ]
 
 # seed methods I (remaining)
-from rlobj.terms import hint_clip_ratio, mis_exploration_pg  # noqa: E402
+from rlobj.terms import (  # noqa: E402
+    critique_token_advantage,
+    dependency_advantage_shaping,
+    hint_clip_ratio,
+    mis_exploration_pg,
+    pivotal_token_mask,
+    token_hidden_reward,
+)
 
 __all__ += [
     # seed methods I (remaining)
+    "critique_token_advantage",
+    "dependency_advantage_shaping",
     "hint_clip_ratio",
     "mis_exploration_pg",
+    "pivotal_token_mask",
+    "token_hidden_reward",
 ]

@@ -117,5 +117,12 @@ __all__ += ["double_entropy", "perception_kl", "symmetric_kl", "visual_dependenc
 
 # seed methods I (remaining)
 from rlobj.terms.sampling_corrections import hint_clip_ratio, mis_exploration_pg  # noqa: E402
+from rlobj.terms.token_weights import (  # noqa: E402
+    critique_token_advantage,
+    dependency_advantage_shaping,
+    pivotal_token_mask,
+    token_hidden_reward,
+)
 
-__all__ += ["hint_clip_ratio", "mis_exploration_pg"]
+__all__ += ["critique_token_advantage", "dependency_advantage_shaping", "hint_clip_ratio", "mis_exploration_pg",
+            "pivotal_token_mask", "token_hidden_reward"]
