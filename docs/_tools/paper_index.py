@@ -61,8 +61,8 @@ ROWS = {
     29: (PLAN, "issue 5: CANON conditional advantage estimation", "", []),
     30: (PLAN, "issue 5: BRPO bootstrapped pairwise relative advantages (Writing-Zero); the pairwise judge is user code", "", []),
     31: (PLAN, "issue 3: the `sft` term for hybrid guidance (module `rlobj/terms/supervised.py` in progress, not exported yet); GHPO's difficulty detection is a batch step", "", []),
-    32: (PLAN, "issue 5: SELF low-likelihood curation (greedy-failed prompts only); its forward-KL part needs issue 4's `forward_kl`", "", []),
-    33: (PLAN, "issue 5: RoRecomp priority / compensation batches", "", []),
+    32: (SUPP, "SELF curation: `rlobj.rollout.filters.self_curation` keeps the prompts whose greedy answer is wrong; then `grpo` on them (its forward-KL part: `grpo >> forward_kl()`)", "`grpo`", ["grpo"]),
+    33: (SUPP, "RoRecomp: `rlobj.rollout.filters.rorecomp_priority` (shortest-correct and longest-incorrect responses per group) and `compensation_step` (FIFO replay buffer of the rest); alpha, buffer size and gate unverified", "`grpo`", ["grpo"]),
     34: (PLAN, "issue 5: Guide hint-conditioned importance ratio", "", []),
     35: (PLAN, "issues 5 and 6: VPPO trajectory advantage shaping and pivotal-token mask from a perception-view dependency score", "", []),
     36: (OUT, "training a binary-principle reward model; its judgments could feed rlobj through a verifier", "", []),
@@ -75,12 +75,12 @@ ROWS = {
     43: (OUT, "evolutionary data synthesis: data, not the objective", "", []),
     44: (SUPP, "synthetic verifiable puzzles: `rlobj.data` knights-and-knaves and countdown generators with `rlobj.verifiers.KnightsKnavesVerifier` / `CountdownVerifier` (not Enigmata's 36 tasks); objective `grpo`", "`grpo`", ["grpo"]),
     45: (OUT, "MCTS-generated process annotations and a process reward model for visual reasoning", "", []),
-    46: (PLAN, "issue 5: DARS difficulty-adaptive extra rollouts", "", []),
+    46: (SUPP, "DARS: `rlobj.rollout.filters.dars_extra_rollouts` allocates the second-pass rollouts (ET / HW schedules, caps 32 / 64); merge them into the groups and train `dr_grpo` (no std)", "`dr_grpo`", ["dr_grpo"]),
     47: (PLAN, "issue 5: Self-Aligned Reward", "", []),
     48: (PLAN, "issue 5: Conciseness Reward Function", "", []),
     49: (PLAN, "issue 5: CAPO token-level rewards from step critiques (critique producer pluggable)", "", []),
     50: (OUT, "proposer/solver self-play with a code executor; the sandbox (`rlobj.verifiers.CodeExecution`) exists, the self-play loop is not planned", "", []),
-    51: (PLAN, "issue 5: PROF process-consistency filter", "", []),
+    51: (SUPP, "PROF: `rlobj.rollout.filters.prof_filter` keeps a balanced m per group by PRM/outcome consistency (BOTH / POS variants); then `grpo` on the kept rows", "`grpo`", ["grpo"]),
     52: (PLAN, "issue 6: VOGUE visual-uncertainty bonus on perception views", "", []),
     53: (PLAN, "issue 5: PSR / NSR / W-REINFORCE (module `rlobj/terms/reinforcement.py` in progress, not exported yet)", "", []),
     54: (OUT, "training generative reward models; not the policy objective", "", []),
@@ -144,13 +144,28 @@ WHEN_EXPORTED = {
          "GCPO group contrastive masking of the auxiliary-construction reward, plus a length reward"),
     67: (["rlpr_reward"], "rlpr_reward(format_weight=0.1) >> grpo",
          "RLPR debiased probability of the reference answer; the std filter is `rlobj.rollout.filters.std_filter`"),
+    # seed methods I (remaining)
+    12: (["mis_exploration_pg"], "grpo.replace(clip_ratio, mis_exploration_pg()).replace(seq_mean_token_mean, constant_normalizer(4096))",
+         "RL-PLUS: multiple-importance-sampling ratio and exploration-based advantage on external-demonstration tokens, unclipped PG on own tokens"),
+    13: (["token_hidden_reward"], "grpo.replace(group_zscore, group_zscore() >> token_hidden_reward(p=0.2))",
+         "Token Hidden Reward (or NTHR, `mode=\"nthr\"`) reweighting from a per-token influence score in extras; THR's threshold and rule unverified"),
+    34: (["hint_clip_ratio"], "grpo.replace(clip_ratio, hint_clip_ratio())",
+         "Guide: the ratio of a hint-guided rollout divides the hint-free policy by the hint-conditioned sampler"),
+    35: (["dependency_advantage_shaping", "pivotal_token_mask"],
+         "grpo.replace(group_zscore, group_zscore() >> dependency_advantage_shaping()) >> pivotal_token_mask(k=0.4)",
+         "VPPO trajectory advantage shaping and pivotal-token gradient filter from `extras[\"visual_dependency\"]` (`visual_dependency_score` writes it)"),
+    49: (["critique_token_advantage"], "grpo.replace(group_zscore, group_zscore() >> critique_token_advantage())",
+         "CAPO-style token credit: tokens of steps flagged wrong by critique votes (producer is user code) get a penalty; combination rule unverified"),
 }
 
 MODULE_OF = {"lp_reg": "divergences", "forward_kl": "divergences", "siren": "regularizers",
              "backward_correction": "corrections", "forward_correction": "corrections",
              "self_reward_advantage": "auxiliary", "self_reward_mse": "auxiliary",
              "mvar_advantage": "risk", "pacs_loss": "auxiliary", "fn_rate_from_appeals": "corrections", "sft": "supervised", "w_reinforce": "reinforcement",
-             "psr": "reinforcement", "nsr": "reinforcement"}
+             "psr": "reinforcement", "nsr": "reinforcement",
+             "mis_exploration_pg": "sampling_corrections", "hint_clip_ratio": "sampling_corrections",
+             "token_hidden_reward": "token_weights", "dependency_advantage_shaping": "token_weights",
+             "pivotal_token_mask": "token_weights", "critique_token_advantage": "token_weights"}
 
 
 def promote(rlobj) -> None:

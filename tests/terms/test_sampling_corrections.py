@@ -16,7 +16,7 @@ from batches import batches, leaf, make_batch  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from rlobj import Objective, clip_ratio, dapo, dr_grpo, grpo, group_zscore, token_mean  # noqa: E402
+from rlobj import Objective, clip_ratio, dapo, dr_grpo, group_zscore, grpo, token_mean  # noqa: E402
 from rlobj.algebra.state import State  # noqa: E402
 from rlobj.ops.errors import RlobjInputError  # noqa: E402
 from rlobj.terms.sampling_corrections import hint_clip_ratio, mis_exploration_pg  # noqa: E402
