@@ -365,6 +365,8 @@ def perception_forward(
         softcap = getattr(config, "final_logit_softcapping", None)
         vocab = VocabView.from_hidden(hidden, head.weight, getattr(head, "bias", None),
                                       temperature=float(temperature), softcap=softcap)
+        if not torch.is_grad_enabled():  # the output layer's weight requires grad even under no_grad
+            vocab = vocab.detach()
     return PerceptionView(logp=logp, vocab=vocab, perturbed=perturbed)
 
 
