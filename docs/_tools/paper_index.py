@@ -156,6 +156,12 @@ WHEN_EXPORTED = {
          "VPPO trajectory advantage shaping and pivotal-token gradient filter from `extras[\"visual_dependency\"]` (`visual_dependency_score` writes it)"),
     49: (["critique_token_advantage"], "grpo.replace(group_zscore, group_zscore() >> critique_token_advantage())",
          "CAPO-style token credit: tokens of steps flagged wrong by critique votes (producer is user code) get a penalty; combination rule unverified"),
+    # seed methods II: perception views (rlobj.rollout.perception, rlobj.terms.perception)
+    66: (["perception_kl", "double_entropy"],
+         "grpo >> perception_kl(gamma=0.01) >> double_entropy(eta_orig=0.03, eta_perturbed=0.03)",
+         "PAPO implicit perception loss (k3 KL between the policy on the normal and on a patch-blackened / prompt-masked context, maximised; `estimator=\"full\"` for the exact full-vocabulary KL) and double entropy loss; the perturbed pass comes from `rlobj.rollout.perception.perception_forward` in `extras[\"logp_perturbed\"]`"),
+    52: (["vogue_bonus"], "grpo.replace(group_zscore, group_zscore() >> vogue_bonus(lambda_u=0.1, cap=0.5))",
+         "VOGUE visual-uncertainty advantage bonus from the full-vocabulary symmetric KL between the normal and the perturbed view on noisy-branch rollouts (`annealed_branch_probability`, `noisy_branch_rows`); reading unverified (no reference code), coefficients are placeholders"),
 }
 
 MODULE_OF = {"lp_reg": "divergences", "forward_kl": "divergences", "siren": "regularizers",
