@@ -17,6 +17,7 @@ SEEDS = REPO.parent / "shared" / "seeds" / "papers.md"
 API = {
     "grpo": "rlobj.presets.papers.grpo", "dr_grpo": "rlobj.presets.papers.dr_grpo",
     "dapo": "rlobj.presets.papers.dapo", "rloo": "rlobj.presets.papers.rloo",
+    "one_shot_rlvr": "rlobj.presets.papers.one_shot_rlvr",
     "top_entropy_mask": "rlobj.terms.masks.top_entropy_mask",
     "k3_kl": "rlobj.terms.divergences.k3_kl", "kl_penalty": "rlobj.terms.divergences.kl_penalty",
     "entropy_bonus": "rlobj.terms.regularizers.entropy_bonus",
@@ -25,13 +26,15 @@ API = {
     "length_penalty": "rlobj.terms.rewards.length_penalty",
     "passk_advantage": "rlobj.terms.advantages.passk_advantage",
     "pass_at_k": "rlobj.eval.passk.pass_at_k", "maj_at_k": "rlobj.eval.passk.maj_at_k",
+    "cot_pass_at_k": "rlobj.eval.cot.cot_pass_at_k",
+    "compare_solve_rates": "rlobj.eval.solve_rates.compare_solve_rates",
 }
 
 IMPL, SUPP, PLAN, OUT = "implemented", "supported", "planned", "out of scope"
 # number -> (status, what, recipe or "", names to link)
 ROWS = {
     1: (PLAN, "issue 4: `lp_reg(tau, ...)` on the lazy vocab view (proxy from the old policy, replaces the clipped term on selected tokens)", "", []),
-    2: (PLAN, "issue 6: CoT-Pass@K with a pluggable CoT judge; plain pass@k exists now as `rlobj.eval.pass_at_k`", "", ["pass_at_k"]),
+    2: (SUPP, "evaluation: CoT-pass@k (`rlobj.eval.cot_pass_at_k`) with a pluggable chain-of-thought judge: `RuleCotJudge` or the engine-backed LLM judge `EngineCotJudge`", "", ["cot_pass_at_k", "pass_at_k"]),
     3: (PLAN, "issue 5: backward / forward noisy-verifier corrections and the online false-negative-rate estimate (module `rlobj/terms/corrections.py` in progress, not exported yet)", "", []),
     4: (PLAN, "issue 6: LATR lookahead tree rollouts in `rlobj/rollout`", "", []),
     5: (SUPP, "the objective is PPO/GRPO; the emotion reward comes from a simulated-user LLM, which would be a user verifier (`rlobj.verifiers` interface). rlobj has no critic/GAE, so the PPO variant is out of scope", "`grpo`", ["grpo"]),
@@ -52,7 +55,7 @@ ROWS = {
     20: (IMPL, "GRPO with binary verification rewards (math verifier `rlobj.verifiers.MathVerifier`)", "`grpo`", ["grpo"]),
     21: (PLAN, "issue 5: RiskPO mixed Value-at-Risk objective and question bundling", "", []),
     22: (IMPL, "policy gradient only on the top-ρ entropy (forking) tokens", "`dapo >> top_entropy_mask(rho=0.2)`", ["dapo", "top_entropy_mask"]),
-    23: (SUPP, "evaluation: unbiased pass@k (`rlobj.eval.pass_at_k`); per-problem solve-rate tables between checkpoints are issue 6", "", ["pass_at_k"]),
+    23: (SUPP, "evaluation: unbiased pass@k curves between checkpoints (`rlobj.eval.pass_at_k`, `plot_pass_at_k`) and per-problem solve-rate tables (`compare_solve_rates`)", "", ["pass_at_k", "compare_solve_rates"]),
     24: (SUPP, "objective `grpo`; math, code and logic-puzzle tasks come from `rlobj.data` generators and `rlobj.verifiers` (the paper's datasets are not bundled)", "`grpo`", ["grpo"]),
     25: (OUT, "video self-supervised tasks: no video modality in rlobj", "", []),
     26: (OUT, "multimodal data-mixture optimisation: data selection, not the objective", "", []),
@@ -94,7 +97,7 @@ ROWS = {
     62: (OUT, "training a reasoning reward model; not the policy objective", "", []),
     63: (OUT, "the R3 reward from the policy's own likelihood of reference tokens is not covered by an issue yet (RLPR's probability reward, issue 5, is the closest)", "", []),
     64: (OUT, "generative recommendation with constrained beam search; not RLVR on text reasoning", "", []),
-    65: (PLAN, "issue 6: support shrinkage / expansion tables between checkpoints; pass@k exists (`rlobj.eval.pass_at_k`)", "", ["pass_at_k"]),
+    65: (SUPP, "evaluation: empirical-support preservation / shrinkage / expansion counts between two checkpoints (`rlobj.eval.compare_solve_rates`)", "", ["compare_solve_rates", "pass_at_k"]),
     66: (PLAN, "issue 6: PAPO implicit perception loss and double entropy loss on perception views", "", []),
     67: (PLAN, "issue 5: RLPR probability reward with its std filter", "", []),
     68: (OUT, "capability-adaptive hint length (hint scaffolding): no issue covers it yet; issue 5's Guide is the closest", "", []),
@@ -156,6 +159,11 @@ WHEN_EXPORTED = {
          "VPPO trajectory advantage shaping and pivotal-token gradient filter from `extras[\"visual_dependency\"]` (`visual_dependency_score` writes it)"),
     49: (["critique_token_advantage"], "grpo.replace(group_zscore, group_zscore() >> critique_token_advantage())",
          "CAPO-style token credit: tokens of steps flagged wrong by critique votes (producer is user code) get a penalty; combination rule unverified"),
+    # seed methods II
+    11: (["one_shot_rlvr"], "one_shot_rlvr",
+         "1-shot RLVR preset: GRPO advantages, PPO clip 0.2, entropy bonus 0.001, k3 KL 0.001, token mean"),
+    41: (["mastered_positive_mask"], "grpo >> mastered_positive_mask(tau=0.99, sigma=0.2)",
+         "UloRL DMMPT: drop the policy loss of tokens with p >= 0.99 in reward-1 responses whose mean entropy is below 0.2 (normaliser unchanged); segment rollouts are a rollout-side item"),
     # seed methods II: perception views (rlobj.rollout.perception, rlobj.terms.perception)
     66: (["perception_kl", "double_entropy"],
          "grpo >> perception_kl(gamma=0.01) >> double_entropy(eta_orig=0.03, eta_perturbed=0.03)",
