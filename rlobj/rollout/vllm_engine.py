@@ -156,6 +156,12 @@ class VLLMEngine:
         return cls(path, **kwargs)
 
     def _sampling_params(self, sampling: SamplingConfig, seed: int | None):
+        if sampling.temperature_schedule is not None:
+            raise ValueError(
+                "VLLMEngine: SamplingConfig.temperature_schedule (EAD) is not wired into vLLM yet; "
+                "use HFEngine for scheduled temperatures (vLLM 0.32 would need an argmax-invariant "
+                "custom LogitsProcessor registered at LLM construction, fed per request through "
+                "SamplingParams.extra_args)")
         if sampling.greedy and sampling.temperature != 1.0:
             raise ValueError(
                 "VLLMEngine: greedy=True reports vLLM's log-probs at temperature 1; got "
