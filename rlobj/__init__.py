@@ -242,3 +242,10 @@ __all__ += [
     "pivotal_token_mask",
     "token_hidden_reward",
 ]
+
+from rlobj.terms import sft  # noqa: E402
+
+__all__ += [
+    # supervised warm-up and hybrid methods
+    "sft",
+]

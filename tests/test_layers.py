@@ -1,8 +1,9 @@
 """Imports point downward only (DESIGN.md section 1), checked on the source of every module.
 
-Order, bottom first: ops <- algebra (state, >>, aggregation) <- terms <- presets / registry;
-rollout, verifiers and data sit beside them and use only lower layers; train orchestrates
-everything; eval reads results. Verifiers never import models (no torch, no transformers).
+Order, bottom first: ops <- algebra (state, >>, aggregation) <- terms <- presets / registry
+<- rollout (engines and batch filters, which may reuse term helpers such as
+``zero_variance_groups`` but compute no loss); verifiers and data sit beside them; train
+orchestrates everything; eval reads results. Verifiers never import models.
 """
 
 import ast
@@ -17,7 +18,7 @@ ALLOWED = {
     "algebra": {"ops", "algebra"},
     "terms": {"ops", "algebra", "terms"},
     "presets": {"ops", "algebra", "terms", "presets"},
-    "rollout": {"ops", "rollout"},
+    "rollout": {"ops", "algebra", "terms", "presets", "rollout"},
     "verifiers": {"verifiers"},
     "data": {"data", "verifiers", "ops"},
     "eval": {"eval", "ops", "verifiers", "data", "rollout"},

@@ -126,3 +126,8 @@ from rlobj.terms.token_weights import (  # noqa: E402
 
 __all__ += ["critique_token_advantage", "dependency_advantage_shaping", "hint_clip_ratio", "mis_exploration_pg",
             "pivotal_token_mask", "token_hidden_reward"]
+
+# supervised warm-up and hybrid methods
+from rlobj.terms.supervised import sft  # noqa: E402
+
+__all__ += ["sft"]

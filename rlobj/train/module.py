@@ -23,7 +23,6 @@ whole batch (tested with DDP on 2 CPU processes).
 """
 
 import copy
-import dataclasses
 import math
 import random
 import time
@@ -36,11 +35,10 @@ import torch
 from torch import Tensor
 
 from rlobj.algebra import Normalizer, Objective
-from rlobj.algebra.term import Term, chain
+from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
-from rlobj.registry import REGISTRY, build_objective
+from rlobj.registry import build_objective
 from rlobj.rollout import HFEngine, RolloutBatch, SamplingConfig, left_pad_prompts
-from rlobj.terms.supervised import sft
 from rlobj.train.forward import token_logprobs
 from rlobj.train.tasks import ARITHMETIC_CHARS, ExactAnswer, build_char_tokenizer
 
@@ -50,33 +48,8 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 
 
 def build_train_objective(spec) -> Term:
-    """:func:`rlobj.registry.build_objective`, plus the ``sft`` term while the registry lacks it.
-
-    ``sft`` (:class:`rlobj.terms.supervised.sft`) is resolved here by name only when
-    ``rlobj.registry.REGISTRY`` has no entry of that name; everything else goes to the registry,
-    so unknown names and arguments fail with its messages.
-    """
-    if "sft" in REGISTRY:
-        return build_objective(spec)
-    items = [spec] if isinstance(spec, str) else spec
-    if not isinstance(items, (list, tuple)) or not items:
-        return build_objective(spec)
-    built = []
-    for index, item in enumerate(items):
-        if item == "sft":
-            built.append(sft())
-        elif isinstance(item, dict) and len(item) == 1 and "sft" in item:
-            kwargs = item["sft"] or {}
-            if not isinstance(kwargs, dict):
-                raise RlobjInputError(f"objective[{index}].sft: expected a mapping of arguments, got {kwargs!r}")
-            allowed = {f.name for f in dataclasses.fields(sft)}
-            if set(kwargs) - allowed:
-                raise RlobjInputError(f"sft: unknown argument(s) {sorted(set(kwargs) - allowed)}; "
-                                      f"expected some of {sorted(allowed)}")
-            built.append(sft(**kwargs))
-        else:
-            built.append(build_objective([item]))
-    return chain(*built)
+    """The objective of a config: :func:`rlobj.registry.build_objective` (``sft`` included)."""
+    return build_objective(spec)
 
 
 def _objective(spec, key: str) -> Objective:
