@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1
-exec .venv/bin/python examples/worked_example.py "$@"
+exec .venv/bin/python -m rlobj.train.default_run "$@"
