@@ -341,6 +341,8 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3,
                         help="interleaved timing rounds after the traced warm-up (min is reported)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (1 makes CPU-time ratios robust on a shared machine)")
     parser.add_argument("--chunk-size", type=int, default=None, help="VocabView tokens per chunk")
     parser.add_argument("--memory-budget", type=int, default=None, help="VocabView budget, bytes")
     parser.add_argument("--check-tokens", type=int, default=256,
@@ -349,6 +351,8 @@ def main():
                         help="indices into the variant list to run (default all)")
     args = parser.parse_args()
     device = args.device
+    if args.threads:
+        torch.set_num_threads(args.threads)
     names = [list(STEPS)[i] for i in args.variants]
     print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
           f"H={args.hidden}")

@@ -27,7 +27,7 @@ inputs are float64), and the weight gradient is accumulated over chunks in float
 import abc
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from jaxtyping import Bool, Float, Int
@@ -821,7 +821,6 @@ class _Plan:
     vocab: int
     compute_dtype: torch.dtype
     device: torch.device
-    n_saved: list = field(default_factory=list)
 
     # -- helpers ---------------------------------------------------------------------------
     def _blocks(self, tensors, r0, r1, v0, v1, ws):
@@ -962,7 +961,7 @@ class _Plan:
         for r0, r1 in chunk_bounds(self.n_rows, self.rows):
             c = r1 - r0
             data = {qi: self._data(tensors, qi, r0, r1) for qi in active}
-            gath = {qi: [None] * len(self.queries[qi]._gathers()) for qi in active}
+            gath: list = []  # no gradient formula needs the gathered logits
             lse = {s: lse_cat[s][r0:r1] for s in range(len(self.sources))}
             saved = {qi: {k: v[r0:r1] for k, v in saved_cat[qi].items()} for qi in active}
             g = {qi: out_grads[qi][r0:r1].to(cdt) for qi in active}
@@ -971,24 +970,15 @@ class _Plan:
                 for s, src in enumerate(self.sources)
                 if src.kind == "hidden" and needs[src.slots[0]]
             }
-            if len(vblocks) > 1 and any(self.queries[qi]._gathers() for qi in active):
-                for v0, v1 in vblocks:  # gathers are needed before the per-block gradient
-                    z, squash = self._blocks(tensors, r0, r1, v0, v1, ws)
-                    blk = _Block(z, squash, lse, v0, v1, (r0, r1), ws)
-                    for qi in active:
-                        self._gather(blk, qi, data[qi], gath[qi])
             for v0, v1 in vblocks:
                 z, squash = self._blocks(tensors, r0, r1, v0, v1, ws)
                 blk = _Block(z, squash, lse, v0, v1, (r0, r1), ws)
-                if len(vblocks) == 1:
-                    for qi in active:
-                        self._gather(blk, qi, data[qi], gath[qi])
                 collectors = {
                     s: _Grad(c, cdt, dev) for s in range(len(self.sources)) if source_needs[s]
                 }
                 for qi in active:
                     self.queries[qi]._backward(
-                        blk, self.src[qi], data[qi], gath[qi], saved[qi], g[qi], collectors
+                        blk, self.src[qi], data[qi], gath, saved[qi], g[qi], collectors
                     )
                 for s, collector in collectors.items():
                     dz = collector.build(blk, s)
