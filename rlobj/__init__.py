@@ -43,6 +43,19 @@ from rlobj.presets import (
     sapo,
 )
 
+# batch functions (rollout layer): act on the rollout batch, not on the loss
+from rlobj.rollout.filters import (
+    compensation_step,
+    dars_cumulative_advantage,
+    dars_extra_rollouts,
+    dynamic_sampling,
+    informative_groups,
+    prof_filter,
+    rorecomp_priority,
+    self_curation,
+    std_filter,
+)
+
 # advantage estimators
 from rlobj.terms.advantage_estimators import (
     brpo_advantage,
@@ -305,4 +318,14 @@ __all__ = [
     "reinforce_pp",
     "rloo",
     "sapo",
+    # batch functions (rollout layer)
+    "compensation_step",
+    "dars_cumulative_advantage",
+    "dars_extra_rollouts",
+    "dynamic_sampling",
+    "informative_groups",
+    "prof_filter",
+    "rorecomp_priority",
+    "self_curation",
+    "std_filter",
 ]

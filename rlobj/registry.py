@@ -19,8 +19,10 @@ from typing import Any
 from rlobj import algebra, presets, terms
 from rlobj.algebra.term import Term, chain
 from rlobj.ops.errors import RlobjInputError
+from rlobj.rollout import filters
 
-__all__ = ["REGISTRY", "TERM_FACTORIES", "PRESETS", "build_term", "build_objective", "register", "to_config"]
+__all__ = ["REGISTRY", "TERM_FACTORIES", "PRESETS", "BATCH_FUNCTIONS", "build_term", "build_objective",
+           "register", "to_config"]
 
 #: name -> term class or factory function (called with keyword arguments).
 TERM_FACTORIES: dict[str, Callable[..., Term]] = {}
@@ -38,8 +40,18 @@ for _name in ("k1_kl", "k2_kl", "k3_kl", "abs_kl"):
 for _name in presets.__all__:
     PRESETS[_name] = getattr(presets, _name)
 
-#: Everything by name.
+#: Everything that composes with ``>>``, by name.
 REGISTRY: dict[str, Any] = {**TERM_FACTORIES, **PRESETS}
+
+#: Methods that act on the rollout batch rather than on the loss (DAPO dynamic sampling, SELF,
+#: DARS, RoRecomp, PROF, RLPR's std filter): pure functions of ``rlobj.rollout.filters``,
+#: public in ``rlobj`` and listed here so configs and checks can find them by name.
+BATCH_FUNCTIONS: dict[str, Callable] = {
+    name: getattr(filters, name)
+    for name in ("compensation_step", "dars_cumulative_advantage", "dars_extra_rollouts",
+                 "dynamic_sampling", "informative_groups", "prof_filter", "rorecomp_priority",
+                 "self_curation", "std_filter")
+}
 
 
 def register(name: str, factory: Callable[..., Term]) -> Callable[..., Term]:

@@ -11,7 +11,14 @@ from batches import leaf, make_batch
 import rlobj
 from rlobj import Objective, Term
 from rlobj.algebra.term import as_terms
-from rlobj.registry import PRESETS, REGISTRY, TERM_FACTORIES, build_objective, to_config
+from rlobj.registry import (
+    BATCH_FUNCTIONS,
+    PRESETS,
+    REGISTRY,
+    TERM_FACTORIES,
+    build_objective,
+    to_config,
+)
 
 #: Public names that are not terms (the algebra's own types, errors).
 NOT_TERMS = {"Chain", "LossPart", "Normalizer", "Objective", "Output", "State", "Term", "chain",
@@ -19,7 +26,8 @@ NOT_TERMS = {"Chain", "LossPart", "Normalizer", "Objective", "Output", "State", 
 
 
 def test_every_public_term_and_preset_is_registered():
-    missing = [name for name in rlobj.__all__ if name not in NOT_TERMS and name not in REGISTRY]
+    missing = [name for name in rlobj.__all__
+               if name not in NOT_TERMS and name not in REGISTRY and name not in BATCH_FUNCTIONS]
     assert not missing, f"public names missing from the registry: {missing}"
     for name in rlobj.__all__:
         assert hasattr(rlobj, name), name
@@ -27,6 +35,8 @@ def test_every_public_term_and_preset_is_registered():
 
 def test_every_registered_name_is_public():
     assert set(REGISTRY) <= set(rlobj.__all__)
+    assert set(BATCH_FUNCTIONS) <= set(rlobj.__all__)
+    assert all(getattr(rlobj, name) is fn for name, fn in BATCH_FUNCTIONS.items())
 
 
 def complete(term: Term) -> Term:
