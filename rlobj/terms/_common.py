@@ -1,12 +1,13 @@
 """Helpers shared by the term families (not public)."""
 
+import torch
 from torch import Tensor
 
 from rlobj.algebra.state import State
-from rlobj.ops.errors import RlobjInputError, check_group_sizes
+from rlobj.ops.errors import RlobjInputError, check_group_sizes, check_shape
 from rlobj.ops.reductions import broadcast_to_tokens, masked_sum
 
-__all__ = ["sequence_rewards", "with_advantages", "require_groups", "check_range"]
+__all__ = ["sequence_rewards", "with_advantages", "require_groups", "check_range", "require_extra"]
 
 
 def sequence_rewards(state: State, by: str) -> Tensor:
@@ -45,3 +46,18 @@ def check_range(term: str, name: str, value: float, low: float | None = None, hi
         raise RlobjInputError(f"{term}.{name}: expected {'>' if low_open else '>='} {low}, got {value}")
     if high is not None and value > high:
         raise RlobjInputError(f"{term}.{name}: expected <= {high}, got {value}")
+
+
+def require_extra(state: State, key: str, by: str, shape: tuple[int, ...], dims: str, kind: str) -> Tensor:
+    """``extras[key]`` checked for type, shape and kind (``"float"``, ``"bool"`` or ``"int"``)."""
+    value = state.require(f"extras:{key}", by)
+    if not isinstance(value, Tensor):
+        raise RlobjInputError(f"extras[{key!r}]: {by} expected a {kind} tensor of shape ({dims}), got {type(value).__name__}")
+    check_shape(f"extras[{key!r}]", value, shape, dims)
+    if kind == "bool" and value.dtype != torch.bool:
+        raise RlobjInputError(f"extras[{key!r}]: {by} expected a bool tensor, got {value.dtype}")
+    if kind == "int" and (value.is_floating_point() or value.dtype == torch.bool or value.is_complex()):
+        raise RlobjInputError(f"extras[{key!r}]: {by} expected an integer tensor, got {value.dtype}")
+    if kind == "float" and not value.is_floating_point():
+        raise RlobjInputError(f"extras[{key!r}]: {by} expected a float tensor, got {value.dtype}")
+    return value

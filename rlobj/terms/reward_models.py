@@ -25,27 +25,13 @@ from torch import Tensor
 
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
-from rlobj.ops.errors import RlobjInputError, check_finite, check_shape
+from rlobj.ops.errors import RlobjInputError, check_finite
 from rlobj.terms._common import check_range, require_groups
+from rlobj.terms._common import require_extra as _extra
 
 __all__ = ["ppr_renorm", "co_reward", "majority_answer", "aepo_reward", "exploration_accuracy", "first_hit_rank",
            "self_aligned_reward", "self_aligned_score", "rlpr_reward", "answer_probability", "conciseness_reward",
            "gcpo_reward", "vsrm_step_reward"]
-
-
-def _extra(state: State, key: str, by: str, shape: tuple[int, ...], dims: str, kind: str) -> Tensor:
-    """``extras[key]`` checked for type, shape and kind (``"float"``, ``"bool"`` or ``"int"``)."""
-    value = state.require(f"extras:{key}", by)
-    if not isinstance(value, Tensor):
-        raise RlobjInputError(f"extras[{key!r}]: {by} expected a {kind} tensor of shape ({dims}), got {type(value).__name__}")
-    check_shape(f"extras[{key!r}]", value, shape, dims)
-    if kind == "bool" and value.dtype != torch.bool:
-        raise RlobjInputError(f"extras[{key!r}]: {by} expected a bool tensor, got {value.dtype}")
-    if kind == "int" and (value.is_floating_point() or value.dtype == torch.bool or value.is_complex()):
-        raise RlobjInputError(f"extras[{key!r}]: {by} expected an integer tensor, got {value.dtype}")
-    if kind == "float" and not value.is_floating_point():
-        raise RlobjInputError(f"extras[{key!r}]: {by} expected a float tensor, got {value.dtype}")
-    return value
 
 
 def _check_unit(name: str, values: Tensor, by: str, where: Tensor | None = None) -> None:

@@ -18,24 +18,12 @@ from torch import Tensor
 
 from rlobj.algebra.state import LossPart, State
 from rlobj.algebra.term import Term
-from rlobj.ops.errors import RlobjInputError, check_finite, check_shape
+from rlobj.ops.errors import RlobjInputError, check_finite
 from rlobj.ops.reductions import masked_mean
 from rlobj.terms._common import check_range
+from rlobj.terms._common import require_extra as _extra
 
 __all__ = ["hint_clip_ratio", "mis_exploration_pg"]
-
-
-def _extra(state: State, key: str, by: str, shape: tuple[int, ...], dims: str, kind: str) -> Tensor:
-    """``extras[key]`` checked for type, shape and kind (``"float"`` or ``"bool"``)."""
-    value = state.require(f"extras:{key}", by)
-    if not isinstance(value, Tensor):
-        raise RlobjInputError(f"extras[{key!r}]: {by} expected a {kind} tensor of shape ({dims}), got {type(value).__name__}")
-    check_shape(f"extras[{key!r}]", value, shape, dims)
-    if kind == "bool" and value.dtype != torch.bool:
-        raise RlobjInputError(f"extras[{key!r}]: {by} expected a bool tensor, got {value.dtype}")
-    if kind == "float" and not value.is_floating_point():
-        raise RlobjInputError(f"extras[{key!r}]: {by} expected a float tensor, got {value.dtype}")
-    return value
 
 
 @dataclass(frozen=True)
