@@ -9,11 +9,17 @@ loaded: an unknown term, an argument of the wrong type or a missing dataset file
 with a message naming the key. ``--print_config`` prints the resolved configuration.
 
 ``rlobj eval`` samples ``eval_samples`` answers per evaluation problem and prints pass@k / maj@k
-(optionally from a checkpoint, ``--ckpt_path``).
+(optionally from a checkpoint, ``--ckpt_path``); ``--counts_path=c.json`` writes the per-problem
+``(n, c)`` counts, ``--compare=other.ckpt|other.json`` adds the other model's row and the
+per-problem solve-rate table (support shrinkage / expansion), ``--cot_judge`` (``class_path:
+rlobj.eval.RuleCotJudge``) adds CoT-pass@k, and ``--plot=passk.png`` writes pass@k versus k.
 """
 
+import json
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import lightning as L
 import torch
@@ -27,33 +33,183 @@ __all__ = ["RlobjTrainer", "RlobjCLI", "main"]
 
 
 class RlobjTrainer(L.Trainer):
-    """Lightning's Trainer plus ``eval``: pass@k / maj@k of a model on the evaluation set."""
+    """Lightning's Trainer plus ``eval``: pass@k / maj@k (and more) of a model on the evaluation set."""
 
-    def eval(self, model: RLModule, datamodule: RLDataModule | None = None, ckpt_path: str | None = None) -> dict:
-        """Evaluate ``model`` (weights from ``ckpt_path`` if given) and print a one-row table.
+    def eval(self, model: RLModule, datamodule: RLDataModule | None = None, ckpt_path: str | None = None,
+             counts_path: str | None = None, compare: str | None = None,
+             cot_judge: Callable[[str, str], bool] | None = None, plot: str | None = None,
+             min_correct: int = 1) -> dict[str, Any]:
+        r"""Evaluate ``model`` (weights from ``ckpt_path`` if given), print tables, write files.
+
+        Each evaluation problem gets ``model.eval_samples`` samples; the per-problem counts
+        $(n, c)$ (samples, correct samples) give unbiased pass@k (Chen et al., arXiv 2107.03374)
+        and, between two models, the solve-rate table with support shrinkage / expansion
+        (:func:`rlobj.eval.compare_solve_rates`; arXiv 2504.13837, 2507.14843).
 
         Args:
             model: the module (built lazily here).
             datamodule: provides ``eval_records``.
             ckpt_path: a checkpoint written by ``rlobj fit``.
+            counts_path: write a JSON file ``{"label", "eval_samples", "metrics", "counts":
+                {problem: [n, c]}, "prompts": {problem: prompt}}`` (plus ``"cot_counts"`` with a
+                judge). A problem's key is ``"<index>: <prompt, first line, <= 40 chars>"``.
+            compare: a second model to compare with: a ``.ckpt`` file (evaluated here on the same
+                problems and seeds) or a counts JSON written by ``counts_path`` (or a bare
+                ``{problem: [n, c]}`` mapping). Prints both rows and
+                ``compare_solve_rates(compare, this).table()`` (the other model is "before").
+            cot_judge: a chain-of-thought judge ``judge(prompt, response) -> bool`` (e.g.
+                ``class_path: rlobj.eval.RuleCotJudge``); adds ``cot_pass@k`` for every ``eval_k``
+                (Wen et al., arXiv 2506.14245): pass@k counting only samples with a correct answer
+                whose reasoning the judge accepts.
+            plot: write a PNG of pass@k versus k ($k = 1, 2, 4, \dots, n$) for this model and
+                the compared one (:func:`rlobj.eval.plots.plot_pass_at_k`).
+            min_correct: correct samples that put a problem in a model's support (solve-rate table).
+
+        Returns:
+            ``{"label", "metrics", "counts", "compare_label", "compare_metrics", "compare_counts",
+            "comparison" (a SolveRateComparison or None), "plot" (path or None)}``.
         """
         from rlobj.eval.table import format_table
 
         if datamodule is None:
             raise RlobjInputError("eval: a data section (RLDataModule) is required")
+        if compare is not None and not os.path.isfile(compare):
+            raise FileNotFoundError(f"compare: no such file {compare!r} (a .ckpt checkpoint or a counts .json)")
+        if cot_judge is not None and not callable(cot_judge):
+            raise RlobjInputError(f"cot_judge: expected a callable judge(prompt, response) -> bool, got {cot_judge!r}")
+        if isinstance(min_correct, bool) or not isinstance(min_correct, int) or min_correct < 1:
+            raise RlobjInputError(f"min_correct: expected an int >= 1, got {min_correct!r}")
         model.build()
         label = "model"
         if ckpt_path is not None:
-            if not os.path.isfile(ckpt_path):
-                raise FileNotFoundError(f"ckpt_path: no such file {ckpt_path!r}")
-            checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-            model.on_load_checkpoint(checkpoint)
-            model.load_state_dict(checkpoint["state_dict"])
-            label = os.path.basename(ckpt_path)
-        result = model.evaluate(datamodule.eval_records())
-        columns = [c for c in result if c.startswith(("pass@", "maj@"))]
-        print(format_table([(label, result)], columns), flush=True)
-        return result
+            label = _load_checkpoint(model, ckpt_path, "ckpt_path")
+        records = datamodule.eval_records()
+        metrics, counts, prompts, cot_counts = _evaluate_counts(model, records, cot_judge)
+        report: dict[str, Any] = {"label": label, "metrics": metrics, "counts": counts,
+                                  "compare_label": None, "compare_metrics": None, "compare_counts": None,
+                                  "comparison": None, "plot": None}
+        rows = [(label, metrics)]
+        if counts_path is not None:
+            payload = {"label": label, "eval_samples": model.hparams.eval_samples, "metrics": metrics,
+                       "counts": {k: list(v) for k, v in counts.items()}, "prompts": prompts}
+            if cot_counts is not None:
+                payload["cot_counts"] = {k: list(v) for k, v in cot_counts.items()}
+            directory = os.path.dirname(os.path.abspath(counts_path))
+            os.makedirs(directory, exist_ok=True)
+            with open(counts_path, "w") as handle:
+                json.dump(payload, handle, indent=1)
+        if compare is not None:
+            if compare.endswith(".json"):
+                other_label, other_metrics, other_counts = _read_counts(compare)
+                if other_metrics is None:  # a bare counts mapping: pass@k from the counts
+                    from rlobj.eval.plots import pass_at_k_curve
+
+                    pairs = list(other_counts.values())
+                    ks = [int(k) for k in model.hparams.eval_k if int(k) <= min(n for n, _ in pairs)]
+                    other_metrics = {f"pass@{k}": v for k, v in pass_at_k_curve(pairs, ks).items()}
+            else:
+                other_label = _load_checkpoint(model, compare, "compare")
+                if other_label == label:
+                    other_label = f"{other_label} (compare)"
+                other_metrics, other_counts, _, _ = _evaluate_counts(model, records, cot_judge)
+            from rlobj.eval.solve_rates import compare_solve_rates
+
+            try:
+                comparison = compare_solve_rates(other_counts, counts, min_correct=min_correct)
+            except ValueError as error:
+                raise RlobjInputError(f"compare: {error}") from error
+            report.update(compare_label=other_label, compare_metrics=other_metrics,
+                          compare_counts=other_counts, comparison=comparison)
+            rows = [(other_label, other_metrics), (label, metrics)]
+        columns = [c for c in metrics if c.startswith(("pass@", "maj@", "cot_pass@"))]
+        print(format_table(rows, columns), flush=True)
+        if report["comparison"] is not None:
+            print("", flush=True)
+            print(report["comparison"].table(labels=(report["compare_label"], label)), flush=True)
+        if plot is not None:
+            from rlobj.eval.plots import pass_at_k_curve, plot_pass_at_k
+
+            curves = {}
+            for name, table in ((report["compare_label"], report["compare_counts"]), (label, counts)):
+                if table:
+                    pairs = [tuple(v) for v in table.values()]
+                    curves[name] = pass_at_k_curve(pairs, _powers_of_two(min(n for n, _ in pairs)))
+            report["plot"] = str(plot_pass_at_k(curves, plot))
+            print(f"pass@k plot: {report['plot']}", flush=True)
+        return report
+
+
+def _problem_key(index: int, prompt: str) -> str:
+    line = str(prompt).strip().splitlines()[0] if str(prompt).strip() else ""
+    return f"{index}: {line[:40]}"
+
+
+def _powers_of_two(n: int) -> list[int]:
+    ks, k = [], 1
+    while k < n:
+        ks.append(k)
+        k *= 2
+    return ks + [n]
+
+
+def _load_checkpoint(model: RLModule, path: str, key: str) -> str:
+    """Load a ``rlobj fit`` checkpoint into ``model`` (and its engine); returns the file name."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{key}: no such file {path!r}")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    if "state_dict" not in checkpoint:
+        raise RlobjInputError(f"{key}: {path!r} is not a Lightning checkpoint (no 'state_dict')")
+    model.on_load_checkpoint(checkpoint)
+    model.load_state_dict(checkpoint["state_dict"])
+    model.push_weights()
+    return os.path.basename(path)
+
+
+def _evaluate_counts(model: RLModule, records: list[dict], cot_judge) -> tuple:
+    """Metrics, per-problem ``(n, c)``, prompts and (with a judge) per-problem ``(n, d)``."""
+    from rlobj.eval.cot import cot_pass_at_k, judge_samples
+
+    samples: list[dict] = []
+    metrics = model.evaluate(records, samples_out=samples)
+    counts, prompts, cot_counts = {}, {}, None
+    for index, sample in enumerate(samples):
+        key = _problem_key(index, sample["prompt"])
+        counts[key] = (int(sample["n"]), int(sample["c"]))
+        prompts[key] = sample["prompt"]
+    if cot_judge is not None:
+        cot_counts = {}
+        sums = dict.fromkeys(model.hparams.eval_k, 0.0)
+        for index, sample in enumerate(samples):
+            verdicts = judge_samples(cot_judge, sample["prompt"], sample["responses"], sample["correct"])
+            cot_counts[_problem_key(index, sample["prompt"])] = (int(sample["n"]), int(sum(verdicts)))
+            for k in sums:
+                sums[k] += cot_pass_at_k(sample["correct"], verdicts, int(k))
+        metrics.update({f"cot_pass@{k}": value / max(len(samples), 1) for k, value in sums.items()})
+    return metrics, counts, prompts, cot_counts
+
+
+def _read_counts(path: str) -> tuple[str, dict | None, dict[str, tuple[int, int]]]:
+    """A counts JSON: ``{"counts": {problem: [n, c]}, "label", "metrics"}`` or a bare mapping."""
+    try:
+        with open(path) as handle:
+            payload = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise RlobjInputError(f"compare: {path!r} is not JSON: {error}") from error
+    if not isinstance(payload, dict):
+        raise RlobjInputError(f"compare: {path!r} must hold a JSON object, got {type(payload).__name__}")
+    table = payload.get("counts", payload)
+    if not isinstance(table, dict) or not table:
+        raise RlobjInputError(f"compare: {path!r} holds no per-problem counts ({{problem: [n, c]}})")
+    counts = {}
+    for problem, value in table.items():
+        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value)
+                and value[0] >= 1 and 0 <= value[1] <= value[0]):
+            raise RlobjInputError(f"compare: {path!r}: counts[{problem!r}] must be [n, c] with ints "
+                                  f"n >= 1 and 0 <= c <= n, got {value!r}")
+        counts[str(problem)] = (value[0], value[1])
+    label = str(payload.get("label") or os.path.basename(path))
+    metrics = payload.get("metrics") if isinstance(payload.get("metrics"), dict) else None
+    return label, metrics, counts
 
 
 class RlobjCLI(LightningCLI):

@@ -553,10 +553,17 @@ class RLModule(L.LightningModule):
         self.engine.update_weights(self.policy.named_parameters())
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, records: list[dict]) -> dict[str, float]:
+    def evaluate(self, records: list[dict], samples_out: list | None = None) -> dict[str, float]:
         """Sample ``eval_samples`` answers per record; unbiased pass@k and maj@k for ``eval_k``.
 
         Counts are summed over data-parallel ranks (each rank evaluates its own records).
+
+        Args:
+            records: evaluation records (``prompt``, and what the verifier reads).
+            samples_out: if a list, one dict per record is appended to it (this rank's records):
+                ``prompt``, ``responses`` (the ``n`` decoded samples), ``correct`` (per sample,
+                reward >= ``pass_threshold``), ``n`` and ``c`` (samples, correct samples): what
+                per-problem solve-rate tables and CoT-pass@k need.
         """
         from rlobj.eval.passk import maj_at_k, pass_at_k
 
@@ -580,6 +587,10 @@ class RLModule(L.LightningModule):
                     sums[j] += pass_at_k(n, sum(correct), int(k))
                     sums[len(hp.eval_k) + j] += maj_at_k(answers[:k], correct[:k])
                 sums[-2] += sum(correct) / n
+                if samples_out is not None:
+                    samples_out.append({"prompt": records[index]["prompt"],
+                                        "responses": [completions[r] for r in rows],
+                                        "correct": correct, "n": n, "c": int(sum(correct))})
             sums[-1] = len(records)
         if self.world_size > 1:
             torch.distributed.all_reduce(sums)
