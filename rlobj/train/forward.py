@@ -11,7 +11,7 @@ from torch import Tensor
 
 from rlobj.rollout.logprobs import _logits_to_keep_kwarg, positions_from_mask
 
-__all__ = ["token_logprobs"]
+__all__ = ["token_logprobs", "final_hidden_states", "vocab_view", "view_logprobs"]
 
 
 def token_logprobs(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
@@ -42,3 +42,50 @@ def token_logprobs(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids:
         entropy = -(logp_all.exp() * logp_all).sum(-1)
         entropy = torch.where(mask, entropy, torch.zeros((), dtype=entropy.dtype))
     return logp, entropy
+
+
+def final_hidden_states(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
+                        response_mask: Tensor) -> Tensor:
+    r"""The decoder's final hidden states $h_t$ at the positions that predict the response tokens.
+
+    Runs the model's decoder (``model.get_decoder()``) without its output layer, so no
+    ``[tokens, vocab]`` logits are built; returns ``[batch, seq, hidden]`` (position $t$ predicts
+    ``response_ids[:, t]``). Same inputs and positions as :func:`token_logprobs`.
+    """
+    response_length = response_ids.shape[1]
+    input_ids = torch.cat([prompt_ids, response_ids], dim=1)
+    attention = torch.cat([prompt_mask, response_mask], dim=1).bool()
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    if decoder is None or decoder is model:
+        raise TypeError(f"final_hidden_states: {type(model).__name__} exposes no decoder (get_decoder())")
+    output = decoder(input_ids=input_ids, attention_mask=attention.long(),
+                     position_ids=positions_from_mask(attention), use_cache=False)
+    return output.last_hidden_state[:, -(response_length + 1):-1]
+
+
+def vocab_view(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
+               response_mask: Tensor, temperature: float = 1.0, chunk_size: int | None = None):
+    r"""A :class:`~rlobj.ops.vocab.VocabView` of the policy's next-token distributions over the response.
+
+    $\pi(\cdot \mid s_t) = \mathrm{softmax}(\mathrm{softcap}(h_t W^\top + b) / T)$ from
+    :func:`final_hidden_states` and the output layer's weight $W$ (and bias, and the config's
+    ``final_logit_softcapping`` if any). Gradients follow the caller's grad mode: with grad, the
+    view back-propagates into the decoder and $W$ chunk by chunk (the logits never exist whole).
+    """
+    from rlobj.ops.vocab import VocabView
+
+    hidden = final_hidden_states(model, prompt_ids, prompt_mask, response_ids, response_mask)
+    head = model.get_output_embeddings()
+    softcap = getattr(model.config, "final_logit_softcapping", None)
+    return VocabView.from_hidden(hidden, head.weight, getattr(head, "bias", None), temperature=temperature,
+                                 softcap=softcap, chunk_size=chunk_size)
+
+
+def view_logprobs(view, response_ids: Tensor, response_mask: Tensor) -> tuple[Tensor, Tensor]:
+    """``(logp, entropy)`` of the response tokens from a vocab view, in one pass; 0 on padding."""
+    from rlobj.ops.vocab import Entropy, LogProb
+
+    mask = response_mask.bool()
+    logp, entropy = view.evaluate(LogProb(torch.where(mask, response_ids, 0)), Entropy(), mask=mask)
+    zero = torch.zeros((), dtype=logp.dtype)
+    return torch.where(mask, logp, zero).float(), torch.where(mask, entropy, zero).float()

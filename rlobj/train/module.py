@@ -39,7 +39,7 @@ from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
 from rlobj.registry import build_objective
 from rlobj.rollout import HFEngine, RolloutBatch, SamplingConfig, left_pad_prompts
-from rlobj.train.forward import token_logprobs
+from rlobj.train.forward import token_logprobs, view_logprobs, vocab_view
 from rlobj.train.tasks import ARITHMETIC_CHARS, ExactAnswer, build_char_tokenizer
 
 __all__ = ["RLModule", "build_train_objective", "score_completions"]
@@ -124,7 +124,28 @@ class RLModule(L.LightningModule):
         pass_threshold: a sample "passes" when its reward >= this (pass rate, pass@k).
         track_ref_kl: log ``kl/ref_k3`` (KL to the policy at the first RL step) even when the
             objective does not read ``logp_ref`` (one extra no-grad forward per step).
+        perception: arguments of :class:`rlobj.rollout.perception.PromptSpanMask` (``ratio``,
+            ``span``, ``seed``, ``mode``, ``mask_id``) for objectives that read
+            ``extras["logp_perturbed"]`` / ``extras["vocab_perturbed"]`` (PAPO's ``perception_kl``,
+            ``double_entropy``, ...); default ``PromptSpanMask()`` when such a term is present.
         seed: seed of sampling and shuffling (combined with the step index and rank).
+
+    Inputs the objective needs are decided from its chain's ``slots_read()``:
+
+    * ``extras:logp_proxy`` (``lp_reg``): computed once per rollout batch from the old policy
+      (no grad) as :meth:`VocabView.proxy_logp <rlobj.ops.vocab.VocabView.proxy_logp>` of the
+      sampled tokens with the term's ``tau`` / ``mode``, the view built at temperature 1 from the
+      final hidden states and the ``lm_head`` weight;
+    * ``vocab`` (``forward_kl``, ``siren``, entropy from the vocabulary): the training forward
+      builds the current policy's :class:`~rlobj.ops.vocab.VocabView` from the decoder's hidden
+      states (no ``[tokens, vocab]`` logits) and takes ``logp`` / ``entropy`` from it;
+      ``extras:vocab_ref`` / ``extras:vocab_init``: the reference's view (policy at the first RL
+      step) under no grad, per micro-batch;
+    * ``extras:logp_perturbed``: :func:`~rlobj.rollout.perception.perception_forward` of the old
+      policy (no grad) under ``perception`` right after the rollout; ``extras:vocab_perturbed``:
+      its vocab view, per micro-batch (no grad).
+
+    Values the caller passes in ``update_on_rollout(extras=...)`` take precedence.
     """
 
     def __init__(
@@ -166,6 +187,7 @@ class RLModule(L.LightningModule):
         eval_at_warmup_end: bool = True,
         pass_threshold: float = 1.0,
         track_ref_kl: bool = False,
+        perception: dict[str, Any] | None = None,
         seed: int = 0,
     ):
         super().__init__()
@@ -178,6 +200,17 @@ class RLModule(L.LightningModule):
         self.objective = _objective(objective, "objective")
         self.sft_objective = _objective(sft_objective, "sft_objective")
         self.needs = frozenset().union(*(t.slots_read() for t in self.objective.chain.terms))
+        self._proxy_settings = _proxy_settings(self.objective)
+        self.perception = None
+        if perception is not None or self.needs & {"extras:logp_perturbed", "extras:vocab_perturbed"}:
+            from rlobj.rollout.perception import PromptSpanMask
+
+            if perception is not None and not isinstance(perception, dict):
+                raise RlobjInputError(f"perception: expected a mapping of PromptSpanMask arguments, got {perception!r}")
+            try:
+                self.perception = PromptSpanMask(**(perception or {}))
+            except (TypeError, RlobjInputError) as error:
+                raise RlobjInputError(f"perception: {error}") from error
         if dtype not in _DTYPES:
             raise RlobjInputError(f"dtype: expected one of {sorted(_DTYPES)}, got {dtype!r}")
         if engine not in ("hf", "vllm"):
@@ -425,6 +458,46 @@ class RLModule(L.LightningModule):
                               rollout.response_ids[rows], rollout.response_mask[rows],
                               temperature=self.sampling.temperature, with_entropy=with_entropy)
 
+    def _view(self, model, rollout: RolloutBatch, rows, temperature: float):
+        return vocab_view(model, rollout.prompt_ids[rows], rollout.prompt_mask[rows],
+                          rollout.response_ids[rows], rollout.response_mask[rows], temperature=temperature)
+
+    def _proxy_logprobs(self, rollout: RolloutBatch, tau: float, mode: str) -> Tensor:
+        r"""Lp-Reg's $\log\pi_\text{proxy}(y_t)$ under the current (= old) policy at temperature 1, no grad."""
+        micro = self.hparams.micro_batch_size or len(rollout)
+        pieces = []
+        with torch.no_grad():
+            for i in range(0, len(rollout), micro):
+                rows = slice(i, i + micro)
+                mask = rollout.response_mask[rows].bool()
+                view = self._view(self.policy, rollout, rows, 1.0)
+                tokens = torch.where(mask, rollout.response_ids[rows], 0)
+                proxy = view.proxy_logp(tokens, tau, mode, mask=mask)
+                pieces.append(torch.where(mask, proxy, torch.zeros((), dtype=proxy.dtype)).float())
+        return torch.cat(pieces)
+
+    def _perturbed(self, rollout: RolloutBatch, with_vocab: bool, salt: int, rows=None):
+        """``perception_forward`` of the current policy under ``self.perception`` (no grad).
+
+        Without ``rows``: the log-probs of the whole batch (in micro-batch chunks); with ``rows``:
+        the vocab view of those rows. Draws depend on (perception seed, data position, ``salt``).
+        """
+        from rlobj.rollout.perception import perception_forward
+
+        def run(part, step):
+            with torch.no_grad():
+                return perception_forward(
+                    self.policy, rollout.prompt_ids[part], rollout.prompt_mask[part], rollout.response_ids[part],
+                    rollout.response_mask[part], self.perception, temperature=self.sampling.temperature,
+                    step=step, with_logp=not with_vocab, with_vocab=with_vocab)
+
+        base = self.data_position * 65_536
+        if rows is not None:
+            return run(rows, base + salt).vocab
+        micro = self.hparams.micro_batch_size or len(rollout)
+        return torch.cat([run(slice(i, i + micro), base + salt + 4096 + i).logp.float()
+                          for i in range(0, len(rollout), micro)])
+
     def _no_grad_logprobs(self, rollout: RolloutBatch, model) -> Tensor:
         micro = self.hparams.micro_batch_size or len(rollout)
         pieces = []
@@ -460,12 +533,23 @@ class RLModule(L.LightningModule):
                       group_ids=rollout.group_ids,
                       extras={"logp_rollout": rollout.logp_rollout, "truncated": rollout.truncated,
                               **(extras or {})})
-        if "logp_ref" in self.needs or hp.track_ref_kl:
+        needs = self.needs
+        ref_views = bool(needs & {"extras:vocab_ref", "extras:vocab_init"})
+        if "logp_ref" in needs or hp.track_ref_kl or ref_views:
             if self.reference is None:
                 self._set_reference(copy.deepcopy(self.policy).requires_grad_(False))
+        if "logp_ref" in needs or hp.track_ref_kl:
             fields["logp_ref"] = self._no_grad_logprobs(rollout, self.reference)
+        given = fields["extras"]
+        if ("extras:logp_proxy" in needs and self._proxy_settings is not None and "logp_proxy" not in given
+                and not {"vocab_old", "tokens"} <= given.keys()):
+            given["logp_proxy"] = self._proxy_logprobs(rollout, *self._proxy_settings)
+        if "extras:logp_perturbed" in needs and "logp_perturbed" not in given:
+            given["logp_perturbed"] = self._perturbed(rollout, with_vocab=False, salt=0)
         prepared = self.objective.prepare(**fields)
-        entropy_grad = "entropy" in self.needs
+        entropy_grad = "entropy" in needs
+        with_vocab = "vocab" in needs
+        perturbed_views = "extras:vocab_perturbed" in needs and "vocab_perturbed" not in given
         sums: dict[str, float] = defaultdict(float)
         count = 0
         norms = []
@@ -482,11 +566,30 @@ class RLModule(L.LightningModule):
                 states = [_take(prepared, rows) for rows in micro_rows]
                 normalizer = Normalizer.from_masks([s.mask for s in states])
                 new_term_state = self.term_state
-                for rows, state in zip(micro_rows, states):
-                    logp, entropy = self._forward(rollout, rows, True)
+                for micro_index, (rows, state) in enumerate(zip(micro_rows, states)):
+                    view = None
+                    if with_vocab:
+                        view = self._view(self.policy, rollout, rows, self.sampling.temperature)
+                        logp, entropy = view_logprobs(view, rollout.response_ids[rows], rollout.response_mask[rows])
+                    else:
+                        logp, entropy = self._forward(rollout, rows, True)
                     if not entropy_grad:
                         entropy = entropy.detach()
                     changes = dict(logp=logp, entropy=entropy, cache={})
+                    if view is not None:
+                        changes["vocab"] = view
+                    micro_extras = {}
+                    if ref_views:
+                        with torch.no_grad():
+                            ref = self._view(self.reference, rollout, rows, self.sampling.temperature)
+                        micro_extras.update(vocab_ref=ref, vocab_init=ref)
+                    if perturbed_views:
+                        salt = 1 + (epoch * batch + m0) + micro_index
+                        micro_extras["vocab_perturbed"] = self._perturbed(rollout, with_vocab=True, salt=salt,
+                                                                          rows=rows)
+                    if micro_extras:
+                        changes["extras"] = {**state.extras, **{k: v for k, v in micro_extras.items()
+                                                                if k not in state.extras}}
                     if reuse:
                         changes["logp_old"] = logp.detach()
                     state = state.update(**changes)
@@ -664,6 +767,16 @@ def _set_rng_state(rng: dict) -> None:
     numpy = rng["numpy"]
     np.random.set_state((numpy["kind"], numpy["keys"].numpy().astype(np.uint32), numpy["pos"],
                          numpy["has_gauss"], numpy["cached"]))
+
+
+def _proxy_settings(objective: Objective) -> tuple[float, str] | None:
+    """``(tau, mode)`` of the objective's term(s) reading ``extras:logp_proxy`` (``lp_reg``), or None."""
+    found = {(float(t.tau), str(t.mode)) for t in objective.chain.terms
+             if "extras:logp_proxy" in t.slots_read() and hasattr(t, "tau") and hasattr(t, "mode")}
+    if len(found) > 1:
+        raise RlobjInputError(f"objective: terms reading extras['logp_proxy'] disagree on (tau, mode): {sorted(found)}; "
+                              "the trainer computes one proxy per rollout batch")
+    return found.pop() if found else None
 
 
 def _take(state, rows: Tensor):
