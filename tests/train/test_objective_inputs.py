@@ -128,3 +128,28 @@ def test_bad_input_names_the_argument(kwargs, match):
 
     with pytest.raises(RlobjInputError, match=match):
         RLModule(**kwargs)
+
+
+@pytest.mark.parametrize("config", ["lp_reg_forward_kl.yaml", "papo_text.yaml"])
+def test_example_config_trains_a_few_steps(config, tmp_path, monkeypatch):
+    """Smoke: the shipped YAML runs 1 sft + 2 RL steps through the CLI (small overrides only)."""
+    from pathlib import Path
+
+    from rlobj.train.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    path = Path(__file__).resolve().parents[2] / "examples" / "configs" / config
+    main(["fit", "--config", str(path), "--trainer.max_steps=3", "--model.warmup_sft_steps=1",
+          "--data.prompts_per_step=4", "--model.group_size=4", "--data.eval_size=4", "--model.eval_samples=2",
+          "--model.eval_k=[1, 2]", "--model.tiny_model={hidden_size: 128, layers: 1, heads: 2, seed: 0}",
+          "--trainer.callbacks=[]", "--trainer.logger.init_args.save_dir=runs"])
+    import csv
+    import glob
+
+    (metrics_csv,) = glob.glob(str(tmp_path / "runs" / "**" / "metrics.csv"), recursive=True)
+    rows = list(csv.DictReader(open(metrics_csv)))
+    rl = [r for r in rows if r.get("phase") == "1.0"]
+    assert len(rl) == 2
+    key = "kl/ref_forward_full" if "lp_reg" in config else "perception/kl"
+    for row in rl:
+        assert math.isfinite(float(row[key])) and math.isfinite(float(row["loss"]))
