@@ -548,7 +548,9 @@ class RLModule(L.LightningModule):
             given["logp_perturbed"] = self._perturbed(rollout, with_vocab=False, salt=0)
         prepared = self.objective.prepare(**fields)
         entropy_grad = "entropy" in needs
-        with_vocab = "vocab" in needs
+        # A subclass that overrides _forward supplies its own vocab (e.g. examples/reproductions'
+        # VocabModule, written before this hook): keep calling its _forward then.
+        with_vocab = "vocab" in needs and type(self)._forward is RLModule._forward
         perturbed_views = "extras:vocab_perturbed" in needs and "vocab_perturbed" not in given
         sums: dict[str, float] = defaultdict(float)
         count = 0
