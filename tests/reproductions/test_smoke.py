@@ -29,7 +29,7 @@ def test_every_experiment_has_a_script():
 def test_smoke_run_writes_table_and_plots(script, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     result = subprocess.run([sys.executable, str(script), "--smoke", "--out", str(tmp_path)], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     table = (tmp_path / "results.md").read_text()
     assert table.startswith("| ") and "smoke run, 1 seed(s)" in table
