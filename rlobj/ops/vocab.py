@@ -719,7 +719,8 @@ class ProxyLogProb(_Query):
     def _accumulate(self, blk, src, data, gath, acc):
         s = src[0]
         threshold = self._threshold(blk.lse[s], blk.max[s])
-        kept = torch.mul(blk.p(s), blk.z[s] >= _col(threshold), out=blk.scratch())
+        zero = blk.z[s].new_zeros(())
+        kept = torch.where(blk.z[s] >= _col(threshold), blk.p(s), zero, out=blk.scratch())
         _add_acc(acc, "kept", kept.sum(dim=1))
 
     def _finalize(self, stats, src, data, gath, acc):
@@ -784,7 +785,7 @@ class TopPMask(_Query):
     def _accumulate(self, blk, src, data, gath, acc):
         s = src[0]
         z = blk.z[s]
-        above = torch.mul(blk.p(s), z > gath[0], out=blk.scratch())
+        above = torch.where(z > gath[0], blk.p(s), z.new_zeros(()), out=blk.scratch())
         _add_acc(acc, "above", above.sum(dim=1))
 
     def _finalize(self, stats, src, data, gath, acc):
