@@ -29,6 +29,9 @@ from rlobj.ops.errors import (
     RlobjInputError,
 )
 
+# the lazy full-vocabulary view
+from rlobj.ops.vocab import VocabView
+
 # paper presets
 from rlobj.presets import (
     cispo,
@@ -197,6 +200,8 @@ from rlobj.terms.token_weights import (
 )
 
 __all__ = [
+    # the lazy full-vocabulary view
+    "VocabView",
     # the algebra: state, terms, >>, aggregation, objective
     "Chain",
     "chain",

@@ -21,7 +21,7 @@ from rlobj.registry import (
 )
 
 #: Public names that are not terms (the algebra's own types, errors).
-NOT_TERMS = {"Chain", "LossPart", "Normalizer", "Objective", "Output", "State", "Term", "chain",
+NOT_TERMS = {"VocabView", "Chain", "LossPart", "Normalizer", "Objective", "Output", "State", "Term", "chain",
              "identity", "RlobjBuildError", "RlobjInputError"}
 
 
