@@ -95,9 +95,6 @@ def main() -> None:
         for key in curves:
             curves[key][name] = [[(h["step"], h[key]) for h in e] for e in evals]
     clean, noisy = rows["clean reward"]["pass@1 gain"], rows["noisy, uncorrected"]["pass@1 gain"]
-    for name in rows:
-        rows[name]["gain / clean gain"] = [g / c if abs(c) > 1e-9 else float("nan")
-                                           for g, c in zip(rows[name]["pass@1 gain"], clean)]
     table = C.markdown_table(rows, list(next(iter(rows.values()))))
     C.plot_curves(curves["pass@1"], folder / "pass1.png", f"pass@1 (clean verifier), ρ0={RHO0}, ρ1={RHO1}",
                   "RL step", "pass@1")
