@@ -23,6 +23,7 @@ whole batch (tested with DDP on 2 CPU processes).
 """
 
 import copy
+import dataclasses
 import math
 import random
 import time
@@ -40,6 +41,7 @@ from rlobj.ops.errors import RlobjInputError
 from rlobj.registry import build_objective
 from rlobj.rollout import HFEngine, RolloutBatch, SamplingConfig, left_pad_prompts
 from rlobj.train.forward import token_logprobs, view_logprobs, vocab_view
+from rlobj.train.strategies import parse_rollout
 from rlobj.train.tasks import ARITHMETIC_CHARS, ExactAnswer, build_char_tokenizer
 
 __all__ = ["RLModule", "build_train_objective", "score_completions"]
@@ -128,6 +130,17 @@ class RLModule(L.LightningModule):
             ``span``, ``seed``, ``mode``, ``mask_id``) for objectives that read
             ``extras["logp_perturbed"]`` / ``extras["vocab_perturbed"]`` (PAPO's ``perception_kl``,
             ``double_entropy``, ...); default ``PromptSpanMask()`` when such a term is present.
+        rollout: the sampling strategy of RL steps (:mod:`rlobj.train.strategies`): ``"plain"``
+            (default), ``{strategy: ead, schedule: {...EADSchedule fields}}`` (Exploratory Annealed
+            Decoding, arXiv 2510.05251: the schedule is stepped with ``rl_updates``, the annealed
+            log-probs go to ``extras['logp_rollout']``, ``logp_old`` is recomputed at the plain
+            ``temperature``, so ``>> truncated_is(cap)`` is the reference code's correction; HF
+            and vLLM engines), ``{strategy: latr, config: {...LATRConfig fields}}`` (LATR tree
+            rollouts, arXiv 2510.24302, HF engine; mix ratio read at ``rl_updates``) or
+            ``{strategy: segments, segment_tokens: S}`` (UloRL segment rollouts, arXiv
+            2507.19766, HF engine: ``max_new_tokens`` is the whole budget, unfinished samples
+            continue at the next step, only complete groups are trained on; pending samples are
+            not saved in checkpoints). Evaluation always samples plainly.
         seed: seed of sampling and shuffling (combined with the step index and rank).
 
     Inputs the objective needs are decided from its chain's ``slots_read()``:
@@ -188,6 +201,7 @@ class RLModule(L.LightningModule):
         pass_threshold: float = 1.0,
         track_ref_kl: bool = False,
         perception: dict[str, Any] | None = None,
+        rollout: str | dict[str, Any] | None = None,
         seed: int = 0,
     ):
         super().__init__()
@@ -215,6 +229,10 @@ class RLModule(L.LightningModule):
             raise RlobjInputError(f"dtype: expected one of {sorted(_DTYPES)}, got {dtype!r}")
         if engine not in ("hf", "vllm"):
             raise RlobjInputError(f"engine: expected 'hf' or 'vllm', got {engine!r}")
+        self.rollout_option = parse_rollout(rollout)
+        if self.rollout_option.strategy in ("latr", "segments") and engine != "hf":
+            raise RlobjInputError(f"rollout.strategy: {self.rollout_option.strategy!r} wraps the HF engine "
+                                  f"(it needs HFEngine.decode_rows); got engine={engine!r}")
         if optimizer not in ("adamw", "sgd"):
             raise RlobjInputError(f"optimizer: expected 'adamw' or 'sgd', got {optimizer!r}")
         if lr_schedule not in ("constant", "cosine"):
@@ -245,6 +263,7 @@ class RLModule(L.LightningModule):
         self.policy = None
         self.tokenizer = None
         self.engine = None
+        self.strategy_engine = None
         self.reference = None
         self._pool = None
         self._restored_rng = None
@@ -435,22 +454,85 @@ class RLModule(L.LightningModule):
 
     def rl_update(self, records: list[dict], step: int) -> dict[str, float]:
         """Sample, score and optimise on one batch of prompts; returns the step's metrics."""
-        engine = self._ensure_engine()
         prompts = [self.encode(r["prompt"]) for r in records]
         start = time.perf_counter()
-        rollout = engine.generate(prompts, n=self.hparams.group_size, sampling=self._sampling(step))
+        rollout, samples, strategy_metrics = self._rollout(prompts, records, step)
         rollout = rollout.to(self.device_of_policy())
         generate_seconds = time.perf_counter() - start
+        if len(rollout) == 0:  # segments: nothing complete yet; no update this step
+            strategy_metrics["time/generate_s"] = generate_seconds
+            return strategy_metrics
         completions = self.decode_responses(rollout)
-        samples = [records[g] for g in rollout.group_ids.tolist()]
         rewards, verifier_metrics = score_completions(self.verifier, completions, samples, self._ensure_pool())
         rewards = torch.tensor(rewards, dtype=torch.float32, device=rollout.response_ids.device)
         metrics = self.update_on_rollout(rollout, rewards)
         metrics.update(verifier_metrics)
+        metrics.update(strategy_metrics)
         generated = float(rollout.response_mask.sum())
         metrics["throughput/generate_tokens_per_s"] = generated / max(generate_seconds, 1e-9)
         metrics["time/generate_s"] = generate_seconds
         return metrics
+
+    def _ensure_strategy_engine(self):
+        """The engine RL batches are sampled with: the base engine, or LATR / segments around it."""
+        if self.strategy_engine is not None:
+            return self.strategy_engine
+        base = self._ensure_engine()
+        option = self.rollout_option
+        if option.strategy == "latr":
+            from rlobj.rollout.tree import LATREngine
+
+            self.strategy_engine = LATREngine(base, option.latr)
+        elif option.strategy == "segments":
+            from rlobj.rollout.segments import SegmentRollout
+
+            self.strategy_engine = SegmentRollout(base, option.segment_tokens, release=option.release)
+        else:
+            self.strategy_engine = base
+        return self.strategy_engine
+
+    def _rollout(self, prompts: list[list[int]], records: list[dict], step: int):
+        """Sample one RL batch with the configured strategy.
+
+        Returns ``(rollout, samples, metrics)``: ``samples[b]`` is the record row ``b`` answers.
+        Segment rollouts return the groups completed at this step (possibly admitted at earlier
+        steps), with group ids renumbered 0..k-1.
+        """
+        option = self.rollout_option
+        engine = self._ensure_strategy_engine()
+        sampling = self._sampling(step)
+        n = self.hparams.group_size
+        metrics: dict[str, float] = {}
+        if option.strategy == "ead":
+            schedule = option.schedule.at_step(self.rl_updates)
+            sampling = SamplingConfig(**{**sampling.__dict__, "temperature_schedule": schedule})
+            metrics.update({"rollout/ead_step": float(self.rl_updates), "rollout/ead_decay": schedule.decay})
+        if option.strategy == "latr":
+            rollout = engine.generate(prompts, n=n, sampling=sampling, step=self.rl_updates)
+            info = engine.last_info
+            metrics.update({"rollout/latr_eta": float(info.eta),
+                            "rollout/latr_tree_fraction": sum(s == "tree" for s in info.source) / max(len(info.source), 1),
+                            "rollout/latr_pruned": float(sum(info.pruned)),
+                            "rollout/latr_tree_steps": float(info.tree_steps)})
+            return rollout, [records[g] for g in rollout.group_ids.tolist()], metrics
+        if option.strategy == "segments":
+            rollout = engine.generate(prompts, n=n, sampling=sampling, keys=list(records))
+            samples = list(engine.last_keys)
+            if len(rollout):
+                _, inverse = torch.unique(rollout.group_ids, return_inverse=True)
+                rollout = dataclasses.replace(rollout, group_ids=inverse.to(rollout.group_ids.dtype))
+            metrics.update({"rollout/released_samples": float(len(rollout)),
+                            "rollout/released_groups": float(len(rollout) // n),
+                            "rollout/pending_samples": float(engine.pending)})
+            return rollout, samples, metrics
+        rollout = engine.generate(prompts, n=n, sampling=sampling)
+        if option.strategy == "ead":
+            lengths = rollout.response_mask.sum(-1)
+            positions = torch.arange(rollout.response_mask.shape[1])
+            tau = schedule.temperatures(positions).float()
+            valid = rollout.response_mask.cpu()
+            metrics["rollout/ead_tau_mean"] = float((tau.expand_as(valid) * valid).sum() / max(float(lengths.sum()), 1.0))
+        return rollout, [records[g] for g in rollout.group_ids.tolist()], metrics
 
     def _forward(self, rollout: RolloutBatch, rows, with_entropy: bool, model=None):
         model = self.policy if model is None else model
@@ -526,7 +608,10 @@ class RLModule(L.LightningModule):
         # unless a batch-stage term (e.g. a KL folded into the reward) reads it before.
         batch_reads = frozenset().union(*(t.slots_read() for t in self.objective.chain.terms
                                           if t.stage == "batch"))
+        # EAD and segment rollouts: logp_rollout is not the current policy at the plain
+        # temperature (annealed temperatures / older weights), so logp_old is recomputed.
         reuse = (hp.ppo_epochs == 1 and mini >= batch
+                 and self.rollout_option.strategy not in ("ead", "segments")
                  and not batch_reads & {"logp", "logp_old", "entropy", "vocab"})
         logp_old = rollout.logp_rollout if reuse else self._no_grad_logprobs(rollout, self.policy)
         fields = dict(logp=logp_old, logp_old=logp_old, mask=mask, rewards=rewards,

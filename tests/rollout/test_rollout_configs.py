@@ -1,9 +1,9 @@
-"""The example configs of the rollout strategies build what they name (intended `rollout:` schema)."""
+"""The example configs of the rollout strategies build what they name (the trainer's `rollout:` option)."""
 
-import importlib
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from rlobj.registry import build_objective
@@ -16,17 +16,9 @@ from rlobj.rollout import (
     SegmentRollout,
     VLLMEngine,
 )
+from rlobj.train.strategies import parse_rollout
 
 CONFIGS = Path(__file__).resolve().parents[2] / "examples" / "configs"
-
-
-def build(spec, **extra):
-    """Instantiate a {class_path, init_args} spec (nested specs too)."""
-    if isinstance(spec, dict) and "class_path" in spec:
-        module, _, name = spec["class_path"].rpartition(".")
-        args = {k: build(v) for k, v in (spec.get("init_args") or {}).items()}
-        return getattr(importlib.import_module(module), name)(**args, **extra)
-    return spec
 
 
 def load(name):
@@ -34,27 +26,29 @@ def load(name):
 
 
 def test_ead_config(tiny_model):
-    config = load("rollout/ead.yaml")
-    schedule = build(config["model"]["rollout"]["temperature_schedule"])
-    assert schedule == EADSchedule()
-    build_objective(config["model"]["objective"])
-    SamplingConfig(max_new_tokens=4, temperature_schedule=schedule.at_step(3))
+    model = load("rollout/ead.yaml")["model"]
+    option = parse_rollout(model["rollout"])
+    assert option.strategy == "ead" and isinstance(option.schedule, EADSchedule)
+    tau = option.schedule.temperatures(torch.arange(model["max_new_tokens"]))
+    assert tau[0] > 1.0 > tau[-1]  # explores first, exploits at the end, within the budget
+    assert "truncated_is" in str(build_objective(model["objective"]))
+    SamplingConfig(max_new_tokens=4, temperature_schedule=option.schedule.at_step(3))
 
 
 def test_latr_config(tiny_model):
-    config = load("rollout/latr.yaml")
-    engine = build(config["model"]["rollout"]["strategy"], engine=HFEngine(tiny_model))
-    assert isinstance(engine, LATREngine) and isinstance(engine.config, LATRConfig)
-    assert engine.config.similarity == "math" and engine.config.mix(150) == 0.75
-    assert engine.config.lookahead == (20, 30, 50)
-    build_objective(config["model"]["objective"])
+    model = load("rollout/latr.yaml")["model"]
+    option = parse_rollout(model["rollout"])
+    engine = LATREngine(HFEngine(tiny_model), option.latr)
+    assert isinstance(engine.config, LATRConfig)
+    assert engine.config.similarity == "math" and engine.config.mix(30) == 0.75
+    build_objective(model["objective"])
 
 
 def test_ulorl_config(tiny_model):
-    config = load("rollout/ulorl_segments.yaml")
-    rollout = build(config["model"]["rollout"]["strategy"], engine=HFEngine(tiny_model))
-    assert isinstance(rollout, SegmentRollout) and rollout.segment_tokens == 16384
-    assert config["model"]["max_new_tokens"] == 8 * rollout.segment_tokens
+    model = load("rollout/ulorl_segments.yaml")["model"]
+    option = parse_rollout(model["rollout"])
+    rollout = SegmentRollout(HFEngine(tiny_model), option.segment_tokens, option.release)
+    assert rollout.segment_tokens < model["max_new_tokens"]
 
 
 def test_brorl_config_uses_trainer_keys():
@@ -63,8 +57,8 @@ def test_brorl_config_uses_trainer_keys():
     assert model["engine_args"]["max_batch_size"] < model["group_size"]
 
 
-def test_vllm_engine_rejects_a_schedule_clearly():
+def test_vllm_engine_refuses_greedy_with_a_schedule():
     engine = object.__new__(VLLMEngine)  # no vLLM needed: the check runs before any vLLM call
-    with pytest.raises(ValueError, match="temperature_schedule .* not wired into vLLM"):
-        engine._sampling_params(SamplingConfig(max_new_tokens=2,
+    with pytest.raises(ValueError, match="temperature_schedule needs random sampling"):
+        engine._sampling_params(SamplingConfig(max_new_tokens=2, greedy=True,
                                                temperature_schedule=EADSchedule()), None)

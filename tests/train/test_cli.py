@@ -10,7 +10,7 @@ from rlobj.train.datamodule import RLDataModule
 from rlobj.train.module import RLModule
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = sorted(glob.glob(str(ROOT / "examples" / "configs" / "*.yaml")))
+CONFIGS = sorted(glob.glob(str(ROOT / "examples" / "configs" / "**" / "*.yaml"), recursive=True))
 
 
 def _cli(args):
@@ -36,6 +36,7 @@ def _overrides(config: str, tmp_path) -> list[str]:
 def test_every_shipped_config_is_found():
     names = {os.path.basename(c) for c in CONFIGS}
     assert "default.yaml" in names and len(CONFIGS) >= 3
+    assert {"ead.yaml", "latr.yaml", "ulorl_segments.yaml"} <= names  # examples/configs/rollout/
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=os.path.basename)
@@ -45,6 +46,9 @@ def test_config_parses_and_instantiates(config, tmp_path, monkeypatch):
     assert isinstance(cli.model, RLModule) and isinstance(cli.datamodule, RLDataModule)
     assert cli.model.policy is None  # nothing loaded at parse/instantiate time
     assert len(cli.model.objective.chain.terms) >= 1
+    if "/rollout/" in config.replace(os.sep, "/"):
+        expected = {"ead": "ead", "latr": "latr", "ulorl_segments": "segments"}[Path(config).stem]
+        assert cli.model.rollout_option.strategy == expected
 
 
 def test_print_config(capsys):
