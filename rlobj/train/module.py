@@ -691,7 +691,8 @@ class RLModule(L.LightningModule):
                         mismatch += float((rollout.logp_rollout[rows] - logp.detach()).abs()[valid].sum())
                     log_ratio = (logp.detach() - state.logp_old)[valid]
                     sums["kl/old_k3"] += float((torch.expm1(-log_ratio) + log_ratio).sum() / n_valid)
-                    sums["entropy"] += float(entropy.detach()[valid].sum() / n_valid)
+                    if "entropy" not in out.metrics:  # a term (entropy_bonus, ...) already reported it
+                        sums["entropy"] += float(entropy.detach()[valid].sum() / n_valid)
                     count += 1
                 lr = self.rl_lr(self.rl_updates)
                 norms.append(self._step(lr))

@@ -186,3 +186,16 @@ def test_rl_update_with_verifier_pool_survives_a_crashing_verifier():
 class _Raises:
     def __call__(self, completion, sample):
         raise RuntimeError("broken verifier")
+
+
+def test_entropy_metric_is_not_counted_twice_when_a_term_reports_it():
+    """entropy_bonus reports `entropy`; the trainer must not add its own copy on top."""
+    values = {}
+    for objective in ("grpo", ["group_zscore", {"clip_ratio": {}}, {"entropy_bonus": {"coef": 0.0}},
+                               "seq_mean_token_mean"]):
+        module = tiny_module(objective=objective)
+        rollout = synthetic_rollout(module)
+        key = "bonus" if isinstance(objective, list) else "plain"
+        values[key] = module.update_on_rollout(rollout, synthetic_rewards(len(rollout)))["entropy"]
+    # same weights, same rollout, coefficient 0: the same entropy (it was 2x before the fix)
+    assert values["bonus"] == pytest.approx(values["plain"], rel=1e-4)
