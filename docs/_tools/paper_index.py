@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SEEDS = REPO.parent / "shared" / "seeds" / "papers.md"
+SEEDS = REPO / "docs" / "_tools" / "seed_titles.md"  # titles of ../shared/seeds/papers.md
 
 # API anchors of the names used below (autorefs identifiers; the build fails if one is wrong).
 API = {
