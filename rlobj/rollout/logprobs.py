@@ -84,22 +84,35 @@ def sequence_logprobs(
             f"{response_ids.shape[0]}")
     if prompt_ids.shape[1] == 0 or not bool(prompt_mask.any(-1).all()):
         raise ValueError("sequence_logprobs: every prompt needs at least one real token")
+    logits = response_logits(model, prompt_ids, prompt_mask, response_ids, response_mask)
+    logp_all = torch.log_softmax(logits.float() / temperature, dim=-1)
+    logp = logp_all.gather(-1, response_ids.unsqueeze(-1)).squeeze(-1)
+    return logp.masked_fill(~response_mask.bool(), 0.0)
+
+
+def joined_inputs(prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
+                  response_mask: Tensor) -> dict:
+    """Model inputs for prompt + response: ids, attention mask and positions from the mask.
+
+    Positions come from the attention mask (as ``generate`` does), so left padding never shifts
+    them: the trainer's log-probs then match the sampler's.
+    """
+    attention = torch.cat([prompt_mask, response_mask], dim=1).bool()
+    return dict(input_ids=torch.cat([prompt_ids, response_ids], dim=1), attention_mask=attention.long(),
+                position_ids=positions_from_mask(attention), use_cache=False)
+
+
+def response_logits(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
+                    response_mask: Tensor) -> Tensor:
+    """Logits at the positions that predict the response tokens, ``[batch, seq, vocab]``.
+
+    Only those positions are materialised when the model accepts ``logits_to_keep``.
+    """
     response_length = response_ids.shape[1]
-    input_ids = torch.cat([prompt_ids, response_ids], dim=1)
-    attention_mask = torch.cat([prompt_mask, response_mask], dim=1).bool()
     kwargs = {}
     keep_name = _logits_to_keep_kwarg(model)
     if keep_name is not None:
         kwargs[keep_name] = response_length + 1
-    output = model(
-        input_ids=input_ids,
-        attention_mask=attention_mask.long(),
-        position_ids=positions_from_mask(attention_mask),
-        use_cache=False,
-        **kwargs,
-    )
+    output = model(**joined_inputs(prompt_ids, prompt_mask, response_ids, response_mask), **kwargs)
     # logits[:, i] predicts token i + 1: keep the positions that predict the response tokens.
-    logits = output.logits[:, -(response_length + 1):-1]
-    logp_all = torch.log_softmax(logits.float() / temperature, dim=-1)
-    logp = logp_all.gather(-1, response_ids.unsqueeze(-1)).squeeze(-1)
-    return logp.masked_fill(~response_mask.bool(), 0.0)
+    return output.logits[:, -(response_length + 1):-1]

@@ -35,7 +35,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from rlobj.ops.typecheck import typechecked
-from rlobj.rollout.logprobs import positions_from_mask
+from rlobj.rollout.logprobs import response_logits
 
 __all__ = [
     "TemperatureSchedule",
@@ -232,11 +232,7 @@ def scheduled_sequence_logprobs(
             f"scheduled_sequence_logprobs: prompt batch {prompt_ids.shape[0]} must equal response "
             f"batch {response_ids.shape[0]}")
     batch, length = response_ids.shape
-    input_ids = torch.cat([prompt_ids, response_ids], dim=1)
-    attention = torch.cat([prompt_mask, response_mask], dim=1)
-    output = model(input_ids=input_ids, attention_mask=attention.long(),
-                   position_ids=positions_from_mask(attention), use_cache=False)
-    logits = output.logits[:, -(length + 1):-1].float()
+    logits = response_logits(model, prompt_ids, prompt_mask, response_ids, response_mask).float()
     start = torch.zeros(batch, dtype=torch.long, device=logits.device) if offsets is None \
         else offsets.to(logits.device)
     positions = start.unsqueeze(-1) + torch.arange(length, device=logits.device)

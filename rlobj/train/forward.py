@@ -9,7 +9,7 @@ from the same logits (a metric; it carries gradient only when the objective read
 import torch
 from torch import Tensor
 
-from rlobj.rollout.logprobs import _logits_to_keep_kwarg, positions_from_mask
+from rlobj.rollout.logprobs import joined_inputs, response_logits
 
 __all__ = ["token_logprobs", "final_hidden_states", "vocab_view", "view_logprobs"]
 
@@ -23,16 +23,7 @@ def token_logprobs(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids:
         ``(logp, entropy)``: float32 ``[batch, seq]`` tensors, 0 where ``response_mask`` is False;
         ``entropy`` is None unless ``with_entropy``.
     """
-    response_length = response_ids.shape[1]
-    input_ids = torch.cat([prompt_ids, response_ids], dim=1)
-    attention = torch.cat([prompt_mask, response_mask], dim=1).bool()
-    kwargs = {}
-    keep = _logits_to_keep_kwarg(model)
-    if keep is not None:
-        kwargs[keep] = response_length + 1
-    output = model(input_ids=input_ids, attention_mask=attention.long(),
-                   position_ids=positions_from_mask(attention), use_cache=False, **kwargs)
-    logits = output.logits[:, -(response_length + 1):-1].float() / temperature
+    logits = response_logits(model, prompt_ids, prompt_mask, response_ids, response_mask).float() / temperature
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, response_ids.unsqueeze(-1)).squeeze(-1)
     mask = response_mask.bool()
@@ -52,15 +43,11 @@ def final_hidden_states(model, prompt_ids: Tensor, prompt_mask: Tensor, response
     ``[tokens, vocab]`` logits are built; returns ``[batch, seq, hidden]`` (position $t$ predicts
     ``response_ids[:, t]``). Same inputs and positions as :func:`token_logprobs`.
     """
-    response_length = response_ids.shape[1]
-    input_ids = torch.cat([prompt_ids, response_ids], dim=1)
-    attention = torch.cat([prompt_mask, response_mask], dim=1).bool()
     decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
     if decoder is None or decoder is model:
         raise TypeError(f"final_hidden_states: {type(model).__name__} exposes no decoder (get_decoder())")
-    output = decoder(input_ids=input_ids, attention_mask=attention.long(),
-                     position_ids=positions_from_mask(attention), use_cache=False)
-    return output.last_hidden_state[:, -(response_length + 1):-1]
+    output = decoder(**joined_inputs(prompt_ids, prompt_mask, response_ids, response_mask))
+    return output.last_hidden_state[:, -(response_ids.shape[1] + 1):-1]
 
 
 def vocab_view(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
