@@ -43,19 +43,7 @@ def main() -> None:
     folder = C.out_dir(args, NAME)
     steps, every = C.smoke_or(args, (3, 3), (100, 20))
     size, n = C.smoke_or(args, (8, 4), (128, 16))
-    results = {name: [] for name in METHODS}
-    for seed in range(args.seeds):
-        warm = C.warm_start(seed, steps=C.smoke_or(args, 5, C.WARMUP_STEPS), use_cache=not args.smoke)
-        records = C.eval_records(seed, size)
-
-        def evaluate(module, step, seed=seed, records=records):
-            counts = C.sample_counts(module, records, n, seed=seed * 7 + step)
-            return {"pass@1": C.passk(counts, n, 1), f"pass@{n}": C.passk(counts, n, n)}
-
-        for name, objective in METHODS.items():
-            log(f"seed {seed}: {name}")
-            _, history = C.rl_run(objective, seed, warm, steps, evaluate=evaluate, eval_every=every, log=log)
-            results[name].append(history)
+    results = C.run_methods(args, METHODS, log, steps, every, size, n)
     rows, curves = {}, {key: {} for key in ("token_entropy", "pass@1", f"pass@{n}")}
     for name, runs in results.items():
         entropy = [[(h["step"], h["token_entropy"]) for h in run if "token_entropy" in h] for run in runs]

@@ -321,3 +321,29 @@ class VocabModule(RLModule):
         # (entropy_bonus does): the mean token entropy of the policy is recorded here instead
         metrics["token_entropy"] = sum(self._entropies) / max(len(self._entropies), 1)
         return metrics
+
+
+def run_methods(args, methods: dict, log, steps: int, every: int, size: int, n: int,
+                configure=None) -> dict[str, list]:
+    """Every method on every seed, all from the seed's warm start; the histories per method.
+
+    ``configure(value, seed) -> (objective, rl_run keyword arguments)`` turns a ``methods`` value
+    into what :func:`rl_run` needs (default: the value is the objective). Evaluation: pass@1 and
+    pass@n on the seed's held-out records every ``every`` steps.
+    """
+    results = {name: [] for name in methods}
+    for seed in range(args.seeds):
+        warm = warm_start(seed, steps=smoke_or(args, 5, WARMUP_STEPS), use_cache=not args.smoke)
+        records = eval_records(seed, size)
+
+        def evaluate(module, step, seed=seed, records=records):
+            counts = sample_counts(module, records, n, seed=seed * 7 + step)
+            return {"pass@1": passk(counts, n, 1), f"pass@{n}": passk(counts, n, n)}
+
+        for name, value in methods.items():
+            log(f"seed {seed}: {name}")
+            objective, extra = configure(value, seed) if configure is not None else (value, {})
+            _, history = rl_run(objective, seed, warm, steps, evaluate=evaluate, eval_every=every, log=log,
+                                **extra)
+            results[name].append(history)
+    return results
