@@ -1,0 +1,51 @@
+"""Evaluation of a module's policy: ``n`` samples per record, unbiased pass@k and maj@k."""
+
+import torch
+
+from rlobj.rollout import SamplingConfig
+
+__all__ = ["evaluate_records"]
+
+
+def evaluate_records(module, records: list[dict], samples_out: list | None = None) -> dict[str, float]:
+    """Sample ``eval_samples`` answers per record with ``module``; pass@k / maj@k for ``eval_k``.
+
+    Counts are summed over data-parallel ranks (each rank evaluates its own records). With
+    ``samples_out`` a list, one dict per record is appended: ``prompt``, ``responses``,
+    ``correct`` (reward >= ``pass_threshold``), ``n`` and ``c``.
+    """
+    from rlobj.eval.passk import maj_at_k, pass_at_k
+
+    hp = module.hparams
+    engine = module._ensure_engine()
+    n = hp.eval_samples
+    sampling = module._sampling(0, salt=1_000_000_007, temperature=hp.eval_temperature,
+                                max_new_tokens=hp.eval_max_new_tokens or hp.max_new_tokens)
+    sampling = SamplingConfig(**{**sampling.__dict__, "seed": hp.seed * 17 + 5 + module.rank})
+    sums = torch.zeros(2 * len(hp.eval_k) + 2, dtype=torch.float64)
+    if records:
+        rollout = engine.generate([module.encode(r["prompt"]) for r in records], n=n, sampling=sampling)
+        completions = module.decode_responses(rollout)
+        samples = [records[g] for g in rollout.group_ids.tolist()]
+        scores, _ = module.scorer.score_texts(completions, samples)
+        rewards = [s.reward for s in scores]
+        for index in range(len(records)):
+            rows = range(index * n, (index + 1) * n)
+            correct = [rewards[r] >= hp.pass_threshold for r in rows]
+            answers = [completions[r].strip() or None for r in rows]
+            for j, k in enumerate(hp.eval_k):
+                sums[j] += pass_at_k(n, sum(correct), int(k))
+                sums[len(hp.eval_k) + j] += maj_at_k(answers[:k], correct[:k])
+            sums[-2] += sum(correct) / n
+            if samples_out is not None:
+                samples_out.append({"prompt": records[index]["prompt"],
+                                    "responses": [completions[r] for r in rows],
+                                    "correct": correct, "n": n, "c": int(sum(correct))})
+        sums[-1] = len(records)
+    if module.world_size > 1:
+        torch.distributed.all_reduce(sums)
+    total = max(float(sums[-1]), 1.0)
+    result = {f"pass@{k}": float(sums[j]) / total for j, k in enumerate(hp.eval_k)}
+    result.update({f"maj@{k}": float(sums[len(hp.eval_k) + j]) / total for j, k in enumerate(hp.eval_k) if k > 1})
+    result["mean_reward_rate"] = float(sums[-2]) / total
+    return result

@@ -1,0 +1,35 @@
+"""Providers of the inputs terms read (see :mod:`rlobj.train.providers.base`)."""
+
+from rlobj.train.providers.base import (
+    PROVIDERS,
+    TRAINER_SLOTS,
+    Provider,
+    build_providers,
+    register_provider,
+    required_slots,
+    resolve_providers,
+)
+from rlobj.train.providers.policy import (
+    LpRegProxy,
+    PerturbedContext,
+    ReferenceLogprobs,
+    ReferenceViews,
+    RolloutFields,
+    TokenRewards,
+)
+
+__all__ = [
+    "PROVIDERS",
+    "TRAINER_SLOTS",
+    "Provider",
+    "build_providers",
+    "register_provider",
+    "required_slots",
+    "resolve_providers",
+    "LpRegProxy",
+    "PerturbedContext",
+    "ReferenceLogprobs",
+    "ReferenceViews",
+    "RolloutFields",
+    "TokenRewards",
+]

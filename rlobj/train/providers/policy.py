@@ -1,0 +1,159 @@
+r"""Providers that run the policy or the reference: reference log-probs and views, Lp-Reg's proxy,
+perturbed-context forwards, and the fields the rollout itself carries."""
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from rlobj.ops.errors import RlobjInputError
+from rlobj.train.providers.base import Provider, register_provider
+
+__all__ = ["RolloutFields", "TokenRewards", "ReferenceLogprobs", "ReferenceViews", "LpRegProxy",
+           "PerturbedContext"]
+
+
+@register_provider
+class RolloutFields(Provider):
+    """``extras:logp_rollout`` (log-probs of the distribution actually sampled) and
+    ``extras:truncated`` (no EOS within the budget), straight from the sampler's batch."""
+
+    provides: ClassVar[tuple[str, ...]] = ("extras:logp_rollout", "extras:truncated")
+
+    def batch(self, ctx, batch, inputs):
+        return {"extras:logp_rollout": batch.rollout.logp_rollout, "extras:truncated": batch.rollout.truncated}
+
+
+@register_provider
+class TokenRewards(Provider):
+    """``token_rewards`` from the scorer's :attr:`Score.token_rewards <rlobj.train.stages.Score>`
+    (absent when no score has them)."""
+
+    provides: ClassVar[tuple[str, ...]] = ("token_rewards",)
+
+    def batch(self, ctx, batch, inputs):
+        values = batch.token_rewards()
+        return {} if values is None else {"token_rewards": values}
+
+
+@register_provider
+class ReferenceLogprobs(Provider):
+    r"""``logp_ref``: $\log\pi_\text{ref}(y_t)$ of the frozen reference (the policy at the first RL
+    step unless the module was given one), no grad, in micro-batch chunks."""
+
+    provides: ClassVar[tuple[str, ...]] = ("logp_ref",)
+
+    def batch(self, ctx, batch, inputs):
+        logp, _ = ctx.models.no_grad_logprobs(batch.rollout, ctx.models.reference)
+        return {"logp_ref": logp}
+
+
+@register_provider
+class ReferenceViews(Provider):
+    r"""``extras:vocab_ref`` / ``extras:vocab_init``: the reference's lazy
+    :class:`~rlobj.ops.vocab.VocabView` of each micro-batch (no grad), for full-vocabulary
+    divergences (``forward_kl``, ``js_divergence``, ...)."""
+
+    provides: ClassVar[tuple[str, ...]] = ("extras:vocab_ref", "extras:vocab_init")
+
+    def micro(self, ctx, batch, rows, inputs):
+        with torch.no_grad():
+            view = ctx.models.view(batch.rollout, rows, ctx.models.reference)
+        return {"extras:vocab_ref": view, "extras:vocab_init": view}
+
+
+@register_provider
+class LpRegProxy(Provider):
+    r"""``extras:logp_proxy`` (Lp-Reg, arXiv 2510.03222): $\log\pi_\text{proxy}(y_t)$ of the old policy.
+
+    Computed once per rollout batch, no grad, at temperature 1 from the vocab view (no
+    ``[tokens, vocab]`` logits): :meth:`VocabView.proxy_logp <rlobj.ops.vocab.VocabView.proxy_logp>`
+    of the sampled tokens with the consuming term's ``tau`` and ``mode``.
+    """
+
+    provides: ClassVar[tuple[str, ...]] = ("extras:logp_proxy",)
+
+    def __init__(self, tau: float | None = None, mode: str | None = None):
+        self.tau, self.mode = tau, mode
+
+    def setup(self, terms):
+        found = {(float(t.tau), str(t.mode)) for t in terms
+                 if "extras:logp_proxy" in t.slots_read() and hasattr(t, "tau") and hasattr(t, "mode")}
+        if len(found) > 1:
+            raise RlobjInputError(f"objective: terms reading extras['logp_proxy'] disagree on (tau, mode): "
+                                  f"{sorted(found)}; one proxy is computed per rollout batch")
+        if found:
+            tau, mode = found.pop()
+            self.tau = tau if self.tau is None else self.tau
+            self.mode = mode if self.mode is None else self.mode
+        if self.tau is None or self.mode is None:
+            raise RlobjInputError("LpRegProxy: no term gives tau / mode; pass them as the provider's arguments")
+
+    def batch(self, ctx, batch, inputs):
+        rollout = batch.rollout
+        pieces = []
+        with torch.no_grad():
+            for rows in ctx.models.chunks(len(rollout)):
+                mask = rollout.response_mask[rows].bool()
+                view = ctx.models.view(rollout, rows, temperature=1.0)
+                tokens = torch.where(mask, rollout.response_ids[rows], 0)
+                proxy = view.proxy_logp(tokens, self.tau, self.mode, mask=mask)
+                pieces.append(torch.where(mask, proxy, torch.zeros((), dtype=proxy.dtype)).float())
+        return {"extras:logp_proxy": torch.cat(pieces)}
+
+
+@register_provider
+class PerturbedContext(Provider):
+    r"""``extras:logp_perturbed`` / ``extras:vocab_perturbed``: the old policy on a perturbed prompt.
+
+    :func:`~rlobj.rollout.perception.perception_forward` under ``perturbation`` (default
+    :class:`~rlobj.rollout.perception.PromptSpanMask` with its defaults: PAPO's ratio 0.6), no grad:
+    log-probs once per rollout batch, vocab views per micro-batch. Each row's draw depends only
+    on (perturbation seed, data step, the row's index in the rollout batch), so micro-batching
+    changes nothing.
+
+    Args:
+        perturbation: arguments of ``PromptSpanMask`` (``ratio``, ``span``, ``seed``, ``mode``,
+            ``mask_id``) or a built perturbation.
+    """
+
+    provides: ClassVar[tuple[str, ...]] = ("extras:logp_perturbed", "extras:vocab_perturbed")
+
+    def __init__(self, perturbation: dict[str, Any] | None = None):
+        from rlobj.rollout.perception import PatchBlackening, PromptSpanMask
+
+        if isinstance(perturbation, (PromptSpanMask, PatchBlackening)):
+            self.perturbation = perturbation
+        else:
+            if perturbation is not None and not isinstance(perturbation, dict):
+                raise RlobjInputError(f"PerturbedContext.perturbation: expected a mapping of PromptSpanMask "
+                                      f"arguments, got {perturbation!r}")
+            try:
+                self.perturbation = PromptSpanMask(**(perturbation or {}))
+            except TypeError as error:
+                raise RlobjInputError(f"PerturbedContext.perturbation: {error}") from error
+
+    def _run(self, ctx, rollout, rows: Tensor, with_vocab: bool):
+        from rlobj.rollout.perception import perception_forward
+
+        kwargs = dict(temperature=ctx.models.temperature, step=ctx.step, with_logp=not with_vocab,
+                      with_vocab=with_vocab)
+        return perception_forward(ctx.models.policy, rollout.prompt_ids[rows], rollout.prompt_mask[rows],
+                                  rollout.response_ids[rows], rollout.response_mask[rows], self.perturbation,
+                                  row_keys=rows, **kwargs)
+
+    def batch(self, ctx, batch, inputs):
+        if "extras:logp_perturbed" not in self.needed:
+            return {}
+        rollout = batch.rollout
+        index = torch.arange(len(rollout), device=rollout.response_ids.device)
+        with torch.no_grad():
+            pieces = [self._run(ctx, rollout, index[part], False).logp.float()
+                      for part in ctx.models.chunks(len(rollout))]
+        return {"extras:logp_perturbed": torch.cat(pieces)}
+
+    def micro(self, ctx, batch, rows, inputs):
+        if "extras:vocab_perturbed" not in self.needed:
+            return {}
+        with torch.no_grad():
+            return {"extras:vocab_perturbed": self._run(ctx, batch.rollout, rows, True).vocab}
