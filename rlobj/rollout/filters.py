@@ -95,9 +95,10 @@ def std_filter(rewards: Tensor, group_ids: Tensor, ema: float | None, step: int,
     if step >= ema_start:
         ema = mean_std if ema is None else rate * ema + (1 - rate) * mean_std
     keep = torch.ones(rewards.shape, dtype=torch.bool, device=rewards.device)
+    rows = index.cpu()  # stds live on the CPU; index them there, whatever the rewards' device
     if step >= filter_start and ema is not None:
-        keep = (stds >= beta * ema)[index].to(rewards.device)
-    return StdFilterResult(keep=keep, ema=ema, group_std=stds[index].to(rewards.dtype))
+        keep = (stds >= beta * ema)[rows].to(rewards.device)
+    return StdFilterResult(keep=keep, ema=ema, group_std=stds[rows].to(device=rewards.device, dtype=rewards.dtype))
 
 
 # --------------------------------------------------------------------------- shared checks
