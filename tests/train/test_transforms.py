@@ -331,6 +331,7 @@ def test_rorecomp_compensation_buffer_and_state_round_trip():
     second = restored(context(Script(), step=1), _recomp_batch(step_tag=1))
     # buffer 2 + 2 new = 4 >= 3: the 2 oldest (step 0's rows 2 and 3) come back as one group
     assert len(second) == 5 and second.metrics["rorecomp/compensation"] == 2
+    assert first.on_policy and not second.on_policy  # replayed rows: the trainer recomputes logp_old
     assert second.extras["rorecomp_compensation"].tolist() == [False] * 3 + [True] * 2
     assert second.rollout.group_ids.tolist() == [0, 0, 0, 1, 1]
     comp = second.select([3, 4])
@@ -343,6 +344,18 @@ def test_rorecomp_compensation_buffer_and_state_round_trip():
     assert len(closed(context(Script(), step=1), _recomp_batch(step_tag=1))) == 3 and len(closed.buffer) == 3
     with pytest.raises(RlobjInputError, match="batch_size"):
         RoRecomp(capacity=2, batch_size=3)
+
+
+def test_rorecomp_buffer_stays_bounded():
+    # 2 deferred rows a step, 1 replayed: without a bound the buffer would grow by 1 a step
+    transform = RoRecomp(capacity=2, batch_size=1)
+    for step in range(5):
+        out = transform(context(Script(), step=step), _recomp_batch(step_tag=step))
+        assert len(transform.buffer) <= 2 and out.metrics["rorecomp/buffer"] == len(transform.buffer)
+    # step 0: 2 rows, 2 >= capacity: 1 replayed, 1 left; later steps: 1 + 2 -> 1 replayed, 2 left, then
+    # 2 + 2 -> 1 replayed, 3 left -> the oldest discarded
+    assert out.metrics["rorecomp/compensation"] == 1 and out.metrics["rorecomp/discarded"] == 1
+    assert [origin for origin, _ in transform.buffer] == ["4:0", "4:0"]
 
 
 # --------------------------------------------------------------------------- SELF

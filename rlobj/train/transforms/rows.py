@@ -170,13 +170,16 @@ class RoRecomp(Transform):
     ``batch_size`` oldest rows are appended to the step as a compensation batch: the rows of
     one original group form one group, and ``extras["rorecomp_compensation"]`` flags them (the
     flag is attached to every row whenever ``capacity`` is set, so the extras are the same on
-    every step).
+    every step). The buffer never holds more than ``capacity`` rows: rows pushed out of it
+    (oldest first) are discarded, whether the gate was closed or the step deferred more rows
+    than one compensation batch takes.
 
     Differences from the paper (Li et al., RoRecomp, arXiv 2509.25958; no code released):
     the paper computes advantages on the full group and trains on the priority subset; here
     the objective computes them on the rows it receives, i.e. on the priority subset of each
     group. The paper's compensation batch is an extra update step; here its rows join this
-    step's update (they were sampled by an older policy: off-policy). ``alpha``, ``capacity``,
+    step's update (they were sampled by an older policy: the batch is then marked
+    ``on_policy=False`` so the trainer recomputes ``logp_old``). ``alpha``, ``capacity``,
     ``batch_size`` and ``p_comp`` are UNVERIFIED (tuned in the paper).
 
     Args:
@@ -189,8 +192,8 @@ class RoRecomp(Transform):
         p_comp: probability that a full buffer yields a compensation batch. Default 1.0.
         salt: random stream of the gate (with the run seed, step and rank). Default 4000.
 
-    Metrics: ``rorecomp/priority``, ``rorecomp/deferred``, ``rorecomp/compensation`` (rows),
-    ``rorecomp/buffer`` (rows waiting).
+    Metrics: ``rorecomp/priority``, ``rorecomp/deferred``, ``rorecomp/compensation``,
+    ``rorecomp/discarded`` (rows), ``rorecomp/buffer`` (rows waiting).
     """
 
     def __init__(self, alpha: float = 0.5, threshold: float = 0.5, length_field: str | None = None,
@@ -231,8 +234,14 @@ class RoRecomp(Transform):
         ids = batch.rollout.group_ids.tolist()
         items = [(f"{ctx.step}:{ids[r]}", batch.select([r])) for r in deferred]
         gate = bool(torch.rand((), generator=generator(ctx, self.salt)) < self.p_comp)
-        step = compensation_step(self.buffer, items, self.capacity, self.batch_size or self.capacity, gate=gate)
-        self.buffer = step.buffer
+        size = self.batch_size or self.capacity
+        step = compensation_step(self.buffer, items, self.capacity, size, gate=gate)
+        # an open gate takes only batch_size rows: cut what is left back to capacity (oldest first),
+        # the pure function's own overflow rule, so the buffer stays bounded
+        bounded = compensation_step(step.buffer, (), self.capacity, size, gate=False) \
+            if len(step.buffer) > self.capacity else step
+        self.buffer = bounded.buffer
+        metrics["rorecomp/discarded"] = len(step.discarded) + (len(bounded.discarded) if bounded is not step else 0)
         parts = [_flag(out, False)] if len(out) else []
         if step.compensation:
             by_origin: dict[str, list[Batch]] = {}
@@ -240,7 +249,7 @@ class RoRecomp(Transform):
                 by_origin.setdefault(origin, []).append(row)
             for rows in by_origin.values():  # one group per original group
                 group = concat(rows, ctx, "RoRecomp", renumber_groups=False)
-                parts.append(_flag(group, True))
+                parts.append(dataclasses.replace(_flag(group, True), on_policy=False))
             metrics["rorecomp/compensation"] = len(step.compensation)
         metrics["rorecomp/buffer"] = len(self.buffer)
         merged = concat(parts, ctx, "RoRecomp", renumber_groups=True) if parts else _flag(out, False)
