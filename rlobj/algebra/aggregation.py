@@ -16,9 +16,14 @@ normalizer is given):
 
 Because each mode is a sum over sequences divided by a global count, the loss of a batch
 split into micro-batches (and ranks) and accumulated equals the loss of the whole batch.
-A part with ``normalize="own"`` uses the counts of its own mask, locally. Each part is
-multiplied by ``Normalizer.ranks`` (the data-parallel world size) because data-parallel
-training averages gradients over ranks.
+A part with ``normalize="own"`` uses the counts of its own mask: locally (which breaks the law:
+the reference behaviour of a few terms, kept as an option) or, when the part carries
+``counts`` (a :class:`~rlobj.algebra.state.Normalizer` of its mask over the whole mini-batch,
+from the term's mini-batch statistics), globally. With ``counts``, ``token_mean`` divides by
+the global count of the part's tokens, the ``seq_mean_*`` modes by the global count of rows in
+which the part has a token (each row's own length stays per row, so it is local anyway). Each
+part is multiplied by ``Normalizer.ranks`` (the data-parallel world size) because
+data-parallel training averages gradients over ranks.
 """
 
 from dataclasses import dataclass
@@ -178,7 +183,8 @@ def aggregate(state: State) -> tuple[Tensor, dict[str, Tensor]]:
             continue
         counts = global_counts
         if part.normalize == "own":
-            counts = Normalizer(tokens=float(part.mask.sum()), seqs=float(part.mask.any(-1).sum()))
+            counts = part.counts if part.counts is not None else \
+                Normalizer(tokens=float(part.mask.sum()), seqs=float(part.mask.any(-1).sum()))
         value = mode.reduce(part, state.mask, counts) * counts.ranks
         per_part[name] = value
         total = value if total is None else total + value

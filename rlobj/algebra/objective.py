@@ -8,7 +8,13 @@
   global :class:`~rlobj.algebra.state.Normalizer`, so micro-batches and ranks add up to the
   loss of the whole batch.
 
-Calling the objective does both. Stateful terms read their state from ``term_state`` and the
+Calling the objective does both. Between them, once per optimizer mini-batch, the trainer
+calls :meth:`Objective.minibatch_stats` on the whole mini-batch and merges the result into
+``extras`` before it cuts micro-batches: terms whose loss depends on batch-wide choices
+(top-fraction selections, covariances, means inside a nonlinear function, group baselines)
+read them back, so the micro-batch law holds for every term.
+
+Stateful terms read their state from ``term_state`` and the
 output carries the new one: nothing is mutated.
 """
 
@@ -18,8 +24,9 @@ from typing import Any
 from torch import Tensor
 
 from rlobj.algebra.aggregation import aggregate
-from rlobj.algebra.state import Normalizer, State
-from rlobj.algebra.term import Chain, Term, as_terms
+from rlobj.algebra.state import Normalizer, State, stats_key
+from rlobj.algebra.term import Chain, Term, as_terms, term_name
+from rlobj.ops.errors import RlobjInputError
 
 __all__ = ["Objective", "Output"]
 
@@ -108,6 +115,49 @@ class Objective:
             state = state.update(term_state=dict(term_state))
         prepared = self.prepare(state)
         return self.loss(prepared, normalizer=normalizer)
+
+    # ------------------------------------------------------------------ mini-batch statistics
+    def _stats_terms(self) -> list[tuple[str, Term]]:
+        return [(f"{index}:{term_name(term)}", term) for index, term in enumerate(self.chain.terms)
+                if term.stage == "loss" and term.has_minibatch_stats()]
+
+    @property
+    def needs_minibatch_stats(self) -> bool:
+        """Whether a loss-stage term of the chain has a :meth:`Term.minibatch_stats` hook."""
+        return bool(self._stats_terms())
+
+    @property
+    def minibatch_stats_reads(self) -> frozenset[str]:
+        """Union of the slots the hooks read (``entropy``, ``vocab``, ``logp``, ...)."""
+        return frozenset().union(*(term.minibatch_stats_reads() for _, term in self._stats_terms()))
+
+    def minibatch_stats(self, state: State, term_state: dict | None = None) -> dict[str, Tensor]:
+        """Run every loss-stage term's :meth:`Term.minibatch_stats` hook on one whole mini-batch.
+
+        ``state`` is the prepared state of the mini-batch (gathered across data-parallel ranks
+        when distributed) with the current policy's detached ``logp`` (and ``entropy`` /
+        a no-grad ``vocab`` view when :attr:`minibatch_stats_reads` names them);
+        ``term_state`` the stored term states (as passed to :meth:`loss`). Each hook runs
+        under the key the chain gives its term (``"<index>:<term name>"``).
+
+        Returns ``{f"stats:{key}:{name}": tensor}`` (detached), to merge into the state's
+        ``extras`` before :meth:`split`: ``[batch]`` / ``[batch, seq]`` tensors are cut per
+        micro-batch, 0-dim ones are shared. Call it once per mini-batch (again after every
+        optimizer step: the statistics follow the current policy).
+        """
+        if term_state is not None:
+            state = state.update(term_state=dict(term_state))
+        batch, seq = state.mask.shape
+        out: dict[str, Tensor] = {}
+        for key, term in self._stats_terms():
+            for name, value in term.minibatch_stats(state.update(key=key)).items():
+                if not isinstance(value, Tensor) or tuple(value.shape) not in ((), (batch,), (batch, seq)):
+                    got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+                    raise RlobjInputError(
+                        f"{term_name(term)}.minibatch_stats: statistic {name!r} must be a tensor of shape "
+                        f"(), ({batch},) or ({batch}, {seq}) (batch, batch seq), got {got}")
+                out[stats_key(key, name)] = value.detach()
+        return out
 
     def split(self, state: State, sizes: list[int]) -> list[State]:
         """Split a prepared state into micro-batches of the given numbers of sequences."""

@@ -17,12 +17,19 @@ from torch import Tensor
 
 from rlobj.ops.errors import RlobjInputError, check_finite, check_shape
 
-__all__ = ["State", "LossPart", "Normalizer", "TOKEN_FIELDS", "BATCH_FIELDS"]
+__all__ = ["State", "LossPart", "Normalizer", "TOKEN_FIELDS", "BATCH_FIELDS", "stats_key", "STATS_PREFIX"]
 
 #: Per-token input fields, shape ``"batch seq"``.
 TOKEN_FIELDS = ("logp", "logp_old", "logp_ref", "entropy", "token_rewards", "advantages")
 #: Every field a user may pass when building a state.
 BATCH_FIELDS = TOKEN_FIELDS + ("mask", "rewards", "group_ids", "vocab", "extras")
+#: Prefix of the ``extras`` keys that hold mini-batch statistics (see :meth:`State.own_stats`).
+STATS_PREFIX = "stats:"
+
+
+def stats_key(term_key: str, name: str) -> str:
+    """The ``extras`` key of statistic ``name`` of the term running under ``term_key``."""
+    return f"{STATS_PREFIX}{term_key}:{name}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,11 +47,20 @@ class LossPart:
             regulariser of batch statistics, e.g. SIREN's); the aggregation adds it as is,
             weighted by this micro-batch's share of the global sequences, so accumulating
             micro-batches averages it.
+        counts: only with ``"own"``: the denominators of this part's own mask counted over the
+            whole (global) mini-batch, as a :class:`Normalizer` (``ranks`` = data-parallel
+            world size). None (default) counts the part's mask locally, per (micro-)batch,
+            which breaks the micro-batch law; terms that know the global counts (from
+            :meth:`Term.minibatch_stats <rlobj.algebra.term.Term.minibatch_stats>` or the
+            state's normalizer) set them so that micro-batches add up exactly. Terms that
+            narrow or reweight a part keep ``counts`` (use :meth:`replace`): masked tokens
+            then leave the numerator only.
     """
 
     values: Tensor
     mask: Tensor
     normalize: str = "global"
+    counts: "Normalizer | None" = None
 
     def __post_init__(self):
         if self.normalize not in ("global", "own", "scalar"):
@@ -55,6 +71,14 @@ class LossPart:
             raise RlobjInputError(
                 f"LossPart.values: a 'scalar' part needs a 0-dim tensor, got shape {tuple(self.values.shape)}"
             )
+        if self.counts is not None and self.normalize != "own":
+            raise RlobjInputError(
+                f"LossPart.counts: global counts of the part's own mask need normalize='own', got {self.normalize!r}"
+            )
+
+    def replace(self, **changes) -> "LossPart":
+        """A copy with ``changes`` (``values``, ``mask``, ...) applied; keeps ``normalize`` and ``counts``."""
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -224,6 +248,17 @@ class State:
     def set_own_state(self, value) -> "State":
         """A new state with the running term's stored state replaced by ``value``."""
         return self.update(term_state={**self.term_state, self.key: value})
+
+    def own_stats(self, name: str, default=None):
+        """Mini-batch statistic ``name`` of the running term, or ``default`` when absent.
+
+        :meth:`Objective.minibatch_stats <rlobj.algebra.objective.Objective.minibatch_stats>`
+        returns them under ``extras[f"stats:{key}:{name}"]`` (``key`` = the term's chain key,
+        ``"<index>:<term name>"``); the trainer merges them into ``extras`` before it slices
+        the mini-batch into micro-batches, so ``[batch]`` and ``[batch, seq]`` statistics
+        arrive here cut to this micro-batch's rows, 0-dim ones whole.
+        """
+        return self.extras.get(stats_key(self.key, name), default)
 
     # ------------------------------------------------------------------ lazy quantities
     def token_entropy(self) -> Tensor:

@@ -29,6 +29,8 @@ import dataclasses
 from collections.abc import Iterable
 from typing import ClassVar
 
+from torch import Tensor
+
 from rlobj.algebra.state import State
 from rlobj.ops.errors import RlobjBuildError
 
@@ -64,6 +66,42 @@ class Term:
 
     def __call__(self, state: State) -> State:  # pragma: no cover - every subclass overrides
         raise TypeError(f"{type(self).__name__} does not define __call__")
+
+    # ------------------------------------------------------------------ mini-batch statistics
+    def minibatch_stats(self, state: State) -> dict[str, Tensor]:
+        """Statistics this loss-stage term needs over the whole optimizer mini-batch.
+
+        The micro-batch law (DESIGN.md section 3.7) needs every batch-wide choice of a loss
+        term (a top-fraction selection, a covariance, a mean inside a nonlinear function,
+        a group baseline across split groups) made once per mini-batch, not once per
+        micro-batch. The trainer calls this hook **once per mini-batch**, through
+        :meth:`Objective.minibatch_stats <rlobj.algebra.objective.Objective.minibatch_stats>`,
+        on a state holding the whole mini-batch (gathered across data-parallel ranks when
+        distributed): the prepared batch-stage outputs (``advantages``, ``rewards``, ...),
+        the current policy's *detached* ``logp`` and ``entropy``, and a no-grad ``vocab``
+        view if the term reads one. ``state.key`` is the term's chain key and
+        ``state.term_state`` its stored state, as in :meth:`__call__`.
+
+        Returns tensors that are 0-dim (the same for every micro-batch), ``[batch]`` or
+        ``[batch, seq]`` (cut to each micro-batch's rows like other extras). The term reads
+        them back with :meth:`State.own_stats`; when they are absent (an objective called
+        directly on one batch) it computes the same statistics from its own call. The
+        default has none.
+        """
+        return {}
+
+    def has_minibatch_stats(self) -> bool:
+        """Whether this term (with these hyperparameters) uses :meth:`minibatch_stats`.
+
+        Default: the class overrides :meth:`minibatch_stats`. Terms whose reference option
+        works per micro-batch (``scope="micro_batch"``) override this to say False there.
+        """
+        return type(self).minibatch_stats is not Term.minibatch_stats
+
+    def minibatch_stats_reads(self) -> frozenset[str]:
+        """Slots :meth:`minibatch_stats` reads (default: the term's reads without loss parts),
+        so the trainer knows whether its pre-pass must compute ``entropy`` or a ``vocab`` view."""
+        return frozenset(s for s in self.slots_read() if not s.startswith("part:"))
 
     def __rshift__(self, other: "Term") -> "Term":
         if not isinstance(other, Term):

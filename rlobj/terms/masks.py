@@ -12,7 +12,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from rlobj.algebra.state import LossPart, State
+from rlobj.algebra.state import LossPart, Normalizer, State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError, check_shape
 from rlobj.ops.reductions import masked_mean
@@ -42,7 +42,7 @@ class truncated_mask(_PolicyMask):
         truncated = state.require("extras:truncated", "truncated_mask")
         check_shape("extras['truncated']", truncated, (state.batch_size,), "batch")
         keep = ~truncated.bool()[:, None]
-        return state.add_part("policy", LossPart(policy.values, policy.mask & keep, policy.normalize)).add_metrics(
+        return state.add_part("policy", policy.replace(mask=policy.mask & keep)).add_metrics(
             **{"mask/truncated_frac": truncated.float().mean()}
         )
 
@@ -115,14 +115,28 @@ class top_entropy_mask(_PolicyMask):
 
     Args:
         rho: fraction of valid tokens kept.
-        scope: ``"batch"`` (the tokens of this call, gathered across data-parallel ranks
-            when distributed: the global micro-batch step), ``"micro_batch"`` (this rank's
-            micro-batch only, the reference code's choice without data parallelism) or
-            ``"sequence"`` (per response). With gradient accumulation each call sees one
-            micro-batch; the selection is never spread across accumulation steps.
+        scope: ``"batch"`` (default): $N$ = the valid tokens of the whole optimizer
+            mini-batch (all micro-batches and data-parallel ranks). The trainer computes the
+            selection once per mini-batch (:meth:`minibatch_stats`), so splitting the
+            mini-batch into micro-batches changes no gradient. Called directly on one batch
+            (no statistics), it selects among the tokens of the call, gathered across ranks
+            when distributed. ``"micro_batch"``: the reference code's choice: selection and
+            ``"selected"`` normaliser per call, on this rank only; the gradient then depends
+            on the micro-batch size (and the number of ranks), which breaks the micro-batch
+            law on purpose. ``"sequence"``: the top $\lceil\rho|y_i|\rceil$ of each
+            response.
         normalize: ``"selected"`` (reference code: the policy loss is averaged over the
-            selected tokens only, locally, ~$1/\rho$ larger) or ``"all"`` (the paper's
-            formula: selected tokens over the response-token normaliser).
+            selected tokens only, ~$1/\rho$ larger) or ``"all"`` (the paper's formula:
+            selected tokens over the response-token normaliser). With ``"selected"`` and the
+            mini-batch statistics the denominators are the mini-batch's selected counts:
+            ``token_mean`` divides by the number of selected tokens of the mini-batch,
+            ``seq_mean_token_mean`` averages each response's mean over its selected tokens
+            over the responses of the mini-batch with at least one selected token (both exact
+            under micro-batching); called directly, the counts of the call's selection.
+            These counts are of the selected response tokens: a mask applied to the policy
+            part before this term removes tokens from the numerator only. With
+            ``scope="micro_batch"`` the denominators are the call's counts of the part's own
+            mask (the reference).
     """
 
     reads: ClassVar[tuple[str, ...]] = ("part:policy", "entropy", "mask")
@@ -137,12 +151,36 @@ class top_entropy_mask(_PolicyMask):
         if self.normalize not in ("selected", "all"):
             raise RlobjInputError(f"top_entropy_mask.normalize: expected 'selected' or 'all', got {self.normalize!r}")
 
+    def has_minibatch_stats(self) -> bool:
+        return self.scope == "batch" or (self.scope == "sequence" and self.normalize == "selected")
+
+    def minibatch_stats(self, state: State) -> dict[str, Tensor]:
+        """``selected`` (``[batch, seq]`` bool, the mini-batch's top tokens) and its counts
+        ``tokens`` and ``rows`` (0-dim): the state already holds the whole mini-batch, so the
+        selection is computed on it as is (no gather)."""
+        if not self.has_minibatch_stats():
+            return {}
+        scope = "micro_batch" if self.scope == "batch" else self.scope
+        selected = top_fraction_mask(state.token_entropy(), state.mask, self.rho, scope)
+        return {"selected": selected, "tokens": selected.sum().double(), "rows": selected.any(-1).sum().double()}
+
     def __call__(self, state: State) -> State:
         policy = state.require_part("policy", "top_entropy_mask")
         entropy = state.token_entropy()
-        selected = top_fraction_mask(entropy, state.mask, self.rho, self.scope)
-        normalize = "own" if self.normalize == "selected" else policy.normalize
-        part = LossPart(policy.values, policy.mask & selected, normalize)
+        selected = state.own_stats("selected") if self.has_minibatch_stats() else None
+        counts = None
+        if selected is None:
+            selected = top_fraction_mask(entropy, state.mask, self.rho, self.scope)
+            if self.scope != "micro_batch":
+                counts = Normalizer(tokens=float(selected.sum()), seqs=float(selected.any(-1).sum()))
+        else:
+            ranks = state.normalizer.ranks if state.normalizer is not None else 1
+            counts = Normalizer(tokens=float(state.own_stats("tokens")), seqs=float(state.own_stats("rows")),
+                                ranks=ranks)
+        if self.normalize == "selected":
+            part = LossPart(policy.values, policy.mask & selected, "own", counts)
+        else:
+            part = policy.replace(mask=policy.mask & selected)
         return state.add_part("policy", part).add_metrics(**{
             "mask/top_entropy_frac": masked_mean(selected.float(), state.mask),
             "entropy/selected_min": entropy.detach()[selected].min() if bool(selected.any()) else torch.zeros(()),
@@ -175,7 +213,7 @@ class off_policy_sequence_mask(_PolicyMask):
         drift = masked_mean(behaviour - state.logp.detach(), state.mask, dim=-1)
         negative = masked_mean(advantages, state.mask, dim=-1) < 0
         drop = negative & (drift > self.threshold)
-        part = LossPart(policy.values, policy.mask & ~drop[:, None], policy.normalize)
+        part = policy.replace(mask=policy.mask & ~drop[:, None])
         return state.add_part("policy", part).add_metrics(**{"mask/off_policy_seq_frac": drop.float().mean()})
 
 
@@ -260,7 +298,7 @@ class mastered_positive_mask(_PolicyMask):
         positive = rewards >= self.positive_reward
         gate = positive & (mean_entropy < self.sigma)
         masked = gate[:, None] & (source.detach().exp() >= self.tau) & state.mask
-        part = LossPart(policy.values, policy.mask & ~masked, policy.normalize)
+        part = policy.replace(mask=policy.mask & ~masked)
         return state.add_part("policy", part).add_metrics(**{
             "mask/mastered_frac": masked_mean(masked.float(), state.mask),
             "mask/mastered_gate_frac": gate.float().sum() / positive.float().sum().clamp(min=1),

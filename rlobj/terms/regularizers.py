@@ -325,7 +325,7 @@ class lp_reg(Term):
         values = torch.where(selected, replaced.to(policy.values.dtype), policy.values)
         zero = torch.zeros((), dtype=penalty.dtype)
         count = selected.sum()
-        return state.add_part("policy", LossPart(values, policy.mask, policy.normalize)).add_metrics(**{
+        return state.add_part("policy", policy.replace(values=values)).add_metrics(**{
             "lp_reg/selected_frac": masked_mean(selected.float(), state.mask),
             "lp_reg/selected_count": count.float(),
             "lp_reg/penalty": torch.where(selected, penalty.detach(), zero).sum() / count.clamp(min=1),
@@ -361,24 +361,43 @@ class siren(Term):
     call $\mathcal R = 0$. $d\mathcal R/d\bar H = 2(\bar H - H_\text{anc})$ pulls the entropy
     back to the anchor from both sides.
 
-    $\lambda\mathcal R$ is one scalar per micro-batch, not a per-token loss: the term writes it
-    as a ``"scalar"`` loss part, which every aggregation adds as is. With a global
-    :class:`~rlobj.algebra.state.Normalizer` each micro-batch's scalar is weighted by its share
-    of the sequences (times the data-parallel world size), i.e. the mean of the micro-batch
-    values, as gradient accumulation in the reference averages them.
+    $\lambda\mathcal R$ is a function of a batch mean, not a per-token loss: the term writes a
+    ``"scalar"`` loss part, which every aggregation adds as is, weighted (with a global
+    :class:`~rlobj.algebra.state.Normalizer`) by the micro-batch's share of the sequences
+    (times the data-parallel world size).
+
+    Micro-batches (``scope="batch"``, default): the trainer's mini-batch statistics
+    (:meth:`minibatch_stats`) give $\bar H$ of the whole optimizer mini-batch (detached, all
+    micro-batches and ranks, $S$ its non-empty responses) and the peak masks. A micro-batch
+    $k$ then contributes, by linearisation at $\bar H$,
+
+    $$ \tfrac{|k|}{S}\,f(\bar H) + f'(\bar H)\,\frac{1}{S}\sum_{i\in k}\big(h_i(\theta) - \mathrm{sg}[h_i]\big),
+       \qquad f(H) = \lambda (H - H_\text{anc})^2, $$
+
+    ($h_i$ the row's peak mean), whose sum over micro-batches has the value and the gradient
+    of $\lambda\mathcal R(\bar H(\theta))$ on the whole mini-batch exactly. The anchor is then
+    $\bar H$ of the first mini-batch the term sees (term state). Called directly without the
+    statistics, $\bar H$ is the call's. ``scope="micro_batch"`` is the reference's gradient
+    accumulation: $\lambda(\bar H_k - H_\text{anc})^2$ of each micro-batch's own mean,
+    averaged over micro-batches; the gradient then depends on the micro-batch size (the
+    square of a mean is not the mean of squares).
 
     Args:
         p: top-p mass of the nucleus (``entropy_topp`` 0.8).
         quantile: lower quantile of the per-sequence mask (``mask_ratio`` 0.8: top 20%).
         coef: $\lambda$ (``entropy_coeff`` 0.005).
-        anchor: a fixed $H_\text{anc}$, or None to take it from the first call.
+        anchor: a fixed $H_\text{anc}$, or None to take it from the first call (first
+            mini-batch with the statistics).
+        scope: ``"batch"`` (default, exact under micro-batching) or ``"micro_batch"``
+            (the reference's per-micro-batch regulariser).
 
     References:
         "Rethinking Entropy Regularization in Large Reasoning Models", arXiv 2509.25133 (SIREN);
         reference code ``dp_actor.py`` (``experiment_type == "siren"``), base Dr. GRPO with
         the mask acting only on the regulariser. The reference computes the anchor on the whole
-        first rollout batch; here it is the first micro-batch the term sees (pass ``anchor``
-        for the whole-batch value).
+        first rollout batch; here it is the first mini-batch the term sees (the first call
+        when called directly, the first micro-batch with ``scope="micro_batch"``; pass
+        ``anchor`` for the whole-batch value).
     """
 
     reads: ClassVar[tuple[str, ...]] = ("vocab", "mask")
@@ -387,30 +406,58 @@ class siren(Term):
     quantile: float = 0.8
     coef: float = 0.005
     anchor: float | None = None
+    scope: str = "batch"
 
     def __post_init__(self):
         check_range("siren", "p", self.p, low=0.0, high=1.0, low_open=True)
         check_range("siren", "quantile", self.quantile, low=0.0, high=1.0)
         check_range("siren", "coef", self.coef, low=0.0)
+        if self.scope not in ("batch", "micro_batch"):
+            raise RlobjInputError(f"siren.scope: expected 'batch' or 'micro_batch', got {self.scope!r}")
+
+    def has_minibatch_stats(self) -> bool:
+        return self.scope == "batch"
+
+    def _row_means(self, state: State, peak: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """$h_i$, each row's mean top-p entropy over its peak tokens (0 without any), and the peaks."""
+        (entropy,) = current_view(state, "siren").evaluate(TopPEntropy(self.p), mask=state.mask)
+        if peak is None:
+            peak = peak_entropy_mask(entropy, state.mask, self.quantile)
+        counts = peak.sum(-1).clamp(min=1).to(entropy.dtype)
+        return torch.where(peak, entropy, torch.zeros((), dtype=entropy.dtype)).sum(-1) / counts, peak
 
     def mean_entropy(self, state: State) -> tuple[Tensor, Tensor]:
         r"""$(\bar H(\theta), M)$ of this (micro-)batch."""
-        (entropy,) = current_view(state, "siren").evaluate(TopPEntropy(self.p), mask=state.mask)
-        peak = peak_entropy_mask(entropy, state.mask, self.quantile)
-        counts = peak.sum(-1).clamp(min=1).to(entropy.dtype)
-        per_row = torch.where(peak, entropy, torch.zeros((), dtype=entropy.dtype)).sum(-1) / counts
-        rows = state.mask.any(-1).sum().clamp(min=1).to(entropy.dtype)
+        per_row, peak = self._row_means(state)
+        rows = state.mask.any(-1).sum().clamp(min=1).to(per_row.dtype)
         return per_row.sum() / rows, peak
 
-    def __call__(self, state: State) -> State:
+    def minibatch_stats(self, state: State) -> dict[str, Tensor]:
+        r"""``mean`` ($\bar H$ of the mini-batch, 0-dim) and ``peak`` (``[batch, seq]`` bool)."""
+        if not self.has_minibatch_stats():
+            return {}
         mean, peak = self.mean_entropy(state)
+        return {"mean": mean.detach(), "peak": peak}
+
+    def __call__(self, state: State) -> State:
+        mean = state.own_stats("mean") if self.has_minibatch_stats() else None
+        if mean is None:
+            mean, peak = self.mean_entropy(state)
+            local = None
+        else:
+            per_row, peak = self._row_means(state, state.own_stats("peak"))
+            mean = mean.to(per_row.dtype)
+            local = per_row.sum() / state.mask.any(-1).sum().clamp(min=1).to(per_row.dtype)
         stored = state.own_state(None)
         anchor = self.anchor if self.anchor is not None else stored
         if anchor is None:
             anchor = float(mean.detach())
             state = state.set_own_state(anchor)
         regulariser = (mean - anchor) ** 2
-        part = LossPart(self.coef * regulariser, state.mask, "scalar")
+        value = self.coef * regulariser
+        if local is not None:  # linearised at the mini-batch mean: exact under micro-batching
+            value = value + 2 * self.coef * (mean - anchor) * (local - local.detach())
+        part = LossPart(value, state.mask, "scalar")
         return state.add_part("siren", part).add_metrics(**{
             "siren/entropy": mean.detach(), "siren/anchor": anchor,
             "siren/regularizer": regulariser.detach(),

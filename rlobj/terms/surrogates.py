@@ -14,11 +14,19 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from rlobj.algebra.state import LossPart, State
+from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
-from rlobj.ops.errors import RlobjInputError, check_nonempty_rows, check_shape
+from rlobj.ops.errors import RlobjInputError, check_shape
 from rlobj.ops.reductions import broadcast_to_tokens, masked_mean, masked_sum, sequence_lengths
 from rlobj.terms._common import check_range
+from rlobj.terms._surrogate_base import (  # noqa: F401 - re-exported for the other surrogate modules
+    _check_rows,
+    _log_ratio,
+    _policy,
+    _ppo_loss,
+    _ratio_metrics,
+    _Surrogate,
+)
 
 __all__ = [
     "reinforce",
@@ -32,53 +40,6 @@ __all__ = [
     "masked_is",
     "geometric_is_mask",
 ]
-
-
-class _Surrogate(Term):
-    reads: ClassVar[tuple[str, ...]] = ("logp", "logp_old", "advantages", "mask")
-    writes: ClassVar[tuple[str, ...]] = ("part:policy",)
-
-
-def _log_ratio(state: State, by: str, clamp: float) -> Tensor:
-    logp_old = state.require("logp_old", by)
-    return torch.clamp(state.logp - logp_old, -clamp, clamp)
-
-
-def _check_rows(state: State, needed_by: str) -> None:
-    """Sequence-level ratios need tokens in every row, except rows a term dropped on purpose."""
-    dropped = state.extras.get("dropped")
-    mask = state.mask if dropped is None else state.mask | dropped[:, None]
-    check_nonempty_rows("mask", mask, needed_by)
-
-
-def _ppo_loss(ratio: Tensor, advantages: Tensor, eps_low: float, eps_high: float,
-              dual_clip: float | None) -> tuple[Tensor, Tensor]:
-    """$\\max(-A\\rho, -A\\,\\mathrm{clip}(\\rho))$ and, for $A<0$, $\\min(\\cdot, -cA)$; plus the clipped flags."""
-    unclipped = -advantages * ratio
-    clipped = -advantages * torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high)
-    loss = torch.maximum(unclipped, clipped)
-    was_clipped = clipped > unclipped
-    if dual_clip is not None:
-        capped = torch.minimum(loss, -advantages * dual_clip)
-        was_clipped = was_clipped | ((advantages < 0) & (capped < loss))
-        loss = torch.where(advantages < 0, capped, loss)
-    return loss, was_clipped
-
-
-def _policy(state: State, loss: Tensor, **metrics) -> State:
-    return state.add_part("policy", LossPart(loss, state.mask)).add_metrics(**metrics)
-
-
-def _ratio_metrics(state: State, log_ratio: Tensor, clipped: Tensor | None = None) -> dict:
-    mask = state.mask
-    metrics = {
-        "ratio/mean": masked_mean(log_ratio.detach().exp(), mask),
-        # k3 estimate of KL(pi_old || pi_theta) on the sampled tokens
-        "kl/old_policy": masked_mean((-log_ratio.detach()).exp() - 1 + log_ratio.detach(), mask),
-    }
-    if clipped is not None:
-        metrics["clip_frac"] = masked_mean(clipped.float(), mask)
-    return metrics
 
 
 @dataclass(frozen=True)
@@ -347,7 +308,7 @@ class truncated_is(_Correction):
     def __call__(self, state: State) -> State:
         policy = state.require_part("policy", "truncated_is")
         weight = torch.clamp(self._log_weights(state, "truncated_is", self.level).exp(), max=self.cap)
-        part = LossPart(weight * policy.values, policy.mask, policy.normalize)
+        part = policy.replace(values=weight * policy.values)
         return state.add_part("policy", part).add_metrics(**{
             "is/weight_mean": masked_mean(weight, state.mask),
             "is/truncated_frac": masked_mean((weight >= self.cap).float(), state.mask),
@@ -375,7 +336,7 @@ class masked_is(_Correction):
         policy = state.require_part("policy", "masked_is")
         weight = self._log_weights(state, "masked_is", self.level).exp()
         keep = (weight >= self.low) & (weight <= self.high)
-        part = LossPart(policy.values, policy.mask & keep, policy.normalize)
+        part = policy.replace(mask=policy.mask & keep)
         return state.add_part("policy", part).add_metrics(**{
             "is/masked_frac": masked_mean((~keep).float(), state.mask),
         })
@@ -402,7 +363,7 @@ class geometric_is_mask(_Correction):
         log_w = self._log_weights(state, "geometric_is_mask", "token")
         mean = masked_mean(log_w, state.mask, dim=-1).exp()
         keep = ((mean >= self.low) & (mean <= self.high))[:, None]
-        part = LossPart(policy.values, policy.mask & keep, policy.normalize)
+        part = policy.replace(mask=policy.mask & keep)
         lengths = sequence_lengths(state.mask)
         return state.add_part("policy", part).add_metrics(**{
             "is/rejected_seq_frac": (~keep[:, 0] & (lengths > 0)).float().mean(),
@@ -410,154 +371,8 @@ class geometric_is_mask(_Correction):
 
 
 # ---------------------------------------------------------------------------------------------
-# Covariance-based clipping: Clip-Cov and KL-Cov ("The Entropy Mechanism of RL for Reasoning LMs")
+# Covariance-based clipping (Clip-Cov, KL-Cov) lives in rlobj.terms.covariance
 # ---------------------------------------------------------------------------------------------
+from rlobj.terms.covariance import clip_cov, kl_cov, token_covariance  # noqa: E402
 
 __all__ += ["token_covariance", "clip_cov", "kl_cov"]
-
-
-def token_covariance(logp: Tensor, advantages: Tensor, mask: Tensor) -> Tensor:
-    r"""Per-token centred product $\mathrm{Cov}_{i,t} = (A_{i,t} - \bar A)(\log\pi_\theta(y_{i,t}) - \overline{\log\pi_\theta})$.
-
-    Means $\bar A$, $\overline{\log\pi_\theta}$ over the valid tokens of the call (verl: the
-    micro-batch). Detached; 0 on padding. Its mean is the covariance that drives the change of
-    entropy under a policy-gradient step (Cui et al., arXiv 2505.22617, Eq. 5-8): tokens with a
-    large positive value are confident and rewarded (or unlikely and penalised), and updating
-    them lowers entropy.
-    """
-    logp, advantages = logp.detach(), advantages.detach()
-    centred = (advantages - masked_mean(advantages, mask)) * (logp - masked_mean(logp, mask))
-    return torch.where(mask, centred, torch.zeros((), dtype=centred.dtype))
-
-
-@dataclass(frozen=True)
-class clip_cov(_Surrogate):
-    r"""Clip-Cov: PPO clip, plus the gradient of a few random high-covariance tokens removed.
-
-    $$\ell_{i,t} = (1 - c_{i,t})\,\max\big(-A\rho,\; -A\,\mathrm{clip}(\rho, 1-\varepsilon_l, 1+\varepsilon_h)\big)$$
-
-    where $c_{i,t} = 1$ on $\max(1, \lfloor rN\rfloor)$ tokens drawn uniformly at random
-    (without replacement) from the valid tokens that PPO did not clip already and whose
-    :func:`token_covariance` lies strictly inside $(\omega_\text{low}, \omega_\text{high})$;
-    $N$ = valid tokens of the call. Selected tokens contribute neither value nor gradient; the
-    normaliser keeps them (verl multiplies their loss by 0). Fewer candidates than the count
-    selects all of them.
-
-    Args:
-        ratio: $r$, fraction of tokens detached (verl ``clip_cov_ratio`` 2e-4).
-        cov_low: $\omega_\text{low}$ (verl ``clip_cov_lb`` 1.0).
-        cov_high: $\omega_\text{high}$ (verl ``clip_cov_ub`` 5.0).
-        eps_low, eps_high: PPO clip of the other tokens (verl ``clip_ratio`` 0.2).
-        seed: an int (default 0) draws the subset from a generator seeded with ``seed`` and
-            the number of earlier calls, a counter kept as term state (reproducible, resumes
-            from a checkpoint); None draws from torch's global RNG, exactly as verl's
-            ``torch.randperm``.
-
-    Returns:
-        part ``"policy"``; metrics ``clip_frac`` (PPO), ``clip_cov/frac`` (share of valid
-        tokens detached), ``clip_cov/candidates_frac``.
-
-    References:
-        Cui et al., "The Entropy Mechanism of Reinforcement Learning for Reasoning Language
-        Models", arXiv 2505.22617, Sec. 4 (Clip-Cov; $r = 2\cdot10^{-4}$, $\omega_\text{low} = 1$,
-        $\omega_\text{high} = 5$). Defaults from verl ``trainer/config/actor/actor.yaml``
-        (``policy_loss``) and ``compute_policy_loss_clip_cov`` in ``trainer/ppo/core_algos.py``.
-
-    Warning:
-        verl computes the covariance, the count and the random draw per micro-batch on each
-        rank; so does this term (one call = one micro-batch).
-    """
-
-    ratio: float = 2e-4
-    cov_low: float = 1.0
-    cov_high: float = 5.0
-    eps_low: float = 0.2
-    eps_high: float = 0.2
-    seed: int | None = 0
-
-    def __post_init__(self):
-        check_range("clip_cov", "ratio", self.ratio, low=0.0, high=1.0, low_open=True)
-        check_range("clip_cov", "eps_low", self.eps_low, low=0.0, high=1.0)
-        check_range("clip_cov", "eps_high", self.eps_high, low=0.0)
-        if not self.cov_high > self.cov_low:
-            raise RlobjInputError(f"clip_cov: expected cov_low < cov_high, got cov_low={self.cov_low}, "
-                                  f"cov_high={self.cov_high}")
-
-    def __call__(self, state: State) -> State:
-        advantages = state.require("advantages", "clip_cov")
-        log_ratio = _log_ratio(state, "clip_cov", 20.0)
-        loss, clipped = _ppo_loss(log_ratio.exp(), advantages, self.eps_low, self.eps_high, None)
-        covariance = token_covariance(state.logp, advantages, state.mask)
-        band = state.mask & ~clipped & (covariance > self.cov_low) & (covariance < self.cov_high)
-        candidates = band.flatten().nonzero().squeeze(-1)
-        count = max(1, int(self.ratio * int(state.mask.sum())))
-        calls = state.own_state(0)
-        generator = None if self.seed is None else torch.Generator().manual_seed(self.seed * 1_000_003 + calls)
-        chosen = candidates[torch.randperm(candidates.numel(), generator=generator)[:count].to(candidates.device)]
-        detached = torch.zeros(band.numel(), dtype=torch.bool, device=band.device)
-        detached[chosen] = True
-        detached = detached.view(band.shape)
-        metrics = _ratio_metrics(state, log_ratio, clipped)
-        metrics.update({"clip_cov/frac": masked_mean(detached.float(), state.mask),
-                        "clip_cov/candidates_frac": masked_mean(band.float(), state.mask)})
-        state = state.add_part("policy", LossPart(loss, state.mask & ~detached)).add_metrics(**metrics)
-        return state if self.seed is None else state.set_own_state(calls + 1)
-
-
-@dataclass(frozen=True)
-class kl_cov(_Surrogate):
-    r"""KL-Cov: unclipped ratio surrogate plus a KL penalty on the top-covariance tokens.
-
-    $$\ell_{i,t} = -A_{i,t}\,\rho_{i,t} + \beta\,k_{i,t}\,\big|\log\pi_\theta(y_{i,t}) - \log\pi_\text{old}(y_{i,t})\big|$$
-
-    where $k_{i,t} = 1$ on the $\max(1, \lfloor kN\rfloor)$ valid tokens with the largest
-    :func:`token_covariance` (ties: earlier position first), $N$ = valid tokens of the call.
-    No PPO clip anywhere: the penalty keeps the few tokens that drive entropy down close to
-    the old policy. The penalty is part of the ``"policy"`` loss (masks applied after it also
-    remove it), as in verl.
-
-    Args:
-        ratio: $k$, fraction of tokens penalised (verl ``kl_cov_ratio`` 2e-4; the paper's
-            Qwen2.5-7B recipe 2e-3).
-        beta: $\beta$ (verl ``ppo_kl_coef``; 1.0 is the value of ``compute_policy_loss_kl_cov``'s
-            fallback and of the paper's recipes; verl's ``actor.yaml`` sets 0.1).
-
-    Returns:
-        part ``"policy"``; metrics ``kl_cov/frac``, ``kl_cov/abs_kl`` (mean
-        $|\log\rho|$ over valid tokens) and the ratio metrics.
-
-    References:
-        Cui et al., arXiv 2505.22617, Sec. 4 (KL-Cov). verl ``compute_policy_loss_kl_cov``
-        (``trainer/ppo/core_algos.py``) and ``policy_loss`` defaults in ``actor.yaml``.
-    """
-
-    ratio: float = 2e-4
-    beta: float = 1.0
-    log_ratio_clamp: float = 20.0
-
-    def __post_init__(self):
-        check_range("kl_cov", "ratio", self.ratio, low=0.0, high=1.0, low_open=True)
-        check_range("kl_cov", "beta", self.beta, low=0.0)
-        check_range("kl_cov", "log_ratio_clamp", self.log_ratio_clamp, low=0.0, low_open=True)
-
-    def __call__(self, state: State) -> State:
-        advantages = state.require("advantages", "kl_cov")
-        log_ratio = _log_ratio(state, "kl_cov", self.log_ratio_clamp)
-        covariance = token_covariance(state.logp, advantages, state.mask)
-        count = max(1, int(self.ratio * int(state.mask.sum())))
-        selected = _top_count(covariance, state.mask, count)
-        penalty = torch.where(selected, self.beta * log_ratio.abs(), torch.zeros((), dtype=log_ratio.dtype))
-        loss = -advantages * log_ratio.exp() + penalty
-        metrics = _ratio_metrics(state, log_ratio)
-        metrics.update({"kl_cov/frac": masked_mean(selected.float(), state.mask),
-                        "kl_cov/abs_kl": masked_mean(log_ratio.detach().abs(), state.mask)})
-        return _policy(state, loss, **metrics)
-
-
-def _top_count(scores: Tensor, mask: Tensor, count: int) -> Tensor:
-    """The ``count`` highest valid scores (all valid ones when fewer); ties by earlier flat index."""
-    flat = torch.where(mask, scores, torch.full_like(scores, -torch.inf)).flatten()
-    order = torch.sort(flat, descending=True, stable=True).indices[: min(count, int(mask.sum()))]
-    selected = torch.zeros(flat.numel(), dtype=torch.bool, device=mask.device)
-    selected[order] = True
-    return selected.view(mask.shape)

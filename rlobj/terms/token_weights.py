@@ -17,7 +17,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from rlobj.algebra.state import LossPart, State
+from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError, check_finite, check_shape
 from rlobj.ops.reductions import masked_mean
@@ -305,7 +305,7 @@ class pivotal_token_mask(Term):
         policy = state.require_part("policy", "pivotal_token_mask")
         dependency = _token_extra(state, "visual_dependency", "pivotal_token_mask")
         selected = top_fraction_mask(dependency, state.mask, self.k, scope="sequence")
-        part = LossPart(policy.values, policy.mask & selected, policy.normalize)
+        part = policy.replace(mask=policy.mask & selected)
         return state.add_part("policy", part).add_metrics(
             **{"vppo/pivotal_frac": masked_mean(selected.float(), state.mask)})
 
