@@ -222,7 +222,7 @@ def test_micro_batch_scope_keeps_the_per_call_values():
         objective = Objective(term)
         assert not objective.needs_minibatch_stats
         prepared = objective.prepare(**_inputs(fields, fields["logp"]))
-        for (a, b), piece in zip(bounds, objective.split(prepared, sizes)):
+        for piece in objective.split(prepared, sizes):
             alone = objective.loss(piece, term_state={})
             direct = Objective(term.terms[1] >> token_mean()).loss(piece.update(parts={}), term_state={})
             torch.testing.assert_close(alone.loss, direct.loss)
@@ -259,20 +259,16 @@ def test_pacs_rloo_coefficients_by_hand():
     coef = stats[stats_key("0:pacs_loss", "coef")]
     score = (torch.where(fields["mask"], fields["logp"] - fields["logp_old"], 0.0)).sum(-1)
     groups, r = fields["group_ids"], fields["rewards"]
-    expected = torch.zeros(8, dtype=F64)
-    for j in range(8):
-        members = [i for i in range(8) if groups[i] == groups[j]]
-        n = len(members)
-        n_pos = sum(float(r[i]) > 0.5 for i in members)
-
-        def w(i):
-            return n / (2 * (n_pos if r[i] > 0.5 else n - n_pos))
-
-        def dloss(i):  # d/dpsi of BCE-with-logits = sigmoid(psi) - r
-            psi = score[i] - sum(score[m] for m in members if m != i) / (n - 1)
-            return w(i) * (torch.sigmoid(psi) - r[i])
-
-        expected[j] = dloss(j) - sum(dloss(i) for i in members if i != j) / (n - 1)
+    members = {j: [i for i in range(8) if groups[i] == groups[j]] for j in range(8)}
+    d = torch.zeros(8, dtype=F64)  # w_i l'(psi_i), l' = sigmoid(psi) - r for BCE with logits
+    for i in range(8):
+        group = members[i]
+        n, n_pos = len(group), sum(float(r[m]) > 0.5 for m in group)
+        w = n / (2 * (n_pos if r[i] > 0.5 else n - n_pos))
+        psi = score[i] - sum(score[m] for m in group if m != i) / (n - 1)
+        d[i] = w * (torch.sigmoid(psi) - r[i])
+    expected = torch.stack([d[j] - sum(d[i] for i in members[j] if i != j) / (len(members[j]) - 1)
+                            for j in range(8)])
     torch.testing.assert_close(coef, expected)
     psi = stats[stats_key("0:pacs_loss", "psi")]
     torch.testing.assert_close(stats[stats_key("0:pacs_loss", "loss")],
