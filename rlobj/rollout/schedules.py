@@ -22,7 +22,7 @@ other reference option (``old_policy_temperature_correction``: recompute ``logp_
 same per-position temperatures) is :func:`scheduled_sequence_logprobs`.
 
 In a training run the schedule is chosen in YAML (``model.rollout: {strategy: ead, schedule:
-{...}}``, :mod:`rlobj.train.strategies`) and stepped with the number of RL updates. Both engines
+{...}}``, :mod:`rlobj.train.samplers`) and stepped with the number of RL updates. Both engines
 apply it: ``HFEngine`` in its sampling loop, ``VLLMEngine`` through the per-request logits
 processor :class:`rlobj.rollout.vllm_ead.ScheduleLogitsProcessor`.
 """

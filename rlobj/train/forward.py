@@ -20,10 +20,11 @@ def token_logprobs(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids:
     r"""$\log\pi_\theta(y_t \mid x, y_{<t})$ at temperature $T$ for every response token, and $H_t$.
 
     Returns:
-        ``(logp, entropy)``: float32 ``[batch, seq]`` tensors, 0 where ``response_mask`` is False;
+        ``(logp, entropy)``: float32 ``[batch, seq]`` tensors (float64 for a float64 model), 0 where ``response_mask`` is False;
         ``entropy`` is None unless ``with_entropy``.
     """
-    logits = response_logits(model, prompt_ids, prompt_mask, response_ids, response_mask).float() / temperature
+    logits = response_logits(model, prompt_ids, prompt_mask, response_ids, response_mask)
+    logits = logits.to(_work_dtype(logits.dtype)) / temperature
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, response_ids.unsqueeze(-1)).squeeze(-1)
     mask = response_mask.bool()
@@ -75,4 +76,10 @@ def view_logprobs(view, response_ids: Tensor, response_mask: Tensor) -> tuple[Te
     mask = response_mask.bool()
     logp, entropy = view.evaluate(LogProb(torch.where(mask, response_ids, 0)), Entropy(), mask=mask)
     zero = torch.zeros((), dtype=logp.dtype)
-    return torch.where(mask, logp, zero).float(), torch.where(mask, entropy, zero).float()
+    dtype = _work_dtype(logp.dtype)
+    return torch.where(mask, logp, zero).to(dtype), torch.where(mask, entropy, zero).to(dtype)
+
+
+def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for low-precision models (bf16, fp16, fp32), float64 for float64 models (law checks)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32

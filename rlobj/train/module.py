@@ -41,11 +41,12 @@ from rlobj.train.scorers import VerifierScorer, score_completions
 from rlobj.train.stages import Batch, Scorer, StepContext
 from rlobj.train.sync import push_weights
 from rlobj.train.tasks import ARITHMETIC_CHARS, build_char_tokenizer
-from rlobj.train.update import UpdatePlan, run_update, take_rows
+from rlobj.train.update import ROW_FIELDS, UpdatePlan, run_update
 
 __all__ = ["RLModule", "build_train_objective", "score_completions"]
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
+           "float64": torch.float64}  # float64: the law checks
 
 
 def build_train_objective(spec) -> Term:
@@ -499,12 +500,9 @@ class RLModule(L.LightningModule):
         prepared = self.objective.prepare(**gathered, term_state=dict(self.term_state))
         if where[2] is None:
             return prepared
-        start, rows, _ = where
-        local = take_rows(prepared, torch.arange(start, start + rows, device=fields["mask"].device))
-        cut = {name: local_rows(getattr(local, name), where) for name in
-               ("logp", "mask", "logp_old", "logp_ref", "token_rewards", "advantages", "entropy")}
-        cut["extras"] = {k: local_rows(v, where) for k, v in local.extras.items()}
-        return local.update(**cut)
+        cut = {name: local_rows(getattr(prepared, name), where) for name in ROW_FIELDS}
+        cut["extras"] = {k: local_rows(v, where) for k, v in prepared.extras.items()}
+        return prepared.update(**cut, cache={})
 
     def _policy_forward(self, rollout: RolloutBatch, rows: Tensor, vocab: bool):
         if vocab:

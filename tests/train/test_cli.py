@@ -47,8 +47,10 @@ def test_config_parses_and_instantiates(config, tmp_path, monkeypatch):
     assert cli.model.policy is None  # nothing loaded at parse/instantiate time
     assert len(cli.model.objective.chain.terms) >= 1
     if "/rollout/" in config.replace(os.sep, "/"):
-        expected = {"ead": "ead", "latr": "latr", "ulorl_segments": "segments"}[Path(config).stem]
-        assert cli.model.rollout_option.strategy == expected
+        from rlobj.train.samplers import EADSampler, LATRSampler, SegmentSampler
+
+        expected = {"ead": EADSampler, "latr": LATRSampler, "ulorl_segments": SegmentSampler}[Path(config).stem]
+        assert type(cli.model.sampler) is expected
 
 
 def test_print_config(capsys):

@@ -84,11 +84,15 @@ def register_provider(cls: type[Provider]) -> type[Provider]:
 
 
 def required_slots(terms: Iterable[Term]) -> frozenset[str]:
-    """The input slots of ``terms`` that a provider must supply (not derived, not the trainer's own)."""
+    """The input slots of ``terms`` that a provider must supply: not derived, not the trainer's
+    own, and not written by another term of the chain (``visual_dependency_score`` writes
+    ``extras:visual_dependency`` for the terms after it)."""
+    terms = tuple(terms)
+    written = frozenset().union(*(t.slots_written() for t in terms)) if terms else frozenset()
     needed = set()
     for term in terms:
         for slot in term.slots_read():
-            if slot in DERIVED_SLOTS or slot.startswith("part:") or slot in TRAINER_SLOTS:
+            if slot in DERIVED_SLOTS or slot.startswith("part:") or slot in TRAINER_SLOTS or slot in written:
                 continue
             needed.add(slot)
     return frozenset(needed)
