@@ -73,6 +73,25 @@ def _generator(seed: int, step: int, device) -> torch.Generator:
     return generator
 
 
+def _row_generator(seed: int, step: int, key: int) -> torch.Generator:
+    """A CPU generator for one (seed, step, row key): a row draws the same masks whatever the
+    other rows of its call (chunking-invariant)."""
+    generator = torch.Generator()
+    generator.manual_seed(((int(seed) * 1_000_003 + int(step)) * 1_000_033 + int(key)) % (2**63 - 1))
+    return generator
+
+
+def _check_row_keys(row_keys, batch: int, step: int) -> list[int]:
+    _generator(0, step, None)  # validates step
+    if not isinstance(row_keys, Tensor) or row_keys.shape != (batch,) or row_keys.is_floating_point() \
+            or row_keys.dtype == torch.bool:
+        got = (row_keys.dtype, tuple(row_keys.shape)) if isinstance(row_keys, Tensor) else type(row_keys).__name__
+        raise RlobjInputError(f"row_keys: expected an integer tensor of shape ({batch},) (one key per row), got {got}")
+    if bool((row_keys < 0).any()):
+        raise RlobjInputError("row_keys: expected non-negative keys")
+    return [int(k) for k in row_keys.tolist()]
+
+
 @dataclass(frozen=True)
 class PatchBlackening:
     r"""Random patch blackening of images (PAPO §6.1, VPPO §8.1).
@@ -135,10 +154,18 @@ class PromptSpanMask:
 
 @typechecked
 def prompt_span_mask(
-    prompt_mask: Bool[Tensor, "batch prompt"], spec: PromptSpanMask, step: int = 0
+    prompt_mask: Bool[Tensor, "batch prompt"], spec: PromptSpanMask, step: int = 0,
+    row_keys: Tensor | None = None,
 ) -> Bool[Tensor, "batch prompt"]:
     r"""Which prompt positions :class:`PromptSpanMask` masks: True at real tokens whose span
     (rank among the row's real tokens, integer-divided by ``span``) drew $u < $ ``ratio``.
+
+    Without ``row_keys`` the draws of the whole call come from one generator of
+    ``(seed, step)``: a row's mask depends on its position in the call and on the padded
+    width. With ``row_keys`` (one non-negative integer per row, e.g. the row's index in the
+    rollout batch) each row draws from its own generator of ``(seed, step, key)``, only as
+    many spans as it has real tokens: the same row gets the same mask in any chunking and
+    under any padding (what a trainer that computes rows in micro-batches needs).
 
     Example:
         >>> mask = torch.tensor([[False, True, True, True]])
@@ -150,16 +177,29 @@ def prompt_span_mask(
     batch, length = prompt_mask.shape
     rank = (prompt_mask.long().cumsum(-1) - 1).clamp(min=0)
     spans = max(1, math.ceil(length / spec.span))
-    draws = torch.rand(batch, spans, generator=_generator(spec.seed, step, prompt_mask.device),
-                       device=prompt_mask.device)
+    if row_keys is None:
+        draws = torch.rand(batch, spans, generator=_generator(spec.seed, step, prompt_mask.device),
+                           device=prompt_mask.device)
+    else:
+        keys = _check_row_keys(row_keys, batch, step)
+        draws = torch.ones(batch, spans, dtype=torch.float32)
+        for row, (key, real) in enumerate(zip(keys, prompt_mask.sum(-1).tolist(), strict=True)):
+            own = max(1, math.ceil(int(real) / spec.span))
+            draws[row, :own] = torch.rand(own, generator=_row_generator(spec.seed, step, key))
+        draws = draws.to(prompt_mask.device)
     masked_span = draws < spec.ratio
     return masked_span.gather(1, rank // spec.span) & prompt_mask
 
 
 def patch_mask(images: int, height: int, width: int, spec: PatchBlackening, step: int = 0,
-               device=None) -> Tensor:
+               device=None, row_keys: Tensor | None = None) -> Tensor:
     r"""Which patches :class:`PatchBlackening` blackens: a bool ``[images, ceil(H/p), ceil(W/p)]``
     tensor, each entry True with probability ``ratio`` (independent draws).
+
+    With ``row_keys`` (``[batch]`` non-negative integers, ``images`` a multiple of ``batch``:
+    the images of row ``i`` are ``images // batch`` consecutive ones) each row's patches are
+    drawn from its own generator of ``(seed, step, key)``, so a row gets the same patches in
+    any chunking of the batch.
 
     Example:
         >>> patch_mask(1, 28, 30, PatchBlackening(ratio=1.0)).shape
@@ -169,13 +209,25 @@ def patch_mask(images: int, height: int, width: int, spec: PatchBlackening, step
         if not isinstance(value, int) or value < 1:
             raise RlobjInputError(f"patch_mask: {name} must be a positive int, got {value!r}")
     rows, cols = math.ceil(height / spec.patch_size), math.ceil(width / spec.patch_size)
-    draws = torch.rand(images, rows, cols, generator=_generator(spec.seed, step, device), device=device)
-    return draws < spec.ratio
+    if row_keys is None:
+        draws = torch.rand(images, rows, cols, generator=_generator(spec.seed, step, device), device=device)
+        return draws < spec.ratio
+    batch = int(row_keys.shape[0]) if isinstance(row_keys, Tensor) and row_keys.dim() == 1 else -1
+    if batch < 1 or images % batch:
+        raise RlobjInputError(f"row_keys: expected one key per row of a batch whose rows hold the {images} images "
+                              f"equally (shape (batch,) with batch dividing {images}), got "
+                              f"{tuple(row_keys.shape) if isinstance(row_keys, Tensor) else type(row_keys).__name__}")
+    keys = _check_row_keys(row_keys, batch, step)
+    per_row = images // batch
+    draws = torch.cat([torch.rand(per_row, rows, cols, generator=_row_generator(spec.seed, step, key))
+                       for key in keys])
+    return draws.to(device) < spec.ratio
 
 
 @typechecked
 def blacken_patches(
-    pixel_values: Float[Tensor, "*images channels height width"], spec: PatchBlackening, step: int = 0
+    pixel_values: Float[Tensor, "*images channels height width"], spec: PatchBlackening, step: int = 0,
+    row_keys: Tensor | None = None,
 ) -> tuple[Float[Tensor, "*images channels height width"], Bool[Tensor, "_n _rows _cols"]]:
     r"""Images with random patches set to ``spec.fill`` (see :class:`PatchBlackening`).
 
@@ -187,6 +239,8 @@ def blacken_patches(
             batch, a batch of frames).
         spec: the perturbation.
         step: training step (a new draw per step, reproducible).
+        row_keys: optional ``[batch]`` keys, one per row (the first leading dim is the batch):
+            per-row draws, the same in any chunking (see :func:`patch_mask`).
 
     Returns:
         ``(perturbed, blackened)``: the perturbed images (same shape and dtype; unblackened pixels
@@ -195,7 +249,10 @@ def blacken_patches(
     """
     *lead, _, height, width = pixel_values.shape
     images = int(math.prod(lead)) if lead else 1
-    blackened = patch_mask(images, height, width, spec, step, device=pixel_values.device)
+    if row_keys is not None and (not lead or isinstance(row_keys, Tensor) and row_keys.shape[:1] != (lead[0],)):
+        raise RlobjInputError(f"row_keys: expected shape ({lead[0] if lead else 'batch'},), one key per row of "
+                              f"pixel_values' first dim, got {tuple(getattr(row_keys, 'shape', ()))}")
+    blackened = patch_mask(images, height, width, spec, step, device=pixel_values.device, row_keys=row_keys)
     pixels = blackened.repeat_interleave(spec.patch_size, 1).repeat_interleave(spec.patch_size, 2)
     pixels = pixels[:, :height, :width].reshape(*lead, 1, height, width)
     fill = torch.full((), spec.fill, dtype=pixel_values.dtype, device=pixel_values.device)
@@ -256,6 +313,7 @@ def perception_forward(
     model_inputs: dict | None = None,
     temperature: float | int = 1.0,
     step: int = 0,
+    row_keys: Tensor | None = None,
     with_logp: bool = True,
     with_vocab: bool = False,
     position_ids: bool = True,
@@ -287,6 +345,11 @@ def perception_forward(
             ``image_grid_thw``, ...).
         temperature: sampling temperature $T > 0$ of the engine. Default 1.
         step: training step: the perturbation's draw depends on ``(seed, step)``.
+        row_keys: optional ``[batch]`` non-negative integer keys, one per row (e.g. each row's
+            index in the rollout batch): each row then draws its perturbation from
+            ``(seed, step, key)`` alone, so computing the rows in any chunking (micro-batches)
+            gives the same perturbed log-probs. Without it the draw depends on the rows of
+            the call and their padding.
         with_logp: compute the response log-probs. Default True.
         with_vocab: build the vocab view. Default False.
         position_ids: pass positions derived from the attention mask (as the engines and
@@ -322,7 +385,7 @@ def perception_forward(
     kwargs: dict[str, Any] = dict(model_inputs or {})
     perturbed = None
     if isinstance(perturbation, PromptSpanMask):
-        perturbed = prompt_span_mask(prompt_mask, perturbation, step)
+        perturbed = prompt_span_mask(prompt_mask, perturbation, step, row_keys)
         where = torch.cat([perturbed, torch.zeros_like(response_mask)], dim=1)
         if perturbation.mode == "token":
             input_ids = torch.where(where, torch.full_like(input_ids, _mask_id(model, perturbation)), input_ids)
@@ -332,7 +395,7 @@ def perception_forward(
                                                   device=embeddings.device), embeddings)
     if pixel_values is not None:
         if isinstance(perturbation, PatchBlackening):
-            pixel_values, perturbed = blacken_patches(pixel_values, perturbation, step)
+            pixel_values, perturbed = blacken_patches(pixel_values, perturbation, step, row_keys)
         kwargs["pixel_values"] = pixel_values
     if "inputs_embeds" not in kwargs:
         kwargs["input_ids"] = input_ids

@@ -296,6 +296,71 @@ def test_noisy_branch_rows():
 
 
 # ------------------------------------------------------------------------------------------
+# per-row draws (row_keys): the same perturbation in any chunking of the rows
+# ------------------------------------------------------------------------------------------
+
+
+def _left_pad(rows: list[int], width: int) -> torch.Tensor:
+    return torch.tensor([[False] * (width - n) + [True] * n for n in rows])
+
+
+@settings(max_examples=30, deadline=None)
+@given(lengths=st.lists(st.integers(1, 9), min_size=2, max_size=6), ratio=st.floats(0.1, 0.9),
+       span=st.integers(1, 3), seed=st.integers(0, 1000), step=st.integers(0, 50), cut=st.integers(1, 5))
+def test_prompt_span_mask_row_keys_are_chunking_and_padding_invariant(lengths, ratio, span, seed, step, cut):
+    spec = PromptSpanMask(ratio=ratio, span=span, seed=seed)
+    keys = torch.arange(len(lengths)) + 100
+    width = max(lengths)
+    whole = prompt_span_mask(_left_pad(lengths, width + 2), spec, step, row_keys=keys)
+    cut = min(cut, len(lengths) - 1)
+    for rows in (slice(0, cut), slice(cut, None)):
+        chunk = lengths[rows]
+        own = prompt_span_mask(_left_pad(chunk, max(chunk)), spec, step, row_keys=keys[rows])  # re-padded
+        for i, n in enumerate(chunk):
+            assert own[i, -n:].tolist() == whole[rows][i, -n:].tolist()
+            assert not own[i, :-n].any()
+    # keys, not positions, decide: reversing the rows reverses the masks
+    flipped = prompt_span_mask(_left_pad(lengths[::-1], width + 2), spec, step, row_keys=keys.flip(0))
+    assert flipped.flip(0).equal(whole)
+
+
+def test_patch_mask_row_keys_are_chunking_invariant():
+    spec = PatchBlackening(ratio=0.5, patch_size=7, seed=4)
+    keys = torch.tensor([5, 9, 2, 11])
+    pixels = torch.rand(4, 2, 3, 21, 14, generator=torch.Generator().manual_seed(0))  # 2 frames per row
+    whole, blackened = blacken_patches(pixels, spec, 3, row_keys=keys)
+    assert blackened.shape == (8, 3, 2)
+    first, _ = blacken_patches(pixels[:1], spec, 3, row_keys=keys[:1])
+    rest, _ = blacken_patches(pixels[1:], spec, 3, row_keys=keys[1:])
+    assert torch.equal(torch.cat([first, rest]), whole)
+    assert patch_mask(8, 21, 14, spec, 3, row_keys=keys).equal(blackened)
+    with pytest.raises(RlobjInputError, match="row_keys"):
+        patch_mask(6, 21, 14, spec, 3, row_keys=keys)
+    with pytest.raises(RlobjInputError, match="row_keys"):
+        blacken_patches(pixels, spec, 3, row_keys=keys[:3])
+    with pytest.raises(RlobjInputError, match="row_keys"):
+        prompt_span_mask(torch.ones(2, 3, dtype=torch.bool), PromptSpanMask(), 0, row_keys=torch.tensor([-1, 2]))
+    with pytest.raises(RlobjInputError, match="row_keys"):
+        prompt_span_mask(torch.ones(2, 3, dtype=torch.bool), PromptSpanMask(), 0, row_keys=torch.tensor([1, 2, 3]))
+
+
+@pytest.mark.parametrize("mode", ["token", "embedding"])
+def test_perception_forward_row_keys_chunked_equals_whole(model, batch, mode):
+    spec = PromptSpanMask(ratio=0.5, span=2, seed=7, mode=mode)
+    keys = torch.tensor([3, 8, 1])
+    with torch.no_grad():
+        whole = perception_forward(model, *batch, spec, step=4, row_keys=keys)
+        pieces = [perception_forward(model, *(t[rows] for t in batch), spec, step=4, row_keys=keys[rows])
+                  for rows in (slice(0, 1), slice(1, 3))]
+    assert torch.equal(torch.cat([p.perturbed for p in pieces]), whole.perturbed)
+    torch.testing.assert_close(torch.cat([p.logp for p in pieces]), whole.logp, atol=2e-5, rtol=0)
+    # the old calling form (one draw per call) still works and is reproducible
+    with torch.no_grad():
+        again = perception_forward(model, *batch, spec, step=4)
+    assert torch.equal(again.perturbed, prompt_span_mask(batch[1], spec, 4))
+
+
+# ------------------------------------------------------------------------------------------
 # a tiny vision-language model (LLaVA architecture, random weights, built from a config)
 # ------------------------------------------------------------------------------------------
 
