@@ -247,10 +247,10 @@ class RlobjCLI(LightningCLI):
             raise SystemExit(2) from error
 
 
-def main(args=None) -> None:
-    """Entry point of the ``rlobj`` console script."""
+def main(args=None) -> "RlobjCLI":
+    """Entry point of the ``rlobj`` console script; returns the CLI (its ``model`` after the run)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    RlobjCLI(RLModule, RLDataModule, trainer_class=RlobjTrainer, args=args, auto_configure_optimizers=False,
+    return RlobjCLI(RLModule, RLDataModule, trainer_class=RlobjTrainer, args=args, auto_configure_optimizers=False,
              save_config_kwargs={"overwrite": True}, parser_kwargs={"parser_mode": "omegaconf"}
              if _has_omegaconf() else {})
 

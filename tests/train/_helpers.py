@@ -7,11 +7,11 @@ from rlobj.train import RLModule
 from rlobj.train.forward import token_logprobs
 
 
-def tiny_module(**overrides) -> RLModule:
+def tiny_module(module_cls=RLModule, **overrides) -> RLModule:
     kwargs = dict(tiny_model={"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0},
                   max_new_tokens=6, group_size=4, lr=1.0, optimizer="sgd", grad_clip=None, seed=0)
     kwargs.update(overrides)
-    module = RLModule(**kwargs)
+    module = module_cls(**kwargs)
     module.build()
     return module
 
@@ -46,3 +46,11 @@ def synthetic_rewards(batch: int, seed: int = 0) -> torch.Tensor:
     rewards = (torch.rand(batch, generator=generator) > 0.5).float()
     rewards[0], rewards[1] = 1.0, 0.0  # group 0 is never flat
     return rewards
+
+
+class StartsWithDigit:
+    """A verifier with informative rewards for an untrained model: 1 when the completion starts
+    with a digit (the registry-wide ``rlobj fit`` checks use it so filters keep groups)."""
+
+    def __call__(self, completion: str, record: dict) -> float:
+        return 1.0 if completion[:1].isdigit() else 0.0

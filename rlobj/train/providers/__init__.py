@@ -33,3 +33,21 @@ __all__ = [
     "RolloutFields",
     "TokenRewards",
 ]
+
+from rlobj.train.providers.policy_extras import (  # noqa: E402
+    GuidedSampler,
+    HintedContext,
+    RLPRAnswerLogprobs,
+    SelfRewardProbe,
+    UnconditionedLogprobs,
+)
+from rlobj.train.providers.policy_extras_rows import (  # noqa: E402
+    InitialPolicyRows,
+    InitialPolicySamples,
+    NoisyBranchRows,
+    OffPolicyRows,
+    VisualDependency,
+)
+
+__all__ += ["GuidedSampler", "HintedContext", "RLPRAnswerLogprobs", "SelfRewardProbe", "UnconditionedLogprobs",
+            "InitialPolicyRows", "InitialPolicySamples", "NoisyBranchRows", "OffPolicyRows", "VisualDependency"]
