@@ -34,6 +34,20 @@ __all__ = [
     "TokenRewards",
 ]
 
+from rlobj.train.providers.scores import (  # noqa: E402
+    AepoCandidates,
+    AnswerIds,
+    AppealCheck,
+    AuxConstruction,
+    ConcisenessScore,
+    PairwiseJudge,
+    RewardComponents,
+)
+from rlobj.train.providers.steps import ReasoningSteps, TokenInfluence  # noqa: E402
+
+__all__ += ["AepoCandidates", "AnswerIds", "AppealCheck", "AuxConstruction", "ConcisenessScore", "PairwiseJudge",
+            "RewardComponents", "ReasoningSteps", "TokenInfluence"]
+
 from rlobj.train.providers.policy_extras import (  # noqa: E402
     GuidedSampler,
     HintedContext,
