@@ -162,6 +162,8 @@ class SegmentSampler(_Wrapping):
     def __init__(self, segment_tokens: int, release: str = "group"):
         if isinstance(segment_tokens, bool) or not isinstance(segment_tokens, int) or segment_tokens < 1:
             raise RlobjInputError(f"segments.segment_tokens: expected an int >= 1, got {segment_tokens!r}")
+        if release not in ("group", "sample"):  # checked here, not on the first RL step
+            raise RlobjInputError(f"segments.release: expected 'group' or 'sample', got {release!r}")
         self.segment_tokens, self.release = segment_tokens, release
         self._engine = None
 

@@ -1,4 +1,4 @@
-"""The trainer computes the inputs an objective reads (from its chain's slots_read()):
+"""The providers compute the inputs an objective reads (from its chain's slots_read()):
 Lp-Reg's proxy log-probs, vocab views of the policy and reference, PAPO's perturbed log-probs."""
 
 import math
@@ -6,9 +6,12 @@ import math
 import pytest
 import torch
 
+from rlobj.algebra import Objective
 from rlobj.ops.errors import RlobjInputError
 from rlobj.rollout.perception import PromptSpanMask, perception_forward
 from rlobj.train.forward import final_hidden_states, token_logprobs, view_logprobs, vocab_view
+from rlobj.train.providers import LpRegProxy, PerturbedContext
+from rlobj.train.stages import Batch
 
 from ._helpers import synthetic_rewards, synthetic_rollout, tiny_module
 
@@ -19,6 +22,15 @@ LP_REG_FKL = ["grpo", {"lp_reg": {"tau": 0.7, "rho": 0.5, "strict_reference_quir
 def _args(rollout, rows=slice(None)):
     return (rollout.prompt_ids[rows], rollout.prompt_mask[rows], rollout.response_ids[rows],
             rollout.response_mask[rows])
+
+
+def _batch(rollout) -> Batch:
+    return Batch(rollout=rollout, records=[{"prompt": ""}] * len(rollout))
+
+
+def _provider(module, cls):
+    (provider,) = [p for p in module.providers if isinstance(p, cls)]
+    return provider
 
 
 def _full_logits(module, rollout, temperature=1.0):
@@ -49,7 +61,8 @@ def test_view_forward_matches_the_logits_forward():
 def test_lp_reg_proxy_matches_a_plain_loop():
     module = tiny_module(objective=LP_REG_FKL, micro_batch_size=5)
     rollout = synthetic_rollout(module)
-    proxy = module._proxy_logprobs(rollout, 0.9, "minp")
+    proxy = LpRegProxy(tau=0.9, mode="minp").batch(module.context(0), _batch(rollout), {})["extras:logp_proxy"]
+    assert proxy.dtype == torch.float32 and proxy.shape == rollout.response_ids.shape
     probs = torch.softmax(_full_logits(module, rollout), -1)  # temperature 1, whatever the sampling T
     for i in range(len(rollout)):
         for t in range(rollout.response_ids.shape[1]):
@@ -66,7 +79,8 @@ def test_lp_reg_proxy_matches_a_plain_loop():
 
 def test_lp_reg_forward_kl_update(monkeypatch):
     module = tiny_module(objective=LP_REG_FKL, micro_batch_size=8)
-    assert module._proxy_settings == (0.7, "minp")
+    provider = _provider(module, LpRegProxy)
+    assert (provider.tau, provider.mode) == (0.7, "minp") and provider.needed == {"extras:logp_proxy"}
     metrics = module.update_on_rollout(synthetic_rollout(module), synthetic_rewards(16))
     assert metrics["lp_reg/selected_count"] > 0 and metrics["lp_reg/penalty"] > 0
     # the reference is the policy at the first RL step: forward KL to it is 0 before the update
@@ -75,9 +89,16 @@ def test_lp_reg_forward_kl_update(monkeypatch):
     second = module.update_on_rollout(synthetic_rollout(module, seed=1), synthetic_rewards(16, seed=1))
     assert second["kl/ref_forward_full"] > 1e-6
     # values given by the caller win: nothing is recomputed
-    monkeypatch.setattr(module, "_proxy_logprobs", lambda *a: pytest.fail("proxy recomputed"))
+    from rlobj.ops.vocab import VocabView
+
+    monkeypatch.setattr(VocabView, "proxy_logp", lambda *a, **k: pytest.fail("proxy recomputed"))
+    seen = []
+    original = Objective.prepare
+    monkeypatch.setattr(Objective, "prepare", lambda self, state=None, **f: seen.append(f) or original(self, state, **f))
     rollout = synthetic_rollout(module, seed=2)
-    module.update_on_rollout(rollout, synthetic_rewards(16), extras={"logp_proxy": rollout.logp_rollout.clone()})
+    given = rollout.logp_rollout.clone()
+    module.update_on_rollout(rollout, synthetic_rewards(16), extras={"logp_proxy": given})
+    assert seen[0]["extras"]["logp_proxy"] is given
 
 
 def _weights(module):
@@ -98,30 +119,62 @@ def test_vocab_path_gives_the_same_update_as_the_logits_path():
     assert a["entropy"] == pytest.approx(b["entropy"], abs=1e-5)
 
 
+def _perturbed(ratio=None, **perturbation):
+    return [{"PerturbedContext": {"perturbation": dict(perturbation, **({} if ratio is None else {"ratio": ratio}))}}]
+
+
 def test_perceptual_inputs():
     objective = ["grpo", {"perception_kl": {"gamma": 0.01}}]
-    module = tiny_module(objective=objective, perception={"ratio": 0.0})
+    module = tiny_module(objective=objective, providers=_perturbed(0.0))
     metrics = module.update_on_rollout(synthetic_rollout(module), synthetic_rewards(16))
     assert metrics["perception/kl"] == pytest.approx(0.0, abs=1e-6)  # nothing masked: same distribution
-    module = tiny_module(objective=objective, perception={"ratio": 1.0, "span": 2})
+    module = tiny_module(objective=objective, providers=_perturbed(1.0, span=2))
+    provider = _provider(module, PerturbedContext)
+    assert provider.perturbation == PromptSpanMask(ratio=1.0, span=2)
+    assert provider.needed == {"extras:logp_perturbed"}
     rollout = synthetic_rollout(module)
-    logp = module._perturbed(rollout, with_vocab=False, salt=0)
+    ctx = module.context(7)
+    logp = provider.batch(ctx, _batch(rollout), {})["extras:logp_perturbed"]
+    assert provider.micro(ctx, _batch(rollout), torch.arange(4), {}) == {}  # no view needed
     with torch.no_grad():
         direct = perception_forward(module.policy, *_args(rollout), PromptSpanMask(ratio=1.0, span=2),
-                                    step=4096).logp
+                                    step=7, row_keys=torch.arange(len(rollout))).logp
     assert torch.equal(logp, direct)
+    given = Batch(rollout=rollout, records=[{"prompt": ""}] * len(rollout), extras={"logp_perturbed": direct})
+    assert provider.batch(ctx, given, {}) == {}  # given with the batch: not recomputed
     metrics = module.update_on_rollout(rollout, synthetic_rewards(16))
     assert metrics["perception/kl"] > 1e-4
-    full = tiny_module(objective=["grpo", {"perception_kl": {"estimator": "full"}}], perception={"ratio": 1.0},
+    full = tiny_module(objective=["grpo", {"perception_kl": {"estimator": "full"}}], providers=_perturbed(1.0),
                        micro_batch_size=5)
+    full_provider = _provider(full, PerturbedContext)
+    assert full_provider.needed == {"extras:vocab_perturbed"}
+    assert full_provider.batch(full.context(0), _batch(rollout), {}) == {}  # only the lazy views
     assert full.update_on_rollout(rollout, synthetic_rewards(16))["perception/kl"] > 1e-4
-    assert tiny_module(objective=objective).perception == PromptSpanMask()
+    # the default provider of the slot, with PAPO's default perturbation
+    assert _provider(tiny_module(objective=objective), PerturbedContext).perturbation == PromptSpanMask()
+
+
+def test_perturbed_rows_do_not_depend_on_micro_batching():
+    """Each row's mask depends on (seed, step, row index): chunks of 5 rows give the whole batch's values."""
+    objective = ["grpo", {"perception_kl": {"gamma": 0.01}}]
+    whole = tiny_module(objective=objective, providers=_perturbed(0.5))
+    chunked = tiny_module(objective=objective, providers=_perturbed(0.5), micro_batch_size=5)
+    rollout = synthetic_rollout(whole)
+    a = _provider(whole, PerturbedContext).batch(whole.context(3), _batch(rollout), {})["extras:logp_perturbed"]
+    b = _provider(chunked, PerturbedContext).batch(chunked.context(3), _batch(rollout), {})["extras:logp_perturbed"]
+    assert torch.allclose(a, b, atol=1e-6)
+    other = _provider(whole, PerturbedContext).batch(whole.context(4), _batch(rollout), {})["extras:logp_perturbed"]
+    assert not torch.equal(a, other)  # another data step draws other masks
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"perception": {"ratio": 2.0}}, "perception: PromptSpanMask.ratio"),
-    ({"perception": {"spam": 1}}, "perception: .*spam"),
+    ({"providers": _perturbed(2.0)}, "PerturbedContext.perturbation: PromptSpanMask.ratio"),
+    ({"providers": _perturbed(spam=1)}, "PerturbedContext.perturbation: .*spam"),
+    ({"providers": [{"PerturbedContext": {"perturbation": 0.5}}]}, "PerturbedContext.perturbation: expected a mapping"),
+    ({"providers": ["PerturbedContxt"]}, r"providers\[0\]: unknown provider 'PerturbedContxt'\. Did you mean 'PerturbedContext'"),
+    ({"providers": [{"LpRegProxy": {"tua": 0.1}}]}, r"providers\[0\] LpRegProxy: .*tua"),
     ({"objective": ["grpo", {"lp_reg": {"tau": 0.1}}, {"lp_reg": {"tau": 0.2}}]}, "disagree"),
+    ({"providers": ["LpRegProxy"]}, "LpRegProxy: no term gives tau / mode"),
 ])
 def test_bad_input_names_the_argument(kwargs, match):
     from rlobj.train import RLModule

@@ -90,6 +90,8 @@ class LpRegProxy(Provider):
             raise RlobjInputError("LpRegProxy: no term gives tau / mode; pass them as the provider's arguments")
 
     def batch(self, ctx, batch, inputs):
+        if "logp_proxy" in batch.extras:  # given with the batch: it wins, nothing to compute
+            return {}
         rollout = batch.rollout
         pieces = []
         with torch.no_grad():
@@ -130,7 +132,7 @@ class PerturbedContext(Provider):
                                       f"arguments, got {perturbation!r}")
             try:
                 self.perturbation = PromptSpanMask(**(perturbation or {}))
-            except TypeError as error:
+            except (TypeError, ValueError) as error:  # unknown keys, and PromptSpanMask's own checks
                 raise RlobjInputError(f"PerturbedContext.perturbation: {error}") from error
 
     def _run(self, ctx, rollout, rows: Tensor, with_vocab: bool):
@@ -143,7 +145,7 @@ class PerturbedContext(Provider):
                                   row_keys=rows, **kwargs)
 
     def batch(self, ctx, batch, inputs):
-        if "extras:logp_perturbed" not in self.needed:
+        if "extras:logp_perturbed" not in self.needed or "logp_perturbed" in batch.extras:
             return {}
         rollout = batch.rollout
         index = torch.arange(len(rollout), device=rollout.response_ids.device)
