@@ -63,8 +63,39 @@ def register(name: str, factory: Callable[..., Term]) -> Callable[..., Term]:
     return factory
 
 
+def _import_term(path: str) -> Callable[..., Term]:
+    """A user's term class or factory by dotted path (``mypkg.terms.length_cost``)."""
+    import importlib
+
+    module, _, attribute = path.rpartition(".")
+    try:
+        factory = getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as error:
+        raise RlobjInputError(f"term {path!r}: cannot import it ({error})") from error
+    if isinstance(factory, Term):  # a module-level chain or term value
+        return lambda: factory
+    if not callable(factory) or (inspect.isclass(factory) and not issubclass(factory, Term)):
+        raise RlobjInputError(f"term {path!r}: expected a Term subclass, a factory returning a Term or a Term value, "
+                              f"got {factory!r}")
+    return factory
+
+
 def build_term(name: str, **kwargs) -> Term:
-    """Build the registered term ``name`` with ``kwargs``; unknown names and keys are errors."""
+    """Build the registered term ``name`` with ``kwargs``; unknown names and keys are errors.
+
+    A dotted name that is not registered (``mypkg.terms.length_cost``) is imported: a user's
+    :class:`~rlobj.algebra.term.Term` subclass (built with ``kwargs``), a factory returning a term,
+    or a term value; configs saved by ``rlobj fit`` keep the dotted name, so they re-run as is.
+    """
+    if name not in REGISTRY and "." in name:
+        factory = _import_term(name)
+        try:
+            term = factory(**kwargs)
+        except TypeError as error:
+            raise RlobjInputError(f"{name}: {error}") from error
+        if not isinstance(term, Term):
+            raise RlobjInputError(f"term {name!r}: the factory returned {type(term).__name__}, not a Term")
+        return term
     if name not in REGISTRY:
         close = difflib.get_close_matches(name, list(REGISTRY), n=3)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -111,7 +142,8 @@ def build_objective(spec) -> Term:
 def to_config(term: Term) -> list:
     """The YAML-ready form of a term or chain: ``[{name: {field: value}}, ...]``.
 
-    ``build_objective(to_config(t)) == t`` for every registered term (a tested round trip).
+    ``build_objective(to_config(t)) == t`` for every registered term (a tested round trip); a
+    user's term defined in an importable module is written under its dotted path.
     """
     from rlobj.algebra.term import as_terms
 
@@ -119,7 +151,11 @@ def to_config(term: Term) -> list:
     for primitive in as_terms(term):
         name = type(primitive).__name__
         if TERM_FACTORIES.get(name) is not type(primitive):
-            raise RlobjInputError(f"to_config: {name} is not registered; call rlobj.registry.register first")
+            module = type(primitive).__module__
+            if module in ("__main__", "builtins") or "<" in type(primitive).__qualname__:
+                raise RlobjInputError(f"to_config: {name} is neither registered nor importable by a dotted path "
+                                      "(define it in a module, or call rlobj.registry.register first)")
+            name = f"{module}.{type(primitive).__qualname__}"
         values = {f.name: getattr(primitive, f.name) for f in dataclasses.fields(primitive)}
         items.append({name: {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}})
     return items

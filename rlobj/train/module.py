@@ -90,9 +90,10 @@ class RLModule(L.LightningModule):
         tokenizer_chars: characters of the character tokenizer (tiny model only).
         dtype: parameter dtype (``float32``, ``bfloat16``, ``float16``).
         group_size: responses sampled per prompt ($G$). Default 8.
-        max_new_tokens, temperature, top_p, top_k: sampling settings (see ``SamplingConfig``).
-        engine: ``"hf"`` (default, shares the policy module) or ``"vllm"``; ``engine_args`` its
-            keyword arguments.
+        max_new_tokens: response budget; with ``temperature``, ``top_p`` and ``top_k`` the
+            sampling settings (``SamplingConfig``).
+        engine: ``"hf"`` (default, shares the policy module) or ``"vllm"``.
+        engine_args: keyword arguments of the engine.
         sampler: the sampler stage (:mod:`rlobj.train.samplers`): ``plain`` (default), ``{ead:
             {schedule: ...}}``, ``{latr: {config: ...}}``, ``{segments: {segment_tokens: S}}``,
             ``{broad: {chunk_size: C}}``, or a user's class by dotted path.
@@ -104,12 +105,15 @@ class RLModule(L.LightningModule):
         providers: providers that replace the defaults or supply a user term's input
             (:mod:`rlobj.train.providers`).
         warmup_sft_steps: number of leading batches trained with ``sft_objective``.
-        optimizer, lr, sft_lr, weight_decay, betas, grad_clip, lr_warmup_steps, lr_schedule,
-            total_rl_updates: the optimizer (``adamw`` or ``sgd``) and its schedule.
-        ppo_epochs, mini_batch_size, micro_batch_size, shuffle_minibatches: the update plan
+        optimizer: ``adamw`` or ``sgd``; with ``lr``, ``sft_lr``, ``weight_decay``, ``betas``,
+            ``grad_clip``, ``lr_warmup_steps``, ``lr_schedule`` and ``total_rl_updates`` it sets
+            the optimizer and its schedule.
+        ppo_epochs: passes over each rollout batch; with ``mini_batch_size``,
+            ``micro_batch_size`` and ``shuffle_minibatches`` it forms the update plan
             (:class:`~rlobj.train.update.UpdatePlan`).
-        eval_samples, eval_k, eval_temperature, eval_max_new_tokens, eval_at_warmup_end,
-            pass_threshold: evaluation (pass@k / maj@k).
+        eval_samples: samples per evaluation record; ``eval_k``, ``eval_temperature``,
+            ``eval_max_new_tokens``, ``eval_at_warmup_end`` and ``pass_threshold`` set the
+            pass@k / maj@k evaluation.
         track_ref_kl: log ``kl/ref_k3`` (KL to the policy at the first RL step) even when the
             objective does not read ``logp_ref``.
         seed: seed of sampling and shuffling (combined with the step index and rank).
@@ -477,6 +481,8 @@ class RLModule(L.LightningModule):
         if entropy_old is not None:
             fields["entropy"] = entropy_old
         for provider in self.providers:
+            if provider.needed and all(s.removeprefix("extras:") in batch.extras for s in provider.needed):
+                continue  # the sampler, a transform or the caller already supplied everything it gives
             for slot, value in provider.batch(ctx, batch, fields).items():
                 if slot.startswith("extras:"):
                     fields["extras"].setdefault(slot.removeprefix("extras:"), value)
@@ -513,7 +519,8 @@ class RLModule(L.LightningModule):
     def _micro_inputs(self, ctx, batch, rows, fields) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for provider in self.providers:
-            out.update(provider.micro(ctx, batch, rows, fields))
+            out.update({slot: value for slot, value in provider.micro(ctx, batch, rows, fields).items()
+                        if slot.removeprefix("extras:") not in batch.extras})
         return out
 
     def _next_step(self) -> float:

@@ -194,7 +194,7 @@ class StepContext:
         sample: ``sample(records, n=None, salt=0, **sampling_changes) -> Batch``: run the sampler
             again (unscored; ``n`` responses per record, default ``group_size``; ``salt`` gives
             a fresh random stream; ``sampling_changes`` override
-            :class:`~rlobj.rollout.SamplingConfig` fields, e.g. ``temperature=0.0`` for greedy).
+            :class:`~rlobj.rollout.SamplingConfig` fields, e.g. ``greedy=True``).
             Transforms that draw more rollouts call it.
         score: ``score(batch) -> Batch``: run the scorer on a batch.
         encode / decode: text <-> token ids of the tokenizer.

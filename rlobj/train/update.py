@@ -143,7 +143,8 @@ def run_update(objective: Objective, prepared: State, plan: UpdatePlan, *,
         forward: ``forward(rows, with_vocab) -> (logp, entropy, view)`` of the current policy on
             ``rows`` in the caller's grad mode (``view`` None unless ``with_vocab``).
         micro_inputs: ``micro_inputs(rows) -> {slot: value}`` per-micro-batch inputs of the
-            providers (``extras:vocab_ref``, ...).
+            providers (``extras:vocab_ref``, values with gradient, ...); they replace the batch
+            value of the same slot for that micro-batch.
         backward: back-propagates one micro-batch loss.
         step: clips, steps the optimizer, zeroes gradients; returns the gradient norm.
         term_state: states of stateful terms before the update.
@@ -187,10 +188,9 @@ def run_update(objective: Objective, prepared: State, plan: UpdatePlan, *,
                 changes: dict[str, Any] = dict(logp=logp, entropy=entropy, cache={})
                 if view is not None:
                     changes["vocab"] = view
-                extra = micro_inputs(rows)
+                extra = micro_inputs(rows)  # per-micro-batch values (views, values with grad) win
                 if extra:
-                    changes["extras"] = {**state.extras, **{k.removeprefix("extras:"): v for k, v in extra.items()
-                                                            if k.removeprefix("extras:") not in state.extras}}
+                    changes["extras"] = {**state.extras, **{k.removeprefix("extras:"): v for k, v in extra.items()}}
                 if reuse:
                     changes["logp_old"] = logp.detach()
                     logp_new[rows] = logp.detach().float()
