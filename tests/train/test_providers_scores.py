@@ -41,7 +41,7 @@ from rlobj.train.providers import (
     build_providers,
     resolve_providers,
 )
-from rlobj.train.providers.scores import answer_key, row_generator
+from rlobj.train.providers.scores import answer_key, row_generator, row_keys
 from rlobj.train.providers.steps import check_equations, split_steps
 from rlobj.train.stages import Batch, Score
 
@@ -151,7 +151,8 @@ def test_appeal_check_draws_q_per_row_from_the_term(module):
     out = run(provider, module, batch, terms=[fn_rate_from_appeals(q=0.4)])
     assert provider.q == 0.4
     ctx = module.context(0)
-    expected = [float(torch.rand((), generator=row_generator(0, ctx.seed, ctx.step, ctx.rank, row))) < 0.4
+    keys = row_keys(batch.rollout)
+    expected = [float(torch.rand((), generator=row_generator(0, ctx.seed, ctx.step, keys[row]))) < 0.4
                 for row in range(16)]
     gold_five = [batch.records[row]["answer"] == "5" for row in range(16)]
     assert out["extras:appeal_flipped"].tolist() == [e and g for e, g in zip(expected, gold_five)]
@@ -257,15 +258,17 @@ def test_multi_reward_advantage_trains_from_components():
 def test_pairwise_judge_by_reward_then_length_then_position(module):
     texts = ["5", "55", "6", "5", "8", "8", "88", "8"]
     rewards = [1, 1, 0, 1, 1, 1, 1, 1]
-    out = run(PairwiseJudge(), module, text_batch(module, texts, ADD, rewards=rewards))
+    batch = text_batch(module, texts, ADD, rewards=rewards)
+    out = run(PairwiseJudge(), module, batch)
     reference, wins = out["extras:pairwise_reference"], out["extras:pairwise_wins"]
     assert wins.shape == (8, 2) and reference.dtype == torch.bool
     lengths = [2, 3, 2, 2, 2, 2, 3, 2]
-    ctx = module.context(0)
+    ctx, keys = module.context(0), row_keys(batch.rollout)
     for group in (0, 1):
         rows = list(range(4 * group, 4 * group + 4))
-        pick = int(torch.randint(4, (1,), generator=row_generator(0, ctx.seed, ctx.step, ctx.rank, "group", group)))
-        ref = rows[pick]
+        ordered = sorted(rows, key=lambda r: keys[r])
+        draw = row_generator(0, ctx.seed, ctx.step, "group", *[keys[r] for r in ordered])
+        ref = ordered[int(torch.randint(4, (1,), generator=draw))]
         assert reference[rows].tolist() == [r == ref for r in rows]
         for row in rows:
             if row == ref:
@@ -421,3 +424,18 @@ def test_providers_build_from_yaml_names():
                              "rlobj.train.providers.steps.ReasoningSteps", {"TokenInfluence": {"threshold": 0.3}}])
     assert [type(p).__name__ for p in built] == ["AnswerIds", "PairwiseJudge", "ReasoningSteps", "TokenInfluence"]
     assert built[0].extract == "whole" and built[3].threshold == 0.3
+
+
+def test_random_draws_follow_rows_not_positions(module):
+    """Appeals, judge references and critic votes of a row are the same after reordering / splitting rows."""
+    texts = ["2+3=5", "2+3=5 5", "6", "5 5", "1+7=8", "8", "4+4=8 8", "7"]
+    batch = text_batch(module, texts, ADD, rewards=[0, 0, 0, 1, 0, 1, 0, 0])
+    order = torch.tensor([5, 4, 7, 6, 1, 0, 3, 2])
+    moved = batch.select(order)
+    providers = [(AppealCheck(q=0.5), "extras:appeal_flipped"), (PairwiseJudge(), "extras:pairwise_reference"),
+                 (ReasoningSteps(delimiter=" ", critics=5), "extras:step_wrong_votes")]
+    for provider, slot in providers:
+        whole, reordered = run(provider, module, batch)[slot], run(provider, module, moved)[slot]
+        assert torch.equal(whole[order], reordered), slot
+        half = run(provider, module, batch.select(torch.arange(4, 8)))[slot]
+        assert torch.equal(whole[4:8], half), slot

@@ -27,7 +27,7 @@ from rlobj.verifiers.extract import EXTRACT_MODES, extract_answer
 from rlobj.verifiers.match import normalize_answer, parse_number
 
 __all__ = ["AnswerIds", "AppealCheck", "AepoCandidates", "ConcisenessScore", "AuxConstruction",
-           "RewardComponents", "PairwiseJudge", "answer_key", "row_generator", "scorer_field"]
+           "RewardComponents", "PairwiseJudge", "answer_key", "row_generator", "row_keys", "scorer_field"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -39,9 +39,24 @@ def scorer_field(batch, name: str) -> Tensor | None:
 
 
 def row_generator(*keys: Any) -> torch.Generator:
-    """A CPU generator seeded from ``keys`` (e.g. (seed, run seed, step, rank, row)) via BLAKE2b."""
+    """A CPU generator seeded from ``keys`` (e.g. (seed, run seed, step, row key)) via BLAKE2b."""
     digest = hashlib.blake2b(repr(tuple(keys)).encode(), digest_size=8).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest, "big") % (2**63))
+
+
+def row_keys(rollout) -> list[str]:
+    """A key per row from its content: the prompt and response tokens, and the count of identical
+    rows before it. Draws seeded by it do not depend on micro-batching, on the row's position in
+    the batch or on which data-parallel rank holds it."""
+    prompts, prompt_mask = rollout.prompt_ids.cpu(), rollout.prompt_mask.cpu().bool()
+    responses, response_mask = rollout.response_ids.cpu(), rollout.response_mask.cpu().bool()
+    keys, seen = [], {}
+    for row in range(prompts.shape[0]):
+        content = (tuple(prompts[row][prompt_mask[row]].tolist()), tuple(responses[row][response_mask[row]].tolist()))
+        digest = hashlib.blake2b(repr(content).encode(), digest_size=12).hexdigest()
+        seen[digest] = seen.get(digest, -1) + 1
+        keys.append(f"{digest}:{seen[digest]}")
+    return keys
 
 
 def _canonical(span: str | None) -> str | None:
@@ -175,7 +190,8 @@ class AppealCheck(Provider):
 
     Each rule negative (reward < 0.5) is appealed with probability $q$ (the consuming term's
     ``q``, so its Horvitz-Thompson count $|P_L|/q$ is unbiased); the draw of row $b$ comes from a
-    generator seeded by (``seed``, run seed, step, rank, $b$), so micro-batching changes nothing.
+    generator seeded by (``seed``, run seed, step, the row's content key :func:`row_keys`), so
+    micro-batching, row order and data-parallel splits change nothing.
     The appeal is a second, more lenient scripted check standing in for the paper's LLM
     verifier: the answer extracted with ``extract`` (default the last number) is compared with
     ``records[b][answer_key]`` by numeric equivalence (``math.isclose`` with ``rel_tol`` /
@@ -213,12 +229,12 @@ class AppealCheck(Provider):
         if given is not None:
             return {"extras:appeal_flipped": given.bool().to(device)}
         rewards = inputs["rewards"].detach().cpu()
-        texts = ctx.decode(batch.rollout)
+        texts, keys = ctx.decode(batch.rollout), row_keys(batch.rollout)
         flipped = torch.zeros(len(texts), dtype=torch.bool)
         for row, text in enumerate(texts):
             if float(rewards[row]) >= 0.5:
                 continue
-            draw = torch.rand((), generator=row_generator(self.seed, ctx.seed, ctx.step, ctx.rank, row))
+            draw = torch.rand((), generator=row_generator(self.seed, ctx.seed, ctx.step, keys[row]))
             if float(draw) >= self.q:
                 continue
             gold = _gold("AppealCheck", batch.records[row], self.answer_key, row)
@@ -437,7 +453,7 @@ class PairwiseJudge(Provider):
 
     The reference of each group is drawn uniformly (as
     :func:`~rlobj.terms.advantage_estimators.pick_references`) from a generator seeded by
-    (``seed``, run seed, step, rank, group id). The judge is a **scripted stand-in for the
+    (``seed``, run seed, step, the sorted content keys of the group's rows, :func:`row_keys`). The judge is a **scripted stand-in for the
     paper's pairwise LLM judge**: of two responses the one with the higher reward wins, on
     equal rewards the shorter one (response tokens), and on a full tie the one presented first
     (a position bias). With ``views=2`` each response is judged in both presentation orders
@@ -472,9 +488,11 @@ class PairwiseJudge(Provider):
         lengths = _lengths(batch).cpu().tolist()
         reference = torch.zeros(len(rewards), dtype=torch.bool)
         wins = torch.zeros(len(rewards), self.views, dtype=torch.bool)
-        for gid, rows in _group_rows(batch.rollout.group_ids.cpu()).items():
-            draw = row_generator(self.seed, ctx.seed, ctx.step, ctx.rank, "group", gid)
-            ref = rows[int(torch.randint(len(rows), (1,), generator=draw))]
+        keys = row_keys(batch.rollout)
+        for rows in _group_rows(batch.rollout.group_ids.cpu()).values():
+            ordered = sorted(rows, key=lambda r: keys[r])  # by content: row order does not matter
+            draw = row_generator(self.seed, ctx.seed, ctx.step, "group", *[keys[r] for r in ordered])
+            ref = ordered[int(torch.randint(len(rows), (1,), generator=draw))]
             reference[ref] = True
             for row in rows:
                 if row == ref:

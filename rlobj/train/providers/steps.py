@@ -25,7 +25,7 @@ from torch import Tensor
 from rlobj.ops.errors import RlobjInputError
 from rlobj.rollout import RolloutBatch
 from rlobj.train.providers.base import Provider, register_provider
-from rlobj.train.providers.scores import row_generator
+from rlobj.train.providers.scores import row_generator, row_keys
 
 __all__ = ["ReasoningSteps", "TokenInfluence", "Step", "split_steps", "check_equations", "token_char_ends"]
 
@@ -183,7 +183,8 @@ class ReasoningSteps(Provider):
       ``critics`` scripted critics (standing in for CAPO's generative critiques) that flag the
       step; critic $c$ flags step $k$ with probability $\epsilon + (1 - 2\epsilon)(1 - p_k)$,
       $p_k$ the process reward and $\epsilon$ = ``critic_noise``, drawn per row from a
-      generator seeded by (``seed``, run seed, step, rank, row). A scorer field
+      generator seeded by (``seed``, run seed, step, the row's content key
+      :func:`~rlobj.train.providers.scores.row_keys`). A scorer field
       ``step_wrong_votes`` wins.
     * ``extras:step_accuracy`` (float ``"batch seq"``, at step ends) and
       ``extras:start_accuracy`` (float ``" batch"``): computed for real by sampling: ``samples``
@@ -257,12 +258,12 @@ class ReasoningSteps(Provider):
         if given is not None:
             return given
         out = torch.zeros_like(process)
-        eps = self.critic_noise
+        eps, keys = self.critic_noise, row_keys(batch.rollout)
         for row, row_steps in enumerate(steps):
             if not row_steps:
                 continue
             draws = torch.rand(len(row_steps), self.critics,
-                               generator=row_generator(self.seed, ctx.seed, ctx.step, ctx.rank, "critics", row))
+                               generator=row_generator(self.seed, ctx.seed, ctx.step, "critics", keys[row]))
             ends = torch.tensor([s.end for s in row_steps])
             flag = eps + (1 - 2 * eps) * (1 - process[row, ends])
             out[row, ends] = (draws < flag[:, None]).float().mean(-1)
