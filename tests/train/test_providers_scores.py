@@ -439,3 +439,17 @@ def test_random_draws_follow_rows_not_positions(module):
         assert torch.equal(whole[order], reordered), slot
         half = run(provider, module, batch.select(torch.arange(4, 8)))[slot]
         assert torch.equal(whole[4:8], half), slot
+
+
+def test_split_steps_falls_back_to_prefix_decoding(module):
+    """Where single-token pieces do not add up to the decoded text, every prefix is decoded instead."""
+    batch = text_batch(module, ["1+2=3 3*2=7", "5 ", "4 4", "12"], ADD[:1])
+    ctx = module.context(0)
+    plain = split_steps(ctx, batch.rollout, " ")
+
+    def decode(rollout):  # single tokens decode with a marker, as a byte-level BPE may for partial characters
+        texts = module.decode_responses(rollout)
+        return [t + "#" for t in texts] if rollout.response_ids.shape[1] == 1 else texts
+
+    fallback = split_steps(dataclasses.replace(ctx, decode=decode), batch.rollout, " ")
+    assert torch.equal(plain[0], fallback[0]) and plain[1] == fallback[1]

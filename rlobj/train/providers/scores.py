@@ -131,8 +131,10 @@ class AnswerIds(Provider):
       field or no other view is its own partner (plain self-consistency voting, as the term
       allows).
 
-    A scorer field ``answer_ids`` / ``partner_group`` wins over these rules. Limitation: the
-    partner ids are this rank's group ids, so the two views must be sampled on the same rank.
+    A scorer field ``answer_ids`` / ``partner_group`` (in this batch's group ids) wins over these
+    rules. Under data parallelism the partner ids are shifted to the global group ids that
+    :func:`~rlobj.train.distributed.gather_rows` gives the gathered batch (each rank's groups
+    after the previous ranks'); the two views must be sampled on the same rank.
 
     Args:
         extract: answer extraction mode (default ``"last_number"``).
@@ -178,8 +180,23 @@ class AnswerIds(Provider):
         if "extras:answer_ids" in self.needed or not self.needed:
             out["extras:answer_ids"] = self.answer_ids(ctx, batch).to(device)
         if "extras:partner_group" in self.needed or not self.needed:
-            out["extras:partner_group"] = self.partner_group(batch).to(device)
+            offset = _global_group_offset(batch.rollout.group_ids)
+            out["extras:partner_group"] = self.partner_group(batch).to(device) + offset
         return out
+
+
+def _global_group_offset(group_ids: Tensor) -> int:
+    """The shift :func:`~rlobj.train.distributed.gather_rows` applies to this rank's group ids
+    (the sum of ``max + 1`` over the previous ranks); 0 in a single process."""
+    from rlobj.train.distributed import world
+
+    rank, size = world()
+    if size == 1:
+        return 0
+    span = torch.tensor([int(group_ids.max()) + 1 if group_ids.numel() else 0], device=group_ids.device)
+    spans = [torch.zeros_like(span) for _ in range(size)]
+    torch.distributed.all_gather(spans, span)
+    return sum(int(s) for s in spans[:rank])
 
 
 # --------------------------------------------------------------------------- appeals (noisy verifiers)

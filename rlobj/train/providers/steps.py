@@ -71,7 +71,7 @@ def token_char_ends(ctx, rollout: RolloutBatch) -> tuple[list[str], list[list[in
         else:  # pieces do not add up: decode every prefix of the row
             count = len(pos)
             prefix_mask = torch.zeros(count, ids.shape[1], dtype=torch.bool)
-            for k, p in enumerate(pos):
+            for k in range(count):
                 prefix_mask[k, pos[:k + 1]] = True
             prefixes = ctx.decode(_plain_rollout(ids[row].expand(count, -1), prefix_mask, ctx.pad_token_id))
             lengths = [len(p) for p in prefixes]
