@@ -20,19 +20,19 @@ a scorer or a provider.
 import dataclasses
 import math
 import time
-from collections import defaultdict
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
 
-from rlobj.algebra import Normalizer, Objective
+from rlobj.algebra import Objective
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
 from rlobj.registry import build_objective
-from rlobj.rollout import HFEngine, RolloutBatch, SamplingConfig, left_pad_prompts
+from rlobj.rollout import HFEngine, RolloutBatch, SamplingConfig
 from rlobj.train.distributed import gather_rows, local_rows
+from rlobj.train.metrics import batch_metrics
 from rlobj.train.models import Models
 from rlobj.train.providers import build_providers, resolve_providers
 from rlobj.train.run_state import rng_state, set_rng_state
@@ -392,39 +392,11 @@ class RLModule(L.LightningModule):
         self.last_metrics = metrics
 
     def sft_update(self, records: list[dict]) -> dict[str, float]:
-        """One optimizer step of ``sft_objective`` on the records' demonstrations."""
-        eos = self.tokenizer.eos_token_id
-        pad = self.tokenizer.pad_token_id
-        prompts = [self.encode(r["prompt"]) for r in records]
-        responses = [self.encode(str(r["completion"])) + [eos] for r in records]
-        prompt_ids, prompt_mask = left_pad_prompts(prompts, pad)
-        width = max(len(r) for r in responses)
-        response_ids = torch.full((len(responses), width), pad, dtype=torch.long)
-        response_mask = torch.zeros((len(responses), width), dtype=torch.bool)
-        for row, ids in enumerate(responses):
-            response_ids[row, :len(ids)] = torch.tensor(ids)
-            response_mask[row, :len(ids)] = True
-        device = self.device_of_policy()
-        rollout = RolloutBatch(prompt_ids=prompt_ids.to(device), prompt_mask=prompt_mask.to(device),
-                               response_ids=response_ids.to(device), response_mask=response_mask.to(device),
-                               logp_rollout=torch.zeros(response_ids.shape, device=device),
-                               group_ids=torch.arange(len(records), device=device),
-                               truncated=torch.zeros(len(records), dtype=torch.bool, device=device),
-                               finish_reasons=("stop",) * len(records))
-        chunks = self.models.chunks(len(records))
-        normalizer = Normalizer.from_masks([rollout.response_mask[c] for c in chunks])
-        sums: dict[str, float] = defaultdict(float)
-        self.policy.train()
-        for chunk in chunks:
-            logp, _ = self.models.forward(rollout, chunk)
-            state = self.sft_objective.prepare(logp=logp, mask=rollout.response_mask[chunk])
-            out = self.sft_objective.loss(state, normalizer=normalizer)
-            self._backward(out.loss)
-            for key, value in out.metrics.items():
-                sums[key] += float(value) / len(chunks)
-        sums["grad_norm"] = self._step(self.hparams.sft_lr or self.hparams.lr)
-        sums["lr"] = self.hparams.sft_lr or self.hparams.lr
-        return dict(sums)
+        """One optimizer step of ``sft_objective`` on the records' demonstrations
+        (:func:`rlobj.train.supervised.sft_step`)."""
+        from rlobj.train.supervised import sft_step
+
+        return sft_step(self, records)
 
     def device_of_policy(self) -> torch.device:
         return next(self.policy.parameters()).device
@@ -531,23 +503,13 @@ class RLModule(L.LightningModule):
     def _step_metrics(self, batch, fields, prepared, result, reuse, seconds) -> dict[str, float]:
         rollout, hp = batch.rollout, self.hparams
         mask, rewards = rollout.response_mask, fields["rewards"]
-        lengths = mask.sum(-1).float()
         n_valid = max(float(mask.sum()), 1.0)
         logp_old = result.logp_new if reuse else fields["logp_old"]
         metrics = dict(batch.metrics)
         metrics.update(result.metrics)
-        metrics.update({
-            "reward/mean": float(rewards.mean()),
-            "reward/std": float(rewards.std()) if len(rewards) > 1 else 0.0,
-            "pass_rate": float((rewards >= hp.pass_threshold).float().mean()),
-            "response/length_mean": float(lengths.mean()),
-            "response/length_max": float(lengths.max()),
-            "response/truncated_fraction": float(rollout.truncated.float().mean()),
-            "mismatch/logp_abs": float((rollout.logp_rollout - logp_old).abs()[mask].sum()) / n_valid,
-            "lr": self.rl_lr(max(self.rl_updates - 1, 0)),
-            "throughput/update_tokens_per_s": n_valid * hp.ppo_epochs / max(seconds, 1e-9),
-            "time/update_s": seconds,
-        })
+        metrics.update(batch_metrics(rollout, rewards, logp_old, hp.pass_threshold))
+        metrics.update({"lr": self.rl_lr(max(self.rl_updates - 1, 0)), "time/update_s": seconds,
+                        "throughput/update_tokens_per_s": n_valid * hp.ppo_epochs / max(seconds, 1e-9)})
         if "logp_ref" in fields:
             log_ratio = (fields["logp_ref"] - prepared.logp_old)[mask]
             metrics["kl/ref_k3"] = float((torch.expm1(log_ratio) - log_ratio).mean())

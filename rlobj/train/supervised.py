@@ -1,0 +1,51 @@
+"""The supervised warm-up step: token NLL (``sft_objective``) on the records' demonstrations."""
+
+from collections import defaultdict
+
+import torch
+
+from rlobj.algebra import Normalizer
+from rlobj.rollout import RolloutBatch, left_pad_prompts
+
+__all__ = ["demonstrations", "sft_step"]
+
+
+def demonstrations(module, records: list[dict]) -> RolloutBatch:
+    """``prompt`` + ``completion`` + EOS of each record as a batch (one group per record)."""
+    eos, pad = module.tokenizer.eos_token_id, module.tokenizer.pad_token_id
+    prompts = [module.encode(r["prompt"]) for r in records]
+    responses = [module.encode(str(r["completion"])) + [eos] for r in records]
+    prompt_ids, prompt_mask = left_pad_prompts(prompts, pad)
+    width = max(len(r) for r in responses)
+    response_ids = torch.full((len(responses), width), pad, dtype=torch.long)
+    response_mask = torch.zeros((len(responses), width), dtype=torch.bool)
+    for row, ids in enumerate(responses):
+        response_ids[row, :len(ids)] = torch.tensor(ids)
+        response_mask[row, :len(ids)] = True
+    device = module.device_of_policy()
+    return RolloutBatch(prompt_ids=prompt_ids.to(device), prompt_mask=prompt_mask.to(device),
+                        response_ids=response_ids.to(device), response_mask=response_mask.to(device),
+                        logp_rollout=torch.zeros(response_ids.shape, device=device),
+                        group_ids=torch.arange(len(records), device=device),
+                        truncated=torch.zeros(len(records), dtype=torch.bool, device=device),
+                        finish_reasons=("stop",) * len(records))
+
+
+def sft_step(module, records: list[dict]) -> dict[str, float]:
+    """One optimizer step of ``module.sft_objective`` in micro-batches with one global normaliser."""
+    rollout = demonstrations(module, records)
+    chunks = module.models.chunks(len(records))
+    normalizer = Normalizer.from_masks([rollout.response_mask[c] for c in chunks])
+    sums: dict[str, float] = defaultdict(float)
+    module.policy.train()
+    for chunk in chunks:
+        logp, _ = module.models.forward(rollout, chunk)
+        state = module.sft_objective.prepare(logp=logp, mask=rollout.response_mask[chunk])
+        out = module.sft_objective.loss(state, normalizer=normalizer)
+        module._backward(out.loss)
+        for key, value in out.metrics.items():
+            sums[key] += float(value) / len(chunks)
+    lr = module.hparams.sft_lr or module.hparams.lr
+    sums["grad_norm"] = module._step(lr)
+    sums["lr"] = lr
+    return dict(sums)
