@@ -10,8 +10,6 @@ import importlib
 
 #: public name -> the submodule that defines it
 _HOMES = {
-    "broad_backward": "rlobj.rollout.broad",
-    "BroadResult": "rlobj.rollout.broad",
     "build_tiny_qwen2": "rlobj.rollout.tiny",
     "compensation_step": "rlobj.rollout.filters",
     "CompensationStep": "rlobj.rollout.filters",
