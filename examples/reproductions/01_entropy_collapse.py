@@ -9,8 +9,8 @@ Four objectives from the same warm-started tiny model (per seed): ``grpo``,
 (paper defaults p=0.8, top-20% tokens, coef 0.005) and ``grpo >> entropy_bonus(0.001)``
 (1-shot RLVR's coefficient). Logged every step: the mean token entropy of the policy on its
 own samples; every ``EVAL_EVERY`` steps: pass@1 and pass@16 on 128 held-out problems
-(16 samples each). Lp-Reg's proxy log-probs and SIREN's vocabulary view are supplied by
-:class:`_common.VocabModule` (the trainer of this revision does not pass them itself).
+(16 samples each). Lp-Reg's proxy log-probs and SIREN's vocabulary view are supplied by the
+trainer's providers (``LpRegProxy``, the vocab view of the forward).
 
 Run: ``python examples/reproductions/01_entropy_collapse.py`` (``--smoke``: 3 steps, 1 seed).
 Writes ``docs/reproductions/entropy_collapse/{results.md,results.json,*.png}``.

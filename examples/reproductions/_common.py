@@ -150,7 +150,7 @@ def rl_run(objective, seed: int, warm: dict, steps: int, evaluate=None, eval_eve
     evaluation's results at the steps where it ran).
     """
     torch.manual_seed(seed)
-    module = new_module(objective, seed, module_cls=module_cls or VocabModule, **options)
+    module = new_module(objective, seed, module_cls=module_cls or RLModule, **options)
     module.policy.load_state_dict(warm)
     task = train_task(seed)
     history = []
@@ -160,6 +160,7 @@ def rl_run(objective, seed: int, warm: dict, steps: int, evaluate=None, eval_eve
         first = WARMUP_STEPS * PROMPTS + step * prompts  # fresh prompts after the warm-up's
         metrics = module.rl_update(task.records(first, prompts), WARMUP_STEPS + step)
         row = {"step": step + 1, **{k: float(v) for k, v in metrics.items()}}
+        row["token_entropy"] = row.get("entropy", math.nan)  # mean token entropy of the policy on its samples
         if evaluate is not None and eval_every and ((step + 1) % eval_every == 0 or step + 1 == steps):
             row.update(evaluate(module, step + 1))
         history.append(row)
@@ -241,86 +242,6 @@ def logger(name: str):
         print(f"[{name} {time.perf_counter() - start:6.1f}s] {message}", flush=True)
 
     return log
-
-
-# ------------------------------------------------------------------ vocabulary views for the trainer
-def _response_logits(model, rollout, rows) -> torch.Tensor:
-    """Temperature-1 logits ``[rows, response_len, vocab]`` at the response positions (as token_logprobs)."""
-    from rlobj.rollout.logprobs import positions_from_mask
-
-    response_ids = rollout.response_ids[rows]
-    length = response_ids.shape[1]
-    input_ids = torch.cat([rollout.prompt_ids[rows], response_ids], dim=1)
-    attention = torch.cat([rollout.prompt_mask[rows], rollout.response_mask[rows]], dim=1).bool()
-    output = model(input_ids=input_ids, attention_mask=attention.long(),
-                   position_ids=positions_from_mask(attention), use_cache=False)
-    return output.logits[:, -(length + 1):-1].float()
-
-
-class _WithVocab:
-    """Objective wrapper: puts the module's current vocabulary view into each micro-batch state."""
-
-    def __init__(self, objective, module):
-        self.objective, self.module = objective, module
-        self.chain = objective.chain
-
-    def prepare(self, *args, **kwargs):
-        return self.objective.prepare(*args, **kwargs)
-
-    def loss(self, state, **kwargs):
-        return self.objective.loss(state.update(vocab=self.module._vocab), **kwargs)
-
-
-class VocabModule(RLModule):
-    r"""``RLModule`` that also feeds full-vocabulary terms (Lp-Reg, SIREN) from this script.
-
-    The trainer of this revision passes only ``logp`` / ``entropy`` to the loss stage, so:
-
-    * the policy's forward with gradient keeps its logits and every micro-batch state gets
-      ``vocab = VocabView.from_logits(logits)`` (read by ``siren``'s top-p entropy);
-    * once per rollout batch (before any update, so the policy is still $\pi_\text{old}$)
-      ``extras["logp_proxy"]`` = the Lp-Reg min-p proxy log-prob of the sampled tokens is
-      computed from the old policy's logits (``VocabView.proxy_logp``), read by ``lp_reg``.
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._vocab = None
-        self._entropies = []
-        self.objective = _WithVocab(self.objective, self)
-        self._lp = next((t for t in self.objective.chain.terms if type(t).__name__ == "lp_reg"), None)
-
-    def _forward(self, rollout, rows, with_entropy, model=None):
-        if model is not None or not with_entropy:
-            return super()._forward(rollout, rows, with_entropy, model)
-        from rlobj.ops.vocab import VocabView
-
-        logits = _response_logits(self.policy, rollout, rows)
-        mask = rollout.response_mask[rows].bool()
-        logp_all = torch.log_softmax(logits, dim=-1)
-        logp = logp_all.gather(-1, rollout.response_ids[rows].unsqueeze(-1)).squeeze(-1)
-        entropy = -(logp_all.exp() * logp_all).sum(-1)
-        zero = torch.zeros(())
-        self._vocab = VocabView.from_logits(logits)
-        valid = mask.sum().clamp(min=1)
-        self._entropies.append(float(torch.where(mask, entropy.detach(), zero).sum() / valid))
-        return torch.where(mask, logp, zero), torch.where(mask, entropy, zero)
-
-    def update_on_rollout(self, rollout, rewards, extras=None):
-        extras = dict(extras or {})
-        self._entropies = []
-        if self._lp is not None:
-            from rlobj.ops.vocab import VocabView
-
-            with torch.no_grad():
-                logits = _response_logits(self.policy, rollout, slice(None))
-                extras["logp_proxy"] = VocabView.from_logits(logits).proxy_logp(
-                    rollout.response_ids, self._lp.tau, self._lp.mode, mask=rollout.response_mask.bool())
-        metrics = super().update_on_rollout(rollout, rewards, extras)
-        # the trainer's own "entropy" metric is summed twice when a term also reports "entropy"
-        # (entropy_bonus does): the mean token entropy of the policy is recorded here instead
-        metrics["token_entropy"] = sum(self._entropies) / max(len(self._entropies), 1)
-        return metrics
 
 
 def run_methods(args, methods: dict, log, steps: int, every: int, size: int, n: int,

@@ -247,8 +247,13 @@ class RlobjCLI(LightningCLI):
             raise SystemExit(2) from error
 
 
-def main(args=None) -> "RlobjCLI":
-    """Entry point of the ``rlobj`` console script; returns the CLI (its ``model`` after the run)."""
+def main(args=None) -> None:
+    """Entry point of the ``rlobj`` console script (``sys.exit(main())``: returns None)."""
+    run(args)
+
+
+def run(args=None) -> "RlobjCLI":
+    """Run the CLI on ``args`` and return it (its ``model`` and ``trainer`` after the run)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return RlobjCLI(RLModule, RLDataModule, trainer_class=RlobjTrainer, args=args, auto_configure_optimizers=False,
              save_config_kwargs={"overwrite": True}, parser_kwargs={"parser_mode": "omegaconf"}

@@ -478,8 +478,8 @@ class RLModule(L.LightningModule):
         prepared = self.objective.prepare(**gathered, term_state=dict(self.term_state))
         if where[2] is None:
             return prepared
-        cut = {name: local_rows(getattr(prepared, name), where) for name in ROW_FIELDS}
-        cut["extras"] = {k: local_rows(v, where) for k, v in prepared.extras.items()}
+        cut = {name: local_rows(getattr(prepared, name), where, name) for name in ROW_FIELDS}
+        cut["extras"] = {k: local_rows(v, where, "extras", k) for k, v in prepared.extras.items()}
         return prepared.update(**cut, cache={})
 
     def _policy_forward(self, rollout: RolloutBatch, rows: Tensor, vocab: bool):

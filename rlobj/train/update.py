@@ -122,7 +122,7 @@ def _minibatch_stats(objective: Objective, state: State, forward_no_grad) -> dic
         state = State(**{k: v for k, v in gathered.items() if k != "extras"}, extras=gathered["extras"],
                       term_state=state.term_state, normalizer=state.normalizer)
     stats = objective.minibatch_stats(state)
-    return {k: local_rows(v, where) for k, v in stats.items()}
+    return {k: local_rows(v, where, "extras", k) for k, v in stats.items()}
 
 
 def run_update(objective: Objective, prepared: State, plan: UpdatePlan, *,

@@ -6,7 +6,7 @@ import yaml
 
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train import RLModule
-from rlobj.train.cli import main
+from rlobj.train.cli import run
 
 MODEL = {"tiny_model": {"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0}, "group_size": 4,
          "max_new_tokens": 3, "warmup_sft_steps": 0, "eval_at_warmup_end": False, "lr": 1.0e-3,
@@ -49,7 +49,7 @@ def trained_batches(monkeypatch):
 def test_refill_trains_on_exactly_the_requested_informative_groups(tmp_path, trained_batches):
     model = {"verifier": {"class_path": "train._helpers.StartsWithDigit"},
              "transforms": [{"dynamic_sampling": {"groups": 3, "max_rounds": 8, "on_short": "error"}}]}
-    cli = main(["fit", "--config", _config(tmp_path, model)])
+    cli = run(["fit", "--config", _config(tmp_path, model)])
     assert trained_batches == [(3, 3)] * 3
     metrics = cli.model.last_metrics
     assert metrics["dynamic_sampling/groups_kept"] == 3 and metrics["dynamic_sampling/rounds"] >= 1
@@ -59,7 +59,7 @@ def test_round_cap_errors_clearly(tmp_path):
     # ExactAnswer on an untrained model: every reward is 0, no group is informative
     model = {"transforms": [{"dynamic_sampling": {"max_rounds": 2, "on_short": "error"}}]}
     with pytest.raises(RlobjInputError, match="dynamic_sampling|DynamicSampling"):
-        main(["fit", "--config", _config(tmp_path, model, steps=1)])
+        run(["fit", "--config", _config(tmp_path, model, steps=1)])
 
 
 def test_round_cap_warns_and_skips_an_empty_step(trained_batches):

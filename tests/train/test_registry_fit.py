@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from rlobj.registry import BATCH_FUNCTIONS, PRESETS, REGISTRY, TERM_FACTORIES, to_config
-from rlobj.train.cli import main
+from rlobj.train.cli import run
 from rlobj.train.providers import PROVIDERS, required_slots
 from rlobj.train.transforms import BATCH_FUNCTION_TRANSFORMS, TRANSFORMS
 
@@ -41,7 +41,7 @@ def _fit(tmp_path, model: dict) -> dict:
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return main(["fit", "--config", str(path)]).model.last_metrics
+    return run(["fit", "--config", str(path)]).model.last_metrics
 
 
 def _yaml_objective(name):

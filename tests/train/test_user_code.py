@@ -8,7 +8,7 @@ import yaml
 
 from rlobj.ops.errors import RlobjInputError
 from rlobj.registry import build_objective, to_config
-from rlobj.train.cli import main
+from rlobj.train.cli import run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +33,7 @@ def test_example_config_trains_and_its_saved_config_reruns(user_package, tmp_pat
     first = tmp_path / "first"
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(_short(config, first)))
-    cli = main(["fit", "--config", str(path)])
+    cli = run(["fit", "--config", str(path)])
     module = cli.model
     assert type(module.objective.chain.terms[0]).__module__ == "my_rlobj_ext.terms"
     assert any(type(p).__name__ == "CharLengths" for p in module.providers)
@@ -43,7 +43,7 @@ def test_example_config_trains_and_its_saved_config_reruns(user_package, tmp_pat
     assert "drop_all_truncated/groups" in metrics
     saved = first / "config.yaml"
     assert saved.exists()
-    again = main(["fit", "--config", str(saved), f"--trainer.default_root_dir={tmp_path / 'second'}"])
+    again = run(["fit", "--config", str(saved), f"--trainer.default_root_dir={tmp_path / 'second'}"])
     assert math.isfinite(again.model.last_metrics["loss"])
     assert again.model.objective.chain == module.objective.chain
 

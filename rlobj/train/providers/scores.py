@@ -180,23 +180,9 @@ class AnswerIds(Provider):
         if "extras:answer_ids" in self.needed or not self.needed:
             out["extras:answer_ids"] = self.answer_ids(ctx, batch).to(device)
         if "extras:partner_group" in self.needed or not self.needed:
-            offset = _global_group_offset(batch.rollout.group_ids)
-            out["extras:partner_group"] = self.partner_group(batch).to(device) + offset
+            # in this rank's group ids; gather_rows shifts them with the group ids across ranks
+            out["extras:partner_group"] = self.partner_group(batch).to(device)
         return out
-
-
-def _global_group_offset(group_ids: Tensor) -> int:
-    """The shift :func:`~rlobj.train.distributed.gather_rows` applies to this rank's group ids
-    (the sum of ``max + 1`` over the previous ranks); 0 in a single process."""
-    from rlobj.train.distributed import world
-
-    rank, size = world()
-    if size == 1:
-        return 0
-    span = torch.tensor([int(group_ids.max()) + 1 if group_ids.numel() else 0], device=group_ids.device)
-    spans = [torch.zeros_like(span) for _ in range(size)]
-    torch.distributed.all_gather(spans, span)
-    return sum(int(s) for s in spans[:rank])
 
 
 # --------------------------------------------------------------------------- appeals (noisy verifiers)
