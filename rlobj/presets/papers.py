@@ -41,8 +41,9 @@ dr_grpo = chain(group_mean_baseline(), clip_ratio(eps_low=0.2, eps_high=0.2),
                 constant_normalizer(max_tokens=4096), name="dr_grpo")
 
 #: DAPO (Yu et al., arXiv 2503.14476): overlong reward shaping (20480 / 4096), dynamic sampling
-#: (zero-variance groups dropped here; the sampler refills), clip-higher 0.2 / 0.28,
-#: token-level loss, no KL.
+#: (zero-variance groups masked out of the loss here; resampling is the ``dynamic_sampling``
+#: transform of the trainer, which redraws the step's own prompts, not new ones as DAPO does),
+#: clip-higher 0.2 / 0.28, token-level loss, no KL.
 dapo = chain(overlong_penalty(max_length=20480, buffer=4096), drop_zero_variance_groups(),
              group_zscore(), clip_ratio(eps_low=0.2, eps_high=0.28), token_mean(), name="dapo")
 

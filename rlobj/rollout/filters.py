@@ -1,7 +1,11 @@
 r"""Batch filters: pure functions that decide which prompt groups of a rollout batch to train on.
 
-They act on the batch, not on the loss, so they live in the rollout layer: the trainer calls
-them after scoring and refills the batch with fresh prompts where the reference does.
+They act on the batch, not on the loss, so they live in the rollout layer. In training each
+is applied after scoring by a batch transform of :mod:`rlobj.train.transforms`
+(``model.transforms``); the transforms that draw more rollouts (``dynamic_sampling``, ``dars``,
+``self_curation``) resample the step's own prompts, never new prompts from the data stream, so
+where a reference refills with fresh prompts (DAPO, RLPR) the step trains on the same prompts
+resampled, or on fewer groups.
 """
 
 import math
@@ -48,8 +52,9 @@ def std_filter(rewards: Tensor, group_ids: Tensor, ema: float | None, step: int,
 
     Low-std groups carry little learning signal for the (continuous) probability reward of
     :class:`rlobj.terms.reward_models.rlpr_reward`, whose noise the filter removes. Before
-    ``ema_start`` the EMA is not tracked; before ``filter_start`` everything is kept. Refill the
-    dropped groups with more prompts, as the reference does.
+    ``ema_start`` the EMA is not tracked; before ``filter_start`` everything is kept. The
+    reference refills the dropped groups with more prompts; the ``std_filter`` transform does
+    not (the step trains on fewer groups).
 
     Yu et al. (OpenBMB), "RLPR", arXiv 2506.18254 (id not re-checked); reference defaults
     (OpenBMB/RLPR ``ray_trainer.py``): $\beta = 0.5$ (Qwen; 0.9 Llama, 1.0 Gemma), $\rho = 0.99$,

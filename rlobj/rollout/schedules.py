@@ -21,8 +21,8 @@ $w_t = \min(\pi_\text{old}(y_t)/\pi_\text{sample}(y_t), C)$ (``imp_ratio_cap``) 
 other reference option (``old_policy_temperature_correction``: recompute ``logp_old`` with the
 same per-position temperatures) is :func:`scheduled_sequence_logprobs`.
 
-In a training run the schedule is chosen in YAML (``model.rollout: {strategy: ead, schedule:
-{...}}``, :mod:`rlobj.train.samplers`) and stepped with the number of RL updates. Both engines
+In a training run the schedule is chosen in YAML (``model.sampler: {ead: {schedule: {...}}}``,
+:class:`rlobj.train.samplers.EADSampler`) and stepped with the number of RL updates. Both engines
 apply it: ``HFEngine`` in its sampling loop, ``VLLMEngine`` through the per-request logits
 processor :class:`rlobj.rollout.vllm_ead.ScheduleLogitsProcessor`.
 """

@@ -130,8 +130,10 @@ class drop_zero_variance_groups(Term):
     r"""Remove groups whose rewards are all equal from the loss (and from its normaliser).
 
     The in-objective half of DAPO's dynamic sampling (arXiv 2503.14476, Eq. 11: keep groups
-    with $0 < |\{o_i \text{ correct}\}| < G$); refilling the batch with fresh groups is the
-    sampler's job (``rlobj.rollout``). The rows' masks become all False, so they count neither
+    with $0 < |\{o_i \text{ correct}\}| < G$). Nothing is resampled here: in the trainer the
+    ``dynamic_sampling`` transform (``transforms: [{dynamic_sampling: {max_rounds: 3}}]``,
+    :mod:`rlobj.train.transforms`) drops flat groups and resamples the step's own prompts (DAPO
+    draws new prompts instead). The rows' masks become all False, so they count neither
     as tokens nor as sequences; ``extras["dropped"]`` records them. Reports the dropped fraction as ``groups/zero_variance_frac``.
     """
 
