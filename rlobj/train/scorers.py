@@ -20,7 +20,7 @@ from typing import Any
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.stages import Batch, Score, Scorer
 
-__all__ = ["VerifierScorer", "score_completions", "as_score"]
+__all__ = ["VerifierScorer", "ProcessScorer", "score_completions", "as_score"]
 
 
 def as_score(value: Any) -> Score:
@@ -99,3 +99,39 @@ class VerifierScorer(Scorer):
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+class ProcessScorer(VerifierScorer):
+    """A verifier's outcome reward plus per-step scores (``Score.fields["step_scores"]``).
+
+    Responses are split into reasoning steps at ``delimiter``
+    (:func:`rlobj.train.providers.steps.split_steps`) and each step is scored by the scripted
+    step checker of :class:`~rlobj.train.providers.steps.ReasoningSteps` (``"equations"``: the
+    fraction of ``a+b=c`` equations in the step that hold, ``neutral`` when it has none;
+    ``"reference_prefix"``: 1 while the response is a prefix of ``record[reference_key]``). It is a
+    stand-in for a process reward model; PROF (``transforms: [prof_filter]``) reads the field.
+
+    Args:
+        verifier, workers, timeout: as :class:`VerifierScorer`.
+        delimiter, checker, neutral, reference_key: the step split and checker.
+    """
+
+    def __init__(self, verifier: Any = None, workers: int = 0, timeout: float = 10.0, delimiter: str = "\n",
+                 checker: str = "equations", neutral: float = 0.5, reference_key: str = "completion"):
+        super().__init__(verifier, workers=workers, timeout=timeout)
+        from rlobj.train.providers.steps import ReasoningSteps
+
+        self.steps = ReasoningSteps(delimiter=delimiter, checker=checker, neutral=neutral,
+                                    reference_key=reference_key)
+
+    def __call__(self, ctx, batch: Batch) -> list[Score]:
+        from rlobj.train.providers.steps import split_steps
+
+        scores = super().__call__(ctx, batch)
+        _, steps, _ = split_steps(ctx, batch.rollout, self.steps.delimiter)
+        out = []
+        for row, (score, row_steps) in enumerate(zip(scores, steps)):
+            values = [self.steps.step_score(step, batch.records[row], row) for step in row_steps]
+            out.append(Score(reward=score.reward, token_rewards=score.token_rewards,
+                             fields={**score.fields, "step_scores": values}))
+        return out

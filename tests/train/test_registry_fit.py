@@ -25,7 +25,12 @@ MODEL = {"tiny_model": {"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0},
          "max_new_tokens": 4, "warmup_sft_steps": 0, "eval_at_warmup_end": False, "micro_batch_size": 6,
          "lr": 1.0e-3, "verifier": {"class_path": "train._helpers.StartsWithDigit"}, "seed": 0}
 #: Per-transform arguments a two-step run needs (everything else from the defaults).
-TRANSFORM_ARGS = {"dynamic_sampling": {"max_rounds": 3}, "std_filter": {"ema_start": 0, "filter_start": 0}}
+TRANSFORM_ARGS = {"dynamic_sampling": {"max_rounds": 3}, "std_filter": {"ema_start": 0, "filter_start": 0},
+                  "prof_filter": {"keep": 2}}
+#: Per-transform model settings: PROF reads per-step scores, which the process scorer gives.
+TRANSFORM_MODEL = {"prof_filter": {"verifier": None, "scorer": {
+    "class_path": "rlobj.train.scorers.ProcessScorer",
+    "init_args": {"verifier": {"class_path": "train._helpers.StartsWithDigit"}}}}}
 
 
 def _fit(tmp_path, model: dict) -> dict:
@@ -59,7 +64,7 @@ def test_every_registered_entry_trains_from_yaml(name, tmp_path):
 @pytest.mark.parametrize("transform", sorted(TRANSFORMS))
 def test_every_registered_transform_trains_from_yaml(transform, tmp_path):
     spec = [{transform: TRANSFORM_ARGS.get(transform, {})}]
-    metrics = _fit(tmp_path, {"objective": "grpo", "transforms": spec})
+    metrics = _fit(tmp_path, {"objective": "grpo", "transforms": spec, **TRANSFORM_MODEL.get(transform, {})})
     assert metrics["phase"] == 1.0 and math.isfinite(metrics["loss"]) and math.isfinite(metrics["grad_norm"])
 
 
