@@ -6,9 +6,13 @@ to the 20% highest-entropy ("forking") tokens matches (or beats) training on all
 training on the 80% lowest-entropy tokens is clearly worse.
 
 Objectives from the same warm-started tiny model per seed: ``grpo`` (all tokens),
-``grpo >> top_entropy_mask(rho=0.2)`` (the reference: top 20% of the micro-batch's tokens,
-loss averaged over the selected tokens) and ``grpo >> bottom_entropy_mask(rho=0.2)``, defined
-below as the exact complement (the other 80%, same normalisation). Every ``EVAL_EVERY`` steps:
+``grpo >> top_entropy_mask(rho=0.2, scope="micro_batch")`` (the reference: top 20% of the
+micro-batch's tokens, loss averaged over the selected tokens) and
+``grpo >> bottom_entropy_mask(rho=0.2)``, defined below as the exact complement (the other 80%
+of each micro-batch, same normalisation). Both follow the paper's reference code, which selects
+and normalises per micro-batch (``scope="micro_batch"``), not rlobj's default, one selection per
+optimizer mini-batch: the gradient then depends on the micro-batch size (and the number of
+data-parallel ranks), which breaks the micro-batch law on purpose. Every ``EVAL_EVERY`` steps:
 pass@1 and pass@16 on 128 held-out problems.
 
 Run: ``python examples/reproductions/03_forking_tokens.py`` (``--smoke``: 3 steps, 1 seed).
@@ -38,8 +42,11 @@ class bottom_entropy_mask(Term):
     r"""The complement of ``top_entropy_mask(rho)``: train only on the other $1-\rho$ of the tokens.
 
     $m^\text{pg}_{i,t} = m_{i,t}\,\mathbb 1[H_{i,t} \text{ not among the top } \lceil\rho N\rceil]$
-    (selection over the micro-batch, no gradient through it); the policy loss is averaged over
-    the selected tokens, as ``top_entropy_mask(normalize="selected")`` does for its tokens.
+    (selection over the tokens of each micro-batch on this rank, as
+    ``top_entropy_mask(scope="micro_batch")``, no gradient through it); the policy loss is
+    averaged over the selected tokens of the micro-batch, as
+    ``top_entropy_mask(normalize="selected", scope="micro_batch")`` does for its tokens. The
+    gradient then depends on the micro-batch size.
     """
 
     reads: ClassVar[tuple[str, ...]] = ("part:policy", "entropy", "mask")
@@ -49,14 +56,14 @@ class bottom_entropy_mask(Term):
     def __call__(self, state: State) -> State:
         policy = state.require_part("policy", "bottom_entropy_mask")
         entropy = state.token_entropy().detach()
-        keep = state.mask & ~top_fraction_mask(entropy, state.mask, self.rho, "batch")
+        keep = state.mask & ~top_fraction_mask(entropy, state.mask, self.rho, "micro_batch")
         return state.add_part("policy", LossPart(policy.values, policy.mask & keep, "own")).add_metrics(
             **{"mask/bottom_entropy_frac": masked_mean(keep.float(), state.mask)})
 
 
 METHODS = {
     "all tokens (grpo)": grpo,
-    "top-20% entropy": grpo >> top_entropy_mask(rho=0.2),
+    "top-20% entropy": grpo >> top_entropy_mask(rho=0.2, scope="micro_batch"),
     "bottom-80% entropy": grpo >> bottom_entropy_mask(rho=0.2),
 }
 

@@ -238,8 +238,8 @@ class mastered_positive_mask(_PolicyMask):
     with $p_{i,t} = \pi(y_{i,t})$ the probability of the sampled token (``prob_source``: the
     old policy, detached, or the current policy, detached) and
     $\bar H_i = \frac{1}{|y_i|}\sum_t H_{i,t}$ the mean full-vocab entropy of response $i$
-    (``gate_scope="sequence"``, UloRL Eq. 10) or of every response token of this call
-    (``"batch"``). The masked tokens leave the numerator only: the normaliser keeps every
+    (``gate_scope="sequence"``, UloRL Eq. 10) or of every response token of the optimizer
+    mini-batch (``"batch"``). The masked tokens leave the numerator only: the normaliser keeps every
     response token ("denominator unchanged", UloRL Eq. 9), so with the mask off the loss is
     the base loss. Masking only fires while the policy is confident, so it stops the entropy
     collapse that training on already-mastered positive tokens causes, and switches itself
@@ -252,7 +252,13 @@ class mastered_positive_mask(_PolicyMask):
         positive_reward: a response is positive when $r_i \ge$ this (paper: reward 1).
         prob_source: ``"old"`` (default; $\pi_\text{old}$, equal to $\pi_\theta$ at the start
             of a step under UloRL's pseudo-on-policy ratio) or ``"current"``.
-        gate_scope: ``"sequence"`` (default, per Eq. 10) or ``"batch"``.
+        gate_scope: ``"sequence"`` (default, per Eq. 10) or ``"batch"``: one gate from the
+            token-mean entropy of the whole optimizer mini-batch (all micro-batches and
+            data-parallel ranks), computed once per mini-batch by :meth:`minibatch_stats`, so
+            splitting the mini-batch into micro-batches changes no gradient; called directly
+            (no statistics), the mean over the response tokens of the call. There is no
+            per-micro-batch option: UloRL releases no training code, so no reference fixes a
+            per-micro-batch gate.
 
     Example:
         >>> from rlobj import grpo
@@ -286,6 +292,19 @@ class mastered_positive_mask(_PolicyMask):
     def slots_read(self) -> frozenset[str]:
         return frozenset(set(self.reads) - ({"logp_old"} if self.prob_source == "current" else set()))
 
+    def has_minibatch_stats(self) -> bool:
+        return self.gate_scope == "batch"
+
+    def minibatch_stats_reads(self) -> frozenset[str]:
+        return frozenset({"entropy", "mask"})
+
+    def minibatch_stats(self, state: State) -> dict[str, Tensor]:
+        r"""``mean_entropy`` (0-dim): $\bar H$ over every response token of the mini-batch
+        (``gate_scope="batch"`` only)."""
+        if not self.has_minibatch_stats():
+            return {}
+        return {"mean_entropy": masked_mean(state.token_entropy().detach(), state.mask)}
+
     def __call__(self, state: State) -> State:
         policy = state.require_part("policy", "mastered_positive_mask")
         rewards = state.require("rewards", "mastered_positive_mask")
@@ -294,7 +313,10 @@ class mastered_positive_mask(_PolicyMask):
         if self.gate_scope == "sequence":
             mean_entropy = masked_mean(entropy, state.mask, dim=-1)
         else:
-            mean_entropy = masked_mean(entropy, state.mask).expand(state.batch_size)
+            batch_mean = state.own_stats("mean_entropy")
+            if batch_mean is None:
+                batch_mean = masked_mean(entropy, state.mask)
+            mean_entropy = batch_mean.to(entropy.dtype).expand(state.batch_size)
         positive = rewards >= self.positive_reward
         gate = positive & (mean_entropy < self.sigma)
         masked = gate[:, None] & (source.detach().exp() >= self.tau) & state.mask

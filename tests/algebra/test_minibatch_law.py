@@ -3,7 +3,9 @@
 Splitting a mini-batch into micro-batches, with one global Normalizer and the statistics of
 ``Objective.minibatch_stats`` computed once on the whole mini-batch, gives the loss and the
 gradient of the whole mini-batch, for the terms whose loss depends on batch-wide choices:
-top_entropy_mask, pacs_loss, clip_cov, kl_cov, siren. Groups are interleaved so that every
+top_entropy_mask, pacs_loss, clip_cov, kl_cov, siren, self_reward_mse (class-balanced weights
+from mini-batch counts, row mean over the global rows; the probe carries gradient per
+micro-batch) and mastered_positive_mask(gate_scope="batch") (one entropy gate per mini-batch). Groups are interleaved so that every
 micro-batch split cuts them; response lengths are uneven. The reference options
 (``scope="micro_batch"``) keep the per-call values.
 """
@@ -25,8 +27,10 @@ from rlobj import (
     group_zscore,
     grpo,
     kl_cov,
+    mastered_positive_mask,
     pacs_loss,
     reinforce,
+    self_reward_mse,
     seq_mean_token_mean,
     siren,
     token_mean,
@@ -59,10 +63,18 @@ def make_fields(seed: int, batch: int = 8, seq: int = 6, groups: int = 2, vocab:
     return fields
 
 
+def with_probe(fields: dict, truncated=(2, 5)) -> dict:
+    """LaSeR inputs: ``extras["self_reward_logp"]`` = 10 logp[:, 0] - 13 (so the score is
+    logp[:, 0] + 1, with gradient through ``theta``) and rows ``truncated`` cut off."""
+    cut = torch.zeros(fields["mask"].shape[0], dtype=torch.bool)
+    cut[list(truncated)] = True
+    return dict(fields, probe=True, truncated=cut)
+
+
 def _inputs(fields: dict, theta: torch.Tensor, rows=slice(None)) -> dict:
     """The batch fields of ``rows`` with the policy computed from the parameter ``theta``."""
     out = {k: (v[rows] if isinstance(v, torch.Tensor) else v) for k, v in fields.items()
-           if k not in ("logits", "tokens")}
+           if k not in ("logits", "tokens", "probe", "truncated")}
     if "logits" in fields:  # theta = logits: logp of the sampled tokens and a vocab view
         logits = theta[rows]
         out["logp"] = torch.log_softmax(logits, -1).gather(-1, fields["tokens"][rows, :, None])[..., 0]
@@ -70,6 +82,8 @@ def _inputs(fields: dict, theta: torch.Tensor, rows=slice(None)) -> dict:
     else:  # theta = the log-probs themselves
         out["logp"] = theta[rows]
     out["logp"] = torch.where(out["mask"], out["logp"], torch.zeros((), dtype=F64))
+    if fields.get("probe"):  # a per-row input with gradient, recomputed per micro-batch
+        out["extras"] = {"self_reward_logp": 10.0 * out["logp"][:, 0] - 13.0, "truncated": fields["truncated"][rows]}
     return out
 
 
@@ -90,7 +104,7 @@ def micro(term, fields, sizes, term_state=None, stats=True):
     prepared = objective.prepare(**inputs)
     if stats:
         found = objective.minibatch_stats(prepared.update(vocab=view), term_state)
-        assert found and all(k.startswith("stats:") for k in found)
+        assert (found or not objective.needs_minibatch_stats) and all(k.startswith("stats:") for k in found)
         prepared = prepared.update(extras={**prepared.extras, **found})
     bounds = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
     slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
@@ -99,6 +113,8 @@ def micro(term, fields, sizes, term_state=None, stats=True):
     for rows, piece in zip(slices, objective.split(prepared, sizes)):
         live = _inputs(fields, theta, rows)
         piece = piece.update(logp=live["logp"], vocab=live.get("vocab"), cache={})
+        if "extras" in live:  # per-micro-batch values with gradient win (the trainer's providers)
+            piece = piece.update(extras={**piece.extras, **live["extras"]})
         out = objective.loss(piece, normalizer=normalizer, term_state=term_state)
         out.loss.backward()
         total, outs = total + out.loss.detach(), outs + [out]
@@ -136,6 +152,40 @@ def test_top_entropy_mask_law(term, sizes):
 @pytest.mark.parametrize("term", PACS, ids=repr)
 def test_pacs_loss_law_with_split_groups(term, sizes):
     assert_law(term, make_fields(2), sizes)
+
+
+SELF_REWARD = [grpo >> self_reward_mse(coef=0.7),
+               self_reward_mse(coef=1.0) >> token_mean(),
+               group_zscore() >> clip_ratio() >> constant_normalizer(max_tokens=6.0) >> self_reward_mse(coef=0.5),
+               grpo >> self_reward_mse(coef=0.3, balanced=False)]
+
+
+def mastered(sigma: float, tau: float = 0.5, **kwargs):
+    return grpo >> mastered_positive_mask(tau=tau, sigma=sigma, gate_scope="batch", **kwargs)
+
+
+def batch_entropy(fields: dict) -> float:
+    return float(fields["entropy"][fields["mask"]].mean())
+
+
+@pytest.mark.parametrize("sizes", SPLITS)
+@pytest.mark.parametrize("term", SELF_REWARD, ids=repr)
+def test_self_reward_mse_law(term, sizes):
+    assert_law(term, with_probe(make_fields(13)), sizes)
+
+
+@pytest.mark.parametrize("sizes", SPLITS)
+@pytest.mark.parametrize("prob_source", ["old", "current"])
+def test_mastered_positive_mask_batch_gate_law(prob_source, sizes):
+    fields = make_fields(14)
+    h = batch_entropy(fields)
+    for sigma in (h + 1e-3, h - 1e-3):  # the gate on (mini-batch mean just below sigma), then off
+        term = mastered(sigma, prob_source=prob_source)
+        assert Objective(term).needs_minibatch_stats
+        assert_law(term, fields, sizes)
+    # the gate fires: the loss differs from plain grpo
+    assert float(whole(mastered(h + 1e-3, prob_source=prob_source), fields)[0]) != \
+        pytest.approx(float(whole(grpo, fields)[0]), rel=1e-6)
 
 
 @pytest.mark.parametrize("sizes", SPLITS)
@@ -239,9 +289,62 @@ def test_siren_micro_batch_scope_is_the_mean_of_per_micro_batch_regularisers():
     assert sum(added) == pytest.approx(sum(per_call) / 2, rel=1e-10)
 
 
+def test_self_reward_mse_micro_batch_scope_keeps_the_per_call_values():
+    """scope="micro_batch": the row mean of each call (the reference's per-micro-batch ``.mean()``);
+    without statistics it is exactly the per-call value of the old term (weights over the call)."""
+    fields = with_probe(make_fields(15))
+    sizes, bounds = [3, 5], [(0, 3), (3, 8)]
+    score = fields["logp"][:, 0] + 1.0
+    rewards, finished = fields["rewards"], ~fields["truncated"]
+
+    def per_call(a, b, counts=None):
+        r, f = rewards[a:b], finished[a:b]
+        n_f, n_c = counts if counts is not None else (float(f.sum()), float(((r > 0.5) & f).sum()))
+        w_c, w_w = n_f / (2 * n_c) if n_c else 0.0, n_f / (2 * (n_f - n_c)) if n_f > n_c else 0.0
+        w = torch.where(r > 0.5, torch.tensor(w_c, dtype=F64), torch.tensor(w_w, dtype=F64))
+        return float((0.4 * w * f * (score[a:b] - r) ** 2).sum()) / (b - a)
+
+    term = self_reward_mse(coef=0.4, scope="micro_batch") >> token_mean()
+    old = [per_call(a, b) for a, b in bounds]
+    _, _, outs = micro(term, fields, sizes, stats=False)
+    assert [float(out.loss.detach()) for out in outs] == pytest.approx(old, rel=1e-12)
+    # with the trainer's statistics the weights are the mini-batch's, the mean still per call
+    counts = (float(finished.sum()), float(((rewards > 0.5) & finished).sum()))
+    _, _, outs = micro(term, fields, sizes)
+    assert [float(out.loss.detach()) for out in outs] == pytest.approx([per_call(a, b, counts) for a, b in bounds], rel=1e-12)
+    # the law is broken on purpose; the default keeps it
+    total = sum(float(out.loss.detach()) for out in outs)
+    assert total != pytest.approx(float(whole(term, fields)[0]), rel=1e-3)
+    default = self_reward_mse(coef=0.4) >> token_mean()
+    assert float(micro(default, fields, sizes)[0]) == pytest.approx(float(whole(default, fields)[0]), rel=1e-12)
+    assert float(whole(default, fields)[0]) == pytest.approx(per_call(0, 8), rel=1e-12)
+
+
+def test_mastered_positive_mask_without_statistics_gates_per_call():
+    """Called per micro-batch without statistics, the batch gate is each call's own mean entropy
+    (the old value); with them, one gate for the whole mini-batch."""
+    fields = make_fields(14)
+    h = batch_entropy(fields)
+    term = mastered(h + 1e-3)
+    sizes, bounds = [3, 5], [(0, 3), (3, 8)]
+    means = [float(fields["entropy"][a:b][fields["mask"][a:b]].mean()) for a, b in bounds]
+    assert min(means) < h + 1e-3 < max(means)  # the per-call gates disagree with the mini-batch's
+    _, _, outs = micro(term, fields, sizes, stats=False)
+    objective = Objective(term)
+    prepared = objective.prepare(**_inputs(fields, fields["logp"]))
+    normalizer = Normalizer.from_masks([fields["mask"][a:b] for a, b in bounds])
+    for out, piece, mean in zip(outs, objective.split(prepared, sizes), means):
+        alone = Objective(grpo >> mastered_positive_mask(tau=0.5, sigma=h + 1e-3, gate_scope="sequence"))
+        expected = alone.loss(piece.update(entropy=torch.full_like(piece.entropy, mean)), normalizer)
+        torch.testing.assert_close(out.loss, expected.loss)
+    per_call_total = sum(float(out.loss.detach()) for out in outs)
+    assert per_call_total != pytest.approx(float(whole(term, fields)[0]), rel=1e-6)
+
+
 def test_without_statistics_the_terms_compute_them_from_their_call():
     """Whole batch, direct call == whole batch with its own statistics (values and gradients)."""
     for term, fields in [(TOP_ENTROPY[0], make_fields(10)), (PACS[0], make_fields(10)),
+                         (SELF_REWARD[0], with_probe(make_fields(10))), (mastered(1.5), make_fields(10)),
                          (COV[0], make_fields(10)), (COV[2], make_fields(10)),
                          (SIREN_BASE >> siren(coef=0.7, anchor=0.2), make_fields(10, vocab=5))]:
         loss, grad, _ = whole(term, fields, term_state={})
@@ -297,6 +400,67 @@ def test_top_entropy_stats_and_global_count_by_hand():
     assert float(objective.loss(second, normalizer).loss) == pytest.approx(4.0 / 3)
 
 
+def test_self_reward_mse_stats_and_global_rows_by_hand():
+    # r = [1, 0, 1, 0], row 3 truncated; probe -> r_s = [1, 0.5, 0, 0.3]; errors^2 = [0, 0.25, 1, -]
+    # mini-batch counts N_f = 3, N+ = 2, N- = 1 -> w = [3/4, 3/2, 3/4, 0]; N = 4 rows
+    mask = torch.tensor([[True, True, False], [True, False, False], [True, True, True], [True, True, False]])
+    fields = dict(logp=torch.full((4, 3), -0.5, dtype=F64), mask=mask, rewards=torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=F64),
+                  extras={"self_reward_logp": torch.tensor([-13.0, -18.0, -23.0, -20.0], dtype=F64),
+                          "truncated": torch.tensor([False, False, False, True])})
+
+    def losses(term, stats=True):
+        objective = Objective(term >> token_mean())
+        prepared = objective.prepare(**fields)
+        found = objective.minibatch_stats(prepared) if stats else {}
+        if stats:
+            assert {k: float(v) for k, v in found.items()} == {"stats:0:self_reward_mse:finished": 3.0,
+                                                               "stats:0:self_reward_mse:correct": 2.0}
+        pieces = objective.split(prepared.update(extras={**prepared.extras, **found}), [2, 2])
+        normalizer = Normalizer.from_masks([p.mask for p in pieces])
+        return [float(objective.loss(p, normalizer).loss) for p in pieces]
+
+    # default: mini-batch weights over the global N = 4: 0.1 (3/2 0.25) / 4, 0.1 (3/4 1) / 4
+    assert losses(self_reward_mse()) == pytest.approx([0.009375, 0.01875])
+    assert sum(losses(self_reward_mse())) == pytest.approx(float(mse(fields)))
+    # micro_batch: mini-batch weights, mean over the 2 rows of each call
+    assert losses(self_reward_mse(scope="micro_batch")) == pytest.approx([0.01875, 0.0375])
+    # micro_batch without statistics (the old per-call term): call 1 w = [1, 1], call 2 N_f = 1, N+ = 1 -> w = 1/2
+    assert losses(self_reward_mse(scope="micro_batch"), stats=False) == pytest.approx([0.0125, 0.025])
+    assert not self_reward_mse(balanced=False).has_minibatch_stats()
+    assert self_reward_mse(scope="micro_batch").has_minibatch_stats()
+    assert self_reward_mse().minibatch_stats_reads() == {"rewards", "mask"}
+    with pytest.raises(RlobjInputError, match="scope"):
+        self_reward_mse(scope="rank")
+
+
+def mse(fields):
+    return Objective(self_reward_mse() >> token_mean())(**fields).loss
+
+
+def test_mastered_positive_mask_batch_gate_by_hand():
+    # entropy: row means 0.1 and 0.5, mini-batch mean 0.3 < sigma 0.35: both rows gated;
+    # p_old >= 0.99 at row 0 tokens {0, 2}, row 1 tokens {0, 1}; loss -A logp = A, token_mean over 6
+    entropy = torch.tensor([[0.1] * 3, [0.5] * 3], dtype=F64)
+    logp_old = torch.log(torch.tensor([[0.995, 0.5, 0.999], [0.995, 0.995, 0.5]], dtype=F64))
+    objective = Objective(reinforce() >> token_mean() >> mastered_positive_mask(sigma=0.35, gate_scope="batch"))
+    prepared = objective.prepare(logp=torch.full((2, 3), -1.0, dtype=F64), logp_old=logp_old,
+                                 mask=torch.ones(2, 3, dtype=torch.bool), entropy=entropy,
+                                 rewards=torch.ones(2, dtype=F64), advantages=torch.tensor([1.0, 2.0], dtype=F64))
+    stats = objective.minibatch_stats(prepared)
+    assert list(stats) == ["stats:2:mastered_positive_mask:mean_entropy"]
+    assert float(stats["stats:2:mastered_positive_mask:mean_entropy"]) == pytest.approx(0.3)
+    normalizer = Normalizer.from_masks([prepared.mask[:1], prepared.mask[1:]])
+    with_stats = objective.split(prepared.update(extras={**prepared.extras, **stats}), [1, 1])
+    assert [float(objective.loss(p, normalizer).loss) for p in with_stats] == pytest.approx([1 / 6, 2 / 6])
+    assert float(objective(prepared).loss) == pytest.approx(0.5)
+    # per call (no statistics): row 1's own mean 0.5 >= sigma, so its gate is off: 3 tokens x 2 / 6
+    alone = objective.split(prepared, [1, 1])
+    assert [float(objective.loss(p, normalizer).loss) for p in alone] == pytest.approx([1 / 6, 1.0])
+    assert not mastered_positive_mask().has_minibatch_stats()
+    assert mastered_positive_mask().minibatch_stats(prepared) == {}
+    assert mastered_positive_mask(gate_scope="batch").minibatch_stats_reads() == {"entropy", "mask"}
+
+
 def test_siren_linearised_micro_batch_value_by_hand():
     fields = make_fields(12, vocab=5)
     term = SIREN_BASE >> siren(coef=0.5, anchor=0.1)
@@ -344,9 +508,14 @@ def test_a_statistic_of_a_wrong_shape_is_refused():
 # ====================================================================== Hypothesis property
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), cut=st.integers(1, 7), rho=st.sampled_from([0.05, 0.3, 0.8]),
-       which=st.sampled_from(["top_entropy", "kl_cov", "pacs"]))
+       which=st.sampled_from(["top_entropy", "kl_cov", "pacs", "self_reward", "mastered"]))
 def test_law_property(seed, cut, rho, which):
+    fields = make_fields(seed)
     term = {"top_entropy": grpo >> top_entropy_mask(rho=rho),
             "kl_cov": group_zscore() >> kl_cov(ratio=rho) >> token_mean(),
-            "pacs": pacs_loss(baseline="zscore") >> token_mean()}[which]
-    assert_law(term, make_fields(seed), [cut, 8 - cut], term_state={}, nonzero=False)
+            "pacs": pacs_loss(baseline="zscore") >> token_mean(),
+            "self_reward": grpo >> self_reward_mse(coef=rho),
+            "mastered": mastered(batch_entropy(fields) + rho - 0.3, tau=rho)}[which]
+    if which == "self_reward":
+        fields = with_probe(fields, truncated=[seed % 8])
+    assert_law(term, fields, [cut, 8 - cut], term_state={}, nonzero=False)
