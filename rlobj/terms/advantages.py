@@ -160,15 +160,19 @@ class leave_one_out(_AdvantageTerm):
 
 
 def _whiten(values, mask, eps):
-    mean = masked_mean(values, mask)
-    var = masked_var(values, mask, unbiased=False)
-    return torch.where(mask, (values - mean) * torch.rsqrt(var + eps), values.new_zeros(()))
+    # float64 inside: whitening divides by the spread, which can be tiny next to the values
+    # (equal rewards plus a small KL in the reward), where float32 rounding of the sums would
+    # depend on the padding width
+    wide = values.double()
+    mean = masked_mean(wide, mask)
+    var = masked_var(wide, mask, unbiased=False)
+    return torch.where(mask, (wide - mean) * torch.rsqrt(var + eps), wide.new_zeros(())).to(values.dtype)
 
 
 def _token_returns(state: State, by: str, gamma: float):
     """Outcome reward placed on the last valid token plus token rewards, summed to go."""
     mask = state.mask
-    rewards = torch.zeros(mask.shape, dtype=state.logp.dtype, device=mask.device)
+    rewards = torch.zeros(mask.shape, dtype=torch.float64, device=mask.device)  # see _whiten
     if state.token_rewards is not None:
         rewards = rewards + state.token_rewards
     if state.rewards is not None:
@@ -176,7 +180,7 @@ def _token_returns(state: State, by: str, gamma: float):
         rewards = rewards + torch.where(last, state.rewards[:, None], state.rewards.new_zeros(()))
     elif state.token_rewards is None:
         sequence_rewards(state, by)  # raises the missing-rewards error
-    return returns_to_go(rewards, mask, gamma)
+    return returns_to_go(rewards, mask, gamma).to(state.logp.dtype)
 
 
 @dataclass(frozen=True)
