@@ -99,7 +99,10 @@ class RLPRAnswerLogprobs(Provider):
         self._prior: dict[tuple, float] = {}
 
     def setup(self, terms):
-        found = {str(t.aggregate) for t in _readers(terms, "extras:answer_prior") if hasattr(t, "aggregate")}
+        readers = _readers(terms, "extras:answer_prior")
+        if readers and all(getattr(t, "debias", True) is False for t in readers):
+            self.needed = self.needed - {"extras:answer_prior"}  # rlpr_reward(debias=False) never reads it
+        found = {str(t.aggregate) for t in readers if hasattr(t, "aggregate")}
         if len(found) > 1:
             raise RlobjInputError(f"objective: terms reading extras['answer_prior'] disagree on aggregate: {sorted(found)}")
         if self.aggregate is None:
@@ -201,9 +204,8 @@ class SelfRewardProbe(Provider):
     * for loss-stage readers (``self_reward_mse``): per micro-batch **with gradient** through
       ``ctx.models.policy`` (:meth:`micro`), so the auxiliary loss trains the policy.
 
-    Truncated rows get a value too (the terms zero them). Caveat: the update loop keeps a
-    batch-stage extra over a micro one of the same name, so in a chain with **both** terms the
-    loss reads the batch's detached value; see the project's report.
+    Truncated rows get a value too (the terms zero them). In a chain with both terms the update
+    loop replaces the batch value by the micro-batch one, so the loss still gets the gradient.
 
     Args:
         token: $z_c$, an id or a one-token string (default: the pad id, a token the policy is
