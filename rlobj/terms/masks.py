@@ -54,8 +54,10 @@ def top_fraction_mask(scores: Tensor, mask: Tensor, rho: float, scope: str = "ba
     r"""Select the $k = \max(1, \lceil \rho N\rceil)$ highest-scoring valid tokens.
 
     ``scope="micro_batch"``: $N$ = valid tokens of this tensor, on this rank only;
-    ``scope="batch"``: $N$ = valid tokens of the whole tensor (gathered over data-parallel
-    ranks when ``torch.distributed`` is initialised, so the threshold is global);
+    ``scope="batch"``: $N$ = valid tokens of the whole tensor given (the trainer gives the whole
+    optimizer mini-batch, gathered over data-parallel ranks, through ``Term.minibatch_stats``; no
+    collective runs inside a term, where ranks holding different numbers of micro-batches
+    would deadlock);
     ``scope="sequence"``: per row, $N = |y_i|$ (rows without tokens select nothing).
     Ties are broken by position (earlier flat index first, a stable descending sort), so the
     count is exact. Returns a bool mask, a subset of ``mask``.
@@ -69,8 +71,6 @@ def top_fraction_mask(scores: Tensor, mask: Tensor, rho: float, scope: str = "ba
         rows = [top_fraction_mask(scores[i : i + 1], mask[i : i + 1], rho, "batch")
                 if bool(mask[i].any()) else torch.zeros_like(mask[i : i + 1]) for i in range(mask.shape[0])]
         return torch.cat(rows) if rows else mask.clone()
-    if scope == "batch" and _distributed():
-        return _global_top_fraction(scores, mask, rho)
     flat_scores = torch.where(mask, scores, torch.full_like(scores, -torch.inf)).flatten()
     count = int(mask.sum())
     k = max(1, math.ceil(rho * count)) if count else 0
@@ -78,30 +78,6 @@ def top_fraction_mask(scores: Tensor, mask: Tensor, rho: float, scope: str = "ba
     selected = torch.zeros(flat_scores.numel(), dtype=torch.bool, device=mask.device)
     selected[order] = True
     return selected.view(mask.shape) & mask
-
-
-def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
-def _global_top_fraction(scores: Tensor, mask: Tensor, rho: float) -> Tensor:
-    """Threshold from the scores of every rank: select scores >= the global k-th largest."""
-    world = torch.distributed.get_world_size()
-    device = scores.device  # NCCL gathers CUDA tensors only
-    local = scores[mask]
-    sizes = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(world)]
-    torch.distributed.all_gather(sizes, torch.tensor([local.numel()], device=device))
-    longest = int(max(s.item() for s in sizes))
-    padded = torch.full((longest,), -torch.inf, dtype=scores.dtype, device=device)
-    padded[: local.numel()] = local
-    gathered = [torch.empty(longest, dtype=scores.dtype, device=device) for _ in range(world)]
-    torch.distributed.all_gather(gathered, padded)
-    everything = torch.cat([g[: int(s)] for g, s in zip(gathered, sizes, strict=True)])
-    if everything.numel() == 0:
-        return torch.zeros_like(mask)
-    k = max(1, math.ceil(rho * everything.numel()))
-    threshold = torch.topk(everything, k).values[-1]
-    return mask & (scores >= threshold)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["world", "gather_rows", "local_rows"]
+__all__ = ["world", "gather_rows", "local_rows", "row_offset"]
 
 
 def world() -> tuple[int, int]:
@@ -24,6 +24,16 @@ def world() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
+
+
+def row_offset(rows: int) -> int:
+    """Index of this rank's first row in the global batch (the rows of lower ranks), 0 alone."""
+    rank, size = world()
+    if size == 1:
+        return 0
+    counts = [torch.zeros(1, dtype=torch.long) for _ in range(size)]
+    torch.distributed.all_gather(counts, torch.tensor([rows], dtype=torch.long))
+    return int(sum(int(c) for c in counts[:rank]))
 
 
 def _all_gather_padded(value: Tensor, rows: list[int], width: int | None) -> list[Tensor]:

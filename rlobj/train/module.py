@@ -31,7 +31,7 @@ from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
 from rlobj.registry import build_objective
 from rlobj.rollout import HFEngine, RolloutBatch, SamplingConfig
-from rlobj.train.distributed import gather_rows, local_rows
+from rlobj.train.distributed import gather_rows, local_rows, row_offset
 from rlobj.train.metrics import batch_metrics
 from rlobj.train.models import Models
 from rlobj.train.providers import build_providers, resolve_providers
@@ -452,6 +452,7 @@ class RLModule(L.LightningModule):
                                       group_ids=rollout.group_ids, extras=dict(batch.extras))
         if entropy_old is not None:
             fields["entropy"] = entropy_old
+        ctx.row_offset = row_offset(len(rollout))
         for provider in self.providers:
             if provider.needed and all(s.removeprefix("extras:") in batch.extras for s in provider.needed):
                 continue  # the sampler, a transform or the caller already supplied everything it gives

@@ -199,6 +199,9 @@ class StepContext:
         score: ``score(batch) -> Batch``: run the scorer on a batch.
         encode / decode: text <-> token ids of the tokenizer.
         pad_token_id: the tokenizer's pad id (for :meth:`Batch.concat`).
+        row_offset: index of this rank's first row in the global batch (rows of lower ranks
+            come first), set before the providers run: per-row random draws keyed by
+            ``row_offset + row`` do not depend on the number of ranks.
     """
 
     step: int
@@ -215,6 +218,7 @@ class StepContext:
     decode: Callable[[RolloutBatch], list[str]]
     pad_token_id: int = 0
     sampling: Any = None
+    row_offset: int = 0
 
 
 @runtime_checkable

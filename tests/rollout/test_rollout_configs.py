@@ -1,4 +1,4 @@
-"""The example configs of the rollout strategies build what they name (the trainer's `rollout:` option)."""
+"""The example configs of the samplers build what they name (the trainer's `sampler:` option)."""
 
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from rlobj.rollout import (
     SegmentRollout,
     VLLMEngine,
 )
-from rlobj.train.strategies import parse_rollout
+from rlobj.train.samplers import EADSampler, LATRSampler, SegmentSampler, build_sampler
 
 CONFIGS = Path(__file__).resolve().parents[2] / "examples" / "configs"
 
@@ -27,8 +27,8 @@ def load(name):
 
 def test_ead_config(tiny_model):
     model = load("rollout/ead.yaml")["model"]
-    option = parse_rollout(model["rollout"])
-    assert option.strategy == "ead" and isinstance(option.schedule, EADSchedule)
+    option = build_sampler(model["sampler"])
+    assert isinstance(option, EADSampler) and isinstance(option.schedule, EADSchedule)
     tau = option.schedule.temperatures(torch.arange(model["max_new_tokens"]))
     assert tau[0] > 1.0 > tau[-1]  # explores first, exploits at the end, within the budget
     assert "truncated_is" in str(build_objective(model["objective"]))
@@ -37,8 +37,9 @@ def test_ead_config(tiny_model):
 
 def test_latr_config(tiny_model):
     model = load("rollout/latr.yaml")["model"]
-    option = parse_rollout(model["rollout"])
-    engine = LATREngine(HFEngine(tiny_model), option.latr)
+    option = build_sampler(model["sampler"])
+    assert isinstance(option, LATRSampler)
+    engine = LATREngine(HFEngine(tiny_model), option.config)
     assert isinstance(engine.config, LATRConfig)
     assert engine.config.similarity == "math" and engine.config.mix(30) == 0.75
     build_objective(model["objective"])
@@ -46,7 +47,8 @@ def test_latr_config(tiny_model):
 
 def test_ulorl_config(tiny_model):
     model = load("rollout/ulorl_segments.yaml")["model"]
-    option = parse_rollout(model["rollout"])
+    option = build_sampler(model["sampler"])
+    assert isinstance(option, SegmentSampler)
     rollout = SegmentRollout(HFEngine(tiny_model), option.segment_tokens, option.release)
     assert rollout.segment_tokens < model["max_new_tokens"]
 
@@ -54,7 +56,7 @@ def test_ulorl_config(tiny_model):
 def test_brorl_config_uses_trainer_keys():
     model = load("brorl.yaml")["model"]
     assert model["group_size"] >= 256 and model["micro_batch_size"] < model["group_size"]
-    assert model["engine_args"]["max_batch_size"] < model["group_size"]
+    assert model["sampler"]["broad"]["chunk_size"] < model["group_size"]
 
 
 def test_vllm_engine_refuses_greedy_with_a_schedule():

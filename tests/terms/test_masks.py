@@ -236,9 +236,10 @@ def test_top_entropy_mask_other_parts_keep_the_response_mask():
     assert float(out.metrics["loss/entropy"]) == pytest.approx(-0.5)
 
 
-def test_top_fraction_global_path_on_a_one_rank_group(tmp_path):
-    # torch.distributed initialised (gloo, world size 1): the global threshold path gives the
-    # local selection for distinct scores
+def test_top_fraction_runs_no_collective_inside_a_term(tmp_path):
+    # torch.distributed initialised (gloo, world size 1): the selection is the local one; the
+    # trainer gathers the mini-batch across ranks before (a collective per micro-batch inside a
+    # term would deadlock ranks holding different numbers of micro-batches)
     import torch.distributed as dist
 
     if not dist.is_available() or dist.is_initialized():

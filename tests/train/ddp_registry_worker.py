@@ -38,6 +38,7 @@ def run(rank: int, world: int, out: str, names: list[str], port: int) -> None:
 
     results = {}
     for name in names:
+        print(f"[rank {rank}] {name}", file=sys.stderr, flush=True)
         try:
             module = module_for(name, micro_batch_size=3, module_cls=AveragedGrads)
             start = torch.cat([p.detach().flatten() for p in module.policy.parameters()])

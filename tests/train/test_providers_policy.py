@@ -25,7 +25,6 @@ from rlobj import (
 )
 from rlobj.rollout.perception import annealed_branch_probability, noisy_branch_rows
 from rlobj.terms.perception import visual_dependency
-from rlobj.terms.reward_models import answer_probability
 from rlobj.train.providers import (
     PROVIDERS,
     GuidedSampler,

@@ -111,8 +111,8 @@ class PerturbedContext(Provider):
     :func:`~rlobj.rollout.perception.perception_forward` under ``perturbation`` (default
     :class:`~rlobj.rollout.perception.PromptSpanMask` with its defaults: PAPO's ratio 0.6), no grad:
     log-probs once per rollout batch, vocab views per micro-batch. Each row's draw depends only
-    on (perturbation seed, data step, the row's index in the rollout batch), so micro-batching
-    changes nothing.
+    on (perturbation seed, data step, the row's index in the global batch: ``ctx.row_offset`` +
+    its index on this rank), so neither micro-batching nor the number of ranks changes it.
 
     Args:
         perturbation: arguments of ``PromptSpanMask`` (``ratio``, ``span``, ``seed``, ``mode``,
@@ -142,7 +142,7 @@ class PerturbedContext(Provider):
                       with_vocab=with_vocab)
         return perception_forward(ctx.models.policy, rollout.prompt_ids[rows], rollout.prompt_mask[rows],
                                   rollout.response_ids[rows], rollout.response_mask[rows], self.perturbation,
-                                  row_keys=rows, **kwargs)
+                                  row_keys=rows + ctx.row_offset, **kwargs)
 
     def batch(self, ctx, batch, inputs):
         if "extras:logp_perturbed" not in self.needed or "logp_perturbed" in batch.extras:

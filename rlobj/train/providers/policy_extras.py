@@ -357,7 +357,7 @@ class GuidedSampler(Sampler):
             if not indices or count == 0:
                 return
             sampling = _sampling(ctx, salt * 7 + stream, changes)
-            for p, r, lp, g, f in rows_of(ctx.engine.generate(prompts, n=count, sampling=sampling)):
+            for _, r, lp, g, f in rows_of(ctx.engine.generate(prompts, n=count, sampling=sampling)):
                 rows.append((indices[g], r, lp, f, stream == 2))
 
         for count in sorted(set(groups.values())):

@@ -2,7 +2,7 @@ r"""Providers (and one transform) that mark rows or score tokens of a rollout ba
 off-policy rows, DPH-RL's stored initial-policy samples, VOGUE's noisy-branch rows and VPPO's
 visual dependency.
 
-Random draws are per row, seeded from (seed, data step, rank, row index), so micro-batching and
+Random draws are per row, seeded from (seed, data step, the row's index in the global batch), so micro-batching and
 batch composition change nothing; model work runs without gradient in ``ctx.models.chunks``.
 """
 
@@ -247,7 +247,7 @@ class NoisyBranchRows(Provider):
     $p_s$ = :func:`~rlobj.rollout.perception.annealed_branch_probability` (``step``, ``total_steps``,
     ``start``, ``end``, ``schedule``) at the data step $s$ = ``ctx.step``, drawn by
     :func:`~rlobj.rollout.perception.noisy_branch_rows` with a generator seeded from (``seed``,
-    rank, row index) and the step, so a row's draw depends on nothing else. The marked rows get
+    the row's index in the global batch) and the step, so a row's draw depends on nothing else. The marked rows get
     VOGUE's uncertainty bonus (its perturbed view comes from ``PerturbedContext``); the rollout
     itself was sampled in the plain context. UNVERIFIED: VOGUE's schedule and constants were
     not available; the defaults are placeholders (as the term's).
@@ -278,7 +278,7 @@ class NoisyBranchRows(Provider):
 
         p = self.probability(ctx.step)
         seed = ctx.seed if self.seed is None else self.seed
-        flags = [bool(noisy_branch_rows(1, p, seed=_seed(seed, ctx.rank, row), step=int(ctx.step))[0])
+        flags = [bool(noisy_branch_rows(1, p, seed=_seed(seed, ctx.row_offset + row), step=int(ctx.step))[0])
                  for row in range(len(batch))]
         return {"extras:noisy_branch": torch.tensor(flags, dtype=torch.bool, device=batch.rollout.response_ids.device)}
 
