@@ -2,8 +2,8 @@
 
     python benchmarks/trainer_laws.py [--ddp]
 
-Micro-batch law: one RL update (tiny float64 policy, SGD lr 1, 20 rows in 5 groups of 4 with
-uneven lengths) with micro-batches of 20, 10 and 5 rows (K = 1, 2, 4 micro-batches; groups split
+Micro-batch law: one RL update (tiny float64 policy, SGD lr 1, 25 rows in 5 groups of 5 with
+uneven lengths) with micro-batches of 25, 13 and 7 rows (K = 1, 2, 4 micro-batches; groups split
 across them); the table shows max |weights(K) - weights(K=1)| (= the gradient difference) with
 ppo_epochs 1 and 2. ``--ddp`` adds the two-rank table: 2 gloo processes (3 and 2 whole groups)
 against 1 process on the same global batch, max difference of 32 random projections of the

@@ -7,7 +7,7 @@ from test_registry import NAMES, complete, defaults
 from rlobj.algebra.term import as_terms
 from rlobj.train.stages import Batch, Score
 
-from ._helpers import synthetic_rewards, synthetic_rollout, tiny_module
+from ._helpers import synthetic_rollout, tiny_module
 
 #: Terms whose full-vocabulary reads make the law check slow: checked with a smaller batch.
 ANSWERS = ["3", "5", "7", "9"]
@@ -33,7 +33,14 @@ def batch_for(module, groups: int = 4, group_size: int = 4, seed: int = 0) -> Ba
     rollout = synthetic_rollout(module, groups=groups, group_size=group_size, seed=seed)
     records = [{"prompt": f"{g}+{g}=", "answer": ANSWERS[g % len(ANSWERS)], "completion": ANSWERS[g % len(ANSWERS)]}
                for g in range(groups)]
-    rewards = synthetic_rewards(len(rollout), seed=seed)
+    # successes per group 1, 2, 0, 3, 1, ... (mixed and flat groups; a lone success keeps pass@k
+    # advantages non-zero), at seeded positions
+    generator = torch.Generator().manual_seed(seed + 1)
+    rewards = torch.zeros(len(rollout))
+    for g in range(groups):
+        rows = (rollout.group_ids == g).nonzero().squeeze(-1)
+        hits = [1, 2, 0, 3][g % 4] % (group_size + 1)
+        rewards[rows[torch.randperm(len(rows), generator=generator)[:hits]]] = 1.0
     return Batch(rollout=rollout, records=[records[g] for g in rollout.group_ids.tolist()],
                  scores=[Score(float(r)) for r in rewards])
 
@@ -44,14 +51,19 @@ __all__ = ["NAMES", "objective_for", "module_for", "batch_for", "needs_vocab", "
 def weights_after(name: str, micro, ppo_epochs: int = 1, mini=None, **overrides) -> dict:
     """Weights after one RL update (SGD, lr 1: the change is minus the gradient) of ``name``'s objective."""
     module = module_for(name, micro_batch_size=micro, ppo_epochs=ppo_epochs, mini_batch_size=mini, **overrides)
-    batch = batch_for(module, groups=5, group_size=4)
+    batch = batch_for(module, groups=5, group_size=5)
     module.update_on_batch(batch, module.context(0))
     return {n: p.detach().clone() for n, p in module.policy.named_parameters()}
 
 
-def law_gaps(name: str, ppo_epochs: int = 1, sizes=(None, 10, 5)) -> list[float]:
-    """Max |weights(K) - weights(K=1)| over parameters for micro-batch sizes ``sizes`` (20 rows)."""
+def law_gaps(name: str, ppo_epochs: int = 1, sizes=(None, 13, 7)) -> list[float]:
+    """Max |weights(K) - weights(K=1)| over parameters for micro-batch sizes ``sizes`` (25 rows in
+    5 groups of 5: K = 1, 2, 4 micro-batches, groups split across them). Raises when the update
+    does not move the weights (the check would be vacuous)."""
     reference = weights_after(name, sizes[0], ppo_epochs)
+    initial = module_for(name).policy.state_dict()
+    if max(float((reference[k] - initial[k]).abs().max()) for k in reference) == 0:
+        raise AssertionError(f"{name}: the update did not move the weights; the law check would be vacuous")
     gaps = [0.0]
     for micro in sizes[1:]:
         other = weights_after(name, micro, ppo_epochs)

@@ -41,6 +41,7 @@ def test_every_shipped_config_is_found():
 
 @pytest.mark.parametrize("config", CONFIGS, ids=os.path.basename)
 def test_config_parses_and_instantiates(config, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "examples" / "user_code"))  # user_code.yaml's package
     monkeypatch.chdir(tmp_path)
     cli = _cli(["--config", config] + _overrides(config, tmp_path))
     assert isinstance(cli.model, RLModule) and isinstance(cli.datamodule, RLDataModule)

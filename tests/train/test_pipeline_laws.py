@@ -1,7 +1,7 @@
 """The algebra's laws hold through the trainer, for every registered term and preset.
 
-One RL update on the same rollout batch (20 rows in 5 groups of 4, uneven lengths, float64 tiny
-model, SGD with lr 1 so the weight change is minus the gradient) with micro-batches of 20, 10 and 5
+One RL update on the same rollout batch (25 rows in 5 groups of 5, uneven lengths, float64 tiny
+model, SGD with lr 1 so the weight change is minus the gradient) with micro-batches of 25, 13 and 7
 rows (groups split across micro-batches) gives the same weights within 1e-6, with ppo_epochs 1
 and 2. Every provider, the mini-batch statistics and the global normaliser are exercised.
 """

@@ -397,10 +397,13 @@ def test_noisy_branch_rows_per_row_draws():
     flags = provider.batch(ctx, batch, {})["extras:noisy_branch"]
     p = annealed_branch_probability(4, 10, 0.6, 0.1)
     assert provider.probability(4) == p == pytest.approx(0.4)
-    expected = [bool(noisy_branch_rows(1, p, seed=_seed(ctx.seed, 0, b), step=4)[0]) for b in range(16)]
+    expected = [bool(noisy_branch_rows(1, p, seed=_seed(ctx.seed, b), step=4)[0]) for b in range(16)]
     assert flags.dtype == torch.bool and flags.tolist() == expected and 0 < flags.sum() < 16
     small = provider.batch(ctx, batch.select(range(5)), {})["extras:noisy_branch"]
-    assert torch.equal(small, flags[:5])  # a row's draw depends on nothing but (seed, step, rank, row)
+    assert torch.equal(small, flags[:5])  # a row's draw depends on nothing but (seed, step, global row)
+    ctx.row_offset = 5  # the same rows on a later rank: the draws of global rows 5..9
+    assert torch.equal(provider.batch(ctx, batch.select(range(5, 10)), {})["extras:noisy_branch"], flags[5:10])
+    ctx.row_offset = 0
     assert not torch.equal(provider.batch(module.context(5), batch, {})["extras:noisy_branch"], flags)
     assert not NoisyBranchRows(start=0.5, total_steps=2).batch(module.context(2), batch, {})["extras:noisy_branch"].any()
 
