@@ -127,6 +127,11 @@ class Objective:
         return bool(self._stats_terms())
 
     @property
+    def minibatch_stats_additive(self) -> bool:
+        """Whether every hook is additive over rows (:attr:`Term.minibatch_stats_additive`)."""
+        return all(term.minibatch_stats_additive for _, term in self._stats_terms())
+
+    @property
     def minibatch_stats_reads(self) -> frozenset[str]:
         """Union of the slots the hooks read (``entropy``, ``vocab``, ``logp``, ...)."""
         return frozenset().union(*(term.minibatch_stats_reads() for _, term in self._stats_terms()))

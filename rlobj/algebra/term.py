@@ -57,6 +57,11 @@ class Term:
     stage: ClassVar[str] = "loss"
     reads: ClassVar[tuple[str, ...]] = ()
     writes: ClassVar[tuple[str, ...]] = ()
+    #: :meth:`minibatch_stats` is additive over rows: its 0-dim statistics are sums over rows
+    #: and its per-row statistics depend on their own row only. The trainer may then compute
+    #: them on each data-parallel rank's rows and sum the 0-dim ones across ranks, instead of
+    #: gathering the rows (which it cannot do for a ``vocab`` view).
+    minibatch_stats_additive: ClassVar[bool] = False
 
     def slots_read(self) -> frozenset[str]:
         return frozenset(self.reads)

@@ -402,6 +402,7 @@ class siren(Term):
 
     reads: ClassVar[tuple[str, ...]] = ("vocab", "mask")
     writes: ClassVar[tuple[str, ...]] = ("part:siren",)
+    minibatch_stats_additive: ClassVar[bool] = True
     p: float = 0.8
     quantile: float = 0.8
     coef: float = 0.005
@@ -433,20 +434,24 @@ class siren(Term):
         return per_row.sum() / rows, peak
 
     def minibatch_stats(self, state: State) -> dict[str, Tensor]:
-        r"""``mean`` ($\bar H$ of the mini-batch, 0-dim) and ``peak`` (``[batch, seq]`` bool)."""
+        r"""``sum`` ($\sum_i h_i$ over the mini-batch's rows, 0-dim), ``rows`` (non-empty rows,
+        0-dim) and ``peak`` (``[batch, seq]`` bool, per row): additive over rows, so under data
+        parallelism each rank computes them on its rows and the sums are added across ranks;
+        $\bar H$ = ``sum / rows``."""
         if not self.has_minibatch_stats():
             return {}
-        mean, peak = self.mean_entropy(state)
-        return {"mean": mean.detach(), "peak": peak}
+        per_row, peak = self._row_means(state)
+        rows = state.mask.any(-1).sum().to(per_row.dtype)
+        return {"sum": per_row.sum().detach(), "rows": rows, "peak": peak}
 
     def __call__(self, state: State) -> State:
-        mean = state.own_stats("mean") if self.has_minibatch_stats() else None
-        if mean is None:
+        total = state.own_stats("sum") if self.has_minibatch_stats() else None
+        if total is None:
             mean, peak = self.mean_entropy(state)
             local = None
         else:
             per_row, peak = self._row_means(state, state.own_stats("peak"))
-            mean = mean.to(per_row.dtype)
+            mean = total.to(per_row.dtype) / state.own_stats("rows").to(per_row.dtype).clamp(min=1)
             local = per_row.sum() / state.mask.any(-1).sum().clamp(min=1).to(per_row.dtype)
         stored = state.own_state(None)
         anchor = self.anchor if self.anchor is not None else stored

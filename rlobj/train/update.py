@@ -27,7 +27,7 @@ from torch import Tensor
 from rlobj.algebra import Normalizer, Objective
 from rlobj.algebra.state import State
 from rlobj.ops.errors import RlobjInputError
-from rlobj.train.distributed import gather_rows, local_rows
+from rlobj.train.distributed import gather_rows, local_rows, world
 
 __all__ = ["UpdatePlan", "UpdateResult", "run_update", "take_rows", "ROW_FIELDS"]
 
@@ -114,10 +114,18 @@ def _minibatch_stats(objective: Objective, state: State, forward_no_grad) -> dic
     state = state.update(**changes)
     fields = {name: getattr(state, name) for name in ROW_FIELDS}
     fields["extras"] = {k: v for k, v in state.extras.items() if isinstance(v, Tensor)}
+    if view is not None and world()[1] > 1:
+        # a vocab view cannot be gathered: hooks additive over rows run on this rank's rows and
+        # their 0-dim statistics (sums over rows) are added across ranks
+        if not objective.minibatch_stats_additive:
+            raise RlobjInputError("mini-batch statistics that read the vocabulary and are not additive over rows "
+                                  "(Term.minibatch_stats_additive) cannot be taken across data-parallel ranks")
+        stats = objective.minibatch_stats(state)
+        for value in stats.values():
+            if value.dim() == 0:
+                torch.distributed.all_reduce(value)
+        return stats
     gathered, where = gather_rows(fields)
-    if where[2] is not None and view is not None:
-        raise RlobjInputError("mini-batch statistics that read the vocabulary (siren) cannot be gathered across "
-                              "data-parallel ranks yet; run them on one rank")
     if where[2] is not None:
         state = State(**{k: v for k, v in gathered.items() if k != "extras"}, extras=gathered["extras"],
                       term_state=state.term_state, normalizer=state.normalizer)

@@ -1,10 +1,11 @@
 """Script run by test_ddp_registry.py: every registered objective, one update, on 1 or 2 gloo ranks.
 
-``python ddp_registry_worker.py WORLD OUT [NAME ...]``: WORLD processes (gloo, CPU) build the same
-float64 tiny policy and the same global scored batch (5 groups of 5, uneven lengths; rank 0
-holds 3 whole groups, rank 1 two, as when each rank samples its own prompts); for each objective the weights are reset and one
-update is taken with SGD (lr 1) and gradients averaged over ranks as DDP does. Rank 0 saves, per
-objective, 32 fixed random projections of the weight change and its norm.
+``python ddp_registry_worker.py WORLD OUT [NAME ...]``: WORLD processes (gloo, CPU) build the
+same float64 tiny policy and the same global scored batch (5 groups of 5, uneven lengths; rank 0
+holds 3 whole groups, rank 1 two, as when each rank samples its own prompts). For each objective
+the weights are reset and one update (2 PPO epochs, so the second step sees the state the first
+one set, e.g. SIREN's anchor) is taken with SGD (lr 1), gradients averaged over ranks as DDP
+does. Rank 0 saves, per objective, 32 fixed random projections of the weight change and its norm.
 """
 
 import os
@@ -40,7 +41,7 @@ def run(rank: int, world: int, out: str, names: list[str], port: int) -> None:
     for name in names:
         print(f"[rank {rank}] {name}", file=sys.stderr, flush=True)
         try:
-            module = module_for(name, micro_batch_size=3, module_cls=AveragedGrads)
+            module = module_for(name, micro_batch_size=3, ppo_epochs=2, module_cls=AveragedGrads)
             start = torch.cat([p.detach().flatten() for p in module.policy.parameters()])
             batch = batch_for(module, groups=5, group_size=5)
             groups = batch.rollout.group_ids  # whole groups per rank (3 and 2 groups: uneven rows)
