@@ -1,6 +1,6 @@
 """Tables of the laws through the trainer, for every registered term and preset.
 
-    python benchmarks/trainer_laws.py [--ddp]
+    python benchmarks/trainer_laws.py [--ddp] [--device cuda]
 
 Micro-batch law: one RL update (tiny float64 policy, SGD lr 1, 25 rows in 5 groups of 5 with
 uneven lengths) with micro-batches of 25, 13 and 7 rows (K = 1, 2, 4 micro-batches; groups split
@@ -22,17 +22,17 @@ sys.path[:0] = [str(ROOT / "tests")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def micro_batch_table() -> None:
+def micro_batch_table(device: str = "cpu") -> None:
     from train.pipeline_cases import NAMES, law_gaps
 
     print("| entry | K=2, 1 epoch | K=4, 1 epoch | K=2, 2 epochs | K=4, 2 epochs |")
     print("|---|---|---|---|---|")
     worst = 0.0
     for name in NAMES:
-        one, two = law_gaps(name, 1), law_gaps(name, 2)
+        one, two = law_gaps(name, 1, device=device), law_gaps(name, 2, device=device)
         worst = max(worst, *one, *two)
         print(f"| {name} | {one[1]:.1e} | {one[2]:.1e} | {two[1]:.1e} | {two[2]:.1e} |")
-    print(f"\n{len(NAMES)} entries; largest difference {worst:.1e}")
+    print(f"\n{len(NAMES)} entries on {device}; largest difference {worst:.1e}")
 
 
 def ddp_table() -> None:
@@ -60,7 +60,7 @@ def ddp_table() -> None:
 
 
 if __name__ == "__main__":
-    micro_batch_table()
+    micro_batch_table(sys.argv[sys.argv.index("--device") + 1] if "--device" in sys.argv else "cpu")
     if "--ddp" in sys.argv:
         print()
         ddp_table()

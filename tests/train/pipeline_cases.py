@@ -48,24 +48,25 @@ def batch_for(module, groups: int = 4, group_size: int = 4, seed: int = 0) -> Ba
 __all__ = ["NAMES", "objective_for", "module_for", "batch_for", "needs_vocab", "torch"]
 
 
-def weights_after(name: str, micro, ppo_epochs: int = 1, mini=None, **overrides) -> dict:
+def weights_after(name: str, micro, ppo_epochs: int = 1, mini=None, device: str = "cpu", **overrides) -> dict:
     """Weights after one RL update (SGD, lr 1: the change is minus the gradient) of ``name``'s objective."""
     module = module_for(name, micro_batch_size=micro, ppo_epochs=ppo_epochs, mini_batch_size=mini, **overrides)
     batch = batch_for(module, groups=5, group_size=5)
+    module.policy.to(device)  # the update moves the rollout to the policy's device
     module.update_on_batch(batch, module.context(0))
-    return {n: p.detach().clone() for n, p in module.policy.named_parameters()}
+    return {n: p.detach().cpu().clone() for n, p in module.policy.named_parameters()}
 
 
-def law_gaps(name: str, ppo_epochs: int = 1, sizes=(None, 13, 7)) -> list[float]:
+def law_gaps(name: str, ppo_epochs: int = 1, sizes=(None, 13, 7), device: str = "cpu") -> list[float]:
     """Max |weights(K) - weights(K=1)| over parameters for micro-batch sizes ``sizes`` (25 rows in
     5 groups of 5: K = 1, 2, 4 micro-batches, groups split across them). Raises when the update
     does not move the weights (the check would be vacuous)."""
-    reference = weights_after(name, sizes[0], ppo_epochs)
+    reference = weights_after(name, sizes[0], ppo_epochs, device=device)
     initial = module_for(name).policy.state_dict()
     if max(float((reference[k] - initial[k]).abs().max()) for k in reference) == 0:
         raise AssertionError(f"{name}: the update did not move the weights; the law check would be vacuous")
     gaps = [0.0]
     for micro in sizes[1:]:
-        other = weights_after(name, micro, ppo_epochs)
+        other = weights_after(name, micro, ppo_epochs, device=device)
         gaps.append(max(float((other[k] - reference[k]).abs().max()) for k in reference))
     return gaps
