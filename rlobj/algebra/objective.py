@@ -168,21 +168,28 @@ class Objective:
         """Split a prepared state into micro-batches of the given numbers of sequences."""
         pieces, start = [], 0
         for size in sizes:
-            pieces.append(_slice_state(state, slice(start, start + size)))
+            pieces.append(take_rows(state, slice(start, start + size)))
             start += size
         return pieces
 
 
-def _slice_state(state: State, rows: slice) -> State:
+#: Per-row fields of a state (cut alike when a state is split into micro-batches).
+ROW_FIELDS = ("logp", "mask", "logp_old", "logp_ref", "rewards", "group_ids", "token_rewards",
+              "advantages", "entropy")
+
+
+def take_rows(state: State, rows: slice | Tensor) -> State:
+    """Rows ``rows`` (a slice, or row indices in any order) of a state: every per-row field,
+    every per-row extra and a vocab view that can be cut, alike."""
+    if isinstance(rows, Tensor):
+        rows = rows.long().to(state.mask.device)
+
     def cut(value):
         if isinstance(value, Tensor) and value.dim() >= 1 and value.shape[0] == state.batch_size:
             return value[rows]
         return value
 
-    changes = {}
-    for name in ("logp", "mask", "logp_old", "logp_ref", "rewards", "group_ids", "token_rewards",
-                 "advantages", "entropy"):
-        changes[name] = cut(getattr(state, name))
+    changes = {name: cut(getattr(state, name)) for name in ROW_FIELDS}
     changes["extras"] = {k: cut(v) for k, v in state.extras.items()}
     if state.vocab is not None and hasattr(state.vocab, "rows"):
         changes["vocab"] = state.vocab.rows(rows)

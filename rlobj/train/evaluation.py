@@ -3,6 +3,7 @@
 import torch
 
 from rlobj.rollout import SamplingConfig
+from rlobj.train.stages import Batch
 
 __all__ = ["evaluate_records"]
 
@@ -27,8 +28,8 @@ def evaluate_records(module, records: list[dict], samples_out: list | None = Non
         rollout = engine.generate([module.encode(r["prompt"]) for r in records], n=n, sampling=sampling)
         completions = module.decode_responses(rollout)
         samples = [records[g] for g in rollout.group_ids.tolist()]
-        scores, _ = module.scorer.score_texts(completions, samples)
-        rewards = [s.reward for s in scores]
+        # the run's scorer stage (any Scorer, not only a verifier's)
+        rewards = [s.reward for s in module.scorer(module.context(0), Batch(rollout=rollout, records=samples))]
         for index in range(len(records)):
             rows = range(index * n, (index + 1) * n)
             correct = [rewards[r] >= hp.pass_threshold for r in rows]

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from rlobj.algebra import Objective
+from rlobj.algebra.objective import ROW_FIELDS
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
 from rlobj.registry import build_objective
@@ -38,10 +39,10 @@ from rlobj.train.providers import build_providers, resolve_providers
 from rlobj.train.run_state import rng_state, set_rng_state
 from rlobj.train.samplers import build_sampler
 from rlobj.train.scorers import VerifierScorer, score_completions
-from rlobj.train.stages import Batch, Scorer, StepContext
+from rlobj.train.stages import Batch, Score, Scorer, StepContext
 from rlobj.train.sync import push_weights
 from rlobj.train.tasks import ARITHMETIC_CHARS, build_char_tokenizer
-from rlobj.train.update import ROW_FIELDS, UpdatePlan, run_update
+from rlobj.train.update import UpdatePlan, run_update
 
 __all__ = ["RLModule", "build_train_objective", "score_completions"]
 
@@ -427,8 +428,6 @@ class RLModule(L.LightningModule):
         ``extras`` are per-row tensors that reach the objective as ``extras`` (they take
         precedence over providers).
         """
-        from rlobj.train.stages import Score
-
         records = [{"prompt": ""}] * len(rollout)
         batch = Batch(rollout=rollout, records=records, scores=[Score(float(r)) for r in rewards.tolist()],
                       extras=dict(extras or {}))

@@ -25,16 +25,12 @@ import torch
 from torch import Tensor
 
 from rlobj.algebra import Normalizer, Objective
+from rlobj.algebra.objective import ROW_FIELDS, take_rows
 from rlobj.algebra.state import State
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.distributed import gather_rows, local_rows, world
 
-__all__ = ["UpdatePlan", "UpdateResult", "run_update", "take_rows", "ROW_FIELDS"]
-
-#: Per-row fields of a state that micro-batches cut.
-ROW_FIELDS = ("logp", "mask", "logp_old", "logp_ref", "rewards", "group_ids", "token_rewards",
-              "advantages", "entropy")
-
+__all__ = ["UpdatePlan", "UpdateResult", "run_update"]
 
 @dataclass(frozen=True)
 class UpdatePlan:
@@ -87,21 +83,6 @@ class UpdateResult:
     term_state: dict
     updates: int
     logp_new: Tensor | None = None
-
-
-def take_rows(state: State, rows: Tensor) -> State:
-    """Rows ``rows`` (any order) of a prepared state, every per-row field and extra cut alike."""
-    batch = state.batch_size
-    index = rows.long().to(state.mask.device)
-
-    def cut(value):
-        if isinstance(value, Tensor) and value.dim() >= 1 and value.shape[0] == batch:
-            return value[index]
-        return value
-
-    changes = {name: cut(getattr(state, name)) for name in ROW_FIELDS}
-    changes["extras"] = {k: cut(v) for k, v in state.extras.items()}
-    return state.update(**changes, cache={})
 
 
 def _minibatch_stats(objective: Objective, state: State, forward_no_grad) -> dict[str, Any]:
