@@ -23,6 +23,7 @@ from torch import Tensor
 
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.providers.base import Provider, register_provider
+from rlobj.train.transforms._common import group_rows
 from rlobj.verifiers.extract import EXTRACT_MODES, extract_answer
 from rlobj.verifiers.match import normalize_answer, parse_number
 
@@ -106,13 +107,6 @@ def _lengths(batch) -> Tensor:
     return batch.rollout.response_mask.sum(-1)
 
 
-def _group_rows(group_ids: Tensor) -> dict[int, list[int]]:
-    rows: dict[int, list[int]] = {}
-    for row, gid in enumerate(group_ids.tolist()):
-        rows.setdefault(int(gid), []).append(row)
-    return rows
-
-
 # --------------------------------------------------------------------------- Co-rewarding
 @register_provider
 class AnswerIds(Provider):
@@ -162,7 +156,7 @@ class AnswerIds(Provider):
         if given is not None:
             return given.long()
         group_ids = batch.rollout.group_ids.cpu()
-        rows_of = _group_rows(group_ids)
+        rows_of = group_rows(group_ids)
         views: dict[Any, list[int]] = {}
         for gid in sorted(rows_of):
             key = batch.records[rows_of[gid][0]].get(self.pair_key)
@@ -337,7 +331,7 @@ class ConcisenessScore(Provider):
             return {"extras:conciseness": given.float().to(device)}
         lengths = _lengths(batch).cpu().double()
         scores = torch.ones_like(lengths)
-        for rows in _group_rows(batch.rollout.group_ids.cpu()).values():
+        for rows in group_rows(batch.rollout.group_ids.cpu()).values():
             shortest = lengths[rows].min()
             for row in rows:
                 if lengths[row] > 0:
@@ -492,7 +486,7 @@ class PairwiseJudge(Provider):
         reference = torch.zeros(len(rewards), dtype=torch.bool)
         wins = torch.zeros(len(rewards), self.views, dtype=torch.bool)
         keys = row_keys(batch.rollout)
-        for rows in _group_rows(batch.rollout.group_ids.cpu()).values():
+        for rows in group_rows(batch.rollout.group_ids.cpu()).values():
             ordered = sorted(rows, key=lambda r: keys[r])  # by content: row order does not matter
             draw = row_generator(self.seed, ctx.seed, ctx.step, "group", *[keys[r] for r in ordered])
             ref = ordered[int(torch.randint(len(rows), (1,), generator=draw))]
