@@ -30,7 +30,7 @@ run folder in a temporary directory:
 
 ```bash
 rlobj fit --config examples/configs/default.yaml \
-    --trainer.max_steps=256 --model.warmup_sft_steps=240 \
+    --trainer.max_steps=256 --model.warmup.steps=240 \
     --data.prompts_per_step=16 --data.eval_size=64 \
     --trainer.default_root_dir=<tmp> --trainer.logger.init_args.save_dir=<tmp> \
     --trainer.callbacks='[{"class_path": "rlobj.train.ProgressPrinter", "init_args": {"every": 32}}, ...]'
@@ -38,7 +38,7 @@ rlobj fit --config examples/configs/default.yaml \
 
 ``trainer.max_steps`` counts optimizer steps of both phases (warm-up steps + RL steps, one update
 per RL batch in this config). Any key of the YAML can be overridden the same way
-(``--model.objective=dr_grpo``, ``--model.group_size=4``, ``--model.lr=1e-4``; a list of terms:
+(``--model.objective=dr_grpo``, ``--model.rollout.group_size=4``, ``--model.optimizer.lr=1e-4``; a list of terms:
 ``--model.objective='[group_zscore, {clip_ratio: {eps_high: 0.28}}, seq_mean_token_mean]'``);
 ``rlobj fit --config examples/configs/default.yaml --print_config`` prints the resolved
 configuration and ``rlobj fit --help`` every key. With so few steps the numbers below are small
@@ -74,7 +74,7 @@ def overrides(root: str, full: bool) -> list[str]:
     callbacks = ('[{"class_path": "rlobj.train.ProgressPrinter", "init_args": {"every": '
                  f'{EVERY}}}}}, {{"class_path": "rlobj.train.EvalTable"}}, '
                  '{"class_path": "rlobj.train.MetricPlots"}]')
-    return [f"--trainer.max_steps={SFT_STEPS + RL_STEPS}", f"--model.warmup_sft_steps={SFT_STEPS}",
+    return [f"--trainer.max_steps={SFT_STEPS + RL_STEPS}", f"--model.warmup.steps={SFT_STEPS}",
             f"--data.prompts_per_step={PROMPTS}", f"--data.eval_size={EVAL_SIZE}", *paths,
             f"--trainer.callbacks={callbacks}"]
 

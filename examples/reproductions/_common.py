@@ -20,6 +20,7 @@ clean one, also in the noisy-verifier experiment).
 
 import argparse
 import copy
+import functools
 import json
 import math
 import os
@@ -76,9 +77,11 @@ def out_dir(args, name: str) -> Path:
 
 def new_module(objective, seed: int, module_cls=RLModule, **options) -> RLModule:
     """An :class:`RLModule` with the default run's model and sampling settings, built."""
-    settings = dict(group_size=GROUP, max_new_tokens=5, lr=3e-4, sft_lr=1e-3, grad_clip=1.0, seed=seed,
-                    eval_samples=8, eval_k=[1, 8], tiny_model={**TINY, "seed": seed})
-    settings.update(options)
+    settings = dict(rollout={"group_size": GROUP, "max_new_tokens": 5}, warmup={"lr": 1e-3},
+                    optimizer=functools.partial(torch.optim.AdamW, lr=3e-4, weight_decay=0.0), update={"grad_clip": 1.0},
+                    evaluation={"samples": 8, "k": [1, 8]}, policy={"tiny_model": {**TINY, "seed": seed}}, seed=seed)
+    for key, value in options.items():  # group mappings update the defaults
+        settings[key] = {**settings[key], **value} if isinstance(settings.get(key), dict) else value
     module = module_cls(objective=objective, **settings)
     module.build()
     return module
@@ -124,7 +127,7 @@ def sample_counts(module: RLModule, records: list[dict], n: int, seed: int, chun
     module.policy.eval()
     for start in range(0, len(records), per_call):
         part = records[start:start + per_call]
-        sampling = SamplingConfig(max_new_tokens=module.hparams.max_new_tokens, temperature=1.0,
+        sampling = SamplingConfig(max_new_tokens=module.cfg.rollout.max_new_tokens, temperature=1.0,
                                   seed=seed * 1_000_003 + start)
         rollout = engine.generate([module.encode(r["prompt"]) for r in part], n=n, sampling=sampling)
         texts = module.decode_responses(rollout)

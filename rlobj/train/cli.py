@@ -8,7 +8,7 @@ and ``data`` (the :class:`~rlobj.train.RLDataModule` and its task sources, ``cla
 loaded: an unknown term, an argument of the wrong type or a missing dataset file stops the command
 with a message naming the key. ``--print_config`` prints the resolved configuration.
 
-``rlobj eval`` samples ``eval_samples`` answers per evaluation problem and prints pass@k / maj@k
+``rlobj eval`` samples ``evaluation.samples`` answers per evaluation problem and prints pass@k / maj@k
 (optionally from a checkpoint, ``--ckpt_path``); ``--counts_path=c.json`` writes the per-problem
 ``(n, c)`` counts, ``--compare=other.ckpt|other.json`` adds the other model's row and the
 per-problem solve-rate table (support shrinkage / expansion), ``--cot_judge`` (``class_path:
@@ -41,7 +41,7 @@ class RlobjTrainer(L.Trainer):
              min_correct: int = 1) -> dict[str, Any]:
         r"""Evaluate ``model`` (weights from ``ckpt_path`` if given), print tables, write files.
 
-        Each evaluation problem gets ``model.eval_samples`` samples; the per-problem counts
+        Each evaluation problem gets ``evaluation.samples`` samples; the per-problem counts
         $(n, c)$ (samples, correct samples) give unbiased pass@k (Chen et al., arXiv 2107.03374)
         and, between two models, the solve-rate table with support shrinkage / expansion
         (:func:`rlobj.eval.compare_solve_rates`; arXiv 2504.13837, 2507.14843).
@@ -58,7 +58,7 @@ class RlobjTrainer(L.Trainer):
                 ``{problem: [n, c]}`` mapping). Prints both rows and
                 ``compare_solve_rates(compare, this).table()`` (the other model is "before").
             cot_judge: a chain-of-thought judge ``judge(prompt, response) -> bool`` (e.g.
-                ``class_path: rlobj.eval.RuleCotJudge``); adds ``cot_pass@k`` for every ``eval_k``
+                ``class_path: rlobj.eval.RuleCotJudge``); adds ``cot_pass@k`` for every ``evaluation.k``
                 (Wen et al., arXiv 2506.14245): pass@k counting only samples with a correct answer
                 whose reasoning the judge accepts.
             plot: write a PNG of pass@k versus k ($k = 1, 2, 4, \dots, n$) for this model and
@@ -90,7 +90,7 @@ class RlobjTrainer(L.Trainer):
                                   "comparison": None, "plot": None}
         rows = [(label, metrics)]
         if counts_path is not None:
-            payload = {"label": label, "eval_samples": model.hparams.eval_samples, "metrics": metrics,
+            payload = {"label": label, "eval_samples": model.cfg.evaluation.samples, "metrics": metrics,
                        "counts": {k: list(v) for k, v in counts.items()}, "prompts": prompts}
             if cot_counts is not None:
                 payload["cot_counts"] = {k: list(v) for k, v in cot_counts.items()}
@@ -105,7 +105,7 @@ class RlobjTrainer(L.Trainer):
                     from rlobj.eval.plots import pass_at_k_curve
 
                     pairs = list(other_counts.values())
-                    ks = [int(k) for k in model.hparams.eval_k if int(k) <= min(n for n, _ in pairs)]
+                    ks = [int(k) for k in model.cfg.evaluation.k if int(k) <= min(n for n, _ in pairs)]
                     other_metrics = {f"pass@{k}": v for k, v in pass_at_k_curve(pairs, ks).items()}
             else:
                 other_label = _load_checkpoint(model, compare, "compare")
@@ -178,7 +178,7 @@ def _evaluate_counts(model: RLModule, records: list[dict], cot_judge) -> tuple:
         prompts[key] = sample["prompt"]
     if cot_judge is not None:
         cot_counts = {}
-        sums = dict.fromkeys(model.hparams.eval_k, 0.0)
+        sums = dict.fromkeys(model.cfg.evaluation.k, 0.0)
         for index, sample in enumerate(samples):
             verdicts = judge_samples(cot_judge, sample["prompt"], sample["responses"], sample["correct"])
             cot_counts[_problem_key(index, sample["prompt"])] = (int(sample["n"]), int(sum(verdicts)))
@@ -227,6 +227,15 @@ class RlobjCLI(LightningCLI):
         parser.add_argument("--torch_threads", type=int | None, default=None,
                             help="torch.set_num_threads before anything runs (CPU runs on shared cores: 1)")
 
+    def parse_arguments(self, parser, args) -> None:
+        moved = _moved_keys(sys.argv[1:] if args is None else args)
+        if moved:
+            print("rlobj: error: invalid configuration: " + "; ".join(moved) + " (RLModule's settings are "
+                  "grouped: policy, rollout, update, optimizer, lr_scheduler, warmup, evaluation; see "
+                  "rlobj.train.config)", file=sys.stderr)
+            raise SystemExit(2)
+        super().parse_arguments(parser, args)
+
     def before_instantiate_classes(self) -> None:
         threads = self._get(self.config, "torch_threads")
         if threads is not None:
@@ -245,6 +254,43 @@ class RlobjCLI(LightningCLI):
                 cause = cause.__cause__
             print(f"rlobj: error: invalid configuration: {cause}", file=sys.stderr)
             raise SystemExit(2) from error
+
+
+def _moved_keys(args) -> list[str]:
+    """``model.<key> moved to model.<place>`` for every flat key of rlobj 0.1 in ``args``."""
+    import yaml
+
+    from rlobj.train.config import MOVED_KEYS
+
+    def old(key, value) -> bool:  # ``optimizer`` is still a key, but no longer a name
+        return key in MOVED_KEYS and (key != "optimizer" or value in ("adamw", "sgd"))
+
+    found: list[str] = []
+    if isinstance(args, dict):
+        model = args.get("model")
+        return [f"model.{k} moved to model.{MOVED_KEYS[k]}" for k, v in (model or {}).items()
+                if isinstance(model, dict) and old(k, v)]
+    args = [str(a) for a in args]
+    for index, arg in enumerate(args):
+        path = None
+        if arg == "--config" and index + 1 < len(args):
+            path = args[index + 1]
+        elif arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+        elif arg.startswith("--model."):
+            key, _, value = arg[len("--model."):].partition("=")
+            if "." not in key and old(key, value):
+                found.append(f"--model.{key} moved to --model.{MOVED_KEYS[key]}")
+        if path is not None and os.path.isfile(path):
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    config = yaml.safe_load(handle)
+            except (OSError, yaml.YAMLError):
+                continue  # the parser reports unreadable files itself
+            model = config.get("model") if isinstance(config, dict) else None
+            if isinstance(model, dict):
+                found += [f"{path}: model.{k} moved to model.{MOVED_KEYS[k]}" for k, v in model.items() if old(k, v)]
+    return found
 
 
 def main(args=None) -> None:

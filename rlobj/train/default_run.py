@@ -7,6 +7,7 @@ problems (8 samples each, temperature 1).
 """
 
 import argparse
+import functools
 import os
 import time
 
@@ -14,6 +15,7 @@ import lightning as L
 import torch
 
 from rlobj.train.callbacks import EvalTable, MetricPlots, ProgressPrinter
+from rlobj.train.config import EvalConfig, PolicyConfig, RolloutConfig, UpdateConfig, WarmupConfig
 from rlobj.train.datamodule import RLDataModule
 from rlobj.train.module import RLModule
 from rlobj.train.tasks import AdditionTask
@@ -28,10 +30,15 @@ DEFAULTS = dict(warmup_steps=600, rl_steps=350, prompts=32, group_size=8, lr=3e-
 def build(warmup_steps: int, rl_steps: int, prompts: int, group_size: int, lr: float, sft_lr: float,
           eval_size: int, seed: int, root: str, objective="grpo", progress_every: int = 25):
     """Module, DataModule and Trainer of the default run."""
-    module = RLModule(objective=objective, tiny_model={"hidden_size": 128, "layers": 2, "heads": 2, "seed": seed},
-                      group_size=group_size, max_new_tokens=5, lr=lr, sft_lr=sft_lr,
-                      warmup_sft_steps=warmup_steps, eval_samples=8, eval_k=[1, 8], seed=seed,
-                      grad_clip=1.0, track_ref_kl=True)
+    module = RLModule(
+        objective=objective,
+        policy=PolicyConfig(tiny_model={"hidden_size": 128, "layers": 2, "heads": 2, "seed": seed}),
+        rollout=RolloutConfig(group_size=group_size, max_new_tokens=5),
+        update=UpdateConfig(grad_clip=1.0),
+        optimizer=functools.partial(torch.optim.AdamW, lr=lr, weight_decay=0.0),
+        warmup=WarmupConfig(steps=warmup_steps, lr=sft_lr),
+        evaluation=EvalConfig(samples=8, k=[1, 8]),
+        track_ref_kl=True, seed=seed)
     data = RLDataModule(train=AdditionTask(seed=seed + 1), eval=AdditionTask(seed=seed + 1000),
                         prompts_per_step=prompts, eval_size=eval_size)
     trainer = L.Trainer(

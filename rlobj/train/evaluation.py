@@ -9,7 +9,7 @@ __all__ = ["evaluate_records"]
 
 
 def evaluate_records(module, records: list[dict], samples_out: list | None = None) -> dict[str, float]:
-    """Sample ``eval_samples`` answers per record with ``module``; pass@k / maj@k for ``eval_k``.
+    """Sample ``evaluation.samples`` answers per record with ``module``; pass@k / maj@k for ``evaluation.k``.
 
     Counts are summed over data-parallel ranks (each rank evaluates its own records). With
     ``samples_out`` a list, one dict per record is appended: ``prompt``, ``responses``,
@@ -17,13 +17,13 @@ def evaluate_records(module, records: list[dict], samples_out: list | None = Non
     """
     from rlobj.eval.passk import maj_at_k, pass_at_k
 
-    hp = module.hparams
+    hp = module.cfg.evaluation
     engine = module._ensure_engine()
-    n = hp.eval_samples
-    sampling = module._sampling(0, salt=1_000_000_007, temperature=hp.eval_temperature,
-                                max_new_tokens=hp.eval_max_new_tokens or hp.max_new_tokens)
-    sampling = SamplingConfig(**{**sampling.__dict__, "seed": hp.seed * 17 + 5 + module.rank})
-    sums = torch.zeros(2 * len(hp.eval_k) + 2, dtype=torch.float64)
+    n = hp.samples
+    sampling = module._sampling(0, salt=1_000_000_007, temperature=hp.temperature,
+                                max_new_tokens=hp.max_new_tokens or module.cfg.rollout.max_new_tokens)
+    sampling = SamplingConfig(**{**sampling.__dict__, "seed": module.hparams.seed * 17 + 5 + module.rank})
+    sums = torch.zeros(2 * len(hp.k) + 2, dtype=torch.float64)
     if records:
         rollout = engine.generate([module.encode(r["prompt"]) for r in records], n=n, sampling=sampling)
         completions = module.decode_responses(rollout)
@@ -34,9 +34,9 @@ def evaluate_records(module, records: list[dict], samples_out: list | None = Non
             rows = range(index * n, (index + 1) * n)
             correct = [rewards[r] >= hp.pass_threshold for r in rows]
             answers = [completions[r].strip() or None for r in rows]
-            for j, k in enumerate(hp.eval_k):
+            for j, k in enumerate(hp.k):
                 sums[j] += pass_at_k(n, sum(correct), int(k))
-                sums[len(hp.eval_k) + j] += maj_at_k(answers[:k], correct[:k])
+                sums[len(hp.k) + j] += maj_at_k(answers[:k], correct[:k])
             sums[-2] += sum(correct) / n
             if samples_out is not None:
                 samples_out.append({"prompt": records[index]["prompt"],
@@ -46,7 +46,7 @@ def evaluate_records(module, records: list[dict], samples_out: list | None = Non
     if module.world_size > 1:
         torch.distributed.all_reduce(sums)
     total = max(float(sums[-1]), 1.0)
-    result = {f"pass@{k}": float(sums[j]) / total for j, k in enumerate(hp.eval_k)}
-    result.update({f"maj@{k}": float(sums[len(hp.eval_k) + j]) / total for j, k in enumerate(hp.eval_k) if k > 1})
+    result = {f"pass@{k}": float(sums[j]) / total for j, k in enumerate(hp.k)}
+    result.update({f"maj@{k}": float(sums[len(hp.k) + j]) / total for j, k in enumerate(hp.k) if k > 1})
     result["mean_reward_rate"] = float(sums[-2]) / total
     return result

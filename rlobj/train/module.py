@@ -1,8 +1,8 @@
 r"""The LightningModule: it orchestrates the pipeline stages of DESIGN.md section 6.
 
 One ``training_step`` consumes one batch of prompts from the DataModule (``{"step": k,
-"records": [...]}``). During the supervised warm-up (the first ``warmup_sft_steps`` batches) the
-demonstrations are scored under the policy and ``sft_objective`` takes one optimizer step.
+"records": [...]}``). During the supervised warm-up (the first ``warmup.steps`` batches) the
+demonstrations are scored under the policy and ``warmup.objective`` takes one optimizer step.
 Afterwards each step runs the RL pipeline:
 
 1. **sampler** (:mod:`rlobj.train.samplers`): records -> :class:`~rlobj.train.stages.Batch`;
@@ -18,12 +18,13 @@ a scorer or a provider.
 """
 
 import dataclasses
-import math
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
 from rlobj.algebra import Objective
@@ -32,6 +33,15 @@ from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
 from rlobj.registry import build_objective
 from rlobj.rollout import HFEngine, RolloutBatch, SamplingConfig
+from rlobj.train.config import (
+    EvalConfig,
+    PolicyConfig,
+    RolloutConfig,
+    UpdateConfig,
+    WarmupConfig,
+    as_config,
+    default_optimizer,
+)
 from rlobj.train.distributed import gather_rows, local_rows, row_offset
 from rlobj.train.metrics import batch_metrics
 from rlobj.train.models import Models
@@ -41,14 +51,10 @@ from rlobj.train.samplers import build_sampler
 from rlobj.train.scorers import VerifierScorer, score_completions
 from rlobj.train.stages import Batch, Score, Scorer, StepContext
 from rlobj.train.sync import push_weights
-from rlobj.train.tasks import ARITHMETIC_CHARS, build_char_tokenizer
+from rlobj.train.tasks import build_char_tokenizer
 from rlobj.train.update import UpdatePlan, run_update
 
 __all__ = ["RLModule", "build_train_objective", "score_completions"]
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
-           "float64": torch.float64}  # float64: the law checks
-
 
 def build_train_objective(spec) -> Term:
     """The objective of a config: :func:`rlobj.registry.build_objective` (``sft`` included)."""
@@ -84,125 +90,96 @@ class RLModule(L.LightningModule):
         objective: the RL objective: a registry name (``"grpo"``), a YAML list of terms
             (``[group_zscore, {clip_ratio: {eps_high: 0.28}}, token_mean]``; a user's term by
             dotted path: ``{mypkg.terms.length_cost: {coef: 0.01}}``), or a term / chain.
-        sft_objective: objective of the supervised warm-up phase. Default ``"sft"``.
-        model_path: a local Hugging Face model directory; None builds the tiny Qwen2 of
-            :func:`rlobj.rollout.build_tiny_qwen2` from ``tiny_model`` and the character tokenizer.
-        tiny_model: keyword arguments of ``build_tiny_qwen2`` (hidden_size, layers, heads, seed).
-        tokenizer_chars: characters of the character tokenizer (tiny model only).
-        dtype: parameter dtype (``float32``, ``bfloat16``, ``float16``).
-        group_size: responses sampled per prompt ($G$). Default 8.
-        max_new_tokens: response budget; with ``temperature``, ``top_p`` and ``top_k`` the
-            sampling settings (``SamplingConfig``).
-        engine: ``"hf"`` (default, shares the policy module) or ``"vllm"``.
-        engine_args: keyword arguments of the engine.
+        policy: the network and tokenizer (:class:`~rlobj.train.config.PolicyConfig`: model_path,
+            tiny_model, tokenizer_chars, dtype).
+        rollout: sampling settings and engine (:class:`~rlobj.train.config.RolloutConfig`:
+            group_size, max_new_tokens, temperature, top_p, top_k, engine, engine_args).
         sampler: the sampler stage (:mod:`rlobj.train.samplers`): ``plain`` (default), ``{ead:
             {schedule: ...}}``, ``{latr: {config: ...}}``, ``{segments: {segment_tokens: S}}``,
             ``{broad: {chunk_size: C}}``, or a user's class by dotted path.
-        scorer: the scorer stage; default :class:`~rlobj.train.scorers.VerifierScorer` of
-            ``verifier`` (default :class:`~rlobj.train.tasks.ExactAnswer`) with
-            ``verifier_workers`` processes and ``verifier_timeout`` seconds per item.
+        scorer: the scorer stage (a :class:`~rlobj.train.stages.Scorer`); default
+            :class:`~rlobj.train.scorers.VerifierScorer` of ``verifier``.
+        verifier: the reward function of the default scorer (default
+            :class:`~rlobj.train.tasks.ExactAnswer`); give ``scorer`` for workers and timeouts.
         transforms: batch transforms applied in order after scoring (:mod:`rlobj.train.transforms`):
             names, ``{name: {args}}``, dotted paths or instances.
         providers: providers that replace the defaults or supply a user term's input
             (:mod:`rlobj.train.providers`).
-        warmup_sft_steps: number of leading batches trained with ``sft_objective``.
-        optimizer: ``adamw`` or ``sgd``; with ``lr``, ``sft_lr``, ``weight_decay``, ``betas``,
-            ``grad_clip``, ``lr_warmup_steps``, ``lr_schedule`` and ``total_rl_updates`` it sets
-            the optimizer and its schedule.
-        ppo_epochs: passes over each rollout batch; with ``mini_batch_size``,
-            ``micro_batch_size`` and ``shuffle_minibatches`` it forms the update plan
-            (:class:`~rlobj.train.update.UpdatePlan`).
-        eval_samples: samples per evaluation record; ``eval_k``, ``eval_temperature``,
-            ``eval_max_new_tokens``, ``eval_at_warmup_end`` and ``pass_threshold`` set the
-            pass@k / maj@k evaluation.
+        update: the update plan (:class:`~rlobj.train.config.UpdateConfig`: ppo_epochs,
+            mini_batch_size, micro_batch_size, shuffle_minibatches, grad_clip).
+        optimizer: a callable ``params -> torch.optim.Optimizer`` (LightningCLI's
+            ``OptimizerCallable``; YAML ``{class_path: torch.optim.AdamW, init_args: {lr: 3e-4}}``);
+            default :func:`~rlobj.train.config.default_optimizer`.
+        lr_scheduler: a callable ``optimizer -> LRScheduler`` stepped once per RL optimizer step
+            (e.g. :class:`~rlobj.train.config.WarmupSchedule`); None keeps the optimizer's lr.
+        warmup: the supervised warm-up (:class:`~rlobj.train.config.WarmupConfig`: steps,
+            objective, lr, eval_at_end).
+        evaluation: pass@k / maj@k settings (:class:`~rlobj.train.config.EvalConfig`: samples,
+            k, temperature, max_new_tokens, pass_threshold).
         track_ref_kl: log ``kl/ref_k3`` (KL to the policy at the first RL step) even when the
             objective does not read ``logp_ref``.
         seed: seed of sampling and shuffling (combined with the step index and rank).
+
+    The groups are also accepted as plain mappings (``RLModule(rollout={"group_size": 4})``).
     """
 
     def __init__(
         self,
         objective: list[Any] | str = "grpo",
-        sft_objective: list[Any] | str = "sft",
-        model_path: str | None = None,
-        tiny_model: dict[str, Any] | None = None,
-        tokenizer_chars: str = ARITHMETIC_CHARS,
-        dtype: str = "float32",
-        group_size: int = 8,
-        max_new_tokens: int = 8,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        engine: str = "hf",
-        engine_args: dict[str, Any] | None = None,
+        policy: PolicyConfig = PolicyConfig(),  # noqa: B008 - frozen; jsonargparse reads the default
+        rollout: RolloutConfig = RolloutConfig(),  # noqa: B008
         sampler: Any = None,
         scorer: Any = None,
+        verifier: Any = None,
         transforms: list[Any] | None = None,
         providers: list[Any] | None = None,
-        verifier: Any = None,
-        verifier_workers: int = 0,
-        verifier_timeout: float = 10.0,
-        warmup_sft_steps: int = 0,
-        optimizer: str = "adamw",
-        lr: float = 3e-4,
-        sft_lr: float | None = None,
-        weight_decay: float = 0.0,
-        betas: tuple[float, float] = (0.9, 0.999),
-        grad_clip: float | None = 1.0,
-        lr_warmup_steps: int = 0,
-        lr_schedule: str = "constant",
-        total_rl_updates: int | None = None,
-        ppo_epochs: int = 1,
-        mini_batch_size: int | None = None,
-        micro_batch_size: int | None = None,
-        shuffle_minibatches: bool = False,
-        eval_samples: int = 8,
-        eval_k: list[int] = [1, 8],  # noqa: B006 - jsonargparse reads the default
-        eval_temperature: float = 1.0,
-        eval_max_new_tokens: int | None = None,
-        eval_at_warmup_end: bool = True,
-        pass_threshold: float = 1.0,
+        update: UpdateConfig = UpdateConfig(),  # noqa: B008
+        optimizer: OptimizerCallable = default_optimizer,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        warmup: WarmupConfig = WarmupConfig(),  # noqa: B008
+        evaluation: EvalConfig = EvalConfig(),  # noqa: B008
         track_ref_kl: bool = False,
         seed: int = 0,
     ):
         super().__init__()
         self.automatic_optimization = False
-        stages = ("verifier", "objective", "sft_objective", "sampler", "scorer", "transforms", "providers")
-        self.save_hyperparameters(ignore=list(stages))
-        for name, spec in (("objective", objective), ("sft_objective", sft_objective), ("sampler", sampler),
-                           ("transforms", transforms), ("providers", providers)):
+        self.cfg = SimpleNamespace(
+            policy=as_config(PolicyConfig, policy, "policy"), rollout=as_config(RolloutConfig, rollout, "rollout"),
+            update=as_config(UpdateConfig, update, "update"), warmup=as_config(WarmupConfig, warmup, "warmup"),
+            evaluation=as_config(EvalConfig, evaluation, "evaluation"))
+        if not callable(optimizer):
+            raise RlobjInputError(f"optimizer: expected a callable params -> Optimizer (YAML: class_path: "
+                                  f"torch.optim.AdamW, init_args: {{lr: ...}}), got {optimizer!r}")
+        if lr_scheduler is not None and not callable(lr_scheduler):
+            raise RlobjInputError(f"lr_scheduler: expected a callable optimizer -> LRScheduler, got {lr_scheduler!r}")
+        self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
+        self.save_hyperparameters(ignore=["objective", "policy", "rollout", "sampler", "scorer", "verifier",
+                                          "transforms", "providers", "update", "optimizer", "lr_scheduler",
+                                          "warmup", "evaluation"])
+        for name, spec in (("objective", objective), ("sampler", sampler), ("transforms", transforms),
+                           ("providers", providers)):
             self.hparams[name] = _plain(spec)
+        for name, group in vars(self.cfg).items():
+            self.hparams[name] = _plain(dataclasses.asdict(group))
         # --- validate everything cheap before any model is built -------------------------
         self.objective = _objective(objective, "objective")
-        self.sft_objective = _objective(sft_objective, "sft_objective")
-        if dtype not in _DTYPES:
-            raise RlobjInputError(f"dtype: expected one of {sorted(_DTYPES)}, got {dtype!r}")
-        if engine not in ("hf", "vllm"):
-            raise RlobjInputError(f"engine: expected 'hf' or 'vllm', got {engine!r}")
-        if optimizer not in ("adamw", "sgd"):
-            raise RlobjInputError(f"optimizer: expected 'adamw' or 'sgd', got {optimizer!r}")
-        if lr_schedule not in ("constant", "cosine"):
-            raise RlobjInputError(f"lr_schedule: expected 'constant' or 'cosine', got {lr_schedule!r}")
-        if lr_schedule == "cosine" and not total_rl_updates:
-            raise RlobjInputError("total_rl_updates: required (> 0) with lr_schedule='cosine'")
-        for name in ("group_size", "max_new_tokens", "eval_samples"):
-            value = getattr(self.hparams, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise RlobjInputError(f"{name}: expected an int >= 1, got {value!r}")
-        self.plan = UpdatePlan(ppo_epochs=ppo_epochs, mini_batch_size=mini_batch_size,
-                               micro_batch_size=micro_batch_size, shuffle=shuffle_minibatches, seed=seed)
-        for k in eval_k:
-            if not 1 <= int(k) <= eval_samples:
-                raise RlobjInputError(f"eval_k: every k must lie in [1, eval_samples={eval_samples}], got {k}")
-        self.sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature,
-                                       top_p=top_p, top_k=top_k)
+        self.sft_objective = _objective(self.cfg.warmup.objective, "warmup.objective")
+        if self.cfg.evaluation.k and max(self.cfg.evaluation.k) > self.cfg.evaluation.samples:
+            raise RlobjInputError("evaluation.k: every k must lie in [1, evaluation.samples]")
+        update_cfg = self.cfg.update
+        self.plan = UpdatePlan(ppo_epochs=update_cfg.ppo_epochs, mini_batch_size=update_cfg.mini_batch_size,
+                               micro_batch_size=update_cfg.micro_batch_size, shuffle=update_cfg.shuffle_minibatches,
+                               seed=seed)
+        r = self.cfg.rollout
+        self.sampling = SamplingConfig(max_new_tokens=r.max_new_tokens, temperature=r.temperature,
+                                       top_p=r.top_p, top_k=r.top_k)
         # --- the stages ----------------------------------------------------------------------
         self.sampler = build_sampler(sampler)
         if scorer is not None and verifier is not None:
             raise RlobjInputError("scorer and verifier: give one (a verifier is the default scorer's reward function)")
         if scorer is not None and not isinstance(scorer, Scorer):
             raise RlobjInputError(f"scorer: expected a rlobj.train.stages.Scorer, got {scorer!r}")
-        self.scorer = scorer or VerifierScorer(verifier, workers=verifier_workers, timeout=verifier_timeout)
+        self.scorer = scorer or VerifierScorer(verifier)
         from rlobj.train.transforms import build_transforms
 
         self.transforms = build_transforms(transforms or [])
@@ -230,8 +207,8 @@ class RLModule(L.LightningModule):
         """Load or build the policy and tokenizer (idempotent; called by ``configure_model``)."""
         if self.policy is not None:
             return
-        hp = self.hparams
-        dtype = _DTYPES[hp.dtype]
+        hp = self.cfg.policy
+        dtype = hp.torch_dtype
         if hp.model_path is None:
             from rlobj.rollout import build_tiny_qwen2
 
@@ -245,7 +222,8 @@ class RLModule(L.LightningModule):
             self.tokenizer = AutoTokenizer.from_pretrained(hp.model_path)
             self.policy = AutoModelForCausalLM.from_pretrained(hp.model_path, dtype=dtype)
         self.policy.train()
-        self.models = Models(self.policy, temperature=hp.temperature, micro_batch_size=hp.micro_batch_size)
+        self.models = Models(self.policy, temperature=self.cfg.rollout.temperature,
+                             micro_batch_size=self.cfg.update.micro_batch_size)
 
     def configure_model(self) -> None:
         self.build()
@@ -258,7 +236,7 @@ class RLModule(L.LightningModule):
     def _ensure_engine(self):
         if self.engine is not None:
             return self.engine
-        hp = self.hparams
+        hp = self.cfg.rollout
         args = dict(hp.engine_args or {})
         eos = self.tokenizer.eos_token_id
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
@@ -267,11 +245,11 @@ class RLModule(L.LightningModule):
         else:
             from rlobj.rollout import VLLMEngine, save_model_directory
 
-            path = hp.model_path
+            path = self.cfg.policy.model_path
             if path is None:
                 root = self.trainer.default_root_dir if self._trainer is not None else "."
                 path = str(save_model_directory(self.policy, self.tokenizer, f"{root}/engine_model"))
-            self.engine = VLLMEngine(path, eos_token_id=eos, pad_token_id=pad, dtype=hp.dtype, **args)
+            self.engine = VLLMEngine(path, eos_token_id=eos, pad_token_id=pad, dtype=self.cfg.policy.dtype, **args)
         return self.engine
 
     def _ensure_pool(self):
@@ -282,22 +260,31 @@ class RLModule(L.LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
-        hp = self.hparams
-        if hp.optimizer == "sgd":
-            return torch.optim.SGD(self.policy.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        return torch.optim.AdamW(self.policy.parameters(), lr=hp.lr, weight_decay=hp.weight_decay,
-                                 betas=tuple(hp.betas))
+        optimizer = self.optimizer_factory(self.policy.parameters())
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise RlobjInputError(f"optimizer: the callable returned {type(optimizer).__name__}, expected a "
+                                  "torch.optim.Optimizer")
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]  # before a scheduler scales them
+        if self.scheduler_factory is None:
+            return optimizer
+        # stepped by the module once per RL optimizer step (manual optimization); saved by Lightning
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer),
+                                                         "interval": "step"}}
 
-    def rl_lr(self, update: int) -> float:
-        """Learning rate of RL optimizer step ``update`` (0-based): linear warm-up, then constant or cosine."""
-        hp = self.hparams
-        factor = 1.0
-        if hp.lr_warmup_steps > 0 and update < hp.lr_warmup_steps:
-            factor = (update + 1) / hp.lr_warmup_steps
-        elif hp.lr_schedule == "cosine":
-            progress = min(max(update - hp.lr_warmup_steps, 0) / max(hp.total_rl_updates - hp.lr_warmup_steps, 1), 1.0)
-            factor = 0.5 * (1.0 + math.cos(math.pi * progress))
-        return hp.lr * factor
+    def _scheduler(self):
+        if self._trainer is not None:
+            schedulers = self.lr_schedulers()
+            return schedulers[0] if isinstance(schedulers, list) else schedulers
+        self._optimizer()
+        return getattr(self, "_standalone_scheduler", None)
+
+    def rl_lr(self) -> list[float]:
+        """The learning rates of the next RL optimizer step (the scheduler's, else the optimizer's own)."""
+        scheduler = self._scheduler()
+        if scheduler is not None:
+            return list(scheduler.get_last_lr())
+        self._optimizer()
+        return list(self.base_lrs)
 
     @property
     def world_size(self) -> int:
@@ -315,7 +302,12 @@ class RLModule(L.LightningModule):
         if self._trainer is not None:
             return self.optimizers()
         if not hasattr(self, "_standalone_optimizer"):
-            self._standalone_optimizer = self.configure_optimizers()
+            configured = self.configure_optimizers()
+            if isinstance(configured, dict):
+                self._standalone_optimizer = configured["optimizer"]
+                self._standalone_scheduler = configured["lr_scheduler"]["scheduler"]
+            else:
+                self._standalone_optimizer, self._standalone_scheduler = configured, None
         return self._standalone_optimizer
 
     def _backward(self, loss: Tensor) -> None:
@@ -328,11 +320,12 @@ class RLModule(L.LightningModule):
         else:
             loss.backward()
 
-    def _step(self, lr: float) -> float:
+    def _step(self, lrs: list[float]) -> float:
+        """Clip, one optimizer step at learning rates ``lrs`` (one per parameter group); the norm."""
         optimizer = self._optimizer()
-        for group in optimizer.param_groups:
+        for group, lr in zip(optimizer.param_groups, lrs, strict=True):
             group["lr"] = lr
-        limit = self.hparams.grad_clip if self.hparams.grad_clip is not None else float("inf")
+        limit = self.cfg.update.grad_clip if self.cfg.update.grad_clip is not None else float("inf")
         norm = float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), limit))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -358,13 +351,13 @@ class RLModule(L.LightningModule):
         """The :class:`~rlobj.train.stages.StepContext` of data step ``step``."""
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         ctx = StepContext(step=step, rl_updates=self.rl_updates, seed=self.hparams.seed, rank=self.rank,
-                          world_size=self.world_size, group_size=self.hparams.group_size,
+                          world_size=self.world_size, group_size=self.cfg.rollout.group_size,
                           engine=self._ensure_engine(), models=self.models, sample=None, score=None,
                           encode=self.encode, decode=self.decode_responses, pad_token_id=pad,
                           sampling=self._sampling(step))
 
         def sample(records, n=None, salt=0, **changes):
-            return self.sampler.sample(ctx, list(records), n or self.hparams.group_size, salt, **changes)
+            return self.sampler.sample(ctx, list(records), n or self.cfg.rollout.group_size, salt, **changes)
 
         def score(batch):
             batch.scores = self.scorer(ctx, batch)
@@ -377,11 +370,12 @@ class RLModule(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> None:
         step = int(batch["step"])
         records = batch["records"]
-        if step < self.hparams.warmup_sft_steps:
+        warmup = self.cfg.warmup
+        if step < warmup.steps:
             metrics = self.sft_update(records)
             metrics["phase"] = 0.0
         else:
-            if (step == self.hparams.warmup_sft_steps and self.hparams.eval_at_warmup_end
+            if (step == warmup.steps and warmup.eval_at_end
                     and not any(label == "before RL" for label, _, _ in self.eval_history)):
                 self.run_evaluation("before RL")
             metrics = self.rl_update(records, step)
@@ -496,20 +490,25 @@ class RLModule(L.LightningModule):
         return out
 
     def _next_step(self) -> float:
-        norm = self._step(self.rl_lr(self.rl_updates))
+        lrs = self.rl_lr()
+        norm = self._step(lrs)
+        self.last_lr = lrs[0]
+        scheduler = self._scheduler()
+        if scheduler is not None:
+            scheduler.step()
         self.rl_updates += 1
         return norm
 
     def _step_metrics(self, batch, fields, prepared, result, reuse, seconds) -> dict[str, float]:
-        rollout, hp = batch.rollout, self.hparams
+        rollout = batch.rollout
         mask, rewards = rollout.response_mask, fields["rewards"]
         n_valid = max(float(mask.sum()), 1.0)
         logp_old = result.logp_new if reuse else fields["logp_old"]
         metrics = dict(batch.metrics)
         metrics.update(result.metrics)
-        metrics.update(batch_metrics(rollout, rewards, logp_old, hp.pass_threshold))
-        metrics.update({"lr": self.rl_lr(max(self.rl_updates - 1, 0)), "time/update_s": seconds,
-                        "throughput/update_tokens_per_s": n_valid * hp.ppo_epochs / max(seconds, 1e-9)})
+        metrics.update(batch_metrics(rollout, rewards, logp_old, self.cfg.evaluation.pass_threshold))
+        metrics.update({"lr": self.last_lr, "time/update_s": seconds,
+                        "throughput/update_tokens_per_s": n_valid * self.cfg.update.ppo_epochs / max(seconds, 1e-9)})
         if "logp_ref" in fields:
             log_ratio = (fields["logp_ref"] - prepared.logp_old)[mask]
             metrics["kl/ref_k3"] = float((torch.expm1(log_ratio) - log_ratio).mean())
@@ -521,7 +520,7 @@ class RLModule(L.LightningModule):
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, records: list[dict], samples_out: list | None = None) -> dict[str, float]:
-        """pass@k / maj@k of ``eval_samples`` samples per record (:func:`rlobj.train.evaluation.evaluate_records`)."""
+        """pass@k / maj@k of ``evaluation.samples`` samples per record (:func:`rlobj.train.evaluation.evaluate_records`)."""
         from rlobj.train.evaluation import evaluate_records
 
         return evaluate_records(self, records, samples_out)

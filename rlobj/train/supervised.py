@@ -45,7 +45,8 @@ def sft_step(module, records: list[dict]) -> dict[str, float]:
         module._backward(out.loss)
         for key, value in out.metrics.items():
             sums[key] += float(value) / len(chunks)
-    lr = module.hparams.sft_lr or module.hparams.lr
-    sums["grad_norm"] = module._step(lr)
-    sums["lr"] = lr
+    module._optimizer()
+    lrs = [module.cfg.warmup.lr] * len(module.base_lrs) if module.cfg.warmup.lr else list(module.base_lrs)
+    sums["grad_norm"] = module._step(lrs)
+    sums["lr"] = lrs[0]
     return dict(sums)

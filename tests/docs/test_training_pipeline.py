@@ -102,8 +102,9 @@ def test_worked_example_trains_two_rl_steps_with_rlobj_fit(my_ext, tmp_path):
     config = yaml.safe_load((REPO / "examples/configs/default.yaml").read_text(encoding="utf-8"))
     config["trainer"] = {**config["trainer"], "max_steps": 2, "logger": False, "callbacks": None,
                          "default_root_dir": str(tmp_path / "run")}
-    config["model"] = {**config["model"], "warmup_sft_steps": 0, "eval_at_warmup_end": False, "track_ref_kl": False,
-                       "group_size": 4, "tiny_model": {"hidden_size": 32, "layers": 1, "heads": 2, "seed": 0},
+    config["model"] = {**config["model"], "warmup": {"steps": 0, "eval_at_end": False}, "track_ref_kl": False,
+                       "rollout": {"group_size": 4, "max_new_tokens": 5},
+                       "policy": {"tiny_model": {"hidden_size": 32, "layers": 1, "heads": 2, "seed": 0}},
                        "verifier": {"class_path": "train._helpers.StartsWithDigit"}}
     config["data"] = {**config["data"], "prompts_per_step": 4, "eval_size": 4}
     base = tmp_path / "default.yaml"

@@ -29,7 +29,7 @@ def test_ead_config(tiny_model):
     model = load("rollout/ead.yaml")["model"]
     option = build_sampler(model["sampler"])
     assert isinstance(option, EADSampler) and isinstance(option.schedule, EADSchedule)
-    tau = option.schedule.temperatures(torch.arange(model["max_new_tokens"]))
+    tau = option.schedule.temperatures(torch.arange(model["rollout"]["max_new_tokens"]))
     assert tau[0] > 1.0 > tau[-1]  # explores first, exploits at the end, within the budget
     assert "truncated_is" in str(build_objective(model["objective"]))
     SamplingConfig(max_new_tokens=4, temperature_schedule=option.schedule.at_step(3))
@@ -50,13 +50,13 @@ def test_ulorl_config(tiny_model):
     option = build_sampler(model["sampler"])
     assert isinstance(option, SegmentSampler)
     rollout = SegmentRollout(HFEngine(tiny_model), option.segment_tokens, option.release)
-    assert rollout.segment_tokens < model["max_new_tokens"]
+    assert rollout.segment_tokens < model["rollout"]["max_new_tokens"]
 
 
 def test_brorl_config_uses_trainer_keys():
     model = load("brorl.yaml")["model"]
-    assert model["group_size"] >= 256 and model["micro_batch_size"] < model["group_size"]
-    assert model["sampler"]["broad"]["chunk_size"] < model["group_size"]
+    assert model["rollout"]["group_size"] >= 256 and model["update"]["micro_batch_size"] < model["rollout"]["group_size"]
+    assert model["sampler"]["broad"]["chunk_size"] < model["rollout"]["group_size"]
 
 
 def test_vllm_engine_refuses_greedy_with_a_schedule():

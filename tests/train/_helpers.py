@@ -1,16 +1,27 @@
 """Shared builders for the trainer tests (tiny model, synthetic rollouts with uneven lengths)."""
 
+import functools
+
 import torch
 
 from rlobj.rollout import RolloutBatch
 from rlobj.train import RLModule
 from rlobj.train.forward import token_logprobs
 
+TINY = {"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0}
+
+
+def sgd(lr: float = 1.0):
+    """An ``OptimizerCallable``: plain SGD at ``lr`` (the tests' default: updates are easy to check)."""
+    return functools.partial(torch.optim.SGD, lr=lr)
+
 
 def tiny_module(module_cls=RLModule, **overrides) -> RLModule:
-    kwargs = dict(tiny_model={"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0},
-                  max_new_tokens=6, group_size=4, lr=1.0, optimizer="sgd", grad_clip=None, seed=0)
-    kwargs.update(overrides)
+    """A built module on the 1-layer tiny model; group mappings in ``overrides`` update the defaults."""
+    kwargs = dict(policy={"tiny_model": TINY}, rollout={"max_new_tokens": 6, "group_size": 4},
+                  update={"grad_clip": None}, optimizer=sgd(1.0), seed=0)
+    for key, value in overrides.items():
+        kwargs[key] = {**kwargs[key], **value} if isinstance(kwargs.get(key), dict) and isinstance(value, dict) else value
     module = module_cls(**kwargs)
     module.build()
     return module

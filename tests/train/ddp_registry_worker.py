@@ -41,7 +41,7 @@ def run(rank: int, world: int, out: str, names: list[str], port: int) -> None:
     for name in names:
         print(f"[rank {rank}] {name}", file=sys.stderr, flush=True)
         try:
-            module = module_for(name, micro_batch_size=3, ppo_epochs=2, module_cls=AveragedGrads)
+            module = module_for(name, update=dict(micro_batch_size=3, ppo_epochs=2), module_cls=AveragedGrads)
             start = torch.cat([p.detach().flatten() for p in module.policy.parameters()])
             batch = batch_for(module, groups=5, group_size=5)
             groups = batch.rollout.group_ids  # whole groups per rank (3 and 2 groups: uneven rows)

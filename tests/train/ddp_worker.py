@@ -6,6 +6,7 @@ is taken once with ``token_mean`` and once with ``seq_mean_token_mean`` (weights
 between, SGD so the update is linear in the gradient); rank 0 saves the updated weights to OUT.
 """
 
+import functools
 import os
 import sys
 
@@ -43,9 +44,10 @@ def main(devices: int, out: str) -> None:
             return metrics
 
     torch.manual_seed(0)
-    module = FixedRolloutModule(tiny_model={"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0},
-                                group_size=4, max_new_tokens=6, lr=1.0, optimizer="sgd", grad_clip=None,
-                                micro_batch_size=3, eval_at_warmup_end=False)
+    module = FixedRolloutModule(policy={"tiny_model": {"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0}},
+                                rollout={"group_size": 4, "max_new_tokens": 6},
+                                optimizer=functools.partial(torch.optim.SGD, lr=1.0),
+                                update={"grad_clip": None, "micro_batch_size": 3}, warmup={"eval_at_end": False})
     data = RLDataModule(train=AdditionTask(seed=1), eval=AdditionTask(seed=2), prompts_per_step=2, eval_size=2)
     trainer = L.Trainer(accelerator="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
                         max_steps=2, limit_val_batches=0, logger=False, enable_progress_bar=False,

@@ -23,7 +23,7 @@ def needs_vocab(name: str) -> bool:
 
 
 def module_for(name: str, **overrides):
-    kwargs = dict(objective=objective_for(name), dtype="float64")
+    kwargs = dict(objective=objective_for(name), policy={"dtype": "float64"})
     kwargs.update(overrides)
     return tiny_module(**kwargs)
 
@@ -50,7 +50,7 @@ __all__ = ["NAMES", "objective_for", "module_for", "batch_for", "needs_vocab", "
 
 def weights_after(name: str, micro, ppo_epochs: int = 1, mini=None, device: str = "cpu", **overrides) -> dict:
     """Weights after one RL update (SGD, lr 1: the change is minus the gradient) of ``name``'s objective."""
-    module = module_for(name, micro_batch_size=micro, ppo_epochs=ppo_epochs, mini_batch_size=mini, **overrides)
+    module = module_for(name, update=dict(micro_batch_size=micro, ppo_epochs=ppo_epochs, mini_batch_size=mini), **overrides)
     batch = batch_for(module, groups=5, group_size=5)
     module.policy.to(device)  # the update moves the rollout to the policy's device
     module.update_on_batch(batch, module.context(0))

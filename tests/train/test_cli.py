@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 from rlobj.train.cli import RlobjCLI, RlobjTrainer, main
 from rlobj.train.datamodule import RLDataModule
@@ -59,13 +60,14 @@ def test_print_config(capsys):
         main(["fit", "--config", str(ROOT / "examples/configs/default.yaml"), "--print_config"])
     assert stop.value.code in (0, None)
     out = capsys.readouterr().out
-    assert "objective: grpo" in out and "warmup_sft_steps: 600" in out
+    assert "objective: grpo" in out and "steps: 600" in out and "class_path: torch.optim.AdamW" in out
 
 
 @pytest.mark.parametrize("override, expected", [
     ("--model.objective=[group_zscore, {clip_ratoi: {eps_high: 0.3}}, token_mean]", "objective: unknown term 'clip_ratoi'"),
     ("--model.objective=[group_zscore, {clip_ratio: {eps_hgh: 0.3}}, token_mean]", "eps_hgh"),
-    ("--model.group_size=abc", "model.group_size"),
+    ("--model.rollout.group_size=abc", "group_size"),
+    ("--model.rollout.group_size=0", "rollout.group_size: expected an int >= 1"),
     ("--data.train.init_args.seed=x", "data.train"),
 ])
 def test_bad_config_fails_naming_the_key(override, expected, capsys, monkeypatch):
@@ -96,7 +98,7 @@ def test_missing_dataset_file_fails_naming_the_key(tmp_path, capsys):
 def test_eval_subcommand_prints_pass_at_k(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     main(["eval", "--config", str(ROOT / "examples/configs/default.yaml"), "--data.eval_size=2",
-          "--model.eval_samples=2", "--model.eval_k=[1, 2]", "--trainer.logger=false"])
+          "--model.evaluation.samples=2", "--model.evaluation.k=[1, 2]", "--trainer.logger=false"])
     out = capsys.readouterr().out
     assert "pass@1" in out and "pass@2" in out
 
@@ -104,8 +106,8 @@ def test_eval_subcommand_prints_pass_at_k(tmp_path, capsys, monkeypatch):
 def test_validate_subcommand_logs_val_metrics(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     main(["validate", "--config", str(ROOT / "examples/configs/default.yaml"), "--data.eval_size=4",
-          "--data.val_batch_size=2", "--trainer.limit_val_batches=2", "--model.eval_samples=2",
-          "--model.eval_k=[1, 2]"])
+          "--data.val_batch_size=2", "--trainer.limit_val_batches=2", "--model.evaluation.samples=2",
+          "--model.evaluation.k=[1, 2]"])
     out = capsys.readouterr().out
     assert "val/pass@1" in out
 
@@ -113,16 +115,31 @@ def test_validate_subcommand_logs_val_metrics(tmp_path, monkeypatch, capsys):
 def test_eval_subcommand_from_a_checkpoint(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     main(["fit", "--config", str(ROOT / "examples/configs/default.yaml"), "--trainer.max_steps=2",
-          "--model.warmup_sft_steps=2", "--data.prompts_per_step=2", "--data.eval_size=2",
-          "--model.eval_samples=2", "--model.eval_k=[1, 2]", "--trainer.enable_checkpointing=true",
+          "--model.warmup.steps=2", "--data.prompts_per_step=2", "--data.eval_size=2",
+          "--model.evaluation.samples=2", "--model.evaluation.k=[1, 2]", "--trainer.enable_checkpointing=true",
           "--trainer.callbacks=[]", "--trainer.default_root_dir=ck", "--trainer.logger=false"])
     checkpoints = glob.glob(str(tmp_path / "ck" / "**" / "*.ckpt"), recursive=True)
     assert checkpoints
     main(["eval", "--config", str(ROOT / "examples/configs/default.yaml"), "--data.eval_size=2",
-          "--model.eval_samples=2", "--model.eval_k=[1, 2]", "--trainer.logger=false",
+          "--model.evaluation.samples=2", "--model.evaluation.k=[1, 2]", "--trainer.logger=false",
           f"--ckpt_path={checkpoints[0]}"])
     out = capsys.readouterr().out
     assert os.path.basename(checkpoints[0]) in out and "pass@2" in out
     with pytest.raises(FileNotFoundError, match="ckpt_path"):
         main(["eval", "--config", str(ROOT / "examples/configs/default.yaml"), "--trainer.logger=false",
               "--ckpt_path=/nonexistent.ckpt"])
+
+
+def test_flat_keys_of_rlobj_0_1_name_their_new_place(tmp_path, capsys):
+    config = yaml.safe_load((ROOT / "examples/configs/default.yaml").read_text())
+    config["model"] = {**config["model"], "group_size": 4, "sft_lr": 1e-3, "optimizer": "sgd"}
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", "--config", str(path), "--model.micro_batch_size=4"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    for moved in ("model.group_size moved to model.rollout.group_size", "model.sft_lr moved to model.warmup.lr",
+                  "model.optimizer moved to model.optimizer (class_path: torch.optim.AdamW",
+                  "--model.micro_batch_size moved to --model.update.micro_batch_size"):
+        assert moved in err, err

@@ -8,8 +8,8 @@ from rlobj.ops.errors import RlobjInputError
 from rlobj.train import RLModule
 from rlobj.train.cli import run
 
-MODEL = {"tiny_model": {"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0}, "group_size": 4,
-         "max_new_tokens": 3, "warmup_sft_steps": 0, "eval_at_warmup_end": False, "lr": 1.0e-3,
+MODEL = {"policy": {"tiny_model": {"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0}},
+         "rollout": {"group_size": 4, "max_new_tokens": 3}, "warmup": {"steps": 0, "eval_at_end": False},
          "objective": "dapo", "seed": 0}
 
 

@@ -28,7 +28,7 @@ class LastDigitOdd:
 
 
 def _module():
-    return tiny_module(verifier=LastDigitOdd(), eval_samples=4, eval_k=[1, 2, 4], max_new_tokens=3)
+    return tiny_module(verifier=LastDigitOdd(), evaluation=dict(samples=4, k=[1, 2, 4]), rollout=dict(max_new_tokens=3))
 
 
 def _data(size=6):
@@ -124,9 +124,9 @@ def test_compare_errors_name_the_argument(tmp_path):
 def test_eval_command_compares_two_checkpoints(tmp_path, monkeypatch, capsys):
     """CLI wiring: fit writes checkpoints; ``rlobj eval`` with every flag, the judge from YAML."""
     monkeypatch.chdir(tmp_path)
-    small = ["--data.eval_size=3", "--model.eval_samples=4", "--model.eval_k=[1, 4]",
+    small = ["--data.eval_size=3", "--model.evaluation.samples=4", "--model.evaluation.k=[1, 4]",
              "--trainer.logger=false"]
-    main(["fit", "--config", DEFAULT, "--trainer.max_steps=2", "--model.warmup_sft_steps=2",
+    main(["fit", "--config", DEFAULT, "--trainer.max_steps=2", "--model.warmup.steps=2",
           "--data.prompts_per_step=2", "--trainer.enable_checkpointing=true", "--trainer.callbacks=[]",
           "--trainer.default_root_dir=ck", *small])
     (checkpoint,) = glob.glob(str(tmp_path / "ck" / "**" / "*.ckpt"), recursive=True)

@@ -15,8 +15,8 @@ from rlobj.train import (
 
 
 def test_fit_sft_then_rl_logs_metrics_plots_and_table(tmp_path, capsys):
-    module = RLModule(tiny_model={"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0},
-                      group_size=4, max_new_tokens=4, warmup_sft_steps=2, eval_samples=2, eval_k=[1, 2])
+    module = RLModule(policy=dict(tiny_model={"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0}),
+                      rollout=dict(group_size=4, max_new_tokens=4), warmup=dict(steps=2), evaluation=dict(samples=2, k=[1, 2]))
     data = RLDataModule(train=AdditionTask(seed=1), eval=AdditionTask(seed=2), prompts_per_step=4, eval_size=4)
     trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=4, limit_val_batches=0,
                         logger=L.pytorch.loggers.CSVLogger(tmp_path, name="t"), enable_progress_bar=False,

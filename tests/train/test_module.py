@@ -1,3 +1,4 @@
+import functools
 import math
 
 import pytest
@@ -5,7 +6,7 @@ import torch
 
 from rlobj.ops.errors import RlobjInputError
 from rlobj.rollout import sequence_logprobs
-from rlobj.train import ExactAnswer, RLModule, score_completions
+from rlobj.train import ExactAnswer, RLModule, VerifierScorer, score_completions
 from rlobj.train.forward import token_logprobs
 
 from ._helpers import synthetic_rewards, synthetic_rollout, tiny_module
@@ -40,7 +41,7 @@ def test_micro_batches_give_the_same_update_as_the_whole_batch(aggregation):
     objective = ["group_zscore", {"clip_ratio": {}}, aggregation]
     results = []
     for micro in (None, 3, 5):
-        module = tiny_module(objective=objective, micro_batch_size=micro)
+        module = tiny_module(objective=objective, update=dict(micro_batch_size=micro))
         rollout = synthetic_rollout(module)
         metrics = module.update_on_rollout(rollout, synthetic_rewards(len(rollout)))
         results.append((_weights(module), metrics))
@@ -52,8 +53,7 @@ def test_micro_batches_give_the_same_update_as_the_whole_batch(aggregation):
 
 
 def test_update_metrics_and_several_epochs_and_mini_batches():
-    module = tiny_module(objective="grpo", ppo_epochs=2, mini_batch_size=8, micro_batch_size=4,
-                         shuffle_minibatches=True, grad_clip=1.0)
+    module = tiny_module(objective="grpo", update=dict(ppo_epochs=2, mini_batch_size=8, micro_batch_size=4, shuffle_minibatches=True, grad_clip=1.0))
     rollout = synthetic_rollout(module)
     metrics = module.update_on_rollout(rollout, synthetic_rewards(len(rollout)))
     assert module.rl_updates == 4  # 2 epochs x 2 mini-batches
@@ -77,7 +77,7 @@ def test_reference_logprobs_only_when_read():
 
 
 def test_sft_update_lowers_the_nll():
-    module = tiny_module(lr=3e-3, optimizer="adamw")
+    module = tiny_module(optimizer=functools.partial(torch.optim.AdamW, lr=3e-3, weight_decay=0.0))
     records = [{"prompt": "1+2=", "completion": "3"}, {"prompt": "10+5=", "completion": "15"}]
     first = module.sft_update(records)["sft/nll"]
     for _ in range(20):
@@ -100,32 +100,47 @@ def test_score_completions_survives_broken_verifiers():
 
 
 def test_evaluate_counts_pass_at_k():
-    module = tiny_module(eval_samples=4, eval_k=[1, 4], verifier=lambda c, s: 1.0)
+    module = tiny_module(evaluation=dict(samples=4, k=[1, 4]), verifier=lambda c, s: 1.0)
     result = module.evaluate([{"prompt": "1+1=", "answer": "2"}, {"prompt": "2+2=", "answer": "4"}])
     assert result["pass@1"] == 1.0 and result["pass@4"] == 1.0
-    module = tiny_module(eval_samples=4, eval_k=[1, 4], verifier=lambda c, s: 0.0)
+    module = tiny_module(evaluation=dict(samples=4, k=[1, 4]), verifier=lambda c, s: 0.0)
     assert module.evaluate([{"prompt": "1+1=", "answer": "2"}])["pass@4"] == 0.0
 
 
 @pytest.mark.parametrize("kwargs, key", [
     ({"objective": ["group_zscore", {"clip_ratoi": {}}]}, "objective"),
     ({"objective": [{"clip_ratio": {"eps_hgh": 0.2}}]}, "objective"),
-    ({"sft_objective": "nope"}, "sft_objective"),
-    ({"dtype": "float8"}, "dtype"),
-    ({"engine": "sglang"}, "engine"),
-    ({"group_size": 0}, "group_size"),
-    ({"micro_batch_size": 0}, "micro_batch_size"),
-    ({"eval_k": [1, 16], "eval_samples": 8}, "eval_k"),
-    ({"lr_schedule": "cosine"}, "total_rl_updates"),
+    ({"warmup": {"objective": "nope"}}, "warmup.objective"),
+    ({"policy": {"dtype": "float8"}}, "policy.dtype"),
+    ({"rollout": {"engine": "sglang"}}, "rollout.engine"),
+    ({"rollout": {"group_size": 0}}, "rollout.group_size"),
+    ({"rollout": {"group_sise": 4}}, "rollout: unknown key"),
+    ({"update": {"micro_batch_size": 0}}, "update.micro_batch_size"),
+    ({"evaluation": {"k": [1, 16], "samples": 8}}, "evaluation.k"),
+    ({"optimizer": "adamw"}, "optimizer"),
+    ({"warmup": 600}, "warmup: expected a mapping"),
 ])
 def test_bad_arguments_fail_before_any_model_is_built(kwargs, key):
     with pytest.raises(RlobjInputError, match=key):
         RLModule(**kwargs)
 
 
-def test_lr_schedule():
-    module = RLModule(lr=1.0, lr_warmup_steps=2, lr_schedule="cosine", total_rl_updates=12)
-    assert [round(module.rl_lr(u), 6) for u in (0, 1, 2, 7, 12, 20)] == [0.5, 1.0, 1.0, 0.5, 0.0, 0.0]
+def test_lr_schedule_is_stepped_once_per_rl_update_and_not_by_warmup():
+    from rlobj.train import WarmupSchedule
+
+    schedule = functools.partial(WarmupSchedule, warmup_steps=2, shape="cosine", total_steps=12)
+    module = tiny_module(optimizer=functools.partial(torch.optim.SGD, lr=1.0), lr_scheduler=schedule,
+                         warmup={"lr": 0.25})
+    seen = []
+    for update in range(21):
+        seen.append(round(module.rl_lr()[0], 6))
+        if update == 3:  # a warm-up (SFT) step in between leaves the schedule where it was
+            module.sft_update([{"prompt": "1+1=", "completion": "2"}])
+            assert module._optimizer().param_groups[0]["lr"] == 0.25
+        module._next_step()
+    assert [seen[u] for u in (0, 1, 2, 7, 12, 20)] == [0.5, 1.0, 1.0, 0.5, 0.0, 0.0]
+    with pytest.raises(RlobjInputError, match="total_steps"):
+        WarmupSchedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), shape="cosine")
 
 
 def test_generated_task_adapter_and_sources():
@@ -172,7 +187,7 @@ def test_non_finite_loss_stops_training():
 def test_rl_update_with_verifier_pool_survives_a_crashing_verifier():
     from rlobj.verifiers.match import ExactMatch
 
-    module = tiny_module(verifier=ExactMatch(), verifier_workers=1, verifier_timeout=5.0, max_new_tokens=3)
+    module = tiny_module(scorer=VerifierScorer(ExactMatch(), workers=1, timeout=5.0), rollout=dict(max_new_tokens=3))
     try:
         records = [{"prompt": "1+2=", "answer": "3"}, {"prompt": "4+4=", "answer": "8"}]
         metrics = module.rl_update(records, step=0)

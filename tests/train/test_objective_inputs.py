@@ -59,7 +59,7 @@ def test_view_forward_matches_the_logits_forward():
 
 
 def test_lp_reg_proxy_matches_a_plain_loop():
-    module = tiny_module(objective=LP_REG_FKL, micro_batch_size=5)
+    module = tiny_module(objective=LP_REG_FKL, update=dict(micro_batch_size=5))
     rollout = synthetic_rollout(module)
     proxy = LpRegProxy(tau=0.9, mode="minp").batch(module.context(0), _batch(rollout), {})["extras:logp_proxy"]
     assert proxy.dtype == torch.float32 and proxy.shape == rollout.response_ids.shape
@@ -78,7 +78,7 @@ def test_lp_reg_proxy_matches_a_plain_loop():
 
 
 def test_lp_reg_forward_kl_update(monkeypatch):
-    module = tiny_module(objective=LP_REG_FKL, micro_batch_size=8)
+    module = tiny_module(objective=LP_REG_FKL, update=dict(micro_batch_size=8))
     provider = _provider(module, LpRegProxy)
     assert (provider.tau, provider.mode) == (0.7, "minp") and provider.needed == {"extras:logp_proxy"}
     metrics = module.update_on_rollout(synthetic_rollout(module), synthetic_rewards(16))
@@ -108,8 +108,8 @@ def _weights(module):
 def test_vocab_path_gives_the_same_update_as_the_logits_path():
     """forward_kl(beta=0) switches the trainer to the vocab-view forward; the gradient of the same
     surrogate must not change (the view back-propagates analytically, chunk by chunk)."""
-    plain = tiny_module(objective="grpo", micro_batch_size=6)
-    viewed = tiny_module(objective=["grpo", {"forward_kl": {"beta": 0.0}}], micro_batch_size=6)
+    plain = tiny_module(objective="grpo", update=dict(micro_batch_size=6))
+    viewed = tiny_module(objective=["grpo", {"forward_kl": {"beta": 0.0}}], update=dict(micro_batch_size=6))
     rollout = synthetic_rollout(plain)
     before = _weights(plain)
     a = plain.update_on_rollout(rollout, synthetic_rewards(16))
@@ -145,7 +145,7 @@ def test_perceptual_inputs():
     metrics = module.update_on_rollout(rollout, synthetic_rewards(16))
     assert metrics["perception/kl"] > 1e-4
     full = tiny_module(objective=["grpo", {"perception_kl": {"estimator": "full"}}], providers=_perturbed(1.0),
-                       micro_batch_size=5)
+                       update=dict(micro_batch_size=5))
     full_provider = _provider(full, PerturbedContext)
     assert full_provider.needed == {"extras:vocab_perturbed"}
     assert full_provider.batch(full.context(0), _batch(rollout), {}) == {}  # only the lazy views
@@ -158,7 +158,7 @@ def test_perturbed_rows_do_not_depend_on_micro_batching():
     """Each row's mask depends on (seed, step, row index): chunks of 5 rows give the whole batch's values."""
     objective = ["grpo", {"perception_kl": {"gamma": 0.01}}]
     whole = tiny_module(objective=objective, providers=_perturbed(0.5))
-    chunked = tiny_module(objective=objective, providers=_perturbed(0.5), micro_batch_size=5)
+    chunked = tiny_module(objective=objective, providers=_perturbed(0.5), update=dict(micro_batch_size=5))
     rollout = synthetic_rollout(whole)
     a = _provider(whole, PerturbedContext).batch(whole.context(3), _batch(rollout), {})["extras:logp_perturbed"]
     b = _provider(chunked, PerturbedContext).batch(chunked.context(3), _batch(rollout), {})["extras:logp_perturbed"]
@@ -192,9 +192,9 @@ def test_example_config_trains_a_few_steps(config, tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     path = Path(__file__).resolve().parents[2] / "examples" / "configs" / config
-    main(["fit", "--config", str(path), "--trainer.max_steps=3", "--model.warmup_sft_steps=1",
-          "--data.prompts_per_step=4", "--model.group_size=4", "--data.eval_size=4", "--model.eval_samples=2",
-          "--model.eval_k=[1, 2]", "--model.tiny_model={hidden_size: 128, layers: 1, heads: 2, seed: 0}",
+    main(["fit", "--config", str(path), "--trainer.max_steps=3", "--model.warmup.steps=1",
+          "--data.prompts_per_step=4", "--model.rollout.group_size=4", "--data.eval_size=4", "--model.evaluation.samples=2",
+          "--model.evaluation.k=[1, 2]", "--model.policy.tiny_model={hidden_size: 128, layers: 1, heads: 2, seed: 0}",
           "--trainer.callbacks=[]", "--trainer.logger.init_args.save_dir=runs"])
     import csv
     import glob

@@ -87,7 +87,7 @@ def _valid(rollout, row):
 
 def _update(objective, make_batch, steps=1, **overrides):
     """Weights and metrics after ``steps`` RL updates (one batch each) of a fresh tiny module."""
-    module = tiny_module(objective=objective, micro_batch_size=4, **overrides)
+    module = tiny_module(objective=objective, update=dict(micro_batch_size=4), **overrides)
     before = [p.detach().clone() for p in module.policy.parameters()]
     metrics = {}
     for step in range(steps):
@@ -174,7 +174,7 @@ def test_rlpr_prior_is_the_initial_policy_and_empty_answers_have_no_tokens():
 # --------------------------------------------------------------------------- Self-Aligned Reward
 @pytest.mark.parametrize("context", ["", "1+"])
 def test_unconditioned_logprobs_match_a_loop(context):
-    module = tiny_module(micro_batch_size=3)
+    module = tiny_module(update=dict(micro_batch_size=3))
     batch = _batch(module)
     ctx = module.context(0)
     out = _ready(UnconditionedLogprobs(context=context)).batch(ctx, batch, {})["extras:logp_unconditioned"]
@@ -195,7 +195,7 @@ def test_self_aligned_reward_trains_through_the_module():
 
 # --------------------------------------------------------------------------- LaSeR
 def test_self_reward_probe_values_and_gradient():
-    module = tiny_module(micro_batch_size=5)
+    module = tiny_module(update=dict(micro_batch_size=5))
     batch = _batch(module)
     ctx = module.context(0)
     provider = _ready(SelfRewardProbe(token="7"), [self_reward_advantage(), self_reward_mse()])
@@ -273,7 +273,7 @@ HINTED = [{"prompt": "1+2=", "answer": "3", "hint": "3"}, {"prompt": "4+4=", "an
 
 
 def test_hinted_context_matches_a_loop_and_defaults_to_no_guided_rows():
-    module = tiny_module(micro_batch_size=3)
+    module = tiny_module(update=dict(micro_batch_size=3))
     records = [dict(r, guided=bool(r.get("hint"))) for r in HINTED]
     batch = _batch(module, records=records)
     ctx = module.context(0)
@@ -423,7 +423,7 @@ def test_vogue_bonus_trains_through_the_module():
 
 # --------------------------------------------------------------------------- VPPO
 def test_visual_dependency_is_the_terms_function_of_the_perturbed_pass():
-    module = tiny_module(micro_batch_size=5)
+    module = tiny_module(update=dict(micro_batch_size=5))
     batch = _batch(module)
     ctx = module.context(3)
     inputs = _inputs(module, batch)

@@ -128,7 +128,7 @@ def test_answer_ids_scorer_fields_win(module):
 
 
 def test_co_reward_trains_from_answer_ids():
-    module = tiny_module(objective=co_reward() >> grpo, micro_batch_size=4)
+    module = tiny_module(objective=co_reward() >> grpo, update=dict(micro_batch_size=4))
     records = [{**ADD[0], "question_id": "a"}, {**ADD[0], "prompt": "3+2=", "question_id": "a"}, ADD[1], ADD[2]]
     texts = ["5", "5", "6", "5", "5", "7", "5", "6", "8", "8", "9", "1", "3", "4", "3", "3"]
     metrics = trains(module, text_batch(module, texts, records), "co_reward/mean")
@@ -161,7 +161,7 @@ def test_appeal_check_draws_q_per_row_from_the_term(module):
 def test_fn_rate_from_appeals_trains_with_appeals():
     objective = (fn_rate_from_appeals(q=1.0) >> backward_correction(rho0=0.0, rho1=None)
                  >> grpo.replace(group_zscore, leave_one_out()))
-    module = tiny_module(objective=objective, micro_batch_size=4)
+    module = tiny_module(objective=objective, update=dict(micro_batch_size=4))
     texts = ["5", "2+3=5", "6", "4", "8", "7", "8", "1+7=8", "3", "2", "3", "3", "7", "1", "6+1=7", "7"]
     metrics = trains(module, text_batch(module, texts, ADD), "noisy/rho1_step")
     flipped, positives = 3, 8
@@ -178,7 +178,7 @@ def test_aepo_candidates_counts_ranks_and_format(module):
 
 
 def test_aepo_reward_trains_from_candidates():
-    module = tiny_module(objective=aepo_reward() >> grpo, micro_batch_size=4)
+    module = tiny_module(objective=aepo_reward() >> grpo, update=dict(micro_batch_size=4))
     texts = ["5", "3 5", "", "1", "8", "8 8", "0", "4", "3", "1 3", "2", "", "7", "7 1", "2 7", "6"]
     metrics = trains(module, text_batch(module, texts, ADD), "aepo/hit_frac")
     assert metrics["aepo/hit_frac"] == pytest.approx(9 / 16)
@@ -194,7 +194,7 @@ def test_conciseness_is_group_relative_length(module):
 
 
 def test_conciseness_reward_trains():
-    module = tiny_module(objective=conciseness_reward() >> grpo, micro_batch_size=4)
+    module = tiny_module(objective=conciseness_reward() >> grpo, update=dict(micro_batch_size=4))
     rollout = synthetic_rollout(module)
     before = weights(module)
     metrics = module.update_on_rollout(rollout, synthetic_rewards(16))
@@ -214,7 +214,7 @@ def test_aux_construction_patterns(module):
 
 
 def test_gcpo_reward_trains_with_aux_from_yaml_provider():
-    module = tiny_module(objective=gcpo_reward(length_target=6.0) >> grpo, micro_batch_size=4,
+    module = tiny_module(objective=gcpo_reward(length_target=6.0) >> grpo, update=dict(micro_batch_size=4),
                          providers=[{"AuxConstruction": {"patterns": [r"\+"]}}])
     texts = ["2+3=5", "2+3=5", "4", "6", "8", "4+4", "8", "3", "3", "1+2=3", "1", "2", "7", "7", "6+1", "0"]
     metrics = trains(module, text_batch(module, texts, ADD,
@@ -249,7 +249,7 @@ def test_reward_components_check_the_term_weights():
 
 
 def test_multi_reward_advantage_trains_from_components():
-    module = tiny_module(objective=grpo.replace(group_zscore, multi_reward_advantage()), micro_batch_size=4)
+    module = tiny_module(objective=grpo.replace(group_zscore, multi_reward_advantage()), update=dict(micro_batch_size=4))
     texts = ["5", "5 5", "55", "2+3=5", "8", "8", "9", "1 8", "3", "33", "3", "0", "7", "7 7", "1", ""]
     trains(module, text_batch(module, texts, ADD), "loss")
 
@@ -281,7 +281,7 @@ def test_pairwise_judge_by_reward_then_length_then_position(module):
 
 def test_brpo_advantage_trains_from_the_judge():
     module = tiny_module(objective=grpo.replace(group_zscore, brpo_advantage(filter_threshold=None)),
-                         micro_batch_size=4)
+                         update=dict(micro_batch_size=4))
     texts = ["5", "55", "6", "1", "8", "88", "9", "8", "3", "1", "3", "33", "7", "", "7", "71"]
     trains(module, text_batch(module, texts, ADD), "brpo/win_frac")
 
@@ -341,7 +341,7 @@ def test_step_accuracy_scores_prefix_plus_continuation(module):
 
 
 def test_ppr_renorm_trains_from_steps():
-    module = tiny_module(objective=ppr_renorm() >> grpo.replace(group_zscore, batch_whiten()), micro_batch_size=4,
+    module = tiny_module(objective=ppr_renorm() >> grpo.replace(group_zscore, batch_whiten()), update=dict(micro_batch_size=4),
                          providers=[{"ReasoningSteps": {"delimiter": " "}}])
     texts = ["2+3=5 5", "5", "2+3=6 6", "1", "4+4=8", "8", "8 8", "3", "3", "1+2=3", "1+2=4 4", "0",
              "7", "6+1=7 7", "6", "7 7"]
@@ -351,7 +351,7 @@ def test_ppr_renorm_trains_from_steps():
 
 def test_critique_token_advantage_trains_from_votes():
     objective = grpo.replace(group_zscore, group_zscore() >> critique_token_advantage())
-    module = tiny_module(objective=objective, micro_batch_size=4, providers=[{"ReasoningSteps": {"delimiter": " "}}])
+    module = tiny_module(objective=objective, update=dict(micro_batch_size=4), providers=[{"ReasoningSteps": {"delimiter": " "}}])
     texts = ["2+3=5 5", "5", "2+3=6 6", "1", "4+4=8", "8", "4+4=9 8", "3", "3", "1+2=3", "1+2=4 4", "0",
              "7", "6+1=7 7", "6", "6+1=8 7"]
     trains(module, text_batch(module, texts, ADD), "capo/wrong_token_frac")
@@ -359,7 +359,7 @@ def test_critique_token_advantage_trains_from_votes():
 
 def test_vsrm_trains_with_sampled_prefix_accuracy():
     module = tiny_module(objective=vsrm_step_reward() >> grpo.replace(group_zscore, batch_whiten()),
-                         micro_batch_size=4, max_new_tokens=3,
+                         update=dict(micro_batch_size=4), rollout=dict(max_new_tokens=3),
                          providers=[{"ReasoningSteps": {"delimiter": " ", "samples": 2}}])
     texts = ["2 5", "5", "1 1", "55", "8", "4 8", "8 8", "3", "3", "1 3", "3", "0", "7", "6 1", "7 7", "71"]
     batch = text_batch(module, texts, ADD)
@@ -400,7 +400,7 @@ def _influence_loop(module, batch, threshold=0.5):
 
 
 def test_token_influence_matches_the_gradient_inner_product_loop():
-    module = tiny_module(micro_batch_size=3)
+    module = tiny_module(update=dict(micro_batch_size=3))
     texts = ["5", "55", "6", "1+4", "8", "88", "9", "0"]
     batch = text_batch(module, texts, ADD)
     out = run(TokenInfluence(), module, batch)["extras:token_influence"]
@@ -414,7 +414,7 @@ def test_token_influence_matches_the_gradient_inner_product_loop():
 
 def test_token_hidden_reward_trains_from_influence():
     objective = grpo.replace(group_zscore, group_zscore() >> token_hidden_reward(p=0.2))
-    module = tiny_module(objective=objective, micro_batch_size=4)
+    module = tiny_module(objective=objective, update=dict(micro_batch_size=4))
     texts = ["5", "55", "6", "1", "8", "88", "9", "8", "3", "1", "3", "33", "7", "", "7", "71"]
     trains(module, text_batch(module, texts, ADD), "thr/reweighted_frac")
 

@@ -21,9 +21,11 @@ from .pipeline_cases import NAMES, objective_for
 
 #: Settings of a two-step run: no warm-up, no evaluation, small batches, micro-batches that
 #: split groups.
-MODEL = {"tiny_model": {"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0}, "group_size": 4,
-         "max_new_tokens": 4, "warmup_sft_steps": 0, "eval_at_warmup_end": False, "micro_batch_size": 6,
-         "lr": 1.0e-3, "verifier": {"class_path": "train._helpers.StartsWithDigit"}, "seed": 0}
+MODEL = {"policy": {"tiny_model": {"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0}},
+         "rollout": {"group_size": 4, "max_new_tokens": 4}, "warmup": {"steps": 0, "eval_at_end": False},
+         "update": {"micro_batch_size": 6},
+         "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1.0e-3, "weight_decay": 0.0}},
+         "verifier": {"class_path": "train._helpers.StartsWithDigit"}, "seed": 0}
 #: Per-transform arguments a two-step run needs (everything else from the defaults).
 TRANSFORM_ARGS = {"dynamic_sampling": {"max_rounds": 3}, "std_filter": {"ema_start": 0, "filter_start": 0},
                   "prof_filter": {"keep": 2}}

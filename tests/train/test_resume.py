@@ -1,12 +1,13 @@
 """A run killed mid-training and resumed from its last checkpoint continues exactly."""
 
+import functools
 import glob
 
 import lightning as L
 import pytest
 import torch
 
-from rlobj.train import AdditionTask, RLDataModule, RLModule
+from rlobj.train import AdditionTask, RLDataModule, RLModule, WarmupSchedule
 
 OBJECTIVE = ["group_zscore", {"clip_ratio": {"eps_high": 0.28}}, "token_mean",
              {"adaptive_entropy": {"target": 5.0, "init_coef": 0.0, "step": 0.01}}]  # stateful term
@@ -32,9 +33,11 @@ class Kill(L.Callback):
 
 def _run(root, max_steps, callbacks, ckpt_path=None):
     torch.manual_seed(123)
-    module = RLModule(objective=OBJECTIVE, tiny_model={"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0},
-                      group_size=4, max_new_tokens=4, warmup_sft_steps=2, ppo_epochs=2, mini_batch_size=8,
-                      shuffle_minibatches=True, lr=1e-3, eval_samples=2, eval_k=[1], seed=3)
+    module = RLModule(objective=OBJECTIVE, policy={"tiny_model": {"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0}},
+                      rollout={"group_size": 4, "max_new_tokens": 4}, warmup={"steps": 2},
+                      update={"ppo_epochs": 2, "mini_batch_size": 8, "shuffle_minibatches": True},
+                      optimizer=functools.partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.0), evaluation={"samples": 2, "k": [1]},
+                      lr_scheduler=functools.partial(WarmupSchedule, warmup_steps=3), seed=3)
     data = RLDataModule(train=AdditionTask(seed=1), eval=AdditionTask(seed=2), prompts_per_step=4, eval_size=2)
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=root, save_last=True, every_n_train_steps=1)
     trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=max_steps, limit_val_batches=0, logger=False,

@@ -1,5 +1,6 @@
 """The sampler stage (``model.sampler``): plain, EAD, LATR, UloRL segments and BroRL selected from the config."""
 
+import functools
 import math
 
 import pytest
@@ -152,7 +153,7 @@ def test_plain_sampler_rows_and_records():
     ctx = module.context(0)
     batch = ctx.sample(RECORDS)
     assert isinstance(batch, Batch) and batch.on_policy and batch.scores is None
-    assert len(batch) == 3 * module.hparams.group_size
+    assert len(batch) == 3 * module.cfg.rollout.group_size
     for row in range(len(batch)):
         assert batch.records[row] is RECORDS[int(batch.rollout.group_ids[row])]
         assert _prompt_text(module, batch.rollout, row) == batch.records[row]["prompt"]
@@ -171,8 +172,8 @@ def test_plain_sampler_rows_and_records():
 
 # ----------------------------------------------------------------------------- EAD
 def test_ead_steps_the_schedule_and_feeds_the_annealed_logprobs(monkeypatch):
-    module = tiny_module(sampler={"ead": {"schedule": FAST}}, temperature=0.9,
-                         objective=["grpo", {"truncated_is": {"cap": 2.0}}], optimizer="adamw", lr=1e-2)
+    module = tiny_module(sampler={"ead": {"schedule": FAST}}, rollout=dict(temperature=0.9),
+                         objective=["grpo", {"truncated_is": {"cap": 2.0}}], optimizer=functools.partial(torch.optim.AdamW, lr=1e-2, weight_decay=0.0))
     seen = capture(monkeypatch, module)
     metrics = [module.rl_update(RECORDS, step) for step in range(3)]
     assert [m["rollout/ead_step"] for m in metrics] == [0.0, 1.0, 2.0]
@@ -219,7 +220,7 @@ def test_latr_rollouts_train(monkeypatch):
     assert len(seen["fields"]) == 2
     for batch in seen["batches"]:
         rollout = batch.rollout
-        assert torch.bincount(rollout.group_ids).tolist() == [module.hparams.group_size] * len(RECORDS)
+        assert torch.bincount(rollout.group_ids).tolist() == [module.cfg.rollout.group_size] * len(RECORDS)
         for row in range(len(batch)):
             assert _prompt_text(module, rollout, row) == batch.records[row]["prompt"]
     for m in metrics:
@@ -230,16 +231,16 @@ def test_latr_rollouts_train(monkeypatch):
 
 # ----------------------------------------------------------------------------- UloRL segments
 def test_segments_continue_and_train_on_complete_groups(monkeypatch):
-    module = tiny_module(sampler={"segments": {"segment_tokens": 2}}, max_new_tokens=6)
+    module = tiny_module(sampler={"segments": {"segment_tokens": 2}}, rollout=dict(max_new_tokens=6))
     seen = capture(monkeypatch, module)
     metrics = [module.rl_update([RECORDS[step % 3]], step) for step in range(4)]
     engine = module.sampler._engine
     assert isinstance(engine, SegmentRollout) and engine.segment_tokens == 2
     released = [m["rollout/released_samples"] for m in metrics]
     # budget 6 = 3 segments of 2: the prompt admitted at step 0 is complete at step 2 at the latest
-    assert sum(released[:3]) >= module.hparams.group_size
-    assert sum(released) + metrics[-1]["rollout/pending_samples"] == 4 * module.hparams.group_size
-    assert [m["rollout/released_groups"] for m in metrics] == [r // module.hparams.group_size for r in released]
+    assert sum(released[:3]) >= module.cfg.rollout.group_size
+    assert sum(released) + metrics[-1]["rollout/pending_samples"] == 4 * module.cfg.rollout.group_size
+    assert [m["rollout/released_groups"] for m in metrics] == [r // module.cfg.rollout.group_size for r in released]
     assert len(seen["fields"]) == sum(r > 0 for r in released)  # no update without a group
     updated = [b for b in seen["batches"] if len(b)]
     assert len(updated) == len(seen["fields"])
@@ -247,7 +248,7 @@ def test_segments_continue_and_train_on_complete_groups(monkeypatch):
         rollout = batch.rollout
         assert not batch.on_policy  # samples begun under older weights: logp_old recomputed
         counts = torch.bincount(fields["group_ids"])
-        assert (counts == module.hparams.group_size).all()  # complete groups, ids 0..k-1
+        assert (counts == module.cfg.rollout.group_size).all()  # complete groups, ids 0..k-1
         assert torch.equal(fields["group_ids"], rollout.group_ids)
         for row in range(len(rollout)):  # each row answers the record its group came from
             assert _prompt_text(module, rollout, row) == batch.records[row]["prompt"]
@@ -264,7 +265,7 @@ def test_segments_continue_and_train_on_complete_groups(monkeypatch):
 
 # ----------------------------------------------------------------------------- BroRL
 def test_broad_sampler_groups_rows_and_chunks_engine_calls(monkeypatch):
-    module = tiny_module(sampler={"broad": {"chunk_size": 4}}, group_size=6)
+    module = tiny_module(sampler={"broad": {"chunk_size": 4}}, rollout=dict(group_size=6))
     engine = module._ensure_engine()
     calls = []
     original = engine.generate
@@ -319,10 +320,10 @@ def test_sampler_config_trains_through_the_cli(config, tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     path = Path(__file__).resolve().parents[2] / "examples" / "configs" / config
-    extra = ["--model.sampler={broad: {chunk_size: 3}}", "--model.micro_batch_size=3"] if config == "brorl.yaml" else []
-    main(["fit", "--config", str(path), "--trainer.max_steps=4", "--model.warmup_sft_steps=1",
-          "--data.prompts_per_step=2", "--model.group_size=4", "--data.eval_size=2", "--model.eval_samples=2",
-          "--model.eval_k=[1, 2]", "--model.tiny_model={hidden_size: 128, layers: 1, heads: 2, seed: 0}",
+    extra = ["--model.sampler={broad: {chunk_size: 3}}", "--model.update.micro_batch_size=3"] if config == "brorl.yaml" else []
+    main(["fit", "--config", str(path), "--trainer.max_steps=4", "--model.warmup.steps=1",
+          "--data.prompts_per_step=2", "--model.rollout.group_size=4", "--data.eval_size=2", "--model.evaluation.samples=2",
+          "--model.evaluation.k=[1, 2]", "--model.policy.tiny_model={hidden_size: 128, layers: 1, heads: 2, seed: 0}",
           "--trainer.callbacks=[]", "--trainer.logger.init_args.save_dir=runs", *extra])
     (metrics_csv,) = glob.glob(str(tmp_path / "runs" / "**" / "metrics.csv"), recursive=True)
     rows = [r for r in csv.DictReader(open(metrics_csv)) if r.get("phase") == "1.0"]

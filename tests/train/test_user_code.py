@@ -22,7 +22,7 @@ def _short(config: dict, root: Path) -> dict:
     config = dict(config)
     config["trainer"] = {**config["trainer"], "max_steps": 2, "logger": False, "callbacks": None,
                          "default_root_dir": str(root)}
-    config["model"] = {**config["model"], "warmup_sft_steps": 0, "eval_at_warmup_end": False,
+    config["model"] = {**config["model"], "warmup": {"steps": 0, "eval_at_end": False},
                        "verifier": {"class_path": "train._helpers.StartsWithDigit"}}
     config["data"] = {**config["data"], "prompts_per_step": 4, "eval_size": 4}
     return config

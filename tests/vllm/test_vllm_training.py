@@ -6,6 +6,7 @@ After every push, vLLM's log-probs of fixed sequences (scored as prompt log-prob
 must equal the trainer's, and every logged metric must be finite.
 """
 
+import functools
 import math
 
 import lightning as L
@@ -86,10 +87,11 @@ def test_short_training_run_through_vllm(tmp_path):
     from rlobj.rollout import VLLMEngine
 
     torch.manual_seed(0)
-    module = RLModule(objective="grpo", engine="vllm", engine_args={"seed": 0},
-                      tiny_model={"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0},
-                      group_size=4, max_new_tokens=4, lr=3e-2, grad_clip=None,
-                      eval_samples=2, eval_k=[1, 2], seed=0,
+    module = RLModule(objective="grpo",
+                      rollout={"engine": "vllm", "engine_args": {"seed": 0}, "group_size": 4, "max_new_tokens": 4},
+                      policy={"tiny_model": {"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0}},
+                      optimizer=functools.partial(torch.optim.AdamW, lr=3e-2, weight_decay=0.0), update={"grad_clip": None},
+                      evaluation=dict(samples=2, k=[1, 2]), seed=0,
                       # a dense reward (completion length) so every group has a non-zero advantage
                       verifier=lambda completion, record: float(len(completion)))
     data = RLDataModule(train=AdditionTask(seed=1), eval=AdditionTask(seed=2), prompts_per_step=4, eval_size=2)
