@@ -60,14 +60,21 @@ class PolicyConfig:
         tiny_model: keyword arguments of ``build_tiny_qwen2`` (hidden_size, layers, heads, seed).
         tokenizer_chars: characters of the character tokenizer (tiny model only).
         dtype: parameter dtype: ``float32``, ``bfloat16``, ``float16`` or ``float64``.
+        logits: how the training forward gets log-probs and entropy: ``chunked`` from hidden
+            states and the output projection chunk by chunk (no ``[tokens, vocab]`` float tensor;
+            recomputed in backward), ``full`` from the model's whole logits, ``auto`` (default)
+            chunked when the model exposes a decoder and an output projection, else full.
     """
 
     model_path: str | None = None
     tiny_model: dict[str, Any] | None = None
     tokenizer_chars: str = ARITHMETIC_CHARS
     dtype: str = "float32"
+    logits: str = "auto"
 
     def __post_init__(self):
+        if self.logits not in ("auto", "chunked", "full"):
+            raise RlobjInputError(f"policy.logits: expected 'auto', 'chunked' or 'full', got {self.logits!r}")
         if self.dtype not in DTYPES:
             raise RlobjInputError(f"policy.dtype: expected one of {sorted(DTYPES)}, got {self.dtype!r}")
         if self.model_path is not None and not isinstance(self.model_path, str):

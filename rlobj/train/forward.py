@@ -11,7 +11,8 @@ from torch import Tensor
 
 from rlobj.rollout.logprobs import joined_inputs, response_logits
 
-__all__ = ["token_logprobs", "final_hidden_states", "vocab_view", "view_logprobs"]
+__all__ = ["token_logprobs", "chunked_logprobs", "supports_chunked", "final_hidden_states", "vocab_view",
+           "view_logprobs"]
 
 
 def token_logprobs(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
@@ -33,6 +34,34 @@ def token_logprobs(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids:
     if with_entropy:
         entropy = -(logp_all.exp() * logp_all).sum(-1)
         entropy = torch.where(mask, entropy, torch.zeros((), dtype=entropy.dtype))
+    return logp, entropy
+
+
+def supports_chunked(model) -> bool:
+    """Whether ``model`` exposes a decoder and an output projection (what the chunked path needs)."""
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    return decoder is not None and decoder is not model and getattr(head, "weight", None) is not None
+
+
+def chunked_logprobs(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
+                     response_mask: Tensor, temperature: float = 1.0, with_entropy: bool = False,
+                     chunk_size: int | None = None) -> tuple[Tensor, Tensor | None]:
+    r""":func:`token_logprobs` without ``[tokens, vocab]`` logits: from the final hidden states and
+    the output projection, chunk by chunk (:class:`~rlobj.ops.vocab.VocabView`; recomputed in
+    backward). Same values, dtypes and zeros on padding as :func:`token_logprobs`.
+    """
+    from rlobj.ops.vocab import Entropy, LogProb
+
+    view = vocab_view(model, prompt_ids, prompt_mask, response_ids, response_mask, temperature=temperature,
+                      chunk_size=chunk_size)
+    mask = response_mask.bool()
+    queries = (LogProb(torch.where(mask, response_ids, 0)),) + ((Entropy(),) if with_entropy else ())
+    out = view.evaluate(*queries, mask=mask)
+    zero = torch.zeros((), dtype=out[0].dtype)
+    dtype = _work_dtype(out[0].dtype)
+    logp = torch.where(mask, out[0], zero).to(dtype)
+    entropy = torch.where(mask, out[1], zero).to(dtype) if with_entropy else None
     return logp, entropy
 
 

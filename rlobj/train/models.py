@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from rlobj.rollout import RolloutBatch
-from rlobj.train.forward import token_logprobs, view_logprobs, vocab_view
+from rlobj.train.forward import chunked_logprobs, supports_chunked, token_logprobs, view_logprobs, vocab_view
 
 __all__ = ["Models"]
 
@@ -28,11 +28,22 @@ class Models:
         micro_batch_size: rows per no-grad forward chunk (None: all rows at once).
         reference_factory: builds the reference on first use (default: a frozen deep copy of
             the policy).
+        logits: ``"chunked"`` computes log-probs and entropy from hidden states and the output
+            projection chunk by chunk (:func:`~rlobj.train.forward.chunked_logprobs`: no
+            ``[tokens, vocab]`` float tensor), ``"full"`` from the model's full logits
+            (:func:`~rlobj.train.forward.token_logprobs`), ``"auto"`` chunked when the model
+            exposes a decoder and an output projection, else full.
     """
 
     def __init__(self, policy, temperature: float = 1.0, micro_batch_size: int | None = None,
-                 reference_factory: Callable[[], torch.nn.Module] | None = None):
+                 reference_factory: Callable[[], torch.nn.Module] | None = None, logits: str = "auto"):
+        if logits not in ("auto", "chunked", "full"):
+            raise ValueError(f"logits: expected 'auto', 'chunked' or 'full', got {logits!r}")
+        if logits == "chunked" and not supports_chunked(policy):
+            raise ValueError(f"logits: 'chunked' needs a model with get_decoder() and an output projection; "
+                             f"{type(policy).__name__} has none (use 'full')")
         self.policy = policy
+        self.logits = "chunked" if logits == "auto" and supports_chunked(policy) else ("full" if logits == "auto" else logits)
         self.temperature = float(temperature)
         self.micro_batch_size = micro_batch_size
         self._reference = None
@@ -62,10 +73,10 @@ class Models:
                 temperature: float | None = None) -> tuple[Tensor, Tensor | None]:
         """``(logp, entropy)`` of ``rows`` under ``model`` (default the policy), in the caller's grad mode."""
         model = self.policy if model is None else model
-        return token_logprobs(model, rollout.prompt_ids[rows], rollout.prompt_mask[rows],
-                              rollout.response_ids[rows], rollout.response_mask[rows],
-                              temperature=self.temperature if temperature is None else temperature,
-                              with_entropy=with_entropy)
+        compute = chunked_logprobs if self.logits == "chunked" and supports_chunked(model) else token_logprobs
+        return compute(model, rollout.prompt_ids[rows], rollout.prompt_mask[rows], rollout.response_ids[rows],
+                       rollout.response_mask[rows], temperature=self.temperature if temperature is None else temperature,
+                       with_entropy=with_entropy)
 
     def view(self, rollout: RolloutBatch, rows, model=None, temperature: float | None = None):
         """The :class:`~rlobj.ops.vocab.VocabView` of ``rows`` under ``model`` (no ``[tokens, vocab]`` logits)."""

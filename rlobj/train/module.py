@@ -222,8 +222,11 @@ class RLModule(L.LightningModule):
             self.tokenizer = AutoTokenizer.from_pretrained(hp.model_path)
             self.policy = AutoModelForCausalLM.from_pretrained(hp.model_path, dtype=dtype)
         self.policy.train()
-        self.models = Models(self.policy, temperature=self.cfg.rollout.temperature,
-                             micro_batch_size=self.cfg.update.micro_batch_size)
+        try:
+            self.models = Models(self.policy, temperature=self.cfg.rollout.temperature,
+                                 micro_batch_size=self.cfg.update.micro_batch_size, logits=hp.logits)
+        except ValueError as error:
+            raise RlobjInputError(f"policy.{error}") from error
 
     def configure_model(self) -> None:
         self.build()

@@ -214,3 +214,32 @@ def test_entropy_metric_is_not_counted_twice_when_a_term_reports_it():
         values[key] = module.update_on_rollout(rollout, synthetic_rewards(len(rollout)))["entropy"]
     # same weights, same rollout, coefficient 0: the same entropy (it was 2x before the fix)
     assert values["bonus"] == pytest.approx(values["plain"], rel=1e-4)
+
+
+@pytest.mark.parametrize("dtype, tol", [("float32", 1e-5), ("float64", 1e-12)])
+def test_chunked_and_full_logits_give_the_same_update(dtype, tol):
+    """policy.logits: chunked (hidden states x output layer, chunk by chunk) equals full logits."""
+    results = {}
+    for logits in ("chunked", "full"):
+        module = tiny_module(objective=["grpo", {"entropy_bonus": {"coef": 0.01}}],
+                             policy={"dtype": dtype, "logits": logits}, update={"micro_batch_size": 5})
+        assert module.models.logits == logits
+        rollout = synthetic_rollout(module)
+        metrics = module.update_on_rollout(rollout, synthetic_rewards(len(rollout)))
+        results[logits] = (_weights(module), metrics)
+    assert torch.allclose(results["chunked"][0], results["full"][0], atol=tol, rtol=0)
+    assert not torch.equal(results["chunked"][0], _weights(tiny_module(policy={"dtype": dtype})))  # it moved
+    assert results["chunked"][1]["entropy"] == pytest.approx(results["full"][1]["entropy"], abs=tol)
+
+
+def test_chunked_logits_need_a_decoder_and_say_so():
+    from rlobj.train.models import Models
+
+    class Bare(torch.nn.Module):  # no get_decoder(): only full logits can work
+        pass
+
+    with pytest.raises(ValueError, match="'chunked' needs a model with get_decoder"):
+        Models(Bare(), logits="chunked")
+    assert Models(Bare(), logits="auto").logits == "full"
+    with pytest.raises(RlobjInputError, match="policy.logits"):
+        RLModule(policy={"logits": "half"})
