@@ -14,7 +14,13 @@ import torch
 from torch import Tensor
 
 from rlobj.rollout import RolloutBatch
-from rlobj.train.forward import chunked_logprobs, supports_chunked, token_logprobs, view_logprobs, vocab_view
+from rlobj.train.forward import (
+    chunked_logprobs,
+    supports_chunked,
+    token_logprobs,
+    view_logprobs,
+    vocab_view,
+)
 
 __all__ = ["Models"]
 
