@@ -64,6 +64,12 @@ class PolicyConfig:
             states and the output projection chunk by chunk (no ``[tokens, vocab]`` float tensor;
             recomputed in backward), ``full`` from the model's whole logits, ``auto`` (default)
             chunked when the model exposes a decoder and an output projection, else full.
+        lora: train LoRA adapters instead of the weights (PEFT): ``{r, alpha, dropout,
+            target_modules}``; the reference is the same model with adapters off (no copy),
+            checkpoints hold the adapters, the engine gets merged weights
+            (:mod:`rlobj.train.adapters`). None (default) trains every weight.
+        gradient_checkpointing: recompute each decoder layer's activations in backward (same
+            gradients, less memory).
     """
 
     model_path: str | None = None
@@ -71,6 +77,8 @@ class PolicyConfig:
     tokenizer_chars: str = ARITHMETIC_CHARS
     dtype: str = "float32"
     logits: str = "auto"
+    lora: dict[str, Any] | None = None
+    gradient_checkpointing: bool = False
 
     def __post_init__(self):
         if self.logits not in ("auto", "chunked", "full"):

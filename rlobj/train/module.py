@@ -221,20 +221,38 @@ class RLModule(L.LightningModule):
 
             self.tokenizer = AutoTokenizer.from_pretrained(hp.model_path)
             self.policy = AutoModelForCausalLM.from_pretrained(hp.model_path, dtype=dtype)
+        if hp.lora is not None:
+            from rlobj.train.adapters import apply_lora
+
+            self.policy = apply_lora(self.policy, dict(hp.lora))
+            self.strict_loading = False  # checkpoints hold the adapters; the base comes from model_path
+        if hp.gradient_checkpointing:
+            from rlobj.train.adapters import enable_checkpointing
+
+            enable_checkpointing(self.policy)
         self.policy.train()
         try:
             self.models = Models(self.policy, temperature=self.cfg.rollout.temperature,
-                                 micro_batch_size=self.cfg.update.micro_batch_size, logits=hp.logits)
+                                 micro_batch_size=self.cfg.update.micro_batch_size, logits=hp.logits,
+                                 reference_factory=self._adapters_off if hp.lora is not None else None)
         except ValueError as error:
             raise RlobjInputError(f"policy.{error}") from error
 
     def configure_model(self) -> None:
         self.build()
 
+    def _adapters_off(self):
+        from rlobj.train.adapters import AdaptersOff
+
+        return AdaptersOff(self.policy)
+
     @property
     def reference(self):
-        """The frozen reference policy, or None before anything needed it."""
-        return self.models.reference if self.models is not None and self.models.has_reference else None
+        """The frozen reference policy, or None before anything needed it (or with LoRA, where it
+        is the policy with its adapters off and holds no weights of its own)."""
+        if self.models is None or not self.models.has_reference or self.cfg.policy.lora is not None:
+            return None
+        return self.models.reference
 
     def _ensure_engine(self):
         if self.engine is not None:
@@ -251,7 +269,12 @@ class RLModule(L.LightningModule):
             path = self.cfg.policy.model_path
             if path is None:
                 root = self.trainer.default_root_dir if self._trainer is not None else "."
-                path = str(save_model_directory(self.policy, self.tokenizer, f"{root}/engine_model"))
+                source = self.policy
+                if self.cfg.policy.lora is not None:  # the engine samples from base + adapters
+                    import copy
+
+                    source = copy.deepcopy(self.policy).merge_and_unload()
+                path = str(save_model_directory(source, self.tokenizer, f"{root}/engine_model"))
             self.engine = VLLMEngine(path, eos_token_id=eos, pad_token_id=pad, dtype=self.cfg.policy.dtype, **args)
         return self.engine
 
@@ -547,6 +570,10 @@ class RLModule(L.LightningModule):
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         reference = self.reference
+        if self.cfg.policy.lora is not None:
+            from rlobj.train.adapters import adapter_state
+
+            checkpoint["state_dict"] = adapter_state(checkpoint["state_dict"])
         checkpoint["rlobj"] = {
             "term_state": self.term_state,
             "data_position": self.data_position,

@@ -8,9 +8,15 @@ def push_weights(policy, engine) -> None:
 
     Under FSDP (v1) the full parameters are gathered first (``summon_full_params``) and the
     wrapper prefixes are stripped from the names. The HF engine shares the policy module, so its
-    update is a no-op. (The FSDP path is not exercised by the CPU test suite.)
+    update is a no-op. A LoRA policy pushes merged weights
+    (:func:`rlobj.train.adapters.merged_weights`). (The FSDP path is not exercised by the CPU test suite.)
     """
-    if engine is None:
+    if engine is None or getattr(engine, "model", None) is policy:
+        return  # no engine, or one that samples from the policy module itself
+    from rlobj.train.adapters import is_lora, merged_weights
+
+    if is_lora(policy):  # LoRA: the base plus the adapters' deltas, under the base model's names
+        engine.update_weights(merged_weights(policy))
         return
     try:
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
