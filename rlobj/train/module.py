@@ -239,7 +239,27 @@ class RLModule(L.LightningModule):
             raise RlobjInputError(f"policy.{error}") from error
 
     def configure_model(self) -> None:
+        """Build the policy; under ModelParallelStrategy shard it with FSDP2 (:mod:`rlobj.train.sharding`)."""
         self.build()
+        mesh = self.device_mesh
+        if mesh is None or getattr(self, "_sharded", False):
+            return
+        from rlobj.train.sharding import shard_policy, sharded_copy
+
+        if "tensor_parallel" in mesh.mesh_dim_names and mesh["tensor_parallel"].size() > 1:
+            raise RlobjInputError("trainer.strategy: tensor_parallel_size > 1 is not supported; use "
+                                  "ModelParallelStrategy(data_parallel_size=N, tensor_parallel_size=1)")
+        dp = mesh["data_parallel"] if "data_parallel" in mesh.mesh_dim_names else mesh
+        if self.models.logits == "chunked":  # the chunked path reads the output layer outside its forward
+            if self.cfg.policy.logits == "chunked":
+                raise RlobjInputError("policy.logits: 'chunked' is not supported under FSDP2 (the output layer's "
+                                      "weight is sharded outside its forward); use 'auto' or 'full'")
+            self.models.logits = "full"
+        if self.cfg.policy.lora is None:
+            reference = sharded_copy(self.policy, dp)
+            self.models._reference_factory = lambda: reference
+        shard_policy(self.policy, dp)
+        self._sharded = True
 
     def _adapters_off(self):
         from rlobj.train.adapters import AdaptersOff
@@ -352,7 +372,8 @@ class RLModule(L.LightningModule):
         for group, lr in zip(optimizer.param_groups, lrs, strict=True):
             group["lr"] = lr
         limit = self.cfg.update.grad_clip if self.cfg.update.grad_clip is not None else float("inf")
-        norm = float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), limit))
+        norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), limit)
+        norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # FSDP2: a DTensor
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return norm

@@ -1,0 +1,56 @@
+r"""FSDP2 for the policy: ``fully_shard`` per decoder layer, under Lightning's ModelParallelStrategy.
+
+With ``trainer.strategy: {class_path: lightning.pytorch.strategies.ModelParallelStrategy,
+init_args: {data_parallel_size: N, tensor_parallel_size: 1}}`` Lightning builds the device mesh
+and calls the module's ``configure_model``, which shards the policy here: each decoder layer is
+one FSDP unit (its parameters gathered for its own forward and backward only), the root holds the
+embeddings, the final norm and the output layer. Gradients are reduce-scattered by FSDP; the
+module's clipping norm is taken over the sharded gradients (a DTensor, reduced across ranks).
+The reference, when one is needed and LoRA does not provide it, is a copy made before sharding
+and sharded the same way. rlobj writes no distributed runtime of its own: this is torch's FSDP2.
+"""
+
+import copy
+
+import torch
+
+from rlobj.ops.errors import RlobjInputError
+
+__all__ = ["decoder_layers", "is_sharded", "shard_policy", "full_value"]
+
+
+def decoder_layers(model) -> list[torch.nn.Module]:
+    """The decoder's layers (``model.get_decoder().layers``), the units FSDP2 shards."""
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = target.get_decoder() if hasattr(target, "get_decoder") else None
+    layers = getattr(decoder, "layers", None)
+    if layers is None:
+        raise RlobjInputError(f"FSDP2: {type(target).__name__} exposes no decoder layers (get_decoder().layers)")
+    return list(layers)
+
+
+def shard_policy(policy, mesh) -> None:
+    """``fully_shard`` each decoder layer, then the root, on ``mesh`` (1-D data-parallel mesh)."""
+    from torch.distributed.fsdp import fully_shard
+
+    for layer in decoder_layers(policy):
+        fully_shard(layer, mesh=mesh)
+    fully_shard(policy, mesh=mesh)
+
+
+def sharded_copy(policy, mesh):
+    """A frozen copy of an unsharded ``policy``, sharded like it (the reference under FSDP2)."""
+    reference = copy.deepcopy(policy).requires_grad_(False)
+    shard_policy(reference, mesh)
+    return reference
+
+
+def is_sharded(model) -> bool:
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(p, DTensor) for p in model.parameters())
+
+
+def full_value(tensor) -> torch.Tensor:
+    """A DTensor's full value (``full_tensor()``, a collective), a plain tensor as it is."""
+    return tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor

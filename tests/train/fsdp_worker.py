@@ -1,0 +1,56 @@
+"""Script run by test_fsdp.py: 3 RL steps under Lightning, FSDP2 on 2 CPU processes or 1 process.
+
+``python fsdp_worker.py DEVICES OUT``: the same tiny policy and the same 3 global rollout batches
+(uneven response lengths) everywhere; under ``ModelParallelStrategy(data_parallel_size=2)`` each
+rank trains on its half with the policy sharded per decoder layer (FSDP2). The objective reads the
+reference (k3 KL), so the sharded reference copy is exercised too. Rank 0 saves the full weights.
+"""
+
+import functools
+import os
+import sys
+
+import torch
+
+
+def main(devices: int, out: str) -> None:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import lightning as L
+    from _helpers import synthetic_rewards, synthetic_rollout
+    from lightning.pytorch.strategies import ModelParallelStrategy
+
+    from rlobj.train import AdditionTask, RLDataModule, RLModule
+    from rlobj.train.sharding import full_value, is_sharded
+
+    class FixedRolloutModule(RLModule):
+        def rl_update(self, records, step):
+            rollout = synthetic_rollout(self, groups=4, group_size=4, seed=7 + step)
+            rewards = synthetic_rewards(len(rollout), seed=7 + step)
+            world, rank = self.world_size, self.rank
+            rows = slice(rank * len(rollout) // world, (rank + 1) * len(rollout) // world)
+            rollout = type(rollout)(**{name: (getattr(rollout, name)[rows] if name != "finish_reasons"
+                                              else rollout.finish_reasons[rows])
+                                       for name in rollout.__dataclass_fields__})
+            self.sharded = is_sharded(self.policy)
+            return self.update_on_rollout(rollout, rewards[rows])
+
+    torch.manual_seed(0)
+    module = FixedRolloutModule(objective=["grpo", {"k3_kl": {"beta": 0.1}}],
+                                policy={"tiny_model": {"hidden_size": 64, "layers": 2, "heads": 2, "seed": 0}},
+                                rollout={"group_size": 4, "max_new_tokens": 6},
+                                optimizer=functools.partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.0),
+                                update={"grad_clip": 1.0, "micro_batch_size": 3}, warmup={"eval_at_end": False})
+    data = RLDataModule(train=AdditionTask(seed=1), eval=AdditionTask(seed=2), prompts_per_step=2, eval_size=2)
+    strategy = ModelParallelStrategy(data_parallel_size=devices, tensor_parallel_size=1) if devices > 1 else "auto"
+    trainer = L.Trainer(accelerator="cpu", devices=devices, strategy=strategy, max_steps=3, limit_val_batches=0,
+                        logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        enable_checkpointing=False, use_distributed_sampler=False)
+    trainer.fit(module, datamodule=data)
+    weights = {name: full_value(p.detach()).clone() for name, p in module.policy.named_parameters()}
+    if trainer.global_rank == 0:
+        torch.save({"weights": weights, "world_size": trainer.world_size, "sharded": module.sharded,
+                    "rl_updates": module.rl_updates, "logits": module.models.logits}, out)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), sys.argv[2])
