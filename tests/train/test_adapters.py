@@ -1,6 +1,7 @@
 """LoRA through PEFT (policy.lora) and activation checkpointing (policy.gradient_checkpointing)."""
 
 import copy
+import functools
 import sys
 from pathlib import Path
 
@@ -121,3 +122,20 @@ def test_gradient_checkpointing_same_gradient_lower_peak():
     for name, grad in results[False][0].items():
         assert torch.allclose(grad, results[True][0][name], atol=1e-12, rtol=0), name
     assert results[True][1] < results[False][1]
+
+
+def test_bf16_compute_with_float32_master_weights_keeps_small_updates():
+    """trainer.precision: bf16-mixed with policy.dtype float32 (the GPU recipe): an lr 1e-6 AdamW step
+    changes ~all weights; with bfloat16 weights most of the same step rounds away."""
+    changed = {}
+    for dtype in ("float32", "bfloat16"):
+        module = tiny_module(policy={"dtype": dtype}, update={"micro_batch_size": 8},
+                             optimizer=functools.partial(torch.optim.AdamW, lr=1e-6, weight_decay=0.0))
+        rollout = synthetic_rollout(module)
+        before = [p.detach().clone() for p in module.policy.parameters()]
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # what Lightning's bf16-mixed plugin does
+            module.update_on_rollout(rollout, synthetic_rewards(len(rollout)))
+        moved = [(p.detach() != b).float().mean() for p, b in zip(module.policy.parameters(), before)]
+        changed[dtype] = float(sum(moved) / len(moved))
+    assert changed["float32"] > 0.9  # almost every master weight moved
+    assert changed["bfloat16"] < 0.5  # 1e-6 is below bf16's resolution for most weights (measured: 21% moved)
