@@ -33,6 +33,7 @@ _HOMES = {
     "prof_balanced_counts": "rlobj.rollout.filters",
     "prof_filter": "rlobj.rollout.filters",
     "ProfResult": "rlobj.rollout.filters",
+    "resolve_model_path": "rlobj.rollout.hub",
     "RolloutBatch": "rlobj.rollout.engine",
     "rorecomp_priority": "rlobj.rollout.filters",
     "sampling_logprobs": "rlobj.rollout.engine",

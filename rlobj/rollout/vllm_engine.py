@@ -95,9 +95,12 @@ class VLLMEngine:
                 f"{tensor_parallel_size!r}")
         if sleep_level not in (1, 2):
             raise ValueError(f"VLLMEngine: sleep_level must be 1 or 2, got {sleep_level!r}")
-        if not Path(model_path).is_dir():
-            raise ValueError(
-                f"VLLMEngine: model_path must be a model directory, got {str(model_path)!r}")
+        from rlobj.rollout.hub import resolve_model_path
+
+        try:  # a directory, or a hub id in the local Hugging Face cache
+            model_path = resolve_model_path(model_path)
+        except ValueError as error:
+            raise ValueError(f"VLLMEngine: {error}") from error
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         vllm = _import_vllm()
         from transformers import AutoConfig

@@ -404,6 +404,7 @@ class RLModule(L.LightningModule):
                           sampling=self._sampling(step))
 
         def sample(records, n=None, salt=0, **changes):
+            ctx.engine.wake()  # an engine that slept through the last update gets its memory back
             return self.sampler.sample(ctx, list(records), n or self.cfg.rollout.group_size, salt, **changes)
 
         def score(batch):
@@ -459,6 +460,7 @@ class RLModule(L.LightningModule):
                     raise RlobjInputError(f"transform {transform!r} returned {type(batch).__name__}, expected a Batch")
         if len(batch) == 0:  # segments still pending, or a filter kept nothing: no update this step
             return {**batch.metrics, **metrics}
+        ctx.engine.sleep()  # vLLM with sleep mode frees its memory for the update; a no-op elsewhere
         metrics.update(self.update_on_batch(batch, ctx))
         return metrics
 
@@ -510,6 +512,8 @@ class RLModule(L.LightningModule):
             term_state=prepared.term_state, first_update=self.rl_updates,
             entropy_grad="entropy" in self.loss_reads, with_vocab="vocab" in self.loss_reads)
         self.term_state = dict(result.term_state)
+        if self.engine is not None:
+            self.engine.wake()  # weights load into an awake engine
         push_weights(self.policy, self.engine)
         return self._step_metrics(batch, fields, prepared, result, reuse, time.perf_counter() - start)
 

@@ -243,3 +243,27 @@ def test_chunked_logits_need_a_decoder_and_say_so():
     assert Models(Bare(), logits="auto").logits == "full"
     with pytest.raises(RlobjInputError, match="policy.logits"):
         RLModule(policy={"logits": "half"})
+
+
+def test_engine_sleeps_through_the_update_and_wakes_before_weights_and_sampling():
+    """vLLM's sleep mode: the engine frees its memory while the trainer updates (a no-op for HF)."""
+    from rlobj.rollout import HFEngine
+
+    calls = []
+
+    class Recording(HFEngine):
+        def generate(self, *args, **kwargs):
+            calls.append("generate")
+            return super().generate(*args, **kwargs)
+
+        def sleep(self):
+            calls.append("sleep")
+
+        def wake(self):
+            calls.append("wake")
+
+    module = tiny_module(verifier=lambda completion, record: float(len(completion)), rollout={"max_new_tokens": 3})
+    tokenizer = module.tokenizer
+    module.engine = Recording(module.policy, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    module.rl_update([{"prompt": "1+2=", "answer": "3"}, {"prompt": "4+4=", "answer": "8"}], step=0)
+    assert calls == ["wake", "generate", "sleep", "wake"] and module.rl_updates == 1
