@@ -287,6 +287,17 @@ class RLModule(L.LightningModule):
             from rlobj.rollout import VLLMEngine, save_model_directory
 
             path = self.cfg.policy.model_path
+            world, rank = self.world_size, self.rank
+            if world > 1:  # one colocated engine per data-parallel rank, in the trainer's processes
+                llm_kwargs = dict(args.get("llm_kwargs") or {})
+                llm_kwargs.setdefault("distributed_executor_backend", "external_launcher")
+                import os  # the launcher reads the torch.distributed environment (Lightning leaves RANK unset on rank 0)
+
+                local = self.local_rank if self._trainer is not None else rank
+                for key, value in (("RANK", rank), ("LOCAL_RANK", local), ("WORLD_SIZE", world)):
+                    os.environ.setdefault(key, str(value))
+                args["llm_kwargs"] = llm_kwargs
+                args.setdefault("seed", rank // int(args.get("tensor_parallel_size", 1)))
             if path is None:
                 root = self.trainer.default_root_dir if self._trainer is not None else "."
                 source = self.policy
@@ -294,7 +305,11 @@ class RLModule(L.LightningModule):
                     import copy
 
                     source = copy.deepcopy(self.policy).merge_and_unload()
-                path = str(save_model_directory(source, self.tokenizer, f"{root}/engine_model"))
+                path = f"{root}/engine_model"
+                if rank == 0:  # every rank holds the same initial weights; transformers writes on rank 0 only
+                    save_model_directory(source, self.tokenizer, path)
+                if world > 1:
+                    torch.distributed.barrier()
             self.engine = VLLMEngine(path, eos_token_id=eos, pad_token_id=pad, dtype=self.cfg.policy.dtype, **args)
         return self.engine
 
