@@ -32,7 +32,7 @@ from rlobj.algebra.objective import ROW_FIELDS
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
 from rlobj.registry import build_objective
-from rlobj.rollout import HFEngine, RolloutBatch, SamplingConfig
+from rlobj.rollout import RolloutBatch, SamplingConfig
 from rlobj.train.config import (
     EvalConfig,
     PolicyConfig,
@@ -46,7 +46,7 @@ from rlobj.train.distributed import gather_rows, local_rows, row_offset
 from rlobj.train.metrics import batch_metrics
 from rlobj.train.models import Models
 from rlobj.train.providers import build_providers, resolve_providers
-from rlobj.train.run_state import rng_state, set_rng_state
+from rlobj.train.run_state import load_run_state, save_run_state
 from rlobj.train.samplers import build_sampler
 from rlobj.train.scorers import VerifierScorer, score_completions
 from rlobj.train.stages import Batch, Score, Scorer, StepContext
@@ -241,25 +241,11 @@ class RLModule(L.LightningModule):
     def configure_model(self) -> None:
         """Build the policy; under ModelParallelStrategy shard it with FSDP2 (:mod:`rlobj.train.sharding`)."""
         self.build()
-        mesh = self.device_mesh
-        if mesh is None or getattr(self, "_sharded", False):
-            return
-        from rlobj.train.sharding import shard_policy, sharded_copy
+        if self.device_mesh is not None and not getattr(self, "_sharded", False):
+            from rlobj.train.sharding import shard_module
 
-        if "tensor_parallel" in mesh.mesh_dim_names and mesh["tensor_parallel"].size() > 1:
-            raise RlobjInputError("trainer.strategy: tensor_parallel_size > 1 is not supported; use "
-                                  "ModelParallelStrategy(data_parallel_size=N, tensor_parallel_size=1)")
-        dp = mesh["data_parallel"] if "data_parallel" in mesh.mesh_dim_names else mesh
-        if self.models.logits == "chunked":  # the chunked path reads the output layer outside its forward
-            if self.cfg.policy.logits == "chunked":
-                raise RlobjInputError("policy.logits: 'chunked' is not supported under FSDP2 (the output layer's "
-                                      "weight is sharded outside its forward); use 'auto' or 'full'")
-            self.models.logits = "full"
-        if self.cfg.policy.lora is None:
-            reference = sharded_copy(self.policy, dp)
-            self.models._reference_factory = lambda: reference
-        shard_policy(self.policy, dp)
-        self._sharded = True
+            shard_module(self, self.device_mesh)
+            self._sharded = True
 
     def _adapters_off(self):
         from rlobj.train.adapters import AdaptersOff
@@ -275,42 +261,10 @@ class RLModule(L.LightningModule):
         return self.models.reference
 
     def _ensure_engine(self):
-        if self.engine is not None:
-            return self.engine
-        hp = self.cfg.rollout
-        args = dict(hp.engine_args or {})
-        eos = self.tokenizer.eos_token_id
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
-        if hp.engine == "hf":
-            self.engine = HFEngine(self.policy, eos_token_id=eos, pad_token_id=pad, **args)
-        else:
-            from rlobj.rollout import VLLMEngine, save_model_directory
+        if self.engine is None:
+            from rlobj.train.engines import build_engine
 
-            path = self.cfg.policy.model_path
-            world, rank = self.world_size, self.rank
-            if world > 1:  # one colocated engine per data-parallel rank, in the trainer's processes
-                llm_kwargs = dict(args.get("llm_kwargs") or {})
-                llm_kwargs.setdefault("distributed_executor_backend", "external_launcher")
-                import os  # the launcher reads the torch.distributed environment (Lightning leaves RANK unset on rank 0)
-
-                local = self.local_rank if self._trainer is not None else rank
-                for key, value in (("RANK", rank), ("LOCAL_RANK", local), ("WORLD_SIZE", world)):
-                    os.environ.setdefault(key, str(value))
-                args["llm_kwargs"] = llm_kwargs
-                args.setdefault("seed", rank // int(args.get("tensor_parallel_size", 1)))
-            if path is None:
-                root = self.trainer.default_root_dir if self._trainer is not None else "."
-                source = self.policy
-                if self.cfg.policy.lora is not None:  # the engine samples from base + adapters
-                    import copy
-
-                    source = copy.deepcopy(self.policy).merge_and_unload()
-                path = f"{root}/engine_model"
-                if rank == 0:  # every rank holds the same initial weights; transformers writes on rank 0 only
-                    save_model_directory(source, self.tokenizer, path)
-                if world > 1:
-                    torch.distributed.barrier()
-            self.engine = VLLMEngine(path, eos_token_id=eos, pad_token_id=pad, dtype=self.cfg.policy.dtype, **args)
+            self.engine = build_engine(self)
         return self.engine
 
     def _ensure_pool(self):
@@ -609,39 +563,7 @@ class RLModule(L.LightningModule):
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        reference = self.reference
-        if self.cfg.policy.lora is not None:
-            from rlobj.train.adapters import adapter_state
-
-            checkpoint["state_dict"] = adapter_state(checkpoint["state_dict"])
-        checkpoint["rlobj"] = {
-            "term_state": self.term_state,
-            "data_position": self.data_position,
-            "rl_updates": self.rl_updates,
-            "eval_history": self.eval_history,
-            "rng": rng_state(),
-            "reference": None if reference is None else reference.state_dict(),
-            "sampler": self.sampler.state_dict(),
-            "transforms": [t.state_dict() if hasattr(t, "state_dict") else {} for t in self.transforms],
-        }
+        save_run_state(self, checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        import copy
-
-        saved = checkpoint.get("rlobj")
-        if saved is None:
-            return
-        self.build()
-        self.term_state = dict(saved["term_state"])
-        self.data_position = int(saved["data_position"])
-        self.rl_updates = int(saved["rl_updates"])
-        self.eval_history = list(saved["eval_history"])
-        if saved.get("reference") is not None:
-            reference = copy.deepcopy(self.policy).requires_grad_(False)
-            reference.load_state_dict(saved["reference"])
-            self.models.set_reference(reference)
-        self.sampler.load_state_dict(saved.get("sampler") or {})
-        for transform, state in zip(self.transforms, saved.get("transforms") or []):
-            if hasattr(transform, "load_state_dict"):
-                transform.load_state_dict(state)
-        set_rng_state(saved["rng"])
+        load_run_state(self, checkpoint)

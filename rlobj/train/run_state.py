@@ -1,11 +1,13 @@
-"""Random states as plain tensors and ints, so checkpoints load with ``torch.load(weights_only=True)``."""
+"""The run state a checkpoint holds beside the weights (term state, data position, updates, the
+reference, sampler and transform state, random states), as plain tensors and ints so checkpoints
+load with ``torch.load(weights_only=True)``."""
 
 import random
 
 import numpy as np
 import torch
 
-__all__ = ["rng_state", "set_rng_state"]
+__all__ = ["load_run_state", "rng_state", "save_run_state", "set_rng_state"]
 
 
 def rng_state() -> dict:
@@ -25,3 +27,48 @@ def set_rng_state(rng: dict) -> None:
     numpy = rng["numpy"]
     np.random.set_state((numpy["kind"], numpy["keys"].numpy().astype(np.uint32), numpy["pos"],
                          numpy["has_gauss"], numpy["cached"]))
+
+
+def save_run_state(module, checkpoint: dict) -> None:
+    """Put ``module``'s run state under ``checkpoint["rlobj"]`` (LoRA: the state dict keeps the adapters)."""
+    reference = module.reference
+    if module.cfg.policy.lora is not None:
+        from rlobj.train.adapters import adapter_state
+
+        checkpoint["state_dict"] = adapter_state(checkpoint["state_dict"])
+    checkpoint["rlobj"] = {
+        "term_state": module.term_state,
+        "data_position": module.data_position,
+        "rl_updates": module.rl_updates,
+        "eval_history": module.eval_history,
+        "rng": rng_state(),
+        "reference": None if reference is None else reference.state_dict(),
+        "sampler": module.sampler.state_dict(),
+        "transforms": [t.state_dict() if hasattr(t, "state_dict") else {} for t in module.transforms],
+    }
+
+
+def load_run_state(module, checkpoint: dict) -> None:
+    """Restore what :func:`save_run_state` saved (a checkpoint without it loads the weights only)."""
+    import copy
+
+    saved = checkpoint.get("rlobj")
+    if saved is None:
+        return
+    module.build()
+    module.term_state = dict(saved["term_state"])
+    module.data_position = int(saved["data_position"])
+    module.rl_updates = int(saved["rl_updates"])
+    module.eval_history = list(saved["eval_history"])
+    if saved.get("reference") is not None:
+        if getattr(module, "_sharded", False):  # FSDP2: the sharded copy exists; load its shards
+            module.models.reference.load_state_dict(saved["reference"])
+        else:
+            reference = copy.deepcopy(module.policy).requires_grad_(False)
+            reference.load_state_dict(saved["reference"])
+            module.models.set_reference(reference)
+    module.sampler.load_state_dict(saved.get("sampler") or {})
+    for transform, state in zip(module.transforms, saved.get("transforms") or []):
+        if hasattr(transform, "load_state_dict"):
+            transform.load_state_dict(state)
+    set_rng_state(saved["rng"])

@@ -16,7 +16,7 @@ import torch
 
 from rlobj.ops.errors import RlobjInputError
 
-__all__ = ["decoder_layers", "is_sharded", "shard_policy", "full_value"]
+__all__ = ["decoder_layers", "full_value", "is_sharded", "shard_module", "shard_policy", "sharded_copy"]
 
 
 def decoder_layers(model) -> list[torch.nn.Module]:
@@ -54,3 +54,26 @@ def is_sharded(model) -> bool:
 def full_value(tensor) -> torch.Tensor:
     """A DTensor's full value (``full_tensor()``, a collective), a plain tensor as it is."""
     return tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
+
+
+def shard_module(module, mesh) -> None:
+    """Shard an :class:`~rlobj.train.RLModule`'s policy (and its reference) on Lightning's device mesh.
+
+    Refuses tensor parallelism (``tensor_parallel_size > 1``) and an explicit ``policy.logits:
+    chunked`` (the chunked path reads the output layer's weight outside its forward, where FSDP2
+    keeps it sharded); ``auto`` falls back to full logits. Without LoRA the reference is a copy
+    made here, before sharding, and sharded the same way.
+    """
+    if "tensor_parallel" in mesh.mesh_dim_names and mesh["tensor_parallel"].size() > 1:
+        raise RlobjInputError("trainer.strategy: tensor_parallel_size > 1 is not supported; use "
+                              "ModelParallelStrategy(data_parallel_size=N, tensor_parallel_size=1)")
+    dp = mesh["data_parallel"] if "data_parallel" in mesh.mesh_dim_names else mesh
+    if module.models.logits == "chunked":
+        if module.cfg.policy.logits == "chunked":
+            raise RlobjInputError("policy.logits: 'chunked' is not supported under FSDP2 (the output layer's "
+                                  "weight is sharded outside its forward); use 'auto' or 'full'")
+        module.models.logits = "full"
+    if module.cfg.policy.lora is None:
+        reference = sharded_copy(module.policy, dp)
+        module.models._reference_factory = lambda: reference
+    shard_policy(module.policy, dp)

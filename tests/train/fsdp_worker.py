@@ -1,6 +1,6 @@
 """Script run by test_fsdp.py: 3 RL steps under Lightning, FSDP2 on 2 CPU processes or 1 process.
 
-``python fsdp_worker.py DEVICES OUT``: the same tiny policy and the same 3 global rollout batches
+``python fsdp_worker.py DEVICES OUT [--steps N] [--save-to DIR] [--resume CKPT]``: the same tiny policy and the same 3 global rollout batches
 (uneven response lengths) everywhere; under ``ModelParallelStrategy(data_parallel_size=2)`` each
 rank trains on its half with the policy sharded per decoder layer (FSDP2). The objective reads the
 reference (k3 KL), so the sharded reference copy is exercised too. Rank 0 saves the full weights.
@@ -13,7 +13,7 @@ import sys
 import torch
 
 
-def main(devices: int, out: str) -> None:
+def main(devices: int, out: str, steps: int = 3, save_to: str | None = None, resume: str | None = None) -> None:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import lightning as L
     from _helpers import synthetic_rewards, synthetic_rollout
@@ -42,10 +42,12 @@ def main(devices: int, out: str) -> None:
                                 update={"grad_clip": 1.0, "micro_batch_size": 3}, warmup={"eval_at_end": False})
     data = RLDataModule(train=AdditionTask(seed=1), eval=AdditionTask(seed=2), prompts_per_step=2, eval_size=2)
     strategy = ModelParallelStrategy(data_parallel_size=devices, tensor_parallel_size=1) if devices > 1 else "auto"
-    trainer = L.Trainer(accelerator="cpu", devices=devices, strategy=strategy, max_steps=3, limit_val_batches=0,
+    callbacks = [L.pytorch.callbacks.ModelCheckpoint(dirpath=save_to, every_n_train_steps=1, save_top_k=-1)] \
+        if save_to else []
+    trainer = L.Trainer(accelerator="cpu", devices=devices, strategy=strategy, max_steps=steps, limit_val_batches=0,
                         logger=False, enable_progress_bar=False, enable_model_summary=False,
-                        enable_checkpointing=False, use_distributed_sampler=False)
-    trainer.fit(module, datamodule=data)
+                        enable_checkpointing=bool(save_to), callbacks=callbacks, use_distributed_sampler=False)
+    trainer.fit(module, datamodule=data, ckpt_path=resume)
     weights = {name: full_value(p.detach()).clone() for name, p in module.policy.named_parameters()}
     if trainer.global_rank == 0:
         torch.save({"weights": weights, "world_size": trainer.world_size, "sharded": module.sharded,
@@ -53,4 +55,13 @@ def main(devices: int, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), sys.argv[2])
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("devices", type=int)
+    parser.add_argument("out")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--save-to", default=None)
+    parser.add_argument("--resume", default=None)
+    args = parser.parse_args()
+    main(args.devices, args.out, args.steps, args.save_to, args.resume)
