@@ -32,6 +32,13 @@ def set_rng_state(rng: dict) -> None:
 def save_run_state(module, checkpoint: dict) -> None:
     """Put ``module``'s run state under ``checkpoint["rlobj"]`` (LoRA: the state dict keeps the adapters)."""
     reference = module.reference
+    reference_state = None if reference is None else reference.state_dict()
+    if reference_state is not None and getattr(module, "_sharded", False):
+        # FSDP2: full tensors (a collective on every rank); Lightning writes this part of the
+        # checkpoint from rank 0 alone, so local shards would give rank 0's shards to every rank
+        from rlobj.train.sharding import full_value
+
+        reference_state = {name: full_value(value) for name, value in reference_state.items()}
     if module.cfg.policy.lora is not None:
         from rlobj.train.adapters import adapter_state
 
@@ -42,7 +49,7 @@ def save_run_state(module, checkpoint: dict) -> None:
         "rl_updates": module.rl_updates,
         "eval_history": module.eval_history,
         "rng": rng_state(),
-        "reference": None if reference is None else reference.state_dict(),
+        "reference": reference_state,
         "sampler": module.sampler.state_dict(),
         "transforms": [t.state_dict() if hasattr(t, "state_dict") else {} for t in module.transforms],
     }
@@ -61,8 +68,11 @@ def load_run_state(module, checkpoint: dict) -> None:
     module.rl_updates = int(saved["rl_updates"])
     module.eval_history = list(saved["eval_history"])
     if saved.get("reference") is not None:
-        if getattr(module, "_sharded", False):  # FSDP2: the sharded copy exists; load its shards
-            module.models.reference.load_state_dict(saved["reference"])
+        if getattr(module, "_sharded", False):  # FSDP2: the sharded copy exists; shard the full state into it
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+            set_model_state_dict(module.models.reference, saved["reference"],
+                                 options=StateDictOptions(full_state_dict=True))
         else:
             reference = copy.deepcopy(module.policy).requires_grad_(False)
             reference.load_state_dict(saved["reference"])
