@@ -69,7 +69,10 @@ def load_run_state(module, checkpoint: dict) -> None:
     module.eval_history = list(saved["eval_history"])
     if saved.get("reference") is not None:
         if getattr(module, "_sharded", False):  # FSDP2: the sharded copy exists; shard the full state into it
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                set_model_state_dict,
+            )
 
             set_model_state_dict(module.models.reference, saved["reference"],
                                  options=StateDictOptions(full_state_dict=True))
