@@ -1,30 +1,37 @@
 """Training: the LightningModule, DataModule, callbacks and the ``rlobj`` CLI."""
 
-from rlobj.train.callbacks import EvalTable, MetricPlots, ProgressPrinter
+from rlobj.train.callbacks import CompletionsTable, EvalTable, MetricPlots, ProgressPrinter
 from rlobj.train.datamodule import PromptStream, RLDataModule
+from rlobj.train.export import ExportPolicy, export_policy
+from rlobj.train.hf_data import DatasetTask, JsonlTask
 from rlobj.train.module import RLModule, build_train_objective, score_completions
+from rlobj.train.scorers import RewardFunctions
 from rlobj.train.tasks import (
     AdditionTask,
     ExactAnswer,
     GeneratedTask,
-    JsonlTask,
     TaskSource,
     build_char_tokenizer,
 )
 
 __all__ = [
     "AdditionTask",
+    "CompletionsTable",
+    "DatasetTask",
+    "ExportPolicy",
     "EvalTable",
     "ExactAnswer",
     "GeneratedTask",
     "JsonlTask",
     "MetricPlots",
     "ProgressPrinter",
+    "RewardFunctions",
     "PromptStream",
     "RLDataModule",
     "RLModule",
     "TaskSource",
     "build_train_objective",
     "build_char_tokenizer",
+    "export_policy",
     "score_completions",
 ]

@@ -5,6 +5,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from rlobj.ops.errors import RlobjInputError
 from rlobj.train.tasks import AdditionTask, TaskSource
 
 __all__ = ["RLDataModule", "PromptStream"]
@@ -44,9 +45,16 @@ class RLDataModule(L.LightningDataModule):
     Args:
         train: source of training prompts (default ``AdditionTask(seed=1)``).
         eval: source of the evaluation set (default ``AdditionTask(seed=2)``: held-out draws).
+            Give a held-out split of your own data here (``DatasetTask`` with ``split:
+            "train[90%:]"``, or a test file).
         prompts_per_step: prompts per rank per training step (each gets ``group_size`` samples).
-        eval_size: number of evaluation records (records ``0 .. eval_size-1`` of ``eval``).
+        eval_size: number of evaluation records (records ``0 .. eval_size-1`` of ``eval``). A
+            source with a length (a file) must hold at least ``eval_size`` rows: a larger
+            ``eval_size`` is an error (it would repeat rows), raised when the DataModule is built.
         val_batch_size: evaluation records per validation batch (``rlobj validate``).
+
+    Sources with a ``bind_tokenizer`` method (:class:`~rlobj.train.hf_data.DatasetTask`) get the
+    policy's tokenizer before the first batch, for the chat template of conversational prompts.
     """
 
     def __init__(self, train: TaskSource | None = None, eval: TaskSource | None = None,
@@ -62,6 +70,21 @@ class RLDataModule(L.LightningDataModule):
         self.train_source = train if train is not None else AdditionTask(seed=1)
         self.eval_source = eval if eval is not None else AdditionTask(seed=2)
         self.prompts_per_step, self.eval_size, self.val_batch_size = prompts_per_step, eval_size, val_batch_size
+        if hasattr(self.eval_source, "__len__") and eval_size > len(self.eval_source):
+            raise RlobjInputError(f"eval_size: {eval_size} is larger than the evaluation data "
+                                  f"({len(self.eval_source)} rows in {self.eval_source!r}); set eval_size "
+                                  f"<= {len(self.eval_source)} (rows are never repeated)")
+
+    def bind_tokenizer(self, tokenizer) -> None:
+        """Hand the policy's tokenizer to the sources that render chat templates."""
+        for source in (self.train_source, self.eval_source):
+            if hasattr(source, "bind_tokenizer"):
+                source.bind_tokenizer(tokenizer)
+
+    def _bind_from_trainer(self) -> None:
+        module = getattr(self.trainer, "lightning_module", None) if self.trainer is not None else None
+        if getattr(module, "tokenizer", None) is not None:
+            self.bind_tokenizer(module.tokenizer)
 
     def _start(self) -> int:
         trainer = self.trainer
@@ -70,10 +93,12 @@ class RLDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         rank, world = _rank_world()
+        self._bind_from_trainer()
         return PromptStream(self.train_source, self.prompts_per_step, self._start(), rank, world)
 
     def eval_records(self, rank: int = 0, world: int = 1) -> list[dict]:
         """This rank's share of the evaluation set (records ``rank, rank + world, ...``)."""
+        self._bind_from_trainer()
         return [self.eval_source.record(i) for i in range(rank, self.eval_size, world)]
 
     def val_dataloader(self):
