@@ -6,6 +6,8 @@ naming the key and the cause:
 * a ``class_path`` that does not import (a misspelt verifier, callback or task class): the
   import error, e.g. ``model.verifier.class_path: cannot import 'rlobj.train.ExactAnswr'
   (AttributeError: module 'rlobj.train' has no attribute 'ExactAnswr')``;
+* a reward function of :class:`~rlobj.train.scorers.RewardFunctions` (``init_args.funcs``) that
+  does not import;
 * a ``model_path`` that is neither a local model directory nor (with ``HF_HUB_OFFLINE=1``) a
   Hub id in the local cache.
 """
@@ -77,6 +79,9 @@ def check_config(config: Any) -> str | None:
         leaf = key.rsplit(".", 1)[-1]
         if leaf == "class_path" and isinstance(value, str):
             problem = check_class_path(key, value)
+        elif key.endswith("init_args.funcs") and isinstance(value, (list, tuple)):  # RewardFunctions
+            problem = next((p for i, f in enumerate(value) if isinstance(f, str)
+                            for p in [check_class_path(f"{key}[{i}]", f)] if p), None)
         elif leaf == "model_path" and isinstance(value, str) and value:
             problem = check_model_path(key, value)
         else:
