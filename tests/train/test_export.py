@@ -44,7 +44,7 @@ def test_exported_policy_reloads_with_the_same_logprobs(tmp_path):
 
 
 def test_a_peft_policy_is_exported_merged(tmp_path):
-    peft = pytest.importorskip("peft")
+    import peft
     module = tiny_module()
     config = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     module.policy = peft.get_peft_model(module.policy, config)
