@@ -3,6 +3,7 @@
 import csv
 import math
 import os
+import sys
 import time
 
 import lightning as L
@@ -15,21 +16,31 @@ ZERO_LOSS_NOTE = ("(loss: the policy-gradient surrogate's value is ~0 on-policy 
                   "what trains the policy: see grad_norm)")
 
 
+def is_terminal() -> bool:
+    """Whether standard output is an interactive terminal (not a log file or a pipe)."""
+    return sys.stdout.isatty()
+
+
 class ProgressPrinter(L.Callback):
     """Print one line every ``every`` training steps (phase, loss, grad norm, reward, entropy, length).
 
-    The plain printer for logs and CI; on a terminal, Lightning's own progress bar
-    (``trainer.enable_progress_bar: true``, rich when installed) shows the same metrics. On-policy
+    The plain printer for logs and CI. On a terminal with Lightning's progress bar on (``rlobj
+    fit`` turns it on, rich when installed, when ``trainer.enable_progress_bar`` is not set) it
+    stays quiet unless ``on_terminal=True``: the bar shows the step, loss and reward. On-policy
     GRPO's loss value is 0 by construction (ratio 1, centred advantages) while its gradient is
     not: RL lines print ``grad_norm`` next to it and the first zero loss is explained once.
     """
 
-    def __init__(self, every: int = 25):
+    def __init__(self, every: int = 25, on_terminal: bool = False):
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every: expected an int >= 1, got {every!r}")
-        self.every = every
+        self.every, self.on_terminal = every, on_terminal
         self._start = None
         self._explained = False
+
+    def quiet(self, trainer) -> bool:
+        """True when a progress bar already shows the run on a terminal (and ``on_terminal`` is off)."""
+        return not self.on_terminal and trainer.progress_bar_callback is not None and is_terminal()
 
     def on_train_start(self, trainer, pl_module):
         self._start = time.perf_counter()
@@ -37,7 +48,7 @@ class ProgressPrinter(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         metrics = getattr(pl_module, "last_metrics", {})
         step = int(batch["step"])
-        if trainer.global_rank != 0 or (step + 1) % self.every:
+        if trainer.global_rank != 0 or (step + 1) % self.every or self.quiet(trainer):
             return
         phase = "sft" if metrics.get("phase", 1.0) == 0.0 else "rl "
         parts = [f"[{phase}] step {step + 1:4d}", f"{time.perf_counter() - self._start:6.1f}s",

@@ -277,6 +277,22 @@ class RlobjCLI(LightningCLI):
                 raise SystemExit(2)
             torch.set_num_threads(threads)
 
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> L.Trainer:
+        """``enable_progress_bar`` unset: Lightning's bar (rich when installed) on a terminal, none in
+        logs (where :class:`~rlobj.train.ProgressPrinter` prints plain lines)."""
+        from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
+
+        from rlobj.train import callbacks as rlobj_callbacks
+
+        terminal = rlobj_callbacks.is_terminal()
+        if config.get("enable_progress_bar") is None:
+            config["enable_progress_bar"] = terminal
+        configured = [*(config.get("callbacks") or []), *callbacks]
+        if (config["enable_progress_bar"] and terminal and _has_rich()
+                and not any(isinstance(c, ProgressBar) for c in configured)):
+            callbacks = [*callbacks, RichProgressBar()]
+        return super()._instantiate_trainer(config, callbacks)
+
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()
@@ -298,6 +314,14 @@ def run(args=None) -> "RlobjCLI":
     return RlobjCLI(RLModule, RLDataModule, trainer_class=RlobjTrainer, args=args, auto_configure_optimizers=False,
              save_config_kwargs={"overwrite": True}, parser_kwargs={"parser_mode": "omegaconf"}
              if _has_omegaconf() else {})
+
+
+def _has_rich() -> bool:
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _has_omegaconf() -> bool:

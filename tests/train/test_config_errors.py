@@ -126,3 +126,12 @@ def test_unknown_split_names_the_split(capsys, no_model, tmp_path):
     err = _fails(["--data.train.class_path=rlobj.train.DatasetTask", f"--data.train.init_args.path={data}",
                   "--data.train.init_args.split=validation"], capsys)
     assert f"DatasetTask.split: cannot take split 'validation' of '{data}'" in err
+
+
+def test_the_cli_does_not_force_hub_offline(monkeypatch, capsys):
+    import os
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", DEFAULT, "--print_config"])
+    assert "HF_HUB_OFFLINE" not in os.environ  # users with a hub keep it; tests and CI set it themselves
