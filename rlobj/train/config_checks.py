@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_config", "check_class_path", "check_model_path"]
+__all__ = ["check_config", "check_class_path", "check_model_path", "import_dotted"]
 
 
 def _children(node: Any) -> Iterator[tuple[str, Any]]:
@@ -41,15 +41,28 @@ def _walk(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield from _walk(value, path)
 
 
-def check_class_path(key: str, path: str) -> str | None:
-    """None when ``path`` (``package.module.Name``) imports, else the problem naming ``key``."""
+def import_dotted(path: str, key: str) -> Any:
+    """The object at ``package.module.Name``; an :class:`RlobjInputError` naming ``key`` and the
+    import error otherwise."""
+    from rlobj.ops.errors import RlobjInputError
+
     module, _, name = path.rpartition(".")
     if not module:
-        return f"{key}: {path!r} is not a dotted import path (package.module.Class)"
+        raise RlobjInputError(f"{key}: {path!r} is not a dotted import path (package.module.Name)")
     try:
-        getattr(importlib.import_module(module), name)
+        return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as error:
-        return f"{key}: cannot import {path!r} ({type(error).__name__}: {error})"
+        raise RlobjInputError(f"{key}: cannot import {path!r} ({type(error).__name__}: {error})") from error
+
+
+def check_class_path(key: str, path: str) -> str | None:
+    """None when ``path`` (``package.module.Name``) imports, else the problem naming ``key``."""
+    from rlobj.ops.errors import RlobjInputError
+
+    try:
+        import_dotted(path, key)
+    except RlobjInputError as error:
+        return str(error)
     return None
 
 

@@ -139,8 +139,6 @@ class ProcessScorer(VerifierScorer):
 
 def _resolve_function(spec: Any, key: str):
     """A reward function from config: a callable, a dotted path, or ``{class_path, init_args}``."""
-    import importlib
-
     if isinstance(spec, Mapping) and "class_path" in spec:
         cls = _resolve_function(spec["class_path"], f"{key}.class_path")
         try:
@@ -148,13 +146,9 @@ def _resolve_function(spec: Any, key: str):
         except TypeError as error:
             raise RlobjInputError(f"{key}.init_args: {error}") from error
     if isinstance(spec, str):
-        module, _, name = spec.rpartition(".")
-        if not module:
-            raise RlobjInputError(f"{key}: expected a dotted path such as 'mypkg.rewards.accuracy', got {spec!r}")
-        try:
-            return getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as error:
-            raise RlobjInputError(f"{key}: cannot import {spec!r} ({type(error).__name__}: {error})") from error
+        from rlobj.train.config_checks import import_dotted
+
+        return import_dotted(spec, key)
     if not callable(spec):
         raise RlobjInputError(f"{key}: expected a callable f(prompts, completions, **columns), "
                               f"got {type(spec).__name__}")

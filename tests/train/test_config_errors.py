@@ -25,6 +25,14 @@ def no_model(monkeypatch):
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", forbidden)
 
 
+def _fails_on_data(tmp_path, content, args, capsys, section="train") -> tuple[str, Path]:
+    """Run ``fit`` with ``data.<section>`` a DatasetTask of a JSONL file holding ``content``."""
+    data = tmp_path / f"{section}.jsonl"
+    data.write_text(content)
+    return _fails([f"--data.{section}.class_path=rlobj.train.DatasetTask",
+                   f"--data.{section}.init_args.path={data}", *args], capsys), data
+
+
 def _fails(args, capsys) -> str:
     with pytest.raises(SystemExit) as stop:
         main(["fit", "--config", DEFAULT, *args])
@@ -82,18 +90,14 @@ def test_unknown_reward_function_names_it(capsys, no_model, tmp_path):
      "columns present: ['text', 'answer']"),
 ])
 def test_malformed_data_file_names_file_line_and_reason(content, expected, capsys, no_model, tmp_path):
-    data = tmp_path / "train.jsonl"
-    data.write_text(content)
-    err = _fails(["--data.train.class_path=rlobj.train.DatasetTask", f"--data.train.init_args.path={data}"], capsys)
+    err, data = _fails_on_data(tmp_path, content, [], capsys)
     assert "invalid configuration: DatasetTask" in err
     assert expected.format(path=data) in err
 
 
 def test_missing_column_named_in_the_mapping(capsys, no_model, tmp_path):
-    data = tmp_path / "train.jsonl"
-    data.write_text(json.dumps({"q": "1+1", "a": "2"}) + "\n")
-    err = _fails(["--data.train.class_path=rlobj.train.DatasetTask", f"--data.train.init_args.path={data}",
-                  "--data.train.init_args.columns={prompt: q, answer: final}"], capsys)
+    err, data = _fails_on_data(tmp_path, json.dumps({"q": "1+1", "a": "2"}) + "\n",
+                               ["--data.train.init_args.columns={prompt: q, answer: final}"], capsys)
     assert f"DatasetTask.columns.answer: '{data}' has no column final for the answer; columns present: ['q', 'a']" in err
 
 
@@ -112,19 +116,15 @@ def test_model_path_without_config_json(capsys, no_model, tmp_path):
 
 
 def test_eval_size_larger_than_the_data(capsys, no_model, tmp_path):
-    data = tmp_path / "eval.jsonl"
-    data.write_text("".join(json.dumps({"question": f"{i}+1", "answer": str(i + 1)}) + "\n" for i in range(3)))
-    err = _fails(["--data.eval.class_path=rlobj.train.DatasetTask", f"--data.eval.init_args.path={data}",
-                  "--data.eval_size=5"], capsys)
+    rows = "".join(json.dumps({"question": f"{i}+1", "answer": str(i + 1)}) + "\n" for i in range(3))
+    err, _ = _fails_on_data(tmp_path, rows, ["--data.eval_size=5"], capsys, section="eval")
     assert "eval_size: 5 is larger than the evaluation data (3 rows in DatasetTask(" in err
     assert "set eval_size <= 3" in err
 
 
 def test_unknown_split_names_the_split(capsys, no_model, tmp_path):
-    data = tmp_path / "train.jsonl"
-    data.write_text(json.dumps({"question": "1+1", "answer": "2"}) + "\n")
-    err = _fails(["--data.train.class_path=rlobj.train.DatasetTask", f"--data.train.init_args.path={data}",
-                  "--data.train.init_args.split=validation"], capsys)
+    err, data = _fails_on_data(tmp_path, json.dumps({"question": "1+1", "answer": "2"}) + "\n",
+                               ["--data.train.init_args.split=validation"], capsys)
     assert f"DatasetTask.split: cannot take split 'validation' of '{data}'" in err
 
 
