@@ -37,6 +37,15 @@ DEFAULT_COLUMNS = {"prompt": ("prompt", "question", "problem", "messages"),
                    "answer": ("answer", "solution", "ground_truth", "target")}
 
 
+ANSWER_FORMATS = ("as_is", "gsm8k", "math")
+
+
+def _final_answer(answer_format: str, text: str) -> str | None:
+    from rlobj.data.loaders import gsm8k_final_answer, math_final_answer
+
+    return (gsm8k_final_answer if answer_format == "gsm8k" else math_final_answer)(text)
+
+
 def is_conversation(value: Any) -> bool:
     """True for a list of ``{"role": ..., "content": ...}`` messages (TRL's conversational rows)."""
     return (isinstance(value, (list, tuple)) and len(value) > 0
@@ -168,6 +177,11 @@ class DatasetTask(TaskSource):
         prompt_template: ``str.format`` template around a plain prompt (``{prompt}`` is the slot),
             applied before the chat template. Default ``"{prompt}"``.
         chat_template: a Jinja chat template replacing the tokenizer's own.
+        answer_format: how the answer column becomes the answer: ``"as_is"`` (default),
+            ``"gsm8k"`` (the text after ``####``, commas removed; the full text stays the
+            completion) or ``"math"`` (the last ``\boxed{...}``), with
+            :func:`rlobj.data.gsm8k_final_answer` / :func:`rlobj.data.math_final_answer`. A
+            reference without a final answer is an error naming the row.
         shuffle: visit rows in a seeded random order. Default True.
         seed: order seed. Default 0.
         cache_dir: where ``datasets`` writes its Arrow cache (default: its usual cache).
@@ -179,8 +193,13 @@ class DatasetTask(TaskSource):
     def __init__(self, path: str, split: str = "train", name: str | None = None,
                  columns: dict[str, str] | None = None, system_prompt: str | None = None,
                  prompt_template: str = "{prompt}", chat_template: str | None = None,
-                 shuffle: bool = True, seed: int = 0, cache_dir: str | None = None):
+                 answer_format: str = "as_is", shuffle: bool = True, seed: int = 0,
+                 cache_dir: str | None = None):
         owner = type(self).__name__
+        if answer_format not in ANSWER_FORMATS:
+            raise RlobjInputError(f"{owner}.answer_format: expected one of {sorted(ANSWER_FORMATS)}, "
+                                  f"got {answer_format!r}")
+        self.answer_format = answer_format
         if not isinstance(path, str) or not path:
             raise RlobjInputError(f"{owner}.path: expected a file, folder or dataset id, got {path!r}")
         if "{prompt}" not in prompt_template:
@@ -240,6 +259,12 @@ class DatasetTask(TaskSource):
         prompt = render_prompt(raw, self.tokenizer, self.system_prompt, self.chat_template, where)
         answer = row[self.columns["answer"]]
         completion = row.get(self.columns["completion"])
+        if self.answer_format != "as_is" and answer is not None:
+            final = _final_answer(self.answer_format, str(answer))
+            if final is None:
+                raise RlobjInputError(f"{where}: the {self.columns['answer']!r} value has no final answer "
+                                      f"for answer_format {self.answer_format!r}: {str(answer)[-80:]!r}")
+            answer, completion = final, answer if completion is None else completion
         record = {**row, "prompt": prompt, "answer": "" if answer is None else str(answer),
                   "completion": str(answer if completion is None else completion)}
         if is_conversation(raw):

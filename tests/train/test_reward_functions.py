@@ -168,3 +168,19 @@ def test_max_new_tokens_counts_the_eos_token():
     for ids, n in zip(batch.rollout.response_ids.tolist(), lengths.tolist()):
         assert eos not in ids[:n - 1]  # EOS, if any, is the last of the <= 2 counted tokens
     assert torch.is_tensor(batch.rollout.truncated)
+
+
+def test_gsm8k_and_math_answer_formats(tmp_path):
+    path = tmp_path / "g.jsonl"
+    path.write_text(json.dumps({"question": "q", "answer": "3 + 4 = 7\n#### 1,007"}) + "\n"
+                    + json.dumps({"question": "r", "answer": "no marker"}) + "\n")
+    task = DatasetTask(str(path), answer_format="gsm8k", shuffle=False, cache_dir=str(tmp_path / "c"))
+    assert task.record(0)["answer"] == "1007" and task.record(0)["completion"] == "3 + 4 = 7\n#### 1,007"
+    with pytest.raises(RlobjInputError, match="row 1: the 'answer' value has no final answer for answer_format 'gsm8k'"):
+        task.record(1)
+    math_path = tmp_path / "m.jsonl"
+    math_path.write_text(json.dumps({"problem": "p", "solution": "so $\\boxed{\\frac{1}{2}}$"}) + "\n")
+    math = DatasetTask(str(math_path), answer_format="math", cache_dir=str(tmp_path / "c"))
+    assert math.record(0)["answer"] == "\\frac{1}{2}"
+    with pytest.raises(RlobjInputError, match="answer_format: expected one of"):
+        DatasetTask(str(path), answer_format="boxed")
