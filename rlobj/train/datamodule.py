@@ -6,7 +6,7 @@ import lightning as L
 import torch
 
 from rlobj.ops.errors import RlobjInputError
-from rlobj.train.tasks import AdditionTask, TaskSource
+from rlobj.train.tasks import AdditionTask, TaskSource, check_characters
 
 __all__ = ["RLDataModule", "PromptStream"]
 
@@ -25,12 +25,16 @@ class PromptStream:
     only the step, and ranks never see the same prompt.
     """
 
-    def __init__(self, source: TaskSource, per_rank: int, start: int = 0, rank: int = 0, world: int = 1):
+    def __init__(self, source: TaskSource, per_rank: int, start: int = 0, rank: int = 0, world: int = 1,
+                 tokenizer: Any = None):
         self.source, self.per_rank, self.start, self.rank, self.world = source, per_rank, start, rank, world
+        self.tokenizer = tokenizer
 
     def batch(self, step: int) -> dict[str, Any]:
         first = (step * self.world + self.rank) * self.per_rank
-        return {"step": step, "records": self.source.records(first, self.per_rank)}
+        records = self.source.records(first, self.per_rank)
+        check_characters(self.tokenizer, records)
+        return {"step": step, "records": records}
 
     def __iter__(self):
         step = self.start
@@ -67,6 +71,7 @@ class RLDataModule(L.LightningDataModule):
         for name, value in (("train", train), ("eval", eval)):
             if value is not None and not isinstance(value, TaskSource):
                 raise TypeError(f"{name}: expected a TaskSource, got {type(value).__name__}")
+        self.tokenizer = None
         self.train_source = train if train is not None else AdditionTask(seed=1)
         self.eval_source = eval if eval is not None else AdditionTask(seed=2)
         self.prompts_per_step, self.eval_size, self.val_batch_size = prompts_per_step, eval_size, val_batch_size
@@ -76,7 +81,10 @@ class RLDataModule(L.LightningDataModule):
                                   f"<= {len(self.eval_source)} (rows are never repeated)")
 
     def bind_tokenizer(self, tokenizer) -> None:
-        """Hand the policy's tokenizer to the sources that render chat templates."""
+        """Hand the policy's tokenizer to the sources that render chat templates; with the
+        character tokenizer, every batch's prompts and demonstrations are checked for characters
+        it lacks (an error naming them, instead of silent ``<unk>``)."""
+        self.tokenizer = tokenizer
         for source in (self.train_source, self.eval_source):
             if hasattr(source, "bind_tokenizer"):
                 source.bind_tokenizer(tokenizer)
@@ -94,12 +102,15 @@ class RLDataModule(L.LightningDataModule):
     def train_dataloader(self):
         rank, world = _rank_world()
         self._bind_from_trainer()
-        return PromptStream(self.train_source, self.prompts_per_step, self._start(), rank, world)
+        return PromptStream(self.train_source, self.prompts_per_step, self._start(), rank, world,
+                            tokenizer=self.tokenizer)
 
     def eval_records(self, rank: int = 0, world: int = 1) -> list[dict]:
         """This rank's share of the evaluation set (records ``rank, rank + world, ...``)."""
         self._bind_from_trainer()
-        return [self.eval_source.record(i) for i in range(rank, self.eval_size, world)]
+        records = [self.eval_source.record(i) for i in range(rank, self.eval_size, world)]
+        check_characters(self.tokenizer, records, ("prompt",))
+        return records
 
     def val_dataloader(self):
         rank, world = _rank_world()

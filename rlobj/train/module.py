@@ -340,16 +340,7 @@ class RLModule(L.LightningModule):
 
     # ------------------------------------------------------------------ text <-> ids
     def encode(self, text: str) -> list[int]:
-        """Token ids of ``text`` (no special tokens); the character tokenizer refuses unknown characters."""
-        ids = self.tokenizer.encode(text, add_special_tokens=False)
-        if self.hparams.model_path is None and self.tokenizer.unk_token_id in ids:
-            from rlobj.train.tasks import unknown_characters
-
-            missing = unknown_characters(self.tokenizer, text)
-            raise RlobjInputError(f"tokenizer_chars: {''.join(missing)!r} in {text[:60]!r} are not characters of "
-                                  f"the character tokenizer ({self.hparams.tokenizer_chars!r}); add them to "
-                                  "model.tokenizer_chars (they would otherwise all become <unk>)")
-        return ids
+        return self.tokenizer.encode(text, add_special_tokens=False)
 
     def decode_responses(self, rollout: RolloutBatch) -> list[str]:
         eos = self.tokenizer.eos_token_id

@@ -26,6 +26,7 @@ __all__ = [
     "ExactAnswer",
     "build_char_tokenizer",
     "unknown_characters",
+    "check_characters",
     "ARITHMETIC_CHARS",
 ]
 
@@ -56,8 +57,10 @@ def build_char_tokenizer(chars: str = ARITHMETIC_CHARS):
     core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     core.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>",
-                                   unk_token="<unk>")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>",
+                                        unk_token="<unk>")
+    tokenizer.rlobj_chars = chars  # the DataModule refuses data with other characters
+    return tokenizer
 
 
 def unknown_characters(tokenizer, text: str) -> list[str]:
@@ -69,6 +72,26 @@ def unknown_characters(tokenizer, text: str) -> list[str]:
     """
     vocab = tokenizer.get_vocab()
     return list(dict.fromkeys(c for c in text if c not in vocab))
+
+
+def check_characters(tokenizer, records: list[dict], fields: tuple[str, ...] = ("prompt", "completion")) -> None:
+    """Raise naming the characters of ``records`` outside a character tokenizer (they would all
+    become ``<unk>``); tokenizers not built by :func:`build_char_tokenizer` are not checked."""
+    chars = getattr(tokenizer, "rlobj_chars", None)
+    if chars is None:
+        return
+    allowed = set(chars)
+    for record in records:
+        for field in fields:
+            text = record.get(field)
+            if isinstance(text, str) and not set(text) <= allowed:
+                from rlobj.ops.errors import RlobjInputError
+
+                missing = "".join(unknown_characters(tokenizer, text))
+                raise RlobjInputError(
+                    f"tokenizer_chars: {missing!r} in the {field} {text[:60]!r} are not characters of the "
+                    f"character tokenizer ({chars!r}); add them to model.tokenizer_chars (they would "
+                    "otherwise all become <unk>)")
 
 
 class TaskSource:

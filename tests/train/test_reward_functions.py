@@ -142,11 +142,17 @@ def test_conversation_without_tokenizer_or_template_is_an_error(tmp_path):
         task.record(0)
 
 
-def test_unknown_characters_are_an_error_naming_them():
-    module = tiny_module()
-    assert module.encode("12+3=") == module.tokenizer.encode("12+3=", add_special_tokens=False)
-    with pytest.raises(RlobjInputError, match=r"tokenizer_chars: 'rev' in 'rev 38215=' are not characters"):
-        module.encode("rev 38215=")
+def test_unknown_characters_are_an_error_naming_them(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"prompt": "rev 38215=", "answer": "51283"}) + "\n")
+    data = RLDataModule(train=DatasetTask(str(path), cache_dir=str(tmp_path / "c")), prompts_per_step=1, eval_size=2)
+    stream = data.train_dataloader()
+    assert stream.batch(0)["records"][0]["prompt"] == "rev 38215="  # no tokenizer bound: nothing to check
+    data.bind_tokenizer(build_char_tokenizer())
+    with pytest.raises(RlobjInputError, match=r"tokenizer_chars: 'rev' in the prompt 'rev 38215=' are not characters"):
+        data.train_dataloader().batch(0)
+    data.bind_tokenizer(build_char_tokenizer("0123456789= rev"))
+    assert data.train_dataloader().batch(0)["records"][0]["answer"] == "51283"
 
 
 def test_eval_size_larger_than_the_file_is_an_error(tmp_path):
