@@ -277,6 +277,28 @@ class RlobjCLI(LightningCLI):
                 raise SystemExit(2)
             torch.set_num_threads(threads)
 
+    def _nested_cause(self, error: BaseException):
+        """jsonargparse hides the error of a ``class_path`` object given to an untyped argument
+        (``model.scorer``, ``model.verifier``) behind ``unexpected keyword argument
+        'scorer.class_path'``: build that object again to report its own error under its key."""
+        import re
+
+        from rlobj.train.config_checks import import_dotted
+
+        found = re.search(r"unexpected keyword argument '(\w+)\.class_path'", str(error))
+        section = self.config.get(self.subcommand) if self.subcommand else self.config
+        if found is None or section is None:
+            return error
+        name = found.group(1)
+        try:
+            spec = section["model"][name]
+            init_args = section["model"].get(f"{name}.init_args") or spec.get("init_args") or {}
+            cls = import_dotted(str(spec["class_path"]), f"model.{name}.class_path")
+            cls(**dict(vars(init_args) if hasattr(init_args, "__dict__") else init_args))
+        except Exception as real:  # noqa: BLE001 - the error to report
+            return f"model.{name}: {real}"
+        return error
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> L.Trainer:
         """``enable_progress_bar`` unset: Lightning's bar (rich when installed) on a terminal, none in
         logs (where :class:`~rlobj.train.ProgressPrinter` prints plain lines)."""
@@ -300,6 +322,7 @@ class RlobjCLI(LightningCLI):
             cause = error
             while cause.__cause__ is not None and not isinstance(cause, (RlobjInputError, FileNotFoundError)):
                 cause = cause.__cause__
+            cause = self._nested_cause(cause)
             print(f"rlobj: error: invalid configuration: {cause}", file=sys.stderr)
             raise SystemExit(2) from error
 

@@ -71,6 +71,8 @@ class VerifierScorer(Scorer):
     def __init__(self, verifier: Any = None, workers: int = 0, timeout: float = 10.0):
         from rlobj.train.tasks import ExactAnswer
 
+        if isinstance(verifier, Mapping) and "class_path" in verifier:  # jsonargparse left it unbuilt
+            verifier = _resolve_function(verifier, "verifier")
         self.verifier = verifier if verifier is not None else ExactAnswer()
         if not callable(self.verifier):
             raise RlobjInputError(f"verifier: expected a callable (completion, record) -> reward, "

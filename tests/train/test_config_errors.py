@@ -135,3 +135,21 @@ def test_the_cli_does_not_force_hub_offline(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         main(["fit", "--config", DEFAULT, "--print_config"])
     assert "HF_HUB_OFFLINE" not in os.environ  # users with a hub keep it; tests and CI set it themselves
+
+
+@pytest.mark.parametrize("yaml, expected", [
+    ("model:\n  scorer:\n    class_path: rlobj.train.RewardFunctions\n    init_args:\n"
+     "      funcs: [rlobj.train.tasks.unknown_characters]\n      weights: [1.0, 2.0]\n",
+     "invalid configuration: model.scorer: weights: 2 weights for 1 reward functions"),
+    ("model:\n  verifier:\n    class_path: rlobj.train.ExactAnswer\n    init_args: {answer_kye: x}\n",
+     "invalid configuration: verifier.init_args: ExactAnswer.__init__() got an unexpected keyword argument "
+     "'answer_kye'"),
+])
+def test_error_inside_a_class_path_object_is_reported_under_its_key(yaml, expected, capsys, no_model, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml)
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", "--config", str(config)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err and "scorer.class_path" not in err
