@@ -1,6 +1,6 @@
 """Training: the LightningModule, DataModule, callbacks and the ``rlobj`` CLI."""
 
-from rlobj.train.callbacks import EvalTable, MetricPlots, ProgressPrinter
+from rlobj.train.callbacks import CompletionsTable, EvalTable, MetricPlots, ProgressPrinter
 from rlobj.train.config import (
     EvalConfig,
     PolicyConfig,
@@ -10,20 +10,24 @@ from rlobj.train.config import (
     WarmupSchedule,
 )
 from rlobj.train.datamodule import PromptStream, RLDataModule
+from rlobj.train.export import ExportPolicy, export_policy
+from rlobj.train.hf_data import DatasetTask, JsonlTask
 from rlobj.train.module import RLModule, build_train_objective, score_completions
-from rlobj.train.scorers import VerifierScorer
+from rlobj.train.scorers import RewardFunctions, VerifierScorer
 from rlobj.train.tasks import (
     AdditionTask,
     ExactAnswer,
     GeneratedTask,
-    JsonlTask,
     TaskSource,
     build_char_tokenizer,
 )
 
 __all__ = [
     "AdditionTask",
+    "CompletionsTable",
+    "DatasetTask",
     "EvalConfig",
+    "ExportPolicy",
     "EvalTable",
     "ExactAnswer",
     "GeneratedTask",
@@ -31,6 +35,7 @@ __all__ = [
     "MetricPlots",
     "PolicyConfig",
     "ProgressPrinter",
+    "RewardFunctions",
     "PromptStream",
     "RLDataModule",
     "RLModule",
@@ -42,5 +47,6 @@ __all__ = [
     "WarmupSchedule",
     "build_train_objective",
     "build_char_tokenizer",
+    "export_policy",
     "score_completions",
 ]

@@ -1,4 +1,4 @@
-"""The ``rlobj`` command: ``rlobj fit | validate | eval --config file.yaml`` (LightningCLI).
+"""The ``rlobj`` command: ``rlobj fit | validate | eval | export --config file.yaml`` (LightningCLI).
 
 The YAML has the usual LightningCLI sections: ``trainer`` (strategy, devices, precision,
 max_steps, callbacks, logger), ``model`` (the :class:`~rlobj.train.RLModule` arguments; the
@@ -13,6 +13,12 @@ with a message naming the key. ``--print_config`` prints the resolved configurat
 ``(n, c)`` counts, ``--compare=other.ckpt|other.json`` adds the other model's row and the
 per-problem solve-rate table (support shrinkage / expansion), ``--cot_judge`` (``class_path:
 rlobj.eval.RuleCotJudge``) adds CoT-pass@k, and ``--plot=passk.png`` writes pass@k versus k.
+
+``rlobj export --ckpt_path last.ckpt --export_dir out/`` writes the policy as a Hugging Face model
+directory (``save_pretrained``, tokenizer, model card); ``--push_to_hub user/name`` uploads it.
+
+The Hub is reached only as ``transformers`` / ``datasets`` normally do: set ``HF_HUB_OFFLINE=1``
+to use the local cache alone (the tests and CI do).
 """
 
 import json
@@ -80,6 +86,7 @@ class RlobjTrainer(L.Trainer):
         if isinstance(min_correct, bool) or not isinstance(min_correct, int) or min_correct < 1:
             raise RlobjInputError(f"min_correct: expected an int >= 1, got {min_correct!r}")
         model.build()
+        datamodule.bind_tokenizer(model.tokenizer)
         label = "model"
         if ckpt_path is not None:
             label = _load_checkpoint(model, ckpt_path, "ckpt_path")
@@ -137,6 +144,32 @@ class RlobjTrainer(L.Trainer):
             report["plot"] = str(plot_pass_at_k(curves, plot))
             print(f"pass@k plot: {report['plot']}", flush=True)
         return report
+
+    def export(self, model: RLModule, datamodule: RLDataModule | None = None, ckpt_path: str | None = None,
+               export_dir: str = "policy", push_to_hub: str | None = None) -> str:
+        """Export the policy (from ``ckpt_path`` if given) as a Hugging Face model directory.
+
+        Writes ``save_pretrained`` weights (LoRA merged), the tokenizer and a model card with the
+        objective and the run's numbers (:func:`rlobj.train.export.export_policy`).
+
+        Args:
+            model: the module (built here).
+            datamodule: unused (the config's data section may stay as it is).
+            ckpt_path: a checkpoint written by ``rlobj fit``; without it the untrained policy.
+            export_dir: the output folder. Default ``policy``.
+            push_to_hub: a Hub repository id to upload to; nothing is uploaded without it.
+
+        Returns:
+            The output folder.
+        """
+        from rlobj.train.export import export_policy
+
+        model.build()
+        if ckpt_path is not None:
+            _load_checkpoint(model, ckpt_path, "ckpt_path")
+        path = export_policy(model, export_dir, push_to_hub=push_to_hub)
+        print(f"exported the policy to {path}", flush=True)
+        return str(path)
 
 
 def _problem_key(index: int, prompt: str) -> str:
@@ -221,6 +254,7 @@ class RlobjCLI(LightningCLI):
             "fit": {"model", "train_dataloaders", "val_dataloaders", "datamodule"},
             "validate": {"model", "dataloaders", "datamodule"},
             "eval": {"model", "datamodule"},
+            "export": {"model", "datamodule"},
         }
 
     def add_arguments_to_parser(self, parser) -> None:
@@ -237,6 +271,13 @@ class RlobjCLI(LightningCLI):
         super().parse_arguments(parser, args)
 
     def before_instantiate_classes(self) -> None:
+        from rlobj.train.config_checks import check_config
+
+        section = self.config.get(self.subcommand) if self.subcommand else self.config
+        problem = check_config(section)
+        if problem is not None:
+            print(f"rlobj: error: invalid configuration: {problem}", file=sys.stderr)
+            raise SystemExit(2)
         threads = self._get(self.config, "torch_threads")
         if threads is not None:
             if threads < 1:
@@ -245,6 +286,44 @@ class RlobjCLI(LightningCLI):
                 raise SystemExit(2)
             torch.set_num_threads(threads)
 
+    def _nested_cause(self, error: BaseException):
+        """jsonargparse hides the error of a ``class_path`` object given to an untyped argument
+        (``model.scorer``, ``model.verifier``) behind ``unexpected keyword argument
+        'scorer.class_path'``: build that object again to report its own error under its key."""
+        import re
+
+        from rlobj.train.config_checks import import_dotted
+
+        found = re.search(r"unexpected keyword argument '(\w+)\.class_path'", str(error))
+        section = self.config.get(self.subcommand) if self.subcommand else self.config
+        if found is None or section is None:
+            return error
+        name = found.group(1)
+        try:
+            spec = section["model"][name]
+            init_args = section["model"].get(f"{name}.init_args") or spec.get("init_args") or {}
+            cls = import_dotted(str(spec["class_path"]), f"model.{name}.class_path")
+            cls(**dict(vars(init_args) if hasattr(init_args, "__dict__") else init_args))
+        except Exception as real:  # noqa: BLE001 - the error to report
+            return f"model.{name}: {real}"
+        return error
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> L.Trainer:
+        """``enable_progress_bar`` unset: Lightning's bar (rich when installed) on a terminal, none in
+        logs (where :class:`~rlobj.train.ProgressPrinter` prints plain lines)."""
+        from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
+
+        from rlobj.train import callbacks as rlobj_callbacks
+
+        terminal = rlobj_callbacks.is_terminal()
+        if config.get("enable_progress_bar") is None:
+            config["enable_progress_bar"] = terminal
+        configured = [*(config.get("callbacks") or []), *callbacks]
+        if (config["enable_progress_bar"] and terminal and _has_rich()
+                and not any(isinstance(c, ProgressBar) for c in configured)):
+            callbacks = [*callbacks, RichProgressBar()]
+        return super()._instantiate_trainer(config, callbacks)
+
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()
@@ -252,6 +331,7 @@ class RlobjCLI(LightningCLI):
             cause = error
             while cause.__cause__ is not None and not isinstance(cause, (RlobjInputError, FileNotFoundError)):
                 cause = cause.__cause__
+            cause = self._nested_cause(cause)
             print(f"rlobj: error: invalid configuration: {cause}", file=sys.stderr)
             raise SystemExit(2) from error
 
@@ -300,10 +380,17 @@ def main(args=None) -> None:
 
 def run(args=None) -> "RlobjCLI":
     """Run the CLI on ``args`` and return it (its ``model`` and ``trainer`` after the run)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return RlobjCLI(RLModule, RLDataModule, trainer_class=RlobjTrainer, args=args, auto_configure_optimizers=False,
              save_config_kwargs={"overwrite": True}, parser_kwargs={"parser_mode": "omegaconf"}
              if _has_omegaconf() else {})
+
+
+def _has_rich() -> bool:
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _has_omegaconf() -> bool:

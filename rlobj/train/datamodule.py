@@ -5,7 +5,8 @@ from typing import Any
 import lightning as L
 import torch
 
-from rlobj.train.tasks import AdditionTask, TaskSource
+from rlobj.ops.errors import RlobjInputError
+from rlobj.train.tasks import AdditionTask, TaskSource, check_characters
 
 __all__ = ["RLDataModule", "PromptStream"]
 
@@ -24,12 +25,16 @@ class PromptStream:
     only the step, and ranks never see the same prompt.
     """
 
-    def __init__(self, source: TaskSource, per_rank: int, start: int = 0, rank: int = 0, world: int = 1):
+    def __init__(self, source: TaskSource, per_rank: int, start: int = 0, rank: int = 0, world: int = 1,
+                 tokenizer: Any = None):
         self.source, self.per_rank, self.start, self.rank, self.world = source, per_rank, start, rank, world
+        self.tokenizer = tokenizer
 
     def batch(self, step: int) -> dict[str, Any]:
         first = (step * self.world + self.rank) * self.per_rank
-        return {"step": step, "records": self.source.records(first, self.per_rank)}
+        records = self.source.records(first, self.per_rank)
+        check_characters(self.tokenizer, records)
+        return {"step": step, "records": records}
 
     def __iter__(self):
         step = self.start
@@ -44,9 +49,16 @@ class RLDataModule(L.LightningDataModule):
     Args:
         train: source of training prompts (default ``AdditionTask(seed=1)``).
         eval: source of the evaluation set (default ``AdditionTask(seed=2)``: held-out draws).
+            Give a held-out split of your own data here (``DatasetTask`` with ``split:
+            "train[90%:]"``, or a test file).
         prompts_per_step: prompts per rank per training step (each gets ``group_size`` samples).
-        eval_size: number of evaluation records (records ``0 .. eval_size-1`` of ``eval``).
+        eval_size: number of evaluation records (records ``0 .. eval_size-1`` of ``eval``). A
+            source with a length (a file) must hold at least ``eval_size`` rows: a larger
+            ``eval_size`` is an error (it would repeat rows), raised when the DataModule is built.
         val_batch_size: evaluation records per validation batch (``rlobj validate``).
+
+    Sources with a ``bind_tokenizer`` method (:class:`~rlobj.train.hf_data.DatasetTask`) get the
+    policy's tokenizer before the first batch, for the chat template of conversational prompts.
     """
 
     def __init__(self, train: TaskSource | None = None, eval: TaskSource | None = None,
@@ -59,9 +71,28 @@ class RLDataModule(L.LightningDataModule):
         for name, value in (("train", train), ("eval", eval)):
             if value is not None and not isinstance(value, TaskSource):
                 raise TypeError(f"{name}: expected a TaskSource, got {type(value).__name__}")
+        self.tokenizer = None
         self.train_source = train if train is not None else AdditionTask(seed=1)
         self.eval_source = eval if eval is not None else AdditionTask(seed=2)
         self.prompts_per_step, self.eval_size, self.val_batch_size = prompts_per_step, eval_size, val_batch_size
+        if hasattr(self.eval_source, "__len__") and eval_size > len(self.eval_source):
+            raise RlobjInputError(f"eval_size: {eval_size} is larger than the evaluation data "
+                                  f"({len(self.eval_source)} rows in {self.eval_source!r}); set eval_size "
+                                  f"<= {len(self.eval_source)} (rows are never repeated)")
+
+    def bind_tokenizer(self, tokenizer) -> None:
+        """Hand the policy's tokenizer to the sources that render chat templates; with the
+        character tokenizer, every batch's prompts and demonstrations are checked for characters
+        it lacks (an error naming them, instead of silent ``<unk>``)."""
+        self.tokenizer = tokenizer
+        for source in (self.train_source, self.eval_source):
+            if hasattr(source, "bind_tokenizer"):
+                source.bind_tokenizer(tokenizer)
+
+    def _bind_from_trainer(self) -> None:
+        module = getattr(self.trainer, "lightning_module", None) if self.trainer is not None else None
+        if getattr(module, "tokenizer", None) is not None:
+            self.bind_tokenizer(module.tokenizer)
 
     def _start(self) -> int:
         trainer = self.trainer
@@ -70,11 +101,16 @@ class RLDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         rank, world = _rank_world()
-        return PromptStream(self.train_source, self.prompts_per_step, self._start(), rank, world)
+        self._bind_from_trainer()
+        return PromptStream(self.train_source, self.prompts_per_step, self._start(), rank, world,
+                            tokenizer=self.tokenizer)
 
     def eval_records(self, rank: int = 0, world: int = 1) -> list[dict]:
         """This rank's share of the evaluation set (records ``rank, rank + world, ...``)."""
-        return [self.eval_source.record(i) for i in range(rank, self.eval_size, world)]
+        self._bind_from_trainer()
+        records = [self.eval_source.record(i) for i in range(rank, self.eval_size, world)]
+        check_characters(self.tokenizer, records, ("prompt",))
+        return records
 
     def val_dataloader(self):
         rank, world = _rank_world()

@@ -8,7 +8,6 @@ problems (8 samples each, temperature 1).
 
 import argparse
 import functools
-import os
 import time
 
 import lightning as L
@@ -56,7 +55,6 @@ def main(argv=None) -> str:
     parser.add_argument("--root", default="runs")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
     L.seed_everything(args.seed, verbose=False)
     start = time.perf_counter()

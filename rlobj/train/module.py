@@ -399,8 +399,10 @@ class RLModule(L.LightningModule):
             metrics["phase"] = 1.0
         self.data_position = step + 1
         metrics["data_position"] = float(self.data_position)
-        self.log_dict({k: float(v) for k, v in metrics.items()}, on_step=True, prog_bar=False,
-                      batch_size=len(records), sync_dist=False)
+        shown = ("loss", "reward/mean", "sft/nll")  # also on the progress bar (a terminal's rich bar)
+        for bar in (False, True):
+            self.log_dict({k: float(v) for k, v in metrics.items() if (k in shown) == bar}, on_step=True,
+                          prog_bar=bar, batch_size=len(records), sync_dist=False)
         self.last_metrics = metrics
 
     def sft_update(self, records: list[dict]) -> dict[str, float]:
@@ -473,6 +475,7 @@ class RLModule(L.LightningModule):
                 else:
                     fields[slot] = value
         prepared = self._prepare(fields)
+        self.last_batch = (batch, prepared)  # for CompletionsTable: prompts, rewards, advantages
         result = run_update(
             self.objective, prepared, self.plan,
             forward=lambda rows, vocab: self._policy_forward(rollout, rows, vocab),

@@ -20,7 +20,7 @@ from typing import Any
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.stages import Batch, Score, Scorer
 
-__all__ = ["VerifierScorer", "ProcessScorer", "score_completions", "as_score"]
+__all__ = ["VerifierScorer", "ProcessScorer", "RewardFunctions", "score_completions", "as_score"]
 
 
 def as_score(value: Any) -> Score:
@@ -71,12 +71,14 @@ class VerifierScorer(Scorer):
     def __init__(self, verifier: Any = None, workers: int = 0, timeout: float = 10.0):
         from rlobj.train.tasks import ExactAnswer
 
+        if isinstance(verifier, Mapping) and "class_path" in verifier:  # jsonargparse left it unbuilt
+            verifier = _resolve_function(verifier, "verifier")
         self.verifier = verifier if verifier is not None else ExactAnswer()
         if not callable(self.verifier):
             raise RlobjInputError(f"verifier: expected a callable (completion, record) -> reward, "
                                   f"got {type(self.verifier).__name__}")
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-            raise RlobjInputError(f"verifier_workers: expected an int >= 0, got {workers!r}")
+            raise RlobjInputError(f"workers: expected an int >= 0, got {workers!r}")
         self.workers, self.timeout = workers, timeout
         self._pool = None
 
@@ -135,3 +137,133 @@ class ProcessScorer(VerifierScorer):
             out.append(Score(reward=score.reward, token_rewards=score.token_rewards,
                              fields={**score.fields, "step_scores": values}))
         return out
+
+
+def _resolve_function(spec: Any, key: str):
+    """A reward function from config: a callable, a dotted path, or ``{class_path, init_args}``."""
+    if isinstance(spec, Mapping) and "class_path" in spec:
+        cls = _resolve_function(spec["class_path"], f"{key}.class_path")
+        try:
+            return cls(**dict(spec.get("init_args") or {}))
+        except TypeError as error:
+            raise RlobjInputError(f"{key}.init_args: {error}") from error
+    if isinstance(spec, str):
+        from rlobj.train.config_checks import import_dotted
+
+        return import_dotted(spec, key)
+    if not callable(spec):
+        raise RlobjInputError(f"{key}: expected a callable f(prompts, completions, **columns), "
+                              f"got {type(spec).__name__}")
+    return spec
+
+
+class RewardFunctions(Scorer):
+    r"""TRL-style reward functions as the scorer stage: several, weighted, each logged separately.
+
+    Each function is called once per batch as ``f(prompts=..., completions=...,
+    completion_ids=..., **columns) -> list[float | None]``, exactly like a reward function of
+    TRL's ``GRPOTrainer``:
+
+    * ``prompts``: the records' prompts: the list of messages for conversational rows (TRL's
+      conversational format), else the prompt text;
+    * ``completions``: the decoded responses: text, or ``[{"role": "assistant", "content": text}]``
+      for conversational rows;
+    * ``completion_ids``: the sampled response token ids (the EOS token included when the
+      response stopped);
+    * ``columns``: every other dataset column, one list per column (``answer=[...]``,
+      ``solution=[...]``), so ``def accuracy(completions, answer, **kwargs)`` works.
+
+    A function returns one value per completion: a number, or ``None`` for "not applicable"
+    (say, a math checker on a code prompt). The reward of row $b$ is
+
+    $$r_b = \sum_{i:\ f_i(b) \neq \text{None}} w_i\, f_i(b),$$
+
+    the weighted sum over the functions that apply (TRL's ``nansum``); a row where every function
+    says ``None`` gets reward 0 and is counted in ``reward_funcs/all_none_fraction``. Per function
+    ``<name>``, the batch logs ``reward_funcs/<name>/mean`` (over the rows it applies to) and
+    ``reward_funcs/<name>/none_fraction``, and each row's :attr:`Score.fields` holds
+    ``reward_funcs/<name>`` (NaN where ``None``).
+
+    A function that raises, returns the wrong number of values, or a non-finite value stops the
+    step with an error naming the function (unlike per-item verifiers, a batch function failing
+    fails the whole batch).
+
+    Args:
+        funcs: the reward functions: callables, dotted paths (``mypkg.rewards.accuracy``) or
+            ``{class_path, init_args}`` of a callable class.
+        weights: one weight per function (default all 1).
+
+    Example (YAML, ``model.scorer``)::
+
+        scorer:
+          class_path: rlobj.train.RewardFunctions
+          init_args:
+            funcs: [mypkg.rewards.accuracy, mypkg.rewards.format_reward]
+            weights: [1.0, 0.2]
+    """
+
+    def __init__(self, funcs: list[Any], weights: list[float] | None = None):
+        if not isinstance(funcs, (list, tuple)) or not funcs:
+            raise RlobjInputError(f"reward_funcs: expected a non-empty list of reward functions, got {funcs!r}")
+        self.funcs = [_resolve_function(f, f"funcs[{i}]") for i, f in enumerate(funcs)]
+        if weights is None:
+            weights = [1.0] * len(self.funcs)
+        if len(weights) != len(self.funcs):
+            raise RlobjInputError(f"weights: {len(weights)} weights for {len(self.funcs)} reward functions")
+        for i, w in enumerate(weights):
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
+                raise RlobjInputError(f"weights[{i}]: expected a finite number, got {w!r}")
+        self.weights = [float(w) for w in weights]
+        names: list[str] = []
+        for f in self.funcs:
+            name = getattr(f, "__name__", None) or type(f).__name__
+            names.append(name if name not in names else f"{name}_{len(names)}")
+        self.names = names
+
+    def score_texts(self, completions: list[str], records: list[dict],
+                    completion_ids: list[list[int]] | None = None) -> tuple[list[Score], dict[str, float]]:
+        """Scores of decoded ``completions`` answering ``records``; metrics per function."""
+        rows = len(completions)
+        conversational = [isinstance(r.get("prompt_messages"), list) for r in records]
+        prompts = [r["prompt_messages"] if c else r["prompt"] for r, c in zip(records, conversational)]
+        shown = [[{"role": "assistant", "content": t}] if c else t for t, c in zip(completions, conversational)]
+        keys = [k for k in records[0] if k not in ("prompt", "prompt_messages", "completion")] if records else []
+        columns = {k: [r.get(k) for r in records] for k in keys}
+        totals, applied = [0.0] * rows, [0] * rows
+        values_by_name: dict[str, list[float]] = {}
+        metrics: dict[str, float] = {}
+        for name, f, w in zip(self.names, self.funcs, self.weights):
+            try:
+                values = f(prompts=prompts, completions=shown, completion_ids=completion_ids, **columns)
+            except Exception as error:
+                raise RlobjInputError(f"reward function {name!r} raised {type(error).__name__}: {error}") from error
+            values = list(values) if values is not None else None
+            if values is None or len(values) != rows:
+                raise RlobjInputError(f"reward function {name!r} returned {0 if values is None else len(values)} "
+                                      f"values for {rows} completions")
+            floats = []
+            for b, v in enumerate(values):
+                if v is None:
+                    floats.append(math.nan)
+                    continue
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    raise RlobjInputError(f"reward function {name!r}: value {b} is {v!r}; expected a finite "
+                                          "number or None (not applicable)")
+                floats.append(float(v))
+                totals[b] += w * float(v)
+                applied[b] += 1
+            values_by_name[name] = floats
+            present = [v for v in floats if not math.isnan(v)]
+            metrics[f"reward_funcs/{name}/mean"] = sum(present) / len(present) if present else math.nan
+            metrics[f"reward_funcs/{name}/none_fraction"] = 1.0 - len(present) / max(rows, 1)
+        metrics["reward_funcs/all_none_fraction"] = sum(1 for a in applied if a == 0) / max(rows, 1)
+        scores = [Score(reward=totals[b], fields={f"reward_funcs/{n}": values_by_name[n][b] for n in self.names})
+                  for b in range(rows)]
+        return scores, metrics
+
+    def __call__(self, ctx, batch: Batch) -> list[Score]:
+        ids = [[int(t) for t, m in zip(row, mask) if m]
+               for row, mask in zip(batch.rollout.response_ids.tolist(), batch.rollout.response_mask.tolist())]
+        scores, metrics = self.score_texts(ctx.decode(batch.rollout), batch.records, ids)
+        batch.metrics.update(metrics)
+        return scores

@@ -5,7 +5,9 @@ position (an integer saved in checkpoints) is all it takes to resume the same st
 live here because the default run needs them and must not download anything:
 
 * :class:`AdditionTask`: generated two-number addition (``"12+34="`` -> ``"46"``);
-* :class:`JsonlTask`: a local JSONL file with question/answer fields (GSM8K / MATH style).
+* :class:`GeneratedTask`: records from a task generator of :mod:`rlobj.data`.
+
+Your own data (files or Hub datasets) goes through :class:`rlobj.train.hf_data.DatasetTask`.
 
 Also here: :func:`build_char_tokenizer` (a character-level ``PreTrainedTokenizerFast`` built
 locally) and :class:`ExactAnswer`, the default run's verifier. They are the trainer's private
@@ -13,19 +15,18 @@ fallbacks; the richer generators, loaders and verifiers of :mod:`rlobj.data` and
 :mod:`rlobj.verifiers` plug in through the same interfaces (``class_path`` in YAML).
 """
 
-import json
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 __all__ = [
     "TaskSource",
     "AdditionTask",
-    "JsonlTask",
     "GeneratedTask",
     "ExactAnswer",
     "build_char_tokenizer",
+    "unknown_characters",
+    "check_characters",
     "ARITHMETIC_CHARS",
 ]
 
@@ -56,8 +57,41 @@ def build_char_tokenizer(chars: str = ARITHMETIC_CHARS):
     core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     core.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>",
-                                   unk_token="<unk>")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>",
+                                        unk_token="<unk>")
+    tokenizer.rlobj_chars = chars  # the DataModule refuses data with other characters
+    return tokenizer
+
+
+def unknown_characters(tokenizer, text: str) -> list[str]:
+    """The distinct characters of ``text`` that a character tokenizer maps to ``<unk>``, in order.
+
+    Example:
+        >>> unknown_characters(build_char_tokenizer("0123456789="), "rev 12=")
+        ['r', 'e', 'v', ' ']
+    """
+    vocab = tokenizer.get_vocab()
+    return list(dict.fromkeys(c for c in text if c not in vocab))
+
+
+def check_characters(tokenizer, records: list[dict], fields: tuple[str, ...] = ("prompt", "completion")) -> None:
+    """Raise naming the characters of ``records`` outside a character tokenizer (they would all
+    become ``<unk>``); tokenizers not built by :func:`build_char_tokenizer` are not checked."""
+    chars = getattr(tokenizer, "rlobj_chars", None)
+    if chars is None:
+        return
+    allowed = set(chars)
+    for record in records:
+        for field in fields:
+            text = record.get(field)
+            if isinstance(text, str) and not set(text) <= allowed:
+                from rlobj.ops.errors import RlobjInputError
+
+                missing = "".join(unknown_characters(tokenizer, text))
+                raise RlobjInputError(
+                    f"tokenizer_chars: {missing!r} in the {field} {text[:60]!r} are not characters of the "
+                    f"character tokenizer ({chars!r}); add them to model.policy.tokenizer_chars (they would "
+                    "otherwise all become <unk>)")
 
 
 class TaskSource:
@@ -126,71 +160,6 @@ class GeneratedTask(TaskSource):
 
     def __repr__(self) -> str:
         return f"GeneratedTask(task={self.task!r}, seed={self.seed})"
-
-
-class JsonlTask(TaskSource):
-    """Records from a local JSONL file (one JSON object per line), visited in a seeded order.
-
-    Index ``i`` maps to line ``perm_e[i mod N]`` with a fresh permutation per pass ``e = i // N``
-    (seeded by ``seed`` and ``e``), so the stream is deterministic and resumable.
-
-    Args:
-        path: the file; checked when the source is built (a missing file fails before any
-            model loads, naming this argument).
-        prompt_key: field holding the question. Default ``"question"``.
-        answer_key: field holding the reference answer. Default ``"answer"``.
-        completion_key: field holding a demonstration (for ``sft``), optional. Default
-            ``"solution"``; falls back to the answer when a line has none.
-        prompt_template: ``str.format`` template around the question (a chat template string),
-            default ``"{prompt}"``.
-        shuffle: visit lines in a seeded random order. Default True.
-        seed: order seed. Default 0.
-    """
-
-    def __init__(self, path: str, prompt_key: str = "question", answer_key: str = "answer",
-                 completion_key: str = "solution", prompt_template: str = "{prompt}",
-                 shuffle: bool = True, seed: int = 0):
-        file = Path(path)
-        if not file.is_file():
-            raise FileNotFoundError(f"JsonlTask.path: no such file {str(file)!r}")
-        self.path, self.prompt_key, self.answer_key = str(file), prompt_key, answer_key
-        self.completion_key, self.prompt_template = completion_key, prompt_template
-        self.shuffle, self.seed = shuffle, int(seed)
-        self.rows = []
-        with file.open() as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"JsonlTask.path: {file}:{number} is not JSON: {error}") from error
-                for key in (prompt_key, answer_key):
-                    if key not in row:
-                        raise KeyError(f"JsonlTask: {file}:{number} has no field {key!r} "
-                                       f"(fields: {sorted(row)})")
-                self.rows.append(row)
-        if not self.rows:
-            raise ValueError(f"JsonlTask.path: {file} holds no records")
-        self._orders: dict[int, list[int]] = {}
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def _order(self, epoch: int) -> list[int]:
-        if epoch not in self._orders:
-            order = list(range(len(self.rows)))
-            if self.shuffle:
-                random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
-            self._orders = {epoch: order}
-        return self._orders[epoch]
-
-    def record(self, index: int) -> dict[str, Any]:
-        epoch, offset = divmod(int(index), len(self.rows))
-        row = self.rows[self._order(epoch)[offset]]
-        answer = str(row[self.answer_key])
-        return {**row, "prompt": self.prompt_template.format(prompt=row[self.prompt_key]),
-                "answer": answer, "completion": str(row.get(self.completion_key, answer))}
 
 
 @dataclass(frozen=True)

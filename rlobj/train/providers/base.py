@@ -22,7 +22,6 @@ Values a sampler, scorer or transform attached to the :class:`~rlobj.train.stage
 from __future__ import annotations
 
 import difflib
-import importlib
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -99,13 +98,11 @@ def required_slots(terms: Iterable[Term]) -> frozenset[str]:
 
 
 def _import(path: str):
-    module, _, name = path.rpartition(".")
-    if not module:
+    from rlobj.train.config_checks import import_dotted
+
+    if "." not in path:
         raise RlobjInputError(f"providers: {path!r} is neither a registered provider name nor a dotted path")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as error:
-        raise RlobjInputError(f"providers: cannot import {path!r} ({error})") from error
+    return import_dotted(path, "providers")
 
 
 def build_providers(spec) -> list[Provider]:
