@@ -59,3 +59,17 @@ def test_objective_settings_are_read_from_the_chain():
     edited = recipe.objective.replace(clip_ratio, clip_ratio(eps_low=0.2, eps_high=0.2))
     assert FromChain(clip_ratio, "eps_high").read(edited) == 0.2
     assert FromChain(clip_ratio, "eps_high").read(recipe.objective) == 9.0
+
+
+def test_paper_rows_point_at_the_recipes():
+    import re
+
+    rows = {}
+    for line in (DOCS / "papers.md").read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^\|\s*(\d+)\s*\|[^|]*\|([^|]*)\|[^|]*\|([^|]*)\|", line)
+        if match:
+            rows[int(match.group(1))] = (match.group(2), match.group(3).strip())
+    pointing = {n for n, (_, recipe) in rows.items() if recipe.strip("`") in RECIPES}
+    assert pointing == {1, 8, 11, 21, 22, 41, 53, 69}
+    # DPH-RL is dph_divergence (stored initial-policy samples), not the online forward_kl
+    assert "`dph_divergence`" in rows[8][0] and "forward_kl" not in rows[8][0]
