@@ -33,10 +33,7 @@ class Accuracy(Provider):
 
     def batch(self, ctx, batch, inputs):
         given = scorer_field(batch, self.field)
-        values = given if given is not None else batch.rewards
-        if values is None:
-            raise RlobjInputError("Accuracy: the batch has no scores (neither a score field "
-                                  f"{self.field!r} nor rewards)")
+        values = given if given is not None else batch.rewards  # raises when nothing scored the batch
         return {"extras:accuracy": values.float().to(batch.rollout.response_ids.device)}
 
 
