@@ -65,7 +65,7 @@ def test_sapo_averages_each_response_then_the_responses():
     out = Objective(sapo)(**batch)
     adv = (torch.tensor([1.0, 0.0], dtype=F64) - 0.5) / (torch.tensor([1.0, 0.0], dtype=F64).std() + 1e-6)
     ratio = (logp - logp_old).exp()
-    tau = torch.where(adv > 0, 1.0, 1.05)[:, None]
+    tau = torch.where(adv > 0, torch.tensor(1.0, dtype=F64), torch.tensor(1.05, dtype=F64))[:, None]
     gate = torch.sigmoid(tau * (ratio - 1)) * 4 / tau  # SAPO: f = (4/tau) sigmoid(tau (r - 1))
     per_token = -gate * adv[:, None]
     mask = batch["mask"]
