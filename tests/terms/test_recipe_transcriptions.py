@@ -319,3 +319,65 @@ def test_kl_cov_recipe():
         return token_mean(values, mask)
 
     check("kl_cov_recipe", batch, reference)
+
+
+# ------------------------------------------------------------------------------ RiskPO
+def test_riskpo_recipe():
+    batch, g = rollouts(groups=10, size=10, width=5)
+    batch["rewards"] = (torch.rand(100, generator=g) < 0.4).to(F64)
+    rewards, groups = batch["rewards"], batch["group_ids"]
+
+    def transcribed_advantages():
+        # RiskPO core_algos (bundled MVaR, DAPO-math script): bundles of 5 consecutive questions,
+        # paper j = the j-th rollout of each; X_j = sum of its rewards; a, b = per-bundle
+        # torch.quantile at 0.2 / 0.8; A = (1.5 g_C + g_R) / 2.5 / (std(X) + 1e-6);
+        # sum-mean credit to the responses of the paper
+        adv = torch.zeros_like(rewards)
+        questions = [torch.nonzero(groups == q).flatten().tolist() for q in range(10)]
+        for start in range(0, 10, 5):
+            bundle = questions[start:start + 5]
+            papers = [[q[j] for q in bundle] for j in range(10)]
+            x = torch.stack([rewards[p].sum() for p in papers])
+            a, b = torch.quantile(x, torch.tensor([0.2, 0.8], dtype=F64))
+            g_r = (torch.clamp(x - a, min=0) - torch.clamp(x - b, min=0)) / (0.8 - 0.2)
+            g_c = -torch.clamp(a - x, min=0) / 0.2
+            paper_adv = (1.5 * g_c + g_r) / 2.5 / (x.std() + 1e-6)
+            for j, paper in enumerate(papers):
+                mu = [rewards[q].mean() for q in bundle]
+                centred = [rewards[row] - m for row, m in zip(paper, mu)]
+                total = sum(centred)
+                for row, c in zip(paper, centred):
+                    adv[row] = paper_adv[j] * c / total if abs(float(total)) > 1e-6 else paper_adv[j] / 5
+        return adv
+
+    adv = transcribed_advantages()
+
+    def reference(logp):
+        return token_mean(clipped_pg(logp, batch["logp_old"], adv, 0.2, 0.2), batch["mask"])
+
+    check("riskpo_recipe", batch, reference)
+
+
+# ------------------------------------------------------------------------------ DPH-RL
+def test_dph_rl_recipe():
+    # the reference's micro-batches are homogeneous: a D_exp batch gets the clipped PG
+    # (clip 0.2 / 0.28, token mean), a D_pef batch (stored pi_0 samples of solved prompts,
+    # advantage 0) only eta * token-mean(u - log u - 1), u = pi_theta / pi_0 (dp_actor.py type 2)
+    batch, g = rollouts()
+    adv = grpo_advantages(batch["rewards"], batch["group_ids"])
+    none = torch.zeros(16, dtype=torch.bool)
+    logp_init = (batch["logp_old"] + 0.2 * torch.randn(batch["logp"].shape, generator=g, dtype=F64)).clamp(max=-1e-3)
+
+    def exploration(logp):
+        return token_mean(clipped_pg(logp, batch["logp_old"], adv, 0.2, 0.28), batch["mask"])
+
+    check("dph_rl_recipe", batch, exploration, extras={"dph_rows": none, "logp_init": logp_init})
+
+    solved = {**batch, "rewards": torch.ones(16, dtype=F64)}
+
+    def perfect(logp):
+        log_u = torch.clamp(logp - logp_init, -20, 20)
+        d = torch.clamp(torch.exp(log_u) - log_u - 1, -10, 10)
+        return 0.01 * token_mean(d, batch["mask"])
+
+    check("dph_rl_recipe", solved, perfect, extras={"dph_rows": ~none, "logp_init": logp_init})
