@@ -33,7 +33,7 @@ API = {
 # faithful recipes (rlobj.presets.recipes; table on docs/recipes.md)
 API.update({name: f"rlobj.presets.recipes.{name}" for name in (
     "lp_reg_recipe", "dph_rl_recipe", "one_shot_rlvr_recipe", "riskpo_recipe", "forking_tokens_recipe",
-    "ulorl_recipe", "w_reinforce_recipe", "siren_recipe")})
+    "ulorl_recipe", "w_reinforce_recipe", "siren_recipe", "papo_recipe")})
 
 IMPL, SUPP, PLAN, OUT = "implemented", "supported", "planned", "out of scope"
 # number -> (status, what, recipe or "", names to link)
@@ -170,8 +170,8 @@ WHEN_EXPORTED = {
     41: (["ulorl_recipe", "mastered_positive_mask"], "ulorl_recipe",
          "UloRL DMMPT: drop the policy loss of tokens with p >= 0.99 in reward-1 responses whose mean entropy is below 0.2 (normaliser unchanged, token mean); segment rollouts are a rollout-side item"),
     # seed methods II: perception views (rlobj.rollout.perception, rlobj.terms.perception)
-    66: (["perception_kl", "double_entropy"],
-         "grpo >> perception_kl(gamma=0.01) >> double_entropy(eta_orig=0.03, eta_perturbed=0.03)",
+    66: (["papo_recipe", "perception_kl", "double_entropy"],
+         "papo_recipe",
          "PAPO implicit perception loss (k3 KL between the policy on the normal and on a patch-blackened / prompt-masked context, maximised; `estimator=\"full\"` for the exact full-vocabulary KL) and double entropy loss; the perturbed pass comes from `rlobj.rollout.perception.perception_forward` in `extras[\"logp_perturbed\"]`"),
     52: (["vogue_bonus"], "grpo.replace(group_zscore, group_zscore() >> vogue_bonus(lambda_u=0.1, cap=0.5))",
          "VOGUE visual-uncertainty advantage bonus from the full-vocabulary symmetric KL between the normal and the perturbed view on noisy-branch rollouts (`annealed_branch_probability`, `noisy_branch_rows`); reading unverified (no reference code), coefficients are placeholders"),

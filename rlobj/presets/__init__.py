@@ -19,6 +19,7 @@ from rlobj.presets.recipes import (  # noqa: E402
     kl_cov_recipe,
     lp_reg_recipe,
     one_shot_rlvr_recipe,
+    papo_recipe,
     riskpo_recipe,
     siren_recipe,
     ulorl_recipe,

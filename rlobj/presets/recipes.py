@@ -21,8 +21,9 @@ from rlobj.algebra.term import Term, as_terms, chain
 from rlobj.presets.papers import one_shot_rlvr
 from rlobj.terms.advantages import group_mean_baseline, group_zscore
 from rlobj.terms.covariance import clip_cov, kl_cov
-from rlobj.terms.divergences import dph_divergence, kl_penalty
+from rlobj.terms.divergences import dph_divergence, k3_kl, kl_penalty
 from rlobj.terms.masks import mastered_positive_mask, top_entropy_mask
+from rlobj.terms.perception import double_entropy, perception_kl
 from rlobj.terms.regularizers import entropy_bonus, lp_reg, siren
 from rlobj.terms.reinforcement import w_reinforce
 from rlobj.terms.rewards import drop_zero_variance_groups, overlong_penalty
@@ -31,7 +32,7 @@ from rlobj.terms.surrogates import clip_ratio
 
 __all__ = ["FromChain", "Recipe", "Setting", "RECIPES", "dapo_recipe", "lp_reg_recipe", "forking_tokens_recipe",
            "siren_recipe", "one_shot_rlvr_recipe", "dph_rl_recipe", "w_reinforce_recipe", "riskpo_recipe",
-           "ulorl_recipe", "clip_cov_recipe", "kl_cov_recipe"]
+           "ulorl_recipe", "clip_cov_recipe", "kl_cov_recipe", "papo_recipe"]
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,17 @@ clip_cov_recipe = chain(group_zscore(), clip_cov(ratio=2e-4, cov_low=1.0, cov_hi
 kl_cov_recipe = chain(group_zscore(), kl_cov(ratio=2e-3, beta=1.0, scope="micro_batch"), token_mean(),
                       name="kl_cov_recipe")
 
+#: PAPO (Wang et al., arXiv 2507.06448). Reference: MikeWangWZHL/PAPO @ fb63bf4 (EasyR1-based),
+#: ``examples/papo_grpo/qwen2_5_vl_7b_grpo_papo.sh`` (``kl_prcp_coef=0.02``,
+#: ``aug_entropy_loss_coef = ori_entropy_loss_coef = 0.05``), ``examples/configs/config_grpo_papo.yaml``
+#: (``kl_penalty: low_var_kl``, ``kl_coef: 0.01``, ``kl_prcp_penalty: low_var_kl``, rollout
+#: n = 5, temperature 1.0, lr 1e-6) and the EasyR1 actor defaults (``clip_ratio_low 0.2``,
+#: ``clip_ratio_high 0.3``, ``clip_ratio_dual 3.0``, ``loss_avg_mode: token``). The masked-image
+#: log-probs come from the old policy without gradient (``extras["logp_perturbed"]``).
+papo_recipe = chain(group_zscore(), clip_ratio(eps_low=0.2, eps_high=0.3, dual_clip=3.0), perception_kl(gamma=0.02),
+                    double_entropy(eta_orig=0.05, eta_perturbed=0.05), k3_kl(beta=0.01), token_mean(),
+                    name="papo_recipe")
+
 
 def _s(name, rlobj, reference, where, differs=""):
     return Setting(name, rlobj, reference, where, differs)
@@ -315,6 +327,21 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         _s("scope", FromChain(clip_cov, "scope"), "micro_batch", "core_algos.py: per micro-batch on each rank"),
         _s("aggregation", _agg(token_mean), "token_mean", "7b_clip_cov.sh: loss_agg_mode"),
         _s("lr", 1e-6, 1e-6, "7b_clip_cov.sh: actor.optim.lr"),
+    )),
+    Recipe("papo_recipe", "PAPO, arXiv 2507.06448", "MikeWangWZHL/PAPO @ fb63bf4", papo_recipe, (
+        _s("clip eps_low", EPS_LOW, 0.2, "verl/workers/actor/config.py (EasyR1): clip_ratio_low"),
+        _s("clip eps_high", EPS_HIGH, 0.3, "verl/workers/actor/config.py: clip_ratio_high"),
+        _s("dual clip c", FromChain(clip_ratio, "dual_clip"), 3.0, "verl/workers/actor/config.py: clip_ratio_dual"),
+        _s("aggregation", _agg(token_mean), "token_mean", "verl/workers/actor/config.py: loss_avg_mode=token"),
+        _s("perception KL gamma", FromChain(perception_kl, "gamma"), 0.02, "qwen2_5_vl_7b_grpo_papo.sh: KL_PRCP_COEF"),
+        _s("perception KL estimator", FromChain(perception_kl, "estimator"), "k3",
+           "config_grpo_papo.yaml: kl_prcp_penalty=low_var_kl"),
+        _s("entropy loss (original)", FromChain(double_entropy, "eta_orig"), 0.05, "same script: ORI_ENTROPY_LOSS_COEF"),
+        _s("entropy loss (masked)", FromChain(double_entropy, "eta_perturbed"), 0.05, "same script: AUG_ENTROPY_LOSS_COEF"),
+        _s("KL to reference (k3, loss)", FromChain(kl_penalty, "beta"), 0.01, "config_grpo_papo.yaml: kl_coef, low_var_kl"),
+        _s("group_size", 5, 5, "config_grpo_papo.yaml: worker.rollout.n"),
+        _s("temperature", 1.0, 1.0, "config_grpo_papo.yaml: worker.rollout.temperature"),
+        _s("lr", 1e-6, 1e-6, "config_grpo_papo.yaml: worker.actor.optim.lr"),
     )),
     Recipe("kl_cov_recipe", "The Entropy Mechanism of RL for Reasoning LMs, arXiv 2505.22617",
            "volcengine/verl recipe/entropy (PRIME-RL/Entropy-Mechanism-of-Reasoning-RL)", kl_cov_recipe, (

@@ -68,7 +68,7 @@ def check(name, batch, reference_loss, **extra):
     ref_leaf = batch["logp"].clone().requires_grad_(True)
     theirs = reference_loss(ref_leaf)
     (ref_grad,) = torch.autograd.grad(theirs, ref_leaf)
-    assert float(ours) == pytest.approx(float(theirs), rel=1e-9, abs=1e-12), name
+    assert float(ours.detach()) == pytest.approx(float(theirs.detach()), rel=1e-9, abs=1e-12), name
     torch.testing.assert_close(grad, ref_grad, rtol=1e-8, atol=1e-12)
     return float(ours)
 
@@ -106,7 +106,7 @@ def test_dapo_recipe():
     theirs = reference(ref_leaf)
     (ref_grad,) = torch.autograd.grad(theirs, ref_leaf)
     # equal up to the std epsilon: (r + p/2) / (std/2 + 1e-6) vs (2r - 1 + p) / (std + 1e-6)
-    assert float(ours) == pytest.approx(float(theirs), rel=1e-5)
+    assert float(ours.detach()) == pytest.approx(float(theirs.detach()), rel=1e-5)
     torch.testing.assert_close(grad, ref_grad, rtol=1e-5, atol=1e-10)
     assert not keep[8:12].any() and keep.any()
 
@@ -204,7 +204,7 @@ def test_siren_recipe():
     ref_leaf = logits.clone().requires_grad_(True)
     theirs = reference(ref_leaf)
     (ref_grad,) = torch.autograd.grad(theirs, ref_leaf)
-    assert float(ours) == pytest.approx(float(theirs), rel=1e-8)
+    assert float(ours.detach()) == pytest.approx(float(theirs.detach()), rel=1e-8)
     torch.testing.assert_close(grad, ref_grad, rtol=1e-6, atol=1e-10)
 
 
@@ -381,3 +381,26 @@ def test_dph_rl_recipe():
         return 0.01 * token_mean(d, batch["mask"])
 
     check("dph_rl_recipe", solved, perfect, extras={"dph_rows": ~none, "logp_init": logp_init})
+
+
+# ------------------------------------------------------------------------------ PAPO
+def test_papo_recipe():
+    batch, g = rollouts()
+    logp_masked = (batch["logp_old"] - 0.5 * torch.rand(batch["logp"].shape, generator=g, dtype=F64)).clamp(max=-1e-3)
+    logp_ref = (batch["logp_old"] + 0.1 * torch.randn(batch["logp"].shape, generator=g, dtype=F64)).clamp(max=-1e-3)
+    adv = grpo_advantages(batch["rewards"], batch["group_ids"])
+
+    def low_var_kl(logp, ref):
+        kl = (ref - logp).clamp(-20.0, 20.0)
+        return torch.clamp(kl.exp() - kl - 1, -10.0, 10.0)
+
+    def reference(logp):
+        # PAPO dp_actor.py: pg (EasyR1 clip 0.2 / 0.3, dual 3, token mean) + 0.01 KL_ref
+        # - 0.02 KL_prcp(logp, logp_masked) + 0.05 H_masked + 0.05 H_orig, H = token-mean(-logp)
+        mask = batch["mask"]
+        pg = token_mean(clipped_pg(logp, batch["logp_old"], adv, 0.2, 0.3, dual=3.0), mask)
+        return (pg + 0.01 * token_mean(low_var_kl(logp, logp_ref), mask)
+                - 0.02 * token_mean(low_var_kl(logp, logp_masked), mask)
+                + 0.05 * token_mean(-logp_masked, mask) + 0.05 * token_mean(-logp, mask))
+
+    check("papo_recipe", batch, reference, logp_ref=logp_ref, extras={"logp_perturbed": logp_masked})
