@@ -26,4 +26,17 @@ from rlobj.presets.recipes import (  # noqa: E402
     w_reinforce_recipe,
 )
 
-__all__ += [name for name in RECIPES]
+__all__ += [
+    "clip_cov_recipe",
+    "dapo_recipe",
+    "dph_rl_recipe",
+    "forking_tokens_recipe",
+    "kl_cov_recipe",
+    "lp_reg_recipe",
+    "one_shot_rlvr_recipe",
+    "papo_recipe",
+    "riskpo_recipe",
+    "siren_recipe",
+    "ulorl_recipe",
+    "w_reinforce_recipe",
+]

@@ -73,3 +73,11 @@ def test_paper_rows_point_at_the_recipes():
     assert pointing == {1, 8, 11, 21, 22, 41, 53, 66, 69}
     # DPH-RL is dph_divergence (stored initial-policy samples), not the online forward_kl
     assert "`dph_divergence`" in rows[8][0] and "forward_kl" not in rows[8][0]
+
+
+def test_every_recipe_is_public():
+    import rlobj
+    from rlobj import presets
+
+    assert set(RECIPES) <= set(presets.__all__) and set(RECIPES) <= set(rlobj.__all__)
+    assert all(getattr(rlobj, name) is RECIPES[name].objective for name in RECIPES)

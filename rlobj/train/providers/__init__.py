@@ -34,6 +34,7 @@ __all__ = [
     "TokenRewards",
 ]
 
+from rlobj.train.providers.batch_statistics import Accuracy, SirenAnchor  # noqa: E402
 from rlobj.train.providers.scores import (  # noqa: E402
     AepoCandidates,
     AnswerIds,
@@ -44,7 +45,6 @@ from rlobj.train.providers.scores import (  # noqa: E402
     RewardComponents,
 )
 from rlobj.train.providers.steps import ReasoningSteps, TokenInfluence  # noqa: E402
-from rlobj.train.providers.batch_statistics import Accuracy, SirenAnchor  # noqa: E402
 
 __all__ += ["AepoCandidates", "AnswerIds", "AppealCheck", "AuxConstruction", "ConcisenessScore", "PairwiseJudge",
             "RewardComponents", "ReasoningSteps", "TokenInfluence", "Accuracy", "SirenAnchor"]
