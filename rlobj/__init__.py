@@ -59,6 +59,7 @@ from rlobj.presets.recipes import (
     riskpo_recipe,
     siren_recipe,
     ulorl_recipe,
+    vppo_recipe,
     w_reinforce_recipe,
 )
 
@@ -351,6 +352,7 @@ __all__ = [
     "riskpo_recipe",
     "siren_recipe",
     "ulorl_recipe",
+    "vppo_recipe",
     "w_reinforce_recipe",
     # batch functions (rollout layer)
     "compensation_step",

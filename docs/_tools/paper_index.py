@@ -33,7 +33,7 @@ API = {
 # faithful recipes (rlobj.presets.recipes; table on docs/recipes.md)
 API.update({name: f"rlobj.presets.recipes.{name}" for name in (
     "lp_reg_recipe", "dph_rl_recipe", "one_shot_rlvr_recipe", "riskpo_recipe", "forking_tokens_recipe",
-    "ulorl_recipe", "w_reinforce_recipe", "siren_recipe", "papo_recipe")})
+    "ulorl_recipe", "w_reinforce_recipe", "siren_recipe", "papo_recipe", "vppo_recipe")})
 
 IMPL, SUPP, PLAN, OUT = "implemented", "supported", "planned", "out of scope"
 # number -> (status, what, recipe or "", names to link)
@@ -159,8 +159,8 @@ WHEN_EXPORTED = {
          "Token Hidden Reward (or NTHR, `mode=\"nthr\"`) reweighting from a per-token influence score in extras; THR's threshold and rule unverified"),
     34: (["hint_clip_ratio"], "grpo.replace(clip_ratio, hint_clip_ratio())",
          "Guide: the ratio of a hint-guided rollout divides the hint-free policy by the hint-conditioned sampler"),
-    35: (["dependency_advantage_shaping", "pivotal_token_mask"],
-         "grpo.replace(group_zscore, group_zscore() >> dependency_advantage_shaping()) >> pivotal_token_mask(k=0.4)",
+    35: (["vppo_recipe", "dependency_advantage_shaping", "pivotal_token_mask"],
+         "vppo_recipe",
          "VPPO trajectory advantage shaping and pivotal-token gradient filter from `extras[\"visual_dependency\"]` (`visual_dependency_score` writes it)"),
     49: (["critique_token_advantage"], "grpo.replace(group_zscore, group_zscore() >> critique_token_advantage())",
          "CAPO-style token credit: tokens of steps flagged wrong by critique votes (producer is user code) get a penalty; combination rule unverified"),

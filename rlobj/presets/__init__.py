@@ -23,6 +23,7 @@ from rlobj.presets.recipes import (  # noqa: E402
     riskpo_recipe,
     siren_recipe,
     ulorl_recipe,
+    vppo_recipe,
     w_reinforce_recipe,
 )
 
@@ -38,5 +39,6 @@ __all__ += [
     "riskpo_recipe",
     "siren_recipe",
     "ulorl_recipe",
+    "vppo_recipe",
     "w_reinforce_recipe",
 ]

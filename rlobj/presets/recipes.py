@@ -24,15 +24,16 @@ from rlobj.terms.covariance import clip_cov, kl_cov
 from rlobj.terms.divergences import dph_divergence, k3_kl, kl_penalty
 from rlobj.terms.masks import mastered_positive_mask, top_entropy_mask
 from rlobj.terms.perception import double_entropy, perception_kl
-from rlobj.terms.regularizers import entropy_bonus, lp_reg, siren
+from rlobj.terms.regularizers import entropy_bonus, lp_reg, sampled_entropy_bonus, siren
 from rlobj.terms.reinforcement import w_reinforce
 from rlobj.terms.rewards import drop_zero_variance_groups, overlong_penalty
 from rlobj.terms.risk import mvar_advantage
 from rlobj.terms.surrogates import clip_ratio
+from rlobj.terms.token_weights import dependency_advantage_shaping, pivotal_token_mask
 
 __all__ = ["FromChain", "Recipe", "Setting", "RECIPES", "dapo_recipe", "lp_reg_recipe", "forking_tokens_recipe",
            "siren_recipe", "one_shot_rlvr_recipe", "dph_rl_recipe", "w_reinforce_recipe", "riskpo_recipe",
-           "ulorl_recipe", "clip_cov_recipe", "kl_cov_recipe", "papo_recipe"]
+           "ulorl_recipe", "clip_cov_recipe", "kl_cov_recipe", "papo_recipe", "vppo_recipe"]
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,18 @@ papo_recipe = chain(group_zscore(), clip_ratio(eps_low=0.2, eps_high=0.3, dual_c
                     double_entropy(eta_orig=0.05, eta_perturbed=0.05), k3_kl(beta=0.01), token_mean(),
                     name="papo_recipe")
 
+#: VPPO (Huang et al., arXiv 2510.09285). Reference: huaixuheqing/VPPO-RL (EasyR1-based),
+#: ``examples/configs/train_vppo_7b.sh`` (``top_p_perception_tokens=0.4``,
+#: ``advantage_scaling_min=0.9``, ``entropy_penalty_coef=0.06``, rollout n = 8),
+#: ``examples/configs/config.yaml`` (``clip_ratio_low 0.2``, ``clip_ratio_high 0.28``,
+#: ``disable_kl: true``, lr 1e-6, temperature 1.0) and the actor defaults (``clip_ratio_dual 3.0``,
+#: ``loss_avg_mode: token``). The entropy *penalty* ``0.06 * token-mean(-logp)`` is
+#: ``sampled_entropy_bonus(coef=-0.06)``. The dependency scores come in
+#: ``extras["visual_dependency"]``.
+vppo_recipe = chain(group_zscore(), dependency_advantage_shaping(beta_min=0.9),
+                    clip_ratio(eps_low=0.2, eps_high=0.28, dual_clip=3.0), pivotal_token_mask(k=0.4),
+                    sampled_entropy_bonus(coef=-0.06), token_mean(), name="vppo_recipe")
+
 
 def _s(name, rlobj, reference, where, differs=""):
     return Setting(name, rlobj, reference, where, differs)
@@ -342,6 +355,21 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         _s("group_size", 5, 5, "config_grpo_papo.yaml: worker.rollout.n"),
         _s("temperature", 1.0, 1.0, "config_grpo_papo.yaml: worker.rollout.temperature"),
         _s("lr", 1e-6, 1e-6, "config_grpo_papo.yaml: worker.actor.optim.lr"),
+    )),
+    Recipe("vppo_recipe", "VPPO, arXiv 2510.09285", "huaixuheqing/VPPO-RL @ a23c54b", vppo_recipe, (
+        _s("clip eps_low", EPS_LOW, 0.2, "examples/configs/config.yaml: clip_ratio_low"),
+        _s("clip eps_high", EPS_HIGH, 0.28, "examples/configs/config.yaml: clip_ratio_high"),
+        _s("dual clip c", FromChain(clip_ratio, "dual_clip"), 3.0, "verl/workers/actor/config.py: clip_ratio_dual"),
+        _s("aggregation", _agg(token_mean), "token_mean", "verl/workers/actor/config.py: loss_avg_mode=token"),
+        _s("pivotal token fraction k", FromChain(pivotal_token_mask, "k"), 0.4, "train_vppo_7b.sh: top_p_perception_tokens"),
+        _s("advantage scaling minimum", FromChain(dependency_advantage_shaping, "beta_min"), 0.9,
+           "train_vppo_7b.sh: advantage_scaling_min"),
+        _s("entropy penalty", FromChain(sampled_entropy_bonus, "coef"), -0.06,
+           "train_vppo_7b.sh: entropy_penalty_coef=0.06 (loss += 0.06 * mean(-logp))"),
+        _s("KL to reference", "none", "none", "examples/configs/config.yaml: disable_kl: true"),
+        _s("group_size", 8, 8, "train_vppo_7b.sh: rollout=8"),
+        _s("temperature", 1.0, 1.0, "examples/configs/config.yaml: rollout temperature"),
+        _s("lr", 1e-6, 1e-6, "examples/configs/config.yaml: actor.optim.lr"),
     )),
     Recipe("kl_cov_recipe", "The Entropy Mechanism of RL for Reasoning LMs, arXiv 2505.22617",
            "volcengine/verl recipe/entropy (PRIME-RL/Entropy-Mechanism-of-Reasoning-RL)", kl_cov_recipe, (

@@ -404,3 +404,31 @@ def test_papo_recipe():
                 + 0.05 * token_mean(-logp_masked, mask) + 0.05 * token_mean(-logp, mask))
 
     check("papo_recipe", batch, reference, logp_ref=logp_ref, extras={"logp_perturbed": logp_masked})
+
+
+# ------------------------------------------------------------------------------ VPPO
+def test_vppo_recipe():
+    batch, g = rollouts(width=10)
+    dependency = torch.rand(batch["logp"].shape, generator=g, dtype=F64) * 2  # S_t, distinct values
+    adv = grpo_advantages(batch["rewards"], batch["group_ids"])
+
+    def reference(logp):
+        # VPPO-RL dp_actor.update_policy: S_bar_i = mean S over the response; min-max over the
+        # (mini-)batch; beta_max = 0.9 + 0.1 / (mean n + 1e-8); A *= 0.9 + n (beta_max - 0.9);
+        # per response the top ceil(0.4 L) tokens by S keep their PG loss; token mean over all
+        # valid tokens; EasyR1 clip 0.2 / 0.28, dual 3; + 0.06 * token-mean(-logp)
+        mask = batch["mask"]
+        lengths = mask.sum(-1)
+        s_bar = (dependency * mask).sum(-1) / lengths
+        n = torch.clamp((s_bar - s_bar.min()) / (s_bar.max() - s_bar.min()), 0.0, 1.0)
+        beta_max = 0.9 + 0.1 / (n.mean() + 1e-8)
+        scaled = adv * (0.9 + n * (beta_max - 0.9))
+        keep = torch.zeros_like(mask)
+        for i in range(mask.shape[0]):
+            k = math.ceil(0.4 * int(lengths[i]))
+            scores = torch.where(mask[i], dependency[i], torch.full_like(dependency[i], -math.inf))
+            keep[i, torch.topk(scores, k).indices] = True
+        pg = clipped_pg(logp, batch["logp_old"], scaled, 0.2, 0.28, dual=3.0) * keep
+        return token_mean(pg, mask) + 0.06 * token_mean(-logp, mask)
+
+    check("vppo_recipe", batch, reference, extras={"visual_dependency": dependency})
