@@ -11,7 +11,7 @@ __all__ += ["one_shot_rlvr"]
 
 # faithful recipes (issue 14): the whole objective of each paper with its reference settings
 from rlobj.presets.recipes import (  # noqa: E402
-    RECIPES,
+    RECIPES,  # noqa: F401 - the table of recipes (rlobj.presets.recipes.RECIPES)
     clip_cov_recipe,
     dapo_recipe,
     dph_rl_recipe,
