@@ -33,7 +33,7 @@ API = {
 # faithful recipes (rlobj.presets.recipes; table on docs/recipes.md)
 API.update({name: f"rlobj.presets.recipes.{name}" for name in (
     "lp_reg_recipe", "dph_rl_recipe", "one_shot_rlvr_recipe", "riskpo_recipe", "forking_tokens_recipe",
-    "ulorl_recipe", "w_reinforce_recipe", "siren_recipe", "papo_recipe", "vppo_recipe")})
+    "ulorl_recipe", "w_reinforce_recipe", "siren_recipe", "papo_recipe", "vppo_recipe", "pacs_recipe")})
 
 IMPL, SUPP, PLAN, OUT = "implemented", "supported", "planned", "out of scope"
 # number -> (status, what, recipe or "", names to link)
@@ -127,7 +127,7 @@ WHEN_EXPORTED = {
     31: (["sft"], "grpo >> sft()", "the `sft` term adds the supervised loss on guidance demonstrations to the RL objective"),
     53: (["w_reinforce_recipe", "w_reinforce", "psr", "nsr"], "w_reinforce_recipe",
          "W-REINFORCE (the recipe: lambda 0.1, clip 0.2, token mean, entropy bonus 1e-4), or `psr()` / `nsr()` in its place"),
-    57: (["pacs_loss"], "pacs_loss(beta=1.0) >> seq_mean_token_mean()",
+    57: (["pacs_recipe", "pacs_loss"], "pacs_recipe",
          "PACS: class-balanced cross-entropy on an RLOO-baselined policy score; replaces the PPO surrogate"),
     58: (["sft"], "grpo >> sft()", "supervised and RL losses in one objective"),
     69: (["siren_recipe", "siren"], "siren_recipe", "SIREN top-p and peak-entropy masks with a self-anchored entropy regularizer (recipe: Dr. GRPO base, clip 0.2 with dual clip 3, per-micro-batch regulariser as the reference)"),

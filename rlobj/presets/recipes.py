@@ -16,10 +16,11 @@ option, and its docstring says the gradient then depends on the micro-batch size
 from dataclasses import dataclass
 from typing import Any
 
-from rlobj.algebra.aggregation import constant_normalizer, token_mean
+from rlobj.algebra.aggregation import constant_normalizer, seq_mean_token_mean, token_mean
 from rlobj.algebra.term import Term, as_terms, chain
 from rlobj.presets.papers import one_shot_rlvr
 from rlobj.terms.advantages import group_mean_baseline, group_zscore
+from rlobj.terms.auxiliary import pacs_loss
 from rlobj.terms.covariance import clip_cov, kl_cov
 from rlobj.terms.divergences import dph_divergence, k3_kl, kl_penalty
 from rlobj.terms.masks import mastered_positive_mask, top_entropy_mask
@@ -33,7 +34,7 @@ from rlobj.terms.token_weights import dependency_advantage_shaping, pivotal_toke
 
 __all__ = ["FromChain", "Recipe", "Setting", "RECIPES", "dapo_recipe", "lp_reg_recipe", "forking_tokens_recipe",
            "siren_recipe", "one_shot_rlvr_recipe", "dph_rl_recipe", "w_reinforce_recipe", "riskpo_recipe",
-           "ulorl_recipe", "clip_cov_recipe", "kl_cov_recipe", "papo_recipe", "vppo_recipe"]
+           "ulorl_recipe", "clip_cov_recipe", "kl_cov_recipe", "papo_recipe", "vppo_recipe", "pacs_recipe"]
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,12 @@ vppo_recipe = chain(group_zscore(), dependency_advantage_shaping(beta_min=0.9),
                     clip_ratio(eps_low=0.2, eps_high=0.28, dual_clip=3.0), pivotal_token_mask(k=0.4),
                     sampled_entropy_bonus(coef=-0.06), token_mean(), name="vppo_recipe")
 
+#: PACS (Li et al., arXiv 2509.02522). Reference: ritzz-ai/PACS, ``src/pacs/pacs_core_algos.py``
+#: and ``scripts/pacs/pacs_beta_1.0.sh`` (``beta 1.0``, RLOO scores, ``use_weight=True``,
+#: ``weight_mode=question``, n = 8, lr 1e-6, no KL, no entropy): the class-balanced
+#: cross-entropy replaces the PPO surrogate; the row mean is the same under every aggregation.
+pacs_recipe = chain(pacs_loss(beta=1.0, baseline="rloo", balanced=True), seq_mean_token_mean(), name="pacs_recipe")
+
 
 def _s(name, rlobj, reference, where, differs=""):
     return Setting(name, rlobj, reference, where, differs)
@@ -370,6 +377,15 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         _s("group_size", 8, 8, "train_vppo_7b.sh: rollout=8"),
         _s("temperature", 1.0, 1.0, "examples/configs/config.yaml: rollout temperature"),
         _s("lr", 1e-6, 1e-6, "examples/configs/config.yaml: actor.optim.lr"),
+    )),
+    Recipe("pacs_recipe", "PACS, arXiv 2509.02522", "ritzz-ai/PACS", pacs_recipe, (
+        _s("score scale beta", FromChain(pacs_loss, "beta"), 1.0, "scripts/pacs/pacs_beta_1.0.sh: beta"),
+        _s("group baseline", FromChain(pacs_loss, "baseline"), "rloo", "pacs_core_algos.py: RLOO scores (default)"),
+        _s("class-balanced weights", FromChain(pacs_loss, "balanced"), True,
+           "pacs_beta_1.0.sh: use_weight=True, weight_mode=question"),
+        _s("PPO clip / KL / entropy", "none", "none", "pacs_actor.py: the BCE replaces the PPO loss; no KL, no entropy"),
+        _s("group_size", 8, 8, "pacs_beta_1.0.sh: rollout.n"),
+        _s("lr", 1e-6, 1e-6, "pacs_beta_1.0.sh: actor.optim.lr"),
     )),
     Recipe("kl_cov_recipe", "The Entropy Mechanism of RL for Reasoning LMs, arXiv 2505.22617",
            "volcengine/verl recipe/entropy (PRIME-RL/Entropy-Mechanism-of-Reasoning-RL)", kl_cov_recipe, (

@@ -432,3 +432,28 @@ def test_vppo_recipe():
         return token_mean(pg, mask) + 0.06 * token_mean(-logp, mask)
 
     check("vppo_recipe", batch, reference, extras={"visual_dependency": dependency})
+
+
+# ------------------------------------------------------------------------------ PACS
+def test_pacs_recipe():
+    batch, g = rollouts()
+    rewards, groups = batch["rewards"], batch["group_ids"]
+
+    def reference(logp):
+        # pacs_core_algos.py: s = beta * sum_t (logp - logp_old); psi = s - leave-one-out mean;
+        # BCE-with-logits against r, balanced class weights per mixed group, mean over rows
+        s = 1.0 * ((logp - batch["logp_old"]) * batch["mask"]).sum(-1)
+        psi = torch.zeros_like(s)
+        weights = torch.ones_like(s)
+        for gid in groups.unique():
+            rows = groups == gid
+            size = int(rows.sum())
+            psi[rows] = s[rows] - (s[rows].sum() - s[rows]) / (size - 1)
+            positives = int((rewards[rows] > 0.5).sum())
+            if 0 < positives < size:
+                weights[rows] = torch.where(rewards[rows] > 0.5, torch.tensor(size / (2.0 * positives), dtype=F64),
+                                            torch.tensor(size / (2.0 * (size - positives)), dtype=F64))
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(psi, rewards, reduction="none")
+        return (weights * bce).mean()
+
+    check("pacs_recipe", batch, reference)
