@@ -95,3 +95,17 @@ def test_accuracy_provider_prefers_the_score_field_then_the_reward():
                   scores=[Score(reward=float(r)) for r in rewards])
     torch.testing.assert_close(Accuracy().batch(module.context(0), plain, {})["extras:accuracy"], plain.rewards.float())
     assert [p for p in module.providers if isinstance(p, Accuracy)]
+
+
+@pytest.mark.parametrize("name", ["forking_tokens_recipe", "siren_recipe", "clip_cov_recipe", "kl_cov_recipe"])
+def test_reference_scope_recipes_depend_on_the_micro_batch_size(name):
+    # the recipes use the reference's per-micro-batch selection / regulariser on purpose; their
+    # docstrings say the gradient then depends on the micro-batch size: it does (the law-abiding
+    # form passes tests/train/test_pipeline_laws.py)
+    from .pipeline_cases import objective_for, weights_after
+
+    objective = objective_for(name, reference_scope=True)
+    assert any(getattr(t, "scope", None) == "micro_batch" for t in objective.terms)
+    whole = weights_after(name, None, 2, objective=objective)
+    split = weights_after(name, 7, 2, objective=objective)
+    assert max(float((whole[k] - split[k]).abs().max()) for k in whole) > 1e-6
