@@ -58,7 +58,9 @@ def synthetic_batch(prompts: int = 8, group: int = 4, seed: int = 0) -> dict:
     lengths[:group] = lengths[:group].clamp(max=BUDGET - 8)
     mask = torch.arange(BUDGET)[None, :] < lengths[:, None]
     group_ids = torch.arange(prompts).repeat_interleave(group)
-    return dict(logp=logp, logp_old=logp_old, mask=mask, rewards=rewards, group_ids=group_ids)
+    # DAPO filters groups on each response's accuracy (here the 0/1 reward itself)
+    return dict(logp=logp, logp_old=logp_old, mask=mask, rewards=rewards, group_ids=group_ids,
+                extras={"accuracy": rewards})
 
 
 def token_weights(aggregation, lengths: torch.Tensor) -> torch.Tensor:
@@ -83,14 +85,15 @@ def main() -> None:
     # Dr. GRPO: two replacements in GRPO.
     my_dr_grpo = (grpo.replace(group_zscore, group_mean_baseline())
                       .replace(seq_mean_token_mean, constant_normalizer(max_tokens=BUDGET)))
-    # DAPO: two terms in front, clip-higher, token-level mean.
-    my_dapo = (overlong_penalty(max_length=BUDGET, buffer=8) >> drop_zero_variance_groups()
+    # DAPO: two terms in front (overlong shaping at factor 0.5 for 0/1 rewards, the group filter on
+    # the accuracy), clip-higher, token-level mean.
+    my_dapo = (overlong_penalty(max_length=BUDGET, buffer=8, factor=0.5) >> drop_zero_variance_groups(on="accuracy")
                >> grpo.replace(clip_ratio, clip_ratio(eps_low=0.2, eps_high=0.28))
                       .replace(seq_mean_token_mean, token_mean()))
     recipes = {"grpo": grpo, "dr_grpo": my_dr_grpo, "dapo": my_dapo}
     presets = {"grpo": grpo,
                "dr_grpo": dr_grpo.replace(constant_normalizer, constant_normalizer(max_tokens=BUDGET)),
-               "dapo": dapo.replace(overlong_penalty, overlong_penalty(max_length=BUDGET, buffer=8))}
+               "dapo": dapo.replace(overlong_penalty, overlong_penalty(max_length=BUDGET, buffer=8, factor=0.5))}
     for name, recipe in recipes.items():
         print(f"{name:8s} {recipe}")
         print(f"{'':8s} equals the preset {name} (budget {BUDGET}): {recipe == presets[name]}")

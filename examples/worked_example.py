@@ -31,8 +31,9 @@ def synthetic_batch(prompts: int = 8, group: int = 4, length: int = 12, vocab: i
     rewards = (zeros > medians).float()
     # The policy being trained: a slightly moved copy of the sampling policy, with grad.
     logp = (logp_old + 0.05 * torch.randn(logp_old.shape, generator=generator)).clamp(max=0.0)
+    # extras["accuracy"]: what DAPO's group filter tests (here the 0/1 reward itself)
     return dict(logp=logp.requires_grad_(), logp_old=logp_old, logp_ref=logp_ref, mask=mask,
-                rewards=rewards, group_ids=group_ids, entropy=entropy)
+                rewards=rewards, group_ids=group_ids, entropy=entropy, extras={"accuracy": rewards})
 
 
 def main() -> None:

@@ -46,6 +46,24 @@ from rlobj.presets import (
     sapo,
 )
 
+# faithful recipes: each paper's whole objective with its reference settings (rlobj.presets.recipes)
+from rlobj.presets.recipes import (
+    clip_cov_recipe,
+    dapo_recipe,
+    dph_rl_recipe,
+    forking_tokens_recipe,
+    kl_cov_recipe,
+    lp_reg_recipe,
+    one_shot_rlvr_recipe,
+    pacs_recipe,
+    papo_recipe,
+    riskpo_recipe,
+    siren_recipe,
+    ulorl_recipe,
+    vppo_recipe,
+    w_reinforce_recipe,
+)
+
 # batch functions (rollout layer): act on the rollout batch, not on the loss
 from rlobj.rollout.filters import (
     compensation_step,
@@ -323,6 +341,21 @@ __all__ = [
     "reinforce_pp",
     "rloo",
     "sapo",
+    # faithful recipes
+    "clip_cov_recipe",
+    "dapo_recipe",
+    "dph_rl_recipe",
+    "forking_tokens_recipe",
+    "kl_cov_recipe",
+    "lp_reg_recipe",
+    "one_shot_rlvr_recipe",
+    "pacs_recipe",
+    "papo_recipe",
+    "riskpo_recipe",
+    "siren_recipe",
+    "ulorl_recipe",
+    "vppo_recipe",
+    "w_reinforce_recipe",
     # batch functions (rollout layer)
     "compensation_step",
     "dars_cumulative_advantage",

@@ -41,6 +41,7 @@ def make_batch(group_sizes, lengths, width=None, seed=0, dtype=torch.float32, bi
             "logp_rollout": torch.where(mask, logp_rollout, garbage).to(dtype),
             "logp_init": torch.where(mask, logp_ref, garbage).to(dtype),
             "truncated": torch.rand(batch, generator=generator) < 0.2,
+            "accuracy": (rewards > 0.5).to(dtype),
             "reward_components": torch.stack([rewards, torch.rand(batch, generator=generator)], -1),
             "appeal_flipped": (rewards == 0) & (torch.rand(batch, generator=generator) < 0.5),
             "self_reward_logp": torch.log_softmax(torch.randn(batch, 5, generator=generator), -1)[:, 0].to(dtype),

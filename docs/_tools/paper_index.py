@@ -28,7 +28,12 @@ API = {
     "pass_at_k": "rlobj.eval.passk.pass_at_k", "maj_at_k": "rlobj.eval.passk.maj_at_k",
     "cot_pass_at_k": "rlobj.eval.cot.cot_pass_at_k",
     "compare_solve_rates": "rlobj.eval.solve_rates.compare_solve_rates",
+    "dph_divergence": "rlobj.terms.divergences.dph_divergence",
 }
+# faithful recipes (rlobj.presets.recipes; table on docs/recipes.md)
+API.update({name: f"rlobj.presets.recipes.{name}" for name in (
+    "lp_reg_recipe", "dph_rl_recipe", "one_shot_rlvr_recipe", "riskpo_recipe", "forking_tokens_recipe",
+    "ulorl_recipe", "w_reinforce_recipe", "siren_recipe", "papo_recipe", "vppo_recipe", "pacs_recipe")})
 
 IMPL, SUPP, PLAN, OUT = "implemented", "supported", "planned", "out of scope"
 # number -> (status, what, recipe or "", names to link)
@@ -54,7 +59,7 @@ ROWS = {
     19: (SUPP, "the language-agnostic code verifier: `rlobj.verifiers.CodeExecution` with per-language `LanguageConfig` (stdin/stdout tests in a sandbox); objective `grpo`", "`grpo`", ["grpo"]),
     20: (IMPL, "GRPO with binary verification rewards (math verifier `rlobj.verifiers.MathVerifier`)", "`grpo`", ["grpo"]),
     21: (PLAN, "issue 5: RiskPO mixed Value-at-Risk objective and question bundling", "", []),
-    22: (IMPL, "policy gradient only on the top-ρ entropy (forking) tokens", "`dapo >> top_entropy_mask(rho=0.2)`", ["dapo", "top_entropy_mask"]),
+    22: (IMPL, "policy gradient only on the top-ρ entropy (forking) tokens, selected per micro-batch as the reference does", "`forking_tokens_recipe`", ["forking_tokens_recipe", "top_entropy_mask", "dapo"]),
     23: (SUPP, "evaluation: unbiased pass@k curves between checkpoints (`rlobj.eval.pass_at_k`, `plot_pass_at_k`) and per-problem solve-rate tables (`compare_solve_rates`)", "", ["pass_at_k", "compare_solve_rates"]),
     24: (SUPP, "objective `grpo`; math, code and logic-puzzle tasks come from `rlobj.data` generators and `rlobj.verifiers` (the paper's datasets are not bundled)", "`grpo`", ["grpo"]),
     25: (OUT, "video self-supervised tasks: no video modality in rlobj", "", []),
@@ -109,23 +114,23 @@ ROWS = {
 # Planned rows that become "implemented" by themselves once every name is in rlobj.__all__
 # and the recipe builds (it is evaluated in rlobj's namespace): number -> (names, recipe, what).
 WHEN_EXPORTED = {
-    1: (["lp_reg"], "grpo >> lp_reg()", "Lp-Reg: KL toward a min-p filtered proxy of the old policy on low-probability negative-advantage tokens, replacing the clipped term there"),
+    1: (["lp_reg_recipe", "lp_reg"], "lp_reg_recipe", "Lp-Reg: KL toward a min-p filtered proxy of the old policy on low-probability negative-advantage tokens, replacing the clipped term there; the recipe adds the reference's clip [0, 10] and token mean"),
     3: (["backward_correction", "forward_correction", "fn_rate_from_appeals"],
         "backward_correction(rho0=0.1, rho1=0.2) >> dr_grpo",
         "backward correction of the binary reward (shown; unbiased for the clean reward) or the forward correction `grpo.replace(group_zscore, forward_correction(rho1=0.2))`; `fn_rate_from_appeals` estimates the false-negative rate online from re-checked negatives"),
-    8: (["forward_kl"], "grpo >> forward_kl()", "mass-covering full-vocabulary forward KL on the lazy vocab view"),
+    8: (["dph_rl_recipe", "dph_divergence"], "dph_rl_recipe", "DPH-RL: the mass-covering divergence (forward KL or JS generator) evaluated on stored initial-policy samples of perfectly solved prompts (`dph_divergence`, no online reference model); `forward_kl` is a different, online-reference term"),
     10: (["self_reward_advantage", "self_reward_mse"],
          "grpo.replace(group_zscore, self_reward_advantage()) >> self_reward_mse()",
          "last-token self-rewarding score mixed into the advantage, plus its auxiliary MSE loss"),
-    21: (["mvar_advantage"], "grpo.replace(group_zscore, mvar_advantage())",
-         "mixed Value-at-Risk advantage over question bundles, quantile tracker as term state"),
+    21: (["riskpo_recipe", "mvar_advantage"], "riskpo_recipe",
+         "mixed Value-at-Risk advantage over question bundles (per-step quantiles as the released trainer; the tracker is `quantiles=\"track\"`), token mean"),
     31: (["sft"], "grpo >> sft()", "the `sft` term adds the supervised loss on guidance demonstrations to the RL objective"),
-    53: (["w_reinforce", "psr", "nsr"], "grpo.replace(group_zscore, w_reinforce(lam=0.1))",
-         "W-REINFORCE (shown), or `psr()` / `nsr()` in its place"),
-    57: (["pacs_loss"], "pacs_loss(beta=1.0) >> seq_mean_token_mean()",
+    53: (["w_reinforce_recipe", "w_reinforce", "psr", "nsr"], "w_reinforce_recipe",
+         "W-REINFORCE (the recipe: lambda 0.1, clip 0.2, token mean, entropy bonus 1e-4), or `psr()` / `nsr()` in its place"),
+    57: (["pacs_recipe", "pacs_loss"], "pacs_recipe",
          "PACS: class-balanced cross-entropy on an RLOO-baselined policy score; replaces the PPO surrogate"),
     58: (["sft"], "grpo >> sft()", "supervised and RL losses in one objective"),
-    69: (["siren"], "dr_grpo >> siren()", "SIREN top-p and peak-entropy masks with a self-anchored entropy regularizer"),
+    69: (["siren_recipe", "siren"], "siren_recipe", "SIREN top-p and peak-entropy masks with a self-anchored entropy regularizer (recipe: Dr. GRPO base, clip 0.2 with dual clip 3, per-micro-batch regulariser as the reference)"),
     # seed methods I (continued)
     17: (["co_reward"], "co_reward() >> grpo >> k3_kl(beta=0.005)",
          "Co-rewarding-I: reward = agreement with the majority answer of the rephrased twin question (label-free)"),
@@ -154,25 +159,25 @@ WHEN_EXPORTED = {
          "Token Hidden Reward (or NTHR, `mode=\"nthr\"`) reweighting from a per-token influence score in extras; THR's threshold and rule unverified"),
     34: (["hint_clip_ratio"], "grpo.replace(clip_ratio, hint_clip_ratio())",
          "Guide: the ratio of a hint-guided rollout divides the hint-free policy by the hint-conditioned sampler"),
-    35: (["dependency_advantage_shaping", "pivotal_token_mask"],
-         "grpo.replace(group_zscore, group_zscore() >> dependency_advantage_shaping()) >> pivotal_token_mask(k=0.4)",
+    35: (["vppo_recipe", "dependency_advantage_shaping", "pivotal_token_mask"],
+         "vppo_recipe",
          "VPPO trajectory advantage shaping and pivotal-token gradient filter from `extras[\"visual_dependency\"]` (`visual_dependency_score` writes it)"),
     49: (["critique_token_advantage"], "grpo.replace(group_zscore, group_zscore() >> critique_token_advantage())",
          "CAPO-style token credit: tokens of steps flagged wrong by critique votes (producer is user code) get a penalty; combination rule unverified"),
     # seed methods II
-    11: (["one_shot_rlvr"], "one_shot_rlvr",
-         "1-shot RLVR preset: GRPO advantages, PPO clip 0.2, entropy bonus 0.001, k3 KL 0.001, token mean"),
-    41: (["mastered_positive_mask"], "grpo >> mastered_positive_mask(tau=0.99, sigma=0.2)",
-         "UloRL DMMPT: drop the policy loss of tokens with p >= 0.99 in reward-1 responses whose mean entropy is below 0.2 (normaliser unchanged); segment rollouts are a rollout-side item"),
+    11: (["one_shot_rlvr_recipe", "one_shot_rlvr"], "one_shot_rlvr_recipe",
+         "1-shot RLVR: GRPO advantages, PPO clip 0.2, entropy bonus 0.001, k3 KL 0.001, token mean (recipe: temperature 0.6, 8 samples)"),
+    41: (["ulorl_recipe", "mastered_positive_mask"], "ulorl_recipe",
+         "UloRL DMMPT: drop the policy loss of tokens with p >= 0.99 in reward-1 responses whose mean entropy is below 0.2 (normaliser unchanged, token mean); segment rollouts are a rollout-side item"),
     # seed methods II: perception views (rlobj.rollout.perception, rlobj.terms.perception)
-    66: (["perception_kl", "double_entropy"],
-         "grpo >> perception_kl(gamma=0.01) >> double_entropy(eta_orig=0.03, eta_perturbed=0.03)",
+    66: (["papo_recipe", "perception_kl", "double_entropy"],
+         "papo_recipe",
          "PAPO implicit perception loss (k3 KL between the policy on the normal and on a patch-blackened / prompt-masked context, maximised; `estimator=\"full\"` for the exact full-vocabulary KL) and double entropy loss; the perturbed pass comes from `rlobj.rollout.perception.perception_forward` in `extras[\"logp_perturbed\"]`"),
     52: (["vogue_bonus"], "grpo.replace(group_zscore, group_zscore() >> vogue_bonus(lambda_u=0.1, cap=0.5))",
          "VOGUE visual-uncertainty advantage bonus from the full-vocabulary symmetric KL between the normal and the perturbed view on noisy-branch rollouts (`annealed_branch_probability`, `noisy_branch_rows`); reading unverified (no reference code), coefficients are placeholders"),
 }
 
-MODULE_OF = {"lp_reg": "divergences", "forward_kl": "divergences", "siren": "regularizers",
+MODULE_OF = {"lp_reg": "regularizers", "dph_divergence": "divergences", "forward_kl": "divergences", "siren": "regularizers",
              "backward_correction": "corrections", "forward_correction": "corrections",
              "self_reward_advantage": "auxiliary", "self_reward_mse": "auxiliary",
              "mvar_advantage": "risk", "pacs_loss": "auxiliary", "fn_rate_from_appeals": "corrections", "sft": "supervised", "w_reinforce": "reinforcement",

@@ -395,14 +395,23 @@ class TopPEntropy(_Query):
     $\partial H^p/\partial z_v = -q_v(\log q_v + H^p)$ on $N_t$, 0 elsewhere (membership is not
     differentiated). Sorting needs whole vocabulary rows, so this query never splits the
     vocabulary. Property: $0 \le H^p_t \le \log |N_t|$.
+
+    ``max_tokens`` $k$ (SIREN's ``entropy_topk`` = 10000): the reference first truncates each
+    row to its $k$ largest logits (probabilities still of the full softmax) and takes the
+    nucleus inside them, so the nucleus never holds more than the top $k$ tokens (all $k$
+    when their mass stays below ``p``). None: no truncation.
     """
 
     p: float = 0.8
+    max_tokens: int | None = None
     full_rows = True
     extra_buffers = 4
 
     def _validate(self, view):
         _check_probability("p", self.p)
+        if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or isinstance(self.max_tokens, bool)
+                                            or self.max_tokens < 1):
+            raise RlobjInputError(f"max_tokens: expected a positive int or None, got {self.max_tokens!r}")
 
     def _accumulate(self, blk, src, data, gath, acc):
         s = src[0]
@@ -410,6 +419,8 @@ class TopPEntropy(_Query):
         sorted_z = torch.sort(z, dim=1, descending=True).values
         cumulative = (sorted_z - _col(lse)).exp_().cumsum_(dim=1)
         count = (cumulative < self.p).sum(dim=1)
+        if self.max_tokens is not None:
+            count = count.clamp(max=self.max_tokens)
         last = sorted_z.gather(1, (count - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
         threshold = torch.where(count > 0, last, torch.full_like(last, math.inf))
         del sorted_z, cumulative
@@ -679,18 +690,23 @@ class ProxyLogProb(_Query):
     2510.03222; spec §1.1, hard filtering):
     $$ K_t = \{v : \pi_v \ge \kappa \max_u \pi_u\}\ (\text{``minp''}) \ \text{ or }\
        \{v : \pi_v \ge \kappa\}\ (\text{``fixed''}), \qquad
-       \pi^{proxy}_v = \frac{\pi_v \mathbb 1[v \in K_t]}{\sum_{u \in K_t} \pi_u}, $$
+       \pi^{proxy}_v = \frac{e^{z_v/T}\,\mathbb 1[v \in K_t]}{\sum_{u \in K_t} e^{z_u/T}}, $$
     returning $\log \pi^{proxy}(o_t)$, or ``filtered_logp`` when $o_t \notin K_t$ (the reference
-    masks filtered logits to -1e4, so their log-prob is about -1e4). In ``"fixed"`` mode, when no
-    token reaches $\kappa$ the argmax is kept (a one-hot proxy). No gradient (the proxy is a
-    detached target). Build the view from the **old** policy at temperature 1 for the reference
-    behaviour; defaults: $\kappa = 0.02$, min-p.
+    masks filtered logits to -1e4, so their log-prob is about -1e4). $\pi$ and $K_t$ are those of
+    the view (build it at temperature 1: the reference filters the raw logits); ``temperature``
+    $T$ is the renormalisation temperature (the reference divides the filtered logits by the
+    rollout temperature, Lp-Reg-dev ``dp_actor.py`` ``_forward_micro_batch``; $T = 1$ gives
+    $\pi_v / \sum_{K_t}\pi_u$). In ``"fixed"`` mode, when no token reaches $\kappa$ every logit is
+    filtered and the proxy is uniform, $-\log V$ for every token (the reference's softmax of
+    an all -1e4 row). No gradient (the proxy is a detached target). Defaults: $\kappa = 0.02$,
+    min-p, $T = 1$.
     """
 
     tokens: Tensor
     kappa: float = 0.02
     mode: str = "minp"
     filtered_logp: float = -1e4
+    temperature: float = 1.0
     differentiable = False
     extra_buffers = 1
 
@@ -709,27 +725,33 @@ class ProxyLogProb(_Query):
                 raise RlobjInputError(f"kappa: expected a value >= 0, got {self.kappa}")
         else:
             raise RlobjInputError(f"mode: expected 'minp' or 'fixed', got {self.mode!r}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise RlobjInputError(f"temperature: expected a finite number > 0, got {self.temperature!r}")
 
     def _threshold(self, lse, row_max):
         log_kappa = math.log(self.kappa) if self.kappa > 0 else -math.inf
         if self.mode == "minp":
             return row_max + log_kappa
-        return torch.minimum(lse + log_kappa, row_max)
+        return lse + log_kappa
 
     def _accumulate(self, blk, src, data, gath, acc):
-        s = src[0]
+        s = src[0]  # logits are shifted by the row max here: z <= 0, so exp(z / T) <= 1
         threshold = self._threshold(blk.lse[s], blk.max[s])
-        zero = blk.z[s].new_zeros(())
-        kept = torch.where(blk.z[s] >= _col(threshold), blk.p(s), zero, out=blk.scratch())
+        kept = torch.sub(blk.z[s], _col(blk.max[s]), out=blk.scratch()).div_(self.temperature).exp_()
+        kept.masked_fill_(blk.z[s] < _col(threshold), 0.0)
         _add_acc(acc, "kept", kept.sum(dim=1))
+        _add_acc(acc, "columns", torch.full_like(kept[:, 0], kept.shape[1]))
 
     def _finalize(self, stats, src, data, gath, acc):
         s = src[0]
         token_logit = gath[0][:, 0]
         threshold = self._threshold(stats.lse[s], stats.max[s])
-        value = token_logit - stats.lse[s] - acc["kept"].log()
+        kept = acc["kept"]
+        empty = kept <= 0
+        value = (token_logit - stats.max[s]) / self.temperature - torch.where(empty, torch.ones_like(kept), kept).log()
         filtered = torch.full_like(value, float(self.filtered_logp))
-        return torch.where(token_logit >= threshold, value, filtered), {}
+        value = torch.where(token_logit >= threshold, value, filtered)
+        return torch.where(empty, -acc["columns"].log(), value), {}
 
 
 @dataclass(frozen=True, eq=False)
@@ -1406,11 +1428,11 @@ class VocabView:
 
     @typechecked
     def top_p_entropy(
-        self, p: float = 0.8, mask: Bool[Tensor, "batch seq"] | None = None
+        self, p: float = 0.8, mask: Bool[Tensor, "batch seq"] | None = None, max_tokens: int | None = None
     ) -> Float[Tensor, "batch seq"]:
-        r"""SIREN's renormalised nucleus entropy, nucleus = prefix strictly below ``p`` (see
-        :class:`TopPEntropy` for the boundary and tie rules)."""
-        return self.evaluate(TopPEntropy(p), mask=mask)[0]
+        r"""SIREN's renormalised nucleus entropy, nucleus = prefix strictly below ``p``, at most
+        the top ``max_tokens`` tokens (see :class:`TopPEntropy` for the boundary and tie rules)."""
+        return self.evaluate(TopPEntropy(p, max_tokens), mask=mask)[0]
 
     def kl(
         self, other, direction: str = "forward", mask: Tensor | None = None
@@ -1439,9 +1461,11 @@ class VocabView:
         mode: str = "minp",
         mask: Bool[Tensor, "batch seq"] | None = None,
         filtered_logp: float = -1e4,
+        temperature: float = 1.0,
     ) -> Float[Tensor, "batch seq"]:
-        r"""Lp-Reg proxy log-prob of the sampled token, no gradient (see :class:`ProxyLogProb`)."""
-        return self.evaluate(ProxyLogProb(tokens, kappa, mode, filtered_logp), mask=mask)[0]
+        r"""Lp-Reg proxy log-prob of the sampled token, no gradient (see :class:`ProxyLogProb`;
+        ``temperature``: the renormalisation temperature, the rollout's in the reference)."""
+        return self.evaluate(ProxyLogProb(tokens, kappa, mode, filtered_logp, temperature), mask=mask)[0]
 
     @typechecked
     def top_k_mask(

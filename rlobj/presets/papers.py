@@ -40,11 +40,15 @@ grpo = chain(group_zscore(), clip_ratio(eps_low=0.2, eps_high=0.2), seq_mean_tok
 dr_grpo = chain(group_mean_baseline(), clip_ratio(eps_low=0.2, eps_high=0.2),
                 constant_normalizer(max_tokens=4096), name="dr_grpo")
 
-#: DAPO (Yu et al., arXiv 2503.14476): overlong reward shaping (20480 / 4096), dynamic sampling
-#: (zero-variance groups masked out of the loss here; resampling is the ``dynamic_sampling``
-#: transform of the trainer, which redraws the step's own prompts, not new ones as DAPO does),
-#: clip-higher 0.2 / 0.28, token-level loss, no KL.
-dapo = chain(overlong_penalty(max_length=20480, buffer=4096), drop_zero_variance_groups(),
+#: DAPO (Yu et al., arXiv 2503.14476; verl ``recipe/dapo``): dynamic sampling on the
+#: **accuracy** (zero-variance groups of ``extras["accuracy"]`` masked out of the loss, as verl's
+#: ``filter_groups.metric: acc``, not of the length-penalised reward; resampling is the ``dynamic_sampling`` transform of the trainer,
+#: which redraws the step's own prompts, not new ones as DAPO does), overlong reward shaping
+#: (20480 / 4096) with factor 0.5 (verl's ``overlong_penalty_factor`` 1.0 applies to its +1/-1
+#: rewards; on rlobj's 0/1 verifiers the same shaping relative to the reward range is 0.5, and
+#: group z-scores of ``r + 0.5 p`` equal those of ``(2r - 1) + p``), clip-higher 0.2 / 0.28,
+#: token-level loss, no KL.
+dapo = chain(overlong_penalty(max_length=20480, buffer=4096, factor=0.5), drop_zero_variance_groups(on="accuracy"),
              group_zscore(), clip_ratio(eps_low=0.2, eps_high=0.28), token_mean(), name="dapo")
 
 #: GSPO (Zheng et al., arXiv 2507.18071): sequence-level ratio clipped at 3e-4 / 4e-4,
@@ -56,8 +60,9 @@ gspo = chain(group_zscore(), sequence_clip(eps_low=3e-4, eps_high=4e-4), seq_mea
 cispo = chain(group_zscore(), clipped_weight_pg(eps_low=1.0, eps_high=0.28), token_mean(), name="cispo")
 
 #: SAPO (Qwen, arXiv 2511.20347): soft sigmoid gate (tau 1.0 / 1.05), GRPO advantages,
-#: token-level loss.
-sapo = chain(group_zscore(), soft_gate(tau_pos=1.0, tau_neg=1.05), token_mean(), name="sapo")
+#: per-sequence token mean (verl's SAPO policy loss and TRL's ``loss_type="sapo"`` average each
+#: response's tokens, then the responses).
+sapo = chain(group_zscore(), soft_gate(tau_pos=1.0, tau_neg=1.05), seq_mean_token_mean(), name="sapo")
 
 #: GMPO (Zhao et al., arXiv 2507.20673): geometric mean of token ratios, clipped in log space
 #: at 0.4, GRPO advantages, one loss per sequence.

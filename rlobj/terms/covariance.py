@@ -79,7 +79,10 @@ class clip_cov(_Surrogate):
         ratio: $r$, fraction of tokens detached (verl ``clip_cov_ratio`` 2e-4).
         cov_low: $\omega_\text{low}$ (verl ``clip_cov_lb`` 1.0).
         cov_high: $\omega_\text{high}$ (verl ``clip_cov_ub`` 5.0).
-        eps_low, eps_high: PPO clip of the other tokens (verl ``clip_ratio`` 0.2).
+        eps_low, eps_high: PPO clip of the other tokens: 1.0 / 1.0, the authors' Clip-Cov
+            recipes (verl ``recipe/entropy/*clip_cov.sh``, from PRIME-RL/Entropy-Mechanism-of-
+            Reasoning-RL, set ``clip_ratio_low=1``, ``clip_ratio_high=1``: ratio clipped to $[0, 2]$, so the
+            covariance detachment does the work); verl's generic default is 0.2.
         seed: an int (default 0) draws the subset from a generator seeded with ``seed`` and
             a counter kept as term state (reproducible, resumes from a checkpoint): with the
             mini-batch statistics the draw is made once per mini-batch, and the counter
@@ -109,8 +112,8 @@ class clip_cov(_Surrogate):
     ratio: float = 2e-4
     cov_low: float = 1.0
     cov_high: float = 5.0
-    eps_low: float = 0.2
-    eps_high: float = 0.2
+    eps_low: float = 1.0
+    eps_high: float = 1.0
     seed: int | None = 0
     scope: str = "batch"
 

@@ -193,15 +193,20 @@ def lp_reg_selection(logp: Tensor, logp_proxy: Tensor, advantages: Tensor, mask:
 def lp_reg_proxy_topk(topk: TopK, tau: float = 0.02, mode: str = "minp") -> TopK:
     r"""Filter a stored top-k of $\pi_\text{old}$ (full-vocabulary log-probs, ``"batch seq k"``)
     to Lp-Reg's kept set: ``"minp"`` keeps $\log\pi \ge \max\log\pi + \log\tau$, ``"fixed"``
-    keeps $\log\pi \ge \log\tau$ (the argmax when none does). Dropped entries get log-prob
-    $-10^4$, so the TopK's renormalisation gives the proxy $\pi_\text{proxy}$ on the kept set.
-    Exact when $k$ covers the kept set (check: the k-th entry is dropped)."""
+    keeps $\log\pi \ge \log\tau$. Dropped entries get log-prob $-10^4$, so the TopK's
+    renormalisation gives the proxy $\pi_\text{proxy}$ on the kept set. Exact when $k$ covers
+    the kept set (check: the k-th entry is dropped). When ``"fixed"`` keeps nothing, the
+    reference's proxy is uniform over the vocabulary, which a top-k cannot hold: the row becomes
+    uniform over its $k$ stored ids (an approximation; :class:`~rlobj.ops.vocab.ProxyLogProb`
+    gives the exact $-\log V$)."""
     logprobs = topk.logprobs.detach().float()
     top = logprobs.max(dim=-1, keepdim=True).values
     log_tau = math.log(tau) if tau > 0 else -math.inf
-    threshold = top + log_tau if mode == "minp" else torch.clamp(torch.full_like(top, log_tau), max=top)
-    kept = torch.where(logprobs >= threshold, logprobs, torch.full_like(logprobs, -1e4))
-    return TopK(kept, topk.indices)
+    threshold = top + log_tau if mode == "minp" else torch.full_like(top, log_tau)
+    keep = logprobs >= threshold
+    kept = torch.where(keep, logprobs, torch.full_like(logprobs, -1e4))
+    empty = ~keep.any(dim=-1, keepdim=True)
+    return TopK(torch.where(empty, torch.zeros_like(kept), kept), topk.indices)
 
 
 @dataclass(frozen=True)
@@ -212,7 +217,10 @@ class lp_reg(Term):
 
     Proxy (spec §1.1): $\pi_\text{proxy}(v) = \pi_\text{old}(v)\,\mathbb 1[v\in K_t] / Z_t$ with
     $K_t = \{v: \pi_\text{old}(v) \ge \tau\max_u\pi_\text{old}(u)\}$ (``mode="minp"``) or
-    $\{v: \pi_\text{old}(v) \ge \tau\}$ (``"fixed"``). Selected set $R$: see
+    $\{v: \pi_\text{old}(v) \ge \tau\}$ (``"fixed"``; uniform over the vocabulary when no token
+    reaches $\tau$, as the reference's all-filtered softmax), decided on the raw logits
+    (temperature 1); the trainer's ``LpRegProxy`` renormalises the kept logits at the rollout
+    temperature as the reference does (identical at temperature 1). Selected set $R$: see
     :func:`lp_reg_selection`. On $R$ the policy part becomes
 
     $$ \ell_{i,t} = -A_{i,t}\,\rho_{i,t} + \beta\,\big(e^{d} - d - 1\big), \qquad
@@ -353,13 +361,17 @@ class siren(Term):
        \text{loss} \mathrel{+}= \lambda\,\mathcal R, $$
 
     with $H^p_{i,t}$ the nucleus entropy renormalised inside the top-$p$ set (strictly below
-    $p$, see :class:`~rlobj.ops.vocab.TopPEntropy`), $M_i$ the tokens of response $i$ with
+    $p$, inside the ``top_k`` largest logits, see :class:`~rlobj.ops.vocab.TopPEntropy`), $M_i$ the tokens of response $i$ with
     $H^p > $ the row's ``quantile`` (:func:`peak_entropy_mask`, no gradient through it), $S$
     the responses of the micro-batch (a row with no peak token contributes 0). The anchor
-    $H_\text{anc}$ is $\bar H$ at the **first call** (detached), kept as term state and
-    returned unchanged afterwards (never mutated); ``anchor=`` fixes it instead. At the first
-    call $\mathcal R = 0$. $d\mathcal R/d\bar H = 2(\bar H - H_\text{anc})$ pulls the entropy
-    back to the anchor from both sides.
+    $H_\text{anc}$ is $\bar H$ of the **first rollout batch** under the initial policy, as in the
+    reference (``ray_trainer.py`` at ``global_steps == 1``, over the whole batch): in the trainer
+    the ``SirenAnchor`` provider computes it once, over all rows and ranks, and gives it as
+    ``extras["siren_anchor"]`` (0-dim); the term stores it as term state at its first call and
+    returns it unchanged afterwards (never mutated). Called directly without that extra, the
+    anchor is the first call's $\bar H$ (detached; then $\mathcal R = 0$ at the first call).
+    ``anchor=`` fixes it instead. $d\mathcal R/d\bar H = 2(\bar H - H_\text{anc})$ pulls the
+    entropy back to the anchor from both sides.
 
     $\lambda\mathcal R$ is a function of a batch mean, not a per-token loss: the term writes a
     ``"scalar"`` loss part, which every aggregation adds as is, weighted (with a global
@@ -375,9 +387,8 @@ class siren(Term):
        \qquad f(H) = \lambda (H - H_\text{anc})^2, $$
 
     ($h_i$ the row's peak mean), whose sum over micro-batches has the value and the gradient
-    of $\lambda\mathcal R(\bar H(\theta))$ on the whole mini-batch exactly. The anchor is then
-    $\bar H$ of the first mini-batch the term sees (term state). Called directly without the
-    statistics, $\bar H$ is the call's. ``scope="micro_batch"`` is the reference's gradient
+    of $\lambda\mathcal R(\bar H(\theta))$ on the whole mini-batch exactly. Called directly
+    without the statistics, $\bar H$ is the call's. ``scope="micro_batch"`` is the reference's gradient
     accumulation: $\lambda(\bar H_k - H_\text{anc})^2$ of each micro-batch's own mean,
     averaged over micro-batches; the gradient then depends on the micro-batch size (the
     square of a mean is not the mean of squares).
@@ -386,18 +397,17 @@ class siren(Term):
         p: top-p mass of the nucleus (``entropy_topp`` 0.8).
         quantile: lower quantile of the per-sequence mask (``mask_ratio`` 0.8: top 20%).
         coef: $\lambda$ (``entropy_coeff`` 0.005).
-        anchor: a fixed $H_\text{anc}$, or None to take it from the first call (first
-            mini-batch with the statistics).
+        anchor: a fixed $H_\text{anc}$, or None: ``extras["siren_anchor"]`` (the first rollout
+            batch, from the trainer), else the first call's $\bar H$.
         scope: ``"batch"`` (default, exact under micro-batching) or ``"micro_batch"``
             (the reference's per-micro-batch regulariser).
+        top_k: the nucleus lives inside the ``top_k`` largest logits (``entropy_topk`` 10000);
+            None: the whole vocabulary.
 
     References:
         "Rethinking Entropy Regularization in Large Reasoning Models", arXiv 2509.25133 (SIREN);
         reference code ``dp_actor.py`` (``experiment_type == "siren"``), base Dr. GRPO with
-        the mask acting only on the regulariser. The reference computes the anchor on the whole
-        first rollout batch; here it is the first mini-batch the term sees (the first call
-        when called directly, the first micro-batch with ``scope="micro_batch"``; pass
-        ``anchor`` for the whole-batch value).
+        the mask acting only on the regulariser.
     """
 
     reads: ClassVar[tuple[str, ...]] = ("vocab", "mask")
@@ -408,9 +418,12 @@ class siren(Term):
     coef: float = 0.005
     anchor: float | None = None
     scope: str = "batch"
+    top_k: int | None = 10000
 
     def __post_init__(self):
         check_range("siren", "p", self.p, low=0.0, high=1.0, low_open=True)
+        if self.top_k is not None:
+            check_range("siren", "top_k", self.top_k, low=1)
         check_range("siren", "quantile", self.quantile, low=0.0, high=1.0)
         check_range("siren", "coef", self.coef, low=0.0)
         if self.scope not in ("batch", "micro_batch"):
@@ -419,13 +432,20 @@ class siren(Term):
     def has_minibatch_stats(self) -> bool:
         return self.scope == "batch"
 
-    def _row_means(self, state: State, peak: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """$h_i$, each row's mean top-p entropy over its peak tokens (0 without any), and the peaks."""
-        (entropy,) = current_view(state, "siren").evaluate(TopPEntropy(self.p), mask=state.mask)
+    def slots_read(self) -> frozenset[str]:
+        return frozenset(self.reads) | (frozenset({"extras:siren_anchor"}) if self.anchor is None else frozenset())
+
+    def row_means(self, view, mask: Tensor, peak: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """$h_i$, each row's mean top-p entropy over its peak tokens (0 without any), and the
+        peaks, from a vocab view (the trainer's ``SirenAnchor`` calls it on the old policy)."""
+        (entropy,) = view.evaluate(TopPEntropy(self.p, self.top_k), mask=mask)
         if peak is None:
-            peak = peak_entropy_mask(entropy, state.mask, self.quantile)
+            peak = peak_entropy_mask(entropy, mask, self.quantile)
         counts = peak.sum(-1).clamp(min=1).to(entropy.dtype)
         return torch.where(peak, entropy, torch.zeros((), dtype=entropy.dtype)).sum(-1) / counts, peak
+
+    def _row_means(self, state: State, peak: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self.row_means(current_view(state, "siren"), state.mask, peak)
 
     def mean_entropy(self, state: State) -> tuple[Tensor, Tensor]:
         r"""$(\bar H(\theta), M)$ of this (micro-)batch."""
@@ -456,7 +476,8 @@ class siren(Term):
         stored = state.own_state(None)
         anchor = self.anchor if self.anchor is not None else stored
         if anchor is None:
-            anchor = float(mean.detach())
+            given = state.extras.get("siren_anchor")
+            anchor = float(given) if given is not None else float(mean.detach())
             state = state.set_own_state(anchor)
         regulariser = (mean - anchor) ** 2
         value = self.coef * regulariser

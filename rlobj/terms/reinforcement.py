@@ -14,8 +14,12 @@ Its reference code (RLVR-Decomposed, ``compute_psr_nsr_outcome_advantage``) turn
 per-sequence advantages fed to the PPO clip surrogate (App. C), with no baseline, no std
 division and no advantage whitening. These advantages are *not* zero-sum by design.
 
-A response counts as correct when its sequence reward exceeds ``threshold`` (0.5 for the
-reference's $\{0, 1\}$ rewards; use 0 for $\{-1, +1\}$ rewards).
+Which responses are correct (``threshold``): by default (``threshold=None``) the rewards must
+be binary, $\{0, 1\}$ (the reference's verifiers) or $\{-1, +1\}$ (the paper's notation), and
+correct means the larger value; any other reward (partial credit, a format bonus, a length
+penalty) is refused with an error that names ``threshold``. ``threshold=t`` splits any reward
+at $t$: correct iff $r_i > t$ (the reference code has binary rewards only, so it never needs
+one).
 """
 
 from dataclasses import dataclass
@@ -25,6 +29,7 @@ import torch
 
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
+from rlobj.ops.errors import RlobjInputError
 from rlobj.terms._common import check_range, sequence_rewards, with_advantages
 
 __all__ = ["psr", "nsr", "w_reinforce"]
@@ -49,6 +54,20 @@ def _keep_only(state: State, keep: torch.Tensor, advantages: torch.Tensor, drop:
     return with_advantages(state, advantages).add_metrics(**{f"{by}/kept_frac": keep.float().mean()})
 
 
+def correct_rows(rewards: torch.Tensor, threshold: float | None, by: str) -> torch.Tensor:
+    r"""Which responses are correct: $r_i > \tau$ with an explicit ``threshold`` $\tau$; with
+    ``None`` the rewards must be binary ($\{0, 1\}$ or $\{-1, +1\}$) and correct is the value 1."""
+    if threshold is not None:
+        return rewards > threshold
+    binary = ((rewards == 0) | (rewards == 1)).all() or ((rewards == -1) | (rewards == 1)).all()
+    if not bool(binary):
+        odd = sorted({float(v) for v in rewards.detach().flatten().tolist()} - {0.0, 1.0, -1.0})[:5]
+        raise RlobjInputError(
+            f"{by}: the rewards are not binary (values such as {odd}); the reference splits 0/1 "
+            f"(or -1/+1) rewards only. Pass {by}(threshold=t) to count r > t as correct")
+    return rewards == 1
+
+
 @dataclass(frozen=True)
 class psr(_ClassAdvantage):
     r"""Positive sample reinforcement: learn only from correct responses, $A_i = +1$.
@@ -63,7 +82,8 @@ class psr(_ClassAdvantage):
     ``extras["dropped"]`` records them); ``drop=False`` keeps them with $A = 0$.
 
     Args:
-        threshold: $\tau$, correct iff $r_i > \tau$ (0.5 for 0/1 rewards, 0 for ±1 rewards).
+        threshold: None (default): binary rewards only, correct = 1 (see the module
+            docstring); or $\tau$: correct iff $r_i > \tau$ for any reward.
         drop: remove the incorrect rows (True, reference) or give them advantage 0.
 
     Example:
@@ -71,12 +91,12 @@ class psr(_ClassAdvantage):
         >>> recipe = grpo.replace(group_zscore, psr())  # PSR + PPO clip 0.2, per-sequence mean
     """
 
-    threshold: float = 0.5
+    threshold: float | None = None
     drop: bool = True
 
     def __call__(self, state: State) -> State:
         rewards = sequence_rewards(state, "psr")
-        correct = rewards > self.threshold
+        correct = correct_rows(rewards, self.threshold, "psr")
         return _keep_only(state, correct, torch.ones_like(rewards), self.drop, "psr")
 
 
@@ -92,7 +112,7 @@ class nsr(_ClassAdvantage):
     :class:`psr`.
 
     Args:
-        threshold: $\tau$, correct iff $r_i > \tau$.
+        threshold: None (binary rewards only) or $\tau$: correct iff $r_i > \tau$.
         drop: remove the correct rows (True, reference) or give them advantage 0.
 
     Example:
@@ -100,12 +120,12 @@ class nsr(_ClassAdvantage):
         >>> recipe = grpo.replace(group_zscore, nsr())
     """
 
-    threshold: float = 0.5
+    threshold: float | None = None
     drop: bool = True
 
     def __call__(self, state: State) -> State:
         rewards = sequence_rewards(state, "nsr")
-        wrong = rewards <= self.threshold
+        wrong = ~correct_rows(rewards, self.threshold, "nsr")
         return _keep_only(state, wrong, -torch.ones_like(rewards), self.drop, "nsr")
 
 
@@ -124,7 +144,7 @@ class w_reinforce(_ClassAdvantage):
 
     Args:
         lam: $\lambda \ge 0$, the weight of the positive samples (default 0.1).
-        threshold: $\tau$, correct iff $r_i > \tau$.
+        threshold: None (binary rewards only) or $\tau$: correct iff $r_i > \tau$.
 
     Example:
         >>> from rlobj import entropy_bonus, grpo, group_zscore
@@ -133,13 +153,13 @@ class w_reinforce(_ClassAdvantage):
 
     writes: ClassVar[tuple[str, ...]] = ("advantages",)
     lam: float = 0.1
-    threshold: float = 0.5
+    threshold: float | None = None
 
     def __post_init__(self):
         check_range("w_reinforce", "lam", self.lam, low=0.0)
 
     def __call__(self, state: State) -> State:
         rewards = sequence_rewards(state, "w_reinforce")
-        correct = rewards > self.threshold
+        correct = correct_rows(rewards, self.threshold, "w_reinforce")
         advantages = torch.where(correct, torch.full_like(rewards, self.lam), -torch.ones_like(rewards))
         return with_advantages(state, advantages).add_metrics(**{"w_reinforce/correct_frac": correct.float().mean()})

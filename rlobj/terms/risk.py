@@ -79,8 +79,11 @@ class mvar_advantage(Term):
     (std over the bundle's papers, Bessel; see :func:`mvar_scores`). Each response of paper
     $j$ then gets a share of $A_j$ (``credit``). Ren et al., arXiv 2510.00911 (MVaR objective
     and bundling); defaults of the reference scripts (DAPO-math): $\alpha = 0.2$, $\beta = 0.8$
-    (0.9 for MATH), $B = 5$, $w = 1.5$, tracker step 0.1, ``"track"`` quantiles, no natural
-    baseline (True for MATH), std normalisation on, credit ``"sum-mean"`` (``"std"`` for MATH).
+    (0.9 for MATH), $B = 5$, $w = 1.5$, tracker step 0.1, no natural baseline (True for MATH),
+    std normalisation on, credit ``"sum-mean"`` (``"std"`` for MATH). Quantiles default to
+    ``"batch"``: the scripts ask for ``"track"``, but the released trainer (RTkenny/RiskPO,
+    ``ray_trainer.py``) in effect computes the quantiles of each step's bundles, which is what
+    ``"batch"`` reproduces; ``"track"`` is the paper's online tracker.
 
     Quantiles (``quantiles``): ``"batch"`` = per bundle, ``torch.quantile`` (linear
     interpolation); ``"track"`` = the tracked values at the grid levels nearest $\alpha, \beta$
@@ -105,7 +108,8 @@ class mvar_advantage(Term):
         alpha, beta: quantile levels, $0 < \alpha < \beta < 1$.
         w_mix: $w \ge 0$, weight of the CVaR part (0 gives the pure range VaR).
         bundle_size: $B \ge 1$ questions per bundle (1: each question alone).
-        quantiles: ``"track"``, ``"batch"`` or ``"mix"``.
+        quantiles: ``"batch"`` (default, the released trainer's effective behaviour),
+            ``"track"`` (the paper's tracker) or ``"mix"``.
         lr_q: tracker step size.
         natural_baseline: add $a - b$ to $g_R$ (makes it $\le 0$).
         normalize_std: divide by the bundle's paper-score std.
@@ -123,7 +127,7 @@ class mvar_advantage(Term):
     beta: float = 0.8
     w_mix: float = 1.5
     bundle_size: int = 5
-    quantiles: str = "track"
+    quantiles: str = "batch"
     lr_q: float = 0.1
     natural_baseline: bool = False
     normalize_std: bool = True

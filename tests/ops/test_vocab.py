@@ -102,8 +102,9 @@ def ref_top_p_entropy_torch(z, p):
     return -torch.where(keep, q * q.clamp_min(1e-300).log(), torch.zeros_like(q)).sum(-1)
 
 
-def ref_proxy(z, tokens, kappa, mode, filtered=-1e4):
-    """Plain loop over the vocabulary of every position."""
+def ref_proxy(z, tokens, kappa, mode, filtered=-1e4, temperature=1.0):
+    """Plain loop over the vocabulary of every position: kept set at temperature 1, values
+    renormalised at ``temperature``; uniform when ``"fixed"`` keeps nothing (Lp-Reg-dev)."""
     probs = torch.softmax(z, -1)
     out = torch.zeros(probs.shape[:-1], dtype=z.dtype)
     flat_p = probs.reshape(-1, probs.shape[-1])
@@ -114,11 +115,12 @@ def ref_proxy(z, tokens, kappa, mode, filtered=-1e4):
         top = max(row)
         limit = kappa * top if mode == "minp" else kappa
         kept = [v for v in range(len(row)) if row[v] >= limit]
-        if not kept:
-            kept = [row.index(top)]
-        mass = sum(row[v] for v in kept)
         token = int(flat_t[i])
-        flat[i] = math.log(row[token] / mass) if token in kept else filtered
+        if not kept:
+            flat[i] = -math.log(len(row))
+            continue
+        mass = sum(row[v] ** (1 / temperature) for v in kept)
+        flat[i] = math.log(row[token] ** (1 / temperature) / mass) if token in kept else filtered
     return out
 
 
@@ -276,9 +278,10 @@ def test_non_differentiable_queries_match_plain_loop_reference(case):
     view, _, leaves = build(case, grad=False)
     z, _ = reference_inputs(case, leaves)
     tokens, mask = case["tokens"], case["mask"]
-    for kappa, mode in ((0.02, "minp"), (0.3, "minp"), (0.15, "fixed"), (0.97, "fixed")):
-        got = view.proxy_logp(tokens, kappa, mode, mask)
-        torch.testing.assert_close(got, masked(ref_proxy(z, tokens, kappa, mode), mask))
+    for kappa, mode, temperature in ((0.02, "minp", 1.0), (0.3, "minp", 0.7), (0.15, "fixed", 1.0),
+                                     (0.97, "fixed", 1.3)):
+        got = view.proxy_logp(tokens, kappa, mode, mask, temperature=temperature)
+        torch.testing.assert_close(got, masked(ref_proxy(z, tokens, kappa, mode, temperature=temperature), mask))
     for k in (1, 2, 5):
         want = ref_top_k_mask(z, tokens, k)
         expected = want if mask is None else want & mask
@@ -432,8 +435,11 @@ def test_hand_computed_values():
     # min-p kappa=0.3: keep p >= 0.15 -> {0.5, 0.25}, token 1 has proxy 1/3; token 2 filtered
     assert view.proxy_logp(token, 0.3).item() == pytest.approx(math.log(1 / 3))
     assert view.proxy_logp(torch.tensor([[2]]), 0.3).item() == -1e4
-    # fixed kappa=0.9: nothing reaches 0.9 -> the argmax alone is kept
-    assert view.proxy_logp(torch.tensor([[0]]), 0.9, mode="fixed").item() == pytest.approx(0.0)
+    # fixed kappa=0.9: nothing reaches 0.9 -> every logit filtered, the reference's proxy is uniform
+    assert view.proxy_logp(torch.tensor([[0]]), 0.9, mode="fixed").item() == pytest.approx(-math.log(4))
+    assert view.proxy_logp(torch.tensor([[3]]), 0.9, mode="fixed").item() == pytest.approx(-math.log(4))
+    # renormalised at temperature 0.5 on the set kept at temperature 1: {0.5, 0.25} -> (0.25, 0.0625)
+    assert view.proxy_logp(token, 0.3, temperature=0.5).item() == pytest.approx(math.log(0.0625 / 0.3125))
     assert view.top_k_mask(token, 1).item() is False and view.top_k_mask(token, 2).item() is True
     assert view.top_p_mask(token, 0.8).item() is True and view.top_p_mask(token, 0.75).item() is False
     uniform = VocabView.from_logits(torch.zeros(1, 1, 4, dtype=torch.float64))
@@ -487,6 +493,9 @@ def test_proxy_is_a_distribution_with_no_mass_below_threshold(case, kappa, mode)
     assert bool((proxy[below & survivors] == 0).all())
     argmax = probs.argmax(-1, keepdim=True)
     assert bool((proxy.gather(-1, argmax) > 0).all())  # the argmax is always kept
+    uniform = ~survivors.expand_as(proxy)  # nothing reaches kappa: the reference's uniform proxy
+    torch.testing.assert_close(proxy[uniform], torch.full_like(proxy[uniform], 1 / vocab))
+    proxy, probs = proxy[survivors[..., 0]], probs[survivors[..., 0]]
     kept = proxy > 0
     ratio = torch.where(kept, proxy / probs, torch.zeros_like(probs))
     constant = ratio.max(-1, keepdim=True).values

@@ -230,6 +230,7 @@ def test_prof_kept_rows_under_presets(preset):
     scores = torch.rand(12, 3, generator=torch.Generator().manual_seed(0))
     out = prof_filter(fields["rewards"] > 0.5, scores, torch.ones(12, 3, dtype=torch.bool), fields["group_ids"], keep=4)
     batch = {k: v[out.keep] for k, v in fields.items() if k != "extras"}
+    batch["extras"] = {"accuracy": (batch["rewards"] > 0.5).to(batch["rewards"].dtype)}  # dapo's filter reads it
     result = Objective(preset)(**leaf(batch))
     assert torch.isfinite(result.loss) and int(out.keep.sum()) == 8
     assert not out.consistency.requires_grad

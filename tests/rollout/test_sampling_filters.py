@@ -140,7 +140,8 @@ def test_dynamic_sampling_feeds_presets(preset):
                     logp_old=fields["logp_old"], mask=fields["mask"])
 
     out = dynamic_sampling(sample, groups_needed=4, max_rounds=6)
-    result = Objective(preset)(**leaf(out.batch))
+    # dapo's group filter reads each response's accuracy (here the 0/1 reward)
+    result = Objective(preset)(**leaf(out.batch), extras={"accuracy": (out.batch["rewards"] > 0.5).to(out.batch["rewards"].dtype)})
     assert torch.isfinite(result.loss)
     if preset is dapo:  # the in-objective half of dynamic sampling finds nothing left to drop
         assert float(result.metrics["groups/zero_variance_frac"]) == 0.0
@@ -186,6 +187,7 @@ def test_self_curated_prompts_feed_presets(preset):
     keep_prompts = self_curation(torch.tensor([1.0, 0.0, 0.0]))  # prompt 0 solved greedily
     rows = keep_prompts[fields["group_ids"]]
     batch = {k: (v[rows] if isinstance(v, torch.Tensor) else v) for k, v in fields.items() if k != "extras"}
+    batch["extras"] = {"accuracy": (batch["rewards"] > 0.5).to(batch["rewards"].dtype)}  # dapo's filter reads it
     out = Objective(preset)(**leaf(batch))
     assert torch.isfinite(out.loss) and int(rows.sum()) == 8
 

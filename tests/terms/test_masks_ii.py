@@ -219,7 +219,7 @@ def test_clip_cov_hand_values_and_gradient():
     # count = max(1, int(0.25 * 4)) = 1 -> token 0 detached.
     # loss = (-A*1 on tokens 1..3) / 4 = (-2 + 1 + 4) / 4 = 0.75 ; grad = -A/4 = [0, -0.5, 0.25, 1.0]
     logp = COV["logp"].clone().requires_grad_(True)
-    out = (clip_cov(ratio=0.25) >> token_mean()).loss(**dict(COV, logp=logp, logp_old=COV["logp"]))
+    out = (clip_cov(eps_low=0.2, eps_high=0.2, ratio=0.25) >> token_mean()).loss(**dict(COV, logp=logp, logp_old=COV["logp"]))
     assert out.state.parts["policy"].mask.tolist() == [[False, True, True, True]]
     assert float(out.loss) == pytest.approx(0.75)
     out.loss.backward()
@@ -229,19 +229,19 @@ def test_clip_cov_hand_values_and_gradient():
     # a token PPO already clipped is not a candidate: token 0 with ratio e^0.5 = 1.65 > 1.2 and A > 0
     # -> no candidates, nothing detached; loss = (-3 * 1.2 - 2 + 1 + 4) / 4 = -0.15
     old = COV["logp"] - t([[0.5, 0.0, 0.0, 0.0]])
-    clipped = (clip_cov(ratio=0.25) >> token_mean()).loss(**dict(COV, logp_old=old))
+    clipped = (clip_cov(eps_low=0.2, eps_high=0.2, ratio=0.25) >> token_mean()).loss(**dict(COV, logp_old=old))
     assert clipped.state.parts["policy"].mask.all()
     assert float(clipped.loss) == pytest.approx(-0.15)
     assert float(clipped.metrics["clip_frac"]) == pytest.approx(0.25)
     # wider band [0.4, 7]: candidates 0, 1, 2, 3; count = int(0.5 * 4) = 2 of them, at random
-    wide = (clip_cov(ratio=0.5, cov_low=0.4, cov_high=7.0, seed=3)).loss(**dict(COV, logp_old=COV["logp"]))
+    wide = (clip_cov(eps_low=0.2, eps_high=0.2, ratio=0.5, cov_low=0.4, cov_high=7.0, seed=3)).loss(**dict(COV, logp_old=COV["logp"]))
     assert int((~wide.state.parts["policy"].mask).sum()) == 2
 
 
 def test_clip_cov_draw_counter_is_term_state():
     # seed given: the draw depends on (seed, number of earlier calls), the counter is term state
     fields = dict(COV, logp_old=COV["logp"])
-    term = clip_cov(ratio=0.25, cov_low=0.4, cov_high=7.0, seed=1)  # 4 candidates, 1 detached
+    term = clip_cov(eps_low=0.2, eps_high=0.2, ratio=0.25, cov_low=0.4, cov_high=7.0, seed=1)  # 4 candidates, 1 detached
     state, subsets = {}, set()
     for call in range(12):
         out = term.loss(**fields, term_state=state)
@@ -253,9 +253,9 @@ def test_clip_cov_draw_counter_is_term_state():
     assert fresh.state.parts["policy"].mask.tolist() == term.loss(**fields).state.parts["policy"].mask.tolist()
     # seed None: torch's global RNG, as verl
     torch.manual_seed(7)
-    a = clip_cov(ratio=0.25, cov_low=0.4, cov_high=7.0, seed=None).loss(**fields)
+    a = clip_cov(eps_low=0.2, eps_high=0.2, ratio=0.25, cov_low=0.4, cov_high=7.0, seed=None).loss(**fields)
     torch.manual_seed(7)
-    b = clip_cov(ratio=0.25, cov_low=0.4, cov_high=7.0, seed=None).loss(**fields)
+    b = clip_cov(eps_low=0.2, eps_high=0.2, ratio=0.25, cov_low=0.4, cov_high=7.0, seed=None).loss(**fields)
     assert a.state.parts["policy"].mask.tolist() == b.state.parts["policy"].mask.tolist()
     assert a.term_state == {}
 
@@ -280,7 +280,7 @@ def ref_band(batch, eps, low, high):
 @given(batches(), st.sampled_from([0.05, 0.2, 0.5, 1.0]), st.integers(0, 1000))
 def test_clip_cov_matches_loop_reference(batch, ratio, seed):
     fields = kw(batch, grad=True)
-    term = clip_cov(ratio=ratio, cov_low=-0.5, cov_high=1.5, seed=seed)
+    term = clip_cov(eps_low=0.2, eps_high=0.2, ratio=ratio, cov_low=-0.5, cov_high=1.5, seed=seed)
     out = (term >> token_mean()).loss(**fields)
     detached = {(i, j) for i, j in valid(batch) if not bool(out.state.parts["policy"].mask[i, j])}
     band, pairs = ref_band(batch, 0.2, -0.5, 1.5), valid(batch)
@@ -430,9 +430,9 @@ def test_composition_with_presets(preset):
     assert float(on.metrics["mask/mastered_frac"]) > 0
     # clip_cov in place of the preset's clip: with a band no token reaches, the same loss
     eps_high = preset.terms[[type(t) for t in preset.terms].index(clip_ratio)].eps_high
-    same = Objective(preset.replace(clip_ratio, clip_cov(cov_low=1e6, cov_high=1e7, eps_high=eps_high)))(**batch)
+    same = Objective(preset.replace(clip_ratio, clip_cov(cov_low=1e6, cov_high=1e7, eps_low=0.2, eps_high=eps_high)))(**batch)
     torch.testing.assert_close(same.loss, base.loss)
-    detached = Objective(preset.replace(clip_ratio, clip_cov(ratio=0.2, cov_low=-1e6, cov_high=1e6, seed=0)))(**batch)
+    detached = Objective(preset.replace(clip_ratio, clip_cov(eps_low=0.2, eps_high=0.2, ratio=0.2, cov_low=-1e6, cov_high=1e6, seed=0)))(**batch)
     assert float(detached.metrics["clip_cov/frac"]) > 0
     kl = Objective(preset.replace(clip_ratio, kl_cov(ratio=0.2)))(**batch)
     assert torch.isfinite(kl.loss)

@@ -64,20 +64,20 @@ def loop_reference(rewards, lengths, width, kind, lam=0.1, threshold=0.5, drop=T
 def test_hand_values():
     # rewards 1, 0, 0.7, 0 (lengths 2, 1, 3, 2); correct iff r > 0.5 -> rows 0 and 2
     s = state_of([1.0, 0.0, 0.7, 0.0], [2, 1, 3, 2])
-    out = psr()(s)
+    out = psr(threshold=0.5)(s)
     assert out.advantages.tolist() == [[1, 1, 0], [0, 0, 0], [1, 1, 1], [0, 0, 0]]
     assert out.mask.any(-1).tolist() == [True, False, True, False]
     assert out.extras["dropped"].tolist() == [False, True, False, True]
-    out = nsr()(s)
+    out = nsr(threshold=0.5)(s)
     assert out.advantages.tolist() == [[0, 0, 0], [-1, 0, 0], [0, 0, 0], [-1, -1, 0]]
     assert out.mask.any(-1).tolist() == [False, True, False, True]
-    out = w_reinforce(lam=0.1)(s)
+    out = w_reinforce(lam=0.1, threshold=0.5)(s)
     assert torch.allclose(out.advantages, torch.tensor(
         [[0.1, 0.1, 0], [-1, 0, 0], [0.1, 0.1, 0.1], [-1, -1, 0]], dtype=F64))
     assert out.mask.tolist() == s.mask.tolist()
     # token rewards are part of r_i: 0 + 0.25 + 0.5 = 0.75 > 0.5 -> correct
     s = state_of([0.0], [2], token_rewards=[[0.25, 0.5]])
-    assert w_reinforce(lam=0.3)(s).advantages.tolist() == [[0.3, 0.3]]
+    assert w_reinforce(lam=0.3, threshold=0.5)(s).advantages.tolist() == [[0.3, 0.3]]
 
 
 def test_loss_hand_value_through_the_clip():
@@ -85,8 +85,8 @@ def test_loss_hand_value_through_the_clip():
     # W-REINFORCE (lam 0.1) over all four rows: (-0.1 + 1 - 0.1 + 1)/4 = 0.45
     s = state_of([1.0, 0.0, 0.7, 0.0], [2, 1, 3, 2])
     fields = dict(logp=s.logp, logp_old=s.logp, mask=s.mask, rewards=s.rewards)
-    assert float(Objective(psr() >> clip_ratio() >> seq_mean_token_mean())(**fields).loss) == pytest.approx(-1.0)
-    assert float(Objective(w_reinforce() >> clip_ratio() >> seq_mean_token_mean())(**fields).loss) == pytest.approx(0.45)
+    assert float(Objective(psr(threshold=0.5) >> clip_ratio() >> seq_mean_token_mean())(**fields).loss) == pytest.approx(-1.0)
+    assert float(Objective(w_reinforce(threshold=0.5) >> clip_ratio() >> seq_mean_token_mean())(**fields).loss) == pytest.approx(0.45)
 
 
 # --------------------------------------------------------------------------- loop reference
@@ -109,13 +109,13 @@ def test_matches_loop_reference(data, kind, lam, threshold, drop):
 def test_signs_partition_and_weighted_sum(data):
     rewards, lengths, width = data
     s = state_of(rewards, lengths, width)
-    a_psr, a_nsr = psr()(s), nsr()(s)
+    a_psr, a_nsr = psr(threshold=0.5)(s), nsr(threshold=0.5)(s)
     assert bool((a_psr.advantages >= 0).all()) and bool((a_nsr.advantages <= 0).all())
     kept_p, kept_n = a_psr.extras["dropped"].logical_not(), a_nsr.extras["dropped"].logical_not()
     assert bool((kept_p ^ kept_n).all())  # every row is in exactly one of the two
     for lam in (0.0, 0.1, 1.0, 2.5):
-        combined = lam * psr(drop=False)(s).advantages + nsr(drop=False)(s).advantages
-        torch.testing.assert_close(w_reinforce(lam)(s).advantages, combined)
+        combined = lam * psr(threshold=0.5, drop=False)(s).advantages + nsr(threshold=0.5, drop=False)(s).advantages
+        torch.testing.assert_close(w_reinforce(lam, threshold=0.5)(s).advantages, combined)
 
 
 @SETTINGS
@@ -179,14 +179,14 @@ def test_gradient_analytic_through_reinforce():
     # loss = mean_i (1/|y_i|) sum_t -A_i logp -> dL/dlogp_{i,t} = -A_i / (|y_i| N_seq) on kept tokens
     s = state_of([1.0, 0.0, 0.7, 0.0], [2, 1, 3, 2])
     logp = s.logp.clone().requires_grad_(True)
-    out = Objective(w_reinforce(lam=0.1) >> reinforce() >> seq_mean_token_mean())(
+    out = Objective(w_reinforce(lam=0.1, threshold=0.5) >> reinforce() >> seq_mean_token_mean())(
         logp=logp, mask=s.mask, rewards=s.rewards)
     out.loss.backward()
     lengths = s.mask.sum(-1, keepdim=True).to(F64)
     expected = torch.where(s.mask, -out.state.advantages / (lengths * 4), torch.zeros((), dtype=F64))
     torch.testing.assert_close(logp.grad, expected)
     assert torch.autograd.gradcheck(
-        lambda lp: Objective(psr() >> reinforce() >> seq_mean_token_mean())(
+        lambda lp: Objective(psr(threshold=0.5) >> reinforce() >> seq_mean_token_mean())(
             logp=lp, mask=s.mask, rewards=s.rewards).loss, (s.logp.clone().requires_grad_(True),))
 
 

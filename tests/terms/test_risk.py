@@ -168,7 +168,7 @@ def test_hand_values():
     # tracked quantiles a = 1.5 (level 0.2), b = 2 (level 0.8), no std: X = 2 -> g_R = 0.5 / 0.6,
     # X = 1 -> g_C = -0.5 / 0.2 = -2.5; A = (1.5 g_C + g_R) / 2.5 = [1/3, -1.5, -1.5]
     tracker = tuple([1.5] * 10 + [2.0] * 9)
-    term = mvar_advantage(bundle_size=2, normalize_std=False, credit="uniform")
+    term = mvar_advantage(bundle_size=2, normalize_std=False, credit="uniform", quantiles="track")
     adv, new = advantages_of(term, rewards, groups, tracker)
     torch.testing.assert_close(adv, torch.tensor([1 / 3, -1.5, -1.5, 1 / 3, -1.5, -1.5], dtype=F64))
     # tracker step: F(1.5) = 2/3 -> q += 0.1 (level - 2/3); F(2) = 2/3 likewise
@@ -177,7 +177,7 @@ def test_hand_values():
 
 
 def test_tracker_is_returned_state_and_used_on_the_next_step():
-    term = mvar_advantage(bundle_size=2, credit="uniform")
+    term = mvar_advantage(bundle_size=2, credit="uniform", quantiles="track")
     objective = Objective(term >> reinforce())
     fields = dict(logp=torch.full((6, 1), -0.5), mask=torch.ones(6, 1, dtype=torch.bool),
                   rewards=torch.tensor([1.0, 0.0, 1.0, 1.0, 1.0, 0.0]), group_ids=torch.tensor([0, 0, 0, 1, 1, 1]))
@@ -282,7 +282,7 @@ def test_gradient_through_reinforce():
 @pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
 def test_composes_with_presets(preset):
     advantage = group_zscore if any(isinstance(t, group_zscore) for t in preset.terms) else group_mean_baseline
-    recipe = preset.replace(advantage, mvar_advantage(bundle_size=2))
+    recipe = preset.replace(advantage, mvar_advantage(bundle_size=2, quantiles="track"))
     batch = leaf(make_batch([4, 4, 4], [4, 2, 5, 3, 1, 4, 6, 2, 3, 3, 2, 1], seed=3))
     out = Objective(recipe)(**batch)
     assert torch.isfinite(out.loss) and len(out.term_state) == 1

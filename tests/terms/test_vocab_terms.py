@@ -535,8 +535,11 @@ def test_lp_reg_proxy_topk_filter():
     top = lp_reg_proxy_topk(TopK(logprobs, torch.arange(4)[None, None]), 0.02, "minp")
     assert top.logprobs[0, 0, :2].tolist() == pytest.approx(logprobs[0, 0, :2].tolist())
     assert top.logprobs[0, 0, 2:].tolist() == [-1e4, -1e4]
+    fixed = lp_reg_proxy_topk(TopK(logprobs, torch.arange(4)[None, None]), 0.4, "fixed")
+    assert fixed.logprobs[0, 0, 0] == logprobs[0, 0, 0] and (fixed.logprobs[0, 0, 1:] == -1e4).all()
+    # nothing reaches 0.9: the reference's proxy is uniform; a top-k holds it over its k ids
     fixed = lp_reg_proxy_topk(TopK(logprobs, torch.arange(4)[None, None]), 0.9, "fixed")
-    assert fixed.logprobs[0, 0, 0] == logprobs[0, 0, 0] and (fixed.logprobs[0, 0, 1:] == -1e4).all()  # argmax kept
+    assert fixed.logprobs[0, 0].tolist() == [0.0] * 4
 
 
 def test_lp_reg_order_and_bad_input():

@@ -1,10 +1,13 @@
 """Registry-wide trainer checks: one runnable training objective per registered name, and a rollout
 batch (tiny model, uneven lengths, records) that every provider can read."""
 
+import dataclasses
+
 import torch
 from test_registry import NAMES, complete, defaults
 
-from rlobj.algebra.term import as_terms
+from rlobj.algebra.term import as_terms, chain
+from rlobj.presets.recipes import RECIPES
 from rlobj.train.stages import Batch, Score
 
 from ._helpers import synthetic_rollout, tiny_module
@@ -13,9 +16,22 @@ from ._helpers import synthetic_rollout, tiny_module
 ANSWERS = ["3", "5", "7", "9"]
 
 
-def objective_for(name: str):
-    """The registered entry composed into a chain that trains (presets as they are)."""
-    return complete(defaults(name))
+def law_abiding(objective):
+    """``objective`` with every term that selects per micro-batch as its reference code does
+    (``scope="micro_batch"``) moved to the mini-batch scope (the terms' law-abiding default)."""
+    terms = [dataclasses.replace(t, scope="batch") if getattr(t, "scope", None) == "micro_batch" else t
+             for t in as_terms(objective)]
+    return chain(*terms, name=getattr(objective, "name", None))
+
+
+def objective_for(name: str, reference_scope: bool = False):
+    """The registered entry composed into a chain that trains (presets as they are). A faithful
+    recipe that uses a reference's per-micro-batch scope on purpose (its gradient depends on the
+    micro-batch size, as its docstring says) is checked by the registry-wide law tests in its
+    law-abiding form, unless ``reference_scope``; tests/train/test_reference_providers.py shows
+    the dependence of the recipe as written."""
+    objective = complete(defaults(name))
+    return objective if reference_scope or name not in RECIPES else law_abiding(objective)
 
 
 def needs_vocab(name: str) -> bool:

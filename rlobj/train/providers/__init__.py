@@ -34,6 +34,7 @@ __all__ = [
     "TokenRewards",
 ]
 
+from rlobj.train.providers.batch_statistics import Accuracy, SirenAnchor  # noqa: E402
 from rlobj.train.providers.scores import (  # noqa: E402
     AepoCandidates,
     AnswerIds,
@@ -46,7 +47,7 @@ from rlobj.train.providers.scores import (  # noqa: E402
 from rlobj.train.providers.steps import ReasoningSteps, TokenInfluence  # noqa: E402
 
 __all__ += ["AepoCandidates", "AnswerIds", "AppealCheck", "AuxConstruction", "ConcisenessScore", "PairwiseJudge",
-            "RewardComponents", "ReasoningSteps", "TokenInfluence"]
+            "RewardComponents", "ReasoningSteps", "TokenInfluence", "Accuracy", "SirenAnchor"]
 
 from rlobj.train.providers.policy_extras import (  # noqa: E402
     GuidedSampler,

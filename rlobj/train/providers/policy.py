@@ -66,15 +66,18 @@ class ReferenceViews(Provider):
 class LpRegProxy(Provider):
     r"""``extras:logp_proxy`` (Lp-Reg, arXiv 2510.03222): $\log\pi_\text{proxy}(y_t)$ of the old policy.
 
-    Computed once per rollout batch, no grad, at temperature 1 from the vocab view (no
-    ``[tokens, vocab]`` logits): :meth:`VocabView.proxy_logp <rlobj.ops.vocab.VocabView.proxy_logp>`
-    of the sampled tokens with the consuming term's ``tau`` and ``mode``.
+    Computed once per rollout batch, no grad, from the vocab view (no ``[tokens, vocab]``
+    logits): :meth:`VocabView.proxy_logp <rlobj.ops.vocab.VocabView.proxy_logp>` of the sampled
+    tokens with the consuming term's ``tau`` and ``mode``. As in the reference (Lp-Reg-dev
+    ``dp_actor.py``: ``apply_min_p`` on the raw logits, then division by the rollout
+    temperature), the kept set is decided at temperature 1 and the proxy is renormalised at
+    ``temperature``: the run's sampling temperature unless given.
     """
 
     provides: ClassVar[tuple[str, ...]] = ("extras:logp_proxy",)
 
-    def __init__(self, tau: float | None = None, mode: str | None = None):
-        self.tau, self.mode = tau, mode
+    def __init__(self, tau: float | None = None, mode: str | None = None, temperature: float | None = None):
+        self.tau, self.mode, self.temperature = tau, mode, temperature
 
     def setup(self, terms):
         found = {(float(t.tau), str(t.mode)) for t in terms
@@ -93,13 +96,14 @@ class LpRegProxy(Provider):
         if "logp_proxy" in batch.extras:  # given with the batch: it wins, nothing to compute
             return {}
         rollout = batch.rollout
+        temperature = ctx.models.temperature if self.temperature is None else float(self.temperature)
         pieces = []
         with torch.no_grad():
             for rows in ctx.models.chunks(len(rollout)):
                 mask = rollout.response_mask[rows].bool()
                 view = ctx.models.view(rollout, rows, temperature=1.0)
                 tokens = torch.where(mask, rollout.response_ids[rows], 0)
-                proxy = view.proxy_logp(tokens, self.tau, self.mode, mask=mask)
+                proxy = view.proxy_logp(tokens, self.tau, self.mode, mask=mask, temperature=temperature)
                 pieces.append(torch.where(mask, proxy, torch.zeros((), dtype=proxy.dtype)).float())
         return {"extras:logp_proxy": torch.cat(pieces)}
 
