@@ -3,7 +3,8 @@ reference code fixes, each setting beside the reference's value and where it is 
 
 A recipe's ``objective`` is an ordinary chain (``rlobj fit`` takes it by name:
 ``objective: lp_reg_recipe``); its ``trainer`` settings are the :class:`~rlobj.train.RLModule`
-arguments to put beside it in YAML (``group_size``, ``temperature``, ``lr``, ...). Each
+settings to put beside it in YAML (``rollout.group_size``, ``rollout.temperature``,
+``optimizer.init_args.lr``, ...). Each
 :class:`Setting` names the reference's value and the file and keys that set it; an objective
 setting's rlobj value is read from the chain itself (:class:`FromChain`), so the generated page
 (``docs/recipes.md``, ``docs/_tools/recipe_table.py``) always shows what the code does.
@@ -81,15 +82,30 @@ class Recipe:
 
     @property
     def trainer(self) -> dict[str, Any]:
-        return {s.name: s.rlobj for s in self.settings if not isinstance(s.rlobj, FromChain) and s.name in TRAINER_KEYS}
+        """The prescribed training settings as the ``model:`` section of a YAML config (grouped:
+        ``rollout``, ``update``, ``optimizer``), e.g. ``{"rollout": {"group_size": 16}, "optimizer":
+        {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1e-6}}}``."""
+        out: dict[str, Any] = {}
+        for s in self.settings:
+            if isinstance(s.rlobj, FromChain) or s.name not in TRAINER_KEYS:
+                continue
+            group, field = TRAINER_KEYS[s.name]
+            if group == "optimizer":
+                out.setdefault("optimizer", {"class_path": "torch.optim.AdamW", "init_args": {}})["init_args"][field] = s.rlobj
+            else:
+                out.setdefault(group, {})[field] = s.rlobj
+        return out
 
     def rows(self) -> list[tuple[str, Any, Any, str, str]]:
         """``(setting, rlobj value, reference value, where, differs)`` for the generated table."""
         return [(s.name, s.value(self.objective), s.reference, s.where, s.differs) for s in self.settings]
 
 
-#: RLModule arguments a recipe may prescribe (checked against RLModule in the tests).
-TRAINER_KEYS = ("group_size", "temperature", "lr", "mini_batch_size", "max_new_tokens", "ppo_epochs")
+#: Training settings a recipe may prescribe -> their place among RLModule's grouped settings
+#: (checked against rlobj.train.config in the tests).
+TRAINER_KEYS = {"group_size": ("rollout", "group_size"), "temperature": ("rollout", "temperature"),
+                "max_new_tokens": ("rollout", "max_new_tokens"), "mini_batch_size": ("update", "mini_batch_size"),
+                "ppo_epochs": ("update", "ppo_epochs"), "lr": ("optimizer", "lr")}
 
 EPS_LOW, EPS_HIGH = FromChain(clip_ratio, "eps_low"), FromChain(clip_ratio, "eps_high")
 

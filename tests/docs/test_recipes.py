@@ -45,10 +45,20 @@ def test_recipe_builds_from_its_yaml_name_and_round_trips(name):
 
 
 def test_trainer_settings_are_rlmodule_arguments():
+    import dataclasses
+
+    from rlobj.train.config import RolloutConfig, UpdateConfig
+
     parameters = set(inspect.signature(RLModule.__init__).parameters)
-    assert set(TRAINER_KEYS) <= parameters
+    groups = {"rollout": RolloutConfig, "update": UpdateConfig}
+    for group, field in TRAINER_KEYS.values():
+        assert group in parameters
+        assert group == "optimizer" or field in {f.name for f in dataclasses.fields(groups[group])}
     for recipe in RECIPES.values():
-        assert set(recipe.trainer) <= parameters
+        settings = recipe.trainer
+        assert set(settings) <= parameters
+        for group, cls in groups.items():  # the values build the groups (types and ranges checked)
+            cls(**settings.get(group, {}))
 
 
 def test_objective_settings_are_read_from_the_chain():
