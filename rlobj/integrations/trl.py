@@ -53,7 +53,13 @@ import torch
 from torch import Tensor
 
 from rlobj.algebra.state import Normalizer, State
-from rlobj.integrations._shared import as_objective, batch_state, group_ids_of, row_fields, slots_read
+from rlobj.integrations._shared import (
+    as_objective,
+    batch_state,
+    group_ids_of,
+    row_fields,
+    slots_read,
+)
 from rlobj.ops.errors import RlobjInputError
 from rlobj.ops.vocab import Entropy, LogProb, VocabView
 
