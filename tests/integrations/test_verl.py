@@ -11,16 +11,18 @@ import pytest
 import torch
 
 core_algos = pytest.importorskip("verl.trainer.ppo.core_algos")
-from verl.workers.config import ActorConfig  # noqa: E402
+from verl.workers.config import ActorConfig, PolicyLossConfig  # noqa: E402
 
 from rlobj import (  # noqa: E402
     batch_whiten,
+    clip_cov,
     clip_ratio,
     clipped_weight_pg,
     geometric_clip,
     group_baseline_whiten,
     group_mean_baseline,
     group_zscore,
+    kl_cov,
     leave_one_out,
     seq_mean_token_mean,
     sequence_clip,
@@ -51,11 +53,14 @@ def _actor(**fields):
     return config
 
 
-def _run(fn, old, logp, advantages, mask, mode, config):
+def _run(fn, old, logp, advantages, mask, mode, config, metrics=None):
     logp.grad = None
-    loss, _ = fn(old_log_prob=old, log_prob=logp, advantages=advantages, response_mask=mask,
-                 loss_agg_mode=mode, config=config)
+    torch.manual_seed(1234)  # clip_cov draws with torch's global generator (rlobj: seed=None)
+    loss, reported = fn(old_log_prob=old, log_prob=logp, advantages=advantages, response_mask=mask,
+                        loss_agg_mode=mode, config=config)
     loss.backward()
+    if metrics is not None:
+        metrics.update(reported)
     return loss.detach(), logp.grad.clone()
 
 
@@ -71,6 +76,12 @@ LOSSES = [  # (verl loss_mode, actor fields, rlobj chain without aggregation)
     ("sapo", {}, soft_gate(tau_pos=1.0, tau_neg=1.05) >> seq_mean_token_mean()),
     # verl's geo_mean has one loss per sequence and averages them, whatever loss_agg_mode says
     ("geo_mean", {"clip_ratio_low": 0.4, "clip_ratio_high": 0.4}, geometric_clip(eps=0.4) >> seq_mean_token_mean()),
+    # verl computes the covariance selection per call (micro-batch): scope="micro_batch"
+    ("clip_cov", {"policy_loss": PolicyLossConfig(loss_mode="clip_cov", clip_cov_ratio=0.1, clip_cov_lb=0.05,
+                                                  clip_cov_ub=5.0)},
+     clip_cov(ratio=0.1, cov_low=0.05, cov_high=5.0, seed=None, scope="micro_batch")),
+    ("kl_cov", {"policy_loss": PolicyLossConfig(loss_mode="kl_cov", kl_cov_ratio=0.1, ppo_kl_coef=0.5)},
+     kl_cov(ratio=0.1, beta=0.5, scope="micro_batch")),
 ]
 CASES = [(name, fields, chain, mode) for name, fields, chain in LOSSES for mode in LOSS_AGG_MODES]
 
@@ -87,7 +98,11 @@ def test_policy_loss_matches_verl(name, fields, chain, mode):
         config = _actor(**fields)
         config.global_batch_info.update(info)
         loss_peer, grad_peer = _run(core_algos.get_policy_loss_fn(peer_name), old, logp, advantages, mask, mode, config)
-        loss_ours, grad_ours = _run(core_algos.get_policy_loss_fn(ours_name), old, logp, advantages, mask, mode, config)
+        metrics = {}
+        loss_ours, grad_ours = _run(core_algos.get_policy_loss_fn(ours_name), old, logp, advantages, mask, mode,
+                                    config, metrics)
+        if peer_name in ("clip_cov", "kl_cov"):  # not vacuous: the covariance selection picked tokens
+            assert metrics[f"rlobj/{peer_name}/frac"] > 0
         loss_error = float((loss_peer - loss_ours).abs())
         grad_error = float((grad_peer - grad_ours).abs().max())
         print(f"PARITY verl | {name} | {mode} | dp_size {dp} | loss {float(loss_peer):.6f} | "
