@@ -6,7 +6,8 @@ logging, checkpoints); rlobj replaces exactly two things:
 * **advantages**: the chain's batch-stage terms run on TRL's rewards (the weighted sum of the
   reward functions, gathered across processes as TRL gathers them), grouped by prompt
   (``num_generations`` consecutive completions per prompt), on the whole generation batch; each
-  process keeps its own rows, as ``[batch, seq]`` advantages;
+  process keeps its own rows, as ``[batch, seq]`` float32 advantages. A chain without an
+  advantage term keeps TRL's own advantages (``scale_rewards``);
 * **loss**: the chain's loss-stage terms run on TRL's micro-batch with the per-token log-probs
   of the current policy (from the same backbone forward TRL runs), TRL's ``old_per_token_logps``
   / ``ref_per_token_logps`` when TRL computes them, and a global
@@ -157,8 +158,8 @@ class RlobjGRPOTrainer(GRPOTrainer):
                             extras={"truncated": all_truncated})
         rows = slice(gather.process_index * len(mask), (gather.process_index + 1) * len(mask))
         fields = row_fields(state, rows, mask.shape[1])
-        output["advantages"] = fields.pop("advantages").to(torch.float32 if not mask.is_floating_point()
-                                                           else mask.dtype)
+        if "advantages" in fields:  # float32, as TRL's own advantages
+            output["advantages"] = fields.pop("advantages").float()
         output.update({_PREFIX + name: value for name, value in fields.items()})
         for name, value in state.metrics.items():
             self._metrics[mode][f"rlobj/{name}"].append(float(value))

@@ -90,6 +90,14 @@ SETTINGS = [
     ("loss_type=bnpo", {"loss_type": "bnpo"}, clip_ratio() >> token_mean(), {"normalizer": "micro_batch"}),
     ("loss_type=dr_grpo", {"loss_type": "dr_grpo"}, clip_ratio() >> constant_normalizer(MAX_LEN), {}),
     ("loss_type=dapo", {"loss_type": "dapo"}, clip_ratio() >> token_mean(), {}),
+    ("dapo, gradient_accumulation_steps=2", {"loss_type": "dapo", "gradient_accumulation_steps": 2},
+     clip_ratio() >> token_mean(), {}),
+    ("dapo, grad. accum. 2, steps_per_generation=4", {"loss_type": "dapo", "gradient_accumulation_steps": 2,
+     "steps_per_generation": 4}, clip_ratio() >> token_mean(), {}),
+    ("grpo, gradient_accumulation_steps=2", {"loss_type": "grpo", "gradient_accumulation_steps": 2},
+     clip_ratio() >> seq_mean_token_mean(), {}),
+    ("dr_grpo, gradient_accumulation_steps=2", {"loss_type": "dr_grpo", "gradient_accumulation_steps": 2},
+     clip_ratio() >> constant_normalizer(MAX_LEN), {}),
     ("dapo, epsilon_high=0.28", {"loss_type": "dapo", "epsilon_high": 0.28},
      clip_ratio(eps_low=0.2, eps_high=0.28) >> token_mean(), {}),
     ("dapo, beta=0.04", {"loss_type": "dapo", "beta": 0.04}, clip_ratio() >> token_mean() >> k3_kl(0.04, clamp=False, bias_correction=True), {}),
@@ -146,6 +154,18 @@ def test_advantages_match_trl(float64_setup):
     error = float((torch.where(mask, expected, 0.0) - ours_out["advantages"]).abs().max())
     print(f"PARITY TRL | advantages, scale_rewards=group | max|dA| {error:.2e}")
     assert float(expected.abs().max()) > 0 and error < 1e-6
+
+
+def test_chain_without_advantage_term_keeps_trl_advantages(float64_setup):
+    tmp_path, tokenizer, dataset, model, _, _ = float64_setup
+    peer = _trainer(trl.GRPOTrainer, tmp_path, model, tokenizer, dataset)
+    ours = _trainer(RlobjGRPOTrainer, tmp_path, model, tokenizer, dataset, objective=clip_ratio() >> token_mean())
+    batch = next(iter(peer.get_train_dataloader()))
+    torch.manual_seed(7)
+    expected = peer._generate_and_score_completions(batch)["advantages"]
+    torch.manual_seed(7)
+    got = ours._generate_and_score_completions(batch)["advantages"]
+    assert float(expected.abs().max()) > 0 and torch.equal(expected, got)
 
 
 def test_composed_objective_trains_inside_trl(tmp_path):
