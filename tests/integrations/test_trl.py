@@ -173,7 +173,9 @@ def test_composed_objective_trains_inside_trl(tmp_path):
     tokenizer, dataset = tokenizer_and_dataset()
     model = tiny_model(tokenizer)
     before = [p.detach().clone() for p in model.parameters()]
-    objective = grpo.replace(group_zscore, group_zscore(eps=1e-4)) >> lp_reg(tau=0.02, rho=0.2) >> forward_kl(0.01)
+    # the random tiny model's next-token distributions are near uniform: at Lp-Reg's tau = 0.02
+    # every token stays in the proxy (= the old policy) and nothing is selected; tau = 0.5 filters
+    objective = grpo.replace(group_zscore, group_zscore(eps=1e-4)) >> lp_reg(tau=0.5, rho=0.5) >> forward_kl(0.01)
     trainer = _trainer(RlobjGRPOTrainer, tmp_path, model, tokenizer, dataset,
                        config=_config(tmp_path, max_steps=3), objective=objective)
     trainer.train()
@@ -182,10 +184,12 @@ def test_composed_objective_trains_inside_trl(tmp_path):
         print("TRL+rlobj step", {k: round(v, 5) for k, v in entry.items()
                                  if k in ("step", "reward", "rlobj/loss", "rlobj/loss/policy",
                                           "rlobj/loss/kl_ref_forward_full", "rlobj/kl/ref_forward_full",
-                                          "entropy")})
+                                          "rlobj/lp_reg/selected_count", "rlobj/lp_reg/penalty")})
     assert len(logs) == 3
     assert all(math.isfinite(entry["rlobj/loss"]) for entry in logs)
     assert "rlobj/loss/kl_ref_forward_full" in logs[-1] and logs[-1]["rlobj/loss/kl_ref_forward_full"] > 0
+    assert max(entry["rlobj/lp_reg/selected_count"] for entry in logs) > 0  # lp_reg acted
+    assert max(entry["rlobj/lp_reg/penalty"] for entry in logs) > 0
     moved = max(float((p - q).abs().max()) for p, q in zip(model.parameters(), before))
     assert moved > 0
 
