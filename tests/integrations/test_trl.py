@@ -6,6 +6,12 @@ parameter gradient must agree within 1e-6 (``PARITY`` collects the table printed
 """
 
 import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -192,6 +198,20 @@ def test_composed_objective_trains_inside_trl(tmp_path):
     assert max(entry["rlobj/lp_reg/penalty"] for entry in logs) > 0
     moved = max(float((p - q).abs().max()) for p, q in zip(model.parameters(), before))
     assert moved > 0
+
+
+def test_two_processes_match_trl():
+    """Under torchrun (2 CPU processes, gloo, DDP; ``--standalone`` picks a free port): advantages from the rewards TRL gathers across
+    processes, and the dapo / grpo loss and DDP-averaged gradient, equal TRL's on each rank."""
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    assert torchrun is not None, "torchrun missing from the peers' environment"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]), OMP_NUM_THREADS="1")
+    done = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", str(Path(__file__).with_name("_ddp_worker.py"))],
+                          env=env, capture_output=True, text=True, timeout=600)
+    checks = re.findall(r"rank \d: [^\n]*?e[-+]\d\d(?: max\|dgrad\| \S+)?", done.stdout)
+    print("\n".join(checks))
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert len(checks) == 6  # both ranks ran all three checks (lines can interleave)
 
 
 def test_bad_arguments_are_refused(tmp_path):
