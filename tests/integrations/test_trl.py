@@ -34,6 +34,7 @@ from rlobj import (  # noqa: E402
     soft_gate,
     token_mean,
     top_entropy_mask,
+    truncated_mask,
 )
 from rlobj.integrations.trl import RlobjGRPOTrainer  # noqa: E402
 from rlobj.ops.errors import RlobjInputError  # noqa: E402
@@ -143,6 +144,30 @@ def test_loss_and_gradient_match_trl(float64_setup, label, trl_args, rlobj_chain
           f"max|dgrad| {grad_error:.2e}")
     assert float(grad_peer.abs().max()) > 0, "vacuous check: TRL's gradient is zero"
     assert loss_error < 1e-6 and grad_error < 1e-6
+
+
+@pytest.mark.parametrize("loss_type, aggregation", [("dapo", token_mean()), ("grpo", seq_mean_token_mean()),
+                                                   ("bnpo", token_mean())])
+def test_mask_truncated_completions_matches_trl(float64_setup, loss_type, aggregation):
+    """TRL's mask_truncated_completions=True (truncated rows leave the mask and the token count) is
+    truncated_mask(normalizer="trl") on the unmasked batch."""
+    tmp_path, tokenizer, dataset, model, _, inputs = float64_setup
+    truncated = inputs["rlobj:extras:truncated"]
+    assert 0 < int(truncated.sum()) < len(truncated)
+    config = _config(tmp_path, loss_type=loss_type, mask_truncated_completions=True)
+    peer = _trainer(trl.GRPOTrainer, tmp_path, model, tokenizer, dataset, config=config)
+    peer_inputs = {k: v for k, v in inputs.items() if not k.startswith("rlobj:")}
+    peer_inputs["completion_mask"] = inputs["completion_mask"] * (~truncated)[:, None].int()
+    peer_inputs["num_items_in_batch"] = peer_inputs["completion_mask"].sum()
+    ours = _trainer(RlobjGRPOTrainer, tmp_path, model, tokenizer, dataset, config=_config(tmp_path),
+                    objective=clip_ratio() >> truncated_mask(normalizer="trl") >> aggregation,
+                    normalizer="micro_batch" if loss_type == "bnpo" else "global")
+    loss_peer, grad_peer = _loss_and_grad(peer, model, peer_inputs)
+    loss_ours, grad_ours = _loss_and_grad(ours, model, inputs)
+    loss_error, grad_error = float((loss_peer - loss_ours).abs()), float((grad_peer - grad_ours).abs().max())
+    print(f"PARITY TRL | {loss_type}, mask_truncated_completions=True | loss {float(loss_peer):.6f} | "
+          f"max|dloss| {loss_error:.2e} | max|dgrad| {grad_error:.2e}")
+    assert float(grad_peer.abs().max()) > 0 and loss_error < 1e-6 and grad_error < 1e-6
 
 
 def test_advantages_match_trl(float64_setup):

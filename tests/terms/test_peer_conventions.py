@@ -9,7 +9,12 @@ import torch
 
 from rlobj.algebra.state import State
 from rlobj.ops.errors import RlobjInputError
-from rlobj.terms.advantages import batch_whiten, group_baseline_whiten, group_mean_baseline, leave_one_out
+from rlobj.terms.advantages import (
+    batch_whiten,
+    group_baseline_whiten,
+    group_mean_baseline,
+    leave_one_out,
+)
 from rlobj.terms.divergences import k3_kl, kl_penalty
 
 F64 = torch.float64
@@ -99,3 +104,40 @@ def test_kl_bias_correction_value_and_gradient():
 def test_bad_options_are_refused(build, match):
     with pytest.raises(RlobjInputError, match=match):
         build()
+
+
+def test_truncated_mask_trl_normalizer_hand_values_and_micro_batches():
+    from rlobj.algebra.aggregation import seq_mean_token_mean, token_mean
+    from rlobj.algebra.objective import Objective
+    from rlobj.algebra.state import Normalizer
+    from rlobj.terms.masks import truncated_mask
+    from rlobj.terms.surrogates import reinforce
+
+    # 3 rows, lengths (2, 3, 1); row 1 truncated. REINFORCE loss on token t: -A_i * logp (value -A_i*logp)
+    logp = torch.tensor([[-1.0, -2.0, 0.0], [-1.0, -1.0, -1.0], [-3.0, 0.0, 0.0]], dtype=F64)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1], [1, 0, 0]], dtype=torch.bool)
+    fields = dict(logp=logp, mask=mask, advantages=torch.tensor([1.0, 2.0, -1.0], dtype=F64),
+                  extras={"truncated": torch.tensor([False, True, False])})
+    # kept token losses: row 0: 1 + 2 = 3; row 2: -3. token_mean: "keep" / 6 tokens, "trl" / 3 tokens
+    for normalizer, want in (("keep", 0.0 / 6), ("trl", 0.0 / 3)):
+        out = Objective(reinforce() >> truncated_mask(normalizer=normalizer) >> token_mean())(**fields)
+        assert float(out.loss) == pytest.approx(want, abs=1e-15)
+    fields["advantages"] = torch.tensor([1.0, 2.0, 1.0], dtype=F64)  # kept sums 3 and 3
+    out = Objective(reinforce() >> truncated_mask(normalizer="trl") >> token_mean())(**fields)
+    assert float(out.loss) == pytest.approx(6.0 / 3, rel=1e-14)
+    out = Objective(reinforce() >> truncated_mask() >> token_mean())(**fields)
+    assert float(out.loss) == pytest.approx(6.0 / 6, rel=1e-14)
+    # seq_mean_token_mean, TRL's grpo: row means (1.5, 0, 3) over all 3 rows
+    out = Objective(reinforce() >> truncated_mask(normalizer="trl") >> seq_mean_token_mean())(**fields)
+    assert float(out.loss) == pytest.approx(4.5 / 3, rel=1e-14)
+    # micro-batch law with the mini-batch statistics: rows {0, 1} and {2} add up to the whole
+    objective = Objective(reinforce() >> truncated_mask(normalizer="trl") >> token_mean())
+    state = objective.prepare(**fields)
+    state = state.update(extras={**state.extras, **objective.minibatch_stats(state)})
+    whole = objective.loss(state, normalizer=Normalizer.from_masks([mask])).loss
+    pieces = objective.split(state, [2, 1])
+    normalizer = Normalizer.from_masks([p.mask for p in pieces])
+    assert float(sum(objective.loss(p, normalizer=normalizer).loss for p in pieces)) == pytest.approx(float(whole),
+                                                                                                      rel=1e-14)
+    with pytest.raises(RlobjInputError, match="truncated_mask.normalizer"):
+        truncated_mask(normalizer="drop")
