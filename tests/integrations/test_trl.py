@@ -221,7 +221,7 @@ def test_composed_objective_trains_inside_trl(tmp_path):
     assert "rlobj/loss/kl_ref_forward_full" in logs[-1] and logs[-1]["rlobj/loss/kl_ref_forward_full"] > 0
     assert max(entry["rlobj/lp_reg/selected_count"] for entry in logs) > 0  # lp_reg acted
     assert max(entry["rlobj/lp_reg/penalty"] for entry in logs) > 0
-    moved = max(float((p - q).abs().max()) for p, q in zip(model.parameters(), before))
+    moved = max(float((p.detach() - q).abs().max()) for p, q in zip(model.parameters(), before))
     assert moved > 0
 
 
