@@ -226,8 +226,19 @@ class RlobjGRPOTrainer(GRPOTrainer):
         normalizer = self._normalizer(state.mask, inputs["num_items_in_batch"])
         out = self.objective.loss(state, normalizer=normalizer, term_state=self.term_state)
         self.term_state = out.term_state
-        mode = "train" if self.model.training else "eval"
-        for name, value in out.metrics.items():
-            reduced = self.accelerator.reduce(value.detach().double().reshape(()), reduction="mean")
-            self._metrics[mode][f"rlobj/{name}"].append(float(reduced))
+        self._log_metrics(out.metrics)
         return out.loss
+
+    def _log_metrics(self, metrics: dict) -> None:
+        """Average each metric over the processes that report it (one object gather: processes
+        whose terms report different metric names cannot deadlock) into TRL's metric log."""
+        local = {name: float(value.detach().double().mean()) for name, value in metrics.items()}
+        reports = [local]
+        if self.accelerator.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            reports = gather_object([local])
+        mode = "train" if self.model.training else "eval"
+        for name in sorted(set().union(*reports)):
+            values = [report[name] for report in reports if name in report]
+            self._metrics[mode][f"rlobj/{name}"].append(sum(values) / len(values))
