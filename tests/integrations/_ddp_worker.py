@@ -21,6 +21,11 @@ from rlobj import clip_ratio, group_zscore, seq_mean_token_mean, token_mean  # n
 from rlobj.integrations.trl import RlobjGRPOTrainer  # noqa: E402
 
 
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")  # one write per line (two processes share the pipe)
+    sys.stdout.flush()
+
+
 def main():
     tmp = Path(tempfile.mkdtemp())
     tokenizer, dataset = T.tokenizer_and_dataset()
@@ -40,7 +45,7 @@ def main():
     mask = ours_inputs["completion_mask"].bool()
     expected = torch.where(mask, peer_inputs["advantages"].double()[:, None], 0.0)
     error = float((expected - ours_inputs["advantages"]).abs().max())
-    print(f"rank {rank}: advantages max|dA| {error:.2e}", flush=True)
+    _say(f"rank {rank}: advantages max|dA| {error:.2e}")
     ok = error < 1e-6 and float(expected.abs().max()) > 0
     with torch.no_grad():
         logp = ours.rlobj_state(ours.model, ours_inputs).logp
@@ -62,8 +67,7 @@ def main():
             results.append((loss.detach(), grads))
         loss_error = float((results[0][0] - results[1][0]).abs())
         grad_error = float((results[0][1] - results[1][1]).abs().max())
-        print(f"rank {rank}: {loss_type} 2 processes max|dloss| {loss_error:.2e} max|dgrad| {grad_error:.2e}",
-              flush=True)
+        _say(f"rank {rank}: {loss_type} 2 processes max|dloss| {loss_error:.2e} max|dgrad| {grad_error:.2e}")
         ok = ok and loss_error < 1e-6 and grad_error < 1e-6 and float(results[0][1].abs().max()) > 0
     sys.exit(0 if ok else 1)
 

@@ -233,7 +233,9 @@ def test_two_processes_match_trl():
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]), OMP_NUM_THREADS="1")
     done = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", str(Path(__file__).with_name("_ddp_worker.py"))],
                           env=env, capture_output=True, text=True, timeout=600)
-    checks = re.findall(r"rank \d: [^\n]*?e[-+]\d\d(?: max\|dgrad\| \S+)?", done.stdout)
+    number = r"\d\.\d\de[-+]\d\d"  # the workers' lines can interleave: match each check exactly
+    checks = re.findall(rf"rank \d: (?:advantages max\|dA\| {number}|(?:dapo|grpo) 2 processes max\|dloss\| "
+                        rf"{number} max\|dgrad\| {number})", done.stdout)
     print("\n".join(checks))
     assert done.returncode == 0, done.stderr[-4000:]
     assert len(checks) == 6  # both ranks ran all three checks (lines can interleave)
