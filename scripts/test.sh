@@ -26,4 +26,7 @@ fi
 if [ -f scripts/test_vllm.sh ] && [ "${RLOBJ_SKIP_VLLM:-0}" != "1" ]; then
   step "real vLLM (CPU build)" bash scripts/test_vllm.sh
 fi
+if [ -f scripts/test_peers.sh ] && [ "${RLOBJ_SKIP_PEERS:-0}" != "1" ]; then
+  step "rlobj inside TRL and verl (real peers, CPU)" bash scripts/test_peers.sh
+fi
 exit $status

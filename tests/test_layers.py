@@ -22,6 +22,7 @@ ALLOWED = {
     "verifiers": {"verifiers"},
     "data": {"data", "verifiers", "ops"},
     "eval": {"eval", "ops", "verifiers", "data", "rollout"},
+    "integrations": {"ops", "algebra", "terms", "presets", "data", "integrations"},
 }
 
 
@@ -54,4 +55,12 @@ def test_verifiers_do_not_import_models():
                  for path in sorted((ROOT / "verifiers").rglob("*.py"))
                  for name in imports_of(path)
                  if name.split(".")[0] in {"torch", "transformers", "vllm"}]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_nothing_imports_the_integrations():
+    """``rlobj.integrations`` (TRL / verl adapters) sits on top: no other part of rlobj imports it."""
+    offenders = [f"{path.relative_to(ROOT)} imports {name}"
+                 for path in sorted(ROOT.rglob("*.py")) if "integrations" not in path.relative_to(ROOT).parts
+                 for name in imports_of(path) if name.startswith("rlobj.integrations")]
     assert not offenders, "\n".join(offenders)

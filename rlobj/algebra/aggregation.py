@@ -112,14 +112,15 @@ class constant_normalizer(Aggregation):
     bias. Matches oat's Dr. GRPO and TRL ``loss_type="dr_grpo"`` (which divides by
     ``batch * max_completion_length``).
 
-    Warning:
-        verl's ``seq-mean-token-sum-norm`` divides the sum by the constant alone, without
-        $1/N_\text{seq}$ (``per_sequence=False`` reproduces it); the two differ by the number
-        of sequences, a learning-rate scale.
+    Note:
+        verl 0.9's ``seq-mean-token-sum-norm`` divides by $N_\text{seq} L$ too (``L`` =
+        ``loss_scale_factor``, else the padded response length): ``per_sequence=True``
+        (checked against verl 0.9.1's ``agg_loss``). ``per_sequence=False`` divides by $L$
+        only; with ``max_tokens=1`` it is verl's ``token-sum``.
 
     Args:
         max_tokens: the constant $L$, normally the maximum response length.
-        per_sequence: divide by $N_\text{seq} L$ (oat, TRL; default) or by $L$ only (verl).
+        per_sequence: divide by $N_\text{seq} L$ (oat, TRL, verl; default) or by $L$ only.
     """
 
     max_tokens: float = 1024.0

@@ -45,6 +45,20 @@ __all__ = [
 ]
 
 
+def _check_singleton(term: str, singleton: str, choices: tuple[str, ...]) -> None:
+    if singleton not in choices:
+        raise RlobjInputError(f"{term}.singleton: expected one of {choices}, got {singleton!r}")
+
+
+def _centred(values, group_ids, singleton: str):
+    r"""$r_i - \mathrm{mean}_g(r)$; with ``singleton="verl"`` the mean of a group of one
+    response is taken as 0 (verl 0.9), so that row keeps its reward."""
+    mean = group_mean(values, group_ids)
+    if singleton == "verl":
+        mean = torch.where(group_count(group_ids) == 1, torch.zeros_like(mean), mean)
+    return values - mean
+
+
 def _divide(centred, std, eps):
     r"""$(x - \mu)/(\sigma + \varepsilon)$, and exactly 0 where $\sigma = 0$ (so ``eps=0`` is safe)."""
     return torch.where(std > 0, centred / (std + eps), torch.zeros_like(centred))
@@ -71,12 +85,22 @@ class group_mean_baseline(_AdvantageTerm):
         ...     rewards=torch.tensor([1.0, 0.0, 0.5]), group_ids=torch.tensor([0, 0, 1]))
         >>> group_mean_baseline()(s).advantages[:, 0].tolist()
         [0.5, -0.5, 0.0]
+
+    Args:
+        singleton: a group of one response: ``"zero"`` (default) gives $A=0$ (its own mean);
+            ``"verl"`` follows verl's GRPO with ``norm_adv_by_std_in_grpo=False`` (group mean
+            taken as 0, so $A_i = r_i$).
     """
+
+    singleton: str = "zero"
+
+    def __post_init__(self):
+        _check_singleton("group_mean_baseline", self.singleton, ("zero", "verl"))
 
     def __call__(self, state: State) -> State:
         rewards = sequence_rewards(state, "group_mean_baseline")
         group_ids = require_groups(state, "group_mean_baseline")
-        return with_advantages(state, rewards - group_mean(rewards, group_ids))
+        return with_advantages(state, _centred(rewards, group_ids, self.singleton))
 
 
 @dataclass(frozen=True)
@@ -151,21 +175,32 @@ class leave_one_out(_AdvantageTerm):
     Ahmadian et al., "Back to Basics: Revisiting REINFORCE Style Optimization for Learning
     from Human Feedback in LLMs", arXiv 2402.14740, Eq. 6 (Kool et al. 2019). Unbiased
     baseline; equals $\frac{|g|}{|g|-1}(r_i - \mathrm{mean}_g r)$. Needs groups of two or more.
+
+    Args:
+        singleton: ``"error"`` (default) refuses a group of one response; ``"verl"`` leaves its
+            advantage as the reward, as verl's RLOO estimator does.
     """
+
+    singleton: str = "error"
+
+    def __post_init__(self):
+        _check_singleton("leave_one_out", self.singleton, ("error", "verl"))
 
     def __call__(self, state: State) -> State:
         rewards = sequence_rewards(state, "leave_one_out")
-        group_ids = require_groups(state, "leave_one_out", minimum=2)
-        return with_advantages(state, rewards - leave_one_out_mean(rewards, group_ids))
+        group_ids = require_groups(state, "leave_one_out", minimum=2 if self.singleton == "error" else 1)
+        alone = group_count(group_ids) == 1
+        loo = torch.where(alone, torch.zeros_like(rewards), leave_one_out_mean(rewards, group_ids))
+        return with_advantages(state, rewards - loo)
 
 
-def _whiten(values, mask, eps):
+def _whiten(values, mask, eps, unbiased=False):
     # float64 inside: whitening divides by the spread, which can be tiny next to the values
     # (equal rewards plus a small KL in the reward), where float32 rounding of the sums would
     # depend on the padding width
     wide = values.double()
     mean = masked_mean(wide, mask)
-    var = masked_var(wide, mask, unbiased=False)
+    var = masked_var(wide, mask, unbiased=unbiased)
     return torch.where(mask, (wide - mean) * torch.rsqrt(var + eps), wide.new_zeros(())).to(values.dtype)
 
 
@@ -192,10 +227,18 @@ class batch_whiten(_AdvantageTerm):
     $A_{i,t} = (G_{i,t} - \mu)/\sqrt{\sigma^2 + \varepsilon}$ with $\mu, \sigma^2$ the mean
     and (population) variance over all valid tokens of the batch. Hu, "REINFORCE++",
     arXiv 2501.03262, Sec. 3; defaults of OpenRLHF (``gamma=1``, ``eps=1e-8`` inside the sqrt).
+
+    Args:
+        gamma: discount of the returns.
+        eps: added to the variance inside the square root.
+        unbiased: Bessel-corrected variance ($n-1$ over the valid tokens), as verl's
+            ``masked_whiten`` in its ``reinforce_plus_plus`` estimator; default False: the
+            population variance (OpenRLHF).
     """
 
     gamma: float = 1.0
     eps: float = 1e-8
+    unbiased: bool = False
 
     def __post_init__(self):
         check_range("batch_whiten", "gamma", self.gamma, low=0.0, high=1.0)
@@ -203,7 +246,7 @@ class batch_whiten(_AdvantageTerm):
 
     def __call__(self, state: State) -> State:
         returns = _token_returns(state, "batch_whiten", self.gamma)
-        return with_advantages(state, per_token=_whiten(returns, state.mask, self.eps))
+        return with_advantages(state, per_token=_whiten(returns, state.mask, self.eps, self.unbiased))
 
 
 @dataclass(frozen=True)
@@ -213,18 +256,28 @@ class group_baseline_whiten(_AdvantageTerm):
     Hu et al., REINFORCE++ (arXiv 2501.03262 v3+, "REINFORCE++-baseline"): the group mean
     removes per-prompt reward offsets, the batch whitening fixes the scale
     ($\varepsilon = 10^{-8}$ inside the sqrt, statistics over all valid tokens).
+
+    Args:
+        eps: added to the variance inside the square root.
+        unbiased: Bessel-corrected variance, as verl's ``reinforce_plus_plus_baseline``;
+            default False (population variance, OpenRLHF).
+        singleton: a group of one response: ``"zero"`` (default) centres it on its own
+            reward (0); ``"verl"`` takes its group mean as 0, as verl does.
     """
 
     eps: float = 1e-8
+    unbiased: bool = False
+    singleton: str = "zero"
 
     def __post_init__(self):
         check_range("group_baseline_whiten", "eps", self.eps, low=0.0)
+        _check_singleton("group_baseline_whiten", self.singleton, ("zero", "verl"))
 
     def __call__(self, state: State) -> State:
         rewards = sequence_rewards(state, "group_baseline_whiten")
         group_ids = require_groups(state, "group_baseline_whiten")
-        centred = broadcast_to_tokens(rewards - group_mean(rewards, group_ids), state.mask)
-        return with_advantages(state, per_token=_whiten(centred, state.mask, self.eps))
+        centred = broadcast_to_tokens(_centred(rewards, group_ids, self.singleton), state.mask)
+        return with_advantages(state, per_token=_whiten(centred, state.mask, self.eps, self.unbiased))
 
 
 @dataclass(frozen=True)

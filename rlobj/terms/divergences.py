@@ -77,6 +77,11 @@ class kl_penalty(Term):
             reward and in the loss of one chain (refused otherwise).
         clamp: verl's bounds on $d$ ($\pm 20$) and k3 ($\pm 10$); False for TRL/OpenRLHF
             (no clamping).
+        bias_correction: TRL's ``use_bias_correction_kl`` (on by default in TRL 1.16): the
+            per-token estimate times the importance ratio $\pi_\theta/\pi_\text{old}$ (with its
+            gradient; 1 in value on-policy), so its gradient is the unbiased reverse-KL gradient
+            (DeepSeek-V3.2, arXiv 2512.02556). Loss placement only; default False (verl,
+            OpenRLHF and the GRPO paper do not weight the KL).
 
     Warning:
         TRL applies k3 in the loss (``beta``); OpenRLHF's ``use_kl_loss`` also k3, and its
@@ -91,9 +96,13 @@ class kl_penalty(Term):
     straight_through: bool = False
     allow_reward_and_loss: bool = False
     clamp: bool = True
+    bias_correction: bool = False
 
     def __post_init__(self):
         check_range("kl_penalty", "beta", self.beta, low=0.0)
+        if self.bias_correction and self.placement == "reward":
+            raise RlobjInputError("kl_penalty.bias_correction: TRL's importance-ratio weight applies to a KL "
+                                  "in the loss; got placement='reward'")
         if self.estimator not in ESTIMATORS:
             raise RlobjInputError(f"kl_penalty.estimator: expected one of {ESTIMATORS}, got {self.estimator!r}")
         if self.against not in ("ref", "init"):
@@ -130,6 +139,9 @@ class kl_penalty(Term):
         if self.placement == "reward":
             base = state.token_rewards if state.token_rewards is not None else torch.zeros_like(kl)
             return state.update(token_rewards=base - self.beta * kl.detach()).add_metrics(**metrics)
+        if self.bias_correction:
+            logp_old = state.logp_old if state.logp_old is not None else state.logp.detach()
+            kl = kl * torch.where(state.mask, state.logp - logp_old, torch.zeros(())).exp()
         part = LossPart(self.beta * kl, state.mask)
         return state.add_part(f"kl_{self.against}", part).add_metrics(**metrics)
 

@@ -29,22 +29,55 @@ class _PolicyMask(Term):
 class truncated_mask(_PolicyMask):
     r"""Drop completions that hit the length limit without finishing (DAPO overlong filtering).
 
-    $m_{i,t} \leftarrow m_{i,t}\,\mathbb 1[\lnot\,\text{truncated}_i]$ on the policy part; the
-    truncated tokens stay in the normaliser (``"global"``), as verl's masking does. Yu et al.,
+    $m_{i,t} \leftarrow m_{i,t}\,\mathbb 1[\lnot\,\text{truncated}_i]$ on the policy part. Yu et al.,
     DAPO, arXiv 2503.14476, Sec. 3.4 ("overlong filtering"). Reads ``extras["truncated"]``
     (``" batch"`` bool), which the rollout engines provide.
+
+    Args:
+        normalizer: ``"keep"`` (default): the truncated tokens stay in the normaliser
+            (``"global"``), as verl's masking does. ``"trl"``: TRL's
+            ``mask_truncated_completions=True``, which zeroes the completion mask: the truncated
+            tokens also leave the token count (``token_mean`` divides by the tokens of the
+            finished completions, TRL's ``dapo`` / ``bnpo``), while the sequence count keeps every
+            row (TRL's ``grpo`` row mean and ``dr_grpo`` constant still count them). With the
+            trainer's mini-batch statistics the token count is the mini-batch's (exact under
+            micro-batching); called directly, the call's.
     """
 
     reads: ClassVar[tuple[str, ...]] = ("part:policy", "extras:truncated")
+    minibatch_stats_additive: ClassVar[bool] = True  # a token count: a sum over rows
+    normalizer: str = "keep"
+
+    def __post_init__(self):
+        if self.normalizer not in ("keep", "trl"):
+            raise RlobjInputError(f"truncated_mask.normalizer: expected 'keep' or 'trl', got {self.normalizer!r}")
+
+    def has_minibatch_stats(self) -> bool:
+        return self.normalizer == "trl"
+
+    def _kept(self, state: State) -> Tensor:
+        truncated = state.require("extras:truncated", "truncated_mask")
+        check_shape("extras['truncated']", truncated, (state.batch_size,), "batch")
+        return ~truncated.bool()[:, None]
+
+    def minibatch_stats(self, state: State) -> dict[str, Tensor]:
+        """``tokens`` (0-dim): the response tokens of the finished completions of the mini-batch."""
+        if not self.has_minibatch_stats():
+            return {}
+        return {"tokens": (state.mask & self._kept(state)).sum().double()}
 
     def __call__(self, state: State) -> State:
         policy = state.require_part("policy", "truncated_mask")
-        truncated = state.require("extras:truncated", "truncated_mask")
-        check_shape("extras['truncated']", truncated, (state.batch_size,), "batch")
-        keep = ~truncated.bool()[:, None]
-        return state.add_part("policy", policy.replace(mask=policy.mask & keep)).add_metrics(
-            **{"mask/truncated_frac": truncated.float().mean()}
-        )
+        keep = self._kept(state)
+        part = policy.replace(mask=policy.mask & keep)
+        if self.normalizer == "trl":
+            counts = state.normalizer or Normalizer.from_masks([state.mask], all_reduce=False)
+            tokens = state.own_stats("tokens")
+            tokens = float((state.mask & keep).sum()) if tokens is None else float(tokens)
+            counts = Normalizer(tokens=tokens, seqs=counts.seqs, ranks=counts.ranks)
+            part = LossPart(policy.values, policy.mask & keep, "own", counts)
+        return state.add_part("policy", part).add_metrics(
+            **{"mask/truncated_frac": (~keep[:, 0]).float().mean()})
 
 
 SCOPES = ("batch", "micro_batch", "sequence")
