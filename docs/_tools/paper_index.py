@@ -64,7 +64,7 @@ ROWS = {
     24: (SUPP, "objective `grpo`; math, code and logic-puzzle tasks come from `rlobj.data` generators and `rlobj.verifiers` (the paper's datasets are not bundled)", "`grpo`", ["grpo"]),
     25: (OUT, "video self-supervised tasks: no video modality in rlobj", "", []),
     26: (OUT, "multimodal data-mixture optimisation: data selection, not the objective", "", []),
-    27: (SUPP, "hundreds of rollouts per prompt: the `broad` sampler (`sampler: {broad: {chunk_size: C}}`, engine calls of at most C sequences) with `group_size` = N and the trainer's `micro_batch_size` (global normaliser); example config `examples/configs/brorl.yaml`", "`grpo`", ["grpo"]),
+    27: (SUPP, "hundreds of rollouts per prompt: the `broad` sampler (`sampler: {broad: {chunk_size: C}}`, engine calls of at most C sequences) with `rollout.group_size` = N and `update.micro_batch_size` (global normaliser); example config `examples/configs/brorl.yaml`", "`grpo`", ["grpo"]),
     28: (OUT, "weakness-driven problem synthesis with an LLM: data synthesis, not the objective", "", []),
     29: (PLAN, "issue 5: CANON conditional advantage estimation", "", []),
     30: (PLAN, "issue 5: BRPO bootstrapped pairwise relative advantages (Writing-Zero); the pairwise judge is user code", "", []),

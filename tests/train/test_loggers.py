@@ -30,7 +30,14 @@ def test_wandb_offline_gets_metrics_and_tables(tmp_path, monkeypatch):
     assert len(tables) == 2, list(Path(run_dir).rglob("*"))
     table = json.loads(tables[-1].read_text())
     assert table["columns"] == ["prompt", "completion", "reward", "advantage"] and len(table["data"]) == 3
-    records = b"".join(p.read_bytes() for p in Path(run_dir).parent.glob("*.wandb"))  # the offline run log
+    import time
+
+    deadline = time.monotonic() + 30  # wandb-core appends to the offline log asynchronously; on a
+    while True:                       # loaded machine the records may land after finish() returns
+        records = b"".join(p.read_bytes() for p in Path(run_dir).parent.glob("*.wandb"))  # the offline run log
+        if b"reward/mean" in records or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert b"reward/mean" in records and b"reward_funcs" not in records  # metrics went in (verifier run)
 
 

@@ -17,7 +17,7 @@ from .test_objective_inputs import _batch, _full_logits
 def test_lp_reg_proxy_is_renormalised_at_the_sampling_temperature():
     # Lp-Reg-dev dp_actor.py: apply_min_p on the raw logits, then logits / T, then log-softmax
     temperature = 0.7
-    module = tiny_module(objective=["grpo", {"lp_reg": {"tau": 0.5, "rho": 0.5}}], temperature=temperature)
+    module = tiny_module(objective=["grpo", {"lp_reg": {"tau": 0.5, "rho": 0.5}}], rollout={"temperature": temperature})
     rollout = synthetic_rollout(module)
     proxy = LpRegProxy(tau=0.5, mode="minp").batch(module.context(0), _batch(rollout), {})["extras:logp_proxy"]
     raw = _full_logits(module, rollout).double()
@@ -69,7 +69,7 @@ def _siren_reference_anchor(module, rollout, p=0.8, quantile=0.8):
 def test_siren_anchor_is_the_whole_first_rollout_batch():
     # four mini-batches of four responses: the anchor must be the whole batch's value, not the
     # first mini-batch's (the old behaviour)
-    module = tiny_module(objective=["grpo", {"siren": {"coef": 0.5}}], mini_batch_size=4, micro_batch_size=2)
+    module = tiny_module(objective=["grpo", {"siren": {"coef": 0.5}}], update={"mini_batch_size": 4, "micro_batch_size": 2})
     rollout = synthetic_rollout(module)
     expected = _siren_reference_anchor(module, rollout)
     provider = [p for p in module.providers if isinstance(p, SirenAnchor)]
