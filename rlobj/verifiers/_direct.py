@@ -52,8 +52,9 @@ def _read_capped(handle, limit: int) -> str:
     return handle.read(limit).decode("utf-8", errors="replace")
 
 
-def run_direct(files: dict[str, str], uid: int | None, cgroup_procs: list[str],
-               block_python_sockets: bool):
+def run_direct(
+    files: dict[str, str], uid: int | None, cgroup_procs: list[str], block_python_sockets: bool
+):
     """Make the run's directory; return ``(workdir, run(command) -> dict, close())``."""
     workdir = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
     extra_env: dict[str, str] = {}
@@ -71,21 +72,34 @@ def run_direct(files: dict[str, str], uid: int | None, cgroup_procs: list[str],
                 os.chown(os.path.join(base, name), uid, uid)
 
     def run(command: dict) -> dict:
-        with (tempfile.TemporaryFile() as stdin_file, tempfile.TemporaryFile() as stdout_file,
-              tempfile.TemporaryFile() as stderr_file):
+        with (
+            tempfile.TemporaryFile() as stdin_file,
+            tempfile.TemporaryFile() as stdout_file,
+            tempfile.TemporaryFile() as stderr_file,
+        ):
             stdin_file.write(command["stdin"].encode())
             stdin_file.seek(0)
             started = time.monotonic()
             try:
                 process = subprocess.Popen(
-                    command["argv"], stdin=stdin_file, stdout=stdout_file, stderr=stderr_file,
-                    cwd=workdir, env={**command["env"], **extra_env},
-                    preexec_fn=_preexec(command, uid, cgroup_procs), start_new_session=True,
+                    command["argv"],
+                    stdin=stdin_file,
+                    stdout=stdout_file,
+                    stderr=stderr_file,
+                    cwd=workdir,
+                    env={**command["env"], **extra_env},
+                    preexec_fn=_preexec(command, uid, cgroup_procs),
+                    start_new_session=True,
                     close_fds=True,
                 )
             except OSError as error:
-                return {"returncode": None, "stdout": "", "timed_out": False, "wall_seconds": 0.0,
-                        "stderr": f"could not start {command['argv'][0]!r}: {error}"}
+                return {
+                    "returncode": None,
+                    "stdout": "",
+                    "timed_out": False,
+                    "wall_seconds": 0.0,
+                    "stderr": f"could not start {command['argv'][0]!r}: {error}",
+                }
             timed_out = False
             try:
                 process.wait(timeout=command["wall_seconds"])

@@ -41,7 +41,7 @@ def _pid_alive(pid: int) -> bool:
 
 def _owner_pid(name: str) -> int | None:
     """The creating process id in a name ``rlobj-sandbox-<pid>-<token>``."""
-    parts = name[len(PREFIX):].split("-")
+    parts = name[len(PREFIX) :].split("-")
     return int(parts[0]) if name.startswith(PREFIX) and parts[0].isdigit() else None
 
 
@@ -120,15 +120,21 @@ class RunCgroup:
         quota = max(1000, int(cpus * period))
         if self.version == "v2":
             path = self.paths[0]
-            settings = [("memory.max", memory), ("memory.swap.max", 0), ("pids.max", processes),
-                        ("cpu.max", f"{quota} {period}")]
+            settings = [
+                ("memory.max", memory),
+                ("memory.swap.max", 0),
+                ("pids.max", processes),
+                ("cpu.max", f"{quota} {period}"),
+            ]
         else:
             memory_path, pids_path, cpu_path = self.paths
-            settings = [(f"{memory_path}/memory.limit_in_bytes", memory),
-                        (f"{memory_path}/memory.memsw.limit_in_bytes", memory),
-                        (f"{pids_path}/pids.max", processes),
-                        (f"{cpu_path}/cpu.cfs_period_us", period),
-                        (f"{cpu_path}/cpu.cfs_quota_us", quota)]
+            settings = [
+                (f"{memory_path}/memory.limit_in_bytes", memory),
+                (f"{memory_path}/memory.memsw.limit_in_bytes", memory),
+                (f"{pids_path}/pids.max", processes),
+                (f"{cpu_path}/cpu.cfs_period_us", period),
+                (f"{cpu_path}/cpu.cfs_quota_us", quota),
+            ]
             path = ""
         for file, value in settings:
             target = os.path.join(path, file) if path else file
@@ -209,16 +215,33 @@ class Jail:
     Raises :class:`SandboxUnavailable` naming what failed when the namespaces cannot be set up.
     """
 
-    def __init__(self, files: dict[str, str], runtime: list[str], *, uid: int | None,
-                 cgroup: RunCgroup | None, disk_mb: int, watch_memory_mb: int) -> None:
+    def __init__(
+        self,
+        files: dict[str, str],
+        runtime: list[str],
+        *,
+        uid: int | None,
+        cgroup: RunCgroup | None,
+        disk_mb: int,
+        watch_memory_mb: int,
+    ) -> None:
         self.stderr = tempfile.TemporaryFile()
-        config = {"files": files, "runtime": runtime, "uid": uid, "disk_mb": disk_mb,
-                  "cgroup_procs": cgroup.procs_files if cgroup else [],
-                  "watch_memory_mb": watch_memory_mb}
+        config = {
+            "files": files,
+            "runtime": runtime,
+            "uid": uid,
+            "disk_mb": disk_mb,
+            "cgroup_procs": cgroup.procs_files if cgroup else [],
+            "watch_memory_mb": watch_memory_mb,
+        }
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-S", "-B", JAIL_SCRIPT, str(os.getpid())],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-            close_fds=True, start_new_session=True, env={"PATH": "/usr/bin:/bin"},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            close_fds=True,
+            start_new_session=True,
+            env={"PATH": "/usr/bin:/bin"},
         )
         self._buffer = b""
         self.init_pid: int | None = None

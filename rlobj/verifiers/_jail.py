@@ -54,22 +54,28 @@ def _check(result: int, what: str) -> int:
 def _mount(source, target, fstype, flags, data=None) -> None:
     encode = lambda value: None if value is None else value.encode()  # noqa: E731
     _check(
-        _libc.mount(encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags),
-                    encode(data)),
+        _libc.mount(
+            encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags), encode(data)
+        ),
         f"mount {source} on {target}",
     )
 
 
 class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
 
 
 def _read_only_recursive(target: str, fd: int = AT_FDCWD) -> None:
     attr = _MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 0, 0, 0)
     flags = AT_RECURSIVE | (AT_EMPTY_PATH if fd != AT_FDCWD else 0)
-    result = _libc.syscall(SYS_MOUNT_SETATTR, fd, target.encode(), flags,
-                           ctypes.byref(attr), ctypes.sizeof(attr))
+    result = _libc.syscall(
+        SYS_MOUNT_SETATTR, fd, target.encode(), flags, ctypes.byref(attr), ctypes.sizeof(attr)
+    )
     if result < 0:  # kernel before 5.12: remount the top mount only, keeping its locked flags
         flags = os.statvfs(target).f_flag & (MS_NOSUID | MS_NODEV | MS_NOEXEC)
         _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | flags)
@@ -121,8 +127,12 @@ def _build_root(config: dict, runtime_fds: dict[str, int]) -> None:
             continue
         os.makedirs(target, exist_ok=True)
         if fd >= 0:  # a read-only copy cloned before the switch to the per-run uid
-            _check(_libc.syscall(SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, target.encode(),
-                                 MOVE_MOUNT_F_EMPTY_PATH), f"move_mount {path}")
+            _check(
+                _libc.syscall(
+                    SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, target.encode(), MOVE_MOUNT_F_EMPTY_PATH
+                ),
+                f"move_mount {path}",
+            )
         else:
             _mount(path, target, None, MS_BIND | MS_REC)
             _read_only_recursive(target)
@@ -133,13 +143,22 @@ def _build_root(config: dict, runtime_fds: dict[str, int]) -> None:
     for name in DEVICES:
         os.close(os.open(f"{root}/dev/{name}", os.O_CREAT | os.O_WRONLY, 0o644))
         _mount(f"/dev/{name}", f"{root}/dev/{name}", None, MS_BIND)
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+    for name, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
         os.symlink(target, f"{root}/dev/{name}")
     work = root + SANDBOX_DIR
     os.mkdir(work)
-    _mount("tmpfs", work, "tmpfs", MS_NOSUID | MS_NODEV,
-           f"size={config['disk_mb']}m,mode=0700,uid={INNER_ID},gid={INNER_ID}")
+    _mount(
+        "tmpfs",
+        work,
+        "tmpfs",
+        MS_NOSUID | MS_NODEV,
+        f"size={config['disk_mb']}m,mode=0700,uid={INNER_ID},gid={INNER_ID}",
+    )
     for name, text in config["files"].items():
         with open(os.path.join(work, name), "wb") as handle:
             handle.write(text.encode())
@@ -300,8 +319,9 @@ def main() -> None:
     config = json.loads(sys.stdin.buffer.readline())
     for path in config["cgroup_procs"]:
         _write(path, str(os.getpid()))
-    runtime_fds = {path: -1 if os.path.islink(path) else _clone_tree(path)
-                   for path in config["runtime"]}
+    runtime_fds = {
+        path: -1 if os.path.islink(path) else _clone_tree(path) for path in config["runtime"]
+    }
     uid = config["uid"]
     if uid is not None:
         os.setgroups([])

@@ -181,8 +181,6 @@ LANGUAGES: dict[str, LanguageConfig] = {
 """Built-in language configs. Others can be passed to :class:`~rlobj.verifiers.CodeExecution`."""
 
 
-
-
 @dataclass(frozen=True)
 class SandboxLimits:
     """Resource limits and isolation policy of one sandboxed run (see the module docstring).
@@ -225,8 +223,14 @@ class SandboxLimits:
                 raise ValueError(
                     f"SandboxLimits: argument {name!r} must be a positive number, got {value!r}"
                 )
-        for name, low in (("memory_mb", 16), ("compile_memory_mb", 0), ("output_bytes", 1024),
-                          ("run_memory_mb", 32), ("max_processes", 1), ("disk_mb", 1)):
+        for name, low in (
+            ("memory_mb", 16),
+            ("compile_memory_mb", 0),
+            ("output_bytes", 1024),
+            ("run_memory_mb", 32),
+            ("max_processes", 1),
+            ("disk_mb", 1),
+        ):
             value = getattr(self, name)
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
                 raise ValueError(
@@ -279,8 +283,14 @@ def _namespace_probe(per_run_uid: bool) -> str:
     """Empty if a jail can be set up for this caller, else the reason."""
     uid = _isolation.RunUid() if per_run_uid else None
     try:
-        jail = _isolation.Jail({}, _runtime(()), uid=uid.uid if uid else None, cgroup=None,
-                               disk_mb=1, watch_memory_mb=0)
+        jail = _isolation.Jail(
+            {},
+            _runtime(()),
+            uid=uid.uid if uid else None,
+            cgroup=None,
+            disk_mb=1,
+            watch_memory_mb=0,
+        )
         jail.close()
         return ""
     except (_isolation.SandboxUnavailable, OSError) as error:
@@ -459,7 +469,9 @@ def run_tests(
     cgroup = uid = close = None
     try:
         if cgroup_version:
-            cgroup = _isolation.RunCgroup(limits.run_memory_mb, limits.max_processes + 2, limits.cpus)
+            cgroup = _isolation.RunCgroup(
+                limits.run_memory_mb, limits.max_processes + 2, limits.cpus
+            )
         uid = _isolation.RunUid() if _per_run_uid(limits) else None
         files = {language.source_name: source}
         if isolated:

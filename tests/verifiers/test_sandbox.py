@@ -158,24 +158,38 @@ def test_children_of_a_timed_out_program_are_killed():
         shutil.rmtree(shared, ignore_errors=True)
 
 
-def test_runs_as_nobody_when_root():
+def test_runs_as_a_fresh_per_run_uid_when_root():
     if os.geteuid() != 0:
-        pytest.skip("privilege drop only applies when the caller is root")
-    program = "import os\nprint(os.getuid() if not os.path.exists('/proc/self/uid_map') else open('/proc/self/uid_map').read().split()[1])\n"
-    outcome = run_tests(program, LANGUAGES["python"], [{"input": "", "output": "65534"}], FAST)[0]
-    assert outcome.passed, outcome
+        pytest.skip("the per-run uid only applies when the caller is root")
+    program = "print(open('/proc/self/uid_map').read().split()[1])\n"
+    case = [{"input": "", "output": ""}]
+    first, second = (run_tests(program, LANGUAGES["python"], case, FAST)[0] for _ in range(2))
+    uids = [int(outcome.detail.split("'")[1].strip("\\n")) for outcome in (first, second)]
+    assert all(uid >= 1_600_000_000 for uid in uids) and uids[0] != uids[1], uids
 
 
-def test_working_directory_is_removed():
-    program = "import os\nprint(os.getcwd())\n"
+def test_working_directory_is_a_private_tmpfs_and_nothing_stays_on_the_host():
+    program = "import os, stat\nprint(os.getcwd(), oct(stat.S_IMODE(os.stat('.').st_mode)))\n"
     before = set(os.listdir("/tmp"))
     outcome = run_tests(program, LANGUAGES["python"], [{"input": "", "output": "?"}], FAST)[0]
-    directory = outcome.detail.split("'")[1].strip().rstrip("\\n")
-    assert directory.startswith("/tmp/rlobj-sandbox-") or "rlobj-sandbox-" in directory
-    assert not os.path.exists(directory.replace("\\n", ""))
-    assert {
-        name for name in set(os.listdir("/tmp")) - before if name.startswith("rlobj-sandbox-")
-    } == set()
+    assert "/sandbox 0o700" in outcome.detail, outcome
+    assert {name for name in set(os.listdir("/tmp")) - before if "rlobj-sandbox-" in name} == set()
+
+
+def test_refuses_without_a_mechanism_unless_opted_out(monkeypatch):
+    from rlobj.verifiers import SandboxUnavailable, sandbox
+
+    monkeypatch.setattr(sandbox._isolation, "cgroup_parents", lambda: None)
+    with pytest.raises(
+        SandboxUnavailable, match=r"lacks a writable cgroup.*allow_missing=\('cgroup',\)"
+    ):
+        run_tests("print(1)", LANGUAGES["python"], [{"input": "", "output": "1"}], FAST)
+    opted = SandboxLimits(wall_seconds=2.0, memory_mb=256, allow_missing=("cgroup",))
+    assert run_tests("print(1)", LANGUAGES["python"], [{"input": "", "output": "1"}], opted)[
+        0
+    ].passed
+    with pytest.raises(ValueError, match="'allow_missing' may only name"):
+        SandboxLimits(allow_missing=("seccomp",))
 
 
 def test_custom_language_config():
