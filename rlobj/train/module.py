@@ -388,9 +388,25 @@ class RLModule(L.LightningModule):
             metrics["phase"] = 1.0
         self.data_position = step + 1
         metrics["data_position"] = float(self.data_position)
-        self.log_dict({k: float(v) for k, v in metrics.items()}, on_step=True, prog_bar=False,
-                      batch_size=len(records), sync_dist=False)
+        values = {k: float(v) for k, v in metrics.items()}
+        # callback_metrics only: Lightning's logged rows keep every key logged earlier in the
+        # epoch (an RL row repeated the last SFT loss), so the loggers get this step's values
+        self.log_dict(values, on_step=True, prog_bar=False, batch_size=len(records), sync_dist=False,
+                      logger=False)
+        self._log_step_row(values)
         self.last_metrics = metrics
+
+    def _log_step_row(self, values: dict[str, float]) -> None:
+        """Send exactly this step's metrics to every logger (one row per step in metrics.csv)."""
+        trainer = self._trainer
+        if trainer is None or not trainer.loggers or trainer.global_rank != 0:
+            return
+        if not getattr(getattr(trainer, "_logger_connector", None), "should_update_logs", True):
+            return  # honour log_every_n_steps as Lightning's own logging does
+        loop = getattr(trainer.fit_loop, "epoch_loop", None)
+        step = getattr(loop, "_batches_that_stepped", trainer.global_step)
+        for logger in trainer.loggers:
+            logger.log_metrics({**values, "epoch": float(trainer.current_epoch)}, step=step)
 
     def sft_update(self, records: list[dict]) -> dict[str, float]:
         """One optimizer step of ``sft_objective`` on the records' demonstrations
