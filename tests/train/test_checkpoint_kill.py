@@ -44,7 +44,6 @@ def test_kill_9_during_a_checkpoint_write_then_resume_loses_nothing(tmp_path):
     assert os.path.getsize(half_written) > 0  # the interrupted write really left partial bytes
 
     checkpoints = sorted(glob.glob(str(killed_dir / "*.ckpt")))
-    names = [os.path.basename(path) for path in checkpoints]
     for path in checkpoints:  # every checkpoint the kill left in place is complete
         check_checkpoint_file(path, "ckpt_path")
     # the last complete checkpoint: the newest by its own global step
