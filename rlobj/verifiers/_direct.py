@@ -3,7 +3,6 @@ run directly on the host with rlimits, in a fresh 0700 directory, as a per-run u
 is root. No file system or network isolation. Standard library only (see ``_isolation``)."""
 
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -26,20 +25,14 @@ _socket_module.create_connection = _BlockedSocket
 """
 
 
-def _preexec(command: dict, uid: int | None, cgroup_procs: list[str]):
+def _preexec(command: dict, uid: int | None, cgroup_procs: list[str], apply_limits):
     def preexec() -> None:
         for path in cgroup_procs:
             with open(path, "w", encoding="ascii") as handle:
                 handle.write(str(os.getpid()))
-        memory = command["memory_mb"] << 20
-        if command["limit_address_space"] and memory > 0:
-            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        cpu = command["cpu_seconds"]
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (command["file_bytes"],) * 2)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if uid is not None:  # RLIMIT_NPROC counts per real uid: only meaningful for a per-run uid
-            resource.setrlimit(resource.RLIMIT_NPROC, (command["processes"],) * 2)
+        # RLIMIT_NPROC counts per real uid: only meaningful for a per-run uid
+        apply_limits(command, processes=uid is not None)
+        if uid is not None:
             os.setgroups([])
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
@@ -53,9 +46,14 @@ def _read_capped(handle, limit: int) -> str:
 
 
 def run_direct(
-    files: dict[str, str], uid: int | None, cgroup_procs: list[str], block_python_sockets: bool
+    files: dict[str, str],
+    uid: int | None,
+    cgroup_procs: list[str],
+    block_python_sockets: bool,
+    apply_limits,
 ):
-    """Make the run's directory; return ``(workdir, run(command) -> dict, close())``."""
+    """Make the run's directory; return ``(workdir, run(command) -> dict, close())``.
+    ``apply_limits(command, processes)`` sets a command's rlimits (``_jail.apply_limits``)."""
     workdir = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
     extra_env: dict[str, str] = {}
     if block_python_sockets:
@@ -88,7 +86,7 @@ def run_direct(
                     stderr=stderr_file,
                     cwd=workdir,
                     env={**command["env"], **extra_env},
-                    preexec_fn=_preexec(command, uid, cgroup_procs),
+                    preexec_fn=_preexec(command, uid, cgroup_procs, apply_limits),
                     start_new_session=True,
                     close_fds=True,
                 )

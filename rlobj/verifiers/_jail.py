@@ -190,6 +190,19 @@ def _read_capped(fd: int, limit: int) -> str:
     return os.read(fd, limit).decode("utf-8", errors="replace")
 
 
+def apply_limits(command: dict, processes: bool) -> None:
+    """The per-process rlimits of a command (``RLIMIT_NPROC`` only where it counts this run)."""
+    memory = command["memory_mb"] << 20
+    if command["limit_address_space"] and memory > 0:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    cpu = command["cpu_seconds"]
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (command["file_bytes"],) * 2)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if processes:
+        resource.setrlimit(resource.RLIMIT_NPROC, (command["processes"],) * 2)
+
+
 def _spawn(command: dict, stdin_fd: int, stdout_fd: int, stderr_fd: int) -> int:
     pid = os.fork()
     if pid:
@@ -204,14 +217,7 @@ def _spawn(command: dict, stdin_fd: int, stdout_fd: int, stderr_fd: int) -> int:
                     signal.signal(number, signal.SIG_DFL)
                 except (OSError, ValueError):
                     pass
-        memory = command["memory_mb"] << 20
-        if command["limit_address_space"] and memory > 0:
-            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        cpu = command["cpu_seconds"]
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (command["file_bytes"],) * 2)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_NPROC, (command["processes"],) * 2)
+        apply_limits(command, processes=True)
         _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         os.setsid()
         os.execve(command["argv"][0], command["argv"], command["env"])

@@ -20,7 +20,9 @@ class _OneLineTimeouts(logging.Filter):
             head, _, text = message.partition(": ")
             flat = " ".join(text.split())
             cut = flat[:LOGGED_INPUT_CHARS] + ("..." if len(flat) > LOGGED_INPUT_CHARS else "")
-            record.msg = f"{head} (math-verify; input of {len(text)} chars): {cut}" if text else head
+            record.msg = (
+                f"{head} (math-verify; input of {len(text)} chars): {cut}" if text else head
+            )
             record.args = ()
         return True
 

@@ -45,7 +45,7 @@ import shutil
 from dataclasses import dataclass, field
 
 try:  # also loadable by file path, without the rlobj package (non-root callers, system python)
-    from rlobj.verifiers import _isolation
+    from rlobj.verifiers import _isolation, _jail
     from rlobj.verifiers._direct import run_direct
 except ImportError:  # pragma: no cover - exercised by the non-root caller test
     import importlib.util as _util
@@ -60,6 +60,7 @@ except ImportError:  # pragma: no cover - exercised by the non-root caller test
         return module
 
     _isolation = _load("_isolation")
+    _jail = _load("_jail")
     run_direct = _load("_direct").run_direct
 
 SandboxUnavailable = _isolation.SandboxUnavailable
@@ -67,19 +68,6 @@ sweep_orphans = _isolation.sweep_orphans
 RUNTIME = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 COMPILE_FILE_BYTES = 512 << 20  # compilers write binaries larger than a program's output limit
-
-_SOCKET_BLOCKER = """\
-import socket as _socket_module
-
-
-class _BlockedSocket:
-    def __init__(self, *args, **kwargs):
-        raise PermissionError("network access is disabled in the rlobj sandbox")
-
-
-_socket_module.socket = _BlockedSocket
-_socket_module.create_connection = _BlockedSocket
-"""
 
 
 @dataclass(frozen=True)
@@ -494,6 +482,7 @@ def run_tests(
                 uid.uid if uid else None,
                 cgroup.procs_files if cgroup else [],
                 language.python_socket_block,
+                _jail.apply_limits,
             )
         fields = {
             "source": os.path.join(workdir, language.source_name),
