@@ -60,11 +60,12 @@ def load_checkpoint_file(path: str, key: str = "checkpoint") -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        reason = str(error).strip().splitlines()
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        named = [line for line in lines if "GLOBAL" in line or "Unsupported" in line]
         raise RlobjInputError(
             f"{key}: checkpoint {path!r} holds objects outside torch's weights-only allow-list; "
             f"refused to load it (that would run code from the file): "
-            f"{reason[-1] if reason else error!r}"
+            f"{(named or lines or [repr(error)])[0][:300]}"
         ) from error
     except (RuntimeError, EOFError, OSError, ValueError) as error:
         raise RlobjInputError(f"{key}: checkpoint {path!r} cannot be read: {error}") from error
