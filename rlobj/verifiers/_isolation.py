@@ -272,18 +272,25 @@ class Jail:
         line, self._buffer = self._buffer.split(b"\n", 1)
         return json.loads(line)
 
-    def run(self, command: dict) -> dict | None:
-        """Run one command (see ``_jail._run``); ``None`` if the jail stopped answering in time
-        (it is then killed)."""
+    def run(self, command: dict) -> dict:
+        """Run one command (see ``_jail._run``). Raises ``RuntimeError`` with the supervisor's
+        last words if it stopped answering (it is then killed)."""
         try:
             self.process.stdin.write((json.dumps(command) + "\n").encode())
             self.process.stdin.flush()
-        except OSError:
+        except OSError as error:
             self.kill()
-            return None
+            raise RuntimeError(
+                f"rlobj sandbox: could not send a command to the run's supervisor ({error}): "
+                f"{self._stderr_tail()[-800:]}"
+            ) from error
         answer = self._read(deadline=time.monotonic() + command["wall_seconds"] + 10)
         if answer is None:
             self.kill()
+            raise RuntimeError(
+                f"rlobj sandbox: the run's supervisor stopped answering (killed): "
+                f"{self._stderr_tail()[-800:] or 'no message'}"
+            )
         return answer
 
     def kill(self) -> None:

@@ -19,6 +19,7 @@ goes with the mount namespace: nothing is left on the host's file system.
 """
 
 import ctypes
+import encodings.ascii  # noqa: F401 - loaded now: nothing can be imported inside the new root
 import json
 import os
 import resource

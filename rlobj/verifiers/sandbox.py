@@ -502,12 +502,7 @@ def run_tests(
                 limit_address_space=compile_step or language.limit_address_space,
                 env=_environment(workdir, compile_step, {}),
             )
-            answer = run(command)
-            if answer is None:
-                return ProcessOutcome(
-                    None, "", "the sandbox stopped answering; killed", True, command["wall_seconds"]
-                )
-            return ProcessOutcome(**answer)
+            return ProcessOutcome(**run(command))
 
         return _judge(step, language, tests, limits, stop_on_failure)
     finally:

@@ -58,7 +58,9 @@ def test_a_power_tower_in_a_pool_worker_times_out_and_the_pool_goes_on():
 
     with VerifierPool(workers=1, timeout=3.0, memory_limit_mb=0) as pool:
         result = pool.score(
-            MathVerifier(timeout_seconds=1), [r"\boxed{9^{9^{9^{9}}}}", r"\boxed{2}"], [{"answer": "2"}] * 2
+            MathVerifier(timeout_seconds=1),
+            [r"\boxed{9^{9^{9^{9}}}}", r"\boxed{2}"],
+            [{"answer": "2"}] * 2,
         )
     assert result.statuses[1] == "ok" and result.rewards == (0.0, 1.0)
     assert result.statuses[0] in ("ok", "timeout")  # math-verify's own timeout, or the pool's

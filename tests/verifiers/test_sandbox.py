@@ -190,7 +190,9 @@ def test_refuses_without_a_mechanism_unless_opted_out(monkeypatch):
     ):
         run_tests("print(1)", LANGUAGES["python"], [{"input": "", "output": "1"}], FAST)
     opted = SandboxLimits(wall_seconds=10.0, memory_mb=256, allow_missing=("cgroup",))
-    outcome = run_tests("print(1)", LANGUAGES["python"], [{"input": "", "output": "1"}], opted)[0]
+    # runs long enough for the supervisor's memory polls (every 50 ms) to happen
+    program = "import time\ntime.sleep(0.3)\nprint(1)\n"
+    outcome = run_tests(program, LANGUAGES["python"], [{"input": "", "output": "1"}], opted)[0]
     assert outcome.passed, outcome
     with pytest.raises(ValueError, match="'allow_missing' may only name"):
         SandboxLimits(allow_missing=("seccomp",))
