@@ -384,12 +384,13 @@ def run_suite(
         return name, outcome, time.monotonic() - started
 
     leftovers_before = _ps_leftovers(os.getuid())
+    directories_before = set(_fs_leftovers(sandbox))  # other users of this machine may have some
     with concurrent.futures.ThreadPoolExecutor(len(only)) as pool:
         results = list(pool.map(attack, only))
     stop.set()
     time.sleep(0.3)
     processes = [line for line in _ps_leftovers(os.getuid()) if line not in leftovers_before]
-    directories = _fs_leftovers(sandbox)
+    directories = [path for path in _fs_leftovers(sandbox) if path not in directories_before]
     after = {path: _digest(path) for path in watched}
     host_escapes = {
         "write caller's home": [p for p in watched[:1] if after[p] != before[p]]

@@ -110,6 +110,7 @@ def test_pool_timeout_shorter_than_the_sandbox_budget_leaves_nothing():
         )
     )
     before = attack_suite._ps_leftovers(os.getuid())
+    directories_before = set(attack_suite._fs_leftovers(sandbox))
     with VerifierPool(workers=2, timeout=1.0, memory_limit_mb=0) as pool:
         started = time.monotonic()
         result = pool.score(verifier, [program] * 2, [sample] * 2)
@@ -121,7 +122,9 @@ def test_pool_timeout_shorter_than_the_sandbox_budget_leaves_nothing():
         processes += subprocess.run(
             ["pgrep", "-f", "sleep 313"], capture_output=True, text=True
         ).stdout.split()
-        directories = attack_suite._fs_leftovers(sandbox)
+        directories = [
+            p for p in attack_suite._fs_leftovers(sandbox) if p not in directories_before
+        ]
         if not processes and not directories:
             break
         time.sleep(0.1)
