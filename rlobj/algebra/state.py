@@ -148,7 +148,8 @@ class State:
         """Validate a rollout batch and build the initial state.
 
         Checks shapes against ``logp`` (``"batch seq"``) and ``" batch"``, converts ``mask``
-        to bool, requires finite values at valid tokens and in ``rewards``, detaches the
+        to bool, requires finite values at valid tokens, in ``rewards`` and in every float
+        tensor of ``extras`` (at valid tokens for ``"batch seq"`` ones), detaches the
         no-grad inputs (``logp_old``, ``logp_ref``) and zeroes padding positions with
         ``torch.where`` so that garbage in padding can never reach the loss or its gradient.
         Unknown field names raise; anything extra belongs in ``extras``.
@@ -167,6 +168,8 @@ class State:
             got = tuple(logp.shape) if isinstance(logp, Tensor) else type(logp).__name__
             raise RlobjInputError(f"logp: expected a float tensor of shape (batch seq), got {got}")
         batch, seq = logp.shape
+        for name in (*TOKEN_FIELDS, "mask", "rewards", "group_ids"):
+            fields[name] = _as_tensor(name, fields.get(name), logp)
         mask = fields["mask"]
         check_shape("mask", mask, (batch, seq), "batch seq")
         if mask.dtype != torch.bool:
@@ -190,6 +193,7 @@ class State:
             rewards = fields["rewards"]
             check_shape("rewards", rewards, (batch,), "batch")
             check_finite("rewards", rewards)
+            _check_reward_range(rewards, logp.dtype)
             fields["rewards"] = rewards.to(logp.dtype) if not rewards.is_floating_point() else rewards
         if fields.get("group_ids") is not None:
             group_ids = fields["group_ids"]
@@ -204,6 +208,10 @@ class State:
                     f"{float(torch.where(mask, value.detach(), -torch.inf).max()):.4g}"
                 )
         fields["extras"] = dict(fields.get("extras") or {})
+        for name, value in fields["extras"].items():  # what terms read from extras, checked once
+            if isinstance(value, Tensor) and value.is_floating_point():
+                token_shaped = tuple(value.shape) == (batch, seq)
+                check_finite(f"extras[{name!r}]", value, where=mask if token_shaped else None)
         return cls(**fields)
 
     # ------------------------------------------------------------------ functional updates
@@ -278,6 +286,34 @@ class State:
     @property
     def batch_size(self) -> int:
         return int(self.logp.shape[0])
+
+
+def _check_reward_range(rewards: Tensor, dtype: torch.dtype) -> None:
+    """Rewards within a quarter of the float range of ``logp``'s dtype, so that differences of
+    rewards and advantages built from them cannot overflow (group statistics run in float64)."""
+    if not (rewards.is_floating_point() or dtype.is_floating_point):
+        return
+    limit = torch.finfo(dtype if dtype.is_floating_point else rewards.dtype).max / 4
+    largest = float(rewards.detach().abs().max()) if rewards.numel() else 0.0
+    if largest > limit:
+        raise RlobjInputError(
+            f"rewards: |reward| must be <= {limit:.3g} (a quarter of the {dtype} range, so "
+            f"advantages cannot overflow), got {largest:.3g}; rescale the rewards"
+        )
+
+
+def _as_tensor(name: str, value, like: Tensor):
+    """``value`` as a tensor on ``like``'s device: lists, tuples and arrays are converted (float
+    fields to ``like``'s dtype); anything else is an error naming the field."""
+    if value is None or isinstance(value, Tensor):
+        return value
+    if not isinstance(value, (list, tuple)) and not hasattr(value, "__array__"):
+        raise RlobjInputError(f"{name}: expected a tensor (or a list of numbers), got {type(value).__name__}")
+    try:
+        tensor = torch.as_tensor(value, device=like.device)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise RlobjInputError(f"{name}: expected a tensor or a (nested) list of numbers, got {value!r:.80} ({error})") from error
+    return tensor.to(like.dtype) if name in TOKEN_FIELDS and tensor.is_floating_point() else tensor
 
 
 _HINTS = {

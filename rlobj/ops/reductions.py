@@ -118,9 +118,14 @@ def group_mean(values: Float[Tensor, " batch"], group_ids: Int[Tensor, " batch"]
     values has exactly that value as its mean (a plain sum / count is off by an ulp for, e.g.,
     seven rewards of 0.7 in float32, which z-scoring then blows up to a non-zero advantage).
     """
-    reference = _group_reference(values, group_ids)
-    count = group_count(group_ids).to(values.dtype)
-    return reference + group_sum(values - reference, group_ids) / count
+    wide = _wide(values)  # float64 inside: differences and sums of large rewards overflow float32
+    reference = _group_reference(wide, group_ids)
+    count = group_count(group_ids).to(wide.dtype)
+    return (reference + group_sum(wide - reference, group_ids) / count).to(values.dtype)
+
+
+def _wide(values: Tensor) -> Tensor:
+    return values.to(torch.float64) if values.dtype in (torch.float32, torch.float16, torch.bfloat16) else values
 
 
 @typechecked
@@ -132,15 +137,17 @@ def group_std(
     A group of one member has std 0 with ``unbiased=False`` and 0 (by convention, instead of
     NaN) with ``unbiased=True``; terms that cannot handle singleton groups check for them.
     """
-    count = group_count(group_ids).to(values.dtype)
-    centred = values - group_mean(values, group_ids)
+    wide = _wide(values)  # float64 inside: squares of rewards beyond ~1e19 overflow float32
+    count = group_count(group_ids).to(wide.dtype)
+    centred = wide - group_mean(wide, group_ids)
     squares = group_sum(centred**2, group_ids)
     denominator = (count - 1).clamp(min=1) if unbiased else count
     var = squares / denominator
     # sqrt has an infinite derivative at 0: take 0 as the gradient of an all-equal group's std
     # (else inf * 0 = NaN spreads through group_sum's backward to every input).
     positive = var > 0
-    return torch.where(positive, torch.where(positive, var, torch.ones_like(var)).sqrt(), torch.zeros_like(var))
+    std = torch.where(positive, torch.where(positive, var, torch.ones_like(var)).sqrt(), torch.zeros_like(var))
+    return std.to(values.dtype)
 
 
 @typechecked

@@ -32,6 +32,7 @@ import torch
 from lightning.pytorch.cli import LightningCLI
 
 from rlobj.ops.errors import RlobjInputError
+from rlobj.train.checkpoint_io import check_checkpoint_file, load_checkpoint_file
 from rlobj.train.datamodule import RLDataModule
 from rlobj.train.module import RLModule
 
@@ -39,7 +40,22 @@ __all__ = ["RlobjTrainer", "RlobjCLI", "main"]
 
 
 class RlobjTrainer(L.Trainer):
-    """Lightning's Trainer plus ``eval``: pass@k / maj@k (and more) of a model on the evaluation set."""
+    """Lightning's Trainer plus ``eval``: pass@k / maj@k (and more) of a model on the evaluation set.
+
+    ``fit(ckpt_path=file)`` checks the file first (an empty, truncated or corrupted checkpoint is
+    an error naming it) and resumes with ``weights_only=True`` unless told otherwise.
+    """
+
+    def fit(self, model: RLModule, train_dataloaders=None, val_dataloaders=None,
+            datamodule: RLDataModule | None = None, ckpt_path: str | None = None,
+            weights_only: bool | None = True) -> None:
+        """Lightning's ``fit``; see the class docstring for the checkpoint checks."""
+        if isinstance(ckpt_path, (str, os.PathLike)) and str(ckpt_path) not in (
+            "last", "best", "hpc", "registry"
+        ):
+            check_checkpoint_file(os.fspath(ckpt_path), "ckpt_path")
+        return super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path,
+                           weights_only=weights_only)
 
     def eval(self, model: RLModule, datamodule: RLDataModule | None = None, ckpt_path: str | None = None,
              counts_path: str | None = None, compare: str | None = None,
@@ -187,9 +203,7 @@ def _powers_of_two(n: int) -> list[int]:
 
 def _load_checkpoint(model: RLModule, path: str, key: str) -> str:
     """Load a ``rlobj fit`` checkpoint into ``model`` (and its engine); returns the file name."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{key}: no such file {path!r}")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint_file(path, key)
     if "state_dict" not in checkpoint:
         raise RlobjInputError(f"{key}: {path!r} is not a Lightning checkpoint (no 'state_dict')")
     model.on_load_checkpoint(checkpoint)

@@ -4,7 +4,7 @@ from torch import Tensor
 
 from rlobj.rollout import RolloutBatch
 
-__all__ = ["batch_metrics"]
+__all__ = ["batch_metrics", "log_step_row"]
 
 
 def batch_metrics(rollout: RolloutBatch, rewards: Tensor, logp_old: Tensor, pass_threshold: float) -> dict[str, float]:
@@ -22,3 +22,17 @@ def batch_metrics(rollout: RolloutBatch, rewards: Tensor, logp_old: Tensor, pass
         "response/truncated_fraction": float(rollout.truncated.float().mean()),
         "mismatch/logp_abs": float((rollout.logp_rollout - logp_old).abs()[mask].sum()) / n_valid,
     }
+
+
+def log_step_row(module, values: dict[str, float]) -> None:
+    """Send exactly this step's metrics to every logger of ``module``'s trainer (one row per step
+    in metrics.csv: Lightning's own rows repeat keys logged earlier in the epoch)."""
+    trainer = module._trainer
+    if trainer is None or not trainer.loggers or trainer.global_rank != 0:
+        return
+    if not getattr(getattr(trainer, "_logger_connector", None), "should_update_logs", True):
+        return  # honour log_every_n_steps as Lightning's own logging does
+    loop = getattr(trainer.fit_loop, "epoch_loop", None)
+    step = getattr(loop, "_batches_that_stepped", trainer.global_step)
+    for logger in trainer.loggers:
+        logger.log_metrics({**values, "epoch": float(trainer.current_epoch)}, step=step)

@@ -43,7 +43,7 @@ from rlobj.train.config import (
     default_optimizer,
 )
 from rlobj.train.distributed import gather_rows, local_rows, row_offset
-from rlobj.train.metrics import batch_metrics
+from rlobj.train.metrics import batch_metrics, log_step_row
 from rlobj.train.models import Models
 from rlobj.train.providers import build_providers, resolve_providers
 from rlobj.train.run_state import load_run_state, save_run_state
@@ -399,10 +399,14 @@ class RLModule(L.LightningModule):
             metrics["phase"] = 1.0
         self.data_position = step + 1
         metrics["data_position"] = float(self.data_position)
+        values = {k: float(v) for k, v in metrics.items()}
         shown = ("loss", "reward/mean", "sft/nll")  # also on the progress bar (a terminal's rich bar)
+        # callback_metrics only: Lightning's logged rows keep every key logged earlier in the
+        # epoch (an RL row repeated the last SFT loss), so the loggers get this step's values
         for bar in (False, True):
-            self.log_dict({k: float(v) for k, v in metrics.items() if (k in shown) == bar}, on_step=True,
-                          prog_bar=bar, batch_size=len(records), sync_dist=False)
+            self.log_dict({k: v for k, v in values.items() if (k in shown) == bar}, on_step=True, prog_bar=bar,
+                          batch_size=len(records), sync_dist=False, logger=False)
+        log_step_row(self, values)
         self.last_metrics = metrics
 
     def sft_update(self, records: list[dict]) -> dict[str, float]:

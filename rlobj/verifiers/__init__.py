@@ -31,10 +31,12 @@ from rlobj.verifiers.sandbox import (
     LANGUAGES,
     LanguageConfig,
     SandboxLimits,
+    SandboxUnavailable,
     language_available,
     outputs_match,
     run_tests,
     sandbox_capabilities,
+    sweep_orphans,
 )
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "RegexFormat",
     "Sample",
     "SandboxLimits",
+    "SandboxUnavailable",
     "ScoreResult",
     "TagFormat",
     "Verifier",
@@ -71,6 +74,7 @@ __all__ = [
     "parse_number",
     "run_tests",
     "sandbox_capabilities",
+    "sweep_orphans",
     "score_batch",
     "solve_countdown",
     "tag_content",

@@ -30,8 +30,14 @@ class CodeExecution:
         limits: per-run limits. Default ``SandboxLimits()`` (5 s, 512 MiB per case).
         languages: extra language configs, by name.
 
+    The sandbox refuses to run when this host lacks a mechanism it needs (see
+    :mod:`rlobj.verifiers.sandbox`); callers opt out explicitly with ``allow_missing``, as this
+    example does for whatever :func:`~rlobj.verifiers.sandbox_capabilities` reports missing.
+
     Example:
-        >>> verifier = CodeExecution()
+        >>> from rlobj.verifiers import sandbox_capabilities
+        >>> limits = SandboxLimits(allow_missing=sandbox_capabilities().missing)
+        >>> verifier = CodeExecution(limits=limits)
         >>> sample = {"tests": [{"input": "2 3\n", "output": "5\n"}, {"input": "1 1\n", "output": "2\n"}]}
         >>> verifier("```python\nprint(sum(map(int, input().split())))\n```", sample)
         1.0

@@ -1,10 +1,36 @@
 r"""Mathematical answer checking with Hugging Face's ``math-verify`` (parse gold and prediction to
 SymPy, then compare numerically, symbolically, as sets/intervals/matrices)."""
 
+import logging
 import threading
 from dataclasses import dataclass
 
 from rlobj.verifiers.base import Sample, require_completion, require_field
+
+LOGGED_INPUT_CHARS = 120
+
+
+class _OneLineTimeouts(logging.Filter):
+    """math-verify logs ``Timeout during parsing: <the whole input>``; keep one line with the
+    input's length and its first ``LOGGED_INPUT_CHARS`` characters."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("Timeout during"):
+            head, _, text = message.partition(": ")
+            flat = " ".join(text.split())
+            cut = flat[:LOGGED_INPUT_CHARS] + ("..." if len(flat) > LOGGED_INPUT_CHARS else "")
+            record.msg = (
+                f"{head} (math-verify; input of {len(text)} chars): {cut}" if text else head
+            )
+            record.args = ()
+        return True
+
+
+for _name in ("math_verify.parser", "math_verify.grader"):
+    _logger = logging.getLogger(_name)
+    if not any(isinstance(existing, _OneLineTimeouts) for existing in _logger.filters):
+        _logger.addFilter(_OneLineTimeouts())
 
 
 def _timeouts_usable() -> bool:
@@ -55,10 +81,18 @@ class MathVerifier:
         answer_key: sample field with the reference (a number, LaTeX, or a MATH-style solution with
             ``\boxed{}``). Default ``"answer"``.
         prefer_boxed: give ``\boxed{}`` the highest extraction priority. Default ``True``.
-        timeout_seconds: math-verify's own per-call timeout (``signal.alarm``, so it only applies
-            in a main thread; in other threads it is off and the worker-pool timeout of
-            :class:`~rlobj.verifiers.VerifierPool` is the guard). Default 5.
+        timeout_seconds: math-verify's own per-call timeout (``signal.alarm``, so it only works
+            in a main thread). Default 5.
         float_rounding: decimals kept in numeric comparison (math-verify default 6).
+        allow_without_timeout: outside the main thread there is no timeout, and a pathological
+            answer (a power tower such as ``9^{9^{9^9}}``) would hang the process, so such calls
+            raise ``RuntimeError`` unless this is ``True`` (the caller enforces its own hard
+            timeout). Score through :class:`~rlobj.verifiers.VerifierPool` instead: its workers
+            run verifiers in their main thread and are killed at the pool's timeout.
+            Default ``False``.
+
+    math-verify's timeout warnings are shortened to one line with at most 120 characters of the
+    input (it logs the whole input, megabytes for a long completion).
 
     Example:
         >>> MathVerifier()(r"so the result is \boxed{0.5}", {"answer": r"\frac{1}{2}"})
@@ -75,6 +109,7 @@ class MathVerifier:
     prefer_boxed: bool = True
     timeout_seconds: int = 5
     float_rounding: int = 6
+    allow_without_timeout: bool = False
 
     def __post_init__(self) -> None:
         if not (isinstance(self.timeout_seconds, int) and self.timeout_seconds >= 1):
@@ -87,6 +122,14 @@ class MathVerifier:
         from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
         completion = require_completion(completion, "MathVerifier")
+        if not (_timeouts_usable() or self.allow_without_timeout):
+            raise RuntimeError(
+                "MathVerifier: called outside the main thread, where math-verify's timeout "
+                "(signal.alarm) cannot work and a pathological answer would hang the process; "
+                "score through VerifierPool (workers run verifiers in their main thread and are "
+                "killed at the pool's timeout), or pass allow_without_timeout=True if the caller "
+                "enforces its own hard timeout"
+            )
         gold = parse_gold(
             str(require_field(sample, self.answer_key, "MathVerifier")), self.timeout_seconds
         )

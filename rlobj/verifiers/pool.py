@@ -29,6 +29,7 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rlobj.verifiers._isolation import sweep_orphans
 from rlobj.verifiers.base import Sample, Verifier, validate_reward
 
 STATUSES = ("ok", "timeout", "error", "invalid")
@@ -260,6 +261,8 @@ class VerifierPool:
         if worker is not None:
             worker.kill()
             self.restarts += 1
+            # a code sandbox the worker was running dies with it (PDEATHSIG); its cgroup stays
+            sweep_orphans()
         self._slots[slot] = None
 
     def score(
@@ -370,16 +373,15 @@ class VerifierPool:
                     del busy[slot]
                     break
                 if died and slot in busy:
-                    code = (
-                        worker.process.exitcode
-                        if not worker.process.is_alive()
-                        else "alive, protocol error"
-                    )
+                    worker.process.join(timeout=2)  # a worker that just exited is not reaped yet
+                    code = worker.process.exitcode
                     finish(
                         worker.index,
                         "error",
                         0.0,
-                        f"worker process died (exit code {code})",
+                        f"worker process died (exit code {code})"
+                        if code is not None
+                        else "worker broke the result protocol; killed",
                         time.monotonic() - worker.sent_at,
                     )
                     del busy[slot]

@@ -118,9 +118,10 @@ def test_hand_returns_to_go():
 def test_hand_group_all_equal():
     values = torch.tensor([1.0, 1.0, 0.0, 1.0, 0.5])
     assert group_all_equal(values, torch.tensor([0, 0, 1, 1, 2])).tolist() == [True, True, False, False, True]
-    # distinct tiny values: the float32 std underflows to 0, group_all_equal still sees them
+    # distinct tiny values: their squared deviations underflow in float32; group_std works in
+    # float64 inside (so it sees them), and group_all_equal compares the values themselves
     tiny = torch.tensor([0.0, 1.78e-24])
-    assert group_std(tiny, torch.tensor([0, 0])).tolist() == [0.0, 0.0]
+    assert group_std(tiny, torch.tensor([0, 0])).tolist() == pytest.approx([1.2587e-24] * 2, rel=1e-3)
     assert group_all_equal(tiny, torch.tensor([0, 0])).tolist() == [False, False]
 
 

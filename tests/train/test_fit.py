@@ -33,5 +33,10 @@ def test_fit_sft_then_rl_logs_metrics_plots_and_table(tmp_path, capsys):
                 "entropy", "kl/old_k3", "mismatch/logp_abs", "response/length_mean",
                 "throughput/generate_tokens_per_s", "throughput/update_tokens_per_s", "eval/pass@1"):
         assert key in keys, key
+    # each row carries only its own step's values: no SFT loss on RL rows, no reward on SFT rows
+    steps = [r for r in rows if r.get("phase")]
+    assert [r["phase"] for r in steps] == ["0.0", "0.0", "1.0", "1.0"]
+    assert all(r["loss/sft"] and r["sft/nll"] and not r["reward/mean"] for r in steps[:2])
+    assert all(not r["loss/sft"] and not r["sft/nll"] and r["reward/mean"] for r in steps[2:])
     assert os.path.getsize(glob.glob(str(tmp_path / "t" / "*" / "metrics.png"))[0]) > 1000
     assert os.path.exists(glob.glob(str(tmp_path / "t" / "*" / "eval_table.txt"))[0])

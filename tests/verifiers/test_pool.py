@@ -141,3 +141,11 @@ def test_score_result_counts_and_pickles():
     assert result.counts == {"ok": 1, "timeout": 0, "error": 0, "invalid": 2}
     assert pickle.loads(pickle.dumps(result)) == result
     assert result.metrics(prefix="r/")["r/seconds_mean"] == pytest.approx(0.2)
+
+
+def test_crashed_workers_are_reported_with_their_exit_status(pool):
+    samples = [{"kind": "exit", "answer": "a"}, {"kind": "kill", "answer": "a"}]
+    result = pool.score(helpers.misbehaves_by_kind, ["a", "a"], samples)
+    assert result.statuses == ("error", "error")
+    assert result.messages[0] == "worker process died (exit code 3)", result.messages
+    assert result.messages[1] == "worker process died (exit code -9)", result.messages
