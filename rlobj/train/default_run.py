@@ -23,15 +23,16 @@ __all__ = ["main", "build"]
 
 #: The default schedule (see ``main``'s arguments).
 DEFAULTS = dict(warmup_steps=600, rl_steps=350, prompts=32, group_size=8, lr=3e-4, sft_lr=1e-3,
-                eval_size=256, seed=0)
+                eval_size=256, seed=0, logits="auto")
 
 
 def build(warmup_steps: int, rl_steps: int, prompts: int, group_size: int, lr: float, sft_lr: float,
-          eval_size: int, seed: int, root: str, objective="grpo", progress_every: int = 25):
+          eval_size: int, seed: int, root: str, objective="grpo", progress_every: int = 25,
+          logits: str = "auto"):
     """Module, DataModule and Trainer of the default run."""
     module = RLModule(
         objective=objective,
-        policy=PolicyConfig(tiny_model={"hidden_size": 128, "layers": 2, "heads": 2, "seed": seed}),
+        policy=PolicyConfig(tiny_model={"hidden_size": 128, "layers": 2, "heads": 2, "seed": seed}, logits=logits),
         rollout=RolloutConfig(group_size=group_size, max_new_tokens=5),
         update=UpdateConfig(grad_clip=1.0),
         optimizer=functools.partial(torch.optim.AdamW, lr=lr, weight_decay=0.0),
