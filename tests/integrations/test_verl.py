@@ -76,7 +76,8 @@ LOSSES = [  # (verl loss_mode, actor fields, rlobj chain without aggregation)
     # verl computes the covariance selection per call (micro-batch): scope="micro_batch"
     ("clip_cov", {"policy_loss": PolicyLossConfig(loss_mode="clip_cov", clip_cov_ratio=0.1, clip_cov_lb=0.05,
                                                   clip_cov_ub=5.0)},
-     clip_cov(ratio=0.1, cov_low=0.05, cov_high=5.0, seed=None, scope="micro_batch")),
+     clip_cov(ratio=0.1, cov_low=0.05, cov_high=5.0, eps_low=0.2, eps_high=0.2, seed=None,  # verl: actor clip_ratio 0.2
+              scope="micro_batch")),
     ("kl_cov", {"policy_loss": PolicyLossConfig(loss_mode="kl_cov", kl_cov_ratio=0.1, ppo_kl_coef=0.5)},
      kl_cov(ratio=0.1, beta=0.5, scope="micro_batch")),
 ]
