@@ -19,6 +19,7 @@ flat keys of rlobj 0.1 to their place here; the CLI names the new place when an 
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -251,8 +252,6 @@ class WarmupSchedule(torch.optim.lr_scheduler.LambdaLR):
         super().__init__(optimizer, self.factor)
 
     def factor(self, update: int) -> float:
-        import math
-
         if self.warmup_steps > 0 and update < self.warmup_steps:
             return (update + 1) / self.warmup_steps
         if self.shape == "cosine":

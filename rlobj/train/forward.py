@@ -51,18 +51,9 @@ def chunked_logprobs(model, prompt_ids: Tensor, prompt_mask: Tensor, response_id
     the output projection, chunk by chunk (:class:`~rlobj.ops.vocab.VocabView`; recomputed in
     backward). Same values, dtypes and zeros on padding as :func:`token_logprobs`.
     """
-    from rlobj.ops.vocab import Entropy, LogProb
-
     view = vocab_view(model, prompt_ids, prompt_mask, response_ids, response_mask, temperature=temperature,
                       chunk_size=chunk_size)
-    mask = response_mask.bool()
-    queries = (LogProb(torch.where(mask, response_ids, 0)),) + ((Entropy(),) if with_entropy else ())
-    out = view.evaluate(*queries, mask=mask)
-    zero = torch.zeros((), dtype=out[0].dtype)
-    dtype = _work_dtype(out[0].dtype)
-    logp = torch.where(mask, out[0], zero).to(dtype)
-    entropy = torch.where(mask, out[1], zero).to(dtype) if with_entropy else None
-    return logp, entropy
+    return view_logprobs(view, response_ids, response_mask, with_entropy=with_entropy)
 
 
 def final_hidden_states(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
@@ -98,15 +89,19 @@ def vocab_view(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Ten
                                  softcap=softcap, chunk_size=chunk_size)
 
 
-def view_logprobs(view, response_ids: Tensor, response_mask: Tensor) -> tuple[Tensor, Tensor]:
-    """``(logp, entropy)`` of the response tokens from a vocab view, in one pass; 0 on padding."""
+def view_logprobs(view, response_ids: Tensor, response_mask: Tensor,
+                  with_entropy: bool = True) -> tuple[Tensor, Tensor | None]:
+    """``(logp, entropy)`` of the response tokens from a vocab view, in one pass; 0 on padding
+    (``entropy`` is None unless ``with_entropy``)."""
     from rlobj.ops.vocab import Entropy, LogProb
 
     mask = response_mask.bool()
-    logp, entropy = view.evaluate(LogProb(torch.where(mask, response_ids, 0)), Entropy(), mask=mask)
-    zero = torch.zeros((), dtype=logp.dtype)
-    dtype = _work_dtype(logp.dtype)
-    return torch.where(mask, logp, zero).to(dtype), torch.where(mask, entropy, zero).to(dtype)
+    queries = (LogProb(torch.where(mask, response_ids, 0)),) + ((Entropy(),) if with_entropy else ())
+    out = view.evaluate(*queries, mask=mask)
+    zero = torch.zeros((), dtype=out[0].dtype)
+    dtype = _work_dtype(out[0].dtype)
+    logp = torch.where(mask, out[0], zero).to(dtype)
+    return logp, (torch.where(mask, out[1], zero).to(dtype) if with_entropy else None)
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
