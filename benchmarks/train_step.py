@@ -1,21 +1,24 @@
-"""One RL update of the trainer at Qwen's vocabulary: chunked log-probs (the default) vs full logits.
+"""One RL update at Qwen's vocabulary: rlobj chunked (default) vs rlobj full logits vs TRL's GRPOTrainer.
 
 Builds a random Qwen2-shaped model with V = 151,936 (small hidden size and depth so a run takes
 about a minute on a CPU), one fixed rollout batch, and runs one RL update (forward, backward,
-optimizer step; ``grpo``, log-probs and entropy as the trainer computes them) through
-``RLModule.update_on_rollout`` twice, side by side in one process:
+gradient clipping, AdamW step; GRPO's clipped surrogate with per-sequence token means, entropy
+computed as a metric) side by side in one process:
 
-  chunked  ``policy.logits: chunked`` (the default for models with a decoder and an output layer):
-           log-probs and entropy from hidden states and the output projection, chunk by chunk;
-  full     ``policy.logits: full``: the model's whole ``[tokens, vocab]`` logits.
+  (a) chunked  rlobj's default (``policy.logits: chunked`` through ``RLModule.update_on_rollout``):
+               log-probs and entropy from hidden states and the output projection, chunk by chunk;
+  (b) full     ``policy.logits: full``: the model's whole ``[tokens, vocab]`` logits;
+  (c) trl      TRL's ``GRPOTrainer.compute_loss`` on the same model and batch (its own forward
+               through the fused LM head it patches onto the model; see ``_trl_row.py``).
 
 Prints, per row, the peak of live tensor bytes allocated during the update, gradients included
 (the weights and the optimizer state exist before it; traced with a dispatch mode on the CPU, ``torch.cuda.max_memory_allocated`` on
 CUDA), the largest single allocation and the median wall time of ``--repeats`` updates, and the
-ratios chunked / full. Not part of the test suite; TRL's row (issue 12's third row) is not
-measured here.
+ratios of each row to (c). Not part of the test suite. Row (c) needs TRL, which lives in the peers
+environment (``bash scripts/test_peers.sh`` builds ``.venv-peers``); elsewhere the script says so
+and prints rows (a) and (b) only:
 
-    python benchmarks/train_step.py [--rows 8] [--prompt 64] [--response 192] [--device cuda]
+    PYTHONPATH=. .venv-peers/bin/python benchmarks/train_step.py [--rows 8] [--prompt 64] [--response 192] [--device cuda]
 """
 
 import argparse
@@ -23,12 +26,14 @@ import copy
 import functools
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _trl_row import TRLRow, trl_available  # noqa: E402
 from vocab_terms import LiveBytes  # noqa: E402
 
 from rlobj.rollout import RolloutBatch, build_tiny_qwen2  # noqa: E402
@@ -61,31 +66,24 @@ def make_batch(rows: int, prompt: int, response: int, device: str, seed: int = 0
     return rollout.to(device), rewards.to(device)
 
 
-def state_bytes(module) -> int:
-    total = sum(p.nbytes for p in module.policy.parameters())
-    total += sum(p.grad.nbytes for p in module.policy.parameters() if p.grad is not None)
-    for state in module._optimizer().state.values():
-        total += sum(v.nbytes for v in state.values() if torch.is_tensor(v))
-    return total
+def rlobj_update(module, rollout, rewards):
+    """One update of the trainer; the batch is on-policy (one epoch, one mini-batch), so logp_old is
+    the detached log-probs of the training forward itself, as in TRL's row: one forward per update."""
+    return module.update_on_rollout(rollout, rewards)["grad_norm"]
 
 
-def one_update(module, rollout, rewards):
-    # off-policy rollout log-probs (zeros): the update computes logp_old itself, as a PPO epoch does
-    module.update_on_rollout(rollout, rewards)
-
-
-def measure(module, rollout, rewards, device: str, repeats: int):
-    one_update(module, rollout, rewards)  # warm-up: optimizer state exists from here on
+def measure(one_update, device: str, repeats: int):
+    first_norm = one_update()  # warm-up: optimizer state exists from here on
     if device == "cpu":
         with LiveBytes() as tracer:
-            one_update(module, rollout, rewards)
+            one_update()
         peak, largest = tracer.summary([])
         del tracer
     else:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
-        one_update(module, rollout, rewards)
+        one_update()
         torch.cuda.synchronize()
         peak, largest = torch.cuda.max_memory_allocated() - before, float("nan")
     times = []
@@ -93,11 +91,11 @@ def measure(module, rollout, rewards, device: str, repeats: int):
         if device != "cpu":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        one_update(module, rollout, rewards)
+        one_update()
         if device != "cpu":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    return peak, largest, statistics.median(times)
+    return peak, largest, statistics.median(times), first_norm
 
 
 def main(argv=None) -> None:
@@ -120,19 +118,38 @@ def main(argv=None) -> None:
     print(f"one RL update (grpo, AdamW): V={VOCAB}, hidden {args.hidden}, {args.layers} layers, {args.rows} rows "
           f"x ({args.prompt} prompt + {args.response} response) tokens, {tokens} response tokens; "
           f"device {args.device}; float32 [tokens, vocab] = {tokens * VOCAB * 4 / 2**20:.0f} MiB", flush=True)
+    state_mib = 3 * sum(p.nbytes for p in base.parameters()) / 2**20  # weights + AdamW's two moments
     rows = {}
-    for logits in ("chunked", "full"):
+    for name, logits in (("(a) chunked", "chunked"), ("(b) full", "full")):
         module = make_module(base, logits, args.device)
-        peak, largest, seconds = measure(module, rollout, rewards, args.device, args.repeats)
-        rows[logits] = (peak, largest, seconds, state_bytes(module))
+        rows[name] = measure(functools.partial(rlobj_update, module, rollout, rewards), args.device, args.repeats)
+        del module
+    missing = trl_available()
+    if missing is None:
+        with tempfile.TemporaryDirectory() as output_dir:
+            peer = TRLRow(base, rollout, rewards, args.device, output_dir)
+            rows["(c) trl"] = measure(peer.update, args.device, args.repeats)
+            del peer
     print(f"peak: live bytes allocated during the update (gradients included; the weights and the "
-          f"optimizer state, {rows['full'][3] / 2**20:.0f} MiB with one step's gradients, exist before it)")
-    print(f"{'row':<8} {'peak MiB':>10} {'largest MiB':>12} {'time s':>8}")
-    for name, (peak, largest, seconds, _) in rows.items():
-        print(f"{name:<8} {peak / 2**20:>10.1f} {largest / 2**20:>12.1f} {seconds:>8.2f}")
-    chunked, full = rows["chunked"], rows["full"]
-    print(f"chunked / full: peak {chunked[0] / full[0]:.3f}x, time {chunked[2] / full[2]:.3f}x")
-
+          f"AdamW state, {state_mib:.0f} MiB, exist before it)")
+    print("grad norm: of the first update (same weights and batch in every row: the rows compute the same update)")
+    print(f"{'row':<12} {'peak MiB':>10} {'largest MiB':>12} {'time s':>8} {'grad norm':>10}")
+    for name, (peak, largest, seconds, norm) in rows.items():
+        print(f"{name:<12} {peak / 2**20:>10.1f} {largest / 2**20:>12.1f} {seconds:>8.2f} {norm:>10.6f}")
+    if missing is not None:
+        print(f"row (c) not measured: {missing}")
+        reference = rows["(b) full"]
+        print(f"(a) / (b): peak {rows['(a) chunked'][0] / reference[0]:.3f}x, "
+              f"time {rows['(a) chunked'][2] / reference[2]:.3f}x")
+        return
+    reference = rows["(c) trl"]
+    for name in ("(a) chunked", "(b) full"):
+        peak, _, seconds, _ = rows[name]
+        print(f"{name} / (c) trl: peak {peak / reference[0]:.3f}x, time {seconds / reference[2]:.3f}x")
+    peak, _, seconds, _ = rows["(a) chunked"]
+    met = peak <= 0.2 * reference[0], seconds <= 0.5 * reference[2]
+    print(f"targets (a) <= 0.2x (c) peak: {'met' if met[0] else 'NOT met'}; "
+          f"(a) <= 0.5x (c) time: {'met' if met[1] else 'NOT met'}")
 
 if __name__ == "__main__":
     main()

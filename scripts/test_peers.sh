@@ -9,6 +9,7 @@
 # accepts (>=4.56.2). verl is installed with --no-deps plus what `verl.trainer.ppo.core_algos`
 # imports (ray, tensordict, omegaconf, hydra-core, codetiming, orjson); the tests call verl's own
 # functions and registries, not its Ray trainer. rlobj itself comes from the checkout (PYTHONPATH).
+# lightning: benchmarks/train_step.py runs rlobj's trainer beside TRL's in this environment.
 # The step FAILS if trl or verl cannot be imported (RLOBJ_REQUIRE_PEERS=1: tests/integrations/conftest.py
 # imports both; elsewhere the tests skip when they are absent).
 #
@@ -31,7 +32,7 @@ if [ ! -f "$stamp" ]; then
     # one resolver pass for everything but verl (fewer passes: this step has a time budget)
     "$venv_dir/bin/pip" install -q -c "$constraints" torch==2.13.0 "trl==1.16.0" "transformers>=5.5.3,<5.11,!=5.6.0" \
         datasets tokenizers \
-        einops jaxtyping beartype pytest hypothesis \
+        einops jaxtyping beartype pytest hypothesis lightning \
         ray "tensordict>=0.8,<=0.10.0,!=0.9.0" omegaconf hydra-core codetiming orjson
     "$venv_dir/bin/pip" install -q --no-deps "verl==0.9.1"
     rm -f "$constraints"
