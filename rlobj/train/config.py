@@ -140,6 +140,10 @@ class UpdateConfig:
             gradient (the micro-batch law).
         shuffle_minibatches: shuffle rows before cutting mini-batches (seeded by step and seed).
         grad_clip: maximum global gradient norm (None: no clipping).
+        packing: padding-free micro-batches: every forward (training, old and reference
+            log-probs) runs on the micro-batch's rows packed into one sequence, position ids
+            restarting per row and attention kept inside each row
+            (:mod:`rlobj.train.packing`); same loss and gradient as padded, no compute on padding.
     """
 
     ppo_epochs: int = 1
@@ -147,12 +151,15 @@ class UpdateConfig:
     micro_batch_size: int | None = None
     shuffle_minibatches: bool = False
     grad_clip: float | None = 1.0
+    packing: bool = False
 
     def __post_init__(self):
         _positive_int("update", "ppo_epochs", self.ppo_epochs)
         _positive_int("update", "mini_batch_size", self.mini_batch_size, allow_none=True)
         _positive_int("update", "micro_batch_size", self.micro_batch_size, allow_none=True)
         _number("update", "grad_clip", self.grad_clip, 0.0, allow_none=True)
+        if not isinstance(self.packing, bool):
+            raise RlobjInputError(f"update.packing: expected true or false, got {self.packing!r}")
 
 
 @dataclass(frozen=True)

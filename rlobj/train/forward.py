@@ -17,14 +17,21 @@ __all__ = ["token_logprobs", "chunked_logprobs", "supports_chunked", "final_hidd
 
 def token_logprobs(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
                    response_mask: Tensor, temperature: float = 1.0,
-                   with_entropy: bool = False) -> tuple[Tensor, Tensor | None]:
+                   with_entropy: bool = False, packed: bool = False) -> tuple[Tensor, Tensor | None]:
     r"""$\log\pi_\theta(y_t \mid x, y_{<t})$ at temperature $T$ for every response token, and $H_t$.
+
+    ``packed``: run the model on the rows packed into one sequence without padding
+    (:mod:`rlobj.train.packing`); same values.
 
     Returns:
         ``(logp, entropy)``: float32 ``[batch, seq]`` tensors (float64 for a float64 model), 0 where ``response_mask`` is False;
         ``entropy`` is None unless ``with_entropy``.
     """
-    logits = response_logits(model, prompt_ids, prompt_mask, response_ids, response_mask)
+    if packed:
+        from rlobj.train.packing import packed_response_logits as response_logits_of
+    else:
+        response_logits_of = response_logits
+    logits = response_logits_of(model, prompt_ids, prompt_mask, response_ids, response_mask)
     logits = logits.to(_work_dtype(logits.dtype)) / temperature
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, response_ids.unsqueeze(-1)).squeeze(-1)
@@ -46,13 +53,13 @@ def supports_chunked(model) -> bool:
 
 def chunked_logprobs(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
                      response_mask: Tensor, temperature: float = 1.0, with_entropy: bool = False,
-                     chunk_size: int | None = None) -> tuple[Tensor, Tensor | None]:
+                     chunk_size: int | None = None, packed: bool = False) -> tuple[Tensor, Tensor | None]:
     r""":func:`token_logprobs` without ``[tokens, vocab]`` logits: from the final hidden states and
     the output projection, chunk by chunk (:class:`~rlobj.ops.vocab.VocabView`; recomputed in
     backward). Same values, dtypes and zeros on padding as :func:`token_logprobs`.
     """
     view = vocab_view(model, prompt_ids, prompt_mask, response_ids, response_mask, temperature=temperature,
-                      chunk_size=chunk_size)
+                      chunk_size=chunk_size, packed=packed)
     return view_logprobs(view, response_ids, response_mask, with_entropy=with_entropy)
 
 
@@ -72,17 +79,24 @@ def final_hidden_states(model, prompt_ids: Tensor, prompt_mask: Tensor, response
 
 
 def vocab_view(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
-               response_mask: Tensor, temperature: float = 1.0, chunk_size: int | None = None):
+               response_mask: Tensor, temperature: float = 1.0, chunk_size: int | None = None,
+               packed: bool = False):
     r"""A :class:`~rlobj.ops.vocab.VocabView` of the policy's next-token distributions over the response.
 
     $\pi(\cdot \mid s_t) = \mathrm{softmax}(\mathrm{softcap}(h_t W^\top + b) / T)$ from
-    :func:`final_hidden_states` and the output layer's weight $W$ (and bias, and the config's
-    ``final_logit_softcapping`` if any). Gradients follow the caller's grad mode: with grad, the
-    view back-propagates into the decoder and $W$ chunk by chunk (the logits never exist whole).
+    :func:`final_hidden_states` (``packed``: from one packed forward without padding,
+    :func:`rlobj.train.packing.packed_final_hidden_states`) and the output layer's weight $W$
+    (and bias, and the config's ``final_logit_softcapping`` if any). Gradients follow the caller's
+    grad mode: with grad, the view back-propagates into the decoder and $W$ chunk by chunk (the
+    logits never exist whole).
     """
     from rlobj.ops.vocab import VocabView
 
-    hidden = final_hidden_states(model, prompt_ids, prompt_mask, response_ids, response_mask)
+    if packed:
+        from rlobj.train.packing import packed_final_hidden_states as hidden_states_of
+    else:
+        hidden_states_of = final_hidden_states
+    hidden = hidden_states_of(model, prompt_ids, prompt_mask, response_ids, response_mask)
     head = model.get_output_embeddings()
     softcap = getattr(model.config, "final_logit_softcapping", None)
     return VocabView.from_hidden(hidden, head.weight, getattr(head, "bias", None), temperature=temperature,

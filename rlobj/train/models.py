@@ -39,10 +39,13 @@ class Models:
             ``[tokens, vocab]`` float tensor), ``"full"`` from the model's full logits
             (:func:`~rlobj.train.forward.token_logprobs`), ``"auto"`` chunked when the model
             exposes a decoder and an output projection, else full.
+        packing: run every forward on the rows packed into one sequence without padding
+            (:mod:`rlobj.train.packing`; same values, fewer positions).
     """
 
     def __init__(self, policy, temperature: float = 1.0, micro_batch_size: int | None = None,
-                 reference_factory: Callable[[], torch.nn.Module] | None = None, logits: str = "auto"):
+                 reference_factory: Callable[[], torch.nn.Module] | None = None, logits: str = "auto",
+                 packing: bool = False):
         if logits not in ("auto", "chunked", "full"):
             raise ValueError(f"logits: expected 'auto', 'chunked' or 'full', got {logits!r}")
         if logits == "chunked" and not supports_chunked(policy):
@@ -52,6 +55,11 @@ class Models:
         self.logits = "chunked" if logits == "auto" and supports_chunked(policy) else ("full" if logits == "auto" else logits)
         self.temperature = float(temperature)
         self.micro_batch_size = micro_batch_size
+        if packing:
+            from rlobj.train.packing import check_packing_support
+
+            check_packing_support()
+        self.packing = bool(packing)
         self._reference = None
         self._reference_factory = reference_factory
 
@@ -82,14 +90,14 @@ class Models:
         compute = chunked_logprobs if self.logits == "chunked" and supports_chunked(model) else token_logprobs
         return compute(model, rollout.prompt_ids[rows], rollout.prompt_mask[rows], rollout.response_ids[rows],
                        rollout.response_mask[rows], temperature=self.temperature if temperature is None else temperature,
-                       with_entropy=with_entropy)
+                       with_entropy=with_entropy, packed=self.packing)
 
     def view(self, rollout: RolloutBatch, rows, model=None, temperature: float | None = None):
         """The :class:`~rlobj.ops.vocab.VocabView` of ``rows`` under ``model`` (no ``[tokens, vocab]`` logits)."""
         model = self.policy if model is None else model
         return vocab_view(model, rollout.prompt_ids[rows], rollout.prompt_mask[rows],
                           rollout.response_ids[rows], rollout.response_mask[rows],
-                          temperature=self.temperature if temperature is None else temperature)
+                          temperature=self.temperature if temperature is None else temperature, packed=self.packing)
 
     def view_logprobs(self, rollout: RolloutBatch, rows, model=None):
         """``(logp, entropy, view)`` of ``rows`` from one vocab view."""

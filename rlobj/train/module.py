@@ -106,7 +106,7 @@ class RLModule(L.LightningModule):
         providers: providers that replace the defaults or supply a user term's input
             (:mod:`rlobj.train.providers`).
         update: the update plan (:class:`~rlobj.train.config.UpdateConfig`: ppo_epochs,
-            mini_batch_size, micro_batch_size, shuffle_minibatches, grad_clip).
+            mini_batch_size, micro_batch_size, shuffle_minibatches, grad_clip, packing).
         optimizer: a callable ``params -> torch.optim.Optimizer`` (LightningCLI's
             ``OptimizerCallable``; YAML ``{class_path: torch.optim.AdamW, init_args: {lr: 3e-4}}``);
             default :func:`~rlobj.train.config.default_optimizer`.
@@ -234,6 +234,7 @@ class RLModule(L.LightningModule):
         try:
             self.models = Models(self.policy, temperature=self.cfg.rollout.temperature,
                                  micro_batch_size=self.cfg.update.micro_batch_size, logits=hp.logits,
+                                 packing=self.cfg.update.packing,
                                  reference_factory=self._adapters_off if hp.lora is not None else None)
         except ValueError as error:
             raise RlobjInputError(f"policy.{error}") from error
