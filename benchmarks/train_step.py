@@ -9,7 +9,9 @@ computed as a metric) side by side in one process:
                log-probs and entropy from hidden states and the output projection, chunk by chunk;
   (b) full     ``policy.logits: full``: the model's whole ``[tokens, vocab]`` logits;
   (c) trl      TRL's ``GRPOTrainer.compute_loss`` on the same model and batch (its own forward
-               through the fused LM head it patches onto the model; see ``_trl_row.py``).
+               through the fused LM head it patches onto the model; see ``_trl_row.py``);
+  (d) packed   (a) with ``update.packing: true``: the rows as one sequence without padding
+               (the line above the table gives the positions each forward runs, padded and packed).
 
 Prints, per row, the peak of live tensor bytes allocated during the update, gradients included
 (the weights and the optimizer state exist before it; traced with a dispatch mode on the CPU, ``torch.cuda.max_memory_allocated`` on
@@ -39,16 +41,17 @@ from vocab_terms import LiveBytes  # noqa: E402
 from rlobj.rollout import RolloutBatch, build_tiny_qwen2  # noqa: E402
 from rlobj.train import RLModule  # noqa: E402
 from rlobj.train.models import Models  # noqa: E402
+from rlobj.train.packing import pack_rows  # noqa: E402
 
 VOCAB = 151_936
 
 
-def make_module(base, logits: str, device: str) -> RLModule:
-    module = RLModule(objective="grpo", policy={"logits": logits}, update={"grad_clip": 1.0},
+def make_module(base, logits: str, device: str, packing: bool = False) -> RLModule:
+    module = RLModule(objective="grpo", policy={"logits": logits}, update={"grad_clip": 1.0, "packing": packing},
                       optimizer=functools.partial(torch.optim.AdamW, lr=1e-4, weight_decay=0.0))
     module.build()  # the tiny character model; replaced by the big-vocabulary one below
     module.policy = copy.deepcopy(base).to(device).train()
-    module.models = Models(module.policy, temperature=1.0, logits=logits)
+    module.models = Models(module.policy, temperature=1.0, logits=logits, packing=packing)
     return module
 
 
@@ -130,6 +133,12 @@ def main(argv=None) -> None:
             peer = TRLRow(base, rollout, rewards, args.device, output_dir)
             rows["(c) trl"] = measure(peer.update, args.device, args.repeats)
             del peer
+    module = make_module(base, "chunked", args.device, packing=True)
+    rows["(d) packed"] = measure(functools.partial(rlobj_update, module, rollout, rewards), args.device, args.repeats)
+    del module
+    packed = pack_rows(rollout.prompt_ids, rollout.prompt_mask, rollout.response_ids, rollout.response_mask)
+    print(f"positions per forward: padded {packed.padded_tokens}, packed {packed.tokens} "
+          f"({packed.tokens / packed.padded_tokens:.3f}x)")
     print(f"peak: live bytes allocated during the update (gradients included; the weights and the "
           f"AdamW state, {state_mib:.0f} MiB, exist before it)")
     print("grad norm: of the first update (same weights and batch in every row: the rows compute the same update)")
@@ -139,11 +148,12 @@ def main(argv=None) -> None:
     if missing is not None:
         print(f"row (c) not measured: {missing}")
         reference = rows["(b) full"]
-        print(f"(a) / (b): peak {rows['(a) chunked'][0] / reference[0]:.3f}x, "
-              f"time {rows['(a) chunked'][2] / reference[2]:.3f}x")
+        for name in ("(a) chunked", "(d) packed"):
+            print(f"{name} / (b) full: peak {rows[name][0] / reference[0]:.3f}x, "
+                  f"time {rows[name][2] / reference[2]:.3f}x")
         return
     reference = rows["(c) trl"]
-    for name in ("(a) chunked", "(b) full"):
+    for name in ("(a) chunked", "(b) full", "(d) packed"):
         peak, _, seconds, _ = rows[name]
         print(f"{name} / (c) trl: peak {peak / reference[0]:.3f}x, time {seconds / reference[2]:.3f}x")
     peak, _, seconds, _ = rows["(a) chunked"]

@@ -1,6 +1,6 @@
 """Tables of the laws through the trainer, for every registered term and preset.
 
-    python benchmarks/trainer_laws.py [--ddp] [--device cuda]
+    python benchmarks/trainer_laws.py [--ddp] [--device cuda] [--entries grpo,dapo,...]
 
 Micro-batch law: one RL update (tiny float64 policy, SGD lr 1, 25 rows in 5 groups of 5 with
 uneven lengths) with micro-batches of 25, 13 and 7 rows (K = 1, 2, 4 micro-batches; groups split
@@ -22,17 +22,21 @@ sys.path[:0] = [str(ROOT / "tests")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def micro_batch_table(device: str = "cpu") -> None:
+def micro_batch_table(device: str = "cpu", entries: list[str] | None = None) -> None:
     from train.pipeline_cases import NAMES, law_gaps
 
+    unknown = sorted(set(entries or ()) - set(NAMES))
+    if unknown:
+        raise SystemExit(f"--entries: unknown entries {unknown}; known: {', '.join(NAMES)}")
+    names = entries or NAMES
     print("| entry | K=2, 1 epoch | K=4, 1 epoch | K=2, 2 epochs | K=4, 2 epochs |")
     print("|---|---|---|---|---|")
     worst = 0.0
-    for name in NAMES:
+    for name in names:
         one, two = law_gaps(name, 1, device=device), law_gaps(name, 2, device=device)
         worst = max(worst, *one, *two)
         print(f"| {name} | {one[1]:.1e} | {one[2]:.1e} | {two[1]:.1e} | {two[2]:.1e} |")
-    print(f"\n{len(NAMES)} entries on {device}; largest difference {worst:.1e}")
+    print(f"\n{len(names)} of {len(NAMES)} entries on {device}; largest difference {worst:.1e}")
 
 
 def ddp_table() -> None:
@@ -60,7 +64,8 @@ def ddp_table() -> None:
 
 
 if __name__ == "__main__":
-    micro_batch_table(sys.argv[sys.argv.index("--device") + 1] if "--device" in sys.argv else "cpu")
+    micro_batch_table(sys.argv[sys.argv.index("--device") + 1] if "--device" in sys.argv else "cpu",
+                      sys.argv[sys.argv.index("--entries") + 1].split(",") if "--entries" in sys.argv else None)
     if "--ddp" in sys.argv:
         print()
         ddp_table()

@@ -1,6 +1,6 @@
 """Checks that need a CUDA device (run by scripts/gpu_check.sh; skipped without CUDA).
 
-The vocab view, a mask term and one trainer update on the GPU equal the same computation on the
+The vocab view, a mask term, one trainer update and a packed update on the GPU equal the same computation on the
 CPU (float64 where the law checks need it, float32 within a float32 tolerance).
 """
 
@@ -56,8 +56,24 @@ def test_trainer_update_on_cuda_equals_cpu():
     for device in ("cpu", "cuda"):
         module = tiny_module(objective=["grpo", {"forward_kl": {"beta": 0.01}}], policy={"dtype": "float64"},
                              update={"micro_batch_size": 5})
-        module.policy.to(device)
-        rollout = synthetic_rollout(module)
+        rollout = synthetic_rollout(module)  # on the CPU (its log-probs come from the CPU policy)
+        module.policy.to(device)  # update_on_rollout moves the rollout to the policy's device
         module.update_on_rollout(rollout, synthetic_rewards(len(rollout)))
         weights[device] = torch.cat([p.detach().cpu().flatten() for p in module.policy.parameters()])
     assert torch.allclose(weights["cpu"], weights["cuda"], atol=1e-9, rtol=0)
+
+
+def test_packed_update_on_cuda_equals_padded():
+    """update.packing on the GPU's attention (block-diagonal mask from the position ids): same
+    weights after one update as the padded micro-batches, float64."""
+    from train._helpers import synthetic_rewards, synthetic_rollout, tiny_module
+
+    weights = {}
+    for packing in (False, True):
+        module = tiny_module(objective=["grpo", {"k3_kl": {"beta": 0.1}}], policy={"dtype": "float64"},
+                             update={"micro_batch_size": 5, "packing": packing})
+        rollout = synthetic_rollout(module)
+        module.policy.to("cuda")
+        module.update_on_rollout(rollout, synthetic_rewards(len(rollout)))
+        weights[packing] = torch.cat([p.detach().cpu().flatten() for p in module.policy.parameters()])
+    assert torch.allclose(weights[False], weights[True], atol=1e-10, rtol=0)
