@@ -83,14 +83,18 @@ def test_packed_rows_do_not_attend_to_each_other():
     assert (joined[first:] - separate[first:]).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("logits", ["chunked", "full"])
-def test_trainer_update_packed_equals_padded(logits):
+VOCAB_KL = ["grpo", {"forward_kl": {"beta": 0.1}}]  # reads the policy's and the reference's vocab views
+
+
+@pytest.mark.parametrize("logits, objective", [("chunked", OBJECTIVE), ("full", OBJECTIVE), ("chunked", VOCAB_KL)],
+                         ids=["chunked-k3_kl", "full-k3_kl", "chunked-forward_kl"])
+def test_trainer_update_packed_equals_padded(logits, objective):
     """Through RLModule.update_on_rollout: 2 epochs x 2 mini-batches x micro-batches of 3 rows (old
-    log-probs, reference and training forwards all packed); same metrics and weights (SGD lr 1:
-    the weight change is the gradient) in float64."""
+    log-probs, reference and training forwards and vocab views all packed); same metrics and
+    weights (SGD lr 1: the weight change is the gradient) in float64."""
     outcomes, positions = {}, {}
     for packing in (False, True):
-        module = tiny_module(objective=OBJECTIVE, policy={"dtype": "float64", "logits": logits},
+        module = tiny_module(objective=objective, policy={"dtype": "float64", "logits": logits},
                              update={"packing": packing, "ppo_epochs": 2, "mini_batch_size": 8,
                                      "micro_batch_size": 3})
         assert module.models.packing is packing
