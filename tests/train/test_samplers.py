@@ -130,7 +130,7 @@ def test_build_sampler_builds_what_it_names():
     mine = build_sampler({f"{__name__}._Mine": {"tag": "y"}})
     assert isinstance(mine, _Mine) and mine.tag == "y"
     assert isinstance(build_sampler("rlobj.train.samplers.BroadSampler"), BroadSampler)
-    assert set(SAMPLERS) == {"plain", "ead", "latr", "segments", "broad"}
+    assert set(SAMPLERS) == {"plain", "ead", "latr", "segments", "broad", "mcts"}
     assert all(issubclass(cls, Sampler) for cls in SAMPLERS.values())
     # the module keeps the spec as plain data and builds the sampler
     module = tiny_module(sampler={"ead": {"schedule": FAST}})
