@@ -53,19 +53,28 @@ class tree_value_advantage(Term):
     ($T$ = ``temperature``; $T = 0$ leaves every value as is), $f_i$ = $s$ at the last valid
     token of row $i$ (the leaf's value), and
     $$ A_{i,t} = \frac{s_{i,t} - \mathrm{mean}_{g(i)} f}{\mathrm{std}_{g(i)} f + \varepsilon} $$
-    with the population std (the reference's ``sibling_mean_std``); a group of one path is
-    centred on 0 and not divided. ``scale_by_std=False`` drops the division. Zero on padding.
+    with the population std (the reference's ``sibling_mean_std``) when ``scale_by_std``;
+    by default (the reference's run scripts) $A_{i,t} = s_{i,t} - \mathrm{mean}_{g(i)} f$. A
+    group of one path is centred on 0 and not divided. Zero on padding.
 
     Warning:
-        When every path of a group has the same final value, the reference divides by
-        $0 + \varepsilon$, which multiplies the intermediate tokens' scores by $10^6$; here such
-        a group, like a group of one, is not divided ($A = s - \mathrm{mean}_g f$).
+        With ``scale_by_std=True`` and every path of a group at the same final value, the
+        reference divides by $0 + \varepsilon$, which multiplies the intermediate tokens' scores
+        by $10^6$; here such a group, like a group of one, is not divided.
+
+    Note:
+        In a group where every path failed, the leaf tokens get $A = 0$ and the earlier steps
+        $A = q_\max\tanh(W/T) + 1 > 0$ (the reference's formula): with a weak policy this
+        pushes up the prefixes of failed answers. ``informative_groups`` before the objective
+        drops such groups (see the demonstration on the "Search in training" page).
 
     Args:
         temperature: $T \ge 0$ (``adv_temperature``). Default 1.0.
         q_max: $q_\max > 0$ (``q_value_max``). Default 1.0.
         eps: $\varepsilon \ge 0$. Default 1e-6 (the reference's).
-        scale_by_std: divide by the group std (``norm_adv_by_std_in_grpo``). Default True.
+        scale_by_std: divide by the group std (``norm_adv_by_std_in_grpo``). Default False, as
+            the reference's training scripts set it (``round0.sh``:
+            ``algorithm.norm_adv_by_std_in_grpo=False``; the function's own default is True).
 
     Returns:
         The state with ``advantages`` (no gradient).
@@ -77,7 +86,7 @@ class tree_value_advantage(Term):
         ...     rewards=torch.tensor([0.0, 1.0]), group_ids=torch.tensor([0, 0]),
         ...     extras={"node_values": torch.tensor([[-0.5, -1.0], [0.5, 1.0]]),
         ...             "step_ends": torch.ones(2, 2, dtype=torch.bool)})
-        >>> tree_value_advantage()(s).advantages.round(decimals=4).tolist()
+        >>> [[round(a, 4) for a in row] for row in tree_value_advantage()(s).advantages.tolist()]
         [[-0.4621, -1.0], [0.4621, 1.0]]
 
     References:
@@ -93,7 +102,7 @@ class tree_value_advantage(Term):
     temperature: float = 1.0
     q_max: float = 1.0
     eps: float = 1e-6
-    scale_by_std: bool = True
+    scale_by_std: bool = False
 
     def __post_init__(self):
         check_range("tree_value_advantage", "temperature", self.temperature, low=0.0)

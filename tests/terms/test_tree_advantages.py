@@ -60,13 +60,20 @@ def test_hand_values_on_the_searched_toy_tree():
     values = torch.tensor([[-2 / 3, -1.0], [2 / 3, 1.0]])
     ends = torch.ones(2, 2, dtype=torch.bool)
     mask = torch.ones(2, 2, dtype=torch.bool)
-    out = tree_value_advantage()(state_of(values, ends, mask, [0, 0])).advantages
+    out = tree_value_advantage(scale_by_std=True)(state_of(values, ends, mask, [0, 0])).advantages
     torch.testing.assert_close(out, torch.tensor([[-0.5827829, -1.0], [0.5827829, 1.0]]) / (1 + 1e-6))
+    # the reference's run scripts: no std division (finals -1, 1 -> mean 0)
+    values3 = torch.tensor([[-2 / 3, -1.0], [2 / 3, 1.0], [0.5, 1.0]])
+    out = tree_value_advantage()(state_of(values3, torch.ones(3, 2, dtype=torch.bool),
+                                          torch.ones(3, 2, dtype=torch.bool), [0, 0, 0])).advantages
+    torch.testing.assert_close(out, torch.tensor([[math.tanh(-2 / 3) - 1 / 3, -1.0 - 1 / 3],
+                                                  [math.tanh(2 / 3) - 1 / 3, 1.0 - 1 / 3],
+                                                  [math.tanh(0.5) - 1 / 3, 1.0 - 1 / 3]]))
     # a group of one path: centred on 0 and not divided; temperature 0: no squash
     single = tree_value_advantage(temperature=0.0)(state_of(values[:1], ends[:1], mask[:1], [0])).advantages
     torch.testing.assert_close(single, values[:1])
     # all finals equal: not divided (the reference's 1/eps blow-up is avoided)
-    same = tree_value_advantage()(state_of(torch.tensor([[0.5, 1.0], [-0.5, 1.0]]), ends, mask, [0, 0])).advantages
+    same = tree_value_advantage(scale_by_std=True)(state_of(torch.tensor([[0.5, 1.0], [-0.5, 1.0]]), ends, mask, [0, 0])).advantages
     torch.testing.assert_close(same, torch.tensor([[math.tanh(0.5) - 1.0, 0.0], [-math.tanh(0.5) - 1.0, 0.0]]))
 
 
