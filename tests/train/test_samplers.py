@@ -69,7 +69,7 @@ def _prompt_text(module, rollout, row):
 
 # ----------------------------------------------------------------------------- build_sampler
 @pytest.mark.parametrize("spec, match", [
-    ("beam", r"sampler: unknown sampler 'beam'\. Known: \['broad', 'ead', 'latr', 'plain', 'segments'\]"),
+    ("beam", r"sampler: unknown sampler 'beam'\. Known: \['broad', 'ead', 'latr', 'mcts', 'plain', 'segments'\]"),
     ("eda", r"sampler: unknown sampler 'eda'\. Did you mean 'ead'\?"),
     ("segment", r"Did you mean 'segments'\?"),
     ({"ead": {"segment_tokens": 3}}, r"sampler ead: .*unexpected keyword argument 'segment_tokens'"),
