@@ -124,3 +124,20 @@ def test_mcts_yaml_trains_two_rl_steps_through_the_cli(tmp_path, monkeypatch):
     assert len(rows) == 2 and all(math.isfinite(float(r["loss"])) for r in rows)
     for row in rows:
         assert 0 < float(row["search/search_tokens_per_prompt"]) <= float(row["search/token_budget_per_prompt"]) == 64
+
+
+def test_tree_values_provider_is_the_default_and_gives_one_node_trees():
+    from rlobj.train.providers import PROVIDERS, TreeValues
+
+    assert PROVIDERS["extras:node_values"] is TreeValues
+    module = tiny_module(objective=["tree_value_advantage", "clip_ratio", "token_mean"])
+    ctx = module.context(0)
+    batch = ctx.score(module.sampler.sample(ctx, RECORDS, 4))  # plain sampling: no node values attached
+    rewards = torch.tensor([s.reward for s in batch.scores])
+    out = TreeValues().batch(ctx, batch, {"rewards": rewards})["extras:node_values"]
+    mask = batch.rollout.response_mask
+    torch.testing.assert_close(out, (2 * (rewards - 0.5))[:, None] * mask)
+    with pytest.raises(RlobjInputError, match="TreeValues.reward_scale"):
+        TreeValues(reward_scale=0.0)
+    metrics = module.update_on_batch(batch, ctx)  # the module fills the slot with the default provider
+    assert math.isfinite(metrics["loss"])
