@@ -83,7 +83,7 @@ ROWS = {
     42: (OUT, "caption rewards from a vision-language model answering questions: vision modality and LLM-judge rewards", "", []),
     43: (OUT, "evolutionary data synthesis: data, not the objective", "", []),
     44: (SUPP, "synthetic verifiable puzzles: `rlobj.data` knights-and-knaves and countdown generators with `rlobj.verifiers.KnightsKnavesVerifier` / `CountdownVerifier` (not Enigmata's 36 tasks); objective `grpo`", "`grpo`", ["grpo"]),
-    45: (PLAN, "issue 19: the first-error search, step labels, process reward model and SFT/RL interleaving are not implemented; the MCTS over reasoning steps they build on is (see [Search in training](search-in-training.md))", "", []),
+    45: (PLAN, "issue 19: the MCTS over reasoning steps (mean backup, rollout evaluation) and the step labels from its node values (`rlobj.rollout.mcts_labels.step_labels`) exist; the process reward model trained on them and the SFT/RL interleaving are not implemented (see [Search in training](search-in-training.md))", "", []),
     46: (SUPP, "DARS: `rlobj.rollout.filters.dars_extra_rollouts` allocates the second-pass rollouts (ET / HW schedules, caps 32 / 64); merge them into the groups and train `dr_grpo` (no std)", "`dr_grpo`", ["dr_grpo"]),
     47: (PLAN, "issue 5: Self-Aligned Reward", "", []),
     48: (PLAN, "issue 5: Conciseness Reward Function", "", []),
