@@ -216,6 +216,9 @@ from rlobj.terms.token_weights import (
     pivotal_token_mask,
     token_hidden_reward,
 )
+from rlobj.terms.tree_advantages import (
+    tree_value_advantage,
+)
 
 __all__ = [
     # the lazy full-vocabulary view
@@ -330,6 +333,7 @@ __all__ = [
     "dependency_advantage_shaping",
     "pivotal_token_mask",
     "token_hidden_reward",
+    "tree_value_advantage",
     # paper presets
     "cispo",
     "dapo",

@@ -109,6 +109,7 @@ def _remaining_extras(batch, width, mask, logp_old, garbage, dtype, seed):
         step_wrong_votes=(torch.randint(0, 5, (batch, width), generator=generator) / 4).to(dtype),
         token_influence=torch.where(mask, torch.randn(batch, width, generator=generator), garbage).to(dtype),
         visual_dependency=torch.where(mask, torch.rand(batch, width, generator=generator) * 2, garbage).to(dtype),
+        node_values=torch.where(mask, 2 * torch.rand(batch, width, generator=generator) - 1, garbage).to(dtype),
     )
 
 

@@ -29,6 +29,7 @@ API = {
     "cot_pass_at_k": "rlobj.eval.cot.cot_pass_at_k",
     "compare_solve_rates": "rlobj.eval.solve_rates.compare_solve_rates",
     "dph_divergence": "rlobj.terms.divergences.dph_divergence",
+    "tree_value_advantage": "rlobj.terms.tree_advantages.tree_value_advantage",
 }
 # faithful recipes (rlobj.presets.recipes; table on docs/recipes.md)
 API.update({name: f"rlobj.presets.recipes.{name}" for name in (
@@ -44,7 +45,7 @@ ROWS = {
     4: (SUPP, "a rollout strategy, not a term: `rlobj.rollout.LATREngine` with `LATRConfig` (branching at uncertain steps, lookahead pruning by edit distance or suffix match / ROUGE-L, mix-ratio schedule `MixSchedule`); example config `examples/configs/rollout/latr.yaml`; objective unchanged", "`grpo`", ["grpo"]),
     5: (SUPP, "the objective is PPO/GRPO; the emotion reward comes from a simulated-user LLM, which would be a user verifier (`rlobj.verifiers` interface). rlobj has no critic/GAE, so the PPO variant is out of scope", "`grpo`", ["grpo"]),
     6: (SUPP, "objective `grpo` (8 rollouts per prompt, short window); the two-stage hard-focus curriculum is data curation, outside the objective", "`grpo`", ["grpo"]),
-    7: (OUT, "MCTS inside the training loop (frontier selection, replay buffer) is a rollout framework rlobj does not plan; its policy update is GRPO-like (`grpo`)", "", []),
+    7: (IMPL, "MCTS over reasoning steps as a sampler (`sampler: mcts`: UCT/PUCT, global frontier selection, entropy-chosen training paths, adaptive replay of solved problems, node and token budgets) and node values to per-token advantages as a term; see [Search in training](search-in-training.md) and `examples/configs/rollout/mcts.yaml`", "`tree_value_advantage >> clip_ratio(eps_high=0.28) >> token_mean` with `sampler: mcts`", ["tree_value_advantage"]),
     8: (PLAN, "issue 4: `forward_kl`, `js_divergence`, `f_divergence` against the initial policy. Today only a sampled-token KL to the initial policy exists", "`grpo >> kl_penalty(beta, against=\"init\")` (reverse-KL estimator, not the paper's mass-covering divergence)", ["kl_penalty"]),
     9: (OUT, "self-verification needs a generator of verification tasks from the policy's own solutions; not planned. The objective is PPO over both tasks", "", []),
     10: (PLAN, "issue 5: LaSeR last-token self-rewarding score and auxiliary MSE loss", "", []),
@@ -82,7 +83,7 @@ ROWS = {
     42: (OUT, "caption rewards from a vision-language model answering questions: vision modality and LLM-judge rewards", "", []),
     43: (OUT, "evolutionary data synthesis: data, not the objective", "", []),
     44: (SUPP, "synthetic verifiable puzzles: `rlobj.data` knights-and-knaves and countdown generators with `rlobj.verifiers.KnightsKnavesVerifier` / `CountdownVerifier` (not Enigmata's 36 tasks); objective `grpo`", "`grpo`", ["grpo"]),
-    45: (OUT, "MCTS-generated process annotations and a process reward model for visual reasoning", "", []),
+    45: (PLAN, "issue 19: the MCTS over reasoning steps (mean backup, rollout evaluation) and the step labels from its node values (`rlobj.rollout.mcts_labels.step_labels`) exist; the process reward model trained on them and the SFT/RL interleaving are not implemented (see [Search in training](search-in-training.md))", "", []),
     46: (SUPP, "DARS: `rlobj.rollout.filters.dars_extra_rollouts` allocates the second-pass rollouts (ET / HW schedules, caps 32 / 64); merge them into the groups and train `dr_grpo` (no std)", "`dr_grpo`", ["dr_grpo"]),
     47: (PLAN, "issue 5: Self-Aligned Reward", "", []),
     48: (PLAN, "issue 5: Conciseness Reward Function", "", []),

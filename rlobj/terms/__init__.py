@@ -119,6 +119,9 @@ from rlobj.terms.token_weights import (
     pivotal_token_mask,
     token_hidden_reward,
 )
+from rlobj.terms.tree_advantages import (
+    tree_value_advantage,
+)
 
 __all__ = [
     # advantage_estimators
@@ -224,4 +227,6 @@ __all__ = [
     "dependency_advantage_shaping",
     "pivotal_token_mask",
     "token_hidden_reward",
+    # tree_advantages
+    "tree_value_advantage",
 ]

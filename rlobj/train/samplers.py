@@ -8,6 +8,7 @@ or a dotted path to a user's :class:`~rlobj.train.stages.Sampler` subclass::
     sampler: {latr: {config: {tau_abs: 0.15}}}       # LATR lookahead tree rollouts (HF engine)
     sampler: {segments: {segment_tokens: 16384}}     # UloRL segment rollouts (HF engine)
     sampler: {broad: {chunk_size: 128}}              # BroRL: N >> G rollouts in engine-sized calls
+    sampler: {mcts: {config: {width: 2, max_depth: 4}}}   # MCTS over steps (DeepSearch; search_samplers)
 
 Every sampler returns rows whose ``records[b]`` is the record response ``b`` answers and says
 whether ``rollout.logp_rollout`` is the current policy at the plain temperature
@@ -26,6 +27,7 @@ import torch
 
 from rlobj.ops.errors import RlobjInputError
 from rlobj.rollout import SamplingConfig
+from rlobj.train.search_samplers import MCTSSampler
 from rlobj.train.stages import Batch, Sampler, StepContext
 
 __all__ = ["PlainSampler", "EADSampler", "LATRSampler", "SegmentSampler", "BroadSampler", "SAMPLERS",
@@ -211,6 +213,7 @@ class BroadSampler(Sampler):
 #: name -> sampler class (YAML shorthand).
 SAMPLERS: dict[str, type[Sampler]] = {"plain": PlainSampler, "ead": EADSampler, "latr": LATRSampler,
                                       "segments": SegmentSampler, "broad": BroadSampler}
+SAMPLERS["mcts"] = MCTSSampler
 
 
 def build_sampler(spec) -> Sampler:

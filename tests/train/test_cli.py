@@ -52,9 +52,10 @@ def test_config_parses_and_instantiates(config, tmp_path, monkeypatch):
     assert cli.model.policy is None  # nothing loaded at parse/instantiate time
     assert len(cli.model.objective.chain.terms) >= 1
     if "/rollout/" in config.replace(os.sep, "/"):
-        from rlobj.train.samplers import EADSampler, LATRSampler, SegmentSampler
+        from rlobj.train.samplers import EADSampler, LATRSampler, MCTSSampler, SegmentSampler
 
-        expected = {"ead": EADSampler, "latr": LATRSampler, "ulorl_segments": SegmentSampler}[Path(config).stem]
+        expected = {"ead": EADSampler, "latr": LATRSampler, "ulorl_segments": SegmentSampler,
+                    "mcts": MCTSSampler}[Path(config).stem]
         assert type(cli.model.sampler) is expected
 
 
