@@ -63,6 +63,15 @@ from rlobj.presets.recipes import (
     vppo_recipe,
     w_reinforce_recipe,
 )
+from rlobj.presets.seed_recipes import (
+    canon_recipe,
+    co_reward_recipe,
+    laser_recipe,
+    noisy_rlvr_recipe,
+    rl_plus_recipe,
+    rlpr_recipe,
+    sar_recipe,
+)
 
 # batch functions (rollout layer): act on the rollout batch, not on the loss
 from rlobj.rollout.filters import (
@@ -356,6 +365,13 @@ __all__ = [
     "ulorl_recipe",
     "vppo_recipe",
     "w_reinforce_recipe",
+    "canon_recipe",
+    "co_reward_recipe",
+    "laser_recipe",
+    "noisy_rlvr_recipe",
+    "rl_plus_recipe",
+    "rlpr_recipe",
+    "sar_recipe",
     # batch functions (rollout layer)
     "compensation_step",
     "dars_cumulative_advantage",

@@ -44,3 +44,28 @@ __all__ += [
     "vppo_recipe",
     "w_reinforce_recipe",
 ]
+
+# faithful recipes, continued (issue 14): the seed papers of issue 5 and the noisy-verifier corrections;
+# their entries join the one table, rlobj.presets.recipes.RECIPES
+from rlobj.presets.seed_recipes import (  # noqa: E402
+    SEED_RECIPES,
+    canon_recipe,
+    co_reward_recipe,
+    laser_recipe,
+    noisy_rlvr_recipe,
+    rl_plus_recipe,
+    rlpr_recipe,
+    sar_recipe,
+)
+
+RECIPES.update({recipe.name: recipe for recipe in SEED_RECIPES})
+
+__all__ += [
+    "canon_recipe",
+    "co_reward_recipe",
+    "laser_recipe",
+    "noisy_rlvr_recipe",
+    "rl_plus_recipe",
+    "rlpr_recipe",
+    "sar_recipe",
+]
