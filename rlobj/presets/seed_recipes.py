@@ -70,10 +70,11 @@ canon_recipe = chain(canon_advantage(metric="entropy", mu=1.0, alpha=1.0, norm_c
 #: actor/actor.yaml`` (clip 0.2 / 0.2, dual clip 3, token-mean), ``dp_actor.py`` (the MSE
 #: ``.mean()`` over the rows of each micro-batch: ``self_reward_mse(scope="micro_batch")``,
 #: **the gradient then depends on the micro-batch size**) and ``ray_trainer.py`` (the
-#: self-reward advantage divides by the group std with no epsilon: ``eps=0``). The recipe is the
+#: self-reward advantage divides by the group std with no epsilon: ``eps_self=0``, the GRPO
+#: advantage by std + 1e-6). The recipe is the
 #: objective after the warm-ups; before them the reference uses plain GRPO advantages
 #: (``group_zscore`` in place of ``self_reward_advantage``).
-laser_recipe = chain(self_reward_advantage(tau=0.1, std_floor=0.1, beta_v=0.1, c=-23.0, eps=0.0),
+laser_recipe = chain(self_reward_advantage(tau=0.1, std_floor=0.1, beta_v=0.1, c=-23.0, eps=1e-6, eps_self=0.0),
                      clip_ratio(eps_low=0.2, eps_high=0.2, dual_clip=3.0),
                      self_reward_mse(coef=0.1, beta_v=0.1, c=-23.0, balanced=True, scope="micro_batch"),
                      token_mean(), name="laser_recipe")
@@ -195,8 +196,10 @@ SEED_RECIPES: tuple[Recipe, ...] = (
            "run_qwen2_5_7b.sh: self_rewarding_advantages_integration_coef"),
         _s("std floor", FromChain(self_reward_advantage, "std_floor"), 0.1,
            "run_qwen2_5_7b.sh: self_rewarding_advantages_filtering_threshold"),
-        _s("self-reward z-score epsilon", FromChain(self_reward_advantage, "eps"), 0.0,
+        _s("self-reward z-score epsilon", FromChain(self_reward_advantage, "eps_self"), 0.0,
            "ray_trainer.py: (s - mean) / std"),
+        _s("GRPO z-score epsilon", FromChain(self_reward_advantage, "eps"), 1e-6,
+           "core_algos.py: compute_grpo_outcome_advantage epsilon"),
         _s("advantage mixing starts", "step 0", "after 200 + 200 steps",
            "run_qwen2_5_7b.sh: reasoning_warmup_steps, self_rewarding_warmup_steps",
            "the recipe is the post-warm-up objective; use group_zscore before"),

@@ -116,8 +116,10 @@ class mis_exploration_pg(Term):
     Learning with Hybrid-policy Optimization", arXiv 2508.00222; reference defaults
     (YihongDong/RL-PLUS, ``compute_token_on_off_policy_loss``, ``train_RL-PLUS.sh``):
     $\gamma = 0.5$, no clip on on-policy tokens, loss summed over tokens and divided by the
-    padded length (``constant_normalizer``), one external response per group of 8 with GRPO
-    advantages over all 8, entropy bonus 0.001, no KL. UNVERIFIED: whether the paper states
+    padded length only (``constant_normalizer(8192, per_sequence=False)``), one external
+    response per group of 8 with advantages over all 8 **without** the std
+    (``grpo_use_std=False``: ``group_mean_baseline``), entropy bonus 0.001 as a token mean, no
+    KL: the whole recipe is ``rl_plus_recipe``. UNVERIFIED: whether the paper states
     the estimate $\hat\pi_\omega = (\pi_\text{old}+1)/2$ (it is the code's). The optional
     clamp ``mis_max`` of $r^\text{MIS}$ is off by default, as in the reference.
 
@@ -128,8 +130,9 @@ class mis_exploration_pg(Term):
         mis_max: upper clamp of $r^\text{MIS}$ or None.
 
     Example:
-        >>> from rlobj import clip_ratio, constant_normalizer, grpo, seq_mean_token_mean
-        >>> recipe = grpo.replace(clip_ratio, mis_exploration_pg()).replace(seq_mean_token_mean, constant_normalizer(4096))
+        >>> from rlobj import constant_normalizer, entropy_bonus, group_mean_baseline
+        >>> recipe = (group_mean_baseline() >> mis_exploration_pg() >> entropy_bonus(0.001, aggregation="token_mean")
+        ...           >> constant_normalizer(8192, per_sequence=False))
     """
 
     reads: ClassVar[tuple[str, ...]] = ("logp", "logp_old", "advantages", "mask", "extras:off_policy")
