@@ -13,7 +13,14 @@ from collections import Counter
 
 import pytest
 import torch
-from terms.test_recipe_transcriptions import F64, check, clipped_pg, grpo_advantages, rollouts, token_mean
+from terms.test_recipe_transcriptions import (
+    F64,
+    check,
+    clipped_pg,
+    grpo_advantages,
+    rollouts,
+    token_mean,
+)
 
 from rlobj.algebra import Objective
 from rlobj.algebra.aggregation import constant_normalizer
