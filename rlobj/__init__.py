@@ -64,8 +64,11 @@ from rlobj.presets.recipes import (
     w_reinforce_recipe,
 )
 from rlobj.presets.seed_recipes import (
+    aepo_recipe,
     canon_recipe,
     co_reward_recipe,
+    ghpo_recipe,
+    guide_recipe,
     laser_recipe,
     noisy_rlvr_recipe,
     rl_plus_recipe,
@@ -365,8 +368,11 @@ __all__ = [
     "ulorl_recipe",
     "vppo_recipe",
     "w_reinforce_recipe",
+    "aepo_recipe",
     "canon_recipe",
     "co_reward_recipe",
+    "ghpo_recipe",
+    "guide_recipe",
     "laser_recipe",
     "noisy_rlvr_recipe",
     "rl_plus_recipe",

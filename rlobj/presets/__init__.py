@@ -49,8 +49,11 @@ __all__ += [
 # their entries join the one table, rlobj.presets.recipes.RECIPES
 from rlobj.presets.seed_recipes import (  # noqa: E402
     SEED_RECIPES,
+    aepo_recipe,
     canon_recipe,
     co_reward_recipe,
+    ghpo_recipe,
+    guide_recipe,
     laser_recipe,
     noisy_rlvr_recipe,
     rl_plus_recipe,
@@ -61,8 +64,11 @@ from rlobj.presets.seed_recipes import (  # noqa: E402
 RECIPES.update({recipe.name: recipe for recipe in SEED_RECIPES})
 
 __all__ += [
+    "aepo_recipe",
     "canon_recipe",
     "co_reward_recipe",
+    "ghpo_recipe",
+    "guide_recipe",
     "laser_recipe",
     "noisy_rlvr_recipe",
     "rl_plus_recipe",

@@ -18,12 +18,13 @@ from rlobj.terms.corrections import backward_correction
 from rlobj.terms.divergences import k3_kl, kl_penalty
 from rlobj.terms.likelihood_rewards import rlpr_reward, self_aligned_reward
 from rlobj.terms.regularizers import entropy_bonus
-from rlobj.terms.reward_models import co_reward
-from rlobj.terms.sampling_corrections import mis_exploration_pg
+from rlobj.terms.reward_models import aepo_reward, co_reward
+from rlobj.terms.rewards import drop_zero_variance_groups
+from rlobj.terms.sampling_corrections import hint_clip_ratio, mis_exploration_pg
 from rlobj.terms.surrogates import clip_ratio
 
 __all__ = ["SEED_RECIPES", "rl_plus_recipe", "canon_recipe", "laser_recipe", "rlpr_recipe", "co_reward_recipe",
-           "sar_recipe", "noisy_rlvr_recipe"]
+           "sar_recipe", "noisy_rlvr_recipe", "guide_recipe", "ghpo_recipe", "aepo_recipe"]
 
 DUAL = FromChain(clip_ratio, "dual_clip")
 
@@ -124,6 +125,45 @@ sar_recipe = chain(self_aligned_reward(alpha=0.2), group_mean_baseline(),
 noisy_rlvr_recipe = chain(backward_correction(rho0=0.1, rho1=0.2), leave_one_out(),
                           clip_ratio(eps_low=0.2, eps_high=0.2), k3_kl(beta=0.001), token_mean(),
                           name="noisy_rlvr_recipe")
+
+#: Guide-GRPO (Nath et al., arXiv 2506.13923). Reference: vaskar-open-source-research/guide_rl
+#: @ 2f27715, ``verl/experiments/math_reasoning/configs/guide_paper_experiments/guide_grpo_qwen.sh``
+#: (``reroll_with_hints=True`` below accuracy ``reroll_threshold=0.001``: a prompt whose 8 plain
+#: rollouts all fail is rolled again, the whole group, with the hint; ``importance_weighted_reroll
+#: =True``: the old log-probs of those rows are taken with the hinted prompt, the policy's
+#: without; ``apply_off_policy_shaping=True``, ``gamma_strategy=percentile``, ``gamma_value=0.9``;
+#: ``clip_ratio=0.2``; ``filter_accuracy=True`` with bounds 0.001 / 0.999: flat groups leave the
+#: batch; no KL, entropy 0; n = 8, lr 1e-6, 128 / 64 prompts, ``max_response_length=3072``) and
+#: ``verl/trainer/ppo/core_algos.py::compute_policy_loss`` (guided rows: $\rho/(\rho+\gamma)$,
+#: unclipped; token mean; no dual clip). ``hint_clip_ratio(shaping="percentile")`` takes
+#: $\gamma$ per call, as the reference per micro-batch: **the gradient then depends on the
+#: micro-batch size** when guided rows are split. rlobj's ``GuidedSampler`` samples a fixed share
+#: of every hinted record's group with the hint instead of re-rolling all-failed groups.
+guide_recipe = chain(drop_zero_variance_groups(), group_zscore(),
+                     hint_clip_ratio(eps_low=0.2, eps_high=0.2, shaping="percentile", gamma=0.9), token_mean(),
+                     name="guide_recipe")
+
+#: GHPO (arXiv 2507.10628). Reference: hkgc-1/GHPO @ af0a7dd, ``recipes/Qwen2.5-Math-7B/ghpo/
+#: config_ghpo.yaml`` (``beta: 0.0``, ``num_generations: 8``, ``learning_rate: 1.0e-06``,
+#: ``temperature: 1.0``, ``max_completion_length: 2048``, ``scale_rewards: true``,
+#: ``reward_weights`` accuracy 1.0 / format 0.5, ``hint_ratio: 0.5``) and ``src/ghpo/
+#: ghpo_trainer.py`` / ``ghpo_config.py`` (TRL's GRPO loss: advantages $(r - \bar r)/(\mathrm{std}
+#: + 10^{-4})$, clip ``epsilon=0.2``, ``loss_type="bnpo"``: token mean of each device batch). The
+#: reference has **no supervised loss**: its guidance puts 25 / 50 / 75 % of the reference
+#: solution into the *prompt* of questions whose rollouts all fail and trains GRPO on those
+#: prompts. That prompt refinement is a rollout step rlobj does not have; the recipe is the
+#: objective and settings around it.
+ghpo_recipe = chain(group_zscore(eps=1e-4), clip_ratio(eps_low=0.2, eps_high=0.2), token_mean(), name="ghpo_recipe")
+
+#: AEPO / InfiGUI-G1 (Liu et al., arXiv 2508.05731). Reference: InfiXAI/InfiGUI-G1 @ 22208e4,
+#: ``recipe/infigui-g1/run_7b.sh`` (``adv_estimator=rloo``: leave-one-out baseline, **not** GRPO;
+#: ``custom_reward_function.name=aer_gui_reward_function``; ``clip_ratio_high=0.4``; no KL,
+#: entropy 0; n = 8, lr 1e-6, temperature 1.0, 128 / 128 prompts, ``max_response_length=1024``),
+#: ``recipe/infigui-g1/reward_fn.py`` (format 1 + 1/sqrt(N k) on a hit, -1/N on a miss, -1 for
+#: a bad format) and ``verl/trainer/config/actor/actor.yaml`` (clip low 0.2, dual clip 3,
+#: token-mean).
+aepo_recipe = chain(aepo_reward(), leave_one_out(), clip_ratio(eps_low=0.2, eps_high=0.4, dual_clip=3.0), token_mean(),
+                    name="aepo_recipe")
 
 
 def _s(name, rlobj, reference, where, differs=""):
@@ -285,5 +325,65 @@ SEED_RECIPES: tuple[Recipe, ...] = (
         _s("group_size", 8, 8, "paper App. E.3: G = 8"),
         _s("lr", 3e-6, 3e-6, "paper App. E.3"),
         _s("max_new_tokens", 3072, 3072, "paper App. E.3: T_max"),
+    )),
+    Recipe("guide_recipe", "Adaptive Guidance (Guide), arXiv 2506.13923",
+           "vaskar-open-source-research/guide_rl @ 2f27715", guide_recipe, (
+        _s("flat groups", FromChain(drop_zero_variance_groups, "on"), "rewards",
+           "guide_grpo_qwen.sh: filter_accuracy=True, accuracy bounds 0.001 / 0.999"),
+        _s("advantages", _agg(group_zscore), "group_zscore", "ppo_trainer.yaml: algorithm.grpo.use_std=true"),
+        _s("clip eps_low (plain rows)", FromChain(hint_clip_ratio, "eps_low"), 0.2, "guide_grpo_qwen.sh: clip_ratio"),
+        _s("clip eps_high (plain rows)", FromChain(hint_clip_ratio, "eps_high"), 0.2, "guide_grpo_qwen.sh: clip_ratio"),
+        _s("guided-row shaping", FromChain(hint_clip_ratio, "shaping"), "percentile",
+           "guide_grpo_qwen.sh: apply_off_policy_shaping=True, gamma_strategy=percentile"),
+        _s("shaping level gamma", FromChain(hint_clip_ratio, "gamma"), 0.9, "guide_grpo_qwen.sh: gamma_value"),
+        _s("quantile over", "valid tokens of the guided rows", "every position of the guided rows",
+           "core_algos.py: ratio_safe[off_policy_mask] with a [B] row mask",
+           "the reference's quantile includes padding positions"),
+        _s("aggregation", _agg(token_mean), "token_mean", "core_algos.py: masked_mean (loss_remove_token_mean false)"),
+        _s("hinted rollouts", "GuidedSampler: a fixed share of each hinted group", "whole group re-rolled when all fail",
+           "guide_grpo_qwen.sh: reroll_with_hints=True, reroll_threshold=0.001",
+           "rlobj's sampler is a one-pass simplification"),
+        _s("KL / entropy", "none", "none", "guide_grpo_qwen.sh: use_kl_loss=False, entropy_coeff=0.000"),
+        _s("group_size", 8, 8, "guide_grpo_qwen.sh: rollout.n"),
+        _s("temperature", 1.0, 1.0, "ppo_trainer.yaml: rollout.temperature"),
+        _s("lr", 1e-6, 1e-6, "guide_grpo_qwen.sh: actor.optim.lr"),
+        _s("max_new_tokens", 3072, 3072, "guide_grpo_qwen.sh: data.max_response_length"),
+        _s("prompts per step / mini-batch", "128 / 64", "128 / 64", "guide_grpo_qwen.sh: train_batch_size, ppo_mini_batch_size"),
+    )),
+    Recipe("ghpo_recipe", "GHPO, arXiv 2507.10628", "hkgc-1/GHPO @ af0a7dd", ghpo_recipe, (
+        _s("advantages", _agg(group_zscore), "group_zscore", "config_ghpo.yaml: scale_rewards: true"),
+        _s("z-score epsilon", FromChain(group_zscore, "eps"), 1e-4, "ghpo_trainer.py: advantages / (std + 1e-4)"),
+        _s("clip eps_low / eps_high", f"{EPS_LOW.read(ghpo_recipe)} / {EPS_HIGH.read(ghpo_recipe)}", "0.2 / 0.2",
+           "ghpo_config.py: epsilon=0.2, epsilon_high=None"),
+        _s("aggregation", _agg(token_mean), "token_mean", "ghpo_config.py: loss_type='bnpo'"),
+        _s("normaliser scope", "global (micro-batch law)", "each device batch",
+           "ghpo_trainer.py: bnpo divides by the device batch's tokens",
+           "TRL bnpo normalises per device batch"),
+        _s("supervised loss", "none", "none", "ghpo_trainer.py: _compute_loss has only the clipped surrogate"),
+        _s("KL", "none", "none", "config_ghpo.yaml: beta: 0.0"),
+        _s("adaptive prompt refinement", "not in rlobj", "25 / 50 / 75 % solution prefix in the prompt",
+           "ghpo_trainer.py: inputs_hint_25/50/75 for all-failed questions; config: hint_ratio 0.5",
+           "a rollout step rlobj does not have"),
+        _s("reward weights", "the scorer's", "accuracy 1.0 / format 0.5", "config_ghpo.yaml: reward_weights",
+           "set by the scorer, not the objective"),
+        _s("group_size", 8, 8, "config_ghpo.yaml: num_generations"),
+        _s("temperature", 1.0, 1.0, "config_ghpo.yaml: temperature"),
+        _s("lr", 1e-6, 1e-6, "config_ghpo.yaml: learning_rate"),
+        _s("max_new_tokens", 2048, 2048, "config_ghpo.yaml: max_completion_length"),
+    )),
+    Recipe("aepo_recipe", "InfiGUI-G1 (AEPO), arXiv 2508.05731", "InfiXAI/InfiGUI-G1 @ 22208e4", aepo_recipe, (
+        _s("format reward", FromChain(aepo_reward, "format_reward"), 1.0, "reward_fn.py: fmt_ratio * format_reward (1.0)"),
+        _s("invalid-format reward", FromChain(aepo_reward, "invalid_reward"), -1.0, "reward_fn.py: score -1.0"),
+        _s("advantages", _agg(leave_one_out), "leave_one_out", "run_7b.sh: adv_estimator=rloo"),
+        _s("clip eps_low", EPS_LOW, 0.2, "verl/trainer/config/actor/actor.yaml: clip_ratio_low"),
+        _s("clip eps_high", EPS_HIGH, 0.4, "run_7b.sh: clip_ratio_high"),
+        _s("dual clip c", DUAL, 3.0, "actor.yaml: clip_ratio_c"),
+        _s("aggregation", _agg(token_mean), "token_mean", "actor.yaml: loss_agg_mode"),
+        _s("KL / entropy", "none", "none", "run_7b.sh: use_kl_loss=False, entropy_coeff=0"),
+        _s("group_size", 8, 8, "run_7b.sh: rollout.n"),
+        _s("temperature", 1.0, 1.0, "run_7b.sh: rollout.temperature"),
+        _s("lr", 1e-6, 1e-6, "run_7b.sh: actor.optim.lr"),
+        _s("max_new_tokens", 1024, 1024, "run_7b.sh: data.max_response_length"),
+        _s("prompts per step / mini-batch", "128 / 128", "128 / 128", "run_7b.sh: train_batch_size, ppo_mini_batch_size"),
     )),
 )

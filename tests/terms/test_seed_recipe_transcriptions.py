@@ -244,3 +244,74 @@ def test_noisy_rlvr_recipe():
                 + 0.001 * token_mean(low_var_kl(logp, logp_ref), mask))
 
     check("noisy_rlvr_recipe", batch, reference, logp_ref=logp_ref)
+
+
+# ------------------------------------------------------------------------------ Guide-GRPO
+def test_guide_recipe():
+    batch, g = rollouts(groups=4, size=6, width=10)
+    mask = batch["mask"]
+    guided = batch["group_ids"] == 1  # the whole group re-rolled with the hint
+    mask[guided] = True  # full-length guided rows: the reference's quantile also reads padding
+    batch["mask"] = mask
+    batch["rewards"][18:24] = 0.0  # a flat group: filter_accuracy drops it
+    hinted = (batch["logp_old"] + 0.5 * torch.randn(mask.shape, generator=g, dtype=F64)).clamp(max=-1e-3)
+    keep = torch.ones_like(guided)
+    for gid in batch["group_ids"].unique():
+        rows = batch["group_ids"] == gid
+        accuracy = batch["rewards"][rows].mean()
+        keep[rows] = bool(0.001 <= accuracy <= 0.999)
+    adv = grpo_advantages(batch["rewards"], batch["group_ids"])[:, None]
+    old = torch.where(guided[:, None], hinted, batch["logp_old"])  # importance_weighted_reroll
+    live = mask & keep[:, None]
+    on = ~guided[:, None].expand_as(mask)
+
+    def reference(logp):  # core_algos.compute_policy_loss with apply_off_policy_shaping, percentile 0.9
+        ratio = torch.exp(logp - old)
+        gamma = torch.quantile(ratio[guided].detach().reshape(-1), 0.9).clamp(min=1e-4)
+        shaped = torch.where(on, ratio, ratio / (ratio + gamma))
+        loss1 = -adv * shaped
+        loss2 = -adv * torch.where(on, torch.clamp(shaped, 0.8, 1.2), shaped)
+        return token_mean(torch.maximum(loss1, loss2), live)
+
+    check("guide_recipe", batch, reference, extras={"guided": guided, "logp_old_hint": hinted})
+    assert not keep[18:24].any() and keep.any()
+
+
+# ------------------------------------------------------------------------------ GHPO
+def test_ghpo_recipe():
+    batch, g = rollouts(groups=4, size=8)
+    rewards = batch["rewards"] + 0.5 * (torch.rand(batch["rewards"].shape, generator=g) > 0.3).to(F64)  # acc + 0.5 fmt
+    batch["rewards"] = rewards
+    mean, std = group_stats(rewards, batch["group_ids"])
+    adv = ((rewards - mean) / (std + 1e-4))[:, None]  # ghpo_trainer.py, scale_rewards
+
+    def reference(logp):  # TRL GRPO loss, beta 0, epsilon 0.2, loss_type bnpo
+        coef_1 = torch.exp(logp - batch["logp_old"])
+        coef_2 = torch.clamp(coef_1, 0.8, 1.2)
+        per_token = -torch.min(coef_1 * adv, coef_2 * adv)
+        return (per_token * batch["mask"]).sum() / batch["mask"].sum().clamp(min=1.0)
+
+    check("ghpo_recipe", batch, reference)
+
+
+# ------------------------------------------------------------------------------ AEPO (InfiGUI-G1)
+def test_aepo_recipe():
+    batch, g = rollouts(groups=4, size=8)
+    n = batch["rewards"].shape[0]
+    counts = torch.randint(1, 5, (n,), generator=g)
+    ranks = torch.minimum(torch.randint(0, 5, (n,), generator=g), counts)
+    valid = torch.rand(n, generator=g) > 0.15
+    score = torch.tensor([-1.0 if not v else 1.0 + (1.0 / (c * k) ** 0.5 if k > 0 else -1.0 / c)
+                          for v, c, k in zip(valid.tolist(), counts.tolist(), ranks.tolist())], dtype=F64)  # reward_fn.py
+    adv = torch.zeros_like(score)
+    for gid in batch["group_ids"].unique():  # verl compute_rloo_outcome_advantage
+        rows = batch["group_ids"] == gid
+        m = int(rows.sum())
+        adv[rows] = score[rows] * m / (m - 1) - score[rows].mean() * m / (m - 1)
+    assert bool((~valid).any()) and bool((ranks == 0).any()) and bool((ranks > 1).any())
+
+    def reference(logp):
+        return token_mean(clipped_pg(logp, batch["logp_old"], adv, 0.2, 0.4, dual=3.0), batch["mask"])
+
+    check("aepo_recipe", batch, reference,
+          extras={"candidate_count": counts, "first_hit_rank": ranks, "format_valid": valid})
