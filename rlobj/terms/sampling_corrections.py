@@ -102,7 +102,9 @@ class hint_clip_ratio(Term):
         if self.shaping == "percentile":
             if not bool(rows.any()):
                 return ratio
-            gamma = torch.quantile(ratio.detach()[rows], self.gamma).clamp(min=1e-4)
+            values = ratio.detach()[rows]  # quantile needs float32/64 (bf16 ratios are upcast)
+            values = values if values.dtype in (torch.float32, torch.float64) else values.float()
+            gamma = torch.quantile(values, self.gamma).clamp(min=1e-4).to(ratio.dtype)
         return torch.where(rows, ratio / (ratio + gamma), ratio)
 
     def behaviour_logp(self, state: State) -> Tensor:

@@ -315,3 +315,33 @@ def test_aepo_recipe():
 
     check("aepo_recipe", batch, reference,
           extras={"candidate_count": counts, "first_hit_rank": ranks, "format_valid": valid})
+
+
+def test_guide_percentile_shaping_depends_on_the_micro_batch_and_constant_does_not():
+    # the docstring's claim: gamma is the quantile of each call's guided ratios (the reference's
+    # per-micro-batch quantile), so splitting the guided rows changes the loss; a constant gamma
+    # obeys the micro-batch law
+    from rlobj.algebra.state import Normalizer
+    from rlobj.terms.sampling_corrections import hint_clip_ratio
+
+    batch, g = rollouts(groups=4, size=6, width=10)
+    guided = batch["group_ids"] % 2 == 1
+    hinted = (batch["logp_old"] + 0.5 * torch.randn(batch["mask"].shape, generator=g, dtype=F64)).clamp(max=-1e-3)
+    extras = {"guided": guided, "logp_old_hint": hinted}
+    counts = Normalizer.from_masks([batch["mask"]], all_reduce=False)
+
+    def whole_and_split(objective):
+        whole = Objective(objective)(**batch, extras=extras, normalizer=counts).loss
+        parts = []
+        for rows in (slice(0, 12), slice(12, 24)):
+            micro = {k: v[rows] for k, v in batch.items()}
+            micro_extras = {k: v[rows] for k, v in extras.items()}
+            parts.append(Objective(objective)(**micro, extras=micro_extras, normalizer=counts).loss)
+        return float(whole), float(sum(parts))
+
+    recipe = RECIPES["guide_recipe"].objective
+    whole, split = whole_and_split(recipe)
+    assert abs(whole - split) > 1e-6
+    constant = recipe.replace(hint_clip_ratio, hint_clip_ratio(shaping="constant", gamma=1.0))
+    whole, split = whole_and_split(constant)
+    assert whole == pytest.approx(split, rel=1e-12)
