@@ -10,7 +10,7 @@ given per recipe); "paper only" marks a recipe whose authors released no trainin
 
 from rlobj.algebra.aggregation import constant_normalizer, seq_mean_token_sum, token_mean
 from rlobj.algebra.term import chain
-from rlobj.presets.recipes import EPS_HIGH, EPS_LOW, FromChain, Recipe, Setting
+from rlobj.presets.recipes import EPS_HIGH, EPS_LOW, FromChain, Recipe, _agg, _s
 from rlobj.terms.advantage_estimators import canon_advantage
 from rlobj.terms.advantages import group_mean_baseline, group_zscore, leave_one_out
 from rlobj.terms.auxiliary import self_reward_advantage, self_reward_mse
@@ -164,14 +164,6 @@ ghpo_recipe = chain(group_zscore(eps=1e-4), clip_ratio(eps_low=0.2, eps_high=0.2
 #: token-mean).
 aepo_recipe = chain(aepo_reward(), leave_one_out(), clip_ratio(eps_low=0.2, eps_high=0.4, dual_clip=3.0), token_mean(),
                     name="aepo_recipe")
-
-
-def _s(name, rlobj, reference, where, differs=""):
-    return Setting(name, rlobj, reference, where, differs)
-
-
-def _agg(kind):
-    return FromChain(kind)
 
 
 SEED_RECIPES: tuple[Recipe, ...] = (
