@@ -63,6 +63,18 @@ from rlobj.presets.recipes import (
     vppo_recipe,
     w_reinforce_recipe,
 )
+from rlobj.presets.seed_recipes import (
+    aepo_recipe,
+    canon_recipe,
+    co_reward_recipe,
+    ghpo_recipe,
+    guide_recipe,
+    laser_recipe,
+    noisy_rlvr_recipe,
+    rl_plus_recipe,
+    rlpr_recipe,
+    sar_recipe,
+)
 
 # batch functions (rollout layer): act on the rollout batch, not on the loss
 from rlobj.rollout.filters import (
@@ -360,6 +372,16 @@ __all__ = [
     "ulorl_recipe",
     "vppo_recipe",
     "w_reinforce_recipe",
+    "aepo_recipe",
+    "canon_recipe",
+    "co_reward_recipe",
+    "ghpo_recipe",
+    "guide_recipe",
+    "laser_recipe",
+    "noisy_rlvr_recipe",
+    "rl_plus_recipe",
+    "rlpr_recipe",
+    "sar_recipe",
     # batch functions (rollout layer)
     "compensation_step",
     "dars_cumulative_advantage",

@@ -178,6 +178,33 @@ WHEN_EXPORTED = {
          "VOGUE visual-uncertainty advantage bonus from the full-vocabulary symmetric KL between the normal and the perturbed view on noisy-branch rollouts (`annealed_branch_probability`, `noisy_branch_rows`); reading unverified (no reference code), coefficients are placeholders"),
 }
 
+# faithful recipes, continued (rlobj.presets.seed_recipes): these rows point at their recipes
+API.update({name: f"rlobj.presets.seed_recipes.{name}" for name in (
+    "rl_plus_recipe", "canon_recipe", "laser_recipe", "rlpr_recipe", "co_reward_recipe", "sar_recipe",
+    "noisy_rlvr_recipe", "guide_recipe", "ghpo_recipe", "aepo_recipe")})
+WHEN_EXPORTED.update({
+    3: (["noisy_rlvr_recipe", "backward_correction", "forward_correction", "fn_rate_from_appeals"], "noisy_rlvr_recipe",
+        "backward correction of the binary reward (the recipe: rho0 0.1, rho1 0.2, leave-one-out baseline, KL 1e-3; paper only) or the forward correction `grpo.replace(group_zscore, forward_correction(rho1=0.2))`; `fn_rate_from_appeals` estimates the false-negative rate online from re-checked negatives"),
+    10: (["laser_recipe", "self_reward_advantage", "self_reward_mse"], "laser_recipe",
+         "last-token self-rewarding score mixed into the advantage, plus its auxiliary MSE loss (the recipe: the reference's coefficients after its warm-ups)"),
+    12: (["rl_plus_recipe", "mis_exploration_pg"], "rl_plus_recipe",
+         "RL-PLUS: multiple-importance-sampling ratio and exploration-based advantage on external-demonstration tokens, unclipped PG on own tokens; the recipe: no std, policy loss summed over the padded length, entropy bonus by token mean"),
+    17: (["co_reward_recipe", "co_reward"], "co_reward_recipe",
+         "Co-rewarding-I: reward = agreement with the majority answer of the rephrased twin question (label-free); the recipe adds GRPO, dual clip 3 and k3 KL 0.005"),
+    29: (["canon_recipe", "canon_advantage"], "canon_recipe",
+         "CANON: advantages against the other / own half of a median split on entropy or length (the recipe: entropy, pure inter-group, /8192, seq-mean-token-sum)"),
+    47: (["sar_recipe", "self_aligned_reward"], "sar_recipe",
+         "Self-Aligned Reward: relative perplexity drop from conditioning on the question, added to the verifier reward (the recipe: alpha 0.2, Dr. GRPO advantages, k3 KL 0.001)"),
+    31: (["ghpo_recipe"], "ghpo_recipe",
+         "GHPO's released code trains TRL's GRPO loss (no supervised term; `ghpo_recipe`: z-score eps 1e-4, clip 0.2, token mean, no KL) on prompts that carry 25 / 50 / 75 % of the reference solution when every rollout of a question fails; that prompt refinement is a rollout step rlobj does not have (the earlier reading `grpo >> sft()` does not match the code)"),
+    34: (["guide_recipe", "hint_clip_ratio"], "guide_recipe",
+         "Guide: the ratio of a hint-guided rollout divides the hint-free policy by the hint-conditioned sampler; the recipe adds the released code's off-policy shaping rho/(rho + gamma) with gamma the 0.9-quantile of the guided ratios, unclipped (`GuidedSampler` samples a fixed share with the hint; the reference re-rolls all-failed groups)"),
+    55: (["aepo_recipe", "aepo_reward"], "aepo_recipe",
+         "AEPO adaptive exploration reward for multi-answer outputs: 1/sqrt(N k) on success, -1/N on failure; the recipe uses the reference's RLOO advantages (not GRPO) and clip high 0.4"),
+    67: (["rlpr_recipe", "rlpr_reward"], "rlpr_recipe",
+         "RLPR debiased probability of the reference answer (the recipe: clip 0.2 / 0.27, entropy bonus 0.001); the std filter is `rlobj.rollout.filters.std_filter`"),
+})
+
 MODULE_OF = {"lp_reg": "regularizers", "dph_divergence": "divergences", "forward_kl": "divergences", "siren": "regularizers",
              "backward_correction": "corrections", "forward_correction": "corrections",
              "self_reward_advantage": "auxiliary", "self_reward_mse": "auxiliary",

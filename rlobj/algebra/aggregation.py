@@ -23,7 +23,10 @@ from the term's mini-batch statistics), globally. With ``counts``, ``token_mean`
 the global count of the part's tokens, the ``seq_mean_*`` modes by the global count of rows in
 which the part has a token (each row's own length stays per row, so it is local anyway). Each
 part is multiplied by ``Normalizer.ranks`` (the data-parallel world size) because
-data-parallel training averages gradients over ranks.
+data-parallel training averages gradients over ranks. A part that carries its own
+``aggregation`` (``LossPart.aggregation``) is reduced with that mode instead of the chain's,
+with the same counts (e.g. ``entropy_bonus(aggregation="token_mean")`` under a
+``constant_normalizer`` chain, as RL-PLUS's reference does).
 """
 
 from dataclasses import dataclass
@@ -154,8 +157,9 @@ class length_weighted(Aggregation):
 def aggregate(state: State) -> tuple[Tensor, dict[str, Tensor]]:
     """Reduce every loss part of ``state`` with its aggregation; returns (loss, per-part losses).
 
-    The chain's aggregation term (``token_mean()`` when the chain has none) and the state's
-    normalizer (local counts when none was given) decide the denominators.
+    The chain's aggregation term (``token_mean()`` when the chain has none; a part's own
+    ``aggregation`` when it carries one) and the state's normalizer (local counts when none was
+    given) decide the denominators.
     """
     mode = state.aggregation if state.aggregation is not None else token_mean()
     if not state.parts:
@@ -186,7 +190,11 @@ def aggregate(state: State) -> tuple[Tensor, dict[str, Tensor]]:
         if part.normalize == "own":
             counts = part.counts if part.counts is not None else \
                 Normalizer(tokens=float(part.mask.sum()), seqs=float(part.mask.any(-1).sum()))
-        value = mode.reduce(part, state.mask, counts) * counts.ranks
+        reducer = part.aggregation if part.aggregation is not None else mode
+        if not isinstance(reducer, Aggregation):
+            raise RlobjInputError(f"loss part {name!r}: aggregation must be an Aggregation "
+                                  f"(e.g. token_mean()), got {reducer!r}")
+        value = reducer.reduce(part, state.mask, counts) * counts.ranks
         per_part[name] = value
         total = value if total is None else total + value
     return total, per_part

@@ -47,6 +47,10 @@ class LossPart:
             regulariser of batch statistics, e.g. SIREN's); the aggregation adds it as is,
             weighted by this micro-batch's share of the global sequences, so accumulating
             micro-batches averages it.
+        aggregation: None (default): the chain's aggregation reduces this part. An
+            :class:`~rlobj.algebra.aggregation.Aggregation` reduces this part instead (with the
+            same global counts), for references that aggregate their loss parts differently
+            (RL-PLUS: the policy loss summed over the padded length, the entropy by token mean).
         counts: only with ``"own"``: the denominators of this part's own mask counted over the
             whole (global) mini-batch, as a :class:`Normalizer` (``ranks`` = data-parallel
             world size). None (default) counts the part's mask locally, per (micro-)batch,
@@ -61,6 +65,7 @@ class LossPart:
     mask: Tensor
     normalize: str = "global"
     counts: "Normalizer | None" = None
+    aggregation: Any = None
 
     def __post_init__(self):
         if self.normalize not in ("global", "own", "scalar"):

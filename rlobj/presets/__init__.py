@@ -44,3 +44,34 @@ __all__ += [
     "vppo_recipe",
     "w_reinforce_recipe",
 ]
+
+# faithful recipes, continued (issue 14): the seed papers of issue 5 and the noisy-verifier corrections;
+# their entries join the one table, rlobj.presets.recipes.RECIPES
+from rlobj.presets.seed_recipes import (  # noqa: E402
+    SEED_RECIPES,
+    aepo_recipe,
+    canon_recipe,
+    co_reward_recipe,
+    ghpo_recipe,
+    guide_recipe,
+    laser_recipe,
+    noisy_rlvr_recipe,
+    rl_plus_recipe,
+    rlpr_recipe,
+    sar_recipe,
+)
+
+RECIPES.update({recipe.name: recipe for recipe in SEED_RECIPES})
+
+__all__ += [
+    "aepo_recipe",
+    "canon_recipe",
+    "co_reward_recipe",
+    "ghpo_recipe",
+    "guide_recipe",
+    "laser_recipe",
+    "noisy_rlvr_recipe",
+    "rl_plus_recipe",
+    "rlpr_recipe",
+    "sar_recipe",
+]

@@ -215,7 +215,10 @@ class self_reward_advantage(Term):
         tau: $\tau \in [0, 1]$, weight of the self-reward advantage.
         std_floor: $\tau_f$: groups whose self-reward std is at most this fall back to GRPO.
         beta_v, c, temperature: see :func:`self_reward_score`.
-        eps: $\varepsilon$.
+        eps: $\varepsilon$ of both z-scores.
+        eps_self: the $\varepsilon$ of the self-reward z-score alone (None: ``eps``). The
+            reference (``ray_trainer.py``) divides the self-reward by the bare group std and
+            the GRPO advantage by std + 1e-6: ``eps=1e-6, eps_self=0.0`` (``laser_recipe``).
 
     Example:
         >>> from rlobj import grpo, group_zscore
@@ -231,11 +234,14 @@ class self_reward_advantage(Term):
     c: float = -23.0
     temperature: float = 1.0
     eps: float = 1e-6
+    eps_self: float | None = None
 
     def __post_init__(self):
         check_range("self_reward_advantage", "tau", self.tau, low=0.0, high=1.0)
         check_range("self_reward_advantage", "std_floor", self.std_floor, low=0.0)
         check_range("self_reward_advantage", "eps", self.eps, low=0.0)
+        if self.eps_self is not None:
+            check_range("self_reward_advantage", "eps_self", self.eps_self, low=0.0)
         _check_common("self_reward_advantage", self.beta_v, self.temperature)
 
     def __call__(self, state: State) -> State:
@@ -245,13 +251,13 @@ class self_reward_advantage(Term):
         score = torch.clamp(self_reward_score(probe, self.beta_v, self.c, self.temperature), 0.0, 1.0)
         score = torch.where(_finished(state), score, torch.zeros_like(score))
 
-        def zscore(values):
+        def zscore(values, eps):
             std = group_std(values, group_ids)
-            return torch.where(std > 0, (values - group_mean(values, group_ids)) / (std + self.eps),
+            return torch.where(std > 0, (values - group_mean(values, group_ids)) / (std + eps),
                                torch.zeros_like(values)), std
 
-        base, _ = zscore(rewards)
-        self_adv, self_std = zscore(score)
+        base, _ = zscore(rewards, self.eps)
+        self_adv, self_std = zscore(score, self.eps if self.eps_self is None else self.eps_self)
         self_adv = torch.where(self_std > self.std_floor, self_adv, base)
         mixed = (1.0 - self.tau) * base + self.tau * self_adv
         return with_advantages(state, mixed).add_metrics(

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import torch
 
+from rlobj.algebra.aggregation import seq_mean_token_mean, seq_mean_token_sum, token_mean
 from rlobj.algebra.state import LossPart, State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
@@ -18,6 +19,10 @@ from rlobj.ops.reductions import masked_mean
 from rlobj.terms._common import check_range
 
 __all__ = ["entropy_bonus", "adaptive_entropy"]
+
+#: Aggregation modes a part may name for itself (``entropy_bonus(aggregation=...)``).
+_PART_AGGREGATIONS = {"token_mean": token_mean, "seq_mean_token_mean": seq_mean_token_mean,
+                      "seq_mean_token_sum": seq_mean_token_sum}
 
 
 @dataclass(frozen=True)
@@ -30,15 +35,28 @@ class entropy_bonus(Term):
 
     Args:
         coef: $c$; positive = bonus, negative = penalty.
+        aggregation: None (default): the chain's aggregation reduces the entropy part, like
+            every other part. ``"token_mean"``, ``"seq_mean_token_mean"`` or
+            ``"seq_mean_token_sum"``: that mode reduces it instead, with the same global counts
+            (RL-PLUS's reference sums its policy loss over the padded length but averages the
+            entropy over tokens: ``rl_plus_recipe``).
     """
 
     reads: ClassVar[tuple[str, ...]] = ("entropy", "mask")
     writes: ClassVar[tuple[str, ...]] = ("part:entropy",)
     coef: float = 0.001
+    aggregation: str | None = None
+
+    def __post_init__(self):
+        if self.aggregation is not None and self.aggregation not in _PART_AGGREGATIONS:
+            raise RlobjInputError(f"entropy_bonus.aggregation: expected None or one of "
+                                  f"{sorted(_PART_AGGREGATIONS)}, got {self.aggregation!r}")
 
     def __call__(self, state: State) -> State:
         entropy = state.token_entropy()
-        return state.add_part("entropy", LossPart(-self.coef * entropy, state.mask)).add_metrics(
+        reducer = None if self.aggregation is None else _PART_AGGREGATIONS[self.aggregation]()
+        part = LossPart(-self.coef * entropy, state.mask, aggregation=reducer)
+        return state.add_part("entropy", part).add_metrics(
             entropy=masked_mean(entropy.detach(), state.mask)
         )
 

@@ -222,11 +222,13 @@ class aepo_reward(Term):
 
     Liu et al., "InfiGUI-G1: Advancing GUI Grounding with Adaptive Exploration Policy
     Optimization", arXiv 2508.05731 (id not re-checked), adaptive exploration reward; reference
-    defaults (``aer_gui_reward_function``): $r_\text{fmt} = 1$, $r_\text{bad} = -1$, GRPO advantages.
+    defaults (``aer_gui_reward_function``): $r_\text{fmt} = 1$, $r_\text{bad} = -1$; the released
+    run (InfiXAI/InfiGUI-G1 ``recipe/infigui-g1/run_7b.sh``) uses RLOO advantages
+    (``adv_estimator=rloo``), clip 0.2 / 0.4: ``aepo_recipe``.
 
     Example:
         >>> from rlobj import grpo
-        >>> recipe = aepo_reward() >> grpo
+        >>> recipe = aepo_reward() >> grpo  # the reference's whole recipe: aepo_recipe (RLOO)
     """
 
     stage: ClassVar[str] = "batch"

@@ -49,9 +49,24 @@ class hint_clip_ratio(Term):
     on the union, i.e. put the guided rows in the prompt's group before ``group_zscore``); the
     clip values (PPO's 0.2 here). The log-ratio is clamped to $\pm 20$ as in verl.
 
+    Off-policy shaping (``shaping``, the released Guide code, vaskar-open-source-research/
+    guide_rl, ``core_algos.compute_policy_loss`` with ``apply_off_policy_shaping=True``): on
+    guided rows the ratio is replaced by $\tilde\rho = \rho/(\rho + \gamma)$ and **not
+    clipped** (PPO's clip stays on the other rows); ``"constant"``: $\gamma$ = ``gamma``;
+    ``"percentile"``: $\gamma$ = the ``gamma``-quantile of the detached ratios of the guided
+    tokens of the call, at least $10^{-4}$ (``gamma_strategy=percentile``, ``gamma_value=0.9``
+    in ``guide_grpo_qwen.sh``); ``"power"``: $\tilde\rho = \rho^\gamma$. The percentile is
+    taken per call, i.e. per micro-batch as in the reference: when guided rows are split
+    across micro-batches **the gradient depends on the micro-batch size**. The reference's
+    quantile runs over every position of the guided rows, padding included (a ``[B]`` row mask
+    indexing a ``[B, T]`` ratio); here it runs over their valid tokens.
+
     Args:
         eps_low, eps_high: clip range.
         log_ratio_clamp: bound on $|\log\rho|$.
+        shaping: None (default: the clipped ratio on guided rows too), ``"constant"``,
+            ``"percentile"`` or ``"power"``.
+        gamma: $\gamma$ of the shaping (a level in $(0, 1]$ for ``"percentile"``).
 
     Example:
         >>> from rlobj import clip_ratio, grpo
@@ -64,11 +79,33 @@ class hint_clip_ratio(Term):
     eps_low: float = 0.2
     eps_high: float = 0.2
     log_ratio_clamp: float = 20.0
+    shaping: str | None = None
+    gamma: float = 0.9
 
     def __post_init__(self):
         check_range("hint_clip_ratio", "eps_low", self.eps_low, low=0.0, high=1.0)
         check_range("hint_clip_ratio", "eps_high", self.eps_high, low=0.0)
         check_range("hint_clip_ratio", "log_ratio_clamp", self.log_ratio_clamp, low=0.0, low_open=True)
+        if self.shaping not in (None, "constant", "percentile", "power"):
+            raise RlobjInputError(f"hint_clip_ratio.shaping: expected None, 'constant', 'percentile' or 'power', "
+                                  f"got {self.shaping!r}")
+        if self.shaping == "percentile":
+            check_range("hint_clip_ratio", "gamma", self.gamma, low=0.0, high=1.0, low_open=True)
+        elif self.shaping is not None:
+            check_range("hint_clip_ratio", "gamma", self.gamma, low=0.0, low_open=True)
+
+    def shaped(self, ratio: Tensor, rows: Tensor) -> Tensor:
+        """$\tilde\rho$ on the guided tokens ``rows`` (``ratio`` elsewhere)."""
+        if self.shaping == "power":
+            return torch.where(rows, ratio.clamp(min=0.0) ** self.gamma, ratio)
+        gamma = torch.as_tensor(self.gamma, dtype=ratio.dtype, device=ratio.device)
+        if self.shaping == "percentile":
+            if not bool(rows.any()):
+                return ratio
+            values = ratio.detach()[rows]  # quantile needs float32/64 (bf16 ratios are upcast)
+            values = values if values.dtype in (torch.float32, torch.float64) else values.float()
+            gamma = torch.quantile(values, self.gamma).clamp(min=1e-4).to(ratio.dtype)
+        return torch.where(rows, ratio / (ratio + gamma), ratio)
 
     def behaviour_logp(self, state: State) -> Tensor:
         """$\\log\\pi_\\text{old}$ in the context each row was sampled in (no gradient)."""
@@ -89,6 +126,9 @@ class hint_clip_ratio(Term):
         clipped = -advantages * torch.clamp(ratio, 1.0 - self.eps_low, 1.0 + self.eps_high)
         loss = torch.maximum(unclipped, clipped)
         guided = state.extras["guided"]
+        if self.shaping is not None:  # guided tokens: the shaped ratio, unclipped
+            rows = guided.bool()[:, None] & state.mask
+            loss = torch.where(rows, -advantages * self.shaped(ratio, rows), loss)
         return state.add_part("policy", LossPart(loss, state.mask)).add_metrics(**{
             "ratio/mean": masked_mean(ratio.detach(), state.mask),
             "clip_frac": masked_mean((clipped > unclipped).float(), state.mask),
@@ -116,8 +156,10 @@ class mis_exploration_pg(Term):
     Learning with Hybrid-policy Optimization", arXiv 2508.00222; reference defaults
     (YihongDong/RL-PLUS, ``compute_token_on_off_policy_loss``, ``train_RL-PLUS.sh``):
     $\gamma = 0.5$, no clip on on-policy tokens, loss summed over tokens and divided by the
-    padded length (``constant_normalizer``), one external response per group of 8 with GRPO
-    advantages over all 8, entropy bonus 0.001, no KL. UNVERIFIED: whether the paper states
+    padded length only (``constant_normalizer(8192, per_sequence=False)``), one external
+    response per group of 8 with advantages over all 8 **without** the std
+    (``grpo_use_std=False``: ``group_mean_baseline``), entropy bonus 0.001 as a token mean, no
+    KL: the whole recipe is ``rl_plus_recipe``. UNVERIFIED: whether the paper states
     the estimate $\hat\pi_\omega = (\pi_\text{old}+1)/2$ (it is the code's). The optional
     clamp ``mis_max`` of $r^\text{MIS}$ is off by default, as in the reference.
 
@@ -128,8 +170,9 @@ class mis_exploration_pg(Term):
         mis_max: upper clamp of $r^\text{MIS}$ or None.
 
     Example:
-        >>> from rlobj import clip_ratio, constant_normalizer, grpo, seq_mean_token_mean
-        >>> recipe = grpo.replace(clip_ratio, mis_exploration_pg()).replace(seq_mean_token_mean, constant_normalizer(4096))
+        >>> from rlobj import constant_normalizer, entropy_bonus, group_mean_baseline
+        >>> recipe = (group_mean_baseline() >> mis_exploration_pg() >> entropy_bonus(0.001, aggregation="token_mean")
+        ...           >> constant_normalizer(8192, per_sequence=False))
     """
 
     reads: ClassVar[tuple[str, ...]] = ("logp", "logp_old", "advantages", "mask", "extras:off_policy")

@@ -60,10 +60,11 @@ def token_mean(values, mask):
     return (values * mask).sum() / mask.sum()
 
 
-def check(name, batch, reference_loss, **extra):
-    """Loss and gradient (w.r.t. the policy log-probs) of the recipe equal the transcription's."""
+def check(name, batch, reference_loss, objective=None, **extra):
+    """Loss and gradient (w.r.t. the policy log-probs) of the recipe (or ``objective``, the recipe
+    with a test-size constant) equal the transcription's."""
     leaf = batch["logp"].clone().requires_grad_(True)
-    ours = Objective(RECIPES[name].objective)(**{**batch, "logp": leaf, **extra}).loss
+    ours = Objective(objective or RECIPES[name].objective)(**{**batch, "logp": leaf, **extra}).loss
     (grad,) = torch.autograd.grad(ours, leaf)
     ref_leaf = batch["logp"].clone().requires_grad_(True)
     theirs = reference_loss(ref_leaf)

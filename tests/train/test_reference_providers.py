@@ -97,7 +97,7 @@ def test_accuracy_provider_prefers_the_score_field_then_the_reward():
     assert [p for p in module.providers if isinstance(p, Accuracy)]
 
 
-@pytest.mark.parametrize("name", ["forking_tokens_recipe", "siren_recipe", "clip_cov_recipe", "kl_cov_recipe"])
+@pytest.mark.parametrize("name", ["forking_tokens_recipe", "siren_recipe", "clip_cov_recipe", "kl_cov_recipe", "laser_recipe"])
 def test_reference_scope_recipes_depend_on_the_micro_batch_size(name):
     # the recipes use the reference's per-micro-batch selection / regulariser on purpose; their
     # docstrings say the gradient then depends on the micro-batch size: it does (the law-abiding
