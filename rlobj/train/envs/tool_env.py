@@ -1,0 +1,84 @@
+r"""A tool-use environment: the policy may call tools, then answers; the answer is verified.
+
+Each turn, :class:`ToolEnvironment` looks for a tool call (:class:`~rlobj.train.envs.tools.ToolCallFormat`).
+With one, it runs the tool (errors become observations) and returns the tool's answer wrapped in
+``result_template`` as the observation, reward ``tool_reward``; the episode goes on. A turn with
+no call is the final answer: the verifier scores it (the final reward) and the episode ends. A
+malformed call is an observation (``error: ...``) and counts as a failed tool call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rlobj.ops.errors import RlobjInputError
+from rlobj.train.envs.base import Environment, StepOutput
+from rlobj.train.envs.tools import ToolCall, ToolCallFormat, build_tool, run_tool
+
+__all__ = ["ToolEnvironment"]
+
+
+class ToolEnvironment(Environment):
+    """Tools, then a verified final answer (see the module docstring).
+
+    Args:
+        tools: tool specs (:func:`~rlobj.train.envs.tools.build_tool`): ``["calculator",
+            {"search": {"corpus": [...]}}, "python"]``.
+        format: ``"json"`` or ``"code"`` (:class:`~rlobj.train.envs.tools.ToolCallFormat`).
+        verifier: ``verifier(answer_text, row) -> float`` of the final answer; default
+            :class:`rlobj.train.ExactAnswer`; a ``{class_path, init_args}`` mapping is built.
+        result_template: the observation around a tool's answer (``{result}``).
+        tool_reward: reward of a turn with a successful tool call (0: only the final answer counts).
+        max_result_chars: a tool answer is cut to this many characters.
+    """
+
+    def __init__(self, tools: Any = ("calculator",), format: str = "json", verifier: Any = None,
+                 result_template: str = "<result>{result}</result>", tool_reward: float = 0.0,
+                 max_result_chars: int = 2000):
+        if isinstance(tools, (str, Mapping)):
+            tools = [tools]
+        built = [build_tool(t) for t in tools]
+        self.tools = {t.name: t for t in built}
+        if not self.tools:
+            raise RlobjInputError("ToolEnvironment.tools: give at least one tool")
+        self.format = ToolCallFormat(format)
+        self.verifier = _build_verifier(verifier)
+        if "{result}" not in result_template:
+            raise RlobjInputError(f"ToolEnvironment.result_template: must contain '{{result}}', got {result_template!r}")
+        self.result_template, self.tool_reward, self.max_result_chars = result_template, float(tool_reward), max_result_chars
+        self.row: Mapping[str, Any] | None = None
+
+    def reset(self, row):
+        self.row = row
+        return super().reset(row)
+
+    def step(self, action: str) -> StepOutput:
+        call = self.format.parse(action)
+        if call is None:
+            reward = float(self.verifier(action, self.row))
+            return "", reward, True, {"answered": True}
+        if isinstance(call, ToolCall):
+            result, ok = run_tool(self.tools, call, self.max_result_chars)
+        else:
+            result, ok = call, False
+        observation = self.result_template.format(result=result)
+        return observation, self.tool_reward if ok else 0.0, False, {"tool_call": True, "tool_ok": ok}
+
+
+def _build_verifier(spec):
+    if spec is None:
+        from rlobj.train.tasks import ExactAnswer
+
+        return ExactAnswer()
+    if isinstance(spec, Mapping) and "class_path" in spec:
+        import importlib
+
+        module, _, name = spec["class_path"].rpartition(".")
+        try:
+            return getattr(importlib.import_module(module), name)(**dict(spec.get("init_args") or {}))
+        except (ImportError, AttributeError, TypeError) as error:
+            raise RlobjInputError(f"ToolEnvironment.verifier: cannot build {spec['class_path']!r} ({error})") from error
+    if not callable(spec):
+        raise RlobjInputError(f"ToolEnvironment.verifier: expected a callable (answer, row) -> float, got {spec!r:.120}")
+    return spec
