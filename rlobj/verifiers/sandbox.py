@@ -446,7 +446,7 @@ def run_tests(
             raise ValueError(
                 f"run_tests: tests[{index}] must be a dict with str 'input' and 'output', got {case!r:.120}"
             )
-    with _session(language, limits) as step:
+    with _session(source, language, limits) as step:
         return _judge(step, language, tests, limits, stop_on_failure)
 
 
@@ -463,7 +463,7 @@ def run_program(
     returns the compiler's outcome (its ``stderr``); stdout is bounded by ``output_bytes``.
     Raises as :func:`run_tests` does when the toolchain or an isolation mechanism is missing.
     """
-    with _session(language, limits) as step:
+    with _session(source, language, limits) as step:
         if language.compile:
             compiled = step(language.compile, "", True)
             if compiled.timed_out or compiled.returncode != 0:
@@ -472,7 +472,7 @@ def run_program(
 
 
 @contextlib.contextmanager
-def _session(language: LanguageConfig, limits: SandboxLimits):
+def _session(source: str, language: LanguageConfig, limits: SandboxLimits):
     """One isolated run (namespaces or direct, cgroup, per-run uid): yields ``step(template,
     stdin_text, compile_step) -> ProcessOutcome`` and tears everything down afterwards."""
     programs = {

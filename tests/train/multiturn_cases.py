@@ -34,7 +34,7 @@ class HostileEnv(Environment):
         if self.kind == "control":
             return "\x00\x01\x1b[2J\x7f" * 1000 + "1+1", 0.0, False, {}
         if self.kind == "special":
-            return "<eos><pad>" * 50 + "2", 0.0, False, {}
+            return "2" + "<eos><pad>" * 50 + "3", 0.0, False, {}
         if self.kind == "slow":
             time.sleep(30)
             return "late", 1.0, False, {}
