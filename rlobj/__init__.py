@@ -216,6 +216,7 @@ from rlobj.terms.token_weights import (
     pivotal_token_mask,
     token_hidden_reward,
 )
+from rlobj.terms.turns import turn_end_rewards, turn_returns
 
 __all__ = [
     # the lazy full-vocabulary view
@@ -366,4 +367,7 @@ __all__ = [
     "rorecomp_priority",
     "self_curation",
     "std_filter",
+    # turns (multi-turn rollouts)
+    "turn_end_rewards",
+    "turn_returns",
 ]

@@ -119,6 +119,7 @@ from rlobj.terms.token_weights import (
     pivotal_token_mask,
     token_hidden_reward,
 )
+from rlobj.terms.turns import turn_end_rewards, turn_returns
 
 __all__ = [
     # advantage_estimators
@@ -224,4 +225,7 @@ __all__ = [
     "dependency_advantage_shaping",
     "pivotal_token_mask",
     "token_hidden_reward",
+    # turns (multi-turn rollouts)
+    "turn_end_rewards",
+    "turn_returns",
 ]
