@@ -80,7 +80,11 @@ class MultiTurnSampler(Sampler):
         step_timeout: seconds an environment step may take (the whole batch's step waits at
             most this long).
         max_observation_chars / max_observation_tokens: bounds of one observation.
+
+    Evaluation (pass@k) runs episodes through this sampler too (``samples_evaluation``).
     """
+
+    samples_evaluation = True
 
     def __init__(self, environment: Any, max_turns: int = 4, max_tokens: int = 256, turn_tokens: int | None = None,
                  step_timeout: float = 10.0, max_observation_chars: int = 4000, max_observation_tokens: int = 128):

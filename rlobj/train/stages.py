@@ -244,7 +244,13 @@ class Stateful(Protocol):
 
 
 class Sampler:
-    """Base of samplers: ``sample(ctx, records, n, salt) -> Batch`` (unscored)."""
+    """Base of samplers: ``sample(ctx, records, n, salt) -> Batch`` (unscored).
+
+    ``samples_evaluation = True`` makes evaluation (pass@k) sample through the sampler too
+    (multi-turn episodes); otherwise evaluation draws plain completions from the engine.
+    """
+
+    samples_evaluation: bool = False
 
     def sample(self, ctx: StepContext, records: list[dict], n: int, salt: int = 0) -> Batch:  # pragma: no cover
         raise TypeError(f"{type(self).__name__} does not define sample()")

@@ -10,7 +10,7 @@
 """
 
 from rlobj.train.envs.base import ENVIRONMENTS, Environment, StepOutput, build_environment_factory
-from rlobj.train.envs.tool_env import ToolEnvironment
+from rlobj.train.envs.tool_env import ToolEnvironment, ToolTranscriptTask
 from rlobj.train.envs.tools import (
     TOOLS,
     Calculator,
@@ -22,5 +22,5 @@ from rlobj.train.envs.tools import (
     run_tool,
 )
 
-__all__ = ["ENVIRONMENTS", "Environment", "StepOutput", "build_environment_factory", "ToolEnvironment", "TOOLS",
+__all__ = ["ENVIRONMENTS", "Environment", "StepOutput", "build_environment_factory", "ToolEnvironment", "ToolTranscriptTask", "TOOLS",
            "Calculator", "PythonInterpreter", "Retrieval", "ToolCall", "ToolCallFormat", "build_tool", "run_tool"]

@@ -15,8 +15,9 @@ from typing import Any
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.envs.base import Environment, StepOutput
 from rlobj.train.envs.tools import ToolCall, ToolCallFormat, build_tool, run_tool
+from rlobj.train.tasks import TaskSource
 
-__all__ = ["ToolEnvironment"]
+__all__ = ["ToolEnvironment", "ToolTranscriptTask"]
 
 
 class ToolEnvironment(Environment):
@@ -82,3 +83,42 @@ def _build_verifier(spec):
     if not callable(spec):
         raise RlobjInputError(f"ToolEnvironment.verifier: expected a callable (answer, row) -> float, got {spec!r:.120}")
     return spec
+
+
+class ToolTranscriptTask(TaskSource):
+    r"""Records of a task whose demonstration (``completion``) is a whole tool-use transcript.
+
+    ``completion`` = the call of ``tool`` on ``record[argument_key]`` in ``format``, the end of
+    the turn written as ``turn_end`` (the tokenizer's EOS text, so supervised warm-up learns to
+    end the turn there), the observation ``result_template`` around the tool's answer, and the
+    record's answer: ``"```calculator\n12*34\n```<eos>[408]408"``. Supervised warm-up on it
+    teaches the call format and the use of the result; the multi-turn sampler then produces the
+    same token sequence when the policy follows it. Prompts and answers are unchanged.
+
+    Args:
+        task: a task source with ``record(index)`` (e.g. :class:`rlobj.train.GeneratedTask`).
+        tool: the tool spec (:func:`~rlobj.train.envs.tools.build_tool`).
+        argument_key: the record field passed to the tool. Default ``"expression"``.
+        format, result_template: as in :class:`ToolEnvironment` (use the same values).
+        turn_end: the text of the end of a turn. Default ``"<eos>"``.
+    """
+
+    def __init__(self, task: Any, tool: Any = "calculator", argument_key: str = "expression", format: str = "json",
+                 result_template: str = "<result>{result}</result>", turn_end: str = "<eos>"):
+        if not callable(getattr(task, "record", None)):
+            raise RlobjInputError(f"ToolTranscriptTask.task: expected a task source with record(index), got {task!r:.120}")
+        self.task, self.tool, self.argument_key = task, build_tool(tool), argument_key
+        self.format, self.result_template, self.turn_end = ToolCallFormat(format), result_template, turn_end
+
+    def record(self, index: int) -> dict[str, Any]:
+        row = dict(self.task.record(index))
+        if self.argument_key not in row:
+            raise RlobjInputError(f"ToolTranscriptTask: record {index} has no field {self.argument_key!r}")
+        argument = str(row[self.argument_key])
+        result, _ = run_tool({self.tool.name: self.tool}, ToolCall(self.tool.name, argument))
+        row["completion"] = (self.format.render(self.tool.name, argument) + self.turn_end
+                             + self.result_template.format(result=result) + str(row["answer"]))
+        return row
+
+    def __repr__(self) -> str:
+        return f"ToolTranscriptTask(task={self.task!r}, tool={self.tool!r}, format={self.format.kind!r})"
