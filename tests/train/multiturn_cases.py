@@ -51,3 +51,14 @@ class SeededEnv(Environment):
 
         rng = random.Random(self.seed)
         return str(rng.randrange(10**6)), 0.0, False, {}
+
+
+class LengthRewardEnv(Environment):
+    """Reward (number of digits in the turn) % 3, observation "7+" per turn, done after 3 turns."""
+
+    def __init__(self):
+        self.k = 0
+
+    def step(self, action):
+        self.k += 1
+        return "7+" * self.k, float(sum(c.isdigit() for c in action) % 3), self.k >= 3, {}

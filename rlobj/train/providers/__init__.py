@@ -66,3 +66,7 @@ from rlobj.train.providers.policy_extras_rows import (  # noqa: E402
 
 __all__ += ["GuidedSampler", "HintedContext", "RLPRAnswerLogprobs", "SelfRewardProbe", "UnconditionedLogprobs",
             "InitialPolicyRows", "InitialPolicySamples", "NoisyBranchRows", "OffPolicyRows", "VisualDependency"]
+
+from rlobj.train.providers.turns import TurnFields  # noqa: E402
+
+__all__ += ["TurnFields"]
