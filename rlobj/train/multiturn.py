@@ -234,6 +234,7 @@ class MultiTurnSampler(Sampler):
                    "rollout/observation_tokens": float(observation_mask.sum()),
                    "rollout/tool_calls_mean": calls / len(state),
                    "rollout/tool_success_rate": float(extras["tool_successes"].sum()) / calls if calls else 0.0,
+                   "rollout/tool_use_rate": float((extras["tool_successes"] > 0).float().mean()),
                    "rollout/env_timeouts": float(counts["timeouts"]), "rollout/env_errors": float(counts["errors"]),
                    "rollout/episode_return_mean": float(extras["episode_return"].mean())}
         return Batch(rollout=rollout, records=list(rows), extras=extras, metrics=metrics, on_policy=True)
