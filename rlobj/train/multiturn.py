@@ -80,6 +80,10 @@ class MultiTurnSampler(Sampler):
         step_timeout: seconds an environment step may take (the whole batch's step waits at
             most this long).
         max_observation_chars / max_observation_tokens: bounds of one observation.
+        stop: strings that end a turn (e.g. ``"```output"`` or ``"</tool_call>"``): a turn is
+            cut after the first token whose decoded prefix contains one; the tokens sampled
+            after it are dropped (the kept tokens' log-probs are unchanged, so they stay those
+            of the distribution sampled). Turns always end at EOS too.
 
     Evaluation (pass@k) runs episodes through this sampler too (``samples_evaluation``).
     """
@@ -87,7 +91,8 @@ class MultiTurnSampler(Sampler):
     samples_evaluation = True
 
     def __init__(self, environment: Any, max_turns: int = 4, max_tokens: int = 256, turn_tokens: int | None = None,
-                 step_timeout: float = 10.0, max_observation_chars: int = 4000, max_observation_tokens: int = 128):
+                 step_timeout: float = 10.0, max_observation_chars: int = 4000, max_observation_tokens: int = 128,
+                 stop: list[str] | tuple[str, ...] = ()):
         self.environment = build_environment_factory(environment)
         for name in ("max_turns", "max_tokens", "max_observation_chars", "max_observation_tokens"):
             _check_int(name, locals()[name])
@@ -98,6 +103,9 @@ class MultiTurnSampler(Sampler):
         self.max_turns, self.max_tokens, self.turn_tokens = max_turns, max_tokens, turn_tokens
         self.step_timeout = float(step_timeout)
         self.max_observation_chars, self.max_observation_tokens = max_observation_chars, max_observation_tokens
+        if isinstance(stop, str) or not all(isinstance(t, str) and t for t in stop):
+            raise RlobjInputError(f"multi_turn.stop: expected a list of non-empty strings, got {stop!r}")
+        self.stop = tuple(stop)
         self.last_transcripts: list[list[tuple[str, str]]] = []
 
     # ------------------------------------------------------------------ the loop
@@ -151,14 +159,30 @@ class MultiTurnSampler(Sampler):
             s = state[b]
             room = self.max_tokens - len(s.ids)
             ids, logps = ids[:room], logps[:room]
+            text = texts[row]
+            if self.stop and any(t in text for t in self.stop):
+                keep = self._stop_length(ctx, ids)
+                ids, logps, text = ids[:keep], logps[:keep], _decode_ids(ctx, ids[:keep])
             s.extend(ids, logps, observation=False, turn=turn)
             s.turn_end.append(len(s.ids) - 1)
             s.turn_rewards.append(0.0)
-            actions[b] = texts[row]
-            s.transcript.append(("policy", texts[row]))
+            actions[b] = text
+            s.transcript.append(("policy", text))
             if len(s.ids) >= self.max_tokens:
                 s.finished, s.stopped = True, False
         return actions
+
+    def _stop_length(self, ctx, ids: list[int]) -> int:
+        """Smallest k whose decoded ``ids[:k]`` contains a stop string (binary search: containing
+        one is monotone in k)."""
+        low, high = 1, len(ids)
+        while low < high:
+            middle = (low + high) // 2
+            if any(t in _decode_ids(ctx, ids[:middle]) for t in self.stop):
+                high = middle
+            else:
+                low = middle + 1
+        return high
 
     def _step_all(self, envs, actions, counts):
         results: list[Any] = [None] * len(envs)
@@ -238,6 +262,15 @@ class MultiTurnSampler(Sampler):
                    "rollout/env_timeouts": float(counts["timeouts"]), "rollout/env_errors": float(counts["errors"]),
                    "rollout/episode_return_mean": float(extras["episode_return"].mean())}
         return Batch(rollout=rollout, records=list(rows), extras=extras, metrics=metrics, on_policy=True)
+
+
+def _decode_ids(ctx, ids: list[int]) -> str:
+    """Text of token ids through the trainer's ``ctx.decode`` (one-row batch)."""
+    if not ids:
+        return ""
+    row = batch_from_rows([torch.tensor([0])], [torch.tensor(ids)], [torch.zeros(len(ids))], [0], [True],
+                          ctx.pad_token_id)
+    return ctx.decode(row)[0]
 
 
 def _check_output(name, result):

@@ -105,3 +105,38 @@ def test_bad_settings_name_the_setting(bad):
     args = {"environment": ScriptedEnv, **bad}
     with pytest.raises(RlobjInputError):
         MultiTurnSampler(**args)
+
+
+class EchoEnv(ScriptedEnv):
+    """Records the actions it receives."""
+
+    actions: list = []
+
+    def step(self, action):
+        EchoEnv.actions.append(action)
+        return super().step(action)
+
+
+def test_stop_strings_cut_turns_and_keep_behaviour_logprobs():
+    module = tiny_module(policy={"dtype": "float64"}, rollout={"max_new_tokens": 8, "group_size": 4})
+    plain = sample(module, MultiTurnSampler(ScriptedEnv, max_turns=1, max_tokens=64))
+    texts = module.decode_responses(plain.rollout)
+    stop = next(t[1:3] for t in texts if len(t) >= 4)  # two characters the policy does produce
+    EchoEnv.actions = []
+    batch = sample(module, MultiTurnSampler(EchoEnv, max_turns=3, max_tokens=64, stop=[stop]))
+    r = batch.rollout
+    for b in range(len(r)):
+        turns = batch.extras["turn_ids"][b]
+        for k in range(int(turns.max()) + 1):
+            ids = r.response_ids[b][turns == k].tolist()
+            text = module.tokenizer.decode(ids, skip_special_tokens=True)
+            if stop in text:  # a cut turn ends with the token that completes the stop string
+                assert text.endswith(stop), text
+                assert stop not in module.tokenizer.decode(ids[:-1], skip_special_tokens=True)
+    assert any(a.endswith(stop) for a in EchoEnv.actions)
+    with torch.no_grad():
+        logp, _ = token_logprobs(module.policy, r.prompt_ids, r.prompt_mask, r.response_ids, r.response_mask)
+    action = batch.action_mask()
+    assert float((logp - r.logp_rollout).abs()[action].max()) < 1e-5
+    with pytest.raises(RlobjInputError, match="stop"):
+        MultiTurnSampler(ScriptedEnv, stop="```")
