@@ -62,3 +62,15 @@ class LengthRewardEnv(Environment):
     def step(self, action):
         self.k += 1
         return "7+" * self.k, float(sum(c.isdigit() for c in action) % 3), self.k >= 3, {}
+
+
+class StartsWithDigitEnv(Environment):
+    """Reward 0.5 for a turn that starts with a digit, done after 2 turns (informative returns in
+    [0, 1] for an untrained model: the registry-wide ``rlobj fit`` checks of the turn terms)."""
+
+    def __init__(self):
+        self.k = 0
+
+    def step(self, action):
+        self.k += 1
+        return "=", 0.5 * float(action[:1].isdigit()), self.k >= 2, {}

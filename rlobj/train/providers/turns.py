@@ -19,4 +19,4 @@ class TurnFields(Provider):
     def batch(self, ctx, batch, inputs):
         missing = sorted(s for s in self.needed if s.removeprefix("extras:") not in batch.extras)
         raise RlobjInputError(f"{', '.join(missing)}: recorded by the multi-turn sampler (sampler: {{multi_turn: "
-                              "{environment: ...}}}); this batch comes from a sampler that does not record turns")
+                              "{environment: ...}}); this batch comes from a sampler that does not record turns")
