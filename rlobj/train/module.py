@@ -534,7 +534,7 @@ class RLModule(L.LightningModule):
         logp_old = result.logp_new if reuse else fields["logp_old"]
         metrics = dict(batch.metrics)
         metrics.update(result.metrics)
-        metrics.update(batch_metrics(rollout, rewards, logp_old, self.cfg.evaluation.pass_threshold))
+        metrics.update(batch_metrics(rollout, rewards, logp_old, self.cfg.evaluation.pass_threshold, mask))
         metrics.update({"lr": self.last_lr, "time/update_s": seconds,
                         "throughput/update_tokens_per_s": n_valid * self.cfg.update.ppo_epochs / max(seconds, 1e-9)})
         if "logp_ref" in fields:

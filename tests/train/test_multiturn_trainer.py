@@ -70,7 +70,9 @@ def test_trainer_update_is_the_objective_on_the_action_mask():
                           group_ids=r.group_ids)
     grads = torch.autograd.grad(out.loss, list(policy.parameters()))
     expected = {n: before[n] - g for (n, _), g in zip(policy.named_parameters(), grads)}
-    module.update_on_batch(batch, ctx)
+    metrics = module.update_on_batch(batch, ctx)
+    # the sampler's log-probs match the trainer's on the generated tokens (observations excluded)
+    assert metrics["mismatch/logp_abs"] < 1e-5
     got = {n: p.detach().clone() for n, p in policy.named_parameters()}
     assert max(float((got[n] - expected[n]).abs().max()) for n in got) < 1e-6  # logp_old: float32 from the engine
     other, other_ctx, unmasked = module_and_batch("grpo")

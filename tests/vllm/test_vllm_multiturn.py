@@ -69,5 +69,6 @@ def test_multiturn_episodes_through_vllm():
     assert float(gap.max()) < ATOL
     metrics = module.update_on_batch(batch, ctx)
     assert module.rl_updates == 1 and torch.isfinite(torch.tensor(metrics["loss"]))
+    assert metrics["mismatch/logp_abs"] < ATOL  # over generated tokens only
     print(f"one update through the trainer: loss {metrics['loss']:.4f}, reward/mean {metrics['reward/mean']:.3f}, "
           f"mismatch/logp_abs {metrics.get('mismatch/logp_abs', float('nan')):.2e}")
