@@ -29,8 +29,10 @@ class Scripted(Environment):
         return OBSERVATIONS[self.k - 1], float(sum(c.isdigit() for c in action) % 3), self.k >= 3, {}
 
 
-def test_multiturn_episodes_through_vllm():
+def test_multiturn_episodes_through_vllm(tmp_path, monkeypatch):
     from rlobj.rollout import VLLMEngine
+
+    monkeypatch.chdir(tmp_path)  # the standalone module writes the engine's model directory to the cwd
 
     torch.manual_seed(0)
     module = RLModule(objective="grpo", sampler=MultiTurnSampler(Scripted, max_turns=3, max_tokens=40),
