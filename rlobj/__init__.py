@@ -231,6 +231,7 @@ from rlobj.terms.token_weights import (
 from rlobj.terms.tree_advantages import (
     tree_value_advantage,
 )
+from rlobj.terms.turns import turn_end_rewards, turn_returns
 
 __all__ = [
     # the lazy full-vocabulary view
@@ -392,4 +393,7 @@ __all__ = [
     "rorecomp_priority",
     "self_curation",
     "std_filter",
+    # turns (multi-turn rollouts)
+    "turn_end_rewards",
+    "turn_returns",
 ]

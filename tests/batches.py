@@ -71,6 +71,7 @@ def make_batch(group_sizes, lengths, width=None, seed=0, dtype=torch.float32, bi
             "noisy_branch": torch.arange(batch) % 2 == 0,
             # seed methods I (remaining): Guide, RL-PLUS, CAPO, THR, VPPO (own generator: earlier draws unchanged)
             **_remaining_extras(batch, width, mask, logp_old, garbage, dtype, seed),
+            **_turn_extras(batch, width, mask, dtype, seed),
         },
     )
     # Lp-Reg proxy log-prob (the old log-prob renormalised by a kept mass Z in (0.5, 1]) and
@@ -126,3 +127,14 @@ def leaf(fields):
     out = dict(fields)
     out["logp"] = fields["logp"].detach().clone().requires_grad_(True)
     return out
+
+
+def _turn_extras(batch, width, mask, dtype, seed):
+    """Multi-turn extras (own generator): up to 3 turns per row, rewards on each turn's last token."""
+    generator = torch.Generator().manual_seed(seed + 130363)
+    lengths = mask.sum(-1, keepdim=True).clamp(min=1)
+    turns = torch.randint(1, 4, (batch, 1), generator=generator)
+    turn_ids = torch.where(mask, torch.arange(width)[None, :] * turns // lengths, torch.full((), -1))
+    last = mask & (torch.cat([turn_ids[:, 1:], torch.full((batch, 1), -1)], 1) != turn_ids)
+    rewards = torch.where(last, torch.randint(0, 3, (batch, width), generator=generator).float(), torch.zeros(()))
+    return {"turn_ids": turn_ids, "turn_rewards": rewards.to(dtype)}

@@ -30,6 +30,7 @@ API = {
     "compare_solve_rates": "rlobj.eval.solve_rates.compare_solve_rates",
     "dph_divergence": "rlobj.terms.divergences.dph_divergence",
     "tree_value_advantage": "rlobj.terms.tree_advantages.tree_value_advantage",
+    "turn_returns": "rlobj.terms.turns.turn_returns",
 }
 # faithful recipes (rlobj.presets.recipes; table on docs/recipes.md)
 API.update({name: f"rlobj.presets.recipes.{name}" for name in (
@@ -43,7 +44,7 @@ ROWS = {
     2: (SUPP, "evaluation: CoT-pass@k (`rlobj.eval.cot_pass_at_k`) with a pluggable chain-of-thought judge: `RuleCotJudge` or the engine-backed LLM judge `EngineCotJudge`", "", ["cot_pass_at_k", "pass_at_k"]),
     3: (PLAN, "issue 5: backward / forward noisy-verifier corrections and the online false-negative-rate estimate (module `rlobj/terms/corrections.py` in progress, not exported yet)", "", []),
     4: (SUPP, "a rollout strategy, not a term: `rlobj.rollout.LATREngine` with `LATRConfig` (branching at uncertain steps, lookahead pruning by edit distance or suffix match / ROUGE-L, mix-ratio schedule `MixSchedule`); example config `examples/configs/rollout/latr.yaml`; objective unchanged", "`grpo`", ["grpo"]),
-    5: (SUPP, "the objective is PPO/GRPO; the emotion reward comes from a simulated-user LLM, which would be a user verifier (`rlobj.verifiers` interface). rlobj has no critic/GAE, so the PPO variant is out of scope", "`grpo`", ["grpo"]),
+    5: (SUPP, "multi-turn dialogue with a simulated user: `SimulatedUserEnvironment` (a second model on any rlobj engine plays a persona; its emotion score, judged each turn, is the reward) under the multi-turn sampler, see [Multi-turn rollouts and tools](how-to/multi-turn-tools.md); objective `grpo` or `turn_returns`. rlobj has no critic/GAE, so the PPO variant is out of scope", "`grpo`", ["grpo", "turn_returns"]),
     6: (SUPP, "objective `grpo` (8 rollouts per prompt, short window); the two-stage hard-focus curriculum is data curation, outside the objective", "`grpo`", ["grpo"]),
     7: (IMPL, "MCTS over reasoning steps as a sampler (`sampler: mcts`: UCT/PUCT, global frontier selection, entropy-chosen training paths, adaptive replay of solved problems, node and token budgets) and node values to per-token advantages as a term; see [Search in training](search-in-training.md) and `examples/configs/rollout/mcts.yaml`", "`tree_value_advantage >> clip_ratio(eps_high=0.28) >> token_mean` with `sampler: mcts`", ["tree_value_advantage"]),
     8: (PLAN, "issue 4: `forward_kl`, `js_divergence`, `f_divergence` against the initial policy. Today only a sampled-token KL to the initial policy exists", "`grpo >> kl_penalty(beta, against=\"init\")` (reverse-KL estimator, not the paper's mass-covering divergence)", ["kl_penalty"]),
@@ -52,7 +53,7 @@ ROWS = {
     11: (IMPL, "policy gradient + entropy loss + k3 KL, composed from primitives (the dedicated preset is issue 6)", "`grpo >> k3_kl(beta=0.001) >> entropy_bonus(coef=0.001)`", ["grpo", "k3_kl", "entropy_bonus"]),
     12: (PLAN, "issue 5: RL-PLUS multiple importance sampling and exploration-based advantage", "", []),
     13: (PLAN, "issue 5: Token Hidden Reward reweighting", "", []),
-    14: (OUT, "a multi-turn tool-use agent framework; rlobj trains single-turn responses", "", []),
+    14: (SUPP, "multi-turn tool use: the multi-turn sampler with `ToolEnvironment` (JSON or fenced-code calls; sandboxed Python, calculator, BM25 retrieval), observation tokens masked out of the loss; VerlTool's math recipe as `examples/configs/multiturn/verltool_torl_math.yaml`; see [Multi-turn rollouts and tools](how-to/multi-turn-tools.md). Its asynchronous rollouts and multimodal observations are not reproduced", "`grpo`", ["grpo"]),
     15: (OUT, "flow rewards computed from a flow model on the policy's latent states; not planned", "", []),
     16: (SUPP, "a sampling schedule, not a term: `SamplingConfig(temperature_schedule=rlobj.rollout.EADSchedule())` anneals the temperature per position in `HFEngine` (log-probs of the annealed distribution); the optional truncated-IS correction is `truncated_is` on `extras['logp_rollout']`; example config `examples/configs/rollout/ead.yaml`", "`grpo >> truncated_is(cap=2.0)` (TIS optional)", ["grpo"]),
     17: (PLAN, "issue 5: Co-Reward majority-vote agreement across question views", "", []),

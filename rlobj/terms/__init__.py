@@ -122,6 +122,7 @@ from rlobj.terms.token_weights import (
 from rlobj.terms.tree_advantages import (
     tree_value_advantage,
 )
+from rlobj.terms.turns import turn_end_rewards, turn_returns
 
 __all__ = [
     # advantage_estimators
@@ -229,4 +230,7 @@ __all__ = [
     "token_hidden_reward",
     # tree_advantages
     "tree_value_advantage",
+    # turns (multi-turn rollouts)
+    "turn_end_rewards",
+    "turn_returns",
 ]

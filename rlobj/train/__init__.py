@@ -13,6 +13,7 @@ from rlobj.train.datamodule import PromptStream, RLDataModule
 from rlobj.train.export import ExportPolicy, export_policy
 from rlobj.train.hf_data import DatasetTask, JsonlTask
 from rlobj.train.module import RLModule, build_train_objective, score_completions
+from rlobj.train.multiturn import EnvironmentScorer, MultiTurnSampler
 from rlobj.train.scorers import RewardFunctions, VerifierScorer
 from rlobj.train.tasks import (
     AdditionTask,
@@ -27,12 +28,14 @@ __all__ = [
     "CompletionsTable",
     "DatasetTask",
     "EvalConfig",
+    "EnvironmentScorer",
     "ExportPolicy",
     "EvalTable",
     "ExactAnswer",
     "GeneratedTask",
     "JsonlTask",
     "MetricPlots",
+    "MultiTurnSampler",
     "PolicyConfig",
     "ProgressPrinter",
     "RewardFunctions",

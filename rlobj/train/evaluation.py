@@ -25,11 +25,17 @@ def evaluate_records(module, records: list[dict], samples_out: list | None = Non
     sampling = SamplingConfig(**{**sampling.__dict__, "seed": module.hparams.seed * 17 + 5 + module.rank})
     sums = torch.zeros(2 * len(hp.k) + 2, dtype=torch.float64)
     if records:
-        rollout = engine.generate([module.encode(r["prompt"]) for r in records], n=n, sampling=sampling)
+        if getattr(module.sampler, "samples_evaluation", False):  # multi-turn: episodes, not completions
+            ctx = module.context(0)
+            ctx.sampling = sampling
+            batch = module.sampler.sample(ctx, list(records), n)
+            rollout = batch.rollout
+        else:
+            rollout = engine.generate([module.encode(r["prompt"]) for r in records], n=n, sampling=sampling)
+            batch = Batch(rollout=rollout, records=[records[g] for g in rollout.group_ids.tolist()])
         completions = module.decode_responses(rollout)
-        samples = [records[g] for g in rollout.group_ids.tolist()]
         # the run's scorer stage (any Scorer, not only a verifier's)
-        rewards = [s.reward for s in module.scorer(module.context(0), Batch(rollout=rollout, records=samples))]
+        rewards = [s.reward for s in module.scorer(module.context(0), batch)]
         for index in range(len(records)):
             rows = range(index * n, (index + 1) * n)
             correct = [rewards[r] >= hp.pass_threshold for r in rows]

@@ -7,12 +7,16 @@ from rlobj.rollout import RolloutBatch
 __all__ = ["batch_metrics", "log_step_row"]
 
 
-def batch_metrics(rollout: RolloutBatch, rewards: Tensor, logp_old: Tensor, pass_threshold: float) -> dict[str, float]:
+def batch_metrics(rollout: RolloutBatch, rewards: Tensor, logp_old: Tensor, pass_threshold: float,
+                  sampled: Tensor | None = None) -> dict[str, float]:
     """Reward mean/std, pass rate, response lengths, truncated fraction and ``mismatch/logp_abs``
-    (mean $|\\log\\pi_\text{sampler} - \\log\\pi_\text{old}|$ over response tokens)."""
+    (mean $|\\log\\pi_\text{sampler} - \\log\\pi_\text{old}|$ over the sampled tokens: ``sampled``,
+    default every response token; a multi-turn batch passes its loss mask, observations have no
+    sampler log-prob)."""
     mask = rollout.response_mask
     lengths = mask.sum(-1).float()
-    n_valid = max(float(mask.sum()), 1.0)
+    sampled = mask if sampled is None else sampled
+    n_valid = max(float(sampled.sum()), 1.0)
     return {
         "reward/mean": float(rewards.mean()),
         "reward/std": float(rewards.std()) if len(rewards) > 1 else 0.0,
@@ -20,7 +24,7 @@ def batch_metrics(rollout: RolloutBatch, rewards: Tensor, logp_old: Tensor, pass
         "response/length_mean": float(lengths.mean()),
         "response/length_max": float(lengths.max()),
         "response/truncated_fraction": float(rollout.truncated.float().mean()),
-        "mismatch/logp_abs": float((rollout.logp_rollout - logp_old).abs()[mask].sum()) / n_valid,
+        "mismatch/logp_abs": float((rollout.logp_rollout - logp_old).abs()[sampled].sum()) / n_valid,
     }
 
 

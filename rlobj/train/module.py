@@ -371,7 +371,8 @@ class RLModule(L.LightningModule):
                           world_size=self.world_size, group_size=self.cfg.rollout.group_size,
                           engine=self._ensure_engine(), models=self.models, sample=None, score=None,
                           encode=self.encode, decode=self.decode_responses, pad_token_id=pad,
-                          sampling=self._sampling(step))
+                          sampling=self._sampling(step),
+                          special_token_ids=tuple(getattr(self.tokenizer, "all_special_ids", ()) or ()))
 
         def sample(records, n=None, salt=0, **changes):
             ctx.engine.wake()  # an engine that slept through the last update gets its memory back
@@ -457,7 +458,7 @@ class RLModule(L.LightningModule):
         start = time.perf_counter()
         rollout = batch.rollout.to(self.device_of_policy())
         batch = dataclasses.replace(batch, rollout=rollout)
-        mask = rollout.response_mask
+        mask = batch.action_mask()  # response tokens less a multi-turn sampler's observation tokens
         self.policy.train()
         reuse = (self.plan.reuses_rollout_logprobs(len(rollout)) and batch.on_policy
                  and not self.batch_reads & {"logp", "logp_old", "entropy", "vocab"})
@@ -529,12 +530,12 @@ class RLModule(L.LightningModule):
 
     def _step_metrics(self, batch, fields, prepared, result, reuse, seconds) -> dict[str, float]:
         rollout = batch.rollout
-        mask, rewards = rollout.response_mask, fields["rewards"]
+        mask, rewards = fields["mask"], fields["rewards"]
         n_valid = max(float(mask.sum()), 1.0)
         logp_old = result.logp_new if reuse else fields["logp_old"]
         metrics = dict(batch.metrics)
         metrics.update(result.metrics)
-        metrics.update(batch_metrics(rollout, rewards, logp_old, self.cfg.evaluation.pass_threshold))
+        metrics.update(batch_metrics(rollout, rewards, logp_old, self.cfg.evaluation.pass_threshold, mask))
         metrics.update({"lr": self.last_lr, "time/update_s": seconds,
                         "throughput/update_tokens_per_s": n_valid * self.cfg.update.ppo_epochs / max(seconds, 1e-9)})
         if "logp_ref" in fields:

@@ -9,6 +9,7 @@ or a dotted path to a user's :class:`~rlobj.train.stages.Sampler` subclass::
     sampler: {segments: {segment_tokens: 16384}}     # UloRL segment rollouts (HF engine)
     sampler: {broad: {chunk_size: 128}}              # BroRL: N >> G rollouts in engine-sized calls
     sampler: {mcts: {config: {width: 2, max_depth: 4}}}   # MCTS over steps (DeepSearch; search_samplers)
+    sampler: {multi_turn: {environment: tools, max_turns: 3}}   # multi-turn / tool use (rlobj.train.multiturn)
 
 Every sampler returns rows whose ``records[b]`` is the record response ``b`` answers and says
 whether ``rollout.logp_rollout`` is the current policy at the plain temperature
@@ -30,8 +31,8 @@ from rlobj.rollout import SamplingConfig
 from rlobj.train.search_samplers import MCTSSampler
 from rlobj.train.stages import Batch, Sampler, StepContext
 
-__all__ = ["PlainSampler", "EADSampler", "LATRSampler", "SegmentSampler", "BroadSampler", "SAMPLERS",
-           "build_sampler"]
+__all__ = ["PlainSampler", "EADSampler", "LATRSampler", "SegmentSampler", "BroadSampler", "MultiTurnSampler",
+           "SAMPLERS", "build_sampler"]
 
 
 def _prompts(ctx: StepContext, records: list[dict]) -> list[list[int]]:
@@ -214,6 +215,10 @@ class BroadSampler(Sampler):
 SAMPLERS: dict[str, type[Sampler]] = {"plain": PlainSampler, "ead": EADSampler, "latr": LATRSampler,
                                       "segments": SegmentSampler, "broad": BroadSampler}
 SAMPLERS["mcts"] = MCTSSampler
+
+from rlobj.train.multiturn import MultiTurnSampler  # noqa: E402 - it builds on _sampling above
+
+SAMPLERS["multi_turn"] = MultiTurnSampler
 
 
 def build_sampler(spec) -> Sampler:

@@ -111,6 +111,18 @@ class Batch:
         except (TypeError, ValueError) as error:
             raise RlobjInputError(f"score field {name!r}: values do not form a tensor ({error})") from error
 
+    def action_mask(self) -> Tensor:
+        """``[batch, seq]`` bool: the tokens the loss counts, ``response_mask`` without the
+        observation tokens a multi-turn sampler marks in ``extras['observation_mask']``."""
+        mask = self.rollout.response_mask
+        observation = self.extras.get("observation_mask")
+        if observation is None:
+            return mask
+        if tuple(observation.shape) != tuple(mask.shape) or observation.dtype != torch.bool:
+            raise RlobjInputError(f"Batch.extras['observation_mask']: expected a bool tensor of shape "
+                                  f"{tuple(mask.shape)}, got {observation.dtype} {tuple(observation.shape)}")
+        return mask & ~observation.to(mask.device)
+
     def token_rewards(self) -> Tensor | None:
         """``[batch, seq]`` token rewards from the scores, or None when no score has them."""
         if self.scores is None or all(s.token_rewards is None for s in self.scores):
@@ -202,6 +214,8 @@ class StepContext:
         row_offset: index of this rank's first row in the global batch (rows of lower ranks
             come first), set before the providers run: per-row random draws keyed by
             ``row_offset + row`` do not depend on the number of ranks.
+        special_token_ids: the tokenizer's special-token ids (a multi-turn sampler drops them
+            from observations, so a tool's output cannot end a turn or fake a role marker).
     """
 
     step: int
@@ -219,6 +233,7 @@ class StepContext:
     pad_token_id: int = 0
     sampling: Any = None
     row_offset: int = 0
+    special_token_ids: tuple[int, ...] = ()
 
 
 @runtime_checkable
@@ -229,7 +244,13 @@ class Stateful(Protocol):
 
 
 class Sampler:
-    """Base of samplers: ``sample(ctx, records, n, salt) -> Batch`` (unscored)."""
+    """Base of samplers: ``sample(ctx, records, n, salt) -> Batch`` (unscored).
+
+    ``samples_evaluation = True`` makes evaluation (pass@k) sample through the sampler too
+    (multi-turn episodes); otherwise evaluation draws plain completions from the engine.
+    """
+
+    samples_evaluation: bool = False
 
     def sample(self, ctx: StepContext, records: list[dict], n: int, salt: int = 0) -> Batch:  # pragma: no cover
         raise TypeError(f"{type(self).__name__} does not define sample()")

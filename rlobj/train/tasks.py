@@ -76,14 +76,19 @@ def unknown_characters(tokenizer, text: str) -> list[str]:
 
 def check_characters(tokenizer, records: list[dict], fields: tuple[str, ...] = ("prompt", "completion")) -> None:
     """Raise naming the characters of ``records`` outside a character tokenizer (they would all
-    become ``<unk>``); tokenizers not built by :func:`build_char_tokenizer` are not checked."""
+    become ``<unk>``); tokenizers not built by :func:`build_char_tokenizer` are not checked.
+    Special tokens written as text (``<eos>``: one token each) are allowed."""
     chars = getattr(tokenizer, "rlobj_chars", None)
     if chars is None:
         return
     allowed = set(chars)
+    specials = [t for t in getattr(tokenizer, "all_special_tokens", ()) if t]
     for record in records:
         for field in fields:
             text = record.get(field)
+            if isinstance(text, str):
+                for token in specials:
+                    text = text.replace(token, "")
             if isinstance(text, str) and not set(text) <= allowed:
                 from rlobj.ops.errors import RlobjInputError
 

@@ -38,6 +38,7 @@ a language is judged only by its I/O behaviour, and adding one is a short config
 compile and run a source file (:class:`LanguageConfig`).
 """
 
+import contextlib
 import functools
 import math
 import os
@@ -445,6 +446,35 @@ def run_tests(
             raise ValueError(
                 f"run_tests: tests[{index}] must be a dict with str 'input' and 'output', got {case!r:.120}"
             )
+    with _session(source, language, limits) as step:
+        return _judge(step, language, tests, limits, stop_on_failure)
+
+
+def run_program(
+    source: str,
+    language: LanguageConfig,
+    stdin_text: str = "",
+    limits: SandboxLimits = SandboxLimits(),
+) -> ProcessOutcome:
+    """Compile ``source`` (if the language compiles) and run it once on ``stdin_text`` in one
+    isolated run (as :func:`run_tests` does), returning what it printed.
+
+    For tools that show a program's output to a model (a code interpreter). A compile failure
+    returns the compiler's outcome (its ``stderr``); stdout is bounded by ``output_bytes``.
+    Raises as :func:`run_tests` does when the toolchain or an isolation mechanism is missing.
+    """
+    with _session(source, language, limits) as step:
+        if language.compile:
+            compiled = step(language.compile, "", True)
+            if compiled.timed_out or compiled.returncode != 0:
+                return compiled
+        return step(language.run, stdin_text, False)
+
+
+@contextlib.contextmanager
+def _session(source: str, language: LanguageConfig, limits: SandboxLimits):
+    """One isolated run (namespaces or direct, cgroup, per-run uid): yields ``step(template,
+    stdin_text, compile_step) -> ProcessOutcome`` and tears everything down afterwards."""
     programs = {
         program: shutil.which(program, path=search_path()) for program in language.executables()
     }
@@ -504,7 +534,7 @@ def run_tests(
             )
             return ProcessOutcome(**run(command))
 
-        return _judge(step, language, tests, limits, stop_on_failure)
+        yield step
     finally:
         if close is not None:
             close()

@@ -146,7 +146,8 @@ def test_padding_never_changes_loss_or_gradient(terms, fields, extra):
 
     def pad(value):
         if isinstance(value, torch.Tensor) and value.dim() == 2 and value.shape[1] == width:
-            fill = False if value.dtype == torch.bool else float("nan")
+            # garbage in the padding: NaN for floats, an arbitrary id for integer extras (turn_ids)
+            fill = False if value.dtype == torch.bool else (float("nan") if value.is_floating_point() else 7)
             return torch.cat([value, torch.full((value.shape[0], extra), fill, dtype=value.dtype)], 1)
         return value
 

@@ -58,7 +58,20 @@ def batch_for(module, groups: int = 4, group_size: int = 4, seed: int = 0) -> Ba
         hits = [1, 2, 0, 3][g % 4] % (group_size + 1)
         rewards[rows[torch.randperm(len(rows), generator=generator)[:hits]]] = 1.0
     return Batch(rollout=rollout, records=[records[g] for g in rollout.group_ids.tolist()],
-                 scores=[Score(float(r)) for r in rewards])
+                 scores=[Score(float(r)) for r in rewards], extras=turn_extras(rollout, seed))
+
+
+def turn_extras(rollout, seed: int = 0) -> dict:
+    """What the multi-turn sampler records, for a single-turn rollout split into up to 3 turns:
+    ``turn_ids`` and ``turn_rewards`` (seeded rewards in {0, 1, 2} on each turn's last token)."""
+    mask = rollout.response_mask
+    generator = torch.Generator().manual_seed(seed + 7)
+    lengths = mask.sum(-1, keepdim=True).clamp(min=1)
+    turns = torch.randint(1, 4, (mask.shape[0], 1), generator=generator)
+    turn_ids = torch.where(mask, torch.arange(mask.shape[1])[None, :] * turns // lengths, torch.full((), -1))
+    last = mask & (torch.cat([turn_ids[:, 1:], torch.full((mask.shape[0], 1), -1)], 1) != turn_ids)
+    rewards = torch.where(last, torch.randint(0, 3, mask.shape, generator=generator).float(), torch.zeros(()))
+    return {"turn_ids": turn_ids, "turn_rewards": rewards}
 
 
 __all__ = ["NAMES", "objective_for", "module_for", "batch_for", "needs_vocab", "torch"]

@@ -35,6 +35,16 @@ TRANSFORM_MODEL = {"prof_filter": {"verifier": None, "scorer": {
     "init_args": {"verifier": {"class_path": "train._helpers.StartsWithDigit"}}}}}
 
 
+#: Terms that read the multi-turn sampler's turn records train on multi-turn episodes.
+MULTI_TURN = {"sampler": {"multi_turn": {"environment": "train.multiturn_cases.StartsWithDigitEnv", "max_turns": 2,
+                                         "max_tokens": 16}},
+              "verifier": None, "scorer": {"class_path": "rlobj.train.EnvironmentScorer"}}
+
+
+def _reads_turns(name) -> bool:
+    return any("extras:turn_ids" in t.slots_read() for t in objective_for(name).terms)
+
+
 def _fit(tmp_path, model: dict) -> dict:
     config = {
         "seed_everything": 0,
@@ -57,7 +67,7 @@ def _yaml_objective(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_registered_entry_trains_from_yaml(name, tmp_path):
-    metrics = _fit(tmp_path, {"objective": _yaml_objective(name)})
+    metrics = _fit(tmp_path, {"objective": _yaml_objective(name), **(MULTI_TURN if _reads_turns(name) else {})})
     assert metrics["phase"] == 1.0 and metrics["data_position"] == 2.0
     assert 0.0 < metrics["reward/mean"] < 1.0  # informative rewards: the objective has a gradient
     assert math.isfinite(metrics["loss"]) and math.isfinite(metrics["grad_norm"]), metrics

@@ -69,7 +69,7 @@ def _prompt_text(module, rollout, row):
 
 # ----------------------------------------------------------------------------- build_sampler
 @pytest.mark.parametrize("spec, match", [
-    ("beam", r"sampler: unknown sampler 'beam'\. Known: \['broad', 'ead', 'latr', 'mcts', 'plain', 'segments'\]"),
+    ("beam", r"sampler: unknown sampler 'beam'\. Known: \['broad', 'ead', 'latr', 'mcts', 'multi_turn', 'plain', 'segments'\]"),
     ("eda", r"sampler: unknown sampler 'eda'\. Did you mean 'ead'\?"),
     ("segment", r"Did you mean 'segments'\?"),
     ({"ead": {"segment_tokens": 3}}, r"sampler ead: .*unexpected keyword argument 'segment_tokens'"),
@@ -130,7 +130,7 @@ def test_build_sampler_builds_what_it_names():
     mine = build_sampler({f"{__name__}._Mine": {"tag": "y"}})
     assert isinstance(mine, _Mine) and mine.tag == "y"
     assert isinstance(build_sampler("rlobj.train.samplers.BroadSampler"), BroadSampler)
-    assert set(SAMPLERS) == {"plain", "ead", "latr", "segments", "broad", "mcts"}
+    assert set(SAMPLERS) == {"plain", "ead", "latr", "segments", "broad", "mcts", "multi_turn"}
     assert all(issubclass(cls, Sampler) for cls in SAMPLERS.values())
     # the module keeps the spec as plain data and builds the sampler
     module = tiny_module(sampler={"ead": {"schedule": FAST}})

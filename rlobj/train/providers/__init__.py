@@ -70,3 +70,6 @@ __all__ += ["GuidedSampler", "HintedContext", "RLPRAnswerLogprobs", "SelfRewardP
 from rlobj.train.providers.tree import TreeValues  # noqa: E402
 
 __all__ += ["TreeValues"]
+from rlobj.train.providers.turns import TurnFields  # noqa: E402
+
+__all__ += ["TurnFields"]
