@@ -115,6 +115,7 @@ _RM = "[Rewards from models](how-to/rewards-from-models.md)"
 API.update({name: f"rlobj.train.{module}.{name}" for module, names in (
     ("judges", ("PointwiseJudge", "PairwiseLLMJudge", "PrincipleJudge", "ThinkingJudge")),
     ("model_scorers", ("SequenceClassifierRM",)),
+    ("reward_model_tasks", ("SentenceJudge", "PreferenceTask", "PreferenceVerdict")),
     ("paper_rewards", ("RLBFFJudge", "RLMTReward", "WritingZeroJudge", "PerceptionJudge", "NextSegmentJudge",
                        "CaptionUtility", "R3Reward", "FlowReward"))) for name in names})
 API["EngineCotJudge"] = "rlobj.eval.cot.EngineCotJudge"
@@ -125,6 +126,8 @@ ROWS.update({
     39: (SUPP, "the scorer `NextSegmentJudge`: a generative reward model judges the predicted next segment against the real one (" + _RM + "); the segmentation of pre-training text is data preparation", "`grpo`", ["NextSegmentJudge"]),
     42: (SUPP, "the scorer `CaptionUtility`: a second, vision-free LLM answers the row's multiple-choice questions from the caption; the reward is its accuracy (" + _RM + "); no vision model is bundled", "`grpo`", ["CaptionUtility"]),
     61: (SUPP, "the scorer `PerceptionJudge`: a judging LLM checks the response against each textual visual annotation; the reward is the fraction judged consistent (" + _RM + ")", "`grpo`", ["PerceptionJudge"]),
+    54: (SUPP, "the scorer `SentenceJudge`: TRM's sentence-level reward, a judge assesses each answer sentence for faithfulness to the documents, then for correctness (" + _RM + "); training the TRM itself is out of scope", "`grpo`", ["SentenceJudge"]),
+    62: (SUPP, "RM-R1's task format: `PreferenceTask` turns preference pairs into prompts (answer order drawn per row) and `PreferenceVerdict` checks the policy's [[A]]/[[B]] verdict, so the policy trains as a reasoning reward model (" + _RM + ")", "`grpo`", ["PreferenceTask", "PreferenceVerdict"]),
     63: (SUPP, "the scorer `R3Reward`: the policy's log-probs of the reference outcome after its reasoning, weighted by their spread over the group (" + _RM + "); the R3 data filter is not included", "`grpo`", ["R3Reward"]),
     70: (SUPP, "the scorer `RLMTReward`: a sequence-classification preference reward model (its own tokenizer and chat template) on the answer after `</think>` (" + _RM + ")", "`grpo`", ["RLMTReward", "SequenceClassifierRM"]),
 })

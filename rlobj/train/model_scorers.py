@@ -187,8 +187,7 @@ class SequenceClassifierRM(ModelScorer):
     model's tokenizer (right padding, truncated to ``max_length``) and scored ``batch_size`` at
     a time, without gradient, on the trainer's device in ``dtype``.
 
-    With ``think_marker`` (RLMT, Bhaskar et al. 2025, arXiv 2509.20357: "Language Models that
-    Think, Chat Better") only the final answer after the last marker is scored, $r = f_\phi(x,
+    With ``think_marker`` (RLMT: "Language Models that Think, Chat Better", 2025) only the final answer after the last marker is scored, $r = f_\phi(x,
     y_{\text{answer}})$; a response without the marker gets status ``"invalid"`` (no reward).
 
     Args:

@@ -32,8 +32,8 @@ NEXT_SEGMENT_TEMPLATE = ("Context: {prompt}\nPredicted next segment: {response}\
 
 
 class RLBFFJudge(PrincipleJudge):
-    r"""RLBFF's reward: binary principle judgements (Wang et al. 2025, arXiv 2509.21319, "RLBFF:
-    Binary Flexible Feedback to bridge between Human Feedback & Verifiable Rewards").
+    r"""RLBFF's reward: binary principle judgements ("RLBFF: Binary
+    Flexible Feedback to bridge between Human Feedback & Verifiable Rewards", 2025).
 
     The reward model answers, as an entailment task, whether the response satisfies each
     principle $c_k$ (``principles`` or the row's ``record[principles_key]``, e.g. "accuracy of
@@ -52,7 +52,8 @@ class RLBFFJudge(PrincipleJudge):
 
 
 class PerceptionJudge(PrincipleJudge):
-    r"""Perception-R1's visual perception reward (Xiao et al. 2025, arXiv 2506.07218).
+    r"""Perception-R1's visual perception reward ("Advancing Multimodal Reasoning Capabilities of
+    Multimodal Large Language Models via Visual Perception Reward", 2025).
 
     Textual visual annotations of each problem (``record[annotations_key]``, collected from CoT
     trajectories) are the references; a judging LLM checks the consistency of the response with
@@ -70,8 +71,8 @@ class PerceptionJudge(PrincipleJudge):
 
 
 class NextSegmentJudge(PrincipleJudge):
-    r"""RLPT's next-segment reasoning reward (Li et al. 2025, arXiv 2509.19249, "Reinforcement
-    Learning on Pre-Training data").
+    r"""RLPT's next-segment reasoning reward ("Reinforcement Learning on Pre-Training Data",
+    2025).
 
     A text is cut into segments; the policy sees the context $s_{<i}$ and predicts the next
     segment $\hat s_i$; a generative reward model judges whether $\hat s_i$ is semantically
@@ -113,8 +114,9 @@ class WritingZeroJudge(PairwiseLLMJudge):
 
 
 class RLMTReward(SequenceClassifierRM):
-    r"""RLMT's reward (Bhaskar, Ye, Chen 2025, arXiv 2509.20357, "Language Models that Think, Chat
-    Better"): the policy writes ``<think>...</think>`` then its answer; a preference reward model
+    r"""RLMT's reward ("Language Models that Think, Chat Better", 2025).
+
+    The policy writes ``<think>...</think>`` then its answer; a preference reward model
     (Skywork-Reward-V2 in the paper) scores only the answer, $r = f_\phi(x, y_{\text{answer}})$.
     A response without ``think_marker`` gets no reward (status ``"invalid"``).
     """
@@ -254,8 +256,8 @@ def velocity_deviation(field: torch.nn.Module, z: Tensor, noise: Tensor, times: 
 
 
 class FlowReward(Scorer):
-    r"""RLFR's flow reward (Zhang et al. 2025, arXiv 2510.10201, "RLFR: Extending Reinforcement
-    Learning for LLMs with Flow Environment").
+    r"""RLFR's flow reward ("RLFR: Extending Reinforcement Learning for LLMs
+    with Flow Environment", 2025).
 
     A velocity field :class:`VelocityField` is fitted by flow matching (``fit_steps`` Adam steps,
     $\min_\theta \mathbb E_{t,\varepsilon} \|v_\theta(x_t,t) - (z-\varepsilon)\|^2$) on the
@@ -360,7 +362,8 @@ CAPTION_TEMPLATE = "Description: {response}\nQuestion: {question}\n{options}\nAn
 
 
 class CaptionUtility(_JudgeScorer):
-    r"""CapRL's two-stage caption utility (Xing et al. 2025, arXiv 2509.22647, "CapRL").
+    r"""CapRL's two-stage caption utility ("CapRL: Stimulating Dense Image Caption Capabilities
+    via Reinforcement Learning", 2025; code: github.com/InternLM/CapRL).
 
     Stage 1 is the policy's caption $c$; stage 2 asks a separate, vision-free LLM each
     multiple-choice question $q_k$ of the row (``record[questions_key]``: a list of

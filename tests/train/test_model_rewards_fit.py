@@ -19,13 +19,14 @@ def _data(tmp_path) -> dict:
     """A JSONL task whose rows carry every field the paper scorers read."""
     path = tmp_path / "rows.jsonl"
     rows = [{"prompt": f"{a}+{a}=", "answer": str(2 * a), "completion": str(2 * a),
-             "visual_annotations": [f"the number {a}", "a plus sign"], "questions": QUESTIONS} for a in range(1, 9)]
+             "visual_annotations": [f"the number {a}", "a plus sign"], "questions": QUESTIONS,
+             "documents": [f"{a} plus {a} is {2 * a}."]} for a in range(1, 9)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     task = {"class_path": "rlobj.train.DatasetTask", "init_args": {"path": str(path), "cache_dir": str(tmp_path / "c")}}
     return {"train": task, "eval": task, "prompts_per_step": 2, "eval_size": 2}
 
 
-def _fit(tmp_path, scorer: dict, objective="grpo") -> dict:
+def _fit(tmp_path, scorer: dict | None, objective="grpo", data: dict | None = None, **model) -> dict:
     config = {
         "seed_everything": 0,
         "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": 2, "limit_val_batches": 0, "logger": False,
@@ -33,8 +34,8 @@ def _fit(tmp_path, scorer: dict, objective="grpo") -> dict:
                     "default_root_dir": str(tmp_path)},
         "model": {"policy": {"tiny_model": TINY}, "rollout": {"group_size": 4, "max_new_tokens": 4},
                   "warmup": {"steps": 0, "eval_at_end": False}, "objective": objective, "scorer": scorer,
-                  "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1.0e-3}}, "seed": 0},
-        "data": _data(tmp_path),
+                  "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1.0e-3}}, "seed": 0, **model},
+        "data": data or _data(tmp_path),
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -53,6 +54,7 @@ CASES = {
     "paper_rewards.PerceptionJudge": ("raw", {"binary": False}, "perception"),
     "paper_rewards.NextSegmentJudge": ("raw", {"binary": False}, "next_segment"),
     "paper_rewards.CaptionUtility": ("raw", {}, "caption_utility"),
+    "reward_model_tasks.SentenceJudge": ("raw", {}, "trm"),
 }
 
 
@@ -92,3 +94,14 @@ def test_weighted_judge_and_function_compose_from_yaml(tiny_judges, tmp_path):
     metrics = _fit(tmp_path, scorer)
     assert metrics["reward_funcs/judge/mean"] == pytest.approx(0.7)
     assert {"reward_funcs/reward_model/mean", "reward_funcs/reward_model/std"} <= set(metrics)
+
+
+def test_rm_r1_preference_task_trains_the_policy_as_a_reward_model_from_yaml(tmp_path):
+    from rlobj.train.tiny_judges import JUDGE_CHARS
+
+    rows = [{"question": f"{a}+{a}?", "chosen": str(2 * a), "rejected": str(2 * a + 1)} for a in range(6)]
+    task = {"class_path": "rlobj.train.reward_model_tasks.PreferenceTask", "init_args": {"rows": rows}}
+    metrics = _fit(tmp_path, None, data={"train": task, "eval": task, "prompts_per_step": 2, "eval_size": 2},
+                   verifier={"class_path": "rlobj.train.reward_model_tasks.PreferenceVerdict"},
+                   policy={"tiny_model": TINY, "tokenizer_chars": JUDGE_CHARS})
+    assert metrics["phase"] == 1.0 and math.isfinite(metrics["loss"]) and "verifier/failed_fraction" in metrics
