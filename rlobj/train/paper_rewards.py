@@ -291,6 +291,19 @@ class FlowReward(Scorer):
         self.fitted_at: int | None = None
         self.name = "flow"
 
+    def state_dict(self) -> dict:
+        """The fitted field, the reference latents and the fit step (saved in checkpoints)."""
+        return {"field": None if self.field is None else self.field.state_dict(), "references": list(self.references),
+                "fitted_at": self.fitted_at}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.references, self.fitted_at = list(state["references"]), state["fitted_at"]
+        self.field = None
+        if state["field"] is not None:
+            self.field = VelocityField(self.references[0].shape[-1], self.hidden)
+            self.field.load_state_dict(state["field"])
+            self.field.requires_grad_(False)
+
     def hidden_states(self, ctx, contexts: list[list[int]], targets: list[list[int]]) -> list[Tensor]:
         """Latents ``[len(target), d]`` of each target's tokens after its context (policy, no grad)."""
         from rlobj.rollout import left_pad_prompts

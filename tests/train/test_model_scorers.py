@@ -284,3 +284,18 @@ def test_rm_r1_task_format_hides_the_position_and_the_verdict_is_checked():
     assert verdict("[[A]] no wait [[B]]", {"answer": "B"}) == 1.0 and verdict("[[A]]", {"answer": "B"}) == 0.0
     with pytest.raises(RlobjInputError, match=r"rows\[0\]: missing keys \['rejected'\]"):
         PreferenceTask([{"question": "q", "chosen": "c"}])
+
+
+def test_flow_reward_state_round_trip_gives_the_same_rewards():
+    from rlobj.train.paper_rewards import FlowReward
+    from tests.train._helpers import tiny_module
+
+    module = tiny_module(scorer=FlowReward(fit_steps=10, hidden=8), rollout={"max_new_tokens": 3})
+    ctx = module.context(0)
+    batch = ctx.sample([{"prompt": "1+1=", "answer": "2", "completion": "2"}] * 2)
+    first = module.scorer(ctx, batch)
+    restored = FlowReward(fit_steps=10, hidden=8)
+    restored.load_state_dict(module.scorer.state_dict())
+    again = restored(ctx, batch)  # no refit: the saved field scores the batch
+    assert [s.reward for s in again] == pytest.approx([s.reward for s in first])
+    assert all(len(s.token_rewards) == n for s, n in zip(first, batch.rollout.response_mask.sum(-1).tolist()))
