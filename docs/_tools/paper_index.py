@@ -112,6 +112,28 @@ ROWS = {
     70: (SUPP, "the objective is GRPO-style with a chat reward model as the scorer; a reward model would be a user verifier", "`grpo`", ["grpo"]),
 }
 
+# Rewards from models (issue 17): scorers on docs/how-to/rewards-from-models.md.
+_RM = "[Rewards from models](how-to/rewards-from-models.md)"
+API.update({name: f"rlobj.train.{module}.{name}" for module, names in (
+    ("judges", ("PointwiseJudge", "PairwiseLLMJudge", "PrincipleJudge", "ThinkingJudge")),
+    ("model_scorers", ("SequenceClassifierRM",)),
+    ("reward_model_tasks", ("SentenceJudge", "PreferenceTask", "PreferenceVerdict")),
+    ("paper_rewards", ("RLBFFJudge", "RLMTReward", "WritingZeroJudge", "PerceptionJudge", "NextSegmentJudge",
+                       "CaptionUtility", "R3Reward", "FlowReward"))) for name in names})
+API["EngineCotJudge"] = "rlobj.eval.cot.EngineCotJudge"
+ROWS.update({
+    2: (SUPP, "evaluation: CoT-pass@k (`rlobj.eval.cot_pass_at_k`) with a pluggable chain-of-thought judge: `RuleCotJudge` or the engine-backed LLM judge `EngineCotJudge` (tested through a real tiny model; " + _RM + ")", "", ["cot_pass_at_k", "pass_at_k", "EngineCotJudge"]),
+    15: (SUPP, "the scorer `FlowReward`: a velocity field fitted by flow matching on the policy's hidden states of reference responses; token rewards = minus the velocity deviation (" + _RM + ")", "`grpo`", ["FlowReward"]),
+    36: (SUPP, "the scorer `RLBFFJudge`: Yes/No judgements of binary principles by a judge model, mean P(Yes) or binary (" + _RM + "); training the reward model itself is out of scope", "`grpo`", ["RLBFFJudge", "PrincipleJudge"]),
+    39: (SUPP, "the scorer `NextSegmentJudge`: a generative reward model judges the predicted next segment against the real one (" + _RM + "); the segmentation of pre-training text is data preparation", "`grpo`", ["NextSegmentJudge"]),
+    42: (SUPP, "the scorer `CaptionUtility`: a second, vision-free LLM answers the row's multiple-choice questions from the caption; the reward is its accuracy (" + _RM + "); no vision model is bundled", "`grpo`", ["CaptionUtility"]),
+    61: (SUPP, "the scorer `PerceptionJudge`: a judging LLM checks the response against each textual visual annotation; the reward is the fraction judged consistent (" + _RM + ")", "`grpo`", ["PerceptionJudge"]),
+    54: (SUPP, "the scorer `SentenceJudge`: TRM's sentence-level reward, a judge assesses each answer sentence for faithfulness to the documents, then for correctness (" + _RM + "); training the TRM itself is out of scope", "`grpo`", ["SentenceJudge"]),
+    62: (SUPP, "RM-R1's task format: `PreferenceTask` turns preference pairs into prompts (answer order drawn per row) and `PreferenceVerdict` checks the policy's [[A]]/[[B]] verdict, so the policy trains as a reasoning reward model (" + _RM + ")", "`grpo`", ["PreferenceTask", "PreferenceVerdict"]),
+    63: (SUPP, "the scorer `R3Reward`: the policy's log-probs of the reference outcome after its reasoning, weighted by their spread over the group (" + _RM + "); the R3 data filter is not included", "`grpo`", ["R3Reward"]),
+    70: (SUPP, "the scorer `RLMTReward`: a sequence-classification preference reward model (its own tokenizer and chat template) on the answer after `</think>` (" + _RM + ")", "`grpo`", ["RLMTReward", "SequenceClassifierRM"]),
+})
+
 
 # Planned rows that become "implemented" by themselves once every name is in rlobj.__all__
 # and the recipe builds (it is evaluated in rlobj's namespace): number -> (names, recipe, what).
@@ -141,7 +163,7 @@ WHEN_EXPORTED = {
     29: (["canon_advantage"], "dr_grpo.replace(group_mean_baseline, canon_advantage(metric=\"entropy\", mu=1.0))",
          "CANON: advantages against the other / own half of a median split on entropy or length"),
     30: (["brpo_advantage"], "grpo.replace(group_zscore, brpo_advantage())",
-         "BRPO: pairwise verdict against a random in-group reference is the advantage, with the outlier filter; the judge is user code"),
+         "BRPO: pairwise verdict against a random in-group reference is the advantage, with the outlier filter; the judge is user code or the pairwise LLM judge `WritingZeroJudge` ([Rewards from models](how-to/rewards-from-models.md))"),
     38: (["ppr_renorm"], "ppr_renorm() >> grpo.replace(group_zscore, batch_whiten())",
          "PPR ReNorm: per-step reward r^p + r^o - 1 on token returns (no critic/GAE in rlobj)"),
     47: (["self_aligned_reward"], "self_aligned_reward(alpha=0.2) >> grpo",

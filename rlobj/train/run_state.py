@@ -52,6 +52,7 @@ def save_run_state(module, checkpoint: dict) -> None:
         "reference": reference_state,
         "sampler": module.sampler.state_dict(),
         "transforms": [t.state_dict() if hasattr(t, "state_dict") else {} for t in module.transforms],
+        "scorer": module.scorer.state_dict() if hasattr(module.scorer, "state_dict") else {},
     }
 
 
@@ -84,4 +85,6 @@ def load_run_state(module, checkpoint: dict) -> None:
     for transform, state in zip(module.transforms, saved.get("transforms") or []):
         if hasattr(transform, "load_state_dict"):
             transform.load_state_dict(state)
+    if saved.get("scorer") and hasattr(module.scorer, "load_state_dict"):
+        module.scorer.load_state_dict(saved["scorer"])
     set_rng_state(saved["rng"])

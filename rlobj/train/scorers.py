@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rlobj.ops.errors import RlobjInputError
+from rlobj.train.model_scorers import nanstd
 from rlobj.train.stages import Batch, Score, Scorer
 
 __all__ = ["VerifierScorer", "ProcessScorer", "RewardFunctions", "score_completions", "as_score"]
@@ -180,9 +181,14 @@ class RewardFunctions(Scorer):
 
     the weighted sum over the functions that apply (TRL's ``nansum``); a row where every function
     says ``None`` gets reward 0 and is counted in ``reward_funcs/all_none_fraction``. Per function
-    ``<name>``, the batch logs ``reward_funcs/<name>/mean`` (over the rows it applies to) and
+    ``<name>``, the batch logs ``reward_funcs/<name>/mean`` and ``reward_funcs/<name>/std`` (over
+    the rows it applies to; TRL's ``nanmean`` and Bessel-corrected ``nanstd``) and
     ``reward_funcs/<name>/none_fraction``, and each row's :attr:`Score.fields` holds
     ``reward_funcs/<name>`` (NaN where ``None``).
+
+    A member may also be a **scorer** (a :class:`~rlobj.train.stages.Scorer`: a reward model, an
+    LLM judge, a verifier scorer): it is called on the batch and its rows that it did not score
+    (field ``scored = 0``, a judge failure) count as ``None``. Its own metrics are logged too.
 
     A function that raises, returns the wrong number of values, or a non-finite value stops the
     step with an error naming the function (unlike per-item verifiers, a batch function failing
@@ -216,14 +222,18 @@ class RewardFunctions(Scorer):
         self.weights = [float(w) for w in weights]
         names: list[str] = []
         for f in self.funcs:
-            name = getattr(f, "__name__", None) or type(f).__name__
+            name = getattr(f, "__name__", None) or getattr(f, "name", None) or type(f).__name__
             names.append(name if name not in names else f"{name}_{len(names)}")
         self.names = names
 
     def score_texts(self, completions: list[str], records: list[dict],
-                    completion_ids: list[list[int]] | None = None) -> tuple[list[Score], dict[str, float]]:
-        """Scores of decoded ``completions`` answering ``records``; metrics per function."""
+                    completion_ids: list[list[int]] | None = None, scorer_values=None) -> tuple[list[Score], dict[str, float]]:
+        """Scores of decoded ``completions`` answering ``records``; metrics per function.
+
+        ``scorer_values`` maps the index of each scorer member to its values (None where it did
+        not score); :meth:`__call__` fills it (scorers need the batch)."""
         rows = len(completions)
+        scorer_values = scorer_values or {}
         conversational = [isinstance(r.get("prompt_messages"), list) for r in records]
         prompts = [r["prompt_messages"] if c else r["prompt"] for r, c in zip(records, conversational)]
         shown = [[{"role": "assistant", "content": t}] if c else t for t, c in zip(completions, conversational)]
@@ -232,9 +242,13 @@ class RewardFunctions(Scorer):
         totals, applied = [0.0] * rows, [0] * rows
         values_by_name: dict[str, list[float]] = {}
         metrics: dict[str, float] = {}
-        for name, f, w in zip(self.names, self.funcs, self.weights):
+        for index, (name, f, w) in enumerate(zip(self.names, self.funcs, self.weights)):
+            if isinstance(f, Scorer) and index not in scorer_values:
+                raise RlobjInputError(f"reward function {name!r} is a scorer: it needs the rollout batch "
+                                      "(call the RewardFunctions scorer on a batch, not score_texts)")
             try:
-                values = f(prompts=prompts, completions=shown, completion_ids=completion_ids, **columns)
+                values = scorer_values[index] if index in scorer_values else f(
+                    prompts=prompts, completions=shown, completion_ids=completion_ids, **columns)
             except Exception as error:
                 raise RlobjInputError(f"reward function {name!r} raised {type(error).__name__}: {error}") from error
             values = list(values) if values is not None else None
@@ -255,6 +269,7 @@ class RewardFunctions(Scorer):
             values_by_name[name] = floats
             present = [v for v in floats if not math.isnan(v)]
             metrics[f"reward_funcs/{name}/mean"] = sum(present) / len(present) if present else math.nan
+            metrics[f"reward_funcs/{name}/std"] = nanstd(floats)
             metrics[f"reward_funcs/{name}/none_fraction"] = 1.0 - len(present) / max(rows, 1)
         metrics["reward_funcs/all_none_fraction"] = sum(1 for a in applied if a == 0) / max(rows, 1)
         scores = [Score(reward=totals[b], fields={f"reward_funcs/{n}": values_by_name[n][b] for n in self.names})
@@ -264,6 +279,15 @@ class RewardFunctions(Scorer):
     def __call__(self, ctx, batch: Batch) -> list[Score]:
         ids = [[int(t) for t, m in zip(row, mask) if m]
                for row, mask in zip(batch.rollout.response_ids.tolist(), batch.rollout.response_mask.tolist())]
-        scores, metrics = self.score_texts(ctx.decode(batch.rollout), batch.records, ids)
+        scorer_values = {}
+        for index, f in enumerate(self.funcs):
+            if isinstance(f, Scorer):
+                scorer_values[index] = [s.reward if s.fields.get("scored", 1.0) else None for s in f(ctx, batch)]
+        scores, metrics = self.score_texts(ctx.decode(batch.rollout), batch.records, ids, scorer_values)
         batch.metrics.update(metrics)
         return scores
+
+    def close(self) -> None:
+        for f in self.funcs:
+            if isinstance(f, Scorer):
+                f.close()

@@ -1,0 +1,420 @@
+r"""Rewards from models of the seed papers, on the scorer stage.
+
+Judge-shaped methods are the generic judges of :mod:`rlobj.train.judges` with the paper's
+template and aggregation (:class:`RLBFFJudge`, :class:`PerceptionJudge`, :class:`NextSegmentJudge`,
+:class:`WritingZeroJudge`, :class:`RLMTReward`); methods with their own arithmetic are scorers here:
+:class:`R3Reward` (DRO's reasoning-reflection reward from the policy's own likelihood of the
+reference), :class:`FlowReward` (RLFR's velocity deviation in a flow fitted on hidden states of
+reference responses), :class:`CaptionUtility` (CapRL's second-stage question answering).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from rlobj.ops.errors import RlobjInputError
+from rlobj.train.judges import PairwiseLLMJudge, PrincipleJudge, _JudgeScorer, fill, render_prompt
+from rlobj.train.model_scorers import SequenceClassifierRM
+from rlobj.train.stages import Batch, Score, Scorer
+
+__all__ = ["RLBFFJudge", "PerceptionJudge", "NextSegmentJudge", "WritingZeroJudge", "RLMTReward",
+           "R3Reward", "r3_rewards", "FlowReward", "VelocityField", "velocity_deviation", "CaptionUtility"]
+
+RLBFF_TEMPLATE = ("Question: {prompt}\nResponse: {response}\nPrinciple: {principle}\n"
+                  "Does the response satisfy the principle? Answer Yes or No: ")
+PERCEPTION_TEMPLATE = ("Response: {response}\nVisual fact: {principle}\n"
+                       "Is the response consistent with the visual fact? Answer Yes or No: ")
+NEXT_SEGMENT_TEMPLATE = ("Context: {prompt}\nPredicted next segment: {response}\nReal next segment: {principle}\n"
+                         "Does the prediction carry the same meaning as the real next segment? Answer Yes or No: ")
+
+
+class RLBFFJudge(PrincipleJudge):
+    r"""RLBFF's reward: binary principle judgements ("RLBFF: Binary
+    Flexible Feedback to bridge between Human Feedback & Verifiable Rewards", 2025).
+
+    The reward model answers, as an entailment task, whether the response satisfies each
+    principle $c_k$ (``principles`` or the row's ``record[principles_key]``, e.g. "accuracy of
+    information"); the reward is the mean probability of Yes, $r = \frac1K\sum_k p(\text{Yes}\mid
+    x, y, c_k)$ (``binary=True``: the mean of the binary verdicts $\mathbb 1[p_k > 1/2]$). Same
+    arguments as :class:`~rlobj.train.judges.PrincipleJudge`.
+    """
+
+    def __init__(self, model: str, principles: Sequence[str] | None = None, principles_key: str | None = None,
+                 template: str = RLBFF_TEMPLATE, binary: bool = False, dtype: str = "float32",
+                 chat_template: bool = True, name: str | None = "rlbff", batch_size: int = 16,
+                 timeout: float | None = None):
+        super().__init__(model, principles=principles, principles_key=principles_key, template=template,
+                         binary=binary, dtype=dtype, chat_template=chat_template, name=name,
+                         batch_size=batch_size, timeout=timeout)
+
+
+class PerceptionJudge(PrincipleJudge):
+    r"""Perception-R1's visual perception reward ("Advancing Multimodal Reasoning Capabilities of
+    Multimodal Large Language Models via Visual Perception Reward", 2025).
+
+    Textual visual annotations of each problem (``record[annotations_key]``, collected from CoT
+    trajectories) are the references; a judging LLM checks the consistency of the response with
+    each annotation $a_k$, and the perception reward is the fraction judged consistent,
+    $r = \frac1K \sum_k \mathbb 1[p(\text{Yes}\mid y, a_k) > 1/2]$ (``binary=False``: the mean
+    probability). Add the answer-accuracy and format rewards with
+    :class:`~rlobj.train.scorers.RewardFunctions`.
+    """
+
+    def __init__(self, model: str, annotations_key: str = "visual_annotations", template: str = PERCEPTION_TEMPLATE,
+                 binary: bool = True, dtype: str = "float32", chat_template: bool = True,
+                 name: str | None = "perception", batch_size: int = 16, timeout: float | None = None):
+        super().__init__(model, principles_key=annotations_key, template=template, binary=binary, dtype=dtype,
+                         chat_template=chat_template, name=name, batch_size=batch_size, timeout=timeout)
+
+
+class NextSegmentJudge(PrincipleJudge):
+    r"""RLPT's next-segment reasoning reward ("Reinforcement Learning on Pre-Training Data",
+    2025).
+
+    A text is cut into segments; the policy sees the context $s_{<i}$ and predicts the next
+    segment $\hat s_i$; a generative reward model judges whether $\hat s_i$ is semantically
+    consistent with the real $s_i$ (``record[reference_key]``):
+    $r = \mathbb 1[p(\text{Yes}\mid s_{<i}, \hat s_i, s_i) > 1/2]$ (``binary=False``: the probability).
+    """
+
+    def __init__(self, model: str, reference_key: str = "completion", template: str = NEXT_SEGMENT_TEMPLATE,
+                 binary: bool = True, dtype: str = "float32", chat_template: bool = True,
+                 name: str | None = "next_segment", batch_size: int = 16, timeout: float | None = None):
+        super().__init__(model, principles=["<reference>"], template=template, binary=binary, dtype=dtype,
+                         chat_template=chat_template, name=name, batch_size=batch_size, timeout=timeout)
+        self.reference_key = reference_key
+
+    def row_principles(self, record: dict) -> list[str]:
+        if self.reference_key not in record:
+            raise RlobjInputError(f"NextSegmentJudge.reference_key: the record has no key {self.reference_key!r}")
+        return [str(record[self.reference_key])]
+
+
+class WritingZeroJudge(PairwiseLLMJudge):
+    r"""Writing-Zero's pairwise generative reward for BRPO (Jia et al. 2025, arXiv 2506.00103).
+
+    A response drawn from each group is the temporary reference $y_{\text{ref}}$; every other
+    response is compared with it by the pairwise judge in both orders,
+    $r_i = \tfrac12(p_A(y_i, y_{\text{ref}}) + p_B(y_{\text{ref}}, y_i))$, and the verdicts
+    (``pairwise_reference``, ``pairwise_wins``) feed
+    :class:`~rlobj.terms.advantage_estimators.brpo_advantage` through the
+    :class:`~rlobj.train.providers.scores.PairwiseJudge` provider. It is
+    :class:`~rlobj.train.judges.PairwiseLLMJudge` with ``reference="group"``.
+    """
+
+    def __init__(self, model: str, verdict: str = "tokens", engine: str = "hf", dtype: str = "float32",
+                 chat_template: bool = True, max_new_tokens: int = 8, seed: int = 0,
+                 name: str | None = "writing_zero", batch_size: int = 16, timeout: float | None = None, **kwargs):
+        super().__init__(model, reference="group", verdict=verdict, engine=engine, dtype=dtype,
+                         chat_template=chat_template, max_new_tokens=max_new_tokens, seed=seed, name=name,
+                         batch_size=batch_size, timeout=timeout, **kwargs)
+
+
+class RLMTReward(SequenceClassifierRM):
+    r"""RLMT's reward ("Language Models that Think, Chat Better", 2025).
+
+    The policy writes ``<think>...</think>`` then its answer; a preference reward model
+    (Skywork-Reward-V2 in the paper) scores only the answer, $r = f_\phi(x, y_{\text{answer}})$.
+    A response without ``think_marker`` gets no reward (status ``"invalid"``).
+    """
+
+    def __init__(self, model: str, think_marker: str = "</think>", dtype: str = "bfloat16",
+                 chat_template: bool = True, max_length: int = 2048, name: str | None = "rlmt",
+                 batch_size: int = 16, timeout: float | None = None):
+        super().__init__(model, dtype=dtype, chat_template=chat_template, max_length=max_length,
+                         think_marker=think_marker, name=name, batch_size=batch_size, timeout=timeout)
+
+
+# ----------------------------------------------------------------------------- DRO / R3
+def r3_rewards(logp: Tensor, mask: Tensor, group_ids: Tensor) -> Tensor:
+    r"""DRO's reasoning reflection reward R3 from the reference tokens' log-probabilities.
+
+    With $\ell_{ij} = \log\pi(y_j \mid q, \hat c_i, y_{<j})$ the log-probability of reference token
+    $j$ after the $i$-th sampled reasoning of a group, $\sigma_j$ its standard deviation over the
+    group (population, $1/G$), the reasoning-reflective tokens are those whose likelihood moves
+    with the reasoning; R3 weights them by $\sigma_j$:
+
+    $$ R3_i = \sum_j w_j\, \ell_{ij}, \qquad w_j = \frac{\sigma_j}{\sum_k \sigma_k} $$
+
+    (uniform $w_j = 1/L$ when no token varies). Xu et al. 2025, arXiv 2506.13351, "Direct
+    Reasoning Optimization". rlobj's reading: the paper's exact re-weighting of $\sigma_j$ is not
+    reproduced, the weights are $\sigma$ normalised to sum 1.
+
+    Args:
+        logp: ``[batch, L]`` reference-token log-probs (0 where ``mask`` is False).
+        mask: ``[batch, L]`` True on reference tokens (rows of one group share the reference).
+        group_ids: ``[batch]`` group of each row.
+    """
+    out = torch.zeros(logp.shape[0], dtype=logp.dtype)
+    for group in torch.unique(group_ids):
+        rows = (group_ids == group).nonzero().flatten()
+        values, valid = logp[rows], mask[rows].bool()
+        if not bool((valid == valid[0]).all()):
+            raise RlobjInputError("r3_rewards: rows of one group must share the reference tokens (equal masks)")
+        sigma = values.std(dim=0, unbiased=False) * valid[0]
+        weights = sigma / sigma.sum() if float(sigma.sum()) > 0 else valid[0].to(values.dtype) / valid[0].sum()
+        out[rows] = (values * weights).sum(-1)
+    return out
+
+
+class R3Reward(Scorer):
+    r"""DRO's R3 reward (:func:`r3_rewards`) computed with the policy being trained.
+
+    For each row the policy reads ``prompt + response + answer_prefix`` and the log-probability
+    of every token of the reference outcome ``record[reference_key]`` is taken (no gradient);
+    :func:`r3_rewards` turns the group's log-probs into the reward. The row's fields hold
+    ``r3_logp_mean`` (the unweighted mean log-prob, the baseline R3 improves on).
+
+    Args:
+        reference_key: the record key of the reference outcome.
+        answer_prefix: text between the response (the reasoning) and the reference.
+    """
+
+    def __init__(self, reference_key: str = "completion", answer_prefix: str = ""):
+        self.reference_key, self.answer_prefix = reference_key, answer_prefix
+        self.name = "r3"
+
+    @torch.no_grad()
+    def __call__(self, ctx, batch: Batch) -> list[Score]:
+        from rlobj.rollout import left_pad_prompts
+        from rlobj.train.forward import token_logprobs
+
+        rollout = batch.rollout
+        contexts, references = [], []
+        for b, record in enumerate(batch.records):
+            if self.reference_key not in record:
+                raise RlobjInputError(f"R3Reward.reference_key: record {b} has no key {self.reference_key!r}")
+            prompt = rollout.prompt_ids[b][rollout.prompt_mask[b].bool()].tolist()
+            response = rollout.response_ids[b][rollout.response_mask[b].bool()].tolist()
+            if response and response[-1] in tuple(getattr(ctx.engine, "eos_token_ids", ())):
+                response = response[:-1]  # the reasoning ends where the reference begins
+            contexts.append(prompt + response + list(ctx.encode(self.answer_prefix)))
+            references.append(list(ctx.encode(str(record[self.reference_key]))))
+        if any(not r for r in references):
+            raise RlobjInputError("R3Reward: a reference outcome encodes to no token")
+        policy = ctx.models.policy
+        device = next(policy.parameters()).device
+        vocab = int(policy.config.vocab_size)
+        prompt_ids, prompt_mask = left_pad_prompts(contexts, ctx.pad_token_id, vocab)
+        width = max(len(r) for r in references)
+        ref_ids = torch.full((len(references), width), ctx.pad_token_id, dtype=torch.long)
+        ref_mask = torch.zeros(len(references), width, dtype=torch.bool)
+        for b, ref in enumerate(references):
+            ref_ids[b, :len(ref)] = torch.tensor(ref)
+            ref_mask[b, :len(ref)] = True
+        was_training = policy.training
+        policy.eval()
+        try:
+            logp, _ = token_logprobs(policy, prompt_ids.to(device), prompt_mask.to(device), ref_ids.to(device),
+                                     ref_mask.to(device))
+        finally:
+            policy.train(was_training)
+        logp = logp.float().cpu()
+        rewards = r3_rewards(logp, ref_mask, rollout.group_ids.cpu())
+        mean = (logp.sum(-1) / ref_mask.sum(-1)).tolist()
+        batch.metrics["r3/mean"] = float(rewards.mean())
+        return [Score(reward=float(r), fields={"r3_logp_mean": m}) for r, m in zip(rewards.tolist(), mean)]
+
+
+# ----------------------------------------------------------------------------- RLFR
+class VelocityField(torch.nn.Module):
+    r"""A small velocity field $v_\theta(x, t)$ on hidden states: an MLP of ``[x, t]`` (``hidden=0``:
+    the linear map $v = W[x; t] + b$)."""
+
+    def __init__(self, dim: int, hidden: int = 64):
+        super().__init__()
+        if hidden == 0:
+            self.net = torch.nn.Linear(dim + 1, dim)
+        else:
+            self.net = torch.nn.Sequential(torch.nn.Linear(dim + 1, hidden), torch.nn.SiLU(),
+                                           torch.nn.Linear(hidden, dim))
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.net(torch.cat([x, t.expand(*x.shape[:-1], 1).to(x.dtype)], dim=-1))
+
+
+def velocity_deviation(field: torch.nn.Module, z: Tensor, noise: Tensor, times: Sequence[float]) -> Tensor:
+    r"""RLFR's velocity deviation of latents ``z`` (``[n, d]``) in the flow ``field``.
+
+    On the straight path $x_t = (1-t)\,\varepsilon + t\,z$ from noise $\varepsilon$ (``noise``,
+    ``[n, d]``) the target velocity is $z - \varepsilon$; the deviation averages the squared
+    error over the timesteps ``times``,
+
+    $$ D(z) = \frac{1}{|T|} \sum_{t \in T} \frac1d \big\| v_\theta(x_t, t) - (z - \varepsilon) \big\|^2 .$$
+
+    Latents the flow (fitted on reference responses) explains well have a small $D$.
+    """
+    total = torch.zeros(z.shape[0], dtype=z.dtype)
+    for t in times:
+        tt = torch.tensor([float(t)], dtype=z.dtype)
+        x = (1 - tt) * noise + tt * z
+        total = total + ((field(x, tt) - (z - noise)) ** 2).mean(-1)
+    return total / len(times)
+
+
+class FlowReward(Scorer):
+    r"""RLFR's flow reward ("RLFR: Extending Reinforcement Learning for LLMs
+    with Flow Environment", 2025).
+
+    A velocity field :class:`VelocityField` is fitted by flow matching (``fit_steps`` Adam steps,
+    $\min_\theta \mathbb E_{t,\varepsilon} \|v_\theta(x_t,t) - (z-\varepsilon)\|^2$) on the
+    policy's hidden states (layer ``layer``) of the reference responses ``record[reference_key]``
+    seen so far (fitted on the first batch and refitted every ``refit_every`` steps). A response's
+    token $k$ with latent $z_k$ gets the flow reward $-\beta\, D(z_k)$ (:func:`velocity_deviation`,
+    noise drawn from a generator seeded by the run seed, step and row); ``Score.token_rewards``
+    holds them and the sequence reward is their mean over the response's tokens. Combine with a
+    verifier for RLFR's shaped reward (:class:`~rlobj.train.scorers.RewardFunctions`).
+
+    Args:
+        reference_key: the record key of the reference (expert) response.
+        layer: hidden-state layer (-1: the last).
+        hidden: the velocity MLP width.
+        times: the timesteps of the deviation.
+        beta: the reward scale.
+        fit_steps, lr: flow-matching fit.
+        refit_every: refit on the references seen so far every this many steps (0: fit once).
+    """
+
+    def __init__(self, reference_key: str = "completion", layer: int = -1, hidden: int = 64,
+                 times: Sequence[float] = (0.25, 0.5, 0.75), beta: float = 1.0, fit_steps: int = 100,
+                 lr: float = 1e-2, refit_every: int = 0, seed: int = 0):
+        if not times or not all(0.0 <= t <= 1.0 for t in times):
+            raise RlobjInputError(f"FlowReward.times: expected timesteps in [0, 1], got {times!r}")
+        self.reference_key, self.layer, self.hidden = reference_key, layer, hidden
+        self.times, self.beta, self.fit_steps, self.lr = tuple(times), float(beta), fit_steps, lr
+        self.refit_every, self.seed = refit_every, seed
+        self.field: VelocityField | None = None
+        self.references: list[Tensor] = []
+        self.fitted_at: int | None = None
+        self.name = "flow"
+
+    def state_dict(self) -> dict:
+        """The fitted field, the reference latents and the fit step (saved in checkpoints)."""
+        return {"field": None if self.field is None else self.field.state_dict(), "references": list(self.references),
+                "fitted_at": self.fitted_at}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.references, self.fitted_at = list(state["references"]), state["fitted_at"]
+        self.field = None
+        if state["field"] is not None:
+            self.field = VelocityField(self.references[0].shape[-1], self.hidden)
+            self.field.load_state_dict(state["field"])
+            self.field.requires_grad_(False)
+
+    def hidden_states(self, ctx, contexts: list[list[int]], targets: list[list[int]]) -> list[Tensor]:
+        """Latents ``[len(target), d]`` of each target's tokens after its context (policy, no grad)."""
+        from rlobj.rollout import left_pad_prompts
+
+        policy = ctx.models.policy
+        device = next(policy.parameters()).device
+        out = []
+        was_training = policy.training
+        policy.eval()
+        try:
+            for context, target in zip(contexts, targets):
+                ids, mask = left_pad_prompts([context + target], ctx.pad_token_id, int(policy.config.vocab_size))
+                states = policy(input_ids=ids.to(device), attention_mask=mask.long().to(device),
+                                output_hidden_states=True).hidden_states[self.layer][0]
+                out.append(states[len(context):].float().cpu())
+        finally:
+            policy.train(was_training)
+        return out
+
+    def fit(self, latents: Tensor) -> None:
+        """Fit the velocity field on reference latents ``[n, d]`` by flow matching."""
+        generator = torch.Generator().manual_seed(self.seed)
+        with torch.random.fork_rng():
+            torch.manual_seed(self.seed)
+            self.field = VelocityField(latents.shape[-1], self.hidden)
+        optimizer = torch.optim.Adam(self.field.parameters(), lr=self.lr)
+        for _ in range(self.fit_steps):
+            noise = torch.randn(latents.shape, generator=generator)
+            t = torch.rand(latents.shape[0], 1, generator=generator)
+            x = (1 - t) * noise + t * latents
+            loss = ((self.field.net(torch.cat([x, t], -1)) - (latents - noise)) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        self.field.requires_grad_(False)
+
+    @torch.no_grad()
+    def __call__(self, ctx, batch: Batch) -> list[Score]:
+        from rlobj.train.providers.scores import row_generator
+
+        rollout = batch.rollout
+        prompts = [rollout.prompt_ids[b][rollout.prompt_mask[b].bool()].tolist() for b in range(len(batch))]
+        responses = [rollout.response_ids[b][rollout.response_mask[b].bool()].tolist() for b in range(len(batch))]
+        refit = self.field is None or (self.refit_every and ctx.step - (self.fitted_at or 0) >= self.refit_every)
+        if refit:
+            for b, record in enumerate(batch.records):
+                if self.reference_key not in record:
+                    raise RlobjInputError(f"FlowReward.reference_key: record {b} has no key {self.reference_key!r}")
+            seen = {}
+            for b, record in enumerate(batch.records):
+                seen.setdefault(record["prompt"], (prompts[b], list(ctx.encode(str(record[self.reference_key])))))
+            contexts, targets = zip(*seen.values())
+            self.references.extend(self.hidden_states(ctx, list(contexts), list(targets)))
+            with torch.enable_grad():
+                self.fit(torch.cat(self.references))
+            self.fitted_at = ctx.step
+        latents = self.hidden_states(ctx, prompts, responses)
+        scores = []
+        for b, z in enumerate(latents):
+            noise = torch.randn(z.shape, generator=row_generator(self.seed, ctx.seed, ctx.step, b))
+            token = (-self.beta * velocity_deviation(self.field, z, noise, self.times)).tolist()
+            scores.append(Score(reward=sum(token) / max(len(token), 1), token_rewards=token))
+        batch.metrics["flow/reward_mean"] = sum(s.reward for s in scores) / max(len(scores), 1)
+        return scores
+
+
+# ----------------------------------------------------------------------------- CapRL
+CAPTION_TEMPLATE = "Description: {response}\nQuestion: {question}\n{options}\nAnswer: "
+
+
+class CaptionUtility(_JudgeScorer):
+    r"""CapRL's two-stage caption utility ("CapRL: Stimulating Dense Image Caption Capabilities
+    via Reinforcement Learning", 2025; code: github.com/InternLM/CapRL).
+
+    Stage 1 is the policy's caption $c$; stage 2 asks a separate, vision-free LLM each
+    multiple-choice question $q_k$ of the row (``record[questions_key]``: a list of
+    ``{"question", "options": [...], "answer": <index>}``) with only the caption as context. The
+    LLM's choice is the option letter with the highest next-token probability; the reward is the
+    accuracy, $r = \frac1K \sum_k \mathbb 1[\hat a_k = a_k]$.
+
+    Args:
+        model, dtype, chat_template: the answering LLM (:class:`~rlobj.train.judges.JudgeModel`).
+        questions_key: the record key of the questions.
+        template: the answering prompt (``{response}`` the caption, ``{question}``, ``{options}``).
+    """
+
+    def __init__(self, model: str, questions_key: str = "questions", template: str = CAPTION_TEMPLATE,
+                 dtype: str = "float32", chat_template: bool = True, name: str | None = "caption_utility",
+                 batch_size: int = 16, timeout: float | None = None):
+        super().__init__(model, "hf", dtype, chat_template, name=name, batch_size=batch_size, timeout=timeout)
+        self.questions_key, self.template = questions_key, template
+        self.last_choices: list[list[int]] = []
+
+    def score_rows(self, prompts, completions, records):
+        judge = self.ready()
+        out, choices_per_row = [], []
+        for p, caption, record in zip(prompts, completions, records):
+            questions = record.get(self.questions_key)
+            if not isinstance(questions, list) or not questions:
+                raise RlobjInputError(f"CaptionUtility.questions_key: record[{self.questions_key!r}] is "
+                                      f"{questions!r}; expected a non-empty list of questions")
+            correct, chosen = 0, []
+            for q in questions:
+                letters = [chr(ord("A") + i) for i in range(len(q["options"]))]
+                options = "\n".join(f"{letter}. {o}" for letter, o in zip(letters, q["options"]))
+                text = fill(self.template, record, prompt=render_prompt(p), response=caption,
+                            question=q["question"], options=options)
+                pick = int(judge.choice_probs([text], letters)[0].argmax())
+                chosen.append(pick)
+                correct += pick == int(q["answer"])
+            choices_per_row.append(chosen)
+            out.append(correct / len(questions))
+        self.last_choices = choices_per_row
+        return out
