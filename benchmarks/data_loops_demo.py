@@ -48,11 +48,12 @@ def run_arm(strategy, seed: int, args) -> dict:
                         enable_checkpointing=False, deterministic=True)
     trainer.fit(module, datamodule=data)
     records = data.eval_records()
-    result = module.evaluate(records)
+    samples: list[dict] = []
+    result = module.evaluate(records, samples_out=samples)
     by_level = {}
-    for level in ("level0", "level1", "level2"):
-        rows = [r for r in records if r["domain"] == level]
-        by_level[level] = module.evaluate(rows)["pass@1"]
+    for level in ("level0", "level1", "level2"):  # pass@1 = mean of c / n over the level's prompts
+        rows = [s for s, r in zip(samples, records) if r["domain"] == level]
+        by_level[level] = sum(s["c"] / s["n"] for s in rows) / max(len(rows), 1)
     return {"pass@1": result["pass@1"], **by_level}
 
 

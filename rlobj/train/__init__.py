@@ -17,6 +17,7 @@ from rlobj.train.hf_data import DatasetTask, JsonlTask
 from rlobj.train.module import RLModule, build_train_objective, score_completions
 from rlobj.train.prompt_stats import PromptStats
 from rlobj.train.scorers import RewardFunctions, VerifierScorer
+from rlobj.train.synthesis import WeaknessSynthesis
 from rlobj.train.tasks import (
     AdditionTask,
     ExactAnswer,
@@ -62,4 +63,5 @@ __all__ = [
     "DomainMixture",
     "LeveledAddition",
     "PromptStats",
+    "WeaknessSynthesis",
 ]

@@ -13,6 +13,7 @@ from rlobj.train.cli import run
 from rlobj.train.data_strategies import HardFocus
 
 from ._helpers import StartsWithDigit
+from .test_resume import Kill
 
 MODEL = {"policy": {"tiny_model": {"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0}},
          "rollout": {"group_size": 4, "max_new_tokens": 4}, "warmup": {"steps": 0, "eval_at_end": False},
@@ -26,6 +27,7 @@ STRATEGIES = {
     "hints": {"class_path": "rlobj.train.data_strategies.HintScaffold",
               "init_args": {"target": 0.5, "item": "prompt", "levels": 4}},
     "hard_focus": {"class_path": "rlobj.train.data_strategies.HardFocus", "init_args": {"hard_fraction": 0.5}},
+    "synthesis": {"class_path": "rlobj.train.synthesis.WeaknessSynthesis", "init_args": {"min_attempts": 4}},
     "mixture": {"class_path": "rlobj.train.data_strategies.DomainMixture",
                 "init_args": {"sources": {"small": {"class_path": "rlobj.train.AdditionTask",
                                                     "init_args": {"seed": 3, "high": 9}},
@@ -77,15 +79,6 @@ class Recorder(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loop = pl_module.data_loop
         self.selections[int(batch["step"])] = list(loop.last_selection) if loop is not None else None
-
-
-class Kill(L.Callback):
-    def __init__(self, at_step: int):
-        self.at_step = at_step
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if int(batch["step"]) == self.at_step:
-            raise KeyboardInterrupt("simulated kill")
 
 
 def _run(root, callbacks, ckpt_path=None):
