@@ -101,7 +101,7 @@ ROWS = {
     61: (OUT, "perception rewards judged by an LLM against visual annotations: vision modality", "", []),
     62: (OUT, "training a reasoning reward model; not the policy objective", "", []),
     63: (OUT, "the R3 reward from the policy's own likelihood of reference tokens is not covered by an issue yet (RLPR's probability reward, issue 5, is the closest)", "", []),
-    64: (OUT, "generative recommendation with constrained beam search; not RLVR on text reasoning", "", []),
+    64: (SUPP, "constrained beam search over a catalogue of items (`CatalogueBeamSampler`: distinct valid items per prompt, best first) and the rank-discounted ranking reward (`RankingScorer`); the penalty's form is our reading of the abstract ([Data loops](data-loops.md))", "", ["CatalogueBeamSampler", "RankingScorer"]),
     65: (SUPP, "evaluation: empirical-support preservation / shrinkage / expansion counts between two checkpoints (`rlobj.eval.compare_solve_rates`)", "", ["compare_solve_rates", "pass_at_k"]),
     66: (PLAN, "issue 6: PAPO implicit perception loss and double entropy loss on perception views", "", []),
     67: (PLAN, "issue 5: RLPR probability reward with its std filter", "", []),
@@ -183,7 +183,9 @@ API.update({"HardFocus": "rlobj.train.data_strategies.HardFocus", "DomainMixture
             "HintScaffold": "rlobj.train.data_strategies.HintScaffold",
             "WeaknessSynthesis": "rlobj.train.synthesis.WeaknessSynthesis",
             "SelfVerification": "rlobj.train.transforms.self_checks.SelfVerification",
-            "ShuffledConsistency": "rlobj.train.transforms.self_checks.ShuffledConsistency"})
+            "ShuffledConsistency": "rlobj.train.transforms.self_checks.ShuffledConsistency",
+            "CatalogueBeamSampler": "rlobj.train.catalogue.CatalogueBeamSampler",
+            "RankingScorer": "rlobj.train.catalogue.RankingScorer"})
 
 MODULE_OF = {"lp_reg": "regularizers", "dph_divergence": "divergences", "forward_kl": "divergences", "siren": "regularizers",
              "backward_correction": "corrections", "forward_correction": "corrections",
