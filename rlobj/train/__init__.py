@@ -9,16 +9,21 @@ from rlobj.train.config import (
     WarmupConfig,
     WarmupSchedule,
 )
+from rlobj.train.data_loops import DataLoop, DataStrategy, FixedStream
+from rlobj.train.data_strategies import DifficultyCurriculum, DomainMixture, HardFocus, HintScaffold
 from rlobj.train.datamodule import PromptStream, RLDataModule
 from rlobj.train.export import ExportPolicy, export_policy
 from rlobj.train.hf_data import DatasetTask, JsonlTask
 from rlobj.train.module import RLModule, build_train_objective, score_completions
 from rlobj.train.multiturn import EnvironmentScorer, MultiTurnSampler
+from rlobj.train.prompt_stats import PromptStats
 from rlobj.train.scorers import RewardFunctions, VerifierScorer
+from rlobj.train.synthesis import WeaknessSynthesis
 from rlobj.train.tasks import (
     AdditionTask,
     ExactAnswer,
     GeneratedTask,
+    LeveledAddition,
     TaskSource,
     build_char_tokenizer,
 )
@@ -52,4 +57,14 @@ __all__ = [
     "build_char_tokenizer",
     "export_policy",
     "score_completions",
+    "DataLoop",
+    "DataStrategy",
+    "FixedStream",
+    "DifficultyCurriculum",
+    "HintScaffold",
+    "HardFocus",
+    "DomainMixture",
+    "LeveledAddition",
+    "PromptStats",
+    "WeaknessSynthesis",
 ]

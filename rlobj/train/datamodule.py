@@ -6,6 +6,8 @@ import lightning as L
 import torch
 
 from rlobj.ops.errors import RlobjInputError
+from rlobj.train.data_loops import DataLoop, DataStrategy
+from rlobj.train.prompt_stats import PromptStats
 from rlobj.train.tasks import AdditionTask, TaskSource, check_characters
 
 __all__ = ["RLDataModule", "PromptStream"]
@@ -26,15 +28,18 @@ class PromptStream:
     """
 
     def __init__(self, source: TaskSource, per_rank: int, start: int = 0, rank: int = 0, world: int = 1,
-                 tokenizer: Any = None):
+                 tokenizer: Any = None, data_loop: Any = None):
         self.source, self.per_rank, self.start, self.rank, self.world = source, per_rank, start, rank, world
-        self.tokenizer = tokenizer
+        self.tokenizer, self.data_loop = tokenizer, data_loop
 
     def batch(self, step: int) -> dict[str, Any]:
         first = (step * self.world + self.rank) * self.per_rank
         records = self.source.records(first, self.per_rank)
         check_characters(self.tokenizer, records)
-        return {"step": step, "records": records}
+        if self.data_loop is None:
+            return {"step": step, "records": records}
+        # the module asks the loop for the RL steps' records when it consumes the batch
+        return {"step": step, "records": records, "data_loop": self.data_loop}
 
     def __iter__(self):
         step = self.start
@@ -56,13 +61,19 @@ class RLDataModule(L.LightningDataModule):
             source with a length (a file) must hold at least ``eval_size`` rows: a larger
             ``eval_size`` is an error (it would repeat rows), raised when the DataModule is built.
         val_batch_size: evaluation records per validation batch (``rlobj validate``).
+        strategy: a :class:`~rlobj.train.data_loops.DataStrategy` that picks each RL step's prompts
+            from per-prompt statistics (:mod:`rlobj.train.data_strategies`); None streams
+            ``train`` in order.
+        stats_window: recent rewards kept per prompt (:class:`~rlobj.train.prompt_stats.PromptStats`).
+        success_threshold: a reward at or above it counts as solving the prompt.
 
     Sources with a ``bind_tokenizer`` method (:class:`~rlobj.train.hf_data.DatasetTask`) get the
     policy's tokenizer before the first batch, for the chat template of conversational prompts.
     """
 
     def __init__(self, train: TaskSource | None = None, eval: TaskSource | None = None,
-                 prompts_per_step: int = 32, eval_size: int = 256, val_batch_size: int = 64):
+                 prompts_per_step: int = 32, eval_size: int = 256, val_batch_size: int = 64,
+                 strategy: DataStrategy | None = None, stats_window: int = 16, success_threshold: float = 1.0):
         super().__init__()
         for name, value in (("prompts_per_step", prompts_per_step), ("eval_size", eval_size),
                             ("val_batch_size", val_batch_size)):
@@ -75,6 +86,10 @@ class RLDataModule(L.LightningDataModule):
         self.train_source = train if train is not None else AdditionTask(seed=1)
         self.eval_source = eval if eval is not None else AdditionTask(seed=2)
         self.prompts_per_step, self.eval_size, self.val_batch_size = prompts_per_step, eval_size, val_batch_size
+        self.data_loop = None
+        if strategy is not None:
+            self.data_loop = DataLoop(strategy, self.train_source, prompts_per_step,
+                                      PromptStats(window=stats_window, threshold=success_threshold))
         if hasattr(self.eval_source, "__len__") and eval_size > len(self.eval_source):
             raise RlobjInputError(f"eval_size: {eval_size} is larger than the evaluation data "
                                   f"({len(self.eval_source)} rows in {self.eval_source!r}); set eval_size "
@@ -85,6 +100,8 @@ class RLDataModule(L.LightningDataModule):
         character tokenizer, every batch's prompts and demonstrations are checked for characters
         it lacks (an error naming them, instead of silent ``<unk>``)."""
         self.tokenizer = tokenizer
+        if self.data_loop is not None:
+            self.data_loop.tokenizer = tokenizer
         for source in (self.train_source, self.eval_source):
             if hasattr(source, "bind_tokenizer"):
                 source.bind_tokenizer(tokenizer)
@@ -103,7 +120,7 @@ class RLDataModule(L.LightningDataModule):
         rank, world = _rank_world()
         self._bind_from_trainer()
         return PromptStream(self.train_source, self.prompts_per_step, self._start(), rank, world,
-                            tokenizer=self.tokenizer)
+                            tokenizer=self.tokenizer, data_loop=self.data_loop)
 
     def eval_records(self, rank: int = 0, world: int = 1) -> list[dict]:
         """This rank's share of the evaluation set (records ``rank, rank + world, ...``)."""

@@ -193,6 +193,7 @@ class RLModule(L.LightningModule):
         self.data_position = 0  # index of the next batch of the data stream
         self.rl_updates = 0
         self.eval_history: list[tuple[str, int, dict[str, float]]] = []
+        self.data_loop, self._pending_data_loop = None, None  # set by the DataModule's stream
         self.policy = None
         self.tokenizer = None
         self.engine = None
@@ -390,6 +391,8 @@ class RLModule(L.LightningModule):
         step = int(batch["step"])
         records = batch["records"]
         warmup = self.cfg.warmup
+        if batch.get("data_loop") is not None:
+            self.attach_data_loop(batch["data_loop"])
         if step < warmup.steps:
             metrics = self.sft_update(records)
             metrics["phase"] = 0.0
@@ -397,6 +400,8 @@ class RLModule(L.LightningModule):
             if (step == warmup.steps and warmup.eval_at_end
                     and not any(label == "before RL" for label, _, _ in self.eval_history)):
                 self.run_evaluation("before RL")
+            if self.data_loop is not None:  # the data strategy picks the step's prompts now
+                records = self.data_loop.records(step, self.rank, self.world_size)
             metrics = self.rl_update(records, step)
             metrics["phase"] = 1.0
         self.data_position = step + 1
@@ -410,6 +415,15 @@ class RLModule(L.LightningModule):
                           batch_size=len(records), sync_dist=False, logger=False)
         log_step_row(self, values)
         self.last_metrics = metrics
+
+    def attach_data_loop(self, loop) -> None:
+        """Use ``loop`` (:class:`~rlobj.train.data_loops.DataLoop`) for the RL steps' prompts; a
+        checkpoint's statistics loaded before it was known are handed to it now."""
+        if loop is not self.data_loop:
+            self.data_loop = loop
+            if self._pending_data_loop is not None:
+                loop.load_state_dict(self._pending_data_loop)
+                self._pending_data_loop = None
 
     def sft_update(self, records: list[dict]) -> dict[str, float]:
         """One optimizer step of ``sft_objective`` on the records' demonstrations
@@ -431,6 +445,10 @@ class RLModule(L.LightningModule):
                    "throughput/generate_tokens_per_s": float(batch.rollout.response_mask.sum()) / max(generate_seconds, 1e-9)}
         if len(batch):
             batch = ctx.score(batch)
+        if self.data_loop is not None:  # every rank, every step: the statistics are gathered
+            scored = batch.scores is not None
+            metrics.update(self.data_loop.observe(step, batch.records, batch.rewards.tolist() if scored else []))
+        if len(batch):
             for transform in self.transforms:
                 batch = transform(ctx, batch)
                 if not isinstance(batch, Batch):

@@ -1,5 +1,5 @@
 """The run state a checkpoint holds beside the weights (term state, data position, updates, the
-reference, sampler and transform state, random states), as plain tensors and ints so checkpoints
+reference, sampler and transform state, the data loop's per-prompt statistics, random states), as plain tensors and ints so checkpoints
 load with ``torch.load(weights_only=True)``."""
 
 import random
@@ -53,6 +53,8 @@ def save_run_state(module, checkpoint: dict) -> None:
         "sampler": module.sampler.state_dict(),
         "transforms": [t.state_dict() if hasattr(t, "state_dict") else {} for t in module.transforms],
         "scorer": module.scorer.state_dict() if hasattr(module.scorer, "state_dict") else {},
+        "data_loop": (module.data_loop.state_dict() if getattr(module, "data_loop", None) is not None
+                      else getattr(module, "_pending_data_loop", None)),
     }
 
 
@@ -87,4 +89,9 @@ def load_run_state(module, checkpoint: dict) -> None:
             transform.load_state_dict(state)
     if saved.get("scorer") and hasattr(module.scorer, "load_state_dict"):
         module.scorer.load_state_dict(saved["scorer"])
+    if saved.get("data_loop") is not None:  # per-prompt statistics and the data strategy's state
+        if getattr(module, "data_loop", None) is not None:
+            module.data_loop.load_state_dict(saved["data_loop"])
+        else:
+            module._pending_data_loop = saved["data_loop"]
     set_rng_state(saved["rng"])

@@ -23,6 +23,7 @@ __all__ = [
     "TaskSource",
     "AdditionTask",
     "GeneratedTask",
+    "LeveledAddition",
     "ExactAnswer",
     "build_char_tokenizer",
     "unknown_characters",
@@ -185,3 +186,38 @@ class ExactAnswer:
         if self.answer_key not in sample:
             raise KeyError(f"ExactAnswer: sample has no field {self.answer_key!r}")
         return float(completion.strip() == str(sample[self.answer_key]).strip())
+
+
+class LeveledAddition(TaskSource):
+    r"""Addition at ``len(ranges)`` difficulty levels: record ``i`` has level ``i % len(ranges)`` and
+    operands uniform in ``ranges[level]``; the record's ``domain`` is ``"level<k>"``.
+
+    A stream with a known difficulty range for the data loops (:mod:`rlobj.train.data_strategies`):
+    the tiny model learns one-digit sums long before three-digit ones.
+
+    Example:
+        >>> task = LeveledAddition(seed=0)
+        >>> [task.record(i)["domain"] for i in range(4)]
+        ['level0', 'level1', 'level2', 'level0']
+
+    Args:
+        seed: stream seed.
+        ranges: inclusive operand range of each level. Default ``[[0, 9], [10, 99], [100, 999]]``.
+    """
+
+    def __init__(self, seed: int = 0, ranges: list[list[int]] = ((0, 9), (10, 99), (100, 999))):  # noqa: B006
+        ranges = [tuple(r) for r in ranges]
+        if not ranges or any(len(r) != 2 or not 0 <= r[0] <= r[1] for r in ranges):
+            raise ValueError(f"LeveledAddition.ranges: expected [[low, high], ...] with 0 <= low <= high, got {ranges!r}")
+        self.seed, self.ranges = int(seed), ranges
+
+    def record(self, index: int) -> dict[str, Any]:
+        level = int(index) % len(self.ranges)
+        low, high = self.ranges[level]
+        rng = random.Random(self.seed * 1_000_003 + int(index))
+        a, b = rng.randint(low, high), rng.randint(low, high)
+        answer = str(a + b)
+        return {"prompt": f"{a}+{b}=", "answer": answer, "completion": answer, "domain": f"level{level}"}
+
+    def __repr__(self) -> str:
+        return f"LeveledAddition(seed={self.seed}, ranges={[list(r) for r in self.ranges]})"

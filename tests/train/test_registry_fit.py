@@ -28,7 +28,7 @@ MODEL = {"policy": {"tiny_model": {"hidden_size": 128, "layers": 1, "heads": 2, 
          "verifier": {"class_path": "train._helpers.StartsWithDigit"}, "seed": 0}
 #: Per-transform arguments a two-step run needs (everything else from the defaults).
 TRANSFORM_ARGS = {"dynamic_sampling": {"max_rounds": 3}, "std_filter": {"ema_start": 0, "filter_start": 0},
-                  "prof_filter": {"keep": 2}}
+                  "prof_filter": {"keep": 2}, "guided_resample": {"template": "{hint} {prompt}"}}
 #: Per-transform model settings: PROF reads per-step scores, which the process scorer gives.
 TRANSFORM_MODEL = {"prof_filter": {"verifier": None, "scorer": {
     "class_path": "rlobj.train.scorers.ProcessScorer",

@@ -14,6 +14,8 @@ name                          class                    wraps
 ``dars``                      :class:`DARS`               ``dars_extra_rollouts``, ``dars_cumulative_advantage``
 ``rorecomp``                  :class:`RoRecomp`           ``rorecomp_priority``, ``compensation_step`` (buffer state)
 ``self_curation``             :class:`SelfCuration`       ``self_curation`` (SELF; greedy decode)
+``guided_resample``           :class:`GuidedResample`     GHPO hints for all-wrong groups (no batch function)
+``ground_truth_rows``         :class:`GroundTruthRows`    ViSurf ground-truth rows (no batch function)
 ============================  =======================  ==================================================
 
 In YAML, a list of names, ``{name: {args}}``, dotted paths ``mypkg.mod.MyTransform`` (a
@@ -39,11 +41,12 @@ from collections.abc import Callable, Mapping
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.stages import Batch, StepContext, Transform
 from rlobj.train.transforms.groups import DARS, DynamicSampling, InformativeGroups, SelfCuration
+from rlobj.train.transforms.guidance import GroundTruthRows, GuidedResample
 from rlobj.train.transforms.rows import ProfFilter, RoRecomp, StdFilter
 
 __all__ = ["TRANSFORMS", "BATCH_FUNCTION_TRANSFORMS", "build_transforms", "register_transform",
            "transform_for_batch_function", "CallableTransform", "InformativeGroups", "DynamicSampling", "DARS",
-           "SelfCuration", "StdFilter", "ProfFilter", "RoRecomp"]
+           "SelfCuration", "StdFilter", "ProfFilter", "RoRecomp", "GuidedResample", "GroundTruthRows"]
 
 #: registry name -> Transform class (names as YAML writes them).
 TRANSFORMS: dict[str, type[Transform]] = {
@@ -54,6 +57,8 @@ TRANSFORMS: dict[str, type[Transform]] = {
     "dars": DARS,
     "rorecomp": RoRecomp,
     "self_curation": SelfCuration,
+    "guided_resample": GuidedResample,
+    "ground_truth_rows": GroundTruthRows,
 }
 
 #: each name of :data:`rlobj.registry.BATCH_FUNCTIONS` -> the registered transform that calls it.
