@@ -21,7 +21,7 @@ from rlobj.train.model_scorers import SequenceClassifierRM
 from rlobj.train.stages import Batch, Score, Scorer
 
 __all__ = ["RLBFFJudge", "PerceptionJudge", "NextSegmentJudge", "WritingZeroJudge", "RLMTReward",
-           "R3Reward", "r3_rewards", "FlowReward", "VelocityField", "velocity_deviation", "CaptionUtility"]
+           "R3Reward", "r3_rewards", "r3_token_weights", "FlowReward", "VelocityField", "velocity_deviation", "CaptionUtility"]
 
 RLBFF_TEMPLATE = ("Question: {prompt}\nResponse: {response}\nPrinciple: {principle}\n"
                   "Does the response satisfy the principle? Answer Yes or No: ")
@@ -129,35 +129,70 @@ class RLMTReward(SequenceClassifierRM):
 
 
 # ----------------------------------------------------------------------------- DRO / R3
-def r3_rewards(logp: Tensor, mask: Tensor, group_ids: Tensor) -> Tensor:
-    r"""DRO's reasoning reflection reward R3 from the reference tokens' log-probabilities.
+def r3_rewards(logp: Tensor, mask: Tensor, group_ids: Tensor, baseline_logp: Tensor | None = None) -> Tensor:
+    r"""DRO's Reasoning Reflection Reward R3 from the reference tokens' log-probabilities.
 
-    With $\ell_{ij} = \log\pi(y_j \mid q, \hat c_i, y_{<j})$ the log-probability of reference token
-    $j$ after the $i$-th sampled reasoning of a group, $\sigma_j$ its standard deviation over the
-    group (population, $1/G$), the reasoning-reflective tokens are those whose likelihood moves
-    with the reasoning; R3 weights them by $\sigma_j$:
+    Xu et al. 2025, arXiv 2506.13351 v1, "Direct Reasoning Optimization", section 4.1.3 (the
+    equations there are unnumbered). With $\ell_{ij} = \log\pi(y_j \mid q, \hat c_i, y_{<j})$ the
+    log-probability of reference token $j$ after the $i$-th sampled reasoning of a group and
+    $\sigma_j$ its standard deviation over the group's reasonings (population, $1/G$), the paper
+    defines
 
-    $$ R3_i = \sum_j w_j\, \ell_{ij}, \qquad w_j = \frac{\sigma_j}{\sum_k \sigma_k} $$
+    $$ R3_i = \sum_{j=1}^{|y|} w_\Delta(\sigma_j)\, \ell_{ij} $$
 
-    (uniform $w_j = 1/L$ when no token varies). Xu et al. 2025, arXiv 2506.13351, "Direct
-    Reasoning Optimization". rlobj's reading: the paper's exact re-weighting of $\sigma_j$ is not
-    reproduced, the weights are $\sigma$ normalised to sum 1.
+    and, in its efficient correction of the certainty that earlier reference tokens lend to later
+    ones, subtracts the log-probabilities under a masked reasoning,
+    $b_j = \log\pi(y_j \mid q, c_{\text{masked}}, y_{<j})$ (``baseline_logp``):
+
+    $$ R3_i = \sum_{j=1}^{|y|} w_\Delta(\sigma_j)\,\bigl[\ell_{ij} - b_j\bigr]. $$
+
+    The paper only says that $w_\Delta$ "assigns greater weight to tokens with higher standard
+    deviation"; it gives no formula, normalisation or temperature. rlobj's choice is the share
+    $w_\Delta(\sigma_j) = \sigma_j / \sum_k \sigma_k$ (uniform $1/|y|$ when no token varies).
+    $\sigma_j$ is taken over $\ell_{ij}$; a baseline shared by the group (reasoning removed, as
+    :class:`R3Reward` computes it) shifts every row of the group by the same amount, so it leaves
+    group-normalised advantages unchanged and matters only where rewards are compared across
+    groups. The paper's other correction, the decaying propagation factor
+    $P^{prop}_k(j) = p^{RRT}_k + (1 - p^{RRT}_k)(1 - e^{-\gamma d})$ started at
+    reasoning-reflective tokens, is not implemented: the paper does not say which tokens count as
+    reasoning-reflective (no threshold on $\sigma_j$).
 
     Args:
         logp: ``[batch, L]`` reference-token log-probs (0 where ``mask`` is False).
         mask: ``[batch, L]`` True on reference tokens (rows of one group share the reference).
         group_ids: ``[batch]`` group of each row.
+        baseline_logp: optional ``[batch, L]`` log-probs of the same reference tokens under the
+            masked reasoning, $b_j$ above.
+
+    Example:
+        >>> import torch
+        >>> r3_rewards(torch.tensor([[-1., -2.], [-1., -4.]]), torch.ones(2, 2, dtype=torch.bool),
+        ...            torch.tensor([0, 0])).tolist()
+        [-2.0, -4.0]
     """
+    if baseline_logp is not None and baseline_logp.shape != logp.shape:
+        raise RlobjInputError(f"r3_rewards: baseline_logp has shape {tuple(baseline_logp.shape)}, "
+                              f"logp {tuple(logp.shape)}")
     out = torch.zeros(logp.shape[0], dtype=logp.dtype)
     for group in torch.unique(group_ids):
         rows = (group_ids == group).nonzero().flatten()
         values, valid = logp[rows], mask[rows].bool()
         if not bool((valid == valid[0]).all()):
             raise RlobjInputError("r3_rewards: rows of one group must share the reference tokens (equal masks)")
-        sigma = values.std(dim=0, unbiased=False) * valid[0]
-        weights = sigma / sigma.sum() if float(sigma.sum()) > 0 else valid[0].to(values.dtype) / valid[0].sum()
-        out[rows] = (values * weights).sum(-1)
+        weights = r3_token_weights(values, valid[0])
+        if baseline_logp is not None:
+            values = values - baseline_logp[rows]
+        out[rows] = (values * valid * weights).sum(-1)
     return out
+
+
+def r3_token_weights(values: Tensor, valid: Tensor) -> Tensor:
+    r"""rlobj's $w_\Delta(\sigma_j) = \sigma_j / \sum_k \sigma_k$ for one group (``values``:
+    ``[G, L]`` log-probs, ``valid``: ``[L]``); uniform over ``valid`` when no token varies."""
+    sigma = values.std(dim=0, unbiased=False) * valid
+    if float(sigma.sum()) > 0:
+        return sigma / sigma.sum()
+    return valid.to(values.dtype) / valid.sum()
 
 
 class R3Reward(Scorer):
@@ -168,22 +203,25 @@ class R3Reward(Scorer):
     :func:`r3_rewards` turns the group's log-probs into the reward. The row's fields hold
     ``r3_logp_mean`` (the unweighted mean log-prob, the baseline R3 improves on).
 
+    With ``masked_baseline=True`` the log-probs of the reference after ``prompt + answer_prefix``
+    alone (the reasoning masked out) are the baseline $b_j$ of :func:`r3_rewards` (DRO's
+    efficient correction for certainty propagated by earlier reference tokens, section 4.1.3).
+
     Args:
         reference_key: the record key of the reference outcome.
         answer_prefix: text between the response (the reasoning) and the reference.
+        masked_baseline: subtract the log-probs under the masked reasoning.
     """
 
-    def __init__(self, reference_key: str = "completion", answer_prefix: str = ""):
+    def __init__(self, reference_key: str = "completion", answer_prefix: str = "", masked_baseline: bool = False):
         self.reference_key, self.answer_prefix = reference_key, answer_prefix
+        self.masked_baseline = bool(masked_baseline)
         self.name = "r3"
 
     @torch.no_grad()
     def __call__(self, ctx, batch: Batch) -> list[Score]:
-        from rlobj.rollout import left_pad_prompts
-        from rlobj.train.forward import token_logprobs
-
         rollout = batch.rollout
-        contexts, references = [], []
+        contexts, masked, references = [], [], []
         for b, record in enumerate(batch.records):
             if self.reference_key not in record:
                 raise RlobjInputError(f"R3Reward.reference_key: record {b} has no key {self.reference_key!r}")
@@ -192,31 +230,41 @@ class R3Reward(Scorer):
             if response and response[-1] in tuple(getattr(ctx.engine, "eos_token_ids", ())):
                 response = response[:-1]  # the reasoning ends where the reference begins
             contexts.append(prompt + response + list(ctx.encode(self.answer_prefix)))
+            masked.append(prompt + list(ctx.encode(self.answer_prefix)))
             references.append(list(ctx.encode(str(record[self.reference_key]))))
         if any(not r for r in references):
             raise RlobjInputError("R3Reward: a reference outcome encodes to no token")
-        policy = ctx.models.policy
-        device = next(policy.parameters()).device
-        vocab = int(policy.config.vocab_size)
-        prompt_ids, prompt_mask = left_pad_prompts(contexts, ctx.pad_token_id, vocab)
         width = max(len(r) for r in references)
         ref_ids = torch.full((len(references), width), ctx.pad_token_id, dtype=torch.long)
         ref_mask = torch.zeros(len(references), width, dtype=torch.bool)
         for b, ref in enumerate(references):
             ref_ids[b, :len(ref)] = torch.tensor(ref)
             ref_mask[b, :len(ref)] = True
-        was_training = policy.training
-        policy.eval()
-        try:
-            logp, _ = token_logprobs(policy, prompt_ids.to(device), prompt_mask.to(device), ref_ids.to(device),
-                                     ref_mask.to(device))
-        finally:
-            policy.train(was_training)
-        logp = logp.float().cpu()
-        rewards = r3_rewards(logp, ref_mask, rollout.group_ids.cpu())
+        logp = _reference_logprobs(ctx, contexts, ref_ids, ref_mask)
+        baseline = _reference_logprobs(ctx, masked, ref_ids, ref_mask) if self.masked_baseline else None
+        rewards = r3_rewards(logp, ref_mask, rollout.group_ids.cpu(), baseline_logp=baseline)
         mean = (logp.sum(-1) / ref_mask.sum(-1)).tolist()
         batch.metrics["r3/mean"] = float(rewards.mean())
         return [Score(reward=float(r), fields={"r3_logp_mean": m}) for r, m in zip(rewards.tolist(), mean)]
+
+
+@torch.no_grad()
+def _reference_logprobs(ctx, contexts: list[list[int]], ref_ids: Tensor, ref_mask: Tensor) -> Tensor:
+    """Policy log-probs (float32, CPU, eval mode) of ``ref_ids`` after each context."""
+    from rlobj.rollout import left_pad_prompts
+    from rlobj.train.forward import token_logprobs
+
+    policy = ctx.models.policy
+    device = next(policy.parameters()).device
+    prompt_ids, prompt_mask = left_pad_prompts(contexts, ctx.pad_token_id, int(policy.config.vocab_size))
+    was_training = policy.training
+    policy.eval()
+    try:
+        logp, _ = token_logprobs(policy, prompt_ids.to(device), prompt_mask.to(device), ref_ids.to(device),
+                                 ref_mask.to(device))
+    finally:
+        policy.train(was_training)
+    return logp.float().cpu()
 
 
 # ----------------------------------------------------------------------------- RLFR

@@ -68,6 +68,8 @@ def test_model_scorer_trains_from_yaml(name, tiny_judges, tmp_path):
 
 @pytest.mark.parametrize("scorer, metric", [
     ({"class_path": "rlobj.train.paper_rewards.R3Reward", "init_args": {"answer_prefix": "="}}, "r3/mean"),
+    ({"class_path": "rlobj.train.paper_rewards.R3Reward", "init_args": {"answer_prefix": "=", "masked_baseline": True}},
+     "r3/mean"),
     ({"class_path": "rlobj.train.paper_rewards.FlowReward", "init_args": {"fit_steps": 20, "hidden": 16}},
      "flow/reward_mean"),
 ])

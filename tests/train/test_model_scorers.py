@@ -236,6 +236,79 @@ def test_r3_weights_reference_tokens_by_their_spread_over_the_group():
     assert torch.allclose(flat, torch.tensor([-2.0, -2.0]))  # no spread: plain mean
 
 
+
+def test_r3_masked_baseline_by_hand():
+    logp = torch.tensor([[-1.0, -2.0], [-1.0, -4.0]])
+    mask = torch.ones(2, 2, dtype=torch.bool)
+    groups = torch.tensor([0, 0])
+    # sigma = (0, 1) from logp -> w = (0, 1); R3_i = w . (logp_i - b_i)
+    shared = torch.tensor([[-0.5, -1.0], [-0.5, -1.0]])
+    assert torch.allclose(r3_rewards(logp, mask, groups, baseline_logp=shared), torch.tensor([-1.0, -3.0]))
+    per_row = torch.tensor([[-0.5, -1.0], [-0.5, -3.0]])
+    assert torch.allclose(r3_rewards(logp, mask, groups, baseline_logp=per_row), torch.tensor([-1.0, -1.0]))
+    with pytest.raises(RlobjInputError, match="baseline_logp has shape"):
+        r3_rewards(logp, mask, groups, baseline_logp=torch.zeros(2, 3))
+
+
+def test_r3_group_shared_baseline_leaves_group_advantages_unchanged():
+    gen = torch.Generator().manual_seed(0)
+    logp = -torch.rand(6, 4, generator=gen, dtype=torch.float64) * 3
+    mask = torch.ones(6, 4, dtype=torch.bool)
+    groups = torch.tensor([0, 0, 0, 1, 1, 1])
+    base = -torch.rand(2, 4, generator=gen, dtype=torch.float64)[groups]  # one baseline per prompt
+    plain, corrected = r3_rewards(logp, mask, groups), r3_rewards(logp, mask, groups, baseline_logp=base)
+    shift = plain - corrected
+    assert torch.allclose(shift[:3], shift[0].expand(3)) and torch.allclose(shift[3:], shift[3].expand(3))
+    assert not torch.allclose(shift[0], shift[3])  # the level differs between prompts
+
+    def zscore(r):
+        return torch.cat([(r[g] - r[g].mean()) / r[g].std() for g in (slice(0, 3), slice(3, 6))])
+    assert torch.allclose(zscore(plain), zscore(corrected))
+
+
+def _r3_transcribed(logp, lengths, groups, baseline=None):
+    """DRO v1 section 4.1.3, term by term in Python floats: sigma_j population std over the group,
+    w_j = sigma_j / sum_k sigma_k (uniform if all zero), R3_i = sum_j w_j (l_ij - b_ij)."""
+    out = [0.0] * len(logp)
+    for g in sorted(set(groups)):
+        rows = [i for i, gi in enumerate(groups) if gi == g]
+        n_tok = lengths[rows[0]]
+        sigma = []
+        for j in range(n_tok):
+            col = [logp[i][j] for i in rows]
+            mu = sum(col) / len(col)
+            sigma.append(math.sqrt(sum((x - mu) ** 2 for x in col) / len(col)))
+        total = sum(sigma)
+        w = [s / total for s in sigma] if total > 0 else [1.0 / n_tok] * n_tok
+        for i in rows:
+            out[i] = sum(w[j] * (logp[i][j] - (baseline[i][j] if baseline else 0.0)) for j in range(n_tok))
+    return out
+
+
+@pytest.mark.slow
+def test_r3_matches_a_plain_transcription_of_the_paper_float64():
+    gen = torch.Generator().manual_seed(3)
+    for trial in range(20):
+        sizes = [int(s) for s in torch.randint(1, 6, (4,), generator=gen)]
+        lengths_per_group = [int(n) for n in torch.randint(1, 9, (4,), generator=gen)]
+        groups = [g for g, size in enumerate(sizes) for _ in range(size)]
+        lengths = [lengths_per_group[g] for g in groups]
+        width = max(lengths)
+        logp = -torch.rand(len(groups), width, generator=gen, dtype=torch.float64) * 5
+        mask = torch.zeros(len(groups), width, dtype=torch.bool)
+        for i, n in enumerate(lengths):
+            mask[i, :n] = True
+        logp = logp * mask
+        if trial % 5 == 0:  # a group with no spread: uniform weights
+            # dyadic values, so the mean over the group is exact and sigma is exactly 0 in both
+            logp[torch.tensor(groups) == 0] = torch.round(logp[torch.tensor(groups) == 0][0] * 4) / 4
+        base = -torch.rand(len(groups), width, generator=gen, dtype=torch.float64) * mask
+        for b in (None, base):
+            got = r3_rewards(logp, mask, torch.tensor(groups), baseline_logp=b)
+            want = _r3_transcribed(logp.tolist(), lengths, groups, None if b is None else b.tolist())
+            assert got.dtype == torch.float64
+            assert torch.allclose(got, torch.tensor(want, dtype=torch.float64), rtol=0, atol=1e-12), trial
+
 def test_velocity_deviation_by_hand():
     field = VelocityField(dim=1, hidden=0)
     with torch.no_grad():  # v(x, t) = 2x + 1*t + 0
