@@ -74,6 +74,7 @@ from rlobj.presets.seed_recipes import (
     rl_plus_recipe,
     rlpr_recipe,
     sar_recipe,
+    wirelessmath_recipe,
 )
 
 # batch functions (rollout layer): act on the rollout batch, not on the loss
@@ -383,6 +384,7 @@ __all__ = [
     "rl_plus_recipe",
     "rlpr_recipe",
     "sar_recipe",
+    "wirelessmath_recipe",
     # batch functions (rollout layer)
     "compensation_step",
     "dars_cumulative_advantage",

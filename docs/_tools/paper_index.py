@@ -204,7 +204,7 @@ WHEN_EXPORTED = {
 # faithful recipes, continued (rlobj.presets.seed_recipes): these rows point at their recipes
 API.update({name: f"rlobj.presets.seed_recipes.{name}" for name in (
     "rl_plus_recipe", "canon_recipe", "laser_recipe", "rlpr_recipe", "co_reward_recipe", "sar_recipe",
-    "noisy_rlvr_recipe", "guide_recipe", "ghpo_recipe", "aepo_recipe")})
+    "noisy_rlvr_recipe", "guide_recipe", "ghpo_recipe", "aepo_recipe", "wirelessmath_recipe")})
 WHEN_EXPORTED.update({
     3: (["noisy_rlvr_recipe", "backward_correction", "forward_correction", "fn_rate_from_appeals"], "noisy_rlvr_recipe",
         "backward correction of the binary reward (the recipe: rho0 0.1, rho1 0.2, leave-one-out baseline, KL 1e-3; paper only) or the forward correction `grpo.replace(group_zscore, forward_correction(rho1=0.2))`; `fn_rate_from_appeals` estimates the false-negative rate online from re-checked negatives"),
@@ -226,6 +226,8 @@ WHEN_EXPORTED.update({
          "AEPO adaptive exploration reward for multi-answer outputs: 1/sqrt(N k) on success, -1/N on failure; the recipe uses the reference's RLOO advantages (not GRPO) and clip high 0.4"),
     67: (["rlpr_recipe", "rlpr_reward"], "rlpr_recipe",
          "RLPR debiased probability of the reference answer (the recipe: clip 0.2 / 0.27, entropy bonus 0.001); the std filter is `rlobj.rollout.filters.std_filter`"),
+    20: (["wirelessmath_recipe", "grpo"], "wirelessmath_recipe",
+         "GRPO with binary verification rewards (math verifier `rlobj.verifiers.MathVerifier`); the recipe: lr 1e-6, KL 0.01, T 1.0 (paper only: the authors' project page; clip, aggregation, KL estimator and group size not stated, marked unverified)"),
 })
 # data loops (rlobj.train; docs/data-loops.md)
 API.update({"HardFocus": "rlobj.train.data_strategies.HardFocus", "DomainMixture": "rlobj.train.data_strategies.DomainMixture",

@@ -59,6 +59,7 @@ from rlobj.presets.seed_recipes import (  # noqa: E402
     rl_plus_recipe,
     rlpr_recipe,
     sar_recipe,
+    wirelessmath_recipe,
 )
 
 RECIPES.update({recipe.name: recipe for recipe in SEED_RECIPES})
@@ -74,4 +75,5 @@ __all__ += [
     "rl_plus_recipe",
     "rlpr_recipe",
     "sar_recipe",
+    "wirelessmath_recipe",
 ]

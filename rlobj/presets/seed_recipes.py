@@ -8,7 +8,12 @@ value is read from the chain. The settings were read in the authors' repositorie
 given per recipe); "paper only" marks a recipe whose authors released no training code.
 """
 
-from rlobj.algebra.aggregation import constant_normalizer, seq_mean_token_sum, token_mean
+from rlobj.algebra.aggregation import (
+           constant_normalizer,
+           seq_mean_token_mean,
+           seq_mean_token_sum,
+           token_mean,
+)
 from rlobj.algebra.term import chain
 from rlobj.presets.recipes import EPS_HIGH, EPS_LOW, FromChain, Recipe, _agg, _s
 from rlobj.terms.advantage_estimators import canon_advantage
@@ -24,7 +29,8 @@ from rlobj.terms.sampling_corrections import hint_clip_ratio, mis_exploration_pg
 from rlobj.terms.surrogates import clip_ratio
 
 __all__ = ["SEED_RECIPES", "rl_plus_recipe", "canon_recipe", "laser_recipe", "rlpr_recipe", "co_reward_recipe",
-           "sar_recipe", "noisy_rlvr_recipe", "guide_recipe", "ghpo_recipe", "aepo_recipe"]
+           "sar_recipe", "noisy_rlvr_recipe", "guide_recipe", "ghpo_recipe", "aepo_recipe",
+           "wirelessmath_recipe"]
 
 DUAL = FromChain(clip_ratio, "dual_clip")
 
@@ -164,6 +170,18 @@ ghpo_recipe = chain(group_zscore(eps=1e-4), clip_ratio(eps_low=0.2, eps_high=0.2
 #: token-mean).
 aepo_recipe = chain(aepo_reward(), leave_one_out(), clip_ratio(eps_low=0.2, eps_high=0.4, dual_clip=3.0), token_mean(),
                     name="aepo_recipe")
+
+
+#: WirelessMathLM (Li et al., arXiv 2509.23219). **Paper only**: the authors' repository
+#: LiXin97/WirelessMathLM @ 374e959 holds the README and the project page, no training code. The
+#: project page's "Training Configuration" (``index.html``) and the README §Methodology state:
+#: GRPO with binary verification rewards from the base model (no SFT), lr 1e-6, temperature 1.0
+#: in training, KL penalty beta = 0.01, 40 epochs (240 steps). The KL estimator, the PPO clip,
+#: the aggregation, the group size and the batch sizes are not stated there: the recipe uses the
+#: ``grpo`` preset's clip 0.2 and seq-mean-token-mean and a k3 KL in the loss, each row marked
+#: unverified.
+wirelessmath_recipe = chain(group_zscore(), clip_ratio(eps_low=0.2, eps_high=0.2), k3_kl(beta=0.01),
+                            seq_mean_token_mean(), name="wirelessmath_recipe")
 
 
 SEED_RECIPES: tuple[Recipe, ...] = (
@@ -377,5 +395,21 @@ SEED_RECIPES: tuple[Recipe, ...] = (
         _s("lr", 1e-6, 1e-6, "run_7b.sh: actor.optim.lr"),
         _s("max_new_tokens", 1024, 1024, "run_7b.sh: data.max_response_length"),
         _s("prompts per step / mini-batch", "128 / 128", "128 / 128", "run_7b.sh: train_batch_size, ppo_mini_batch_size"),
+    )),
+    Recipe("wirelessmath_recipe", "WirelessMathLM, arXiv 2509.23219",
+           "paper only (LiXin97/WirelessMathLM @ 374e959: README and project page, no training code)",
+           wirelessmath_recipe, (
+        _s("advantages", _agg(group_zscore), "group_zscore", "paper only, README §Methodology: GRPO, binary verification rewards"),
+        _s("KL beta", FromChain(kl_penalty, "beta"), 0.01, "paper only, project page (index.html) Training Configuration: KL penalty 0.01"),
+        _s("KL estimator / placement", "k3 in the loss", "not stated", "paper only (no value found)", "unverified: k3 in the loss"),
+        _s("clip eps_low / eps_high", f"{EPS_LOW.read(wirelessmath_recipe)} / {EPS_HIGH.read(wirelessmath_recipe)}",
+           "not stated", "paper only (no value found)", "unverified: the grpo preset's 0.2"),
+        _s("aggregation", _agg(seq_mean_token_mean), "not stated", "paper only (no value found)",
+           "unverified: the grpo preset's seq-mean-token-mean"),
+        _s("supervised warm-start", "none", "none", "paper only, README §Key Contributions: from base checkpoints, no SFT"),
+        _s("temperature", 1.0, 1.0, "paper only, project page Training Configuration: 1.0 (training)"),
+        _s("lr", 1e-6, 1e-6, "paper only, project page Training Configuration"),
+        _s("training length", "40 epochs (240 steps)", "40 epochs (240 steps)", "paper only, project page Training Configuration"),
+        _s("group_size / prompts per step", "not stated", "not stated", "paper only (no value found)", "unverified: set them in the run"),
     )),
 )

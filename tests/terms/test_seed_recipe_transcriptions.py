@@ -339,3 +339,17 @@ def test_guide_percentile_shaping_depends_on_the_micro_batch_and_constant_does_n
     constant = recipe.replace(hint_clip_ratio, hint_clip_ratio(shaping="constant", gamma=1.0))
     whole, split = whole_and_split(constant)
     assert whole == pytest.approx(split, rel=1e-12)
+
+
+# ------------------------------------------------------------------------------ WirelessMathLM (paper only)
+def test_wirelessmath_recipe():
+    batch, g = rollouts(groups=3, size=8)
+    logp_ref = (batch["logp_old"] + 0.1 * torch.randn(batch["logp"].shape, generator=g, dtype=F64)).clamp(max=-1e-3)
+    adv = grpo_advantages(batch["rewards"], batch["group_ids"])
+
+    def reference(logp):  # GRPO (clip 0.2, mean over tokens then sequences) + KL beta 0.01 (k3)
+        mask = batch["mask"]
+        per_token = clipped_pg(logp, batch["logp_old"], adv, 0.2, 0.2) + 0.01 * low_var_kl(logp, logp_ref)
+        return masked_row_mean(per_token, mask).mean()
+
+    check("wirelessmath_recipe", batch, reference, logp_ref=logp_ref)
