@@ -20,6 +20,7 @@ from torch import Tensor
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.reductions import group_index
 from rlobj.terms._common import check_range, require_extra, require_groups, with_advantages
 
 __all__ = ["turn_end_rewards", "turn_returns"]
@@ -93,10 +94,11 @@ class turn_returns(Term):
         returns = torch.where(present, returns, torch.zeros((), dtype=returns.dtype))
         if self.baseline == "group":
             group_ids = require_groups(state, "turn_returns")
-            groups = int(group_ids.max()) + 1
-            sums = torch.zeros((groups, table.shape[1]), dtype=table.dtype).index_add_(0, group_ids, returns)
-            counts = torch.zeros((groups, table.shape[1]), dtype=table.dtype).index_add_(0, group_ids, present.double())
-            returns = returns - torch.where(present, sums[group_ids] / counts[group_ids].clamp(min=1), 0.0)
+            index, groups = group_index(group_ids)  # arbitrary group ids, as the other group terms
+            zeros = torch.zeros((groups, table.shape[1]), dtype=table.dtype, device=table.device)
+            sums = zeros.index_add(0, index, returns)
+            counts = zeros.index_add(0, index, present.to(table.dtype))
+            returns = returns - torch.where(present, sums[index] / counts[index].clamp(min=1), 0.0)
         per_token = returns.gather(1, turn_ids.clamp(min=0))
         per_token = torch.where(turn_ids >= 0, per_token, torch.zeros((), dtype=per_token.dtype))
         return with_advantages(state, per_token=per_token.to(state.logp.dtype))
