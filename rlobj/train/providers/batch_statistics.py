@@ -69,9 +69,10 @@ class SirenAnchor(Provider):
             rollout = batch.rollout
             total = torch.zeros((), dtype=torch.float64)
             rows = torch.zeros((), dtype=torch.float64)
+            action = batch.action_mask()  # the tokens siren's loss counts (no multi-turn observations)
             with torch.no_grad():
                 for part in ctx.models.chunks(len(rollout)):
-                    mask = rollout.response_mask[part].bool()
+                    mask = action[part].bool()
                     per_row, _ = self._term.row_means(ctx.models.view(rollout, part), mask)
                     total += per_row.double().sum().cpu()
                     rows += mask.any(-1).sum().double().cpu()
