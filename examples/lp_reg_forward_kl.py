@@ -35,6 +35,7 @@ import torch
 
 from rlobj import Objective, forward_kl, grpo, lp_reg
 from rlobj.ops.vocab import VocabView
+from rlobj.terms.lp_reg_proxy import proxy_logp
 
 PROMPTS, GROUP, SEQ, HIDDEN, VOCAB = 4, 4, 64, 64, 4096
 tau, beta = 0.02, 0.01
@@ -77,7 +78,7 @@ def main() -> None:
 
     # once per rollout batch, by the trainer: old and reference log-probs and the proxy
     logp_old = old.logp(tokens, mask=mask)
-    logp_proxy = old.proxy_logp(tokens, tau, "minp", mask=mask)
+    logp_proxy = proxy_logp(old, tokens, tau, "minp", mask=mask)
     batch = dict(logp_old=logp_old, mask=mask, rewards=data["rewards"], group_ids=data["group_ids"],
                  vocab=view, extras={"logp_proxy": logp_proxy, "vocab_ref": ref})
 

@@ -121,8 +121,10 @@ import math  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from rlobj.ops.errors import check_shape  # noqa: E402
-from rlobj.ops.vocab import KL, TopK, TopPEntropy  # noqa: E402
+from rlobj.ops.vocab import KL, TopK  # noqa: E402
 from rlobj.terms.divergences import current_view, kl_estimate  # noqa: E402
+from rlobj.terms.lp_reg_proxy import proxy_logp as _proxy_logp  # noqa: E402
+from rlobj.terms.siren_entropy import TopPEntropy  # noqa: E402
 
 __all__ += ["sampled_entropy_bonus", "lp_reg", "lp_reg_selection", "lp_reg_proxy_topk", "siren",
             "peak_entropy_mask"]
@@ -215,7 +217,7 @@ def lp_reg_proxy_topk(topk: TopK, tau: float = 0.02, mode: str = "minp") -> TopK
     renormalisation gives the proxy $\pi_\text{proxy}$ on the kept set. Exact when $k$ covers
     the kept set (check: the k-th entry is dropped). When ``"fixed"`` keeps nothing, the
     reference's proxy is uniform over the vocabulary, which a top-k cannot hold: the row becomes
-    uniform over its $k$ stored ids (an approximation; :class:`~rlobj.ops.vocab.ProxyLogProb`
+    uniform over its $k$ stored ids (an approximation; :class:`~rlobj.terms.lp_reg_proxy.ProxyLogProb`
     gives the exact $-\log V$)."""
     logprobs = topk.logprobs.detach().float()
     top = logprobs.max(dim=-1, keepdim=True).values
@@ -326,7 +328,7 @@ class lp_reg(Term):
                     "old policy) together with extras['tokens'] (the sampled ids); the state has "
                     "neither."
                 )
-            proxy = view.detach().proxy_logp(tokens, self.tau, self.mode, mask=state.mask)
+            proxy = _proxy_logp(view.detach(), tokens, self.tau, self.mode, mask=state.mask)
         check_shape("extras['logp_proxy']", proxy, tuple(state.mask.shape), "batch seq")
         return torch.where(state.mask, proxy.detach(), torch.zeros((), dtype=proxy.dtype))
 
@@ -379,7 +381,7 @@ class siren(Term):
        \text{loss} \mathrel{+}= \lambda\,\mathcal R, $$
 
     with $H^p_{i,t}$ the nucleus entropy renormalised inside the top-$p$ set (strictly below
-    $p$, inside the ``top_k`` largest logits, see :class:`~rlobj.ops.vocab.TopPEntropy`), $M_i$ the tokens of response $i$ with
+    $p$, inside the ``top_k`` largest logits, see :class:`~rlobj.terms.siren_entropy.TopPEntropy`), $M_i$ the tokens of response $i$ with
     $H^p > $ the row's ``quantile`` (:func:`peak_entropy_mask`, no gradient through it), $S$
     the responses of the micro-batch (a row with no peak token contributes 0). The anchor
     $H_\text{anc}$ is $\bar H$ of the **first rollout batch** under the initial policy, as in the

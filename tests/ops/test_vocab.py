@@ -23,13 +23,13 @@ from rlobj.ops.vocab import (
     Entropy,
     FDivergence,
     LogProb,
-    ProxyLogProb,
     TopK,
     TopKMask,
-    TopPEntropy,
     TopPMask,
     VocabView,
 )
+from rlobj.terms.lp_reg_proxy import ProxyLogProb
+from rlobj.terms.siren_entropy import TopPEntropy
 
 SETTINGS = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True

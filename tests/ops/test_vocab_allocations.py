@@ -21,13 +21,13 @@ from rlobj.ops.vocab import (
     Entropy,
     FDivergence,
     LogProb,
-    ProxyLogProb,
     TopK,
     TopKMask,
-    TopPEntropy,
     TopPMask,
     VocabView,
 )
+from rlobj.terms.lp_reg_proxy import ProxyLogProb
+from rlobj.terms.siren_entropy import TopPEntropy
 
 BATCH, SEQ, HIDDEN, VOCAB = 6, 16, 8, 64
 TOKENS = BATCH * SEQ

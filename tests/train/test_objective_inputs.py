@@ -89,9 +89,9 @@ def test_lp_reg_forward_kl_update(monkeypatch):
     second = module.update_on_rollout(synthetic_rollout(module, seed=1), synthetic_rewards(16, seed=1))
     assert second["kl/ref_forward_full"] > 1e-6
     # values given by the caller win: nothing is recomputed
-    from rlobj.ops.vocab import VocabView
+    from rlobj.terms.lp_reg_proxy import ProxyLogProb
 
-    monkeypatch.setattr(VocabView, "proxy_logp", lambda *a, **k: pytest.fail("proxy recomputed"))
+    monkeypatch.setattr(ProxyLogProb, "finalize", lambda *a, **k: pytest.fail("proxy recomputed"))
     seen = []
     original = Objective.prepare
     monkeypatch.setattr(Objective, "prepare", lambda self, state=None, **f: seen.append(f) or original(self, state, **f))

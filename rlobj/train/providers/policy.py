@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from rlobj.ops.errors import RlobjInputError
+from rlobj.terms.lp_reg_proxy import proxy_logp
 from rlobj.train.providers.base import Provider, register_provider
 
 __all__ = ["RolloutFields", "TokenRewards", "ReferenceLogprobs", "ReferenceViews", "LpRegProxy",
@@ -67,7 +68,7 @@ class LpRegProxy(Provider):
     r"""``extras:logp_proxy`` (Lp-Reg, arXiv 2510.03222): $\log\pi_\text{proxy}(y_t)$ of the old policy.
 
     Computed once per rollout batch, no grad, from the vocab view (no ``[tokens, vocab]``
-    logits): :meth:`VocabView.proxy_logp <rlobj.ops.vocab.VocabView.proxy_logp>` of the sampled
+    logits): :func:`~rlobj.terms.lp_reg_proxy.proxy_logp` of the sampled
     tokens with the consuming term's ``tau`` and ``mode``. As in the reference (Lp-Reg-dev
     ``dp_actor.py``: ``apply_min_p`` on the raw logits, then division by the rollout
     temperature), the kept set is decided at temperature 1 and the proxy is renormalised at
@@ -103,7 +104,7 @@ class LpRegProxy(Provider):
                 mask = rollout.response_mask[rows].bool()
                 view = ctx.models.view(rollout, rows, temperature=1.0)
                 tokens = torch.where(mask, rollout.response_ids[rows], 0)
-                proxy = view.proxy_logp(tokens, self.tau, self.mode, mask=mask, temperature=temperature)
+                proxy = proxy_logp(view, tokens, self.tau, self.mode, mask=mask, temperature=temperature)
                 pieces.append(torch.where(mask, proxy, torch.zeros((), dtype=proxy.dtype)).float())
         return {"extras:logp_proxy": torch.cat(pieces)}
 
