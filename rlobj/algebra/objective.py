@@ -25,7 +25,7 @@ from torch import Tensor
 
 from rlobj.algebra.aggregation import aggregate
 from rlobj.algebra.state import Normalizer, State, stats_key
-from rlobj.algebra.term import Chain, Term, as_terms, term_name
+from rlobj.algebra.term import Chain, Term, as_terms, register_objective, term_name
 from rlobj.ops.errors import RlobjInputError
 
 __all__ = ["Objective", "Output"]
@@ -171,6 +171,9 @@ class Objective:
             pieces.append(take_rows(state, slice(start, start + size)))
             start += size
         return pieces
+
+
+register_objective(Objective)  # Term.loss runs it (term.py cannot import this module back)
 
 
 #: Per-row fields of a state (cut alike when a state is split into micro-batches).

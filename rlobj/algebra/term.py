@@ -116,9 +116,22 @@ class Term:
     # Convenience so a single term or a chain can be run directly.
     def loss(self, state: State | None = None, **kwargs):
         """Run this term (or chain) as an objective: see :class:`rlobj.algebra.Objective`."""
-        from rlobj.algebra.objective import Objective
+        if _OBJECTIVE_TYPE is None:
+            raise RuntimeError("Term.loss runs rlobj.algebra.objective.Objective, which is not imported: "
+                               "import rlobj.algebra (or rlobj) first")
+        return _OBJECTIVE_TYPE(self)(state, **kwargs)
 
-        return Objective(self)(state, **kwargs)
+
+#: What :meth:`Term.loss` runs: :mod:`rlobj.algebra.objective` registers its ``Objective`` here
+#: when it is imported (``rlobj.algebra`` always imports it). ``objective.py`` imports this
+#: module, so this module does not import it back: the algebra's import graph has no cycle.
+_OBJECTIVE_TYPE: type | None = None
+
+
+def register_objective(objective_type: type) -> None:
+    """Set the class :meth:`Term.loss` runs (called once, by :mod:`rlobj.algebra.objective`)."""
+    global _OBJECTIVE_TYPE
+    _OBJECTIVE_TYPE = objective_type
 
 
 def term_name(term: Term) -> str:
