@@ -111,10 +111,10 @@ class TopPEntropy(VocabQuery):
         count = self._nucleus_size(sorted_log_probs.clone())
         last = sorted_log_probs.gather(-1, (count - 1).clamp(min=0)[:, None])
         inside = (log_probs >= last) & (count[:, None] > 0)  # the top `count`, ties enter together
-        masked = torch.where(inside, log_probs, torch.full_like(log_probs, -math.inf))
-        log_q = masked - torch.logsumexp(masked, -1, keepdim=True)
-        entropy = -torch.where(inside, log_q.exp() * log_q, torch.zeros_like(log_q)).sum(-1)
-        return torch.where(count > 0, entropy, torch.zeros_like(entropy))
+        probs = torch.where(inside, log_probs.exp(), torch.zeros_like(log_probs))
+        mass = probs.sum(-1, keepdim=True)
+        q = probs / torch.where(mass > 0, mass, torch.ones_like(mass))  # q = pi / mass on the nucleus
+        return -(q * torch.where(inside, q, torch.ones_like(q)).log()).sum(-1)  # 0 for an empty one
 
 
 @typechecked
