@@ -17,15 +17,15 @@ from torch import Tensor
 
 from rlobj.ops.errors import RlobjInputError
 from rlobj.ops.typecheck import typechecked
-from rlobj.ops.vocab import VocabQuery, VocabView
+from rlobj.ops.vocab import VocabView
 from rlobj.ops.vocab.blocks import as_column
-from rlobj.ops.vocab.protocol import check_probability, check_token_ids
+from rlobj.ops.vocab.protocol import SampledTokenQuery, check_probability
 
 __all__ = ["ProxyLogProb", "proxy_logp"]
 
 
 @dataclass(frozen=True, eq=False)
-class ProxyLogProb(VocabQuery):
+class ProxyLogProb(SampledTokenQuery):
     r"""Lp-Reg's filtered, renormalised proxy log-probability of the sampled token (arXiv
     2510.03222; spec §1.1, hard filtering):
     $$ K_t = \{v : \pi_v \ge \kappa \max_u \pi_u\}\ (\text{``minp''}) \ \text{ or }\
@@ -50,14 +50,8 @@ class ProxyLogProb(VocabQuery):
     differentiable = False
     extra_buffers = 1
 
-    def token_data(self):
-        return [self.tokens]
-
-    def gathered_ids(self):
-        return [(0, 0, "tokens")]
-
     def validate(self, view):
-        check_token_ids("tokens", self.tokens, view)
+        super().validate(view)
         if self.mode == "minp":
             check_probability("kappa", self.kappa, low_open=False)
         elif self.mode == "fixed":

@@ -10,10 +10,6 @@ protocol and are checked the same way.
 """
 
 import math
-import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
 
 import pytest
 import torch

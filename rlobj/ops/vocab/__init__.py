@@ -41,7 +41,7 @@ The package:
 from rlobj.ops.vocab.blocks import LogitBlock, LogitGradient, RowStats
 from rlobj.ops.vocab.dense import dense_evaluate, dense_logits
 from rlobj.ops.vocab.moved import moved
-from rlobj.ops.vocab.protocol import QueryChunk, VocabQuery
+from rlobj.ops.vocab.protocol import QueryChunk, SampledTokenQuery, VocabQuery
 from rlobj.ops.vocab.queries import JS, KL, Entropy, FDivergence, LogProb, TopK, TopKMask, TopPMask
 from rlobj.ops.vocab.view import VocabView
 
@@ -56,6 +56,7 @@ __all__ = [
     "TopKMask",
     "TopPMask",
     "VocabQuery",
+    "SampledTokenQuery",
     "QueryChunk",
     "LogitBlock",
     "LogitGradient",

@@ -50,7 +50,7 @@ from torch import Tensor
 from rlobj.ops.errors import RlobjInputError
 from rlobj.ops.vocab.blocks import LogitBlock, LogitGradient, RowStats
 
-__all__ = ["VocabQuery", "QueryChunk", "check_token_ids", "check_probability", "check_same_space",
+__all__ = ["VocabQuery", "SampledTokenQuery", "QueryChunk", "check_token_ids", "check_probability", "check_same_space",
            "row_dot"]
 
 
@@ -146,6 +146,22 @@ class VocabQuery(abc.ABC):
         """The same result from whole logits rows ``[n, vocab]`` (``other_logits`` those of
         :meth:`other_view`, ``data`` the ``token_data`` rows): the test reference, written
         directly from the formula (gradients through autograd)."""
+
+
+class SampledTokenQuery(VocabQuery):
+    """A query about the sampled token of each position: its ``tokens`` field (``"batch seq"``
+    ids) is checked, cut into the chunks (``chunk.data[0]``) and its logit gathered
+    (``chunk.gathered[0]``, ``[rows, 1]``). Subclasses declare ``tokens`` as their first field
+    and call ``super().validate(view)`` when they check more."""
+
+    def token_data(self):
+        return [self.tokens]
+
+    def gathered_ids(self):
+        return [(0, 0, "tokens")]
+
+    def validate(self, view):
+        check_token_ids("tokens", self.tokens, view)
 
 
 def check_token_ids(name: str, tokens, view) -> None:

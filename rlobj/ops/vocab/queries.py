@@ -16,10 +16,10 @@ from torch import Tensor
 from rlobj.ops.errors import RlobjInputError
 from rlobj.ops.vocab.blocks import as_column
 from rlobj.ops.vocab.protocol import (
+    SampledTokenQuery,
     VocabQuery,
     check_probability,
     check_same_space,
-    check_token_ids,
     row_dot,
 )
 
@@ -34,21 +34,12 @@ def _gather_ids(values: Tensor, ids: Tensor) -> Tensor:
 
 
 @dataclass(frozen=True, eq=False)
-class LogProb(VocabQuery):
+class LogProb(SampledTokenQuery):
     r"""Log-probability of the sampled token: $\log\pi(o_t \mid s_t) = z_{t,o_t} -
     \operatorname{logsumexp}_v z_{t,v}$. Gradient $\partial/\partial z_t = \mathrm{onehot}(o_t) -
     \pi(\cdot \mid s_t)$."""
 
     tokens: Tensor
-
-    def token_data(self):
-        return [self.tokens]
-
-    def gathered_ids(self):
-        return [(0, 0, "tokens")]
-
-    def validate(self, view):
-        check_token_ids("tokens", self.tokens, view)
 
     def finalize(self, stats, chunk):
         return chunk.gathered[0][:, 0] - stats.lse[chunk.view], {}
@@ -326,7 +317,7 @@ class FDivergence(VocabQuery):
 
 
 @dataclass(frozen=True, eq=False)
-class TopKMask(VocabQuery):
+class TopKMask(SampledTokenQuery):
     r"""Whether the sampled token is among the ``k`` most probable:
     $\#\{v : z_v > z_{o_t}\} < k$ (ties count in the token's favour)."""
 
@@ -335,14 +326,8 @@ class TopKMask(VocabQuery):
     differentiable = False
     result_dtype = torch.bool
 
-    def token_data(self):
-        return [self.tokens]
-
-    def gathered_ids(self):
-        return [(0, 0, "tokens")]
-
     def validate(self, view):
-        check_token_ids("tokens", self.tokens, view)
+        super().validate(view)
         if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
             raise RlobjInputError(f"k: expected a positive int, got {self.k!r}")
 
@@ -358,7 +343,7 @@ class TopKMask(VocabQuery):
 
 
 @dataclass(frozen=True, eq=False)
-class TopPMask(VocabQuery):
+class TopPMask(SampledTokenQuery):
     r"""Whether the sampled token lies in the top-p nucleus: the probability of the tokens
     strictly more likely than it, plus its own, stays below ``p``:
     $\sum_{v:\,z_v > z_{o_t}} \pi_v + \pi_{o_t} < p$ (the token that crosses ``p`` is out)."""
@@ -369,14 +354,8 @@ class TopPMask(VocabQuery):
     result_dtype = torch.bool
     extra_buffers = 1
 
-    def token_data(self):
-        return [self.tokens]
-
-    def gathered_ids(self):
-        return [(0, 0, "tokens")]
-
     def validate(self, view):
-        check_token_ids("tokens", self.tokens, view)
+        super().validate(view)
         check_probability("p", self.p)
 
     def accumulate(self, block, chunk):
