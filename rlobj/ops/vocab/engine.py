@@ -9,7 +9,7 @@ more logit sources. Forward, per chunk of token rows:
 * otherwise two passes over the vocabulary blocks: a streaming log-sum-exp (and the gathers of
   logits at token ids), then the queries' sums on logits shifted by the row max.
 
-Backward recomputes each block's logits and lets every differentiable query add its gradient to
+Backward recomputes each block'source logits and lets every differentiable query add its gradient to
 one :class:`~rlobj.ops.vocab.blocks.LogitGradient` per source, which the source pushes into the
 hidden states, weight and bias (or the given logits). Nothing of size ``[tokens, vocab]`` is
 kept between the passes: only per-row statistics.
@@ -76,7 +76,7 @@ class ChunkedPass:
         return chunks
 
     def _gather(self, block, index, chunk):
-        """Logits of the block at the query's token ids (merged over vocabulary blocks)."""
+        """Logits of the block at the query'source token ids (merged over vocabulary blocks)."""
         for entry, (role, data_index, _) in enumerate(self.queries[index].gathered_ids()):
             ids = chunk.data[data_index].long()
             if ids.dim() == 1:
@@ -114,24 +114,24 @@ class ChunkedPass:
     def _split_rows(self, tensors, row_start, row_stop, chunks, workspace, col_blocks):
         """Rows split over vocabulary blocks: streaming log-sum-exp, then the queries' sums."""
         rows, dtype, device = row_stop - row_start, self.compute_dtype, self.device
-        running_max = {s: torch.full((rows,), -math.inf, dtype=dtype, device=device)
-                       for s in range(len(self.sources))}
-        running_sum = {s: torch.zeros(rows, dtype=dtype, device=device) for s in running_max}
+        running_max = {source: torch.full((rows,), -math.inf, dtype=dtype, device=device)
+                       for source in range(len(self.sources))}
+        running_sum = {source: torch.zeros(rows, dtype=dtype, device=device) for source in running_max}
         for col_start, col_stop in col_blocks:
             logits, squash = self._fill_logits(tensors, row_start, row_stop, col_start, col_stop,
                                                workspace)
             block = LogitBlock(logits, squash, None, col_start, col_stop, workspace)
-            for s in logits:
-                new_max = torch.maximum(running_max[s], logits[s].amax(dim=1))
-                rescale = (running_max[s] - new_max).exp()
-                shifted = torch.sub(logits[s], as_column(new_max), out=block.scratch())
+            for source in logits:
+                new_max = torch.maximum(running_max[source], logits[source].amax(dim=1))
+                rescale = (running_max[source] - new_max).exp()
+                shifted = torch.sub(logits[source], as_column(new_max), out=block.scratch())
                 block_sum = shifted.exp_().sum(dim=1)
-                running_sum[s] = running_sum[s] * rescale + block_sum
-                running_max[s] = new_max
+                running_sum[source] = running_sum[source] * rescale + block_sum
+                running_max[source] = new_max
             for index in range(len(self.queries)):
                 self._gather(block, index, chunks[index])
         shift = running_max
-        lse = {s: running_sum[s].log() for s in running_max}
+        lse = {source: running_sum[source].log() for source in running_max}
         for index, query in enumerate(self.queries):  # gathers in shifted coordinates too
             chunk = chunks[index]
             chunk.shifts = shift
@@ -141,10 +141,10 @@ class ChunkedPass:
         for col_start, col_stop in col_blocks:
             logits, squash = self._fill_logits(tensors, row_start, row_stop, col_start, col_stop,
                                                workspace)
-            for s in logits:
-                logits[s].sub_(as_column(shift[s]))
+            for source in logits:
+                logits[source].sub_(as_column(shift[source]))
             block = LogitBlock(logits, squash, lse, col_start, col_stop, workspace)
-            block.row_max = {s: torch.zeros_like(shift[s]) for s in shift}
+            block.row_max = {source: torch.zeros_like(shift[source]) for source in shift}
             for index, query in enumerate(self.queries):
                 query.accumulate(block, chunks[index])
         return lse, shift
@@ -155,7 +155,7 @@ class ChunkedPass:
         dtype, device = self.compute_dtype, self.device
         outputs = [[] for _ in self.queries]
         saved = [dict() for _ in self.queries]
-        lse_pieces = {s: [] for s in range(len(self.sources))}
+        lse_pieces = {source: [] for source in range(len(self.sources))}
         col_blocks = chunk_bounds(self.vocab, self.cols)
         workspace = Workspace(self.rows, self.cols, dtype, device)
         for row_start, row_stop in chunk_bounds(self.n_rows, self.rows):
@@ -165,10 +165,10 @@ class ChunkedPass:
             else:
                 lse, shift = self._split_rows(tensors, row_start, row_stop, chunks, workspace,
                                               col_blocks)
-            zero = {s: torch.zeros_like(shift[s]) for s in shift}
+            zero = {source: torch.zeros_like(shift[source]) for source in shift}
             stats = RowStats(lse=lse, row_max=zero, shift=shift, dtype=dtype)
-            for s in lse_pieces:
-                lse_pieces[s].append(lse[s] + shift[s])  # backward works on unshifted logits
+            for source in lse_pieces:
+                lse_pieces[source].append(lse[source] + shift[source])  # backward works on unshifted logits
             for index, query in enumerate(self.queries):
                 value, keep = query.finalize(stats, chunks[index])
                 outputs[index].append(value)
@@ -181,8 +181,8 @@ class ChunkedPass:
                 results.append(torch.cat(outputs[index]).to(result_dtype))
             else:
                 results.append(torch.zeros(0, dtype=result_dtype, device=device))
-        lse_rows = [torch.cat(lse_pieces[s]) if lse_pieces[s] else torch.zeros(0, dtype=dtype, device=device)
-                    for s in lse_pieces]
+        lse_rows = [torch.cat(lse_pieces[source]) if lse_pieces[source] else torch.zeros(0, dtype=dtype, device=device)
+                    for source in lse_pieces]
         saved_rows = [{key: torch.cat(pieces) for key, pieces in saved[index].items()}
                       for index in range(len(self.queries))]
         return results, lse_rows, saved_rows
@@ -218,31 +218,31 @@ class ChunkedPass:
         for row_start, row_stop in chunk_bounds(self.n_rows, self.rows):
             rows = row_stop - row_start
             chunks = self._chunks(tensors, row_start, row_stop, active)
-            lse = {s: lse_rows[s][row_start:row_stop] for s in range(len(self.sources))}
+            lse = {source: lse_rows[source][row_start:row_stop] for source in range(len(self.sources))}
             saved = {index: {key: value[row_start:row_stop] for key, value in saved_rows[index].items()}
                      for index in active}
             grad_output = {index: output_grads[index][row_start:row_stop].to(dtype) for index in active}
             grad_hidden = {
-                s: torch.empty(rows, tensors[source.slots[0]].shape[1], dtype=dtype, device=device)
-                for s, source in enumerate(self.sources)
-                if source.kind == "hidden" and needs[source.slots[0]]
+                source: torch.empty(rows, tensors[logit_source.slots[0]].shape[1], dtype=dtype, device=device)
+                for source, logit_source in enumerate(self.sources)
+                if logit_source.kind == "hidden" and needs[logit_source.slots[0]]
             }
             for col_start, col_stop in col_blocks:
                 logits, squash = self._fill_logits(tensors, row_start, row_stop, col_start, col_stop,
                                                    workspace)
                 block = LogitBlock(logits, squash, lse, col_start, col_stop, workspace)
-                gradients = {s: LogitGradient(rows, dtype, device)
-                             for s in range(len(self.sources)) if source_needs[s]}
+                gradients = {source: LogitGradient(rows, dtype, device)
+                             for source in range(len(self.sources)) if source_needs[source]}
                 for index in active:
                     self.queries[index].backward(block, chunks[index], saved[index],
                                                  grad_output[index], gradients)
-                for s, collector in gradients.items():
-                    self.sources[s].backprop(tensors, grads, (row_start, row_stop),
-                                             (col_start, col_stop), collector.build(block, s),
-                                             squash[s], grad_hidden.get(s))
+                for source, collector in gradients.items():
+                    self.sources[source].backprop(tensors, grads, (row_start, row_stop),
+                                             (col_start, col_stop), collector.build(block, source),
+                                             squash[source], grad_hidden.get(source))
                 del block, logits, gradients
-            for s, buffer in grad_hidden.items():
-                grads[self.sources[s].slots[0]][row_start:row_stop] = buffer
+            for source, buffer in grad_hidden.items():
+                grads[self.sources[source].slots[0]][row_start:row_stop] = buffer
         for source in self.sources:
             for slot in source.slots:
                 if grads[slot] is not None and grads[slot].dtype != tensors[slot].dtype:

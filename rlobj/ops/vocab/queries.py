@@ -179,7 +179,7 @@ class KL(VocabQuery):
         return value, {"kl": value}
 
     def backward(self, block, chunk, saved, grad_output, gradients):
-        g = grad_output
+        g = grad_output  # the upstream gradient, per row
         if self._stored():
             if chunk.view in gradients:
                 _, r = self._reference(chunk.data[0], g.dtype)
@@ -303,7 +303,7 @@ class FDivergence(VocabQuery):
 
     def backward(self, block, chunk, saved, grad_output, gradients):
         ratio, value, slope = self._ratio_terms(block, chunk)
-        g = as_column(grad_output)
+        g = as_column(grad_output)  # the upstream gradient, as a column
         if chunk.view in gradients:
             gradients[chunk.view].add_dense((block.probs(chunk.view) * slope).mul_(g))
             gradients[chunk.view].add_probs(-grad_output * saved["sum_a"])
