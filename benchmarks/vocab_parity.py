@@ -9,14 +9,16 @@ vocabulary V), runs the same forward + backward through both:
 * ``logp+H``: log-prob and entropy only;
 * ``siren top-p H``: SIREN's nucleus entropy (p = 0.8, top 10000), whole rows with a sort.
 
-It prints peak traced memory (CPU: live tensor bytes above the weights and their gradients, the
-tracer of ``vocab_terms.py``), the minimum wall and process-CPU seconds over interleaved rounds,
+It prints peak memory (CPU: live tensor bytes above the weights and their gradients, the tracer
+of ``vocab_terms.py``; CUDA: ``torch.cuda.max_memory_allocated`` above the inputs less the final
+gradients), the minimum wall and process-CPU seconds over interleaved rounds,
 the ratios new / old, and the largest difference between the two implementations' outputs and
 gradients (0 means bit-identical).
 
 Usage:
     python benchmarks/vocab_parity.py --threads 1
     python benchmarks/vocab_parity.py --old /tmp/old_vocab.py --tokens 2048 --vocab 32768 151936
+    python benchmarks/vocab_parity.py --device cuda --tokens 8192 --vocab 151936
 """
 
 import argparse
@@ -100,18 +102,35 @@ def siren_top_p(impl, setup):
 VARIANTS = {"lp_reg fused": lp_reg_fused, "logp+H": logp_entropy, "siren top-p H": siren_top_p}
 
 
-def run_once(variant, impl, setup, trace):
+def sync(device):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def run_once(variant, impl, setup, trace, device="cpu"):
+    """Traced: (peak bytes, outputs, gradients); else (wall seconds, process CPU seconds)."""
     for key in ("hidden", "weight"):
         setup[key].grad = None
     gc.collect()
-    if trace:
+    if trace and device == "cpu":
         with LiveBytes() as tracer:
             outs = VARIANTS[variant](impl, setup)
         grads = [setup[k].grad for k in ("hidden", "weight")]
         peak, _ = tracer.summary([g.untyped_storage() for g in grads])
         return peak, [o.detach() for o in outs], [g.clone() for g in grads]
+    if trace:  # CUDA: peak allocated above what was live before, less the final gradients
+        sync(device)
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        outs = VARIANTS[variant](impl, setup)
+        sync(device)
+        grads = [setup[k].grad for k in ("hidden", "weight")]
+        peak = torch.cuda.max_memory_allocated() - before - sum(g.nbytes for g in grads)
+        return peak, [o.detach() for o in outs], [g.clone() for g in grads]
+    sync(device)
     wall, cpu = time.perf_counter(), time.process_time()
     VARIANTS[variant](impl, setup)
+    sync(device)
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -127,24 +146,25 @@ def main():
     parser.add_argument("--hidden", type=int, default=896)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds (min kept)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     impls = implementations(load_old(args.old))
-    print(f"torch={torch.__version__} threads={torch.get_num_threads()} H={args.hidden}")
+    print(f"torch={torch.__version__} device={args.device} threads={torch.get_num_threads()} H={args.hidden}")
     rows = []
     for n in args.tokens:
         for vocab in args.vocab:
-            setup = make_setup(n, vocab, args.hidden, "cpu")
+            setup = make_setup(n, vocab, args.hidden, args.device)
             for variant in args.variants:
                 result = {}
                 for name, impl in impls.items():
-                    peak, outs, grads = run_once(variant, impl, setup, trace=True)
+                    peak, outs, grads = run_once(variant, impl, setup, True, args.device)
                     result[name] = dict(peak=peak, outs=outs, grads=grads, wall=math.inf, cpu=math.inf)
                 for _ in range(args.repeats):
                     for name, impl in impls.items():
-                        wall, cpu = run_once(variant, impl, setup, trace=False)
+                        wall, cpu = run_once(variant, impl, setup, False, args.device)
                         result[name]["wall"] = min(result[name]["wall"], wall)
                         result[name]["cpu"] = min(result[name]["cpu"], cpu)
                 old, new = result["old"], result["new"]
