@@ -405,22 +405,31 @@ class vsrm_step_reward(Term):
     (``extras["step_accuracy"]``, ``"batch seq"``, read at step ends) and $a_0$ that of the
     empty reasoning (``extras["start_accuracy"]``, ``" batch"``):
 
-    $$d_k = a_k - a_{k-1},\qquad r_{t_k} = d_k + \sum_{j=1}^{W}\gamma^j\, d_{k+j}$$
+    $$d_k = a_k - a_{k-1},\qquad r_{t_k} = \begin{cases} d_k & |d_k| \ge \delta \\
+      \gamma^{m-k}\, d_m & \text{else, } m \text{ the first later step with } |d_m| \ge \delta,
+      \ m - k \le W \\ 0 & \text{else, when the } W \text{ next gains are flat too} \\
+      \gamma^{K-k}\,(a_K - a_{k-1}) & \text{else (the flat run reaches the last step)}\end{cases}$$
 
-    ($d_{k+j} = 0$ past the last step). $W = 0$ (default) gives the plain gains, which
-    telescope: $\sum_k r_{t_k} = a_K - a_0$. The step rewards are added to ``token_rewards``;
-    the outcome reward stays in ``rewards`` (on the final token for token-return advantages
-    such as ``batch_whiten``). Segmenting the response at cue words ("However", "So", "Wait",
-    ...) and running the sub-rollouts are the trainer's job; this term holds the arithmetic.
+    A step whose own gain is flat ($|d_k| < \delta$) borrows the first non-flat gain among the
+    next $W$ steps, decayed by $\gamma$ per step of distance; a non-flat gain is its own
+    reward (later gains are not added). $W = 0$ gives the plain gains, which telescope:
+    $\sum_k r_{t_k} = a_K - a_0$. The step rewards are added to ``token_rewards``; the outcome
+    reward stays in ``rewards`` (on the final token for token-return advantages such as
+    ``batch_whiten``). Segmenting the response at cue words ("However", "So", "Wait", ...) and
+    running the sub-rollouts are the trainer's job (``ReasoningSteps``); this term holds the
+    arithmetic.
 
     Yue, Dong, Gao, He, Chai, Yin, Lin, "Promoting Efficient Reasoning with Verifiable Stepwise
-    Reward", arXiv 2508.10293 (AAAI 2026), trained with PPO / REINFORCE++. UNVERIFIED
-    (abstract and a summary only): the look-ahead propagation of sparse gains, its window $W$
-    and decay $\gamma$ (options, off by default).
+    Reward", arXiv 2508.10293 (AAAI 2026). Reference: 1benwu1/VSRM-Efficient-LRMs @ e4e928b,
+    ``verl/workers/rollout_postprocess.py::compute_step_reward`` (``gamma = 0.7``,
+    ``MAX_LOOKAHEAD = 4``, flat when ``abs(delta) < 1e-5``): the defaults. The reference writes
+    each step's reward on the step's *first* token (the split position, where the previous
+    prefix ends); rlobj reads it at ``step_ends`` as the provider marks them.
 
     Args:
-        lookahead: $W \ge 0$ later steps propagated back.
-        gamma: $\gamma \in [0, 1]$, the decay per step of look-ahead.
+        lookahead: $W \ge 0$ later steps searched for a non-flat gain.
+        gamma: $\gamma \in [0, 1]$, the decay per step of distance.
+        flat: $\delta \ge 0$, gains below it in magnitude are flat.
 
     Example:
         >>> from rlobj import batch_whiten, grpo, group_zscore
@@ -431,12 +440,34 @@ class vsrm_step_reward(Term):
     reads: ClassVar[tuple[str, ...]] = ("token_rewards", "mask", "extras:step_ends", "extras:step_accuracy",
                                         "extras:start_accuracy")
     writes: ClassVar[tuple[str, ...]] = ("token_rewards",)
-    lookahead: int = 0
-    gamma: float = 0.5
+    lookahead: int = 4
+    gamma: float = 0.7
+    flat: float = 1e-5
 
     def __post_init__(self):
         check_range("vsrm_step_reward", "lookahead", self.lookahead, low=0)
         check_range("vsrm_step_reward", "gamma", self.gamma, low=0.0, high=1.0)
+        check_range("vsrm_step_reward", "flat", self.flat, low=0.0)
+
+    def propagate(self, gains: list[float]) -> list[float]:
+        """The step rewards of one response from its gains $d_1..d_K$ (the rule above)."""
+        if self.lookahead == 0:
+            return list(gains)
+        out = []
+        for k, gain in enumerate(gains):
+            if abs(gain) >= self.flat:
+                out.append(gain)
+                continue
+            m, skipped = k + 1, 0
+            while skipped < self.lookahead and m < len(gains) and abs(gains[m]) < self.flat:
+                m, skipped = m + 1, skipped + 1
+            if skipped == self.lookahead:
+                out.append(0.0)
+            elif m < len(gains):
+                out.append(self.gamma ** (m - k) * gains[m])
+            else:  # the flat run reaches the last step: its (tiny) total change, decayed
+                out.append(self.gamma ** (len(gains) - k - 1) * sum(gains[k:]))
+        return out
 
     def __call__(self, state: State) -> State:
         shape = tuple(state.mask.shape)
@@ -452,11 +483,8 @@ class vsrm_step_reward(Term):
             if positions.numel() == 0:
                 continue
             levels = torch.cat([start[row].double().reshape(1), accuracy[row, positions].double()])
-            gains = levels[1:] - levels[:-1]  # d_k
-            rewards = gains.clone()
-            for j in range(1, min(self.lookahead, gains.numel() - 1) + 1):
-                rewards[:-j] += self.gamma**j * gains[j:]  # r_k += gamma^j d_{k+j}
-            steps[row, positions] = rewards
+            gains = (levels[1:] - levels[:-1]).tolist()  # d_k
+            steps[row, positions] = torch.tensor(self.propagate(gains), dtype=torch.float64, device=steps.device)
         steps = steps.to(dtype)
         base = state.token_rewards if state.token_rewards is not None else torch.zeros_like(steps)
         return state.update(token_rewards=base + steps).add_metrics(

@@ -553,12 +553,46 @@ def test_vsrm_hand_values():
     # steps end at t = 1, 3, 4 with prefix accuracies .25, .25, 1; a_0 = 0:
     # gains d = .25 - 0 = .25, .25 - .25 = 0, 1 - .25 = .75 (sum 1 = a_K - a_0)
     s = vsrm_state([[False, True, False, True, True]], [[0, 0.25, 0, 0.25, 1.0]], [0.0])
-    out = vsrm_step_reward()(s)
+    out = vsrm_step_reward(lookahead=0)(s)
     assert out.token_rewards.tolist() == [[0, 0.25, 0, 0.0, 0.75]]
-    # look-ahead W = 2, gamma = .5: r_1 = .25 + .5 * 0 + .25 * .75 = .4375; r_2 = 0 + .5 * .75 = .375;
-    # r_3 = .75 (no later step)
+    # look-ahead W = 2, gamma = .5 (the reference's rule): r_1 = .25 (its own gain is not flat:
+    # later gains are not added); r_2 = .5 * .75 = .375 (flat: the next non-flat gain, decayed);
+    # r_3 = .75
     out = vsrm_step_reward(lookahead=2, gamma=0.5)(s)
-    assert out.token_rewards.tolist() == [[0, 0.4375, 0, 0.375, 0.75]]
+    assert out.token_rewards.tolist() == [[0, 0.25, 0, 0.375, 0.75]]
+
+
+def test_vsrm_defaults_are_the_references():
+    # 1benwu1/VSRM-Efficient-LRMs rollout_postprocess.py compute_step_reward: gamma 0.7,
+    # MAX_LOOKAHEAD 4, flat below 1e-5
+    term = vsrm_step_reward()
+    assert (term.lookahead, term.gamma, term.flat) == (4, 0.7, 1e-5)
+
+
+def reference_step_rewards(acc_list, gamma, lookahead):
+    """Transcription of VSRM's compute_step_reward for one response (acc_list[j]: accuracy of
+    the j-th prefix, the last one the whole reasoning); returns one reward per split."""
+    rewards = []
+    n = len(acc_list) - 1
+    for j in range(n):
+        delta = acc_list[j + 1] - acc_list[j]
+        if abs(delta) < 1e-5:
+            k, steps = j + 1, 0
+            while steps < lookahead and k < n and abs(acc_list[k + 1] - acc_list[k]) < 1e-5:
+                k += 1
+                steps += 1
+            if steps == lookahead:
+                reward = 0.0
+            elif k < n:
+                change = acc_list[k + 1] - acc_list[k]
+                reward = (1 if change > 0 else -1) * abs(change) * gamma ** (k - j)
+            else:
+                final = acc_list[-1] - acc_list[j]
+                reward = (1 if final > 0 else -1) * abs(final) * gamma ** (n - j - 1)
+        else:
+            reward = delta
+        rewards.append(reward)
+    return rewards
 
 
 @st.composite
@@ -573,18 +607,17 @@ def vsrm_inputs(draw):
 
 
 @SETTINGS
-@given(vsrm_inputs(), st.integers(0, 4), st.floats(0, 1))
+@given(vsrm_inputs(), st.integers(1, 4), st.floats(0, 1))
 def test_vsrm_matches_loop_reference_and_telescopes(data, window, gamma):
     ends, acc, start, lengths, width = data
     out = vsrm_step_reward(lookahead=window, gamma=gamma)(vsrm_state(ends, acc, start, lengths, width))
-    plain = vsrm_step_reward()(vsrm_state(ends, acc, start, lengths, width))
+    plain = vsrm_step_reward(lookahead=0)(vsrm_state(ends, acc, start, lengths, width))
     for i in range(len(ends)):
         positions = [t for t in range(lengths[i]) if ends[i][t]]
         levels = [start[i]] + [acc[i][t] for t in positions]
-        gains = [levels[k + 1] - levels[k] for k in range(len(positions))]
+        expected = reference_step_rewards(levels, gamma, window)
         for k, t in enumerate(positions):
-            expected = gains[k] + sum(gamma**j * gains[k + j] for j in range(1, window + 1) if k + j < len(gains))
-            assert float(out.token_rewards[i, t]) == pytest.approx(expected, abs=1e-9)
+            assert float(out.token_rewards[i, t]) == pytest.approx(expected[k], abs=1e-9)
             assert -1.0 <= float(plain.token_rewards[i, t]) <= 1.0
         others = [t for t in range(width) if t not in positions]
         assert all(float(out.token_rewards[i, t]) == 0.0 for t in others)
@@ -598,6 +631,9 @@ def test_vsrm_propagation_reaches_a_zero_gain_step_and_decays_with_distance():
     s = vsrm_state([[True, True, True, True]], [[0.0, 0.0, 0.0, 1.0]], [0.0])
     out = vsrm_step_reward(lookahead=3, gamma=0.5)(s)
     assert out.token_rewards.tolist() == [[0.125, 0.25, 0.5, 1.0]]
+    # past the window the flat step gets nothing: W = 2 reaches only the 2 next gains
+    out = vsrm_step_reward(lookahead=2, gamma=0.5)(s)
+    assert out.token_rewards.tolist() == [[0.0, 0.25, 0.5, 1.0]]
 
 
 # =========================================================================== recipes, bad input (second batch)
