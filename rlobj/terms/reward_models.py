@@ -54,30 +54,39 @@ def _check_unit(name: str, values: Tensor, by: str, where: Tensor | None = None)
 # --------------------------------------------------------------------------- PPR ReNorm
 @dataclass(frozen=True)
 class ppr_renorm(Term):
-    r"""PPR ReNorm: process and outcome rewards centred at 1/2 and added, one reward per step.
+    r"""PPR ReNorm: each judged turn's process reward shifted by the outcome, the outcome kept.
 
-    $$\hat r_t = \big(r^p_t - \tfrac12\big) + \big(r^o - \tfrac12\big) = r^p_t + r^o - 1 \in [-1, 1]$$
+    $$\hat r_t = r^p_t + r^o - \beta$$
 
-    at every step-end token $t$ ($r^p_t \in [0,1]$: the principle-based process reward model's
-    score divided by its maximum; $r^o \in [0, 1]$: the outcome reward, i.e. the incoming
-    ``rewards``). The outcome is folded into every step, so ``rewards`` becomes 0 and the
-    $\hat r_t$ are added to ``token_rewards``: a correct trajectory ($r^o = 1$) gets only
-    non-negative step rewards, an incorrect one ($r^o = 0$) only non-positive ones (sign
-    consistency), which is the point of ReNorm. Use it with an advantage on token returns
-    (``batch_whiten``, REINFORCE++-style), the closest rlobj has to the paper's PPO + GAE.
+    at every step end $t$ but the last of a response ($r^p_t \in [0,1]$: the principle-based
+    process reward model's score divided by its maximum; $r^o \in [0, 1]$: the outcome reward,
+    the incoming ``rewards``; $\beta = 1$). The last step end is the answer turn: the process
+    model does not judge it and it keeps the outcome alone, which stays in ``rewards`` (on the
+    final token for token-return advantages such as ``batch_whiten``). A response with one step
+    end or none gets the outcome only. With $\beta = 1$ a correct trajectory ($r^o = 1$) gets
+    only non-negative step rewards and an incorrect one ($r^o = 0$) only non-positive ones
+    (sign consistency), which is the point of ReNorm.
 
-    Inputs: ``extras["step_ends"]`` (bool, ``"batch seq"``, True at the last token of each
-    reasoning step; every non-empty response needs at least one) and
-    ``extras["process_rewards"]`` (float, ``"batch seq"``, read at the step ends).
+    Inputs: ``extras["step_ends"]`` (bool, ``"batch seq"``, True at the last token of each turn,
+    the answer turn included, as the reference's ``turn_mask``) and ``extras["process_rewards"]``
+    (float, ``"batch seq"``, read at the step ends but the last).
 
     Xu, Li, Xing, Zhang, Li, Shi, "Hybrid Reward Normalization for Process-supervised
-    Non-verifiable Agentic Tasks" (PPR), arXiv 2509.25598, ReNorm. UNVERIFIED (secondary
-    sources only): the reward is placed at each step's end token (the most reasonable reading).
+    Non-verifiable Agentic Tasks" (PPR), arXiv 2509.25598. Reference: Zhuohao-Li/ppr @ 4b496fa,
+    ``verl/trainer/main_ppo.py::RewardManager`` (outcome written at the last valid token;
+    ``_apply_process_reward_optimizations``: every turn boundary but the last gets
+    ``score + orm_score - beta``, rows with one boundary or none are skipped),
+    ``verl/utils/reward_score/process_reward.py::write_tag_rewards`` (score / max_score) and
+    ``examples/train_3b.sh`` (``process_reward_config.renorm_beta=1.0``). A turn whose process
+    score could not be parsed keeps 0 there (so $r^o - \beta$); supply 0 for it.
+
+    Args:
+        beta: $\beta$, the shift (reference 1.0).
 
     Returns:
-        The state with ``rewards`` = 0, ``token_rewards`` += $\hat r$ at step ends (no gradient)
-        and the metrics ``ppr/step_reward`` (mean $\hat r$ over steps) and ``ppr/steps``
-        (mean steps per response).
+        The state with ``token_rewards`` += $\hat r$ at the judged step ends (no gradient),
+        ``rewards`` unchanged, and the metrics ``ppr/step_reward`` (mean $\hat r$ over judged
+        steps) and ``ppr/steps`` (mean judged steps per response).
 
     Example:
         >>> from rlobj import batch_whiten, grpo, group_zscore
@@ -86,7 +95,11 @@ class ppr_renorm(Term):
 
     stage: ClassVar[str] = "batch"
     reads: ClassVar[tuple[str, ...]] = ("rewards", "token_rewards", "mask", "extras:step_ends", "extras:process_rewards")
-    writes: ClassVar[tuple[str, ...]] = ("rewards", "token_rewards")
+    writes: ClassVar[tuple[str, ...]] = ("token_rewards",)
+    beta: float = 1.0
+
+    def __post_init__(self):
+        check_range("ppr_renorm", "beta", self.beta, low=0.0)
 
     def __call__(self, state: State) -> State:
         outcome = state.require("rewards", "ppr_renorm").detach()
@@ -94,17 +107,16 @@ class ppr_renorm(Term):
         ends = _extra(state, "step_ends", "ppr_renorm", shape, "batch seq", "bool") & state.mask
         process = _extra(state, "process_rewards", "ppr_renorm", shape, "batch seq", "float")
         _check_unit("rewards", outcome, "ppr_renorm (the outcome reward r^o)")
-        _check_unit("extras['process_rewards']", process, "ppr_renorm", where=ends)
-        missing = state.mask.any(-1) & ~ends.any(-1)
-        if bool(missing.any()):
-            raise RlobjInputError(
-                f"extras['step_ends']: ppr_renorm needs at least one step end per response, but rows "
-                f"{missing.nonzero().flatten().tolist()[:10]} have none (mark the last token of the final step)")
-        step = torch.where(ends, process.to(outcome.dtype) + outcome[:, None] - 1.0, torch.zeros((), dtype=outcome.dtype))
+        # the last step end of each row is the answer turn (the outcome's): not judged
+        last = ends & (ends.long().flip(-1).cumsum(-1).flip(-1) == 1)
+        judged = ends & ~last
+        _check_unit("extras['process_rewards']", process, "ppr_renorm", where=judged)
+        step = torch.where(judged, process.to(outcome.dtype) + outcome[:, None] - self.beta,
+                           torch.zeros((), dtype=outcome.dtype))
         base = state.token_rewards if state.token_rewards is not None else torch.zeros_like(step)
-        return state.update(rewards=torch.zeros_like(outcome), token_rewards=base + step).add_metrics(
-            **{"ppr/step_reward": step[ends].mean() if bool(ends.any()) else step.sum(),
-               "ppr/steps": ends.sum(-1).to(outcome.dtype).mean()})
+        return state.update(token_rewards=base + step.detach()).add_metrics(
+            **{"ppr/step_reward": step[judged].mean() if bool(judged.any()) else step.sum(),
+               "ppr/steps": judged.sum(-1).to(outcome.dtype).mean()})
 
 
 # --------------------------------------------------------------------------- Co-Reward

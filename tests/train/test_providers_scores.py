@@ -346,7 +346,7 @@ def test_ppr_renorm_trains_from_steps():
     texts = ["2+3=5 5", "5", "2+3=6 6", "1", "4+4=8", "8", "8 8", "3", "3", "1+2=3", "1+2=4 4", "0",
              "7", "6+1=7 7", "6", "7 7"]
     metrics = trains(module, text_batch(module, texts, ADD), "ppr/steps")
-    assert metrics["ppr/steps"] > 1
+    assert metrics["ppr/steps"] > 0  # judged turns: every step but the answer (the last)
 
 
 def test_critique_token_advantage_trains_from_votes():
