@@ -13,30 +13,7 @@ micro-batch on one rank; no rlobj helper computes an expected value.
 
 import torch
 from terms.test_recipe_transcriptions import F64, check, rollouts, token_mean
-
-
-def step_rewards(acc_list, gamma=0.7, lookahead=4):
-    """VSRM compute_step_reward for one response: one reward per split position."""
-    out, n = [], len(acc_list) - 1
-    for j in range(n):
-        delta = acc_list[j + 1] - acc_list[j]
-        if abs(delta) < 1e-5:
-            k, steps = j + 1, 0
-            while steps < lookahead and k < n and abs(acc_list[k + 1] - acc_list[k]) < 1e-5:
-                k += 1
-                steps += 1
-            if steps == lookahead:
-                reward = 0.0
-            elif k < n:
-                change = acc_list[k + 1] - acc_list[k]
-                reward = (1 if change > 0 else -1) * abs(change) * gamma ** (k - j)
-            else:
-                final = acc_list[-1] - acc_list[j]
-                reward = (1 if final > 0 else -1) * abs(final) * gamma ** (n - j - 1)
-        else:
-            reward = delta
-        out.append(reward)
-    return out
+from terms.test_reward_models import reference_step_rewards  # VSRM compute_step_reward, transcribed
 
 
 def reinforce_pp_advantages(token_rewards, mask):
@@ -80,11 +57,11 @@ def test_vsrm_recipe():
 
     token_rewards = torch.zeros(mask.shape, dtype=F64)
     for i, (positions, acc_list) in enumerate(acc_lists):
-        for pos, reward in zip(positions, step_rewards(acc_list)):
+        for pos, reward in zip(positions, reference_step_rewards(acc_list, 0.7, 4)):
             token_rewards[i, pos] = reward
         token_rewards[i, int(lengths[i]) - 1] = batch["rewards"][i]  # naive.py: outcome on the last token
     adv = reinforce_pp_advantages(token_rewards, mask)
-    assert any(r != d for _, a in acc_lists for r, d in zip(step_rewards(a), (a[k + 1] - a[k] for k in range(len(a) - 1))))
+    assert any(r != d for _, a in acc_lists for r, d in zip(reference_step_rewards(a, 0.7, 4), (a[k + 1] - a[k] for k in range(len(a) - 1))))
 
     def reference(logp):
         return token_mean(ppo_token_losses(logp, batch["logp_old"], adv, dual=3.0), mask)
