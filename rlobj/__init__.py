@@ -76,6 +76,7 @@ from rlobj.presets.seed_recipes import (
     sar_recipe,
     wirelessmath_recipe,
 )
+from rlobj.presets.seed_recipes_2 import ppr_recipe, vsrm_recipe
 
 # batch functions (rollout layer): act on the rollout batch, not on the loss
 from rlobj.rollout.filters import (
@@ -385,6 +386,8 @@ __all__ = [
     "rlpr_recipe",
     "sar_recipe",
     "wirelessmath_recipe",
+    "ppr_recipe",
+    "vsrm_recipe",
     # batch functions (rollout layer)
     "compensation_step",
     "dars_cumulative_advantage",

@@ -229,6 +229,14 @@ WHEN_EXPORTED.update({
     20: (["wirelessmath_recipe", "grpo"], "wirelessmath_recipe",
          "GRPO with binary verification rewards (math verifier `rlobj.verifiers.MathVerifier`); the recipe: lr 1e-6, KL 0.01, T 1.0 (paper only: the authors' project page; clip, aggregation, KL estimator and group size not stated, marked unverified)"),
 })
+# faithful recipes, continued further (rlobj.presets.seed_recipes_2): VSRM and PPR
+API.update({name: f"rlobj.presets.seed_recipes_2.{name}" for name in ("vsrm_recipe", "ppr_recipe")})
+WHEN_EXPORTED.update({
+    18: (["vsrm_recipe", "vsrm_step_reward"], "vsrm_recipe",
+         "VSRM step rewards = accuracy gain of each reasoning prefix, a flat step borrowing the next non-flat gain (W 4, gamma 0.7, as the released code); steps and sub-rollouts from the `ReasoningSteps` provider; the recipe: clip 0.2 with dual clip 3, token mean, no KL, T 0.6, lr 1e-6, batch-whitened returns where the reference trains a critic (GAE)"),
+    38: (["ppr_recipe", "ppr_renorm"], "ppr_recipe",
+         "PPR ReNorm: every judged turn gets r^p + r^o - 1, the outcome stays on the last token (as the released code); the recipe: k1 KL 0.001 in the reward, clip 0.2, entropy bonus 0.001, token mean, lr 1e-6, batch-whitened returns where the reference trains a critic (GAE)"),
+})
 # data loops (rlobj.train; docs/data-loops.md)
 API.update({"HardFocus": "rlobj.train.data_strategies.HardFocus", "DomainMixture": "rlobj.train.data_strategies.DomainMixture",
             "DifficultyCurriculum": "rlobj.train.data_strategies.DifficultyCurriculum",

@@ -77,3 +77,10 @@ __all__ += [
     "sar_recipe",
     "wirelessmath_recipe",
 ]
+
+# faithful recipes, continued further (issue 14): VSRM and PPR, whose authors' code was found later
+from rlobj.presets.seed_recipes_2 import SEED_RECIPES_2, ppr_recipe, vsrm_recipe  # noqa: E402
+
+RECIPES.update({recipe.name: recipe for recipe in SEED_RECIPES_2})
+
+__all__ += ["ppr_recipe", "vsrm_recipe"]

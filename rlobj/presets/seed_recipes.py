@@ -141,12 +141,13 @@ noisy_rlvr_recipe = chain(backward_correction(rho0=0.1, rho1=0.2), leave_one_out
 #: ``clip_ratio=0.2``; ``filter_accuracy=True`` with bounds 0.001 / 0.999: flat groups leave the
 #: batch; no KL, entropy 0; n = 8, lr 1e-6, 128 / 64 prompts, ``max_response_length=3072``) and
 #: ``verl/trainer/ppo/core_algos.py::compute_policy_loss`` (guided rows: $\rho/(\rho+\gamma)$,
-#: unclipped; token mean; no dual clip). ``hint_clip_ratio(shaping="percentile")`` takes
+#: unclipped; token mean; no dual clip). ``hint_clip_ratio(shaping="percentile", scope="micro_batch")`` takes
 #: $\gamma$ per call, as the reference per micro-batch: **the gradient then depends on the
 #: micro-batch size** when guided rows are split. rlobj's ``GuidedSampler`` samples a fixed share
 #: of every hinted record's group with the hint instead of re-rolling all-failed groups.
 guide_recipe = chain(drop_zero_variance_groups(), group_zscore(),
-                     hint_clip_ratio(eps_low=0.2, eps_high=0.2, shaping="percentile", gamma=0.9), token_mean(),
+                     hint_clip_ratio(eps_low=0.2, eps_high=0.2, shaping="percentile", gamma=0.9,
+                                     scope="micro_batch"), token_mean(),
                      name="guide_recipe")
 
 #: GHPO (arXiv 2507.10628). Reference: hkgc-1/GHPO @ af0a7dd, ``recipes/Qwen2.5-Math-7B/ghpo/
@@ -346,6 +347,8 @@ SEED_RECIPES: tuple[Recipe, ...] = (
         _s("guided-row shaping", FromChain(hint_clip_ratio, "shaping"), "percentile",
            "guide_grpo_qwen.sh: apply_off_policy_shaping=True, gamma_strategy=percentile"),
         _s("shaping level gamma", FromChain(hint_clip_ratio, "gamma"), 0.9, "guide_grpo_qwen.sh: gamma_value"),
+        _s("percentile over", FromChain(hint_clip_ratio, "scope"), "micro_batch",
+           "core_algos.py: compute_policy_loss, one quantile per call (per micro-batch)"),
         _s("quantile over", "valid tokens of the guided rows", "every position of the guided rows",
            "core_algos.py: ratio_safe[off_policy_mask] with a [B] row mask",
            "the reference's quantile includes padding positions"),

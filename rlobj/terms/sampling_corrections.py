@@ -54,12 +54,14 @@ class hint_clip_ratio(Term):
     guided rows the ratio is replaced by $\tilde\rho = \rho/(\rho + \gamma)$ and **not
     clipped** (PPO's clip stays on the other rows); ``"constant"``: $\gamma$ = ``gamma``;
     ``"percentile"``: $\gamma$ = the ``gamma``-quantile of the detached ratios of the guided
-    tokens of the call, at least $10^{-4}$ (``gamma_strategy=percentile``, ``gamma_value=0.9``
-    in ``guide_grpo_qwen.sh``); ``"power"``: $\tilde\rho = \rho^\gamma$. The percentile is
-    taken per call, i.e. per micro-batch as in the reference: when guided rows are split
-    across micro-batches **the gradient depends on the micro-batch size**. The reference's
-    quantile runs over every position of the guided rows, padding included (a ``[B]`` row mask
-    indexing a ``[B, T]`` ratio); here it runs over their valid tokens.
+    tokens, at least $10^{-4}$ (``gamma_strategy=percentile``, ``gamma_value=0.9`` in
+    ``guide_grpo_qwen.sh``); ``"power"``: $\tilde\rho = \rho^\gamma$. The percentile runs over
+    the guided tokens of the whole optimizer mini-batch (``scope="batch"``, the default: a
+    mini-batch statistic, so micro-batching changes nothing) or, as the reference code does,
+    over those of each call (``scope="micro_batch"``, ``guide_recipe``): when guided rows are
+    split across micro-batches **the gradient then depends on the micro-batch size**. The
+    reference's quantile runs over every position of the guided rows, padding included (a
+    ``[B]`` row mask indexing a ``[B, T]`` ratio); here it runs over their valid tokens.
 
     Args:
         eps_low, eps_high: clip range.
@@ -67,6 +69,8 @@ class hint_clip_ratio(Term):
         shaping: None (default: the clipped ratio on guided rows too), ``"constant"``,
             ``"percentile"`` or ``"power"``.
         gamma: $\gamma$ of the shaping (a level in $(0, 1]$ for ``"percentile"``).
+        scope: where ``"percentile"`` takes its quantile: ``"batch"`` (default, the whole
+            mini-batch) or ``"micro_batch"`` (each call, the reference's).
 
     Example:
         >>> from rlobj import clip_ratio, grpo
@@ -81,8 +85,11 @@ class hint_clip_ratio(Term):
     log_ratio_clamp: float = 20.0
     shaping: str | None = None
     gamma: float = 0.9
+    scope: str = "batch"
 
     def __post_init__(self):
+        if self.scope not in ("batch", "micro_batch"):
+            raise RlobjInputError(f"hint_clip_ratio.scope: expected 'batch' or 'micro_batch', got {self.scope!r}")
         check_range("hint_clip_ratio", "eps_low", self.eps_low, low=0.0, high=1.0)
         check_range("hint_clip_ratio", "eps_high", self.eps_high, low=0.0)
         check_range("hint_clip_ratio", "log_ratio_clamp", self.log_ratio_clamp, low=0.0, low_open=True)
@@ -94,17 +101,39 @@ class hint_clip_ratio(Term):
         elif self.shaping is not None:
             check_range("hint_clip_ratio", "gamma", self.gamma, low=0.0, low_open=True)
 
-    def shaped(self, ratio: Tensor, rows: Tensor) -> Tensor:
-        """$\tilde\rho$ on the guided tokens ``rows`` (``ratio`` elsewhere)."""
+    def has_minibatch_stats(self) -> bool:
+        return self.shaping == "percentile" and self.scope == "batch"
+
+    def percentile(self, ratio: Tensor, rows: Tensor) -> Tensor:
+        """The ``gamma``-quantile of the detached ratios at ``rows``, at least 1e-4 (1 when none)."""
+        if not bool(rows.any()):
+            return torch.ones((), dtype=ratio.dtype, device=ratio.device)
+        values = ratio.detach()[rows]  # quantile needs float32/64 (bf16 ratios are upcast)
+        values = values if values.dtype in (torch.float32, torch.float64) else values.float()
+        return torch.quantile(values, self.gamma).clamp(min=1e-4).to(ratio.dtype)
+
+    def _ratio(self, state: State) -> Tensor:
+        log_ratio = torch.clamp(state.logp - self.behaviour_logp(state), -self.log_ratio_clamp, self.log_ratio_clamp)
+        return log_ratio.exp()
+
+    def minibatch_stats(self, state: State) -> dict[str, Tensor]:
+        """``gamma``: the percentile over the guided tokens of the whole mini-batch."""
+        if not self.has_minibatch_stats():
+            return {}
+        guided = _extra(state, "guided", "hint_clip_ratio", (state.batch_size,), "batch", "bool")
+        return {"gamma": self.percentile(self._ratio(state).detach(), guided[:, None] & state.mask)}
+
+    def shaped(self, ratio: Tensor, rows: Tensor, gamma: Tensor | None = None) -> Tensor:
+        """$\tilde\rho$ on the guided tokens ``rows`` (``ratio`` elsewhere); ``gamma``: the
+        mini-batch percentile (``scope="batch"``), else taken over ``rows``."""
         if self.shaping == "power":
             return torch.where(rows, ratio.clamp(min=0.0) ** self.gamma, ratio)
-        gamma = torch.as_tensor(self.gamma, dtype=ratio.dtype, device=ratio.device)
         if self.shaping == "percentile":
             if not bool(rows.any()):
                 return ratio
-            values = ratio.detach()[rows]  # quantile needs float32/64 (bf16 ratios are upcast)
-            values = values if values.dtype in (torch.float32, torch.float64) else values.float()
-            gamma = torch.quantile(values, self.gamma).clamp(min=1e-4).to(ratio.dtype)
+            gamma = self.percentile(ratio, rows) if gamma is None else gamma.to(ratio.dtype)
+        else:
+            gamma = torch.as_tensor(self.gamma, dtype=ratio.dtype, device=ratio.device)
         return torch.where(rows, ratio / (ratio + gamma), ratio)
 
     def behaviour_logp(self, state: State) -> Tensor:
@@ -120,15 +149,18 @@ class hint_clip_ratio(Term):
 
     def __call__(self, state: State) -> State:
         advantages = state.require("advantages", "hint_clip_ratio")
-        log_ratio = torch.clamp(state.logp - self.behaviour_logp(state), -self.log_ratio_clamp, self.log_ratio_clamp)
-        ratio = log_ratio.exp()
+        ratio = self._ratio(state)
         unclipped = -advantages * ratio
         clipped = -advantages * torch.clamp(ratio, 1.0 - self.eps_low, 1.0 + self.eps_high)
         loss = torch.maximum(unclipped, clipped)
         guided = state.extras["guided"]
         if self.shaping is not None:  # guided tokens: the shaped ratio, unclipped
             rows = guided.bool()[:, None] & state.mask
-            loss = torch.where(rows, -advantages * self.shaped(ratio, rows), loss)
+            gamma = None
+            if self.has_minibatch_stats():  # the mini-batch's percentile; a direct call takes its own
+                gamma = state.own_stats("gamma")
+                gamma = self.percentile(ratio, rows) if gamma is None else gamma
+            loss = torch.where(rows, -advantages * self.shaped(ratio, rows, gamma), loss)
         return state.add_part("policy", LossPart(loss, state.mask)).add_metrics(**{
             "ratio/mean": masked_mean(ratio.detach(), state.mask),
             "clip_frac": masked_mean((clipped > unclipped).float(), state.mask),

@@ -80,7 +80,7 @@ def test_paper_rows_point_at_the_recipes():
         if match:
             rows[int(match.group(1))] = (match.group(2), match.group(3).strip())
     pointing = {n for n, (_, recipe) in rows.items() if recipe.strip("`") in RECIPES}
-    assert pointing == {1, 3, 8, 10, 11, 12, 17, 20, 21, 22, 29, 31, 34, 35, 41, 47, 53, 55, 57, 66, 67, 69}
+    assert pointing == {1, 3, 8, 10, 11, 12, 17, 18, 20, 21, 22, 29, 31, 34, 35, 38, 41, 47, 53, 55, 57, 66, 67, 69}
     # DPH-RL is dph_divergence (stored initial-policy samples), not the online forward_kl
     assert "`dph_divergence`" in rows[8][0] and "forward_kl" not in rows[8][0]
 

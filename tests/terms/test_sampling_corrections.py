@@ -227,7 +227,43 @@ def test_doc_recipes_build():
 
 
 # --------------------------------------------------------------------------- bad input
+def test_guide_percentile_scope_batch_is_a_mini_batch_statistic():
+    # scope="batch": gamma is the 0.9-quantile of the guided ratios of the whole mini-batch
+    # (Objective.minibatch_stats), so two halves with the statistic merged add up to the whole;
+    # scope="micro_batch" takes it per call and does not
+    from rlobj.algebra.state import Normalizer
+
+    g = torch.Generator().manual_seed(3)
+    logp_old = -torch.rand(8, 6, generator=g, dtype=F64) * 2 - 0.01
+    logp = (logp_old + 0.3 * torch.randn(8, 6, generator=g, dtype=F64)).clamp(max=-1e-3)
+    hinted = (logp_old + 0.6 * torch.randn(8, 6, generator=g, dtype=F64)).clamp(max=-1e-3)
+    mask = torch.ones(8, 6, dtype=torch.bool)
+    fields = dict(logp=logp, logp_old=logp_old, mask=mask, rewards=torch.tensor([1.0, 0, 1, 0, 0, 1, 1, 0], dtype=F64),
+                  group_ids=torch.arange(2).repeat_interleave(4),
+                  extras={"guided": torch.tensor([True, False, True, False, False, True, False, True]),
+                          "logp_old_hint": hinted})
+    counts = Normalizer.from_masks([mask], all_reduce=False)
+
+    def halves(term):
+        objective = Objective(group_zscore() >> term >> token_mean())
+        prepared = objective.prepare(State.from_batch(**fields))
+        stats = objective.minibatch_stats(prepared)
+        merged = prepared.update(extras={**prepared.extras, **stats})
+        whole = objective.loss(merged, normalizer=counts).loss
+        parts = [objective.loss(piece, normalizer=counts).loss for piece in objective.split(merged, [4, 4])]
+        return stats, float(whole), float(sum(parts))
+
+    stats, whole, split = halves(hint_clip_ratio(shaping="percentile"))
+    ratio = torch.exp(logp - hinted)[fields["extras"]["guided"]]
+    assert float(next(iter(stats.values()))) == pytest.approx(float(torch.quantile(ratio, 0.9)), rel=1e-12)
+    assert whole == pytest.approx(split, rel=1e-12)
+    stats, whole, split = halves(hint_clip_ratio(shaping="percentile", scope="micro_batch"))
+    assert stats == {} and abs(whole - split) > 1e-6
+
+
 def test_bad_input():
+    with pytest.raises(RlobjInputError, match=r"hint_clip_ratio.scope: expected 'batch' or 'micro_batch', got 'rank'"):
+        hint_clip_ratio(shaping="percentile", scope="rank")
     with pytest.raises(RlobjInputError, match=r"hint_clip_ratio.eps_low: expected <= 1.0, got 2"):
         hint_clip_ratio(eps_low=2)
     with pytest.raises(RlobjInputError, match=r"mis_exploration_pg.gamma: expected >= 0.0, got -1"):

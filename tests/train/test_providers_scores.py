@@ -317,7 +317,7 @@ def test_step_accuracy_scores_prefix_plus_continuation(module):
     seen = []
 
     def sample(records, n=None, salt=0, **changes):
-        seen.append([r["prompt"] for r in records])
+        seen.append(([r["prompt"] for r in records], changes["seed"]))
         rows = len(records) * n
         ids = torch.tensor([[module.encode("6")[0], eos]] * rows)
         rollout = RolloutBatch(prompt_ids=torch.ones(rows, 1, dtype=torch.long),
@@ -333,7 +333,13 @@ def test_step_accuracy_scores_prefix_plus_continuation(module):
     batch = text_batch(module, ["4 6", "46", "4", "5"], records)
     provider = ReasoningSteps(delimiter=" ", samples=2)
     out = provider.batch(ctx, batch, {"rewards": batch.rewards})
-    assert seen == [["40+6=", "40+6=4 ", "40+6=4 6", "40+6=46", "40+6=4", "40+6=5"]]
+    # one call per prefix, each seeded from its row's content and the prefix (rank-independent)
+    assert [p for prompts, _ in seen for p in prompts] == ["40+6=", "40+6=4 ", "40+6=4 6", "40+6=46", "40+6=4", "40+6=5"]
+    assert all(len(prompts) == 1 for prompts, _ in seen) and len({seed for _, seed in seen}) == len(seen)
+    first = list(seen)
+    seen.clear()
+    provider.batch(ctx, batch, {"rewards": batch.rewards})
+    assert seen == first
     # continuations: "6" | "4 6"->"4 66" | "4 6 6"... : only "4"+"6" = "46" is right
     assert out["extras:start_accuracy"].tolist() == [0.0] * 4
     step = out["extras:step_accuracy"]
@@ -346,7 +352,7 @@ def test_ppr_renorm_trains_from_steps():
     texts = ["2+3=5 5", "5", "2+3=6 6", "1", "4+4=8", "8", "8 8", "3", "3", "1+2=3", "1+2=4 4", "0",
              "7", "6+1=7 7", "6", "7 7"]
     metrics = trains(module, text_batch(module, texts, ADD), "ppr/steps")
-    assert metrics["ppr/steps"] > 1
+    assert metrics["ppr/steps"] > 0  # judged turns: every step but the answer (the last)
 
 
 def test_critique_token_advantage_trains_from_votes():

@@ -191,8 +191,9 @@ class ReasoningSteps(Provider):
       continuations (``ctx.sample`` on the record with prompt = prompt + response prefix through
       the step + ``force_text``) are scored by the run's scorer on prefix + ``force_text`` +
       continuation; the accuracy is the fraction with reward > 0.5. The start accuracy samples
-      from the prompt alone (one draw per group, shared by its rows). All prefixes go to one
-      ``ctx.sample`` call, so micro-batching changes nothing. Costs
+      from the prompt alone (one draw per group, shared by its rows). Each prefix is sampled on
+      its own, seeded from its row's content key (:func:`~rlobj.train.providers.scores.row_keys`)
+      and the prefix, so neither micro-batching nor the data-parallel rank changes a draw. Costs
       ``samples * (steps + groups)`` extra generations per batch. The prefix text is
       re-encoded (exact for the character tokenizer; a BPE tokenizer may tokenize it
       differently from the sampled tokens). Scorer fields ``step_accuracy`` /
@@ -271,24 +272,33 @@ class ReasoningSteps(Provider):
 
     # ------------------------------------------------------------------ prefix accuracies (VSRM)
     def _accuracies(self, ctx, batch, prefixes: list[tuple[int, str]]) -> list[float]:
-        """Accuracy of ``samples`` continuations of each (row, prefix text)."""
+        """Accuracy of ``samples`` continuations of each (row, prefix text). Each prefix is sampled
+        on its own, seeded from (``seed``, run seed, step, the row's content key, the prefix): the
+        draws do not depend on the other rows of the batch nor on the rank that holds the row."""
         from rlobj.rollout import left_pad_prompts
 
         if not prefixes:
             return []
         changes = {} if self.max_new_tokens is None else {"max_new_tokens": self.max_new_tokens}
-        records = [{**batch.records[row], "prompt": str(batch.records[row]["prompt"]) + text + self.force_text}
-                   for row, text in prefixes]
-        sampled = ctx.sample(records, n=self.samples, salt=7_919 + self.seed, **changes)
-        roll = sampled.rollout
-        cont_ids, cont_mask = roll.response_ids.cpu(), roll.response_mask.cpu().bool()
-        origin = roll.group_ids.cpu().tolist()
+        keys = row_keys(batch.rollout)
+        origin, continuations, truncated, reasons = [], [], [], []
+        for index, (row, text) in enumerate(prefixes):
+            record = {**batch.records[row], "prompt": str(batch.records[row]["prompt"]) + text + self.force_text}
+            seed = int(torch.randint(0, 2**62, (), generator=row_generator(
+                self.seed, ctx.seed, ctx.step, "prefix", keys[row], text)))
+            roll = ctx.sample([record], n=self.samples, salt=7_919 + self.seed, seed=seed, **changes).rollout
+            ids, mask = roll.response_ids.cpu(), roll.response_mask.cpu().bool()
+            for j in range(ids.shape[0]):
+                origin.append(index)
+                continuations.append(ids[j, mask[j]].tolist())
+            truncated.append(roll.truncated.cpu())
+            reasons.extend(roll.finish_reasons)
         pad = ctx.pad_token_id
         prompts, responses = [], []
-        for j, index in enumerate(origin):
+        for index, cont in zip(origin, continuations):
             row, text = prefixes[index]
             prompts.append(ctx.encode(str(batch.records[row]["prompt"])) or [pad])
-            responses.append(ctx.encode(text + self.force_text) + cont_ids[j, cont_mask[j]].tolist())
+            responses.append(ctx.encode(text + self.force_text) + cont)
         prompt_ids, prompt_mask = left_pad_prompts(prompts, pad)
         width = max(1, max(len(r) for r in responses))
         response_ids = torch.full((len(responses), width), pad, dtype=torch.long)
@@ -298,8 +308,8 @@ class ReasoningSteps(Provider):
             response_mask[j, :len(ids)] = True
         joined = RolloutBatch(prompt_ids=prompt_ids, prompt_mask=prompt_mask, response_ids=response_ids,
                               response_mask=response_mask, logp_rollout=torch.zeros(response_ids.shape),
-                              group_ids=torch.tensor(origin, dtype=torch.long), truncated=roll.truncated.cpu(),
-                              finish_reasons=tuple(roll.finish_reasons))
+                              group_ids=torch.tensor(origin, dtype=torch.long), truncated=torch.cat(truncated),
+                              finish_reasons=tuple(reasons))
         from rlobj.train.stages import Batch
 
         scored = ctx.score(Batch(rollout=joined, records=[batch.records[prefixes[i][0]] for i in origin]))
