@@ -167,13 +167,17 @@ class _JudgeScorer(ModelScorer):
 
     def __init__(self, model: str, engine: str = "hf", dtype: str = "float32", chat_template: bool = True,
                  max_new_tokens: int = 16, temperature: float = 0.0, engine_args: dict | None = None,
-                 name: str | None = None, batch_size: int = 16, timeout: float | None = None):
-        super().__init__(name=name, batch_size=batch_size, timeout=timeout)
+                 name: str | None = None, batch_size: int = 16, timeout: float | None = None, concurrency: int = 1):
+        super().__init__(name=name, batch_size=batch_size, timeout=timeout, concurrency=concurrency)
         self.judge = JudgeModel(model, engine=engine, dtype=dtype, chat_template=chat_template,
                                 max_new_tokens=max_new_tokens, temperature=temperature, engine_args=engine_args)
 
-    def ready(self) -> JudgeModel:
+    def load(self) -> None:
+        """Load the judge (once) on the trainer's device."""
         self.judge.load(self.target_device())
+
+    def ready(self) -> JudgeModel:
+        self.load()
         return self.judge
 
 
@@ -201,16 +205,16 @@ class PointwiseJudge(_JudgeScorer):
         pattern: the verdict's regular expression with one capture group (default: the first
             number of the verdict).
         low, high: the scale of the verdict's number (the reward is rescaled to [0, 1]).
-        name, batch_size, timeout: as :class:`~rlobj.train.model_scorers.ModelScorer`.
+        name, batch_size, timeout, concurrency: as :class:`~rlobj.train.model_scorers.ModelScorer`.
     """
 
     def __init__(self, model: str, template: str = POINTWISE_TEMPLATE, pattern: str = r"^\s*(-?\d+(?:\.\d+)?)",
                  low: float = 0.0, high: float = 10.0, engine: str = "hf", dtype: str = "float32",
                  chat_template: bool = True, max_new_tokens: int = 16, temperature: float = 0.0,
                  engine_args: dict | None = None, name: str | None = "judge", batch_size: int = 16,
-                 timeout: float | None = None):
+                 timeout: float | None = None, concurrency: int = 1):
         super().__init__(model, engine, dtype, chat_template, max_new_tokens, temperature, engine_args,
-                         name=name, batch_size=batch_size, timeout=timeout)
+                         name=name, batch_size=batch_size, timeout=timeout, concurrency=concurrency)
         if "{response}" not in template:
             raise RlobjInputError("PointwiseJudge.template: must contain {response}")
         if not high > low:
@@ -266,11 +270,11 @@ class ThinkingJudge(PointwiseJudge):
                  pattern: str = r"^\s*(-?\d+(?:\.\d+)?)", low: float = 0.0, high: float = 10.0,
                  engine: str = "hf", dtype: str = "float32", chat_template: bool = True, max_new_tokens: int = 8,
                  temperature: float = 0.0, engine_args: dict | None = None, name: str | None = "thinking_judge",
-                 batch_size: int = 16, timeout: float | None = None):
+                 batch_size: int = 16, timeout: float | None = None, concurrency: int = 1):
         super().__init__(model, template=template, pattern=pattern, low=low, high=high, engine=engine,
                          dtype=dtype, chat_template=chat_template, max_new_tokens=max_new_tokens,
                          temperature=temperature, engine_args=engine_args, name=name, batch_size=batch_size,
-                         timeout=timeout)
+                         timeout=timeout, concurrency=concurrency)
         if isinstance(think_tokens, bool) or not isinstance(think_tokens, int) or think_tokens < 1:
             raise RlobjInputError(f"ThinkingJudge.think_tokens: expected an int >= 1, got {think_tokens!r}")
         self.think_tokens, self.close_marker, self.verdict_prefix = think_tokens, close_marker, verdict_prefix
@@ -331,9 +335,9 @@ class PairwiseLLMJudge(_JudgeScorer):
                  verdict: str = "tokens", choices: Sequence[str] = ("A", "B"), pattern: str = r"\b([AB])\b",
                  seed: int = 0, engine: str = "hf", dtype: str = "float32", chat_template: bool = True,
                  max_new_tokens: int = 8, temperature: float = 0.0, engine_args: dict | None = None,
-                 name: str | None = "pairwise_judge", batch_size: int = 16, timeout: float | None = None):
+                 name: str | None = "pairwise_judge", batch_size: int = 16, timeout: float | None = None, concurrency: int = 1):
         super().__init__(model, engine, dtype, chat_template, max_new_tokens, temperature, engine_args,
-                         name=name, batch_size=batch_size, timeout=timeout)
+                         name=name, batch_size=batch_size, timeout=timeout, concurrency=concurrency)
         if verdict not in ("tokens", "generate"):
             raise RlobjInputError(f"PairwiseLLMJudge.verdict: expected 'tokens' or 'generate', got {verdict!r}")
         if verdict == "tokens" and engine != "hf":
@@ -443,8 +447,8 @@ class PrincipleJudge(_JudgeScorer):
     def __init__(self, model: str, principles: Sequence[str] | None = None, principles_key: str | None = None,
                  template: str = PRINCIPLE_TEMPLATE, choices: Sequence[str] = ("Yes", "No"), binary: bool = False,
                  dtype: str = "float32", chat_template: bool = True, name: str | None = "principle_judge",
-                 batch_size: int = 16, timeout: float | None = None):
-        super().__init__(model, "hf", dtype, chat_template, name=name, batch_size=batch_size, timeout=timeout)
+                 batch_size: int = 16, timeout: float | None = None, concurrency: int = 1):
+        super().__init__(model, "hf", dtype, chat_template, name=name, batch_size=batch_size, timeout=timeout, concurrency=concurrency)
         if (principles is None) == (principles_key is None):
             raise RlobjInputError("PrincipleJudge: give exactly one of principles (a list) and principles_key")
         if principles is not None and (not isinstance(principles, (list, tuple)) or not principles

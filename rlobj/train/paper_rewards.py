@@ -45,10 +45,10 @@ class RLBFFJudge(PrincipleJudge):
     def __init__(self, model: str, principles: Sequence[str] | None = None, principles_key: str | None = None,
                  template: str = RLBFF_TEMPLATE, binary: bool = False, dtype: str = "float32",
                  chat_template: bool = True, name: str | None = "rlbff", batch_size: int = 16,
-                 timeout: float | None = None):
+                 timeout: float | None = None, concurrency: int = 1):
         super().__init__(model, principles=principles, principles_key=principles_key, template=template,
                          binary=binary, dtype=dtype, chat_template=chat_template, name=name,
-                         batch_size=batch_size, timeout=timeout)
+                         batch_size=batch_size, timeout=timeout, concurrency=concurrency)
 
 
 class PerceptionJudge(PrincipleJudge):
@@ -65,9 +65,9 @@ class PerceptionJudge(PrincipleJudge):
 
     def __init__(self, model: str, annotations_key: str = "visual_annotations", template: str = PERCEPTION_TEMPLATE,
                  binary: bool = True, dtype: str = "float32", chat_template: bool = True,
-                 name: str | None = "perception", batch_size: int = 16, timeout: float | None = None):
+                 name: str | None = "perception", batch_size: int = 16, timeout: float | None = None, concurrency: int = 1):
         super().__init__(model, principles_key=annotations_key, template=template, binary=binary, dtype=dtype,
-                         chat_template=chat_template, name=name, batch_size=batch_size, timeout=timeout)
+                         chat_template=chat_template, name=name, batch_size=batch_size, timeout=timeout, concurrency=concurrency)
 
 
 class NextSegmentJudge(PrincipleJudge):
@@ -82,9 +82,9 @@ class NextSegmentJudge(PrincipleJudge):
 
     def __init__(self, model: str, reference_key: str = "completion", template: str = NEXT_SEGMENT_TEMPLATE,
                  binary: bool = True, dtype: str = "float32", chat_template: bool = True,
-                 name: str | None = "next_segment", batch_size: int = 16, timeout: float | None = None):
+                 name: str | None = "next_segment", batch_size: int = 16, timeout: float | None = None, concurrency: int = 1):
         super().__init__(model, principles=["<reference>"], template=template, binary=binary, dtype=dtype,
-                         chat_template=chat_template, name=name, batch_size=batch_size, timeout=timeout)
+                         chat_template=chat_template, name=name, batch_size=batch_size, timeout=timeout, concurrency=concurrency)
         self.reference_key = reference_key
 
     def row_principles(self, record: dict) -> list[str]:
@@ -107,10 +107,10 @@ class WritingZeroJudge(PairwiseLLMJudge):
 
     def __init__(self, model: str, verdict: str = "tokens", engine: str = "hf", dtype: str = "float32",
                  chat_template: bool = True, max_new_tokens: int = 8, seed: int = 0,
-                 name: str | None = "writing_zero", batch_size: int = 16, timeout: float | None = None, **kwargs):
+                 name: str | None = "writing_zero", batch_size: int = 16, timeout: float | None = None, concurrency: int = 1, **kwargs):
         super().__init__(model, reference="group", verdict=verdict, engine=engine, dtype=dtype,
                          chat_template=chat_template, max_new_tokens=max_new_tokens, seed=seed, name=name,
-                         batch_size=batch_size, timeout=timeout, **kwargs)
+                         batch_size=batch_size, timeout=timeout, concurrency=concurrency, **kwargs)
 
 
 class RLMTReward(SequenceClassifierRM):
@@ -123,9 +123,9 @@ class RLMTReward(SequenceClassifierRM):
 
     def __init__(self, model: str, think_marker: str = "</think>", dtype: str = "bfloat16",
                  chat_template: bool = True, max_length: int = 2048, name: str | None = "rlmt",
-                 batch_size: int = 16, timeout: float | None = None):
+                 batch_size: int = 16, timeout: float | None = None, concurrency: int = 1):
         super().__init__(model, dtype=dtype, chat_template=chat_template, max_length=max_length,
-                         think_marker=think_marker, name=name, batch_size=batch_size, timeout=timeout)
+                         think_marker=think_marker, name=name, batch_size=batch_size, timeout=timeout, concurrency=concurrency)
 
 
 # ----------------------------------------------------------------------------- DRO / R3
@@ -440,8 +440,8 @@ class CaptionUtility(_JudgeScorer):
 
     def __init__(self, model: str, questions_key: str = "questions", template: str = CAPTION_TEMPLATE,
                  dtype: str = "float32", chat_template: bool = True, name: str | None = "caption_utility",
-                 batch_size: int = 16, timeout: float | None = None):
-        super().__init__(model, "hf", dtype, chat_template, name=name, batch_size=batch_size, timeout=timeout)
+                 batch_size: int = 16, timeout: float | None = None, concurrency: int = 1):
+        super().__init__(model, "hf", dtype, chat_template, name=name, batch_size=batch_size, timeout=timeout, concurrency=concurrency)
         self.questions_key, self.template = questions_key, template
         self.last_choices: list[list[int]] = []
 
