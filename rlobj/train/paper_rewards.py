@@ -21,7 +21,7 @@ from rlobj.train.model_scorers import SequenceClassifierRM
 from rlobj.train.stages import Batch, Score, Scorer
 
 __all__ = ["RLBFFJudge", "PerceptionJudge", "NextSegmentJudge", "WritingZeroJudge", "RLMTReward",
-           "R3Reward", "r3_rewards", "r3_token_weights", "FlowReward", "VelocityField", "velocity_deviation", "CaptionUtility"]
+           "R3Reward", "r3_rewards", "r3_token_weights", "r3_propagation", "r3_reflective_tokens", "FlowReward", "VelocityField", "velocity_deviation", "CaptionUtility"]
 
 RLBFF_TEMPLATE = ("Question: {prompt}\nResponse: {response}\nPrinciple: {principle}\n"
                   "Does the response satisfy the principle? Answer Yes or No: ")
@@ -129,7 +129,8 @@ class RLMTReward(SequenceClassifierRM):
 
 
 # ----------------------------------------------------------------------------- DRO / R3
-def r3_rewards(logp: Tensor, mask: Tensor, group_ids: Tensor, baseline_logp: Tensor | None = None) -> Tensor:
+def r3_rewards(logp: Tensor, mask: Tensor, group_ids: Tensor, baseline_logp: Tensor | None = None,
+               propagation_gamma: float | None = None, reflective_tokens: int = 3) -> Tensor:
     r"""DRO's Reasoning Reflection Reward R3 from the reference tokens' log-probabilities.
 
     Xu et al. 2025, arXiv 2506.13351 v1, "Direct Reasoning Optimization", section 4.1.3 (the
@@ -152,10 +153,10 @@ def r3_rewards(logp: Tensor, mask: Tensor, group_ids: Tensor, baseline_logp: Ten
     $\sigma_j$ is taken over $\ell_{ij}$; a baseline shared by the group (reasoning removed, as
     :class:`R3Reward` computes it) shifts every row of the group by the same amount, so it leaves
     group-normalised advantages unchanged and matters only where rewards are compared across
-    groups. The paper's other correction, the decaying propagation factor
-    $P^{prop}_k(j) = p^{RRT}_k + (1 - p^{RRT}_k)(1 - e^{-\gamma d})$ started at
-    reasoning-reflective tokens, is not implemented: the paper does not say which tokens count as
-    reasoning-reflective (no threshold on $\sigma_j$).
+    groups. The paper's other correction, the decaying propagation factor started at
+    reasoning-reflective tokens, is applied with ``propagation_gamma`` (:func:`r3_propagation`):
+    $\ell_{ij}$ becomes $\ell_{ij} + \sum_{k<j,\,k \in K} \log P^{prop}_{ik}(j)$, the weights
+    $w_\Delta$ still come from the uncorrected $\ell_{ij}$.
 
     Args:
         logp: ``[batch, L]`` reference-token log-probs (0 where ``mask`` is False).
@@ -163,6 +164,9 @@ def r3_rewards(logp: Tensor, mask: Tensor, group_ids: Tensor, baseline_logp: Ten
         group_ids: ``[batch]`` group of each row.
         baseline_logp: optional ``[batch, L]`` log-probs of the same reference tokens under the
             masked reasoning, $b_j$ above.
+        propagation_gamma: $\gamma > 0$ of the propagation factor; None (default) leaves it out.
+        reflective_tokens: with ``propagation_gamma``, the number of reasoning-reflective tokens
+            per group (:func:`r3_propagation`).
 
     Example:
         >>> import torch
@@ -180,9 +184,64 @@ def r3_rewards(logp: Tensor, mask: Tensor, group_ids: Tensor, baseline_logp: Ten
         if not bool((valid == valid[0]).all()):
             raise RlobjInputError("r3_rewards: rows of one group must share the reference tokens (equal masks)")
         weights = r3_token_weights(values, valid[0])
+        if propagation_gamma is not None:
+            values = r3_propagation(values, valid[0], propagation_gamma, reflective_tokens)
         if baseline_logp is not None:
             values = values - baseline_logp[rows]
         out[rows] = (values * valid * weights).sum(-1)
+    return out
+
+
+def r3_reflective_tokens(values: Tensor, valid: Tensor, count: int) -> list[int]:
+    r"""Positions of one group's reasoning-reflective tokens: the ``count`` reference tokens with
+    the largest $\sigma_j > 0$ (ties: the earlier position), in position order.
+
+    DRO calls reasoning-reflective the tokens whose log-probability varies most across the
+    group's reasonings (its Fig. 1 marks three) but gives no threshold; a fixed count per group
+    is rlobj's choice."""
+    sigma = values.std(dim=0, unbiased=False) * valid
+    order = sorted(range(sigma.numel()), key=lambda j: (-float(sigma[j]), j))
+    return sorted(j for j in order[:count] if float(sigma[j]) > 0)
+
+
+def r3_propagation(values: Tensor, valid: Tensor, gamma: float, count: int = 3) -> Tensor:
+    r"""DRO's controlled self-certainty propagation (arXiv 2506.13351 v1, section 4.1.3).
+
+    For each reasoning-reflective token $k$ (:func:`r3_reflective_tokens`) and each later
+    reference token $j$ at distance $d = j - k$, the propagation factor is
+
+    $$ P^{prop}_{ik}(j) = p_{ik} + (1 - p_{ik})\,(1 - e^{-\gamma d}), \qquad p_{ik} = e^{\ell_{ik}}, $$
+
+    the probability the row's reasoning gave token $k$, decaying to 1 with the distance. The
+    corrected log-probability is $\log\bigl(\pi(y_j \mid \dots) \prod_{k<j} P^{prop}_{ik}(j)\bigr)
+    = \ell_{ij} + \sum_{k<j} \log P^{prop}_{ik}(j)$: right after a reflective token the reasoning
+    found unlikely, the certainty the reference itself lends to the next tokens is taken back.
+
+    Args:
+        values: ``[G, L]`` one group's reference-token log-probs.
+        valid: ``[L]`` True on reference tokens.
+        gamma: decay rate $\gamma > 0$.
+        count: reasoning-reflective tokens per group, >= 1.
+
+    Example:
+        >>> import torch
+        >>> out = r3_propagation(torch.tensor([[-2.0, -0.1], [-0.5, -0.1]]), torch.tensor([True, True]),
+        ...                      gamma=0.6931471805599453, count=1)
+        >>> round(float(out[0, 1]), 4)  # -0.1 + log(e^-2 + (1 - e^-2) / 2)
+        -0.6662
+    """
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma > 0:
+        raise RlobjInputError(f"r3 propagation_gamma: expected a number > 0, got {gamma!r}")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise RlobjInputError(f"r3 reflective_tokens: expected an int >= 1, got {count!r}")
+    out = values.clone()
+    positions = torch.arange(values.shape[1], dtype=values.dtype)
+    for k in r3_reflective_tokens(values, valid, count):
+        later = (positions > k) & valid
+        decay = 1.0 - torch.exp(-float(gamma) * (positions - k))
+        p = values[:, k:k + 1].exp()
+        factor = p + (1.0 - p) * decay
+        out = out + torch.where(later, torch.log(factor), torch.zeros((), dtype=values.dtype))
     return out
 
 
@@ -207,15 +266,30 @@ class R3Reward(Scorer):
     alone (the reasoning masked out) are the baseline $b_j$ of :func:`r3_rewards` (DRO's
     efficient correction for certainty propagated by earlier reference tokens, section 4.1.3).
 
+    With ``propagation_gamma`` the log-probs get DRO's propagation factor (:func:`r3_propagation`)
+    at the group's ``reflective_tokens`` most varying reference tokens.
+
+    Each row also carries what DRO's data filter (section 4.2.2,
+    :class:`~rlobj.train.transforms.r3.R3Filter`) reads: ``r3_ref_logp`` (the reference tokens'
+    log-probs, a list) and ``r3_ref_ranks`` (each reference token's rank in the policy's
+    next-token distribution, 1 = the most likely: one plus the number of tokens with a larger
+    logit).
+
     Args:
         reference_key: the record key of the reference outcome.
         answer_prefix: text between the response (the reasoning) and the reference.
         masked_baseline: subtract the log-probs under the masked reasoning.
+        propagation_gamma: decay $\gamma$ of the propagation factor; None leaves it out.
+        reflective_tokens: reasoning-reflective tokens per group for the propagation factor.
     """
 
-    def __init__(self, reference_key: str = "completion", answer_prefix: str = "", masked_baseline: bool = False):
+    def __init__(self, reference_key: str = "completion", answer_prefix: str = "", masked_baseline: bool = False,
+                 propagation_gamma: float | None = None, reflective_tokens: int = 3):
         self.reference_key, self.answer_prefix = reference_key, answer_prefix
         self.masked_baseline = bool(masked_baseline)
+        if propagation_gamma is not None:  # checked here, not at the first step
+            r3_propagation(torch.zeros(1, 1), torch.ones(1, dtype=torch.bool), propagation_gamma, reflective_tokens)
+        self.propagation_gamma, self.reflective_tokens = propagation_gamma, reflective_tokens
         self.name = "r3"
 
     @torch.no_grad()
@@ -240,19 +314,23 @@ class R3Reward(Scorer):
         for b, ref in enumerate(references):
             ref_ids[b, :len(ref)] = torch.tensor(ref)
             ref_mask[b, :len(ref)] = True
-        logp = _reference_logprobs(ctx, contexts, ref_ids, ref_mask)
-        baseline = _reference_logprobs(ctx, masked, ref_ids, ref_mask) if self.masked_baseline else None
-        rewards = r3_rewards(logp, ref_mask, rollout.group_ids.cpu(), baseline_logp=baseline)
+        logp, ranks = _reference_logprobs(ctx, contexts, ref_ids, ref_mask)
+        baseline = _reference_logprobs(ctx, masked, ref_ids, ref_mask)[0] if self.masked_baseline else None
+        rewards = r3_rewards(logp, ref_mask, rollout.group_ids.cpu(), baseline_logp=baseline,
+                             propagation_gamma=self.propagation_gamma, reflective_tokens=self.reflective_tokens)
         mean = (logp.sum(-1) / ref_mask.sum(-1)).tolist()
         batch.metrics["r3/mean"] = float(rewards.mean())
-        return [Score(reward=float(r), fields={"r3_logp_mean": m}) for r, m in zip(rewards.tolist(), mean)]
+        return [Score(reward=float(rewards[b]), fields={
+            "r3_logp_mean": mean[b], "r3_ref_logp": logp[b][ref_mask[b]].tolist(),
+            "r3_ref_ranks": ranks[b][ref_mask[b]].tolist()}) for b in range(len(mean))]
 
 
 @torch.no_grad()
-def _reference_logprobs(ctx, contexts: list[list[int]], ref_ids: Tensor, ref_mask: Tensor) -> Tensor:
-    """Policy log-probs (float32, CPU, eval mode) of ``ref_ids`` after each context."""
+def _reference_logprobs(ctx, contexts: list[list[int]], ref_ids: Tensor, ref_mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Policy log-probs (float32, CPU, eval mode) of ``ref_ids`` after each context, and their
+    ranks (1 + the number of vocabulary tokens with a larger logit; 0 off the mask)."""
     from rlobj.rollout import left_pad_prompts
-    from rlobj.train.forward import token_logprobs
+    from rlobj.rollout.logprobs import response_logits
 
     policy = ctx.models.policy
     device = next(policy.parameters()).device
@@ -260,11 +338,14 @@ def _reference_logprobs(ctx, contexts: list[list[int]], ref_ids: Tensor, ref_mas
     was_training = policy.training
     policy.eval()
     try:
-        logp, _ = token_logprobs(policy, prompt_ids.to(device), prompt_mask.to(device), ref_ids.to(device),
-                                 ref_mask.to(device))
+        logits = response_logits(policy, prompt_ids.to(device), prompt_mask.to(device), ref_ids.to(device),
+                                 ref_mask.to(device)).float().cpu()
     finally:
         policy.train(was_training)
-    return logp.float().cpu()
+    target = logits.gather(-1, ref_ids.unsqueeze(-1))
+    logp = torch.where(ref_mask, (target.squeeze(-1) - torch.logsumexp(logits, dim=-1)), torch.zeros(()))
+    ranks = torch.where(ref_mask, 1 + (logits > target).sum(-1), torch.zeros((), dtype=torch.long))
+    return logp, ranks
 
 
 # ----------------------------------------------------------------------------- RLFR
