@@ -115,8 +115,6 @@ def test_pairwise_generated_verdicts_unreadable_are_counted(tiny_judges):
     judge = PairwiseLLMJudge(tiny_judges["seven"], verdict="generate")
     scores, metrics = judge.score_texts(["2", "3"], RECORDS[:2])
     assert judge.last_outputs[0] == "7" and metrics["pairwise_judge/invalid"] == 2.0
-    with pytest.raises(RlobjInputError, match="needs engine 'hf'"):
-        PairwiseLLMJudge(tiny_judges["raw"], engine="vllm")
     with pytest.raises(RlobjInputError, match="record has no key 'nope'"):
         PairwiseLLMJudge(tiny_judges["raw"], reference="nope").score_rows(["p"], ["y"], [{"prompt": "p"}])
 
