@@ -7,6 +7,12 @@ the exact-answer verifier, the sequence-classification reward model, the pointwi
 (generated verdict) and the principle judge (Yes/No probability, 2 principles). Prints the median
 step time of each and its ratio to the verifier-scored step, and the scorer's share.
 
+Overlap rows: a code-execution verifier (one sandboxed subprocess per response,
+:class:`rlobj.verifiers.CodeExecution`) composed with a pointwise judge in
+:class:`~rlobj.train.RewardFunctions`, once with the judge run before the verifier
+(``overlap: false``) and once with the judge on its worker thread while the verifier runs
+(``overlap: true``); the judge either batched (one call) or one row per call (a slower judge).
+
     python benchmarks/judged_step.py --rounds 3
 """
 
@@ -15,10 +21,19 @@ import statistics
 import tempfile
 import time
 
-from rlobj.train import AdditionTask, RLModule, VerifierScorer
+from rlobj.train import AdditionTask, RewardFunctions, RLModule, VerifierScorer
 from rlobj.train.judges import PointwiseJudge, PrincipleJudge
 from rlobj.train.model_scorers import SequenceClassifierRM
 from rlobj.train.tiny_judges import save_tiny_judge
+
+
+def code_check(completions, answer, **kwargs):
+    """Code-execution reward: the response run as a Python program must print the answer."""
+    from rlobj.verifiers import CodeExecution, sandbox_capabilities
+    from rlobj.verifiers.sandbox import SandboxLimits
+
+    verifier = CodeExecution(limits=SandboxLimits(allow_missing=sandbox_capabilities().missing))
+    return [verifier(c, {"tests": [{"input": "", "output": a}]}) for c, a in zip(completions, answer)]
 
 
 class Timed:
@@ -53,7 +68,13 @@ def main(argv=None) -> dict[str, float]:
         "reward model (seq. classifier)": SequenceClassifierRM(rm_path, dtype="float32"),
         "pointwise judge (generated)": PointwiseJudge(judge_path, max_new_tokens=4),
         "principle judge (Yes/No, 2)": PrincipleJudge(judge_path, principles=["is correct", "is short"]),
+        "code verifier (sandbox)": RewardFunctions([code_check]),
     }
+    for label, batch in (("batched judge", 64), ("judge 1 row/call", 1)):
+        for overlap in (False, True):
+            judge = PointwiseJudge(judge_path, max_new_tokens=4, batch_size=batch, name="judge")
+            scorers[f"code + {label}, {'overlap' if overlap else 'serial'}"] = RewardFunctions(
+                [code_check, judge], overlap=overlap)
     modules = {}
     for name, scorer in scorers.items():
         module = RLModule(objective="grpo", scorer=scorer, seed=0,
@@ -77,12 +98,15 @@ def main(argv=None) -> dict[str, float]:
     base = statistics.median(times["verifier (ExactAnswer)"])
     print(f"tiny policy (hidden 128, 2 layers), {args.prompts} prompts x {args.group} responses, "
           f"{args.max_new_tokens} new tokens, median of {args.rounds} steps")
-    print(f"{'scorer':34s} {'step s':>8s} {'vs verifier':>12s} {'scorer s':>9s}")
+    print(f"{'scorer':40s} {'step s':>8s} {'vs verifier':>12s} {'scorer s':>9s}")
     out = {}
     for name in scorers:
         median = statistics.median(times[name])
         out[name] = median
-        print(f"{name:34s} {median:8.3f} {median / base:11.2f}x {statistics.median(score_times[name]):9.3f}")
+        print(f"{name:40s} {median:8.3f} {median / base:11.2f}x {statistics.median(score_times[name]):9.3f}")
+    for label in ("batched judge", "judge 1 row/call"):
+        serial, overlapped = out[f"code + {label}, serial"], out[f"code + {label}, overlap"]
+        print(f"code + {label}: overlapped / serial step = {overlapped / serial:.3f}")
     return out
 
 

@@ -2,8 +2,9 @@ r"""Generative judges as scorers: pointwise, pairwise (position swap), principle
 
 A judge is a causal language model asked about each response through a prompt ``template``.
 It runs through any rlobj engine (:class:`~rlobj.rollout.HFEngine` on the trainer's device, or
-:class:`~rlobj.rollout.VLLMEngine`) for generated verdicts, or through one forward of the HF
-model for verdicts read from next-token probabilities (``Yes``/``No``, ``A``/``B``). Templates
+:class:`~rlobj.rollout.VLLMEngine`) for generated verdicts; verdicts read from next-token
+probabilities (``Yes``/``No``, ``A``/``B``) come from one forward of the HF model, or from vLLM's
+prompt log-probabilities. Templates
 are Python format strings; ``{prompt}`` and ``{response}`` are always there, and every field of
 the dataset record can be named (``{answer}``, ``{completion}``, ...). A verdict that cannot be
 read gives status ``"invalid"`` and no reward (:class:`~rlobj.train.model_scorers.ModelScorer`).
@@ -54,7 +55,8 @@ class JudgeModel:
     Args:
         model: a local model directory (or a hub id in the local cache) of a causal LM.
         engine: ``"hf"`` (an :class:`~rlobj.rollout.HFEngine` on the trainer's device) or ``"vllm"``
-            (a :class:`~rlobj.rollout.VLLMEngine`; generated verdicts only).
+            (a :class:`~rlobj.rollout.VLLMEngine`; verdicts from token probabilities come from its
+            prompt log-probabilities).
         dtype: parameter dtype.
         chat_template: wrap each judge prompt as a user message in the judge tokenizer's chat
             template (with the generation prompt) when it has one.
@@ -143,23 +145,41 @@ class JudgeModel:
     @torch.no_grad()
     def choice_probs(self, prompts: Sequence[str], choices: Sequence[str]) -> torch.Tensor:
         r"""``[len(prompts), len(choices)]``: next-token probabilities of the choices' first tokens,
-        renormalised over the choices, $p_c = e^{z_c} / \sum_{c'} e^{z_{c'}}$."""
-        if self.model is None:
-            raise RlobjInputError("judge: verdicts from token probabilities need engine 'hf' (the model's "
-                                  "logits); use a generated verdict with engine 'vllm'")
+        renormalised over the choices, $p_c = e^{z_c} / \sum_{c'} e^{z_{c'}}$.
+
+        With engine ``hf`` from one forward of the model (its last logits); with engine ``vllm``
+        from vLLM's prompt log-probabilities: each prompt is sent once per choice with the choice's
+        token appended, and ``prompt_logprobs`` gives $\log p(c \mid \text{prompt})$ (raw, at
+        temperature 1), which renormalised over the choices is the same $p_c$."""
+        self.calls += 1
+        wanted = self.choice_ids(choices)
+        ids = [self.encode(self.text(p)) or [self.tokenizer.eos_token_id] for p in prompts]
+        if self.engine_kind == "vllm":
+            return self._vllm_choice_probs(ids, wanted)
         from rlobj.rollout import left_pad_prompts
         from rlobj.rollout.logprobs import positions_from_mask
 
-        self.calls += 1
-        wanted = torch.tensor(self.choice_ids(choices))
-        ids = [self.encode(self.text(p)) or [self.tokenizer.eos_token_id] for p in prompts]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         input_ids, mask = left_pad_prompts(ids, pad, int(self.model.config.vocab_size))
         device = next(self.model.parameters()).device
         input_ids, mask = input_ids.to(device), mask.to(device)
         logits = self.model(input_ids=input_ids, attention_mask=mask.long(),
                             position_ids=positions_from_mask(mask)).logits[:, -1].float()
-        return torch.softmax(logits[:, wanted.to(device)], dim=-1).cpu()
+        return torch.softmax(logits[:, torch.tensor(wanted, device=device)], dim=-1).cpu()
+
+    def _vllm_choice_probs(self, ids: list[list[int]], wanted: list[int]) -> torch.Tensor:
+        params = self.engine._sampling_params_class(max_tokens=1, temperature=0.0, prompt_logprobs=0,
+                                                    detokenize=False)
+        requests = [{"prompt_token_ids": list(p) + [c]} for p in ids for c in wanted]
+        outputs = self.engine.llm.generate(requests, params, use_tqdm=False)
+        logp = []
+        for request, output in zip(requests, outputs, strict=True):
+            last = output.prompt_logprobs[-1] if output.prompt_logprobs else None
+            token = request["prompt_token_ids"][-1]
+            if not last or token not in last:
+                raise RuntimeError("judge: vLLM returned no prompt log-probability for a choice token")
+            logp.append(float(last[token].logprob))
+        return torch.softmax(torch.tensor(logp, dtype=torch.float64).view(len(ids), len(wanted)), dim=-1).float()
 
 
 class _JudgeScorer(ModelScorer):
@@ -167,13 +187,17 @@ class _JudgeScorer(ModelScorer):
 
     def __init__(self, model: str, engine: str = "hf", dtype: str = "float32", chat_template: bool = True,
                  max_new_tokens: int = 16, temperature: float = 0.0, engine_args: dict | None = None,
-                 name: str | None = None, batch_size: int = 16, timeout: float | None = None):
-        super().__init__(name=name, batch_size=batch_size, timeout=timeout)
+                 name: str | None = None, batch_size: int = 16, timeout: float | None = None, concurrency: int = 1):
+        super().__init__(name=name, batch_size=batch_size, timeout=timeout, concurrency=concurrency)
         self.judge = JudgeModel(model, engine=engine, dtype=dtype, chat_template=chat_template,
                                 max_new_tokens=max_new_tokens, temperature=temperature, engine_args=engine_args)
 
-    def ready(self) -> JudgeModel:
+    def load(self) -> None:
+        """Load the judge (once) on the trainer's device."""
         self.judge.load(self.target_device())
+
+    def ready(self) -> JudgeModel:
+        self.load()
         return self.judge
 
 
@@ -201,16 +225,16 @@ class PointwiseJudge(_JudgeScorer):
         pattern: the verdict's regular expression with one capture group (default: the first
             number of the verdict).
         low, high: the scale of the verdict's number (the reward is rescaled to [0, 1]).
-        name, batch_size, timeout: as :class:`~rlobj.train.model_scorers.ModelScorer`.
+        name, batch_size, timeout, concurrency: as :class:`~rlobj.train.model_scorers.ModelScorer`.
     """
 
     def __init__(self, model: str, template: str = POINTWISE_TEMPLATE, pattern: str = r"^\s*(-?\d+(?:\.\d+)?)",
                  low: float = 0.0, high: float = 10.0, engine: str = "hf", dtype: str = "float32",
                  chat_template: bool = True, max_new_tokens: int = 16, temperature: float = 0.0,
                  engine_args: dict | None = None, name: str | None = "judge", batch_size: int = 16,
-                 timeout: float | None = None):
+                 timeout: float | None = None, concurrency: int = 1):
         super().__init__(model, engine, dtype, chat_template, max_new_tokens, temperature, engine_args,
-                         name=name, batch_size=batch_size, timeout=timeout)
+                         name=name, batch_size=batch_size, timeout=timeout, concurrency=concurrency)
         if "{response}" not in template:
             raise RlobjInputError("PointwiseJudge.template: must contain {response}")
         if not high > low:
@@ -266,11 +290,11 @@ class ThinkingJudge(PointwiseJudge):
                  pattern: str = r"^\s*(-?\d+(?:\.\d+)?)", low: float = 0.0, high: float = 10.0,
                  engine: str = "hf", dtype: str = "float32", chat_template: bool = True, max_new_tokens: int = 8,
                  temperature: float = 0.0, engine_args: dict | None = None, name: str | None = "thinking_judge",
-                 batch_size: int = 16, timeout: float | None = None):
+                 batch_size: int = 16, timeout: float | None = None, concurrency: int = 1):
         super().__init__(model, template=template, pattern=pattern, low=low, high=high, engine=engine,
                          dtype=dtype, chat_template=chat_template, max_new_tokens=max_new_tokens,
                          temperature=temperature, engine_args=engine_args, name=name, batch_size=batch_size,
-                         timeout=timeout)
+                         timeout=timeout, concurrency=concurrency)
         if isinstance(think_tokens, bool) or not isinstance(think_tokens, int) or think_tokens < 1:
             raise RlobjInputError(f"ThinkingJudge.think_tokens: expected an int >= 1, got {think_tokens!r}")
         self.think_tokens, self.close_marker, self.verdict_prefix = think_tokens, close_marker, verdict_prefix
@@ -331,13 +355,11 @@ class PairwiseLLMJudge(_JudgeScorer):
                  verdict: str = "tokens", choices: Sequence[str] = ("A", "B"), pattern: str = r"\b([AB])\b",
                  seed: int = 0, engine: str = "hf", dtype: str = "float32", chat_template: bool = True,
                  max_new_tokens: int = 8, temperature: float = 0.0, engine_args: dict | None = None,
-                 name: str | None = "pairwise_judge", batch_size: int = 16, timeout: float | None = None):
+                 name: str | None = "pairwise_judge", batch_size: int = 16, timeout: float | None = None, concurrency: int = 1):
         super().__init__(model, engine, dtype, chat_template, max_new_tokens, temperature, engine_args,
-                         name=name, batch_size=batch_size, timeout=timeout)
+                         name=name, batch_size=batch_size, timeout=timeout, concurrency=concurrency)
         if verdict not in ("tokens", "generate"):
             raise RlobjInputError(f"PairwiseLLMJudge.verdict: expected 'tokens' or 'generate', got {verdict!r}")
-        if verdict == "tokens" and engine != "hf":
-            raise RlobjInputError("PairwiseLLMJudge: verdict 'tokens' reads the model's logits and needs engine 'hf'")
         if "{first}" not in template or "{second}" not in template:
             raise RlobjInputError("PairwiseLLMJudge.template: must contain {first} and {second}")
         if len(choices) != 2:
@@ -443,8 +465,10 @@ class PrincipleJudge(_JudgeScorer):
     def __init__(self, model: str, principles: Sequence[str] | None = None, principles_key: str | None = None,
                  template: str = PRINCIPLE_TEMPLATE, choices: Sequence[str] = ("Yes", "No"), binary: bool = False,
                  dtype: str = "float32", chat_template: bool = True, name: str | None = "principle_judge",
-                 batch_size: int = 16, timeout: float | None = None):
-        super().__init__(model, "hf", dtype, chat_template, name=name, batch_size=batch_size, timeout=timeout)
+                 batch_size: int = 16, timeout: float | None = None, concurrency: int = 1, engine: str = "hf",
+                 engine_args: dict | None = None):
+        super().__init__(model, engine, dtype, chat_template, engine_args=engine_args, name=name,
+                         batch_size=batch_size, timeout=timeout, concurrency=concurrency)
         if (principles is None) == (principles_key is None):
             raise RlobjInputError("PrincipleJudge: give exactly one of principles (a list) and principles_key")
         if principles is not None and (not isinstance(principles, (list, tuple)) or not principles

@@ -23,8 +23,11 @@ on first use and placed on the trainer's device (the policy's), in ``dtype``.
 from __future__ import annotations
 
 import math
+import queue
+import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, wait
 from typing import Any
 
 import torch
@@ -32,7 +35,7 @@ import torch
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.stages import Batch, Score, Scorer
 
-__all__ = ["ModelScorer", "SequenceClassifierRM", "DTYPES", "record_prompt", "nanstd", "strip_thinking"]
+__all__ = ["ModelScorer", "PendingScores", "SequenceClassifierRM", "DTYPES", "record_prompt", "nanstd", "strip_thinking"]
 
 #: Parameter dtypes a model-backed scorer accepts.
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
@@ -84,28 +87,87 @@ def _positive(value, key: str, allow_none: bool = False) -> None:
         raise RlobjInputError(f"{key}: expected a positive number, got {value!r}")
 
 
+class _DaemonPool:
+    """A fixed set of daemon worker threads that run submitted calls (first in, first out).
+
+    Unlike :class:`concurrent.futures.ThreadPoolExecutor`, whose threads the interpreter joins at
+    exit, a judge call that hangs here never keeps the process alive; at most ``workers`` calls
+    run at once, so abandoned (timed-out) calls cannot pile up threads."""
+
+    def __init__(self, workers: int, name: str):
+        self.tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self.threads = [threading.Thread(target=self._work, name=f"{name}-judge-{i}", daemon=True)
+                        for i in range(workers)]
+        for thread in self.threads:
+            thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self.tasks.get()
+            if item is None:
+                return
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as error:  # noqa: BLE001 - handed to the waiting caller
+                future.set_exception(error)
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        self.tasks.put((future, fn, args))
+        return future
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.tasks.put(None)
+
+
+class PendingScores:
+    """Chunks of one :meth:`ModelScorer.submit_texts` call in flight (see :meth:`ModelScorer.collect_texts`)."""
+
+    def __init__(self, rows: int, chunks: list[tuple[slice, Future]], started: float):
+        self.rows, self.chunks, self.started = rows, chunks, started
+
+
 class ModelScorer(Scorer):
     """Base of the model-backed scorers: batching, the time budget, statuses and their metrics.
 
     Subclasses implement :meth:`score_rows` (values for a chunk of rows; ``None`` marks a row whose
-    answer could not be read). :meth:`score_texts` runs the chunks of ``batch_size`` rows until
-    ``timeout`` seconds have passed since the call began (the remaining rows get status
-    ``"timeout"``; a chunk already running is not interrupted).
+    answer could not be read). Chunks of ``batch_size`` rows run on ``concurrency`` worker
+    threads of the scorer, off the caller's thread: :meth:`submit_texts` returns at once and
+    :meth:`collect_texts` waits for them, so the caller can do other work in between
+    (:class:`~rlobj.train.scorers.RewardFunctions` computes its plain reward functions while its
+    judges run). ``timeout`` is a **wall-clock budget for the whole batch**, counted from the
+    submission: at the deadline the caller stops waiting; rows of chunks not finished get status
+    ``"timeout"`` and no reward, chunks not yet started are cancelled, and a chunk still running
+    is abandoned (it finishes on its worker thread, its result is dropped; a later batch queues
+    behind it and that wait counts against the later batch's budget). A scorer therefore never
+    holds a step longer than ``timeout`` plus the time to assemble the scores.
 
     Args:
         name: the metric prefix (default: the class name in lower case).
         batch_size: rows per model call.
         timeout: seconds for the whole batch (None: no budget).
+        concurrency: chunks that may run at the same time (worker threads). 1 runs the chunks in
+            order; more helps engines that overlap calls (a vLLM server, several devices) and
+            makes sampled (``temperature > 0``) verdicts depend on thread timing.
     """
 
-    def __init__(self, name: str | None = None, batch_size: int = 16, timeout: float | None = None):
+    def __init__(self, name: str | None = None, batch_size: int = 16, timeout: float | None = None,
+                 concurrency: int = 1):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise RlobjInputError(f"{type(self).__name__}.batch_size: expected an int >= 1, got {batch_size!r}")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise RlobjInputError(f"{type(self).__name__}.concurrency: expected an int >= 1, got {concurrency!r}")
         _positive(timeout, f"{type(self).__name__}.timeout", allow_none=True)
         self.name = name or type(self).__name__.lower()
-        self.batch_size, self.timeout = batch_size, timeout
+        self.batch_size, self.timeout, self.concurrency = batch_size, timeout, concurrency
         self.device: torch.device | None = None
         self.last_notes: list[str] = []
+        self._pool: _DaemonPool | None = None
+        self._load_lock = threading.Lock()
 
     # --------------------------------------------------------------- to implement
     def score_rows(self, prompts: list, completions: list[str], records: list[dict]) -> list[float | None]:
@@ -117,35 +179,62 @@ class ModelScorer(Scorer):
         if self.device is None and ctx is not None and getattr(ctx, "models", None) is not None:
             self.device = next(ctx.models.policy.parameters()).device
 
-    def score_texts(self, completions: list[str], records: list[dict]) -> tuple[list[Score], dict[str, float]]:
-        """Scores and metrics of decoded ``completions`` answering ``records`` (no trainer needed)."""
+    def _chunk(self, prompts, completions, records) -> tuple[list, float]:
+        began = time.monotonic()
+        with self._load_lock:  # chunks on several threads load the model once
+            self.prepare()
+        out = list(self.score_rows(prompts, completions, records))
+        return out, time.monotonic() - began
+
+    def prepare(self) -> None:
+        """Load what the scorer needs (called on a worker thread before each chunk, under a lock)."""
+        load = getattr(self, "load", None)
+        if callable(load):
+            load()
+
+    def submit_texts(self, completions: list[str], records: list[dict]) -> PendingScores:
+        """Start scoring decoded ``completions`` answering ``records`` on the worker threads."""
+        if self._pool is None:
+            self._pool = _DaemonPool(self.concurrency, self.name)
+        prompts = [record_prompt(r) for r in records]
+        started, rows = time.monotonic(), len(completions)
+        chunks = []
+        for begin in range(0, rows, self.batch_size):
+            part = slice(begin, min(begin + self.batch_size, rows))
+            future = self._pool.submit(self._chunk, prompts[part], list(completions[part]), list(records[part]))
+            chunks.append((part, future))
+        return PendingScores(rows, chunks, started)
+
+    def collect_texts(self, pending: PendingScores) -> tuple[list[Score], dict[str, float]]:
+        """Scores and metrics of a :meth:`submit_texts` call, waiting at most until its deadline."""
         from rlobj.verifiers.pool import ScoreResult
 
-        rows = len(completions)
+        rows = pending.rows
         values: list[float] = [0.0] * rows
         statuses, notes, seconds = ["timeout"] * rows, [""] * rows, [0.0] * rows
-        started = time.monotonic()
-        prompts = [record_prompt(r) for r in records]
-        for begin in range(0, rows, self.batch_size):
-            if self.timeout is not None and time.monotonic() - started > self.timeout:
-                for b in range(begin, rows):
-                    notes[b] = f"time budget of {self.timeout}s spent before this row"
-                break
-            part = slice(begin, min(begin + self.batch_size, rows))
-            chunk_start = time.monotonic()
-            try:
-                out = list(self.score_rows(prompts[part], list(completions[part]), list(records[part])))
-                if len(out) != part.stop - part.start:
-                    raise ValueError(f"score_rows returned {len(out)} values for {part.stop - part.start} rows")
-                results = [("invalid", 0.0, "unreadable answer") if v is None
-                           else (("ok", float(v), "") if math.isfinite(float(v))
-                                 else ("invalid", 0.0, f"non-finite value {v}")) for v in out]
-            except Exception as error:  # noqa: BLE001 - a broken judge never stops training
-                results = [("error", 0.0, f"{type(error).__name__}: {error}")] * (part.stop - part.start)
-            spent = (time.monotonic() - chunk_start) / max(part.stop - part.start, 1)
+        deadline = None if self.timeout is None else pending.started + self.timeout
+        futures = [f for _, f in pending.chunks]
+        wait(futures, timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0))
+        for part, future in pending.chunks:
+            size = part.stop - part.start
+            if not future.done():
+                started = not future.cancel()
+                note = (f"time budget of {self.timeout}s spent: " +
+                        ("this row's chunk was still running (abandoned)" if started else "chunk not started"))
+                results, spent = [("timeout", 0.0, note)] * size, float(self.timeout or 0.0)
+            else:
+                try:
+                    out, spent = future.result()
+                    if len(out) != size:
+                        raise ValueError(f"score_rows returned {len(out)} values for {size} rows")
+                    results = [("invalid", 0.0, "unreadable answer") if v is None
+                               else (("ok", float(v), "") if math.isfinite(float(v))
+                                     else ("invalid", 0.0, f"non-finite value {v}")) for v in out]
+                except Exception as error:  # noqa: BLE001 - a broken judge never stops training
+                    results, spent = [("error", 0.0, f"{type(error).__name__}: {error}")] * size, 0.0
             for offset, (status, value, note) in enumerate(results):
                 b = part.start + offset
-                statuses[b], values[b], notes[b], seconds[b] = status, value, note, spent
+                statuses[b], values[b], notes[b], seconds[b] = status, value, note, spent / max(size, 1)
         self.last_notes = notes
         result = ScoreResult(tuple(values), tuple(statuses), tuple(notes), tuple(seconds))
         metrics = result.metrics(prefix=f"{self.name}/")
@@ -157,11 +246,37 @@ class ModelScorer(Scorer):
                   for v, s in zip(values, statuses)]
         return scores, metrics
 
-    def __call__(self, ctx, batch: Batch) -> list[Score]:
+    def score_texts(self, completions: list[str], records: list[dict]) -> tuple[list[Score], dict[str, float]]:
+        """Scores and metrics of decoded ``completions`` answering ``records`` (no trainer needed)."""
+        return self.collect_texts(self.submit_texts(completions, records))
+
+    def submit(self, ctx, batch: Batch) -> PendingScores:
+        """Start scoring a batch (:meth:`collect` waits for it); the plain :meth:`__call__` does both."""
         self.bind(ctx)
-        scores, metrics = self.score_texts(ctx.decode(batch.rollout), batch.records)
+        return self.submit_texts(ctx.decode(batch.rollout), batch.records)
+
+    def collect(self, pending: PendingScores, batch: Batch) -> list[Score]:
+        scores, metrics = self.collect_texts(pending)
         batch.metrics.update(metrics)
         return scores
+
+    def __call__(self, ctx, batch: Batch) -> list[Score]:
+        return self.collect(self.submit(ctx, batch), batch)
+
+    def close(self) -> None:
+        """Stop the worker threads (a running chunk finishes first; nothing waits for it)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_pool"], state["_load_lock"] = None, None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._load_lock = threading.Lock()
 
     def target_device(self) -> torch.device:
         return self.device if self.device is not None else torch.device("cpu")
@@ -197,7 +312,7 @@ class SequenceClassifierRM(ModelScorer):
         chat_template: apply the reward model's chat template when it has one (default True).
         max_length: longest tokenised input in tokens (longer inputs are cut on the right).
         think_marker: score only the text after this marker (RLMT); None scores the whole response.
-        name, batch_size, timeout: as :class:`ModelScorer`.
+        name, batch_size, timeout, concurrency: as :class:`ModelScorer`.
 
     Example (YAML, ``model.scorer``)::
 
@@ -208,8 +323,8 @@ class SequenceClassifierRM(ModelScorer):
 
     def __init__(self, model: str, dtype: str = "bfloat16", chat_template: bool = True, max_length: int = 2048,
                  think_marker: str | None = None, name: str | None = "reward_model", batch_size: int = 16,
-                 timeout: float | None = None):
-        super().__init__(name=name, batch_size=batch_size, timeout=timeout)
+                 timeout: float | None = None, concurrency: int = 1):
+        super().__init__(name=name, batch_size=batch_size, timeout=timeout, concurrency=concurrency)
         if not isinstance(model, str) or not model:
             raise RlobjInputError(f"SequenceClassifierRM.model: expected a model directory, got {model!r}")
         _check_dtype(dtype, "SequenceClassifierRM")

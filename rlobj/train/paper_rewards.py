@@ -16,12 +16,13 @@ import torch
 from torch import Tensor
 
 from rlobj.ops.errors import RlobjInputError
+from rlobj.train.flow_reward import FlowReward, VelocityField, velocity_deviation
 from rlobj.train.judges import PairwiseLLMJudge, PrincipleJudge, _JudgeScorer, fill, render_prompt
 from rlobj.train.model_scorers import SequenceClassifierRM
 from rlobj.train.stages import Batch, Score, Scorer
 
 __all__ = ["RLBFFJudge", "PerceptionJudge", "NextSegmentJudge", "WritingZeroJudge", "RLMTReward",
-           "R3Reward", "r3_rewards", "r3_token_weights", "FlowReward", "VelocityField", "velocity_deviation", "CaptionUtility"]
+           "R3Reward", "r3_rewards", "r3_token_weights", "r3_propagation", "r3_reflective_tokens", "FlowReward", "VelocityField", "velocity_deviation", "CaptionUtility"]
 
 RLBFF_TEMPLATE = ("Question: {prompt}\nResponse: {response}\nPrinciple: {principle}\n"
                   "Does the response satisfy the principle? Answer Yes or No: ")
@@ -45,10 +46,10 @@ class RLBFFJudge(PrincipleJudge):
     def __init__(self, model: str, principles: Sequence[str] | None = None, principles_key: str | None = None,
                  template: str = RLBFF_TEMPLATE, binary: bool = False, dtype: str = "float32",
                  chat_template: bool = True, name: str | None = "rlbff", batch_size: int = 16,
-                 timeout: float | None = None):
+                 timeout: float | None = None, concurrency: int = 1):
         super().__init__(model, principles=principles, principles_key=principles_key, template=template,
                          binary=binary, dtype=dtype, chat_template=chat_template, name=name,
-                         batch_size=batch_size, timeout=timeout)
+                         batch_size=batch_size, timeout=timeout, concurrency=concurrency)
 
 
 class PerceptionJudge(PrincipleJudge):
@@ -65,9 +66,9 @@ class PerceptionJudge(PrincipleJudge):
 
     def __init__(self, model: str, annotations_key: str = "visual_annotations", template: str = PERCEPTION_TEMPLATE,
                  binary: bool = True, dtype: str = "float32", chat_template: bool = True,
-                 name: str | None = "perception", batch_size: int = 16, timeout: float | None = None):
+                 name: str | None = "perception", batch_size: int = 16, timeout: float | None = None, concurrency: int = 1):
         super().__init__(model, principles_key=annotations_key, template=template, binary=binary, dtype=dtype,
-                         chat_template=chat_template, name=name, batch_size=batch_size, timeout=timeout)
+                         chat_template=chat_template, name=name, batch_size=batch_size, timeout=timeout, concurrency=concurrency)
 
 
 class NextSegmentJudge(PrincipleJudge):
@@ -82,9 +83,9 @@ class NextSegmentJudge(PrincipleJudge):
 
     def __init__(self, model: str, reference_key: str = "completion", template: str = NEXT_SEGMENT_TEMPLATE,
                  binary: bool = True, dtype: str = "float32", chat_template: bool = True,
-                 name: str | None = "next_segment", batch_size: int = 16, timeout: float | None = None):
+                 name: str | None = "next_segment", batch_size: int = 16, timeout: float | None = None, concurrency: int = 1):
         super().__init__(model, principles=["<reference>"], template=template, binary=binary, dtype=dtype,
-                         chat_template=chat_template, name=name, batch_size=batch_size, timeout=timeout)
+                         chat_template=chat_template, name=name, batch_size=batch_size, timeout=timeout, concurrency=concurrency)
         self.reference_key = reference_key
 
     def row_principles(self, record: dict) -> list[str]:
@@ -107,10 +108,10 @@ class WritingZeroJudge(PairwiseLLMJudge):
 
     def __init__(self, model: str, verdict: str = "tokens", engine: str = "hf", dtype: str = "float32",
                  chat_template: bool = True, max_new_tokens: int = 8, seed: int = 0,
-                 name: str | None = "writing_zero", batch_size: int = 16, timeout: float | None = None, **kwargs):
+                 name: str | None = "writing_zero", batch_size: int = 16, timeout: float | None = None, concurrency: int = 1, **kwargs):
         super().__init__(model, reference="group", verdict=verdict, engine=engine, dtype=dtype,
                          chat_template=chat_template, max_new_tokens=max_new_tokens, seed=seed, name=name,
-                         batch_size=batch_size, timeout=timeout, **kwargs)
+                         batch_size=batch_size, timeout=timeout, concurrency=concurrency, **kwargs)
 
 
 class RLMTReward(SequenceClassifierRM):
@@ -123,13 +124,14 @@ class RLMTReward(SequenceClassifierRM):
 
     def __init__(self, model: str, think_marker: str = "</think>", dtype: str = "bfloat16",
                  chat_template: bool = True, max_length: int = 2048, name: str | None = "rlmt",
-                 batch_size: int = 16, timeout: float | None = None):
+                 batch_size: int = 16, timeout: float | None = None, concurrency: int = 1):
         super().__init__(model, dtype=dtype, chat_template=chat_template, max_length=max_length,
-                         think_marker=think_marker, name=name, batch_size=batch_size, timeout=timeout)
+                         think_marker=think_marker, name=name, batch_size=batch_size, timeout=timeout, concurrency=concurrency)
 
 
 # ----------------------------------------------------------------------------- DRO / R3
-def r3_rewards(logp: Tensor, mask: Tensor, group_ids: Tensor, baseline_logp: Tensor | None = None) -> Tensor:
+def r3_rewards(logp: Tensor, mask: Tensor, group_ids: Tensor, baseline_logp: Tensor | None = None,
+               propagation_gamma: float | None = None, reflective_tokens: int = 3) -> Tensor:
     r"""DRO's Reasoning Reflection Reward R3 from the reference tokens' log-probabilities.
 
     Xu et al. 2025, arXiv 2506.13351 v1, "Direct Reasoning Optimization", section 4.1.3 (the
@@ -152,10 +154,10 @@ def r3_rewards(logp: Tensor, mask: Tensor, group_ids: Tensor, baseline_logp: Ten
     $\sigma_j$ is taken over $\ell_{ij}$; a baseline shared by the group (reasoning removed, as
     :class:`R3Reward` computes it) shifts every row of the group by the same amount, so it leaves
     group-normalised advantages unchanged and matters only where rewards are compared across
-    groups. The paper's other correction, the decaying propagation factor
-    $P^{prop}_k(j) = p^{RRT}_k + (1 - p^{RRT}_k)(1 - e^{-\gamma d})$ started at
-    reasoning-reflective tokens, is not implemented: the paper does not say which tokens count as
-    reasoning-reflective (no threshold on $\sigma_j$).
+    groups. The paper's other correction, the decaying propagation factor started at
+    reasoning-reflective tokens, is applied with ``propagation_gamma`` (:func:`r3_propagation`):
+    $\ell_{ij}$ becomes $\ell_{ij} + \sum_{k<j,\,k \in K} \log P^{prop}_{ik}(j)$, the weights
+    $w_\Delta$ still come from the uncorrected $\ell_{ij}$.
 
     Args:
         logp: ``[batch, L]`` reference-token log-probs (0 where ``mask`` is False).
@@ -163,6 +165,9 @@ def r3_rewards(logp: Tensor, mask: Tensor, group_ids: Tensor, baseline_logp: Ten
         group_ids: ``[batch]`` group of each row.
         baseline_logp: optional ``[batch, L]`` log-probs of the same reference tokens under the
             masked reasoning, $b_j$ above.
+        propagation_gamma: $\gamma > 0$ of the propagation factor; None (default) leaves it out.
+        reflective_tokens: with ``propagation_gamma``, the number of reasoning-reflective tokens
+            per group (:func:`r3_propagation`).
 
     Example:
         >>> import torch
@@ -180,9 +185,64 @@ def r3_rewards(logp: Tensor, mask: Tensor, group_ids: Tensor, baseline_logp: Ten
         if not bool((valid == valid[0]).all()):
             raise RlobjInputError("r3_rewards: rows of one group must share the reference tokens (equal masks)")
         weights = r3_token_weights(values, valid[0])
+        if propagation_gamma is not None:
+            values = r3_propagation(values, valid[0], propagation_gamma, reflective_tokens)
         if baseline_logp is not None:
             values = values - baseline_logp[rows]
         out[rows] = (values * valid * weights).sum(-1)
+    return out
+
+
+def r3_reflective_tokens(values: Tensor, valid: Tensor, count: int) -> list[int]:
+    r"""Positions of one group's reasoning-reflective tokens: the ``count`` reference tokens with
+    the largest $\sigma_j > 0$ (ties: the earlier position), in position order.
+
+    DRO calls reasoning-reflective the tokens whose log-probability varies most across the
+    group's reasonings (its Fig. 1 marks three) but gives no threshold; a fixed count per group
+    is rlobj's choice."""
+    sigma = values.std(dim=0, unbiased=False) * valid
+    order = sorted(range(sigma.numel()), key=lambda j: (-float(sigma[j]), j))
+    return sorted(j for j in order[:count] if float(sigma[j]) > 0)
+
+
+def r3_propagation(values: Tensor, valid: Tensor, gamma: float, count: int = 3) -> Tensor:
+    r"""DRO's controlled self-certainty propagation (arXiv 2506.13351 v1, section 4.1.3).
+
+    For each reasoning-reflective token $k$ (:func:`r3_reflective_tokens`) and each later
+    reference token $j$ at distance $d = j - k$, the propagation factor is
+
+    $$ P^{prop}_{ik}(j) = p_{ik} + (1 - p_{ik})\,(1 - e^{-\gamma d}), \qquad p_{ik} = e^{\ell_{ik}}, $$
+
+    the probability the row's reasoning gave token $k$, decaying to 1 with the distance. The
+    corrected log-probability is $\log\bigl(\pi(y_j \mid \dots) \prod_{k<j} P^{prop}_{ik}(j)\bigr)
+    = \ell_{ij} + \sum_{k<j} \log P^{prop}_{ik}(j)$: right after a reflective token the reasoning
+    found unlikely, the certainty the reference itself lends to the next tokens is taken back.
+
+    Args:
+        values: ``[G, L]`` one group's reference-token log-probs.
+        valid: ``[L]`` True on reference tokens.
+        gamma: decay rate $\gamma > 0$.
+        count: reasoning-reflective tokens per group, >= 1.
+
+    Example:
+        >>> import torch
+        >>> out = r3_propagation(torch.tensor([[-2.0, -0.1], [-0.5, -0.1]]), torch.tensor([True, True]),
+        ...                      gamma=0.6931471805599453, count=1)
+        >>> round(float(out[0, 1]), 4)  # -0.1 + log(e^-2 + (1 - e^-2) / 2)
+        -0.6662
+    """
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma > 0:
+        raise RlobjInputError(f"r3 propagation_gamma: expected a number > 0, got {gamma!r}")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise RlobjInputError(f"r3 reflective_tokens: expected an int >= 1, got {count!r}")
+    out = values.clone()
+    positions = torch.arange(values.shape[1], dtype=values.dtype)
+    for k in r3_reflective_tokens(values, valid, count):
+        later = (positions > k) & valid
+        decay = 1.0 - torch.exp(-float(gamma) * (positions - k))
+        p = values[:, k:k + 1].exp()
+        factor = p + (1.0 - p) * decay
+        out = out + torch.where(later, torch.log(factor), torch.zeros((), dtype=values.dtype))
     return out
 
 
@@ -207,15 +267,30 @@ class R3Reward(Scorer):
     alone (the reasoning masked out) are the baseline $b_j$ of :func:`r3_rewards` (DRO's
     efficient correction for certainty propagated by earlier reference tokens, section 4.1.3).
 
+    With ``propagation_gamma`` the log-probs get DRO's propagation factor (:func:`r3_propagation`)
+    at the group's ``reflective_tokens`` most varying reference tokens.
+
+    Each row also carries what DRO's data filter (section 4.2.2,
+    :class:`~rlobj.train.transforms.r3.R3Filter`) reads: ``r3_ref_logp`` (the reference tokens'
+    log-probs, a list) and ``r3_ref_ranks`` (each reference token's rank in the policy's
+    next-token distribution, 1 = the most likely: one plus the number of tokens with a larger
+    logit).
+
     Args:
         reference_key: the record key of the reference outcome.
         answer_prefix: text between the response (the reasoning) and the reference.
         masked_baseline: subtract the log-probs under the masked reasoning.
+        propagation_gamma: decay $\gamma$ of the propagation factor; None leaves it out.
+        reflective_tokens: reasoning-reflective tokens per group for the propagation factor.
     """
 
-    def __init__(self, reference_key: str = "completion", answer_prefix: str = "", masked_baseline: bool = False):
+    def __init__(self, reference_key: str = "completion", answer_prefix: str = "", masked_baseline: bool = False,
+                 propagation_gamma: float | None = None, reflective_tokens: int = 3):
         self.reference_key, self.answer_prefix = reference_key, answer_prefix
         self.masked_baseline = bool(masked_baseline)
+        if propagation_gamma is not None:  # checked here, not at the first step
+            r3_propagation(torch.zeros(1, 1), torch.ones(1, dtype=torch.bool), propagation_gamma, reflective_tokens)
+        self.propagation_gamma, self.reflective_tokens = propagation_gamma, reflective_tokens
         self.name = "r3"
 
     @torch.no_grad()
@@ -240,19 +315,23 @@ class R3Reward(Scorer):
         for b, ref in enumerate(references):
             ref_ids[b, :len(ref)] = torch.tensor(ref)
             ref_mask[b, :len(ref)] = True
-        logp = _reference_logprobs(ctx, contexts, ref_ids, ref_mask)
-        baseline = _reference_logprobs(ctx, masked, ref_ids, ref_mask) if self.masked_baseline else None
-        rewards = r3_rewards(logp, ref_mask, rollout.group_ids.cpu(), baseline_logp=baseline)
+        logp, ranks = _reference_logprobs(ctx, contexts, ref_ids, ref_mask)
+        baseline = _reference_logprobs(ctx, masked, ref_ids, ref_mask)[0] if self.masked_baseline else None
+        rewards = r3_rewards(logp, ref_mask, rollout.group_ids.cpu(), baseline_logp=baseline,
+                             propagation_gamma=self.propagation_gamma, reflective_tokens=self.reflective_tokens)
         mean = (logp.sum(-1) / ref_mask.sum(-1)).tolist()
         batch.metrics["r3/mean"] = float(rewards.mean())
-        return [Score(reward=float(r), fields={"r3_logp_mean": m}) for r, m in zip(rewards.tolist(), mean)]
+        return [Score(reward=float(rewards[b]), fields={
+            "r3_logp_mean": mean[b], "r3_ref_logp": logp[b][ref_mask[b]].tolist(),
+            "r3_ref_ranks": ranks[b][ref_mask[b]].tolist()}) for b in range(len(mean))]
 
 
 @torch.no_grad()
-def _reference_logprobs(ctx, contexts: list[list[int]], ref_ids: Tensor, ref_mask: Tensor) -> Tensor:
-    """Policy log-probs (float32, CPU, eval mode) of ``ref_ids`` after each context."""
+def _reference_logprobs(ctx, contexts: list[list[int]], ref_ids: Tensor, ref_mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Policy log-probs (float32, CPU, eval mode) of ``ref_ids`` after each context, and their
+    ranks (1 + the number of vocabulary tokens with a larger logit; 0 off the mask)."""
     from rlobj.rollout import left_pad_prompts
-    from rlobj.train.forward import token_logprobs
+    from rlobj.rollout.logprobs import response_logits
 
     policy = ctx.models.policy
     device = next(policy.parameters()).device
@@ -260,162 +339,18 @@ def _reference_logprobs(ctx, contexts: list[list[int]], ref_ids: Tensor, ref_mas
     was_training = policy.training
     policy.eval()
     try:
-        logp, _ = token_logprobs(policy, prompt_ids.to(device), prompt_mask.to(device), ref_ids.to(device),
-                                 ref_mask.to(device))
+        logits = response_logits(policy, prompt_ids.to(device), prompt_mask.to(device), ref_ids.to(device),
+                                 ref_mask.to(device)).float().cpu()
     finally:
         policy.train(was_training)
-    return logp.float().cpu()
+    target = logits.gather(-1, ref_ids.unsqueeze(-1))
+    logp = torch.where(ref_mask, (target.squeeze(-1) - torch.logsumexp(logits, dim=-1)), torch.zeros(()))
+    ranks = torch.where(ref_mask, 1 + (logits > target).sum(-1), torch.zeros((), dtype=torch.long))
+    return logp, ranks
 
 
 # ----------------------------------------------------------------------------- RLFR
-class VelocityField(torch.nn.Module):
-    r"""A small velocity field $v_\theta(x, t)$ on hidden states: an MLP of ``[x, t]`` (``hidden=0``:
-    the linear map $v = W[x; t] + b$)."""
-
-    def __init__(self, dim: int, hidden: int = 64):
-        super().__init__()
-        if hidden == 0:
-            self.net = torch.nn.Linear(dim + 1, dim)
-        else:
-            self.net = torch.nn.Sequential(torch.nn.Linear(dim + 1, hidden), torch.nn.SiLU(),
-                                           torch.nn.Linear(hidden, dim))
-
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        return self.net(torch.cat([x, t.expand(*x.shape[:-1], 1).to(x.dtype)], dim=-1))
-
-
-def velocity_deviation(field: torch.nn.Module, z: Tensor, noise: Tensor, times: Sequence[float]) -> Tensor:
-    r"""RLFR's velocity deviation of latents ``z`` (``[n, d]``) in the flow ``field``.
-
-    On the straight path $x_t = (1-t)\,\varepsilon + t\,z$ from noise $\varepsilon$ (``noise``,
-    ``[n, d]``) the target velocity is $z - \varepsilon$; the deviation averages the squared
-    error over the timesteps ``times``,
-
-    $$ D(z) = \frac{1}{|T|} \sum_{t \in T} \frac1d \big\| v_\theta(x_t, t) - (z - \varepsilon) \big\|^2 .$$
-
-    Latents the flow (fitted on reference responses) explains well have a small $D$.
-    """
-    total = torch.zeros(z.shape[0], dtype=z.dtype)
-    for t in times:
-        tt = torch.tensor([float(t)], dtype=z.dtype)
-        x = (1 - tt) * noise + tt * z
-        total = total + ((field(x, tt) - (z - noise)) ** 2).mean(-1)
-    return total / len(times)
-
-
-class FlowReward(Scorer):
-    r"""RLFR's flow reward ("RLFR: Extending Reinforcement Learning for LLMs
-    with Flow Environment", 2025).
-
-    A velocity field :class:`VelocityField` is fitted by flow matching (``fit_steps`` Adam steps,
-    $\min_\theta \mathbb E_{t,\varepsilon} \|v_\theta(x_t,t) - (z-\varepsilon)\|^2$) on the
-    policy's hidden states (layer ``layer``) of the reference responses ``record[reference_key]``
-    seen so far (fitted on the first batch and refitted every ``refit_every`` steps). A response's
-    token $k$ with latent $z_k$ gets the flow reward $-\beta\, D(z_k)$ (:func:`velocity_deviation`,
-    noise drawn from a generator seeded by the run seed, step and row); ``Score.token_rewards``
-    holds them and the sequence reward is their mean over the response's tokens. Combine with a
-    verifier for RLFR's shaped reward (:class:`~rlobj.train.scorers.RewardFunctions`).
-
-    Args:
-        reference_key: the record key of the reference (expert) response.
-        layer: hidden-state layer (-1: the last).
-        hidden: the velocity MLP width.
-        times: the timesteps of the deviation.
-        beta: the reward scale.
-        fit_steps, lr: flow-matching fit.
-        refit_every: refit on the references seen so far every this many steps (0: fit once).
-    """
-
-    def __init__(self, reference_key: str = "completion", layer: int = -1, hidden: int = 64,
-                 times: Sequence[float] = (0.25, 0.5, 0.75), beta: float = 1.0, fit_steps: int = 100,
-                 lr: float = 1e-2, refit_every: int = 0, seed: int = 0):
-        if not times or not all(0.0 <= t <= 1.0 for t in times):
-            raise RlobjInputError(f"FlowReward.times: expected timesteps in [0, 1], got {times!r}")
-        self.reference_key, self.layer, self.hidden = reference_key, layer, hidden
-        self.times, self.beta, self.fit_steps, self.lr = tuple(times), float(beta), fit_steps, lr
-        self.refit_every, self.seed = refit_every, seed
-        self.field: VelocityField | None = None
-        self.references: list[Tensor] = []
-        self.fitted_at: int | None = None
-        self.name = "flow"
-
-    def state_dict(self) -> dict:
-        """The fitted field, the reference latents and the fit step (saved in checkpoints)."""
-        return {"field": None if self.field is None else self.field.state_dict(), "references": list(self.references),
-                "fitted_at": self.fitted_at}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.references, self.fitted_at = list(state["references"]), state["fitted_at"]
-        self.field = None
-        if state["field"] is not None:
-            self.field = VelocityField(self.references[0].shape[-1], self.hidden)
-            self.field.load_state_dict(state["field"])
-            self.field.requires_grad_(False)
-
-    def hidden_states(self, ctx, contexts: list[list[int]], targets: list[list[int]]) -> list[Tensor]:
-        """Latents ``[len(target), d]`` of each target's tokens after its context (policy, no grad)."""
-        from rlobj.rollout import left_pad_prompts
-
-        policy = ctx.models.policy
-        device = next(policy.parameters()).device
-        out = []
-        was_training = policy.training
-        policy.eval()
-        try:
-            for context, target in zip(contexts, targets):
-                ids, mask = left_pad_prompts([context + target], ctx.pad_token_id, int(policy.config.vocab_size))
-                states = policy(input_ids=ids.to(device), attention_mask=mask.long().to(device),
-                                output_hidden_states=True).hidden_states[self.layer][0]
-                out.append(states[len(context):].float().cpu())
-        finally:
-            policy.train(was_training)
-        return out
-
-    def fit(self, latents: Tensor) -> None:
-        """Fit the velocity field on reference latents ``[n, d]`` by flow matching."""
-        generator = torch.Generator().manual_seed(self.seed)
-        with torch.random.fork_rng():
-            torch.manual_seed(self.seed)
-            self.field = VelocityField(latents.shape[-1], self.hidden)
-        optimizer = torch.optim.Adam(self.field.parameters(), lr=self.lr)
-        for _ in range(self.fit_steps):
-            noise = torch.randn(latents.shape, generator=generator)
-            t = torch.rand(latents.shape[0], 1, generator=generator)
-            x = (1 - t) * noise + t * latents
-            loss = ((self.field.net(torch.cat([x, t], -1)) - (latents - noise)) ** 2).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        self.field.requires_grad_(False)
-
-    @torch.no_grad()
-    def __call__(self, ctx, batch: Batch) -> list[Score]:
-        from rlobj.train.providers.scores import row_generator
-
-        rollout = batch.rollout
-        prompts = [rollout.prompt_ids[b][rollout.prompt_mask[b].bool()].tolist() for b in range(len(batch))]
-        responses = [rollout.response_ids[b][rollout.response_mask[b].bool()].tolist() for b in range(len(batch))]
-        refit = self.field is None or (self.refit_every and ctx.step - (self.fitted_at or 0) >= self.refit_every)
-        if refit:
-            for b, record in enumerate(batch.records):
-                if self.reference_key not in record:
-                    raise RlobjInputError(f"FlowReward.reference_key: record {b} has no key {self.reference_key!r}")
-            seen = {}
-            for b, record in enumerate(batch.records):
-                seen.setdefault(record["prompt"], (prompts[b], list(ctx.encode(str(record[self.reference_key])))))
-            contexts, targets = zip(*seen.values())
-            self.references.extend(self.hidden_states(ctx, list(contexts), list(targets)))
-            with torch.enable_grad():
-                self.fit(torch.cat(self.references))
-            self.fitted_at = ctx.step
-        latents = self.hidden_states(ctx, prompts, responses)
-        scores = []
-        for b, z in enumerate(latents):
-            noise = torch.randn(z.shape, generator=row_generator(self.seed, ctx.seed, ctx.step, b))
-            token = (-self.beta * velocity_deviation(self.field, z, noise, self.times)).tolist()
-            scores.append(Score(reward=sum(token) / max(len(token), 1), token_rewards=token))
-        batch.metrics["flow/reward_mean"] = sum(s.reward for s in scores) / max(len(scores), 1)
-        return scores
+# RLFR's flow reward lives in rlobj.train.flow_reward (imported above, kept importable from here).
 
 
 # ----------------------------------------------------------------------------- CapRL
@@ -440,8 +375,8 @@ class CaptionUtility(_JudgeScorer):
 
     def __init__(self, model: str, questions_key: str = "questions", template: str = CAPTION_TEMPLATE,
                  dtype: str = "float32", chat_template: bool = True, name: str | None = "caption_utility",
-                 batch_size: int = 16, timeout: float | None = None):
-        super().__init__(model, "hf", dtype, chat_template, name=name, batch_size=batch_size, timeout=timeout)
+                 batch_size: int = 16, timeout: float | None = None, concurrency: int = 1):
+        super().__init__(model, "hf", dtype, chat_template, name=name, batch_size=batch_size, timeout=timeout, concurrency=concurrency)
         self.questions_key, self.template = questions_key, template
         self.last_choices: list[list[int]] = []
 

@@ -126,9 +126,9 @@ class SentenceJudge(PrincipleJudge):
     def __init__(self, model: str, documents_key: str = "documents", faithful_template: str = TRM_FAITHFUL,
                  correct_template: str = TRM_CORRECT, binary: bool = False, dtype: str = "float32",
                  chat_template: bool = True, name: str | None = "trm", batch_size: int = 16,
-                 timeout: float | None = None):
+                 timeout: float | None = None, concurrency: int = 1):
         super().__init__(model, principles=["<sentence>"], template="{principle}", binary=binary, dtype=dtype,
-                         chat_template=chat_template, name=name, batch_size=batch_size, timeout=timeout)
+                         chat_template=chat_template, name=name, batch_size=batch_size, timeout=timeout, concurrency=concurrency)
         for template in (faithful_template, correct_template):
             if "{sentence}" not in template:
                 raise RlobjInputError("SentenceJudge: both templates must contain {sentence}")

@@ -190,6 +190,11 @@ class RewardFunctions(Scorer):
     LLM judge, a verifier scorer): it is called on the batch and its rows that it did not score
     (field ``scored = 0``, a judge failure) count as ``None``. Its own metrics are logged too.
 
+    Model-backed members (:class:`~rlobj.train.model_scorers.ModelScorer`: reward models,
+    judges) are **submitted first** and run on their own worker threads while the plain functions
+    run on the caller's thread (``overlap``, default on); each keeps its own wall-clock
+    ``timeout``. The result does not depend on the overlap: values are summed in member order.
+
     A function that raises, returns the wrong number of values, or a non-finite value stops the
     step with an error naming the function (unlike per-item verifiers, a batch function failing
     fails the whole batch).
@@ -198,6 +203,8 @@ class RewardFunctions(Scorer):
         funcs: the reward functions: callables, dotted paths (``mypkg.rewards.accuracy``) or
             ``{class_path, init_args}`` of a callable class.
         weights: one weight per function (default all 1).
+        overlap: run model-backed members concurrently with the plain functions (False: one
+            after the other, in member order).
 
     Example (YAML, ``model.scorer``)::
 
@@ -208,7 +215,10 @@ class RewardFunctions(Scorer):
             weights: [1.0, 0.2]
     """
 
-    def __init__(self, funcs: list[Any], weights: list[float] | None = None):
+    def __init__(self, funcs: list[Any], weights: list[float] | None = None, overlap: bool = True):
+        if not isinstance(overlap, bool):
+            raise RlobjInputError(f"RewardFunctions.overlap: expected true or false, got {overlap!r}")
+        self.overlap = overlap
         if not isinstance(funcs, (list, tuple)) or not funcs:
             raise RlobjInputError(f"reward_funcs: expected a non-empty list of reward functions, got {funcs!r}")
         self.funcs = [_resolve_function(f, f"funcs[{i}]") for i, f in enumerate(funcs)]
@@ -242,15 +252,25 @@ class RewardFunctions(Scorer):
         totals, applied = [0.0] * rows, [0] * rows
         values_by_name: dict[str, list[float]] = {}
         metrics: dict[str, float] = {}
-        for index, (name, f, w) in enumerate(zip(self.names, self.funcs, self.weights)):
+        raw: dict[int, Any] = {}
+        members = list(enumerate(self.funcs))
+        # plain functions first, then the scorer members' values: a judge submitted before this call
+        # (``scorer_values[index]`` a callable that waits for it) runs while the functions run
+        for index, f in sorted(members, key=lambda m: isinstance(m[1], Scorer)):
+            name = self.names[index]
             if isinstance(f, Scorer) and index not in scorer_values:
                 raise RlobjInputError(f"reward function {name!r} is a scorer: it needs the rollout batch "
                                       "(call the RewardFunctions scorer on a batch, not score_texts)")
             try:
-                values = scorer_values[index] if index in scorer_values else f(
-                    prompts=prompts, completions=shown, completion_ids=completion_ids, **columns)
+                if index in scorer_values:
+                    given = scorer_values[index]
+                    raw[index] = given() if callable(given) else given
+                else:
+                    raw[index] = f(prompts=prompts, completions=shown, completion_ids=completion_ids, **columns)
             except Exception as error:
                 raise RlobjInputError(f"reward function {name!r} raised {type(error).__name__}: {error}") from error
+        for index, (name, w) in enumerate(zip(self.names, self.weights)):
+            values = raw[index]
             values = list(values) if values is not None else None
             if values is None or len(values) != rows:
                 raise RlobjInputError(f"reward function {name!r} returned {0 if values is None else len(values)} "
@@ -277,12 +297,23 @@ class RewardFunctions(Scorer):
         return scores, metrics
 
     def __call__(self, ctx, batch: Batch) -> list[Score]:
+        from rlobj.train.model_scorers import ModelScorer
+
         ids = [[int(t) for t, m in zip(row, mask) if m]
                for row, mask in zip(batch.rollout.response_ids.tolist(), batch.rollout.response_mask.tolist())]
-        scorer_values = {}
+
+        def unscored_as_none(scores: list[Score]) -> list[float | None]:
+            return [s.reward if s.fields.get("scored", 1.0) else None for s in scores]
+
+        scorer_values: dict[int, Any] = {}
         for index, f in enumerate(self.funcs):
-            if isinstance(f, Scorer):
-                scorer_values[index] = [s.reward if s.fields.get("scored", 1.0) else None for s in f(ctx, batch)]
+            if not isinstance(f, Scorer):
+                continue
+            if self.overlap and isinstance(f, ModelScorer) and type(f).__call__ is ModelScorer.__call__:
+                pending = f.submit(ctx, batch)  # its chunks run on the scorer's threads from now on
+                scorer_values[index] = lambda f=f, pending=pending: unscored_as_none(f.collect(pending, batch))
+            else:
+                scorer_values[index] = unscored_as_none(f(ctx, batch))
         scores, metrics = self.score_texts(ctx.decode(batch.rollout), batch.records, ids, scorer_values)
         batch.metrics.update(metrics)
         return scores

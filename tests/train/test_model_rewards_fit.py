@@ -70,8 +70,6 @@ def test_model_scorer_trains_from_yaml(name, tiny_judges, tmp_path):
     ({"class_path": "rlobj.train.paper_rewards.R3Reward", "init_args": {"answer_prefix": "="}}, "r3/mean"),
     ({"class_path": "rlobj.train.paper_rewards.R3Reward", "init_args": {"answer_prefix": "=", "masked_baseline": True}},
      "r3/mean"),
-    ({"class_path": "rlobj.train.paper_rewards.FlowReward", "init_args": {"fit_steps": 20, "hidden": 16}},
-     "flow/reward_mean"),
 ])
 def test_policy_backed_reward_trains_from_yaml(scorer, metric, tmp_path):
     metrics = _fit(tmp_path, scorer)

@@ -16,9 +16,7 @@ from rlobj.train.paper_rewards import (
     PerceptionJudge,
     RLBFFJudge,
     RLMTReward,
-    VelocityField,
     r3_rewards,
-    velocity_deviation,
 )
 
 RECORDS = [{"prompt": "1+1=", "answer": "2", "completion": "2"}, {"prompt": "2+2=", "answer": "4", "completion": "4"},
@@ -117,8 +115,6 @@ def test_pairwise_generated_verdicts_unreadable_are_counted(tiny_judges):
     judge = PairwiseLLMJudge(tiny_judges["seven"], verdict="generate")
     scores, metrics = judge.score_texts(["2", "3"], RECORDS[:2])
     assert judge.last_outputs[0] == "7" and metrics["pairwise_judge/invalid"] == 2.0
-    with pytest.raises(RlobjInputError, match="needs engine 'hf'"):
-        PairwiseLLMJudge(tiny_judges["raw"], engine="vllm")
     with pytest.raises(RlobjInputError, match="record has no key 'nope'"):
         PairwiseLLMJudge(tiny_judges["raw"], reference="nope").score_rows(["p"], ["y"], [{"prompt": "p"}])
 
@@ -309,17 +305,6 @@ def test_r3_matches_a_plain_transcription_of_the_paper_float64():
             assert got.dtype == torch.float64
             assert torch.allclose(got, torch.tensor(want, dtype=torch.float64), rtol=0, atol=1e-12), trial
 
-def test_velocity_deviation_by_hand():
-    field = VelocityField(dim=1, hidden=0)
-    with torch.no_grad():  # v(x, t) = 2x + 1*t + 0
-        field.net.weight.copy_(torch.tensor([[2.0, 1.0]]))
-        field.net.bias.zero_()
-    z, noise = torch.tensor([[1.0], [3.0]]), torch.tensor([[0.0], [1.0]])
-    # row 0, t=0.5: x = 0.5, v = 1.5, target 1 -> 0.25; t=1: x = 1, v = 3, target 1 -> 4; mean 2.125
-    # row 1, t=0.5: x = 2, v = 4.5, target 2 -> 6.25; t=1: x = 3, v = 7, target 2 -> 25; mean 15.625
-    assert torch.allclose(velocity_deviation(field, z, noise, (0.5, 1.0)), torch.tensor([2.125, 15.625]))
-
-
 # ------------------------------------------------------------------ TRM and RM-R1
 def test_trm_judges_each_sentence_faithfulness_then_correctness(tiny_judges):
     from rlobj.train.reward_model_tasks import SentenceJudge
@@ -370,5 +355,5 @@ def test_flow_reward_state_round_trip_gives_the_same_rewards():
     restored = FlowReward(fit_steps=10, hidden=8)
     restored.load_state_dict(module.scorer.state_dict())
     again = restored(ctx, batch)  # no refit: the saved field scores the batch
-    assert [s.reward for s in again] == pytest.approx([s.reward for s in first])
+    assert [s.token_rewards for s in again] == [s.token_rewards for s in first]
     assert all(len(s.token_rewards) == n for s, n in zip(first, batch.rollout.response_mask.sum(-1).tolist()))
