@@ -13,6 +13,7 @@ from rlobj.train.forward import token_logprobs
 from rlobj.train.samplers import build_sampler
 from rlobj.train.search_samplers import MCTSSampler
 from rlobj.train.stages import Batch
+from rlobj.train.tasks import ExactAnswer
 
 from ._helpers import tiny_module
 
@@ -141,3 +142,34 @@ def test_tree_values_provider_is_the_default_and_gives_one_node_trees():
         TreeValues(reward_scale=0.0)
     metrics = module.update_on_batch(batch, ctx)  # the module fills the slot with the default provider
     assert math.isfinite(metrics["loss"])
+
+
+class CountingVerifier(ExactAnswer):
+    """ExactAnswer that counts its calls (one call = one verified response)."""
+
+    calls = 0
+
+    def __call__(self, completion, sample):
+        type(self).calls += 1
+        return super().__call__(completion, sample)
+
+
+@pytest.mark.parametrize("replay", [False, True])
+def test_each_returned_path_is_verified_once_the_scorer_reuses_the_search_scores(replay):
+    spec = {**SEARCH, "replay": {"threshold": 0.5}} if replay else SEARCH
+    module = tiny_module(sampler={"mcts": spec}, verifier=CountingVerifier())
+    if replay:  # one prompt served from the buffer (plain samples + a cached solution), one searched
+        module.sampler.load_state_dict({"buffer": {"12+3=": [module.encode("15") + [module.tokenizer.eos_token_id]]}})
+    state = module.sampler.state_dict()
+    CountingVerifier.calls = 0
+    batch = module.context(0).sample(RECORDS)
+    during = CountingVerifier.calls
+    assert batch.scores is not None and during >= len(batch)
+    texts = module.decode_responses(batch.rollout)
+    assert [s.reward for s in batch.scores] == [ExactAnswer()(t, r) for t, r in zip(texts, batch.records)]
+    assert batch.metrics["search/rescored_rows"] == 0.0 or replay
+    module.sampler.load_state_dict(state)  # the same buffer, the same step: the same search
+    CountingVerifier.calls = 0
+    metrics = module.rl_update(RECORDS, 0)  # sampler, then the scorer stage, then the update
+    assert CountingVerifier.calls == during  # the scorer stage verified nothing again
+    assert metrics["verifier/reused_fraction"] == 1.0 and math.isfinite(metrics["loss"])
