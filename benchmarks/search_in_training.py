@@ -8,10 +8,11 @@ supervised phase (weak on purpose: pass@1 well below 1, so groups often hold no 
 answer), then copied into the arms, trained for the same number of RL steps on the same prompts:
 
 * ``plain``: ``group_size`` plain samples per prompt, ``grpo``;
-* ``mcts``: ``sampler: mcts`` (``--width`` children, 2-token steps, a per-prompt ``token_budget``) with
-  4 training paths per prompt, ``tree_value_advantage >> clip_ratio >> token_mean``;
+* ``mcts``: ``sampler: mcts`` (``--width`` children, a per-prompt ``token_budget``) with
+  ``--mcts-group`` training paths per prompt, ``tree_value_advantage >> clip_ratio >> token_mean``;
 * ``mcts+informative``: the same with the ``informative_groups`` transform (groups whose paths
-  all have the same reward are dropped, as GRPO's zero advantage does for plain groups).
+  all have the same reward are dropped, as GRPO's zero advantage does for plain groups);
+* ``mcts+grpo``: the search's paths trained with plain ``grpo`` (outcome rewards only).
 
 The token budget is matched on what each arm *samples* per prompt (plain: every sampled
 response token; mcts: every token the search sampled, kept or cut, plus fill tokens); both are
@@ -32,11 +33,11 @@ from rlobj.train import AdditionTask, RLModule
 from rlobj.train.countdown_steps import CountdownSteps, DerivationVerifier
 from rlobj.train.evaluation import evaluate_records
 
-ARMS = ("plain", "mcts", "mcts+informative")
+ARMS = ("plain", "mcts", "mcts+informative", "mcts+grpo")
 
 
 def build(arm: str, seed: int, args) -> RLModule:
-    common = dict(policy={"tiny_model": {"hidden_size": args.hidden, "layers": 1, "heads": 2, "seed": seed}},
+    common = dict(policy={"tiny_model": {"hidden_size": args.hidden, "layers": args.layers, "heads": 2, "seed": seed}},
                   evaluation={"samples": args.eval_samples, "k": [1]}, update={"grad_clip": 1.0}, seed=seed,
                   warmup={"steps": args.sft_steps, "lr": 1e-3, "objective": ["sft"]},
                   optimizer=functools.partial(torch.optim.AdamW, lr=args.lr, weight_decay=0.0))
@@ -49,9 +50,10 @@ def build(arm: str, seed: int, args) -> RLModule:
     search = {"config": {"width": args.width, "max_depth": 3, "step_tokens": args.step_tokens or (8 if countdown else 2),
                          "token_budget": args.token_budget, "frontier_scope": args.frontier_scope},
               "delimiter": " " if countdown else None}
-    return RLModule(objective=["tree_value_advantage", {"clip_ratio": {"eps_low": 0.2, "eps_high": 0.28}},
-                               "token_mean"],
-                    sampler={"mcts": search}, rollout={"group_size": 4, "max_new_tokens": length},
+    objective = "grpo" if arm == "mcts+grpo" else [
+        "tree_value_advantage", {"clip_ratio": {"eps_low": 0.2, "eps_high": 0.28}}, "token_mean"]
+    return RLModule(objective=objective, sampler={"mcts": search},
+                    rollout={"group_size": args.mcts_group, "max_new_tokens": length},
                     transforms=["informative_groups"] if arm == "mcts+informative" else None, **common)
 
 
@@ -60,11 +62,13 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--task", choices=("countdown", "addition"), default="countdown")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=1)
     parser.add_argument("--high", type=int, default=None, help="numbers up to high (default 9; addition 20)")
     parser.add_argument("--sft-steps", type=int, default=200)
     parser.add_argument("--rl-steps", type=int, default=40)
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--plain-group", type=int, default=6)
+    parser.add_argument("--mcts-group", type=int, default=4, help="training paths per prompt")
     parser.add_argument("--token-budget", type=int, default=None, help="per prompt (default: countdown 80, addition 26)")
     parser.add_argument("--step-tokens", type=int, default=None, help="most tokens per step (countdown 8, addition 2)")
     parser.add_argument("--frontier-scope", choices=("tree", "global"), default="tree")
