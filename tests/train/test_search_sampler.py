@@ -173,3 +173,39 @@ def test_each_returned_path_is_verified_once_the_scorer_reuses_the_search_scores
     metrics = module.rl_update(RECORDS, 0)  # sampler, then the scorer stage, then the update
     assert CountingVerifier.calls == during  # the scorer stage verified nothing again
     assert metrics["verifier/reused_fraction"] == 1.0 and math.isfinite(metrics["loss"])
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_search_their_own_prompts_and_stay_in_sync(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    worker = Path(__file__).with_name("ddp_search_worker.py")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, str(worker), str(tmp_path / "out")], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"out.{r}", weights_only=True) for r in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2] and [r["rank"] for r in ranks] == [0, 1]
+    for step in range(2):  # each rank searched its own half of the step's prompts
+        assert not set(ranks[0]["seen"][step]) & set(ranks[1]["seen"][step])
+        for r in ranks:
+            metrics = r["search"][step]
+            assert 0 < metrics["search/search_tokens_per_prompt"] <= metrics["search/token_budget_per_prompt"] == 24
+            assert metrics["verifier/reused_fraction"] == 1.0
+    fresh = RLModuleWeights()
+    moved = 0.0
+    for name, weight in ranks[0]["weights"].items():
+        torch.testing.assert_close(ranks[1]["weights"][name], weight)  # DDP kept the ranks identical
+        moved = max(moved, float((weight - fresh[name]).abs().max()))
+    assert moved > 0  # and the weights did train
+
+
+def RLModuleWeights():
+    """The initial weights of the worker's policy (same tiny model, same seed)."""
+    from rlobj.rollout import build_tiny_qwen2
+    from rlobj.train.tasks import build_char_tokenizer
+
+    model = build_tiny_qwen2(len(build_char_tokenizer()), hidden_size=128, layers=1, heads=2, seed=0)
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
