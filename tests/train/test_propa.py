@@ -1,9 +1,6 @@
 """PROPA: the process reward model on step labels, its scorer, SFT/RL interleaving, a YAML run."""
 
-import csv
-import glob
 import math
-from pathlib import Path
 
 import lightning as L
 import pytest
@@ -16,7 +13,7 @@ from rlobj.train.interleave import SFTInterleave, pick_pair
 from rlobj.train.process_reward import PRMExample, PRMScorer, ProcessRewardModel, prm_examples
 from rlobj.train.tasks import ExactAnswer
 
-from ._helpers import tiny_module
+from ._helpers import fit_rollout_example, tiny_module
 
 RECORDS = [{"prompt": "12+3=", "answer": "15", "completion": "15"}, {"prompt": "7+8=", "answer": "15", "completion": "15"}]
 SEARCH = {"config": {"width": 2, "max_depth": 3, "step_tokens": 2, "token_budget": 40, "backup": "mean",
@@ -162,16 +159,7 @@ def test_interleave_sft_step_trains_on_the_correct_paths():
 
 
 def test_propa_yaml_trains_two_rl_steps_through_the_cli(tmp_path, monkeypatch):
-    from rlobj.train.cli import main
-
-    monkeypatch.chdir(tmp_path)
-    path = Path(__file__).resolve().parents[2] / "examples" / "configs" / "rollout" / "propa.yaml"
-    main(["fit", "--config", str(path), "--trainer.max_steps=3", "--model.warmup.steps=1",
-          "--data.prompts_per_step=2", "--data.eval_size=2", "--model.evaluation.samples=2",
-          "--model.evaluation.k=[1, 2]", "--model.policy.tiny_model={hidden_size: 128, layers: 1, heads: 2, seed: 0}",
-          "--trainer.logger.init_args.save_dir=runs"])
-    (metrics_csv,) = glob.glob(str(tmp_path / "runs" / "**" / "metrics.csv"), recursive=True)
-    rows = list(csv.DictReader(open(metrics_csv)))
+    rows = fit_rollout_example(tmp_path, monkeypatch, "propa")
     rl = [r for r in rows if r.get("phase") == "1.0"]
     assert len(rl) == 2 and all(math.isfinite(float(r["loss"])) for r in rl)
     assert all(float(r["verifier/reused_fraction"]) == 1.0 and float(r["prm/examples"]) > 0 for r in rl)

@@ -1,7 +1,5 @@
 """The MCTS sampler (``sampler: mcts``): rows and extras, log-probs, adaptive replay, errors, a YAML run."""
 
-import csv
-import glob
 import math
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from rlobj.train.search_samplers import MCTSSampler
 from rlobj.train.stages import Batch
 from rlobj.train.tasks import ExactAnswer
 
-from ._helpers import tiny_module
+from ._helpers import fit_rollout_example, tiny_module
 
 RECORDS = [{"prompt": "12+3=", "answer": "15"}, {"prompt": "7+8=", "answer": "15"}]
 SEARCH = {"config": {"width": 2, "max_depth": 3, "step_tokens": 2, "token_budget": 40}, "delimiter": " "}
@@ -112,16 +110,8 @@ def test_concat_keeps_extras_of_search_and_replay():
 
 
 def test_mcts_yaml_trains_two_rl_steps_through_the_cli(tmp_path, monkeypatch):
-    from rlobj.train.cli import main
-
-    monkeypatch.chdir(tmp_path)
-    path = Path(__file__).resolve().parents[2] / "examples" / "configs" / "rollout" / "mcts.yaml"
-    main(["fit", "--config", str(path), "--trainer.max_steps=3", "--model.warmup.steps=1",
-          "--data.prompts_per_step=2", "--data.eval_size=2", "--model.evaluation.samples=2",
-          "--model.evaluation.k=[1, 2]", "--model.policy.tiny_model={hidden_size: 128, layers: 1, heads: 2, seed: 0}",
-          "--trainer.callbacks=[]", "--trainer.logger.init_args.save_dir=runs"])
-    (metrics_csv,) = glob.glob(str(tmp_path / "runs" / "**" / "metrics.csv"), recursive=True)
-    rows = [r for r in csv.DictReader(open(metrics_csv)) if r.get("phase") == "1.0"]
+    rows = [r for r in fit_rollout_example(tmp_path, monkeypatch, "mcts", "--trainer.callbacks=[]")
+            if r.get("phase") == "1.0"]
     assert len(rows) == 2 and all(math.isfinite(float(r["loss"])) for r in rows)
     for row in rows:
         assert 0 < float(row["search/search_tokens_per_prompt"]) <= float(row["search/token_budget_per_prompt"]) == 64
