@@ -306,5 +306,21 @@ class PRMScorer(Scorer):
         batch.metrics["prm/step_score_mean"] = sum(values) / len(values) if values else math.nan
         return out
 
+    def state_dict(self) -> dict:
+        """The model (settings and weights, once built), the kept examples and the fit counters
+        (saved in checkpoints by the trainer)."""
+        model = None if isinstance(self.prm, dict) else {
+            "settings": dict(self.prm.settings), "weights": {k: v.detach().cpu() for k, v in self.prm.state_dict().items()}}
+        return {"model": model, "examples": [[list(e.ids), e.label] for e in self.examples],
+                "fits": self.fits, "labelled_batches": self._labelled_batches}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("model") is not None:
+            self.prm = ProcessRewardModel(**state["model"]["settings"])
+            self.prm.load_state_dict(state["model"]["weights"])
+            self.prm.eval()
+        self.examples = [PRMExample(tuple(int(i) for i in ids), float(label)) for ids, label in state.get("examples", [])]
+        self.fits, self._labelled_batches = int(state.get("fits", 0)), int(state.get("labelled_batches", 0))
+
     def close(self) -> None:
         self.verifier_scorer.close()

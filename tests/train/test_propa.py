@@ -110,6 +110,11 @@ def test_mcts_step_labels_reach_the_prm_scorer_which_learns_and_scores_steps():
         assert score.reward in (0.0, 1.0)
     metrics = module.update_on_batch(scored, ctx)
     assert math.isfinite(metrics["loss"])
+    restored = PRMScorer(delimiter=None)  # checkpoint round trip: model, examples, counters
+    restored.load_state_dict(scorer.state_dict())
+    assert restored.fits == 1 and restored.examples == scorer.examples
+    ids = [list(e.ids) for e in scorer.examples[:4]]
+    torch.testing.assert_close(restored.prm.predict(ids), scorer.prm.predict(ids))
 
 
 def test_pick_pair_takes_the_pair_with_the_shortest_common_prefix():
