@@ -84,7 +84,7 @@ ROWS = {
     42: (OUT, "caption rewards from a vision-language model answering questions: vision modality and LLM-judge rewards", "", []),
     43: (OUT, "evolutionary data synthesis: data, not the objective", "", []),
     44: (SUPP, "synthetic verifiable puzzles: `rlobj.data` knights-and-knaves and countdown generators with `rlobj.verifiers.KnightsKnavesVerifier` / `CountdownVerifier` (not Enigmata's 36 tasks); objective `grpo`", "`grpo`", ["grpo"]),
-    45: (PLAN, "issue 19: the MCTS over reasoning steps (mean backup, rollout evaluation) and the step labels from its node values (`rlobj.rollout.mcts_labels.step_labels`) exist; the process reward model trained on them and the SFT/RL interleaving are not implemented (see [Search in training](search-in-training.md))", "", []),
+    45: (SUPP, "MCTS with mean backup and rollout evaluation (`sampler: mcts`), step labels from node values (`labels: true`), a tiny process reward model trained on them (`rlobj.train.process_reward.ProcessRewardModel`) used as a scorer (`PRMScorer`: step scores, token rewards, online refit) and SFT on search-found correct paths interleaved with RL (`rlobj.train.SFTInterleave`); see [Search in training](search-in-training.md) and `examples/configs/rollout/propa.yaml`. The paper's first-error search has no separate counterpart in the authors' code", "`grpo` with `sampler: mcts`, `PRMScorer` and `SFTInterleave`", ["grpo"]),
     46: (SUPP, "DARS: `rlobj.rollout.filters.dars_extra_rollouts` allocates the second-pass rollouts (ET / HW schedules, caps 32 / 64); merge them into the groups and train `dr_grpo` (no std)", "`dr_grpo`", ["dr_grpo"]),
     47: (PLAN, "issue 5: Self-Aligned Reward", "", []),
     48: (PLAN, "issue 5: Conciseness Reward Function", "", []),

@@ -30,6 +30,17 @@ code github.com/smiles724/DeepSearch @ 9c80532, ``deepsearch/utils/mcts.py``):
    (``backtrack="global"``, :meth:`SearchTree.frontier_score`) or by UCT descent from the
    root (``backtrack="uct"``).
 
+**Frontier scope** (``frontier_scope``): the reference code (``select_global_best_node``)
+scores the open nodes of *one* tree, so each tree expands its own best node every round
+(``"tree"``, the default and what the recipe uses: it is the reference's behaviour, and every
+prompt gets the same search effort, so each group is filled from its own tree). The paper's
+wording (and the issue) describe one frontier over *all* trees: ``"global"`` ranks the open
+nodes of every searching tree by :meth:`SearchTree.frontier_score` together and expands the
+best ``global_expansions`` of them per round (default: as many as trees are searching, so a
+round costs the same), several from one tree and none from another when the scores say so. A
+tree never takes more expansions in a round than its node and token budgets allow; in this
+scope ``stats.rounds`` counts the tree's expansions.
+
 A tree stops when it holds ``paths`` training paths, when it has no open node left, or when
 the next round would pass its node or token budget. :func:`run_search` then fills missing
 paths, first with scored terminal leaves that were not chosen, then by completing open nodes
@@ -49,11 +60,12 @@ from dataclasses import dataclass, field
 
 from rlobj.ops.errors import RlobjInputError
 
-__all__ = ["MCTSConfig", "StepSample", "SearchNode", "SearchTree", "SearchStats", "run_search"]
+__all__ = ["MCTSConfig", "StepSample", "SearchNode", "SearchTree", "SearchStats", "run_search", "global_frontier"]
 
 _CHOICES = {"selection": ("uct", "puct"), "prior": ("mean_logp", "sum_logp", "uniform"),
             "backup": ("deepsearch", "mean"), "backtrack": ("global", "uct"),
             "evaluation": ("terminal", "rollout"), "path_choice": ("entropy", "all"),
+            "frontier_scope": ("tree", "global"),
             "depth_bonus": ("sqrt", "log", "constant")}
 
 
@@ -100,6 +112,10 @@ class MCTSConfig:
         node_budget: most nodes per tree (root included); None: no limit.
         token_budget: most sampled tokens per tree during the search (expansions and rollouts,
             discarded tokens after a delimiter included); None: no limit.
+        frontier_scope: ``"tree"`` (each tree expands its own node per round; the reference) or
+            ``"global"`` (one frontier over all trees; see the module notes).
+        global_expansions: expansions per round with ``frontier_scope="global"`` (None: the
+            number of trees still searching).
     """
 
     width: int = 4
@@ -122,10 +138,13 @@ class MCTSConfig:
     reward_baseline: float = 0.5
     node_budget: int | None = None
     token_budget: int | None = None
+    frontier_scope: str = "tree"
+    global_expansions: int | None = None
 
     def __post_init__(self):
         for name in ("width", "max_depth", "step_tokens"):
             _positive_int(name, getattr(self, name))
+        _positive_int("global_expansions", self.global_expansions, allow_none=True)
         _positive_int("node_budget", self.node_budget, allow_none=True)
         _positive_int("token_budget", self.token_budget, allow_none=True)
         for name, allowed in _CHOICES.items():
@@ -425,6 +444,15 @@ class SearchTree:
         elif cfg.token_budget is not None and self.stats.search_tokens + self.round_cost() > cfg.token_budget:
             self.done, self.stats.stop = True, "token_budget"
 
+    def expansions_left(self) -> int:
+        """Expansions the node and token budgets still allow (a large number when unlimited)."""
+        cfg, room = self.config, 1 << 30
+        if cfg.node_budget is not None:
+            room = min(room, (cfg.node_budget - len(self.nodes)) // cfg.width)
+        if cfg.token_budget is not None:
+            room = min(room, (cfg.token_budget - self.stats.search_tokens) // self.round_cost())
+        return max(room, 0)
+
     def start(self) -> None:
         """Check the budgets before the first round (a budget too small for one round stops here)."""
         self._check_done()
@@ -464,26 +492,51 @@ def run_search(trees: Sequence[SearchTree], expand: Expand, evaluate: Evaluate,
         active = [i for i, tree in enumerate(trees) if not tree.done]
         if not active:
             break
-        requests = [(i, trees[i].current) for i in active]
+        if trees[active[0]].config.frontier_scope == "global":
+            requests = global_frontier(trees, active)
+            if not requests:  # cannot happen while an active tree has an open node; never loop forever
+                for i in active:
+                    trees[i].done, trees[i].stats.stop = True, "exhausted"
+                break
+        else:
+            requests = [(i, trees[i].current) for i in active]
         samples = expand(requests)
-        created = {i: trees[i].add_children(trees[i].current, group)
-                   for i, group in zip(active, samples, strict=True)}
-        terminal = [(i, c) for i in active for c in created[i] if trees[i].nodes[c].terminal]
-        rewards: dict[int, dict[int, float]] = {i: {} for i in active}
-        for (i, c), reward in zip(terminal, evaluate(terminal) if terminal else [], strict=True):
-            rewards[i][c] = reward
-        rollouts: dict[int, dict[int, float]] = {i: {} for i in active}
-        open_children = [(i, c) for i in active for c in created[i] if not trees[i].nodes[c].terminal]
+        created = [trees[i].add_children(node, group) for (i, node), group in zip(requests, samples, strict=True)]
+        made = [(i, c) for (i, _), kids in zip(requests, created, strict=True) for c in kids]
+        terminal = [(i, c) for i, c in made if trees[i].nodes[c].terminal]
+        rewards = dict(zip(terminal, evaluate(terminal) if terminal else [], strict=True))
+        rollouts: dict[tuple[int, int], float] = {}
+        open_children = [(i, c) for i, c in made if not trees[i].nodes[c].terminal]
         if trees[active[0]].config.evaluation == "rollout" and open_children:
             if simulate is None:
                 raise RlobjInputError("run_search: evaluation='rollout' needs a simulate function")
             for (i, c), (reward, cost) in zip(open_children, simulate(open_children), strict=True):
-                rollouts[i][c] = reward
+                rollouts[(i, c)] = reward
                 trees[i].stats.search_tokens += int(cost)
-        for i in active:
-            trees[i].resolve(created[i], rewards[i], rollouts[i])
+        for (i, node), kids in zip(requests, created, strict=True):
+            trees[i].current = node  # resolve() reads the expanded node
+            trees[i].resolve(kids, {c: rewards[(i, c)] for c in kids if (i, c) in rewards},
+                             {c: rollouts[(i, c)] for c in kids if (i, c) in rollouts})
     _fill(trees, evaluate, complete)
     return [list(tree.chosen) for tree in trees]
+
+
+def global_frontier(trees: Sequence[SearchTree], active: Sequence[int]) -> list[tuple[int, int]]:
+    """One round's expansions under ``frontier_scope="global"``: the open nodes of the ``active``
+    trees ranked together by :meth:`SearchTree.frontier_score` (ties: lower tree, then lower
+    node), the best ``global_expansions`` of them (default ``len(active)``), at most
+    :meth:`SearchTree.expansions_left` per tree; returned as ``(tree, node)`` in tree order."""
+    limit = trees[active[0]].config.global_expansions or len(active)
+    ranked = sorted((-trees[i].frontier_score(n), i, n) for i in active for n in trees[i].frontier())
+    room = {i: trees[i].expansions_left() for i in active}
+    out: list[tuple[int, int]] = []
+    for _, i, n in ranked:
+        if len(out) == limit:
+            break
+        if room[i] > 0:
+            room[i] -= 1
+            out.append((i, n))
+    return sorted(out)
 
 
 def _fill(trees: Sequence[SearchTree], evaluate: Evaluate, complete: Complete | None) -> None:

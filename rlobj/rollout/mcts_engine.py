@@ -61,6 +61,7 @@ class MCTSResult:
         step_ends: ``[batch, seq]`` bool, True on the last token of each step.
         rewards: ``[batch]`` the verifier's reward of each path.
         trees: the searched trees (statistics, for logging and tests).
+        leaves: the leaf node (in its tree) of each row.
     """
 
     rollout: RolloutBatch
@@ -68,6 +69,7 @@ class MCTSResult:
     step_ends: Tensor
     rewards: Tensor
     trees: tuple[SearchTree, ...]
+    leaves: tuple[int, ...] = ()
 
     @property
     def stats(self) -> list[SearchStats]:
@@ -155,7 +157,7 @@ def mcts_rollouts(engine, prompts: Sequence[Sequence[int]], paths: int, sampling
     calls = _EngineCalls(engine, [list(map(int, p)) for p in prompts], trees, sampling, config, score)
     chosen = run_search(trees, calls.expand, calls.evaluate,
                         calls.simulate if config.evaluation == "rollout" else None, calls.complete)
-    rows, values, ends, rewards = [], [], [], []
+    rows, values, ends, rewards, leaf_of_row = [], [], [], [], []
     for i, (tree, leaves) in enumerate(zip(trees, chosen, strict=True)):
         for leaf in leaves:
             path = tree.path(leaf)
@@ -164,6 +166,7 @@ def mcts_rollouts(engine, prompts: Sequence[Sequence[int]], paths: int, sampling
             values.append([node.value for node in path for _ in node.tokens])
             ends.append([k == len(node.tokens) - 1 for node in path for k in range(len(node.tokens))])
             rewards.append(float(tree.nodes[leaf].reward))
+            leaf_of_row.append(leaf)
     device = calls.device or "cpu"
     rollout = batch_from_rows([torch.tensor(prompts[i], dtype=torch.long) for i, _, _, _ in rows],
                               [torch.tensor(t, dtype=torch.long) for _, t, _, _ in rows],
@@ -177,4 +180,5 @@ def mcts_rollouts(engine, prompts: Sequence[Sequence[int]], paths: int, sampling
         node_values[row, :len(value)] = torch.tensor(value, dtype=torch.float32)
         step_ends[row, :len(end)] = torch.tensor(end, dtype=torch.bool)
     return MCTSResult(rollout=rollout, node_values=node_values.to(device), step_ends=step_ends.to(device),
-                      rewards=torch.tensor(rewards, dtype=torch.float32), trees=tuple(trees))
+                      rewards=torch.tensor(rewards, dtype=torch.float32), trees=tuple(trees),
+                      leaves=tuple(leaf_of_row))

@@ -11,8 +11,11 @@ non-zero value and is left out otherwise. Here $Q$ is the tree's own $Q$: use
 ``MCTSConfig(backup="mean", evaluation="rollout", reward_scale=1.0, reward_baseline=0.0)`` so
 that it is the mean reward of the completions through the node, as in the reference.
 
-The process reward model trained on these labels, the first-error search of the paper and the
-SFT/RL interleaving are not implemented.
+The process reward model trained on these labels is
+:class:`rlobj.train.process_reward.ProcessRewardModel` (its scorer:
+:class:`~rlobj.train.process_reward.PRMScorer`), the SFT/RL interleaving
+:class:`rlobj.train.interleave.SFTInterleave`. The paper's first-error search has no separate
+counterpart in the reference code (it labels nodes by value) and none here.
 """
 
 import math

@@ -14,8 +14,10 @@ from rlobj.train.data_strategies import DifficultyCurriculum, DomainMixture, Har
 from rlobj.train.datamodule import PromptStream, RLDataModule
 from rlobj.train.export import ExportPolicy, export_policy
 from rlobj.train.hf_data import DatasetTask, JsonlTask
+from rlobj.train.interleave import SFTInterleave
 from rlobj.train.module import RLModule, build_train_objective, score_completions
 from rlobj.train.multiturn import EnvironmentScorer, MultiTurnSampler
+from rlobj.train.process_reward import PRMScorer, ProcessRewardModel
 from rlobj.train.prompt_stats import PromptStats
 from rlobj.train.scorers import RewardFunctions, VerifierScorer
 from rlobj.train.synthesis import WeaknessSynthesis
@@ -67,4 +69,7 @@ __all__ = [
     "LeveledAddition",
     "PromptStats",
     "WeaknessSynthesis",
+    "SFTInterleave",
+    "PRMScorer",
+    "ProcessRewardModel",
 ]

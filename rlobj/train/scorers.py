@@ -21,7 +21,7 @@ from rlobj.ops.errors import RlobjInputError
 from rlobj.train.model_scorers import nanstd
 from rlobj.train.stages import Batch, Score, Scorer
 
-__all__ = ["VerifierScorer", "ProcessScorer", "RewardFunctions", "score_completions", "as_score"]
+__all__ = ["VerifierScorer", "ProcessScorer", "RewardFunctions", "score_completions", "as_score", "reuse_scores"]
 
 
 def as_score(value: Any) -> Score:
@@ -38,6 +38,21 @@ def as_score(value: Any) -> Score:
     if not math.isfinite(score.reward):
         raise ValueError("non-finite reward")
     return score
+
+
+def reuse_scores(batch: Batch) -> list[Score] | None:
+    """The scores a sampler already gave ``batch``, or None when it comes unscored.
+
+    The contract: a sampler that verified its rows while sampling (the MCTS sampler scores every
+    terminal path it returns through ``ctx.score``, i.e. with this run's scorer) returns the
+    batch with ``scores`` set; the scorer stage then reuses them instead of running the verifier
+    again on the same rows (``verifier/reused_fraction`` = 1 in the step's metrics). Scorers
+    built on :class:`VerifierScorer` (and :class:`~rlobj.train.process_reward.PRMScorer`) honour it.
+    """
+    if batch.scores is None:
+        return None
+    batch.metrics["verifier/reused_fraction"] = 1.0
+    return list(batch.scores)
 
 
 def score_completions(verifier, completions: list[str], samples: list[dict], pool=None) -> tuple[list[float], dict[str, float]]:
@@ -94,6 +109,9 @@ class VerifierScorer(Scorer):
         return _scores(self.verifier, completions, records, self.pool())
 
     def __call__(self, ctx, batch: Batch) -> list[Score]:
+        reused = reuse_scores(batch)  # rows the sampler already verified with this scorer
+        if reused is not None:
+            return reused
         scores, metrics = self.score_texts(ctx.decode(batch.rollout), batch.records)
         batch.metrics.update(metrics)
         return scores

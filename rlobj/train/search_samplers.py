@@ -10,8 +10,14 @@ any engine), scoring terminal nodes with the run's scorer (``ctx.score``), and r
 ``group_size`` training paths of each tree as one group. Each row carries two extras that the
 :class:`~rlobj.terms.tree_advantages.tree_value_advantage` term reads:
 ``node_values`` (the value $W$ of the step each token belongs to, read after the search) and
-``step_ends`` (the last token of each step). The scorer scores the returned rows again (the
-same verifier: the pipeline's contract is an unscored batch).
+``step_ends`` (the last token of each step). Every returned path was verified during the
+search (``ctx.score``, the run's scorer): the batch comes back with those scores set and the
+scorer stage reuses them (:func:`rlobj.train.scorers.reuse_scores`), so each path is verified
+once. With ``labels: true`` the rows also carry ``step_labels``: PROPA's label
+$\log(1 + 10\,Q)/\log 11$ of each step's node on the step's last token (-1 elsewhere and on
+replayed rows: no label), the
+online training data of :class:`~rlobj.train.process_reward.PRMScorer`. (PROPA labels every node
+of the tree; here only the nodes on the returned paths reach the scorer.)
 
 **Adaptive replay** (DeepSearch's replay buffer with cached solutions): a record whose
 searched paths are correct (reward $\ge$ ``correct``) in a fraction $0 < f \le$ ``threshold``
@@ -34,7 +40,7 @@ from typing import Any
 import torch
 
 from rlobj.ops.errors import RlobjInputError
-from rlobj.train.stages import Batch, Sampler
+from rlobj.train.stages import Batch, Sampler, Score
 
 __all__ = ["MCTSSampler"]
 
@@ -53,10 +59,11 @@ class MCTSSampler(Sampler):
             fixed-length steps of ``step_tokens`` (the reference code's steps). Ignored when
             ``config`` gives ``delimiter_ids``.
         replay: None (off) or ``{threshold: 0.25, correct: 1.0}`` (adaptive replay).
+        labels: attach ``extras['step_labels']`` (PROPA's step labels, see the module notes).
     """
 
     def __init__(self, config: dict[str, Any] | None = None, delimiter: str | None = "\n",
-                 replay: dict[str, float] | None = None):
+                 replay: dict[str, float] | None = None, labels: bool = False):
         from rlobj.rollout.mcts import MCTSConfig
 
         args = dict(config or {})
@@ -79,6 +86,9 @@ class MCTSSampler(Sampler):
             if not 0.0 < replay["threshold"] <= 1.0:
                 raise RlobjInputError(f"mcts.replay.threshold: expected a number in (0, 1], got {replay['threshold']}")
         self.replay = replay
+        if not isinstance(labels, bool):
+            raise RlobjInputError(f"mcts.labels: expected true or false, got {labels!r}")
+        self.labels = labels
         self.buffer: dict[str, list[list[int]]] = {}
 
     def _config(self, ctx):
@@ -101,14 +111,22 @@ class MCTSSampler(Sampler):
         config = self._config(ctx)
         parts, metrics = [], {}
         if searched:
+            verified: dict[tuple, Score] = {}  # (tree, response ids) -> the scorer's Score
+
             def score(rows):
-                return self._score(ctx, [records[searched[i]] for i, _, _ in rows],
-                                   [prompts[searched[i]] for i, _, _ in rows], rows)
+                scores = self._score(ctx, [records[searched[i]] for i, _, _ in rows],
+                                     [prompts[searched[i]] for i, _, _ in rows], rows)
+                verified.update({(i, tuple(t)): s for (i, t, _), s in zip(rows, scores, strict=True)})
+                return [s.reward for s in scores]
 
             result = mcts_rollouts(ctx.engine, [prompts[i] for i in searched], n, sampling, config, score)
             rows = [searched[g] for g in result.rollout.group_ids.tolist()]
-            parts.append((rows, Batch(rollout=result.rollout, records=[records[i] for i in rows],
-                                      extras={"node_values": result.node_values, "step_ends": result.step_ends})))
+            extras = {"node_values": result.node_values, "step_ends": result.step_ends}
+            if self.labels:
+                extras["step_labels"] = _step_labels(result)
+            found = Batch(rollout=result.rollout, records=[records[i] for i in rows], extras=extras)
+            found.scores = self._verified(ctx, found, verified)
+            parts.append((rows, found))
             self._remember(records, searched, result.rewards, result.rollout, n)
             metrics.update(_search_metrics(result, config))
         if replayed:
@@ -121,14 +139,27 @@ class MCTSSampler(Sampler):
 
     # ------------------------------------------------------------------ scoring paths
     @staticmethod
-    def _score(ctx, records, prompts, rows) -> list[float]:
+    def _verified(ctx, batch: Batch, verified: dict) -> list[Score]:
+        """The search's Score of each returned row; rows it never scored are scored now."""
+        mask = batch.rollout.response_mask.cpu()
+        ids = batch.rollout.response_ids.cpu()
+        keys = [(int(g), tuple(ids[r][mask[r]].tolist())) for r, g in enumerate(batch.rollout.group_ids.tolist())]
+        missing = [r for r, k in enumerate(keys) if k not in verified]
+        if missing:
+            part = ctx.score(batch.select(missing)).scores
+            verified.update({keys[r]: s for r, s in zip(missing, part, strict=True)})
+        batch.metrics["search/rescored_rows"] = float(len(missing))
+        return [verified[k] for k in keys]
+
+    @staticmethod
+    def _score(ctx, records, prompts, rows) -> list[Score]:
         from rlobj.rollout._batching import batch_from_rows
 
         rollout = batch_from_rows([torch.tensor(p, dtype=torch.long) for p in prompts],
                                   [torch.tensor(t, dtype=torch.long) for _, t, _ in rows],
                                   [torch.zeros(len(t)) for _, t, _ in rows], list(range(len(rows))),
                                   [f for _, _, f in rows], ctx.pad_token_id)
-        return ctx.score(Batch(rollout=rollout, records=list(records))).rewards.tolist()
+        return list(ctx.score(Batch(rollout=rollout, records=list(records))).scores)
 
     # ------------------------------------------------------------------ adaptive replay
     def _remember(self, records, searched, rewards, rollout, n) -> None:
@@ -168,8 +199,7 @@ class MCTSSampler(Sampler):
             logp[index.to(logp.device)] = recomputed.to(logp.dtype) * rollout.response_mask[index.to(logp.device)]
             rollout = dataclasses.replace(rollout, logp_rollout=logp)
         batch = Batch(rollout=rollout, records=[records[replayed[g]] for g in groups], on_policy=not any(cached))
-        rewards = ctx.score(batch).rewards
-        batch.scores = None
+        rewards = ctx.score(batch).rewards  # kept: the scorer stage reuses them (reuse_scores)
         for g, i in enumerate(replayed):  # the record leaves the buffer once its own samples suffice
             own = [float(rewards[g * n + k]) >= self.replay["correct"] for k in range(n) if not cached[g * n + k]]
             if own and sum(own) / n > self.replay["threshold"]:
@@ -178,6 +208,8 @@ class MCTSSampler(Sampler):
         value = self.config.reward_scale * (rewards.to(mask.device) - self.config.reward_baseline)
         ends = mask & ~torch.nn.functional.pad(mask[:, 1:], (0, 1))
         batch.extras = {"node_values": value[:, None] * mask, "step_ends": ends}
+        if self.labels:
+            batch.extras["step_labels"] = torch.full(mask.shape, -1.0, device=mask.device)
         return batch
 
     def state_dict(self) -> dict:
@@ -185,6 +217,20 @@ class MCTSSampler(Sampler):
 
     def load_state_dict(self, state: dict) -> None:
         self.buffer = {str(k): [list(map(int, s)) for s in v] for k, v in dict(state.get("buffer", {})).items()}
+
+
+def _step_labels(result) -> torch.Tensor:
+    """``[batch, seq]``: PROPA's label of each step's node on the step's last token, -1 elsewhere."""
+    from rlobj.rollout.mcts_labels import log_boost
+
+    out = torch.full(result.step_ends.shape, -1.0)
+    for row, group in enumerate(result.rollout.group_ids.tolist()):
+        position = -1
+        for node in result.trees[group].path(result.leaves[row]):
+            position += len(node.tokens)
+            if node.tokens:
+                out[row, position] = log_boost(node.q)
+    return out.to(result.step_ends.device)
 
 
 def _search_metrics(result, config) -> dict[str, float]:

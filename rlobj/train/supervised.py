@@ -7,7 +7,7 @@ import torch
 from rlobj.algebra import Normalizer
 from rlobj.rollout import RolloutBatch, left_pad_prompts
 
-__all__ = ["demonstrations", "sft_step"]
+__all__ = ["demonstrations", "sft_step", "sft_on_rollout"]
 
 
 def demonstrations(module, records: list[dict]) -> RolloutBatch:
@@ -33,8 +33,14 @@ def demonstrations(module, records: list[dict]) -> RolloutBatch:
 
 def sft_step(module, records: list[dict]) -> dict[str, float]:
     """One optimizer step of ``module.sft_objective`` in micro-batches with one global normaliser."""
-    rollout = demonstrations(module, records)
-    chunks = module.models.chunks(len(records))
+    return sft_on_rollout(module, demonstrations(module, records), module.cfg.warmup.lr)
+
+
+def sft_on_rollout(module, rollout: RolloutBatch, lr: float | None = None) -> dict[str, float]:
+    """One optimizer step of ``module.sft_objective`` on the responses of ``rollout`` (token ids
+    as they are: sampled paths train without a decode/encode round trip) at learning rate ``lr``
+    (None: the optimizer's own)."""
+    chunks = module.models.chunks(len(rollout))
     normalizer = Normalizer.from_masks([rollout.response_mask[c] for c in chunks])
     sums: dict[str, float] = defaultdict(float)
     module.policy.train()
@@ -46,7 +52,7 @@ def sft_step(module, records: list[dict]) -> dict[str, float]:
         for key, value in out.metrics.items():
             sums[key] += float(value) / len(chunks)
     module._optimizer()
-    lrs = [module.cfg.warmup.lr] * len(module.base_lrs) if module.cfg.warmup.lr else list(module.base_lrs)
+    lrs = [lr] * len(module.base_lrs) if lr else list(module.base_lrs)
     sums["grad_norm"] = module._step(lrs)
     sums["lr"] = lrs[0]
     return dict(sums)

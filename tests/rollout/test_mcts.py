@@ -1,5 +1,6 @@
 """The pure tree search (rlobj/rollout/mcts.py) on toy trees with known rewards."""
 
+import dataclasses
 import math
 
 import pytest
@@ -206,3 +207,73 @@ def test_propa_step_labels_by_hand():
     assert log_boost(-1.0) == 0.0 and log_boost(2.0) == 1.0
     with pytest.raises(RlobjInputError, match="log_boost: a must be > 0"):
         log_boost(0.5, a=0.0)
+
+
+def _global_trees(token_budget=None):
+    config = MCTSConfig(width=2, max_depth=4, step_tokens=1, frontier_weights=(0.4, 0.4, 0.01, 0.0),
+                        frontier_scope="global", token_budget=token_budget)
+    trees = [SearchTree(config, paths=2, length_limit=10) for _ in range(3)]
+
+    def kids(tree, parent, a, b):
+        return tree.add_children(parent, [StepSample((a,), (-0.1,), False, cost=1), StepSample((b,), (-0.2,), False, cost=1)])
+
+    a, _ = kids(trees[0], 0, 1, 2)
+    trees[0].backup(a, 1.0)      # deepsearch backup, L = 2: A.W = 1, root.W = 1/2 -> Q(root0) = 0.5
+    c, _ = kids(trees[1], 0, 3, 4)
+    trees[1].backup(c, -1.0)     # C.W = -1, root.W = -1/2 -> Q(root1) = -0.5
+    e, _ = kids(trees[2], 0, 5, 6)
+    kids(trees[2], e, 7, 8)      # no values: depth decides
+    return trees
+
+
+def test_global_frontier_ranks_open_nodes_of_all_trees_together_by_hand():
+    from rlobj.rollout.mcts import global_frontier
+
+    trees = _global_trees()
+    # F(s) = 0.4 tanh Q(parent) + 0.01 sqrt(d / 4):
+    # tree 0: A (node 1), B (node 2): 0.4 tanh(0.5) + 0.01 * 0.5 = 0.189848...
+    # tree 1: C (1), D (2): 0.4 tanh(-0.5) + 0.005 = -0.179848...
+    # tree 2: F (2) at depth 1: 0.005; E1 (3), E2 (4) at depth 2 under E (Q 0): 0.01 sqrt(1/2) = 0.007071...
+    high, low = 0.4 * math.tanh(0.5) + 0.005, 0.4 * math.tanh(-0.5) + 0.005
+    assert trees[0].frontier_score(1) == pytest.approx(high) and trees[1].frontier_score(2) == pytest.approx(low)
+    assert trees[2].frontier_score(3) == pytest.approx(0.01 * math.sqrt(0.5))
+    assert trees[2].frontier_score(2) == pytest.approx(0.005)
+    # three expansions (one per searching tree): A, B (tree 0) then E1 (tree 2); tree 1 gets none
+    assert global_frontier(trees, [0, 1, 2]) == [(0, 1), (0, 2), (2, 3)]
+    # per tree: only the reference's own-tree choice
+    assert [t.global_select() for t in trees] == [1, 1, 3]
+
+
+def test_global_frontier_respects_each_trees_budget_and_the_expansion_count():
+    from rlobj.rollout.mcts import global_frontier
+
+    trees = _global_trees(token_budget=10)  # a round costs width * step_tokens = 2 tokens
+    trees[0].stats.search_tokens = 8        # tree 0: room for one more expansion
+    assert [t.expansions_left() for t in trees] == [1, 4, 3]
+    config = dataclasses.replace(trees[0].config, global_expansions=5)
+    for tree in trees:
+        tree.config = config
+    # ranking A, B, E1, E2, F, C, D; B is skipped (tree 0 is out of room); five taken
+    assert global_frontier(trees, [0, 1, 2]) == [(0, 1), (1, 1), (2, 2), (2, 3), (2, 4)]
+
+
+def test_global_scope_search_runs_to_the_paths_and_keeps_rounds_within_the_limit():
+    config = MCTSConfig(width=2, max_depth=2, step_tokens=1, frontier_scope="global")
+    toy = two_by_two()
+    trees = [SearchTree(config, paths=2, length_limit=10) for _ in range(2)]
+    toy.bind(trees)
+    sizes = []
+
+    def expand(requests):
+        sizes.append(len(requests))
+        return toy.expand(requests)
+
+    chosen = run_search(trees, expand, toy.evaluate, complete=toy.complete)
+    # round 1: both roots (tie at 0); round 2: four depth-1 nodes tie at 0.4 tanh(0) + 0.01 sqrt(1/2):
+    # tree 0's A and B win the two slots (lower tree first) and yield its two paths; round 3: tree 1
+    # alone searches, one slot: its A (ties broken by node index), then B in round 4.
+    assert sizes == [2, 2, 1, 1]
+    assert toy.expanded == [(), (), (1,), (2,), (1,), (2,)]
+    assert [len(c) for c in chosen] == [2, 2] and [t.stats.stop for t in trees] == ["paths", "paths"]
+    with pytest.raises(RlobjInputError, match="frontier_scope"):
+        MCTSConfig(frontier_scope="forest")

@@ -65,3 +65,22 @@ class StartsWithDigit:
 
     def __call__(self, completion: str, record: dict) -> float:
         return 1.0 if completion[:1].isdigit() else 0.0
+
+
+def fit_rollout_example(tmp_path, monkeypatch, name: str, *extra: str) -> list[dict]:
+    """``rlobj fit`` on ``examples/configs/rollout/<name>.yaml`` shrunk to 1 warm-up step and 2 prompts
+    (``extra``: more CLI overrides); returns the rows of its metrics.csv."""
+    import csv
+    import glob
+    from pathlib import Path
+
+    from rlobj.train.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    path = Path(__file__).resolve().parents[2] / "examples" / "configs" / "rollout" / f"{name}.yaml"
+    main(["fit", "--config", str(path), "--trainer.max_steps=3", "--model.warmup.steps=1",
+          "--data.prompts_per_step=2", "--data.eval_size=2", "--model.evaluation.samples=2",
+          "--model.evaluation.k=[1, 2]", "--model.policy.tiny_model={hidden_size: 128, layers: 1, heads: 2, seed: 0}",
+          "--trainer.logger.init_args.save_dir=runs", *extra])
+    (metrics_csv,) = glob.glob(str(tmp_path / "runs" / "**" / "metrics.csv"), recursive=True)
+    return list(csv.DictReader(open(metrics_csv)))

@@ -55,7 +55,7 @@ def test_config_parses_and_instantiates(config, tmp_path, monkeypatch):
         from rlobj.train.samplers import EADSampler, LATRSampler, MCTSSampler, SegmentSampler
 
         expected = {"ead": EADSampler, "latr": LATRSampler, "ulorl_segments": SegmentSampler,
-                    "mcts": MCTSSampler}[Path(config).stem]
+                    "mcts": MCTSSampler, "propa": MCTSSampler}[Path(config).stem]
         assert type(cli.model.sampler) is expected
 
 

@@ -1,7 +1,5 @@
 """The MCTS sampler (``sampler: mcts``): rows and extras, log-probs, adaptive replay, errors, a YAML run."""
 
-import csv
-import glob
 import math
 from pathlib import Path
 
@@ -13,8 +11,9 @@ from rlobj.train.forward import token_logprobs
 from rlobj.train.samplers import build_sampler
 from rlobj.train.search_samplers import MCTSSampler
 from rlobj.train.stages import Batch
+from rlobj.train.tasks import ExactAnswer
 
-from ._helpers import tiny_module
+from ._helpers import fit_rollout_example, tiny_module
 
 RECORDS = [{"prompt": "12+3=", "answer": "15"}, {"prompt": "7+8=", "answer": "15"}]
 SEARCH = {"config": {"width": 2, "max_depth": 3, "step_tokens": 2, "token_budget": 40}, "delimiter": " "}
@@ -111,16 +110,8 @@ def test_concat_keeps_extras_of_search_and_replay():
 
 
 def test_mcts_yaml_trains_two_rl_steps_through_the_cli(tmp_path, monkeypatch):
-    from rlobj.train.cli import main
-
-    monkeypatch.chdir(tmp_path)
-    path = Path(__file__).resolve().parents[2] / "examples" / "configs" / "rollout" / "mcts.yaml"
-    main(["fit", "--config", str(path), "--trainer.max_steps=3", "--model.warmup.steps=1",
-          "--data.prompts_per_step=2", "--data.eval_size=2", "--model.evaluation.samples=2",
-          "--model.evaluation.k=[1, 2]", "--model.policy.tiny_model={hidden_size: 128, layers: 1, heads: 2, seed: 0}",
-          "--trainer.callbacks=[]", "--trainer.logger.init_args.save_dir=runs"])
-    (metrics_csv,) = glob.glob(str(tmp_path / "runs" / "**" / "metrics.csv"), recursive=True)
-    rows = [r for r in csv.DictReader(open(metrics_csv)) if r.get("phase") == "1.0"]
+    rows = [r for r in fit_rollout_example(tmp_path, monkeypatch, "mcts", "--trainer.callbacks=[]")
+            if r.get("phase") == "1.0"]
     assert len(rows) == 2 and all(math.isfinite(float(r["loss"])) for r in rows)
     for row in rows:
         assert 0 < float(row["search/search_tokens_per_prompt"]) <= float(row["search/token_budget_per_prompt"]) == 64
@@ -141,3 +132,70 @@ def test_tree_values_provider_is_the_default_and_gives_one_node_trees():
         TreeValues(reward_scale=0.0)
     metrics = module.update_on_batch(batch, ctx)  # the module fills the slot with the default provider
     assert math.isfinite(metrics["loss"])
+
+
+class CountingVerifier(ExactAnswer):
+    """ExactAnswer that counts its calls (one call = one verified response)."""
+
+    calls = 0
+
+    def __call__(self, completion, sample):
+        type(self).calls += 1
+        return super().__call__(completion, sample)
+
+
+@pytest.mark.parametrize("replay", [False, True])
+def test_each_returned_path_is_verified_once_the_scorer_reuses_the_search_scores(replay):
+    spec = {**SEARCH, "replay": {"threshold": 0.5}} if replay else SEARCH
+    module = tiny_module(sampler={"mcts": spec}, verifier=CountingVerifier())
+    if replay:  # one prompt served from the buffer (plain samples + a cached solution), one searched
+        module.sampler.load_state_dict({"buffer": {"12+3=": [module.encode("15") + [module.tokenizer.eos_token_id]]}})
+    state = module.sampler.state_dict()
+    CountingVerifier.calls = 0
+    batch = module.context(0).sample(RECORDS)
+    during = CountingVerifier.calls
+    assert batch.scores is not None and during >= len(batch)
+    texts = module.decode_responses(batch.rollout)
+    assert [s.reward for s in batch.scores] == [ExactAnswer()(t, r) for t, r in zip(texts, batch.records)]
+    assert batch.metrics["search/rescored_rows"] == 0.0 or replay
+    module.sampler.load_state_dict(state)  # the same buffer, the same step: the same search
+    CountingVerifier.calls = 0
+    metrics = module.rl_update(RECORDS, 0)  # sampler, then the scorer stage, then the update
+    assert CountingVerifier.calls == during  # the scorer stage verified nothing again
+    assert metrics["verifier/reused_fraction"] == 1.0 and math.isfinite(metrics["loss"])
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_search_their_own_prompts_and_stay_in_sync(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    worker = Path(__file__).with_name("ddp_search_worker.py")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, str(worker), str(tmp_path / "out")], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"out.{r}", weights_only=True) for r in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2] and [r["rank"] for r in ranks] == [0, 1]
+    for step in range(2):  # each rank searched its own half of the step's prompts
+        assert not set(ranks[0]["seen"][step]) & set(ranks[1]["seen"][step])
+        for r in ranks:
+            metrics = r["search"][step]
+            assert 0 < metrics["search/search_tokens_per_prompt"] <= metrics["search/token_budget_per_prompt"] == 24
+            assert metrics["verifier/reused_fraction"] == 1.0
+    fresh = RLModuleWeights()
+    moved = 0.0
+    for name, weight in ranks[0]["weights"].items():
+        torch.testing.assert_close(ranks[1]["weights"][name], weight)  # DDP kept the ranks identical
+        moved = max(moved, float((weight - fresh[name]).abs().max()))
+    assert moved > 0  # and the weights did train
+
+
+def RLModuleWeights():
+    """The initial weights of the worker's policy (same tiny model, same seed)."""
+    from rlobj.rollout import build_tiny_qwen2
+    from rlobj.train.tasks import build_char_tokenizer
+
+    model = build_tiny_qwen2(len(build_char_tokenizer()), hidden_size=128, layers=1, heads=2, seed=0)
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
