@@ -5,7 +5,6 @@ import string
 
 import pytest
 import torch
-import yaml
 
 from rlobj.ops.errors import RlobjInputError
 from rlobj.rollout._batching import batch_from_rows
@@ -15,11 +14,12 @@ from rlobj.train.absolute_zero import (
     check_solution,
     validate_proposal,
 )
-from rlobj.train.cli import run
 from rlobj.train.code_tasks import CodeRunner
 from rlobj.train.data_loops import DataLoop
 from rlobj.train.stages import Batch
 from rlobj.train.tasks import AdditionTask
+
+from ._yaml_fit import fit_from_yaml
 
 RUNNER = CodeRunner(wall_seconds=2.0)
 
@@ -167,26 +167,18 @@ def test_bad_settings_and_rows_are_named():
 
 def test_absolute_zero_trains_two_rl_steps_from_yaml(tmp_path):
     chars = string.ascii_letters + string.digits + string.punctuation + " \n"
-    config = {
-        "seed_everything": 0,
-        "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": 2, "limit_val_batches": 0, "logger": False,
-                    "enable_progress_bar": False, "enable_model_summary": False, "enable_checkpointing": False,
-                    "default_root_dir": str(tmp_path)},
-        "model": {"policy": {"tiny_model": {"hidden_size": 64, "layers": 1, "heads": 2, "seed": 0},
-                             "tokenizer_chars": chars},
-                  "rollout": {"group_size": 2, "max_new_tokens": 6}, "warmup": {"steps": 0, "eval_at_end": False},
-                  "scorer": {"class_path": "rlobj.train.absolute_zero.AbsoluteZeroScorer",
-                             "init_args": {"n_samples": 2, "answer_tags": False, "wall_seconds": 2.0}},
-                  "seed": 0},
-        "data": {"train": {"class_path": "rlobj.train.AdditionTask", "init_args": {"seed": 1}},
-                 "eval": {"class_path": "rlobj.train.AdditionTask", "init_args": {"seed": 2}},
-                 "prompts_per_step": 6, "eval_size": 2,
-                 "strategy": {"class_path": "rlobj.train.absolute_zero.AbsoluteZero",
-                              "init_args": {"propose_fraction": 0.5, "wall_seconds": 2.0}}},
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    cli = run(["fit", "--config", str(path)])
+    model = {"policy": {"tiny_model": {"hidden_size": 64, "layers": 1, "heads": 2, "seed": 0},
+                        "tokenizer_chars": chars},
+             "rollout": {"group_size": 2, "max_new_tokens": 6}, "warmup": {"steps": 0, "eval_at_end": False},
+             "scorer": {"class_path": "rlobj.train.absolute_zero.AbsoluteZeroScorer",
+                        "init_args": {"n_samples": 2, "answer_tags": False, "wall_seconds": 2.0}},
+             "seed": 0}
+    data = {"train": {"class_path": "rlobj.train.AdditionTask", "init_args": {"seed": 1}},
+            "eval": {"class_path": "rlobj.train.AdditionTask", "init_args": {"seed": 2}},
+            "prompts_per_step": 6, "eval_size": 2,
+            "strategy": {"class_path": "rlobj.train.absolute_zero.AbsoluteZero",
+                         "init_args": {"propose_fraction": 0.5, "wall_seconds": 2.0}}}
+    cli = fit_from_yaml(tmp_path, model, data)
     module, loop = cli.model, cli.datamodule.data_loop
     assert module.rl_updates >= 2
     batch = module.last_batch[0]

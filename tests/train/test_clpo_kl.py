@@ -3,14 +3,14 @@ own groups (and rewritten hard problems), ``kl_penalty(scale_key=...)`` scales e
 
 import pytest
 import torch
-import yaml
 
 from rlobj import kl_penalty
 from rlobj.ops.errors import RlobjInputError
 from rlobj.rollout._batching import batch_from_rows
-from rlobj.train.cli import run
 from rlobj.train.data_strategies import DifficultyKLScale
 from rlobj.train.stages import Batch, Score
+
+from ._yaml_fit import fit_from_yaml
 
 
 def _batch(accuracies, records):
@@ -53,24 +53,16 @@ def test_kl_penalty_scales_each_rows_kl():
 
 
 def test_difficulty_scaled_kl_trains_two_rl_steps_from_yaml(tmp_path):
-    config = {
-        "seed_everything": 0,
-        "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": 2, "limit_val_batches": 0, "logger": False,
-                    "enable_progress_bar": False, "enable_model_summary": False, "enable_checkpointing": False,
-                    "default_root_dir": str(tmp_path)},
-        "model": {"policy": {"tiny_model": {"hidden_size": 64, "layers": 1, "heads": 2, "seed": 0}},
-                  "rollout": {"group_size": 4, "max_new_tokens": 4}, "warmup": {"steps": 0, "eval_at_end": False},
-                  "objective": ["group_zscore", "clip_ratio", {"kl_penalty": {"beta": 0.01, "scale_key": "kl_scale"}},
-                                "token_mean"],
-                  "providers": [{"rlobj.train.data_strategies.DifficultyKLScale": {"hard_scale": 0.25}}],
-                  "verifier": {"class_path": "train._helpers.StartsWithDigit"}, "seed": 0},
-        "data": {"train": {"class_path": "rlobj.train.AdditionTask", "init_args": {"seed": 1}},
-                 "eval": {"class_path": "rlobj.train.AdditionTask", "init_args": {"seed": 2}},
-                 "prompts_per_step": 4, "eval_size": 2,
-                 "strategy": {"class_path": "rlobj.train.data_strategies.DifficultyCurriculum"}},
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    cli = run(["fit", "--config", str(path)])
+    model = {"policy": {"tiny_model": {"hidden_size": 64, "layers": 1, "heads": 2, "seed": 0}},
+             "rollout": {"group_size": 4, "max_new_tokens": 4}, "warmup": {"steps": 0, "eval_at_end": False},
+             "objective": ["group_zscore", "clip_ratio", {"kl_penalty": {"beta": 0.01, "scale_key": "kl_scale"}},
+                           "token_mean"],
+             "providers": [{"rlobj.train.data_strategies.DifficultyKLScale": {"hard_scale": 0.25}}],
+             "verifier": {"class_path": "train._helpers.StartsWithDigit"}, "seed": 0}
+    data = {"train": {"class_path": "rlobj.train.AdditionTask", "init_args": {"seed": 1}},
+            "eval": {"class_path": "rlobj.train.AdditionTask", "init_args": {"seed": 2}},
+            "prompts_per_step": 4, "eval_size": 2,
+            "strategy": {"class_path": "rlobj.train.data_strategies.DifficultyCurriculum"}}
+    cli = fit_from_yaml(tmp_path, model, data)
     assert cli.model.rl_updates >= 2 and "kl/ref_k3" in cli.model.last_metrics
     assert [p.hard_scale for p in cli.model.providers if isinstance(p, DifficultyKLScale)] == [0.25]

@@ -4,10 +4,8 @@ known optimum, sandboxed synthesis with dedup/validation/provenance, 2 RL steps 
 import string
 
 import pytest
-import yaml
 
 from rlobj.ops.errors import RlobjInputError
-from rlobj.train.cli import run
 from rlobj.train.code_tasks import CodeRunner
 from rlobj.train.evosyn import (
     EvoSynTasks,
@@ -18,6 +16,8 @@ from rlobj.train.evosyn import (
     pass_matrix,
     synthesize,
 )
+
+from ._yaml_fit import fit_from_yaml
 
 RUNNER = CodeRunner(wall_seconds=2.0)
 # solution 0 is right; testing 0 accepts everything, testing 1 only the right solution, testing 2
@@ -100,25 +100,17 @@ def test_evosyn_tasks_train_two_rl_steps_from_yaml(tmp_path):
     candidates = [{"prompt": "Add one to a:", "solutions": [RIGHT, PARTIAL], "testings": [WEAK, STRONG]},
                   {"prompt": "Return a:", "solutions": ["def f(a):\n    return a"], "testings": [WEAK, [
                       {"input": "1", "output": "1"}]]}]
-    config = {
-        "seed_everything": 0,
-        "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": 2, "limit_val_batches": 0, "logger": False,
-                    "enable_progress_bar": False, "enable_model_summary": False, "enable_checkpointing": False,
-                    "default_root_dir": str(tmp_path)},
-        "model": {"policy": {"tiny_model": {"hidden_size": 64, "layers": 1, "heads": 2, "seed": 0},
-                             "tokenizer_chars": string.ascii_letters + string.digits + string.punctuation + " \n"},
-                  "rollout": {"group_size": 2, "max_new_tokens": 6}, "warmup": {"steps": 0, "eval_at_end": False},
-                  "verifier": {"class_path": "rlobj.train.evosyn.PassesTests", "init_args": {"wall_seconds": 2.0}},
-                  "seed": 0},
-        "data": {"train": {"class_path": "rlobj.train.evosyn.EvoSynTasks",
-                           "init_args": {"candidates": candidates, "wall_seconds": 2.0}},
-                 "eval": {"class_path": "rlobj.train.evosyn.EvoSynTasks",
-                          "init_args": {"candidates": candidates, "wall_seconds": 2.0}},
-                 "prompts_per_step": 2, "eval_size": 2},
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    cli = run(["fit", "--config", str(path)])
+    model = {"policy": {"tiny_model": {"hidden_size": 64, "layers": 1, "heads": 2, "seed": 0},
+                        "tokenizer_chars": string.ascii_letters + string.digits + string.punctuation + " \n"},
+             "rollout": {"group_size": 2, "max_new_tokens": 6}, "warmup": {"steps": 0, "eval_at_end": False},
+             "verifier": {"class_path": "rlobj.train.evosyn.PassesTests", "init_args": {"wall_seconds": 2.0}},
+             "seed": 0}
+    data = {"train": {"class_path": "rlobj.train.evosyn.EvoSynTasks",
+                      "init_args": {"candidates": candidates, "wall_seconds": 2.0}},
+            "eval": {"class_path": "rlobj.train.evosyn.EvoSynTasks",
+                     "init_args": {"candidates": candidates, "wall_seconds": 2.0}},
+            "prompts_per_step": 2, "eval_size": 2}
+    cli = fit_from_yaml(tmp_path, model, data)
     assert cli.model.rl_updates >= 2
     records = cli.model.last_batch[0].records
     assert {r["prompt"] for r in records} == {"Add one to a:", "Return a:"}
