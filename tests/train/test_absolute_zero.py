@@ -187,3 +187,42 @@ def test_absolute_zero_trains_two_rl_steps_from_yaml(tmp_path):
     assert sum(loop.strategy.counts.values()) == 2 * 3 * 2  # steps x propose prompts x group size
     assert all(k in ("format_error", "added", "duplicate") for k in loop.strategy.counts)
     assert {"azr0", "azr1", "azr2"} <= set(loop.stats.entries)  # the solver's tasks are tracked
+
+
+def _two_rank_worker(rank: int, world: int, init: str, out: str):
+    torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    try:
+        loop = DataLoop(AbsoluteZero(propose_fraction=1.0, wall_seconds=2.0), AdditionTask(seed=0), per_rank=2)
+        mine = loop.records(0, rank, world)  # propose prompts: slots 0, 1 on rank 0, slots 2, 3 on rank 1
+        plus_one = {"kind": "deduction", "program": "def f(a):\n    return a + 1", "input": "5", "output": "6"}
+        twice = {"kind": "abduction", "program": "def f(a):\n    return a * 2", "input": "5", "output": "10"}
+        results = {0: [{"status": "valid", "task": plus_one, "learnability": 0.5}],
+                   1: [{"status": "valid", "task": dict(plus_one), "learnability": 0.25},
+                       {"status": "valid", "task": twice, "learnability": 0.75}, {"status": "banned_import", "task": None}]}
+        rows = [{**mine[0], "azr_result": r} for r in results[rank]] + [mine[1]]
+        loop.observe(0, rows, [0.0] * len(rows))
+        gathered = [None] * world
+        torch.distributed.all_gather_object(gathered, (loop.state_dict(), loop.strategy.metrics(),
+                                                       [r["prompt_id"] for r in loop.records(1, rank, world)]))
+        if rank == 0:
+            torch.save(gathered, out)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_two_ranks_absorb_every_ranks_proposals_in_rank_order(tmp_path):
+    import os
+
+    import torch.multiprocessing as mp
+
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    out = str(tmp_path / "out.pt")
+    mp.start_processes(_two_rank_worker, args=(2, f"file://{tmp_path / 'rendezvous'}", out), nprocs=2, join=True,
+                       start_method="fork")  # no re-import of the test module in the children
+    (state0, metrics0, next0), (state1, metrics1, next1) = torch.load(out, weights_only=False)
+    assert state0 == state1 and metrics0 == metrics1
+    # rank 0's proposal first (azr3), rank 1's copy of it is a duplicate, its new task is azr4
+    assert [(e["id"], e["proposer"]) for e in state0["strategy"]["log"][3:]] == [
+        ("azr3", "azr-propose/deduction/0/0"), ("azr4", "azr-propose/induction/0/2")]
+    assert metrics0["azr/added"] == 2.0 and metrics0["azr/duplicate"] == 1.0 and metrics0["azr/banned_import"] == 1.0
+    assert len(next0) == len(next1) == 2 and next0 != next1  # each rank its own half of the same selection
