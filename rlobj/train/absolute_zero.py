@@ -182,13 +182,17 @@ def check_solution(task: dict, text: str, runner: CodeRunner, answer_tags: bool 
                                         for o, gold in zip(outputs, task["outputs"][half:], strict=True))
 
 
-def _roles(batch: Batch) -> list[dict]:
+def _roles(batch: Batch, fallback: bool) -> list[dict | None]:
     out = []
     for index, record in enumerate(batch.records):
         spec = record.get("azr") if isinstance(record, dict) else None
         if not isinstance(spec, dict) or spec.get("role") not in ("propose", "solve"):
-            raise RlobjInputError(f"AbsoluteZeroScorer: row {index} has no 'azr' role (its record comes from "
-                                  "data.strategy AbsoluteZero); use this scorer with that strategy")
+            if fallback:
+                spec = None
+            else:
+                raise RlobjInputError(f"AbsoluteZeroScorer: row {index} has no 'azr' role (its record comes from "
+                                      "data.strategy AbsoluteZero); give the scorer a `verifier` for other rows "
+                                      "(an evaluation set)")
         out.append(spec)
     return out
 
@@ -204,6 +208,8 @@ class AbsoluteZeroScorer(Scorer):
         count: inputs an induction proposal must give (reference ``num_inputs``: 10).
         wall_seconds, memory_mb, allow_missing: sandbox settings (:class:`~rlobj.train.code_tasks.CodeRunner`).
         salt: sampling salt of the estimation rollouts.
+        verifier: reward function ``(completion, record) -> float`` (or its dotted path) of rows that
+            are not Absolute Zero rows, e.g. an evaluation benchmark's; None: such rows are an error.
 
     Each propose row's record is replaced by a copy with ``azr_result`` = ``{"status", "task",
     "solve_rate", "learnability"}``; :class:`AbsoluteZero` reads it after the step. Score fields:
@@ -213,7 +219,7 @@ class AbsoluteZeroScorer(Scorer):
 
     def __init__(self, n_samples: int = 8, wrong_reward: float = -0.5, format_reward: float = -1.0,
                  answer_tags: bool = True, count: int = 4, wall_seconds: float = 5.0, memory_mb: int = 512,
-                 allow_missing: Any = "auto", salt: int = 4099):
+                 allow_missing: Any = "auto", salt: int = 4099, verifier: Any = None):
         if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
             raise RlobjInputError(f"AbsoluteZeroScorer.n_samples: expected an int >= 1, got {n_samples!r}")
         if isinstance(count, bool) or not isinstance(count, int) or count < 2:
@@ -221,6 +227,13 @@ class AbsoluteZeroScorer(Scorer):
         self.n_samples, self.count, self.answer_tags, self.salt = n_samples, count, bool(answer_tags), int(salt)
         self.wrong_reward, self.format_reward = float(wrong_reward), float(format_reward)
         self.runner = CodeRunner(wall_seconds=wall_seconds, memory_mb=memory_mb, allow_missing=allow_missing)
+        if isinstance(verifier, str):
+            from rlobj.train.synthesis import _load
+
+            verifier = _load(verifier, "AbsoluteZeroScorer.verifier")
+        if verifier is not None and not callable(verifier):
+            raise RlobjInputError(f"AbsoluteZeroScorer.verifier: expected a callable, got {verifier!r}")
+        self.verifier = verifier
 
     def role_reward(self, value: float, well_formed: bool) -> float:
         """The reference's format-aware reward: ``value`` if > 0, else ``wrong_reward`` if well formed,
@@ -243,11 +256,13 @@ class AbsoluteZeroScorer(Scorer):
         return [w / t if t else 0.0 for w, t in zip(wins, tries, strict=True)]
 
     def __call__(self, ctx: StepContext, batch: Batch) -> list[Score]:
-        roles, texts = _roles(batch), ctx.decode(batch.rollout)
+        roles, texts = _roles(batch, self.verifier is not None), ctx.decode(batch.rollout)
         scores: list[Score | None] = [None] * len(batch)
         proposals: list[tuple[int, str, dict | None]] = []
         for b, (spec, text) in enumerate(zip(roles, texts, strict=True)):
-            if spec["role"] == "solve":
+            if spec is None:
+                scores[b] = Score(float(self.verifier(text, batch.records[b])))
+            elif spec["role"] == "solve":
                 formed, correct = check_solution(spec["task"], text, self.runner, self.answer_tags)
                 scores[b] = Score(self.role_reward(float(correct), formed), fields={"accuracy": float(correct)})
             else:

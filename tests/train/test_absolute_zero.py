@@ -163,6 +163,10 @@ def test_bad_settings_and_rows_are_named():
     batch = Batch(rollout=rows([0]), records=[{"prompt": "1+1="}])
     with pytest.raises(RlobjInputError, match="no 'azr' role"):
         AbsoluteZeroScorer()(FakeContext(["2"], [], batch.rollout), batch)
+    # rows of an evaluation set go to the given verifier
+    scorer = AbsoluteZeroScorer(verifier="rlobj.train.ExactAnswer")
+    assert [s.reward for s in scorer(FakeContext(["2"], [], batch.rollout), Batch(
+        rollout=batch.rollout, records=[{"prompt": "1+1=", "answer": "2"}]))] == [1.0]
 
 
 def test_absolute_zero_trains_two_rl_steps_from_yaml(tmp_path):
