@@ -25,7 +25,7 @@ from rlobj.train.providers.base import Provider, register_provider
 from rlobj.train.tasks import TaskSource
 
 __all__ = ["DifficultyCurriculum", "HintScaffold", "HardFocus", "DomainMixture", "hint_fraction",
-           "mixture_weights", "allocate"]
+           "mixture_weights", "allocate", "DifficultyKLScale"]
 
 
 def _fraction(name: str, value: float, low: float = 0.0, high: float = 1.0) -> float:
