@@ -98,7 +98,7 @@ ROWS = {
     56: (PLAN, "issue 5: GCPO contrastive masking and length reward", "", []),
     57: (PLAN, "issue 5: PACS supervised reformulation with class-balanced cross-entropy", "", []),
     58: (PLAN, "issue 3: the `sft` term so supervised and RL losses share one objective (module in progress, not exported yet)", "", []),
-    59: (SUPP, "online curriculum from rollout accuracy (CLPO's bands) with revisits and a problem-restructuring hook (`DifficultyCurriculum` data strategy; no built-in rewriter) ([Data loops](data-loops.md))", "", ["DifficultyCurriculum"]),
+    59: (SUPP, "online curriculum from rollout accuracy (CLPO's bands) with revisits and a problem-restructuring hook (`DifficultyCurriculum` data strategy; no built-in rewriter); the half KL for hard prompts is `kl_penalty(scale_key=\"kl_scale\")` with the `DifficultyKLScale` provider ([Data loops](data-loops.md))", "", ["DifficultyCurriculum", "DifficultyKLScale"]),
     60: (SUPP, "IoU rewards for boxes: `rlobj.verifiers.BoxIoU`; objective `grpo` (no vision model is bundled)", "`grpo`", ["grpo"]),
     61: (OUT, "perception rewards judged by an LLM against visual annotations: vision modality", "", []),
     62: (OUT, "training a reasoning reward model; not the policy objective", "", []),
@@ -246,6 +246,19 @@ API.update({"HardFocus": "rlobj.train.data_strategies.HardFocus", "DomainMixture
             "ShuffledConsistency": "rlobj.train.transforms.self_checks.ShuffledConsistency",
             "CatalogueBeamSampler": "rlobj.train.catalogue.CatalogueBeamSampler",
             "RankingScorer": "rlobj.train.catalogue.RankingScorer"})
+API.update({"AbsoluteZero": "rlobj.train.absolute_zero.AbsoluteZero",
+            "AbsoluteZeroScorer": "rlobj.train.absolute_zero.AbsoluteZeroScorer",
+            "EvoSynTasks": "rlobj.train.evosyn.EvoSynTasks", "RankingStrategy": "rlobj.train.evosyn.RankingStrategy",
+            "AnomalyGrounding": "rlobj.train.video_pretext.AnomalyGrounding",
+            "ObjectCounting": "rlobj.train.video_pretext.ObjectCounting",
+            "TemporalJigsaw": "rlobj.train.video_pretext.TemporalJigsaw",
+            "VideoSSRReward": "rlobj.train.video_pretext.VideoSSRReward",
+            "DifficultyKLScale": "rlobj.train.data_strategies.DifficultyKLScale"})
+ROWS.update({
+    25: (SUPP, "the three pretext tasks as data on synthetic frames (`AnomalyGrounding`, `ObjectCounting`, `TemporalJigsaw`: rows with `images`, answers right by construction) and the authors' smooth rewards (`VideoSSRReward`: interval IoU, relative count error, position distance); training on image rows needs a vision-language policy ([Data loops](data-loops.md))", "", ["AnomalyGrounding", "ObjectCounting", "TemporalJigsaw", "VideoSSRReward"]),
+    43: (SUPP, "a sandboxed solutions x testings pass matrix, the authors' consistency fitness against human tests, island evolution of a ranking strategy (`RankingStrategy` parameters, not LLM-written code) and synthesis of kept (problem, testing, solution) instances with provenance as a task source (`EvoSynTasks`) ([Data loops](data-loops.md))", "", ["EvoSynTasks", "RankingStrategy"]),
+    50: (SUPP, "proposer/solver self-play over deduction, abduction and induction tasks: the `AbsoluteZero` data strategy and `AbsoluteZeroScorer` (proposals validated in rlobj's sandbox, deduplicated and logged with provenance; learnability reward from fresh solver rollouts; the reference's format-aware penalties) ([Data loops](data-loops.md))", "", ["AbsoluteZero", "AbsoluteZeroScorer"]),
+})
 
 MODULE_OF = {"lp_reg": "regularizers", "dph_divergence": "divergences", "forward_kl": "divergences", "siren": "regularizers",
              "backward_correction": "corrections", "forward_correction": "corrections",

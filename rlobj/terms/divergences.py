@@ -82,6 +82,9 @@ class kl_penalty(Term):
             gradient; 1 in value on-policy), so its gradient is the unbiased reverse-KL gradient
             (DeepSeek-V3.2, arXiv 2512.02556). Loss placement only; default False (verl,
             OpenRLHF and the GRPO paper do not weight the KL).
+        scale_key: None, or the name of a per-row multiplier ``extras[scale_key]`` (``[batch]``)
+            of the KL: CLPO's difficulty-conditioned KL (half the coefficient for hard prompts),
+            with the ``extras:kl_scale`` provider ``DifficultyKLScale``.
 
     Warning:
         TRL applies k3 in the loss (``beta``); OpenRLHF's ``use_kl_loss`` also k3, and its
@@ -97,9 +100,12 @@ class kl_penalty(Term):
     allow_reward_and_loss: bool = False
     clamp: bool = True
     bias_correction: bool = False
+    scale_key: str | None = None
 
     def __post_init__(self):
         check_range("kl_penalty", "beta", self.beta, low=0.0)
+        if self.scale_key is not None and (not isinstance(self.scale_key, str) or not self.scale_key):
+            raise RlobjInputError(f"kl_penalty.scale_key: expected None or an extras name, got {self.scale_key!r}")
         if self.bias_correction and self.placement == "reward":
             raise RlobjInputError("kl_penalty.bias_correction: TRL's importance-ratio weight applies to a KL "
                                   "in the loss; got placement='reward'")
@@ -118,7 +124,8 @@ class kl_penalty(Term):
         return "logp_ref" if self.against == "ref" else "extras:logp_init"
 
     def slots_read(self) -> frozenset[str]:
-        return frozenset({"logp", "mask", self._target()})
+        scale = {f"extras:{self.scale_key}"} if self.scale_key is not None else set()
+        return frozenset({"logp", "mask", self._target()} | scale)
 
     def slots_written(self) -> frozenset[str]:
         return frozenset({"token_rewards"} if self.placement == "reward" else {f"part:kl_{self.against}"})
@@ -136,6 +143,12 @@ class kl_penalty(Term):
         kl = torch.where(state.mask, kl_estimate(logp, target.detach(), self.estimator,
                                                  self.straight_through, self.clamp), torch.zeros(()))
         metrics = {f"kl/{self.against}_{self.estimator}": masked_mean(kl.detach(), state.mask)}
+        if self.scale_key is not None:
+            scale = state.require(f"extras:{self.scale_key}", "kl_penalty")
+            if not isinstance(scale, Tensor):
+                raise RlobjInputError(f"extras[{self.scale_key!r}]: expected a tensor, got {type(scale).__name__}")
+            check_shape(f"extras[{self.scale_key!r}]", scale, (state.mask.shape[0],), "batch")
+            kl = kl * scale.to(kl.dtype)[:, None].detach()
         if self.placement == "reward":
             base = state.token_rewards if state.token_rewards is not None else torch.zeros_like(kl)
             return state.update(token_rewards=base - self.beta * kl.detach()).add_metrics(**metrics)

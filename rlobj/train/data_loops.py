@@ -73,6 +73,16 @@ class DataStrategy:
     def observe(self, records: list[dict], rewards: list[float], step: int) -> None:
         return None
 
+    def share(self, records: list[dict], rewards: list[float]) -> list:
+        """Plain data this rank's scored rows hold for the strategy beyond the statistics (a
+        proposal a scorer validated...). Strategies that override it get every rank's items, in
+        rank order, in :meth:`absorb` (one extra all-gather per step; not called otherwise)."""
+        return []
+
+    def absorb(self, items: list, step: int) -> None:
+        """Receive every rank's :meth:`share` items of ``step`` (same order on every rank)."""
+        return None
+
     def metrics(self) -> dict[str, float]:
         """Named floats logged with the step (``data/...``)."""
         return {}
@@ -138,6 +148,8 @@ class DataLoop:
         self.stats.apply(updates)
         self.strategy.observe([{"prompt_id": u[0], "domain": u[1], "hint_fraction": u[2]} for u in updates],
                               [sum(u[3]) / len(u[3]) for u in updates], step)
+        if type(self.strategy).share is not DataStrategy.share:  # the same on every rank
+            self.strategy.absorb(gather_updates(self.strategy.share(records, rewards)), step)
         metrics = {"data/prompts_tracked": float(len(self.stats))}
         metrics.update({f"data/{k}": float(v) for k, v in self.strategy.metrics().items()})
         return metrics

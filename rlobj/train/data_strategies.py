@@ -17,14 +17,15 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.data_loops import DataStrategy, Selection, with_prompt_id
+from rlobj.train.providers.base import Provider, register_provider
 from rlobj.train.tasks import TaskSource
 
 __all__ = ["DifficultyCurriculum", "HintScaffold", "HardFocus", "DomainMixture", "hint_fraction",
-           "mixture_weights", "allocate"]
+           "mixture_weights", "allocate", "DifficultyKLScale"]
 
 
 def _fraction(name: str, value: float, low: float = 0.0, high: float = 1.0) -> float:
@@ -94,8 +95,9 @@ class DifficultyCurriculum(_Pool):
 
     Warning:
         In the authors' code the rewriting happens inside the step (rewrite, roll out, keep
-        informative groups) and hard prompts get half the KL coefficient. rlobj schedules the
-        rewritten problem as a revisit at a later step and leaves the KL scale to the objective.
+        informative groups). rlobj schedules the rewritten problem as a revisit at a later step.
+        The authors' half KL coefficient for hard prompts is ``kl_penalty(scale_key="kl_scale")``
+        with the :class:`DifficultyKLScale` provider (labels from the step's own groups, as there).
 
     Args:
         hard_upper, medium_lower, medium_upper: band thresholds on the recent solve rate.
@@ -424,3 +426,41 @@ class DomainMixture(DataStrategy):
                     raise RlobjInputError(f"DomainMixture: the checkpoint's domains {sorted(state[name])} differ from "
                                           f"this run's {sorted(self.sources)}")
                 setattr(self, name, {d: type(getattr(self, name)[d])(v) for d, v in state[name].items()})
+
+
+@register_provider
+class DifficultyKLScale(Provider):
+    r"""``extras:kl_scale`` (``[batch]``): CLPO's difficulty-conditioned KL multiplier.
+
+    As the authors' ``classify_samples_by_difficulty`` and ``kl_loss_coef_hard_scale`` (csuking/CLPO
+    ``verl/trainer/ppo/ray_trainer.py``, ``scripts/clpo_qwen3_8b.sh``): a row is **hard** when its
+    group's mean accuracy in this step is ``<= hard_upper`` (0.3), or when it answers a problem
+    rewritten from a hard one (``DifficultyCurriculum``'s ``"<id>/simplify"`` records, the
+    authors' ``rewritten_hard``); hard rows get ``hard_scale`` (0.5), the others ``other_scale``
+    (1.0). Accuracy is the scorer's ``accuracy`` field when every row has it, else reward > 0
+    (the authors' fallback). Read by ``kl_penalty(scale_key="kl_scale")``.
+    """
+
+    provides: ClassVar[tuple[str, ...]] = ("extras:kl_scale",)
+
+    def __init__(self, hard_scale: float = 0.5, other_scale: float = 1.0, hard_upper: float = 0.3):
+        for name, value in (("hard_scale", hard_scale), ("other_scale", other_scale)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise RlobjInputError(f"DifficultyKLScale.{name}: expected a number >= 0, got {value!r}")
+        self.hard_scale, self.other_scale = float(hard_scale), float(other_scale)
+        self.hard_upper = _fraction("DifficultyKLScale.hard_upper", hard_upper)
+
+    def batch(self, ctx, batch, inputs):
+        import torch
+
+        from rlobj.ops.reductions import group_mean
+        from rlobj.train.providers.scores import scorer_field
+
+        given = scorer_field(batch, "accuracy")
+        accuracy = (given.float() if given is not None else (batch.rewards > 0).float()).cpu()
+        group = group_mean(accuracy, batch.rollout.group_ids.cpu())
+        rewritten = torch.tensor([str(r.get("prompt_id", "")).endswith("/simplify") and "parent" in r
+                                  for r in batch.records], dtype=torch.bool)
+        hard = (group <= self.hard_upper + 1e-12) | rewritten
+        scale = torch.where(hard, torch.tensor(self.hard_scale), torch.tensor(self.other_scale))
+        return {"extras:kl_scale": scale.to(batch.rollout.response_ids.device)}
