@@ -14,7 +14,7 @@ placeholder: ``AttributeError: type object 'VIDEO_PROCESSOR_MAPPING' has no attr
 own (:func:`rlobj.rollout.vision.own_positions`), for a Qwen2-VL the user has locally.
 
 The chat template renders a conversation as its content parts in order (an image part is the
-image placeholder, a text part its text) and ends with ``"A:"`` when a generation prompt is asked
+image placeholder, a text part its text) and ends with ``" answer:"`` when a generation prompt is asked
 for. Token ids, special tokens and weights depend only on the arguments (``seed``).
 """
 
@@ -32,7 +32,7 @@ CHAT_TEMPLATE = (
     "{% for message in messages %}{% if message['content'] is string %}{{ message['content'] }}"
     "{% else %}{% for part in message['content'] %}{% if part['type'] == 'image' %}{{ image_marker }}"
     "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %} A:{% endif %}")
+    "{% if add_generation_prompt %} answer:{% endif %}")
 
 
 def _tokenizer(chars: str, specials: list[str]):

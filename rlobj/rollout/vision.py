@@ -116,8 +116,12 @@ def load_image(image, where: str = "images[0]"):
 
 
 def is_multimodal(record) -> bool:
-    """Whether a dataset row carries images (a non-empty ``images`` list)."""
-    return isinstance(record, dict) and bool(record.get("images"))
+    """Whether a dataset row carries images: an ``images`` entry that is not None or an empty
+    list (anything else than a list is refused later, naming the row)."""
+    if not isinstance(record, dict) or record.get("images") is None:
+        return False
+    images = record["images"]
+    return not (isinstance(images, (list, tuple)) and len(images) == 0)
 
 
 def record_images(record: dict, index: int = 0) -> list:

@@ -77,7 +77,10 @@ class PlainSampler(Sampler):
 
     def sample(self, ctx, records, n, salt=0, **changes) -> Batch:
         rollout = generate_records(ctx.engine, ctx.encode, records, n, _sampling(ctx, salt, changes))
-        return Batch(rollout=rollout, records=_rows(records, rollout))
+        # suppressed tokens (a VLM's image placeholders) make logp_rollout a renormalised
+        # distribution, not the policy's: the trainer then recomputes logp_old
+        on_policy = not getattr(ctx.engine, "suppress_token_ids", ())
+        return Batch(rollout=rollout, records=_rows(records, rollout), on_policy=on_policy)
 
 
 class EADSampler(Sampler):
