@@ -176,8 +176,8 @@ class AttributeAnswer:
     def __call__(self, completion: str, sample: Sample) -> float:
         completion = require_completion(completion, "AttributeAnswer")
         reference = require_field(sample, self.answer_key, "AttributeAnswer")
-        accepted = [reference] if isinstance(reference, str) else list(reference)
-        if not accepted or not all(isinstance(a, str) for a in accepted):
+        accepted = [reference] if isinstance(reference, str) else reference
+        if not isinstance(accepted, (list, tuple)) or not accepted or not all(isinstance(a, str) for a in accepted):
             raise ValueError(f"AttributeAnswer: '{self.answer_key}' must be a word or a list of words, got {reference!r}")
         found = _WORD.search(completion)
         return float(found is not None and self._norm(found.group()) in {self._norm(a.strip()) for a in accepted})
