@@ -4,7 +4,14 @@ import itertools
 
 import pytest
 
-from rlobj.verifiers import AttributeAnswer, BoxSetIoU, CountAnswer, box_iou, match_boxes, parse_boxes
+from rlobj.verifiers import (
+    AttributeAnswer,
+    BoxSetIoU,
+    CountAnswer,
+    box_iou,
+    match_boxes,
+    parse_boxes,
+)
 
 
 def test_parse_boxes_takes_bracketed_groups_of_four():
