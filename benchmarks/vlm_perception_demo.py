@@ -15,7 +15,8 @@ then runs the same number of RL steps with
 and evaluates pass@1 again on a held-out ShapesTask set (``evaluation.samples`` samples per
 prompt, temperature 1).
 
-    PYTHONPATH=. python benchmarks/vlm_perception_demo.py --seeds 0 1 2 --json out.json
+    PYTHONPATH=. python benchmarks/vlm_perception_demo.py --seeds 0 1 2 --json out.json --plot out.png
+    PYTHONPATH=. python benchmarks/vlm_perception_demo.py --replot out.json --plot out.png   # plot only
 """
 
 import argparse
@@ -58,6 +59,30 @@ def run_arm(arm: str, seed: int, args) -> dict:
             "last_perception_kl": None if kl is None else float(kl)}
 
 
+def plot(rows: list[dict], path: str) -> None:
+    """Pass@1 before and after RL, per seed, one panel per arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = list(dict.fromkeys(r["arm"] for r in rows))
+    figure, axes = plt.subplots(1, len(arms), figsize=(4.2 * len(arms), 3.4), sharey=True, squeeze=False)
+    for axis, arm in zip(axes[0], arms, strict=True):
+        mine = [r for r in rows if r["arm"] == arm]
+        for r in mine:
+            axis.plot([0, 1], [r["before"], r["after"]], marker="o", label=f"seed {r['seed']}")
+        axis.axhline(1 / 3, color="grey", linestyle=":", linewidth=1, label="chance (1/3)")
+        axis.set_xticks([0, 1], ["after sft warm-up", "after 40 RL steps"])
+        axis.set_title(arm)
+        axis.set_ylim(0, 1)
+    axes[0][0].set_ylabel("pass@1 (held-out, 8 samples)")
+    axes[0][-1].legend(loc="lower right", fontsize=8)
+    figure.suptitle("tiny LLaVA counting squares: GRPO vs PAPO's recipe")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -70,7 +95,13 @@ def main() -> None:
     parser.add_argument("--eval-size", type=int, default=96)
     parser.add_argument("--eval-samples", type=int, default=8)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--plot", default=None, help="write the before/after plot here (PNG)")
+    parser.add_argument("--replot", default=None, help="only plot the rows of this --json file")
     args = parser.parse_args()
+    if args.replot:
+        with open(args.replot) as handle:
+            plot(json.load(handle)["rows"], args.plot or "vlm_perception_demo.png")
+        return
     torch.set_num_threads(1)
     rows = []
     for seed in args.seeds:
@@ -89,6 +120,8 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"args": vars(args), "rows": rows}, handle, indent=1)
+    if args.plot:
+        plot(rows, args.plot)
 
 
 if __name__ == "__main__":
