@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import inspect
 from typing import Any
 
 import torch
@@ -55,6 +56,10 @@ def generate_records(engine, encode, records: list[dict], n: int, sampling: Samp
     prompts, vision = encode_records(records, encode, getattr(engine, "processor", None))
     if vision is None:
         return engine.generate(prompts, n=n, sampling=sampling)
+    if "vision" not in inspect.signature(engine.generate).parameters:
+        raise RlobjInputError(f"rollout.engine: {type(engine).__name__} takes no images; rows with images need "
+                              "engine: hf (vLLM's CPU build cannot load a vision-language model here, see "
+                              "docs/how-to/vision-language.md)")
     return engine.generate(prompts, n=n, sampling=sampling, vision=vision)
 
 

@@ -116,3 +116,14 @@ def test_text_only_samplers_refuse_rows_with_images(sampled):
     records = ShapesTask(seed=3).records(0, 2)
     with pytest.raises(RlobjInputError, match="carries images: this sampler takes text rows"):
         build_sampler({"broad": {"chunk_size": 4}}).sample(ctx, records, 2)
+
+
+def test_an_engine_without_image_inputs_is_named():
+    from rlobj.rollout import VLLMEngine
+    from rlobj.train.samplers import generate_records
+
+    module = _module()
+    engine = VLLMEngine.__new__(VLLMEngine)  # the class's generate() signature only; nothing started
+    engine.processor = processor_of(module.tokenizer)
+    with pytest.raises(RlobjInputError, match="VLLMEngine takes no images"):
+        generate_records(engine, module.encode, ShapesTask(seed=3).records(0, 1), 2, module._sampling(0))
