@@ -127,3 +127,13 @@ def test_an_engine_without_image_inputs_is_named():
     engine.processor = processor_of(module.tokenizer)
     with pytest.raises(RlobjInputError, match="VLLMEngine takes no images"):
         generate_records(engine, module.encode, ShapesTask(seed=3).records(0, 1), 2, module._sampling(0))
+
+
+def test_a_transform_checkpoint_keeps_the_rows_images(sampled):
+    from rlobj.train.transforms.rows import _batch_from_state, _batch_state
+
+    _, _, batch = sampled
+    restored = _batch_from_state(_batch_state(batch)).rollout
+    assert len(restored.vision) == len(batch)
+    assert all(torch.equal(a["pixel_values"], b["pixel_values"])
+               for a, b in zip(restored.vision.rows, batch.rollout.vision.rows, strict=True))
