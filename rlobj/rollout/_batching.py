@@ -1,11 +1,13 @@
 """Assembling RolloutBatches from rows (shared by the rollout strategies; not public API)."""
 
+import dataclasses
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 from rlobj.rollout.engine import RolloutBatch
+from rlobj.rollout.vision import VisionInputs
 
 
 def batch_from_rows(prompts: Sequence[Tensor], responses: Sequence[Tensor],
@@ -67,8 +69,10 @@ def concat_rollouts(batches: Sequence[RolloutBatch], pad_token_id: int,
         offset = 0 if group_offsets is None else group_offsets[index]
         rows += [(p, r, lp, g + offset, f) for p, r, lp, g, f in rows_of(batch)]
     device = batches[0].prompt_ids.device
-    return batch_from_rows([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-                           [r[3] for r in rows], [r[4] for r in rows], pad_token_id, device)
+    joined = batch_from_rows([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                             [r[3] for r in rows], [r[4] for r in rows], pad_token_id, device)
+    vision = VisionInputs.concat([b.vision for b in batches], [len(b) for b in batches])
+    return joined if vision is None else dataclasses.replace(joined, vision=vision)
 
 
 def take(batch: RolloutBatch, index: Tensor) -> RolloutBatch:
@@ -80,4 +84,5 @@ def take(batch: RolloutBatch, index: Tensor) -> RolloutBatch:
         logp_rollout=batch.logp_rollout[index], group_ids=batch.group_ids[index],
         truncated=batch.truncated[index],
         finish_reasons=tuple(batch.finish_reasons[i] for i in index.tolist()),
+        vision=None if batch.vision is None else batch.vision.select(index),
     )

@@ -16,7 +16,7 @@ An engine turns prompts (token ids) into ``n`` sampled responses per prompt and 
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from jaxtyping import Bool, Float, Int
@@ -109,6 +109,9 @@ class RolloutBatch:
     - ``group_ids`` ``[batch]`` int64: index of the prompt each response answers.
     - ``truncated`` ``[batch]`` bool: the response reached ``max_new_tokens`` without EOS.
     - ``finish_reasons``: per response ``"stop"`` (ended with EOS) or ``"length"`` (truncated).
+    - ``vision``: for multimodal prompts, the pixel inputs of each row
+      (:class:`~rlobj.rollout.vision.VisionInputs`), which every forward over the rows passes
+      again; None for text.
     """
 
     prompt_ids: Int[Tensor, "batch prompt"]
@@ -119,6 +122,7 @@ class RolloutBatch:
     group_ids: Int[Tensor, " batch"]
     truncated: Bool[Tensor, " batch"]
     finish_reasons: tuple[str, ...]
+    vision: Any = None
 
     def __post_init__(self) -> None:
         batch = self.prompt_ids.shape[0]
@@ -143,6 +147,8 @@ class RolloutBatch:
             raise ValueError(
                 f"RolloutBatch.finish_reasons must have {batch} entries, got "
                 f"{len(self.finish_reasons)}")
+        if self.vision is not None and len(self.vision) != batch:
+            raise ValueError(f"RolloutBatch.vision must have {batch} rows, got {len(self.vision)}")
 
     def __len__(self) -> int:
         return self.prompt_ids.shape[0]
@@ -157,7 +163,8 @@ class RolloutBatch:
         values = {}
         for field in fields(self):
             value = getattr(self, field.name)
-            values[field.name] = value.to(device) if isinstance(value, Tensor) else value
+            values[field.name] = value.to(device) if isinstance(value, Tensor) or field.name == "vision" \
+                and value is not None else value
         return RolloutBatch(**values)
 
 

@@ -91,28 +91,38 @@ def sequence_logprobs(
 
 
 def joined_inputs(prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
-                  response_mask: Tensor) -> dict:
+                  response_mask: Tensor, model_inputs: dict | None = None, positions: bool = True) -> dict:
     """Model inputs for prompt + response: ids, attention mask and positions from the mask.
 
     Positions come from the attention mask (as ``generate`` does), so left padding never shifts
-    them: the trainer's log-probs then match the sampler's.
+    them: the trainer's log-probs then match the sampler's. ``model_inputs`` (a multimodal
+    batch's pixel inputs, :meth:`~rlobj.rollout.vision.VisionInputs.model_inputs`) are added;
+    ``positions=False`` leaves the positions to the model (Qwen2-VL's multimodal rotary ones).
     """
     attention = torch.cat([prompt_mask, response_mask], dim=1).bool()
-    return dict(input_ids=torch.cat([prompt_ids, response_ids], dim=1), attention_mask=attention.long(),
-                position_ids=positions_from_mask(attention), use_cache=False)
+    out = dict(input_ids=torch.cat([prompt_ids, response_ids], dim=1), attention_mask=attention.long(),
+               use_cache=False, **(model_inputs or {}))
+    if positions:
+        out["position_ids"] = positions_from_mask(attention)
+    return out
 
 
 def response_logits(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
-                    response_mask: Tensor) -> Tensor:
+                    response_mask: Tensor, model_inputs: dict | None = None) -> Tensor:
     """Logits at the positions that predict the response tokens, ``[batch, seq, vocab]``.
 
     Only those positions are materialised when the model accepts ``logits_to_keep``.
+    ``model_inputs``: pixel inputs of a vision-language model (see :func:`joined_inputs`).
     """
+    from rlobj.rollout.vision import own_positions
+
     response_length = response_ids.shape[1]
     kwargs = {}
     keep_name = _logits_to_keep_kwarg(model)
     if keep_name is not None:
         kwargs[keep_name] = response_length + 1
-    output = model(**joined_inputs(prompt_ids, prompt_mask, response_ids, response_mask), **kwargs)
+    inputs = joined_inputs(prompt_ids, prompt_mask, response_ids, response_mask, model_inputs,
+                           positions=not (model_inputs and own_positions(model)))
+    output = model(**inputs, **kwargs)
     # logits[:, i] predicts token i + 1: keep the positions that predict the response tokens.
     return output.logits[:, -(response_length + 1):-1]

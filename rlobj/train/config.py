@@ -59,6 +59,9 @@ class PolicyConfig:
         model_path: a local Hugging Face model directory; None builds the tiny Qwen2 of
             :func:`rlobj.rollout.build_tiny_qwen2` from ``tiny_model`` and the character tokenizer.
         tiny_model: keyword arguments of ``build_tiny_qwen2`` (hidden_size, layers, heads, seed).
+        tiny_vlm: build a tiny random vision-language model instead: keyword arguments of
+            :func:`rlobj.rollout.tiny_vlm.build_tiny_vlm` (``kind: llava``, image_size,
+            patch_size, hidden_size, layers, heads, chars, seed); rows may then carry ``images``.
         tokenizer_chars: characters of the character tokenizer (tiny model only).
         dtype: parameter dtype: ``float32``, ``bfloat16``, ``float16`` or ``float64``.
         logits: how the training forward gets log-probs and entropy: ``chunked`` from hidden
@@ -80,8 +83,13 @@ class PolicyConfig:
     logits: str = "auto"
     lora: dict[str, Any] | None = None
     gradient_checkpointing: bool = False
+    tiny_vlm: dict[str, Any] | None = None
 
     def __post_init__(self):
+        if self.tiny_vlm is not None and (not isinstance(self.tiny_vlm, dict) or self.model_path is not None
+                                          or self.tiny_model is not None):
+            raise RlobjInputError(f"policy.tiny_vlm: expected a mapping of build_tiny_vlm arguments, given without "
+                                  f"model_path or tiny_model; got {self.tiny_vlm!r}")
         if self.logits not in ("auto", "chunked", "full"):
             raise RlobjInputError(f"policy.logits: expected 'auto', 'chunked' or 'full', got {self.logits!r}")
         if self.dtype not in DTYPES:

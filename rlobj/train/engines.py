@@ -12,6 +12,9 @@ import os
 
 import torch
 
+from rlobj.rollout.vision import image_token_ids
+from rlobj.train.policies import processor_of
+
 __all__ = ["build_engine"]
 
 
@@ -24,7 +27,12 @@ def build_engine(module):
     eos = module.tokenizer.eos_token_id
     pad = module.tokenizer.pad_token_id if module.tokenizer.pad_token_id is not None else eos
     if rollout.engine == "hf":
-        return HFEngine(module.policy, eos_token_id=eos, pad_token_id=pad, **args)
+        processor = processor_of(module.tokenizer)  # rows with images: see rlobj.rollout.vision
+        if processor is not None:
+            args.setdefault("suppress_token_ids", image_token_ids(module.policy))
+        engine = HFEngine(module.policy, eos_token_id=eos, pad_token_id=pad, **args)
+        engine.processor = processor
+        return engine
     from rlobj.rollout import VLLMEngine, save_model_directory
 
     world, rank = module.world_size, module.rank

@@ -31,7 +31,9 @@ def evaluate_records(module, records: list[dict], samples_out: list | None = Non
             batch = module.sampler.sample(ctx, list(records), n)
             rollout = batch.rollout
         else:
-            rollout = engine.generate([module.encode(r["prompt"]) for r in records], n=n, sampling=sampling)
+            from rlobj.train.samplers import generate_records
+
+            rollout = generate_records(engine, module.encode, records, n, sampling)
             batch = Batch(rollout=rollout, records=[records[g] for g in rollout.group_ids.tolist()])
         completions = module.decode_responses(rollout)
         # the run's scorer stage (any Scorer, not only a verifier's)
@@ -45,7 +47,7 @@ def evaluate_records(module, records: list[dict], samples_out: list | None = Non
                 sums[len(hp.k) + j] += maj_at_k(answers[:k], correct[:k])
             sums[-2] += sum(correct) / n
             if samples_out is not None:
-                samples_out.append({"prompt": records[index]["prompt"],
+                samples_out.append({"prompt": records[index].get("prompt"),
                                     "responses": [completions[r] for r in rows],
                                     "correct": correct, "n": n, "c": int(sum(correct))})
         sums[-1] = len(records)

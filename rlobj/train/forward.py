@@ -17,21 +17,25 @@ __all__ = ["token_logprobs", "chunked_logprobs", "supports_chunked", "final_hidd
 
 def token_logprobs(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
                    response_mask: Tensor, temperature: float = 1.0,
-                   with_entropy: bool = False, packed: bool = False) -> tuple[Tensor, Tensor | None]:
+                   with_entropy: bool = False, packed: bool = False,
+                   model_inputs: dict | None = None) -> tuple[Tensor, Tensor | None]:
     r"""$\log\pi_\theta(y_t \mid x, y_{<t})$ at temperature $T$ for every response token, and $H_t$.
 
     ``packed``: run the model on the rows packed into one sequence without padding
-    (:mod:`rlobj.train.packing`); same values.
+    (:mod:`rlobj.train.packing`); same values. ``model_inputs``: the rows' pixel inputs of a
+    vision-language model (:meth:`rlobj.rollout.vision.VisionInputs.model_inputs`).
 
     Returns:
         ``(logp, entropy)``: float32 ``[batch, seq]`` tensors (float64 for a float64 model), 0 where ``response_mask`` is False;
         ``entropy`` is None unless ``with_entropy``.
     """
+    _check_packing(packed, model_inputs)
     if packed:
-        from rlobj.train.packing import packed_response_logits as response_logits_of
+        from rlobj.train.packing import packed_response_logits
+
+        logits = packed_response_logits(model, prompt_ids, prompt_mask, response_ids, response_mask)
     else:
-        response_logits_of = response_logits
-    logits = response_logits_of(model, prompt_ids, prompt_mask, response_ids, response_mask)
+        logits = response_logits(model, prompt_ids, prompt_mask, response_ids, response_mask, model_inputs)
     logits = logits.to(_work_dtype(logits.dtype)) / temperature
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, response_ids.unsqueeze(-1)).squeeze(-1)
@@ -53,34 +57,42 @@ def supports_chunked(model) -> bool:
 
 def chunked_logprobs(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
                      response_mask: Tensor, temperature: float = 1.0, with_entropy: bool = False,
-                     chunk_size: int | None = None, packed: bool = False) -> tuple[Tensor, Tensor | None]:
+                     chunk_size: int | None = None, packed: bool = False,
+                     model_inputs: dict | None = None) -> tuple[Tensor, Tensor | None]:
     r""":func:`token_logprobs` without ``[tokens, vocab]`` logits: from the final hidden states and
     the output projection, chunk by chunk (:class:`~rlobj.ops.vocab.VocabView`; recomputed in
     backward). Same values, dtypes and zeros on padding as :func:`token_logprobs`.
     """
     view = vocab_view(model, prompt_ids, prompt_mask, response_ids, response_mask, temperature=temperature,
-                      chunk_size=chunk_size, packed=packed)
+                      chunk_size=chunk_size, packed=packed, model_inputs=model_inputs)
     return view_logprobs(view, response_ids, response_mask, with_entropy=with_entropy)
 
 
 def final_hidden_states(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
-                        response_mask: Tensor) -> Tensor:
+                        response_mask: Tensor, model_inputs: dict | None = None) -> Tensor:
     r"""The decoder's final hidden states $h_t$ at the positions that predict the response tokens.
 
     Runs the model's decoder (``model.get_decoder()``) without its output layer, so no
     ``[tokens, vocab]`` logits are built; returns ``[batch, seq, hidden]`` (position $t$ predicts
-    ``response_ids[:, t]``). Same inputs and positions as :func:`token_logprobs`.
+    ``response_ids[:, t]``). Same inputs and positions as :func:`token_logprobs`. With
+    ``model_inputs`` (pixel inputs) it runs the vision-language model's base (``model.model``:
+    vision tower, projector and decoder) instead of the bare decoder.
     """
+    from rlobj.rollout.vision import own_positions
+
     decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    if model_inputs:
+        decoder = getattr(model, "model", None)
     if decoder is None or decoder is model:
         raise TypeError(f"final_hidden_states: {type(model).__name__} exposes no decoder (get_decoder())")
-    output = decoder(**joined_inputs(prompt_ids, prompt_mask, response_ids, response_mask))
+    output = decoder(**joined_inputs(prompt_ids, prompt_mask, response_ids, response_mask, model_inputs,
+                                     positions=not (model_inputs and own_positions(model))))
     return output.last_hidden_state[:, -(response_ids.shape[1] + 1):-1]
 
 
 def vocab_view(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Tensor,
                response_mask: Tensor, temperature: float = 1.0, chunk_size: int | None = None,
-               packed: bool = False):
+               packed: bool = False, model_inputs: dict | None = None):
     r"""A :class:`~rlobj.ops.vocab.VocabView` of the policy's next-token distributions over the response.
 
     $\pi(\cdot \mid s_t) = \mathrm{softmax}(\mathrm{softcap}(h_t W^\top + b) / T)$ from
@@ -92,11 +104,13 @@ def vocab_view(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids: Ten
     """
     from rlobj.ops.vocab import VocabView
 
+    _check_packing(packed, model_inputs)
     if packed:
-        from rlobj.train.packing import packed_final_hidden_states as hidden_states_of
+        from rlobj.train.packing import packed_final_hidden_states
+
+        hidden = packed_final_hidden_states(model, prompt_ids, prompt_mask, response_ids, response_mask)
     else:
-        hidden_states_of = final_hidden_states
-    hidden = hidden_states_of(model, prompt_ids, prompt_mask, response_ids, response_mask)
+        hidden = final_hidden_states(model, prompt_ids, prompt_mask, response_ids, response_mask, model_inputs)
     head = model.get_output_embeddings()
     softcap = getattr(model.config, "final_logit_softcapping", None)
     return VocabView.from_hidden(hidden, head.weight, getattr(head, "bias", None), temperature=temperature,
@@ -116,6 +130,14 @@ def view_logprobs(view, response_ids: Tensor, response_mask: Tensor,
     dtype = _work_dtype(out[0].dtype)
     logp = torch.where(mask, out[0], zero).to(dtype)
     return logp, (torch.where(mask, out[1], zero).to(dtype) if with_entropy else None)
+
+
+def _check_packing(packed: bool, model_inputs: dict | None) -> None:
+    if packed and model_inputs:
+        from rlobj.ops.errors import RlobjInputError
+
+        raise RlobjInputError("update.packing: packed forwards take text rows only; this batch carries images "
+                              "(set update.packing: false)")
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -25,6 +25,16 @@ from rlobj.train.forward import (
 __all__ = ["Models"]
 
 
+def _pixels(rollout: RolloutBatch, rows, model) -> dict:
+    """``{"model_inputs": ...}``: the rows' pixel inputs of a multimodal batch (in the model's
+    float dtype), or nothing for text."""
+    vision = getattr(rollout, "vision", None)
+    if vision is None:
+        return {}
+    dtype = next(model.parameters()).dtype
+    return {"model_inputs": vision.select(rows).model_inputs(dtype)}
+
+
 class Models:
     """Policy + reference and their forwards over rollout rows.
 
@@ -90,14 +100,15 @@ class Models:
         compute = chunked_logprobs if self.logits == "chunked" and supports_chunked(model) else token_logprobs
         return compute(model, rollout.prompt_ids[rows], rollout.prompt_mask[rows], rollout.response_ids[rows],
                        rollout.response_mask[rows], temperature=self.temperature if temperature is None else temperature,
-                       with_entropy=with_entropy, packed=self.packing)
+                       with_entropy=with_entropy, packed=self.packing, **_pixels(rollout, rows, model))
 
     def view(self, rollout: RolloutBatch, rows, model=None, temperature: float | None = None):
         """The :class:`~rlobj.ops.vocab.VocabView` of ``rows`` under ``model`` (no ``[tokens, vocab]`` logits)."""
         model = self.policy if model is None else model
         return vocab_view(model, rollout.prompt_ids[rows], rollout.prompt_mask[rows],
                           rollout.response_ids[rows], rollout.response_mask[rows],
-                          temperature=self.temperature if temperature is None else temperature, packed=self.packing)
+                          temperature=self.temperature if temperature is None else temperature, packed=self.packing,
+                          **_pixels(rollout, rows, model))
 
     def view_logprobs(self, rollout: RolloutBatch, rows, model=None):
         """``(logp, entropy, view)`` of ``rows`` from one vocab view."""

@@ -51,7 +51,6 @@ from rlobj.train.samplers import build_sampler
 from rlobj.train.scorers import VerifierScorer, score_completions
 from rlobj.train.stages import Batch, Score, Scorer, StepContext
 from rlobj.train.sync import push_weights
-from rlobj.train.tasks import build_char_tokenizer
 from rlobj.train.update import UpdatePlan, run_update
 
 __all__ = ["RLModule", "build_train_objective", "score_completions"]
@@ -209,19 +208,9 @@ class RLModule(L.LightningModule):
         if self.policy is not None:
             return
         hp = self.cfg.policy
-        dtype = hp.torch_dtype
-        if hp.model_path is None:
-            from rlobj.rollout import build_tiny_qwen2
+        from rlobj.train.policies import load_policy  # model_path, tiny_vlm or the tiny Qwen2
 
-            self.tokenizer = build_char_tokenizer(hp.tokenizer_chars)
-            self.policy = build_tiny_qwen2(
-                vocab_size=len(self.tokenizer), eos_token_id=self.tokenizer.eos_token_id,
-                pad_token_id=self.tokenizer.pad_token_id, dtype=dtype, **dict(hp.tiny_model or {}))
-        else:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            self.tokenizer = AutoTokenizer.from_pretrained(hp.model_path)
-            self.policy = AutoModelForCausalLM.from_pretrained(hp.model_path, dtype=dtype)
+        self.tokenizer, self.policy = load_policy(hp)
         if hp.lora is not None:
             from rlobj.train.adapters import apply_lora
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import inspect
 from typing import Any
 
 import torch
@@ -36,10 +37,30 @@ __all__ = ["PlainSampler", "EADSampler", "LATRSampler", "SegmentSampler", "Broad
 
 
 def _prompts(ctx: StepContext, records: list[dict]) -> list[list[int]]:
+    from rlobj.rollout.vision import is_multimodal
+
     for index, record in enumerate(records):
+        if is_multimodal(record):
+            raise RlobjInputError(f"records[{index}] carries images: this sampler takes text rows; use the plain "
+                                  "sampler (the default) for multimodal rows")
         if not isinstance(record, dict) or "prompt" not in record:
             raise RlobjInputError(f"records[{index}]: expected a mapping with a 'prompt', got {record!r}")
     return [ctx.encode(r["prompt"]) for r in records]
+
+
+def generate_records(engine, encode, records: list[dict], n: int, sampling: SamplingConfig):
+    """``engine.generate`` on the records' prompts: text rows through ``encode``, rows with
+    ``images`` through the engine's processor (:func:`rlobj.rollout.vision.encode_records`)."""
+    from rlobj.rollout.vision import encode_records
+
+    prompts, vision = encode_records(records, encode, getattr(engine, "processor", None))
+    if vision is None:
+        return engine.generate(prompts, n=n, sampling=sampling)
+    if "vision" not in inspect.signature(engine.generate).parameters:
+        raise RlobjInputError(f"rollout.engine: {type(engine).__name__} takes no images; rows with images need "
+                              "engine: hf (vLLM's CPU build cannot load a vision-language model here, see "
+                              "docs/how-to/vision-language.md)")
+    return engine.generate(prompts, n=n, sampling=sampling, vision=vision)
 
 
 def _sampling(ctx: StepContext, salt: int, changes: dict) -> SamplingConfig:
@@ -56,11 +77,15 @@ def _rows(records: list[dict], rollout) -> list[dict]:
 
 
 class PlainSampler(Sampler):
-    """The engine's ordinary sampling: ``n`` responses per record."""
+    """The engine's ordinary sampling: ``n`` responses per record (rows with ``images`` through
+    the policy's processor)."""
 
     def sample(self, ctx, records, n, salt=0, **changes) -> Batch:
-        rollout = ctx.engine.generate(_prompts(ctx, records), n=n, sampling=_sampling(ctx, salt, changes))
-        return Batch(rollout=rollout, records=_rows(records, rollout))
+        rollout = generate_records(ctx.engine, ctx.encode, records, n, _sampling(ctx, salt, changes))
+        # suppressed tokens (a VLM's image placeholders) make logp_rollout a renormalised
+        # distribution, not the policy's: the trainer then recomputes logp_old
+        on_policy = not getattr(ctx.engine, "suppress_token_ids", ())
+        return Batch(rollout=rollout, records=_rows(records, rollout), on_policy=on_policy)
 
 
 class EADSampler(Sampler):

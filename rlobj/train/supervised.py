@@ -11,9 +11,13 @@ __all__ = ["demonstrations", "sft_step", "sft_on_rollout"]
 
 
 def demonstrations(module, records: list[dict]) -> RolloutBatch:
-    """``prompt`` + ``completion`` + EOS of each record as a batch (one group per record)."""
+    """``prompt`` + ``completion`` + EOS of each record as a batch (one group per record); rows
+    with ``images`` keep their pixel inputs (``rollout.vision``)."""
+    from rlobj.rollout.vision import encode_records
+    from rlobj.train.policies import processor_of
+
     eos, pad = module.tokenizer.eos_token_id, module.tokenizer.pad_token_id
-    prompts = [module.encode(r["prompt"]) for r in records]
+    prompts, vision = encode_records(records, module.encode, processor_of(module.tokenizer))
     responses = [module.encode(str(r["completion"])) + [eos] for r in records]
     prompt_ids, prompt_mask = left_pad_prompts(prompts, pad)
     width = max(len(r) for r in responses)
@@ -28,7 +32,8 @@ def demonstrations(module, records: list[dict]) -> RolloutBatch:
                         logp_rollout=torch.zeros(response_ids.shape, device=device),
                         group_ids=torch.arange(len(records), device=device),
                         truncated=torch.zeros(len(records), dtype=torch.bool, device=device),
-                        finish_reasons=("stop",) * len(records))
+                        finish_reasons=("stop",) * len(records),
+                        vision=None if vision is None else vision.to(device))
 
 
 def sft_step(module, records: list[dict]) -> dict[str, float]:

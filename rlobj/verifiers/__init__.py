@@ -82,3 +82,7 @@ __all__ = [
     "tag_content",
     "validate_reward",
 ]
+
+from rlobj.verifiers.visual import AttributeAnswer, BoxSetIoU, CountAnswer, match_boxes, parse_boxes  # noqa: E402
+
+__all__ += ["AttributeAnswer", "BoxSetIoU", "CountAnswer", "match_boxes", "parse_boxes"]

@@ -18,6 +18,7 @@ from rlobj.train.providers import PROVIDERS, required_slots
 from rlobj.train.transforms import BATCH_FUNCTION_TRANSFORMS, TRANSFORMS
 
 from .pipeline_cases import NAMES, objective_for
+from .vision_cases import MULTIMODAL_NAMES, VLM_DATA, VLM_MODEL
 
 #: Settings of a two-step run: no warm-up, no evaluation, small batches, micro-batches that
 #: split groups.
@@ -45,7 +46,7 @@ def _reads_turns(name) -> bool:
     return any("extras:turn_ids" in t.slots_read() for t in objective_for(name).terms)
 
 
-def _fit(tmp_path, model: dict) -> dict:
+def _fit(tmp_path, model: dict, data: dict | None = None) -> dict:
     config = {
         "seed_everything": 0,
         "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": 2, "limit_val_batches": 0, "logger": False,
@@ -56,6 +57,7 @@ def _fit(tmp_path, model: dict) -> dict:
                  "eval": {"class_path": "rlobj.train.AdditionTask", "init_args": {"seed": 2}},
                  "prompts_per_step": 3, "eval_size": 4},
     }
+    config["data"].update(data or {})
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return run(["fit", "--config", str(path)]).model.last_metrics
@@ -70,6 +72,16 @@ def test_every_registered_entry_trains_from_yaml(name, tmp_path):
     metrics = _fit(tmp_path, {"objective": _yaml_objective(name), **(MULTI_TURN if _reads_turns(name) else {})})
     assert metrics["phase"] == 1.0 and metrics["data_position"] == 2.0
     assert 0.0 < metrics["reward/mean"] < 1.0  # informative rewards: the objective has a gradient
+    assert math.isfinite(metrics["loss"]) and math.isfinite(metrics["grad_norm"]), metrics
+
+
+@pytest.mark.parametrize("name", MULTIMODAL_NAMES)
+def test_every_multimodal_entry_trains_on_the_tiny_vlm_from_yaml(name, tmp_path):
+    """Terms and recipes that read a perturbed image: 2 RL steps of the tiny LLaVA on coloured
+    squares, the perturbed forward blackening image patches (tests/train/vision_cases.py)."""
+    metrics = _fit(tmp_path, {"objective": _yaml_objective(name), **VLM_MODEL}, data=VLM_DATA)
+    assert metrics["phase"] == 1.0 and metrics["data_position"] == 2.0
+    assert 0.0 < metrics["reward/mean"] < 1.0
     assert math.isfinite(metrics["loss"]) and math.isfinite(metrics["grad_norm"]), metrics
 
 

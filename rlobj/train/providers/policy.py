@@ -113,15 +113,21 @@ class LpRegProxy(Provider):
 class PerturbedContext(Provider):
     r"""``extras:logp_perturbed`` / ``extras:vocab_perturbed``: the old policy on a perturbed prompt.
 
-    :func:`~rlobj.rollout.perception.perception_forward` under ``perturbation`` (default
-    :class:`~rlobj.rollout.perception.PromptSpanMask` with its defaults: PAPO's ratio 0.6), no grad:
-    log-probs once per rollout batch, vocab views per micro-batch. Each row's draw depends only
+    :func:`~rlobj.rollout.perception.perception_forward` under ``perturbation``, no grad:
+    log-probs once per rollout batch, vocab views per micro-batch. On a batch whose rows carry
+    images (``rollout.vision``) the images are perturbed: random ``patch_size``-pixel patches
+    blackened (:class:`~rlobj.rollout.perception.PatchBlackening`, PAPO's 14 px and ratio 0.6
+    by default); on text rows, prompt spans are masked
+    (:class:`~rlobj.rollout.perception.PromptSpanMask`, ratio 0.6). Each row's draw depends only
     on (perturbation seed, data step, the row's index in the global batch: ``ctx.row_offset`` +
     its index on this rank), so neither micro-batching nor the number of ranks changes it.
 
     Args:
         perturbation: arguments of ``PromptSpanMask`` (``ratio``, ``span``, ``seed``, ``mode``,
-            ``mask_id``) or a built perturbation.
+            ``mask_id``), or ``{patches: {ratio, patch_size, seed, fill}}`` for
+            ``PatchBlackening`` (the default on images), or a built perturbation. Patch
+            blackening acts on the processor's ``pixel_values`` (``fill`` 0 is the mean
+            colour after its normalisation).
     """
 
     provides: ClassVar[tuple[str, ...]] = ("extras:logp_perturbed", "extras:vocab_perturbed")
@@ -129,24 +135,61 @@ class PerturbedContext(Provider):
     def __init__(self, perturbation: dict[str, Any] | None = None):
         from rlobj.rollout.perception import PatchBlackening, PromptSpanMask
 
+        self.given = perturbation is not None
         if isinstance(perturbation, (PromptSpanMask, PatchBlackening)):
             self.perturbation = perturbation
-        else:
-            if perturbation is not None and not isinstance(perturbation, dict):
-                raise RlobjInputError(f"PerturbedContext.perturbation: expected a mapping of PromptSpanMask "
-                                      f"arguments, got {perturbation!r}")
-            try:
-                self.perturbation = PromptSpanMask(**(perturbation or {}))
-            except (TypeError, ValueError) as error:  # unknown keys, and PromptSpanMask's own checks
-                raise RlobjInputError(f"PerturbedContext.perturbation: {error}") from error
+            return
+        if perturbation is not None and not isinstance(perturbation, dict):
+            raise RlobjInputError(f"PerturbedContext.perturbation: expected a mapping of PromptSpanMask "
+                                  f"arguments or {{patches: {{...}}}}, got {perturbation!r}")
+        args = dict(perturbation or {})
+        try:
+            if "patches" in args:
+                if set(args) != {"patches"}:
+                    raise TypeError(f"{{patches: ...}} takes no other keys, got {sorted(args)}")
+                self.perturbation = PatchBlackening(**dict(args["patches"] or {}))
+            else:
+                self.perturbation = PromptSpanMask(**args)
+        except (TypeError, ValueError) as error:  # unknown keys, and the specs' own checks
+            raise RlobjInputError(f"PerturbedContext.perturbation: {error}") from error
+
+    def _spec(self, rollout):
+        from rlobj.rollout.perception import PatchBlackening
+
+        if getattr(rollout, "vision", None) is None:
+            if isinstance(self.perturbation, PatchBlackening):
+                raise RlobjInputError("PerturbedContext: perturbation {patches: ...} blackens images, but the "
+                                      "batch's rows carry none (text rows take PromptSpanMask arguments)")
+            return self.perturbation
+        if isinstance(self.perturbation, PatchBlackening):
+            return self.perturbation
+        if self.given:
+            raise RlobjInputError("PerturbedContext: the batch's rows carry images; prompt-span masking would "
+                                  "mask image placeholder tokens. Give perturbation: {patches: {...}}")
+        return PatchBlackening()
 
     def _run(self, ctx, rollout, rows: Tensor, with_vocab: bool):
         from rlobj.rollout.perception import perception_forward
+        from rlobj.rollout.vision import own_positions
 
         kwargs = dict(temperature=ctx.models.temperature, step=ctx.step, with_logp=not with_vocab,
                       with_vocab=with_vocab)
+        spec = self._spec(rollout)
+        if rollout.vision is not None:
+            policy = ctx.models.policy
+            inputs = rollout.vision.select(rows).model_inputs(next(policy.parameters()).dtype)
+            pixels = inputs.pop("pixel_values")
+            images = pixels.shape[0] // len(rows) if pixels.dim() == 4 and pixels.shape[0] % len(rows) == 0 else 0
+            if images == 0:
+                raise RlobjInputError(f"PerturbedContext: patch blackening needs image pixel_values of shape "
+                                      f"[images, channels, height, width] with the same number of images per "
+                                      f"row; got {tuple(pixels.shape)} for {len(rows)} rows")
+            pixels = pixels.reshape(len(rows), images, *pixels.shape[1:])  # one key per row: [rows, images, ...]
+            kwargs.update(pixel_values=pixels, model_inputs=inputs, position_ids=not own_positions(policy))
+            view = _blackened_forward(policy, rollout, rows, spec, row_keys=rows + ctx.row_offset, **kwargs)
+            return view
         return perception_forward(ctx.models.policy, rollout.prompt_ids[rows], rollout.prompt_mask[rows],
-                                  rollout.response_ids[rows], rollout.response_mask[rows], self.perturbation,
+                                  rollout.response_ids[rows], rollout.response_mask[rows], spec,
                                   row_keys=rows + ctx.row_offset, **kwargs)
 
     def batch(self, ctx, batch, inputs):
@@ -164,3 +207,15 @@ class PerturbedContext(Provider):
             return {}
         with torch.no_grad():
             return {"extras:vocab_perturbed": self._run(ctx, batch.rollout, rows, True).vocab}
+
+
+def _blackened_forward(policy, rollout, rows, spec, *, pixel_values, row_keys, **kwargs):
+    """:func:`perception_forward` with ``[rows, images, C, H, W]`` pixels: the patches are drawn
+    per row (``row_keys``), then the images are flattened back for the model."""
+    from rlobj.rollout.perception import PerceptionView, blacken_patches, perception_forward
+
+    perturbed, blackened = blacken_patches(pixel_values, spec, kwargs["step"], row_keys)
+    flat = perturbed.reshape(-1, *perturbed.shape[2:])
+    view = perception_forward(policy, rollout.prompt_ids[rows], rollout.prompt_mask[rows], rollout.response_ids[rows],
+                              rollout.response_mask[rows], None, pixel_values=flat, **kwargs)
+    return PerceptionView(logp=view.logp, vocab=view.vocab, perturbed=blackened)

@@ -279,6 +279,8 @@ def _batch_state(batch: Batch) -> dict:
     """A Batch as plain tensors, lists and dicts (for checkpoints)."""
     rollout = {name: getattr(batch.rollout, name).detach().cpu() for name in _ROLLOUT_FIELDS}
     rollout["finish_reasons"] = list(batch.rollout.finish_reasons)
+    if batch.rollout.vision is not None:  # rows with images keep their pixel inputs
+        rollout["vision"] = [{k: v.detach().cpu() for k, v in row.items()} for row in batch.rollout.vision.rows]
     scores = None if batch.scores is None else [
         {"reward": s.reward, "token_rewards": None if s.token_rewards is None else list(s.token_rewards),
          "fields": dict(s.fields)} for s in batch.scores]
@@ -289,6 +291,10 @@ def _batch_state(batch: Batch) -> dict:
 def _batch_from_state(state: dict) -> Batch:
     fields = dict(state["rollout"])
     fields["finish_reasons"] = tuple(fields["finish_reasons"])
+    if fields.get("vision") is not None:
+        from rlobj.rollout.vision import VisionInputs
+
+        fields["vision"] = VisionInputs(tuple(fields["vision"]))
     scores = state.get("scores")
     return Batch(rollout=RolloutBatch(**fields), records=list(state["records"]),
                  scores=None if scores is None else [Score(**s) for s in scores],
