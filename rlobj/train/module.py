@@ -51,7 +51,7 @@ from rlobj.train.samplers import build_sampler
 from rlobj.train.scorers import VerifierScorer, score_completions
 from rlobj.train.stages import Batch, Score, Scorer, StepContext
 from rlobj.train.sync import push_weights
-from rlobj.train.tasks import build_char_tokenizer
+from rlobj.train.tasks import build_char_tokenizer, load_tokenizer
 from rlobj.train.update import UpdatePlan, run_update
 
 __all__ = ["RLModule", "build_train_objective", "score_completions"]
@@ -218,9 +218,9 @@ class RLModule(L.LightningModule):
                 vocab_size=len(self.tokenizer), eos_token_id=self.tokenizer.eos_token_id,
                 pad_token_id=self.tokenizer.pad_token_id, dtype=dtype, **dict(hp.tiny_model or {}))
         else:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers import AutoModelForCausalLM
 
-            self.tokenizer = AutoTokenizer.from_pretrained(hp.model_path)
+            self.tokenizer = load_tokenizer(hp.model_path)
             self.policy = AutoModelForCausalLM.from_pretrained(hp.model_path, dtype=dtype)
         if hp.lora is not None:
             from rlobj.train.adapters import apply_lora
