@@ -15,13 +15,11 @@ tiny Qwen2 with ``MODEL`` (twice the default's depth). Evaluation: the module's 
 seed's held-out problems, unbiased pass@k).
 """
 
-import argparse
 import contextlib
 import functools
 import io
 import json
 import logging
-import math
 import os
 import statistics
 import time
@@ -30,6 +28,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from _common import logger, markdown_table, mean_std, plot_curves, pyplot  # noqa: F401 (re-exported)
 
 from rlobj.train import RLDataModule, RLModule
 from rlobj.train.trace_tasks import TRACE_CHARS, CountdownTrace, TraceVerifier
@@ -210,51 +209,7 @@ def evaluate(module: RLModule, records: list[dict], samples: int, ks: list[int],
     return result, [row["c"] for row in out]
 
 
-# ------------------------------------------------------------------ command line, tables, plots
-def parse_args(description: str, argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--smoke", action="store_true", help="a few steps, 1 seed: keeps the code working")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--out", default=None, help="output folder (default docs/reproductions/<claim>; "
-                                                    "runs/reproductions/smoke/<claim> with --smoke)")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    torch.set_num_threads(args.threads)
-    quiet()
-    if args.smoke:
-        args.seeds = 1
-    return args
-
-
-def out_dir(args, name: str) -> Path:
-    if args.out:
-        path = Path(args.out) / name
-    elif args.smoke:
-        path = CACHE / "smoke" / name
-    else:
-        path = DOCS / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def mean_std(values: list[float]) -> str:
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    if not values:
-        return "n/a"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
-
-
-def markdown_table(rows: dict[str, dict[str, list[float]]], columns: list[str], first: str = "method") -> str:
-    """``rows[name][column]`` = values over seeds -> markdown table of mean ± sample std (and per seed)."""
-    lines = [f"| {first} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for name, values in rows.items():
-        lines.append(f"| {name} | " + " | ".join(mean_std(values.get(c, [])) for c in columns) + " |")
-    return "\n".join(lines)
-
-
+# ------------------------------------------------------------------ tables, plots (shared with _common)
 def per_seed_table(rows: dict[str, dict[str, list[float]]], column: str) -> str:
     """One column's value per seed (the sharper evidence when seeds differ a lot)."""
     seeds = max(len(v.get(column, [])) for v in rows.values())
@@ -263,47 +218,6 @@ def per_seed_table(rows: dict[str, dict[str, list[float]]], column: str) -> str:
     for name, values in rows.items():
         lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in values.get(column, [])) + " |")
     return "\n".join(lines)
-
-
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_curves(curves: dict[str, list[list[tuple[float, float]]]], path: Path, title: str, xlabel: str,
-                ylabel: str, logx: bool = False, smooth: int = 1) -> None:
-    """One line per method: mean over seeds of ``(x, y)`` series (same x), band = ±1 std; ``smooth``:
-    trailing moving average over that many points."""
-    plt = pyplot()
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for name, series in curves.items():
-        series = [s for s in series if s]
-        if not series:
-            continue
-        length = min(len(s) for s in series)
-        xs = [x for x, _ in series[0][:length]]
-        ys = [[s[i][1] for s in series] for i in range(length)]
-        means = [statistics.mean(v) for v in ys]
-        stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in ys]
-        if smooth > 1:
-            means = [statistics.mean(means[max(0, i - smooth + 1):i + 1]) for i in range(length)]
-            stds = [statistics.mean(stds[max(0, i - smooth + 1):i + 1]) for i in range(length)]
-        axis.plot(xs, means, label=name, marker="o" if length <= 12 else None, markersize=3)
-        axis.fill_between(xs, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)], alpha=0.15)
-    if logx:
-        axis.set_xscale("log", base=2)
-    axis.set_title(title, fontsize=9)
-    axis.set_xlabel(xlabel)
-    axis.set_ylabel(ylabel)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
 
 
 def write_results(folder: Path, text: str, extra: dict, started: float, args) -> None:
@@ -318,10 +232,3 @@ def write_results(folder: Path, text: str, extra: dict, started: float, args) ->
     print(text, flush=True)
 
 
-def logger(name: str):
-    start = time.perf_counter()
-
-    def log(message: str) -> None:
-        print(f"[{name} {time.perf_counter() - start:6.1f}s] {message}", flush=True)
-
-    return log

@@ -60,10 +60,11 @@ def _without(objective, kind):
 
 
 class NoisyVerifier:
-    r"""The trace verifier with flips: $P(\tilde r=0\mid r=1)=\rho_1$, $P(\tilde r=1\mid r=0)=\rho_0$ (seeded)."""
+    r"""A verifier (default the trace verifier) with flips: $P(\tilde r=0\mid r=1)=\rho_1$, $P(\tilde r=1\mid r=0)=\rho_0$ (seeded)."""
 
-    def __init__(self, rho0: float, rho1: float, seed: int):
-        self.rho0, self.rho1, self.rng, self.clean = rho0, rho1, random.Random(seed), TraceVerifier()
+    def __init__(self, rho0: float, rho1: float, seed: int, clean=None):
+        self.rho0, self.rho1, self.rng = rho0, rho1, random.Random(seed)
+        self.clean = clean if clean is not None else TraceVerifier()
 
     def __call__(self, completion: str, sample) -> float:
         reward = self.clean(completion, sample)
