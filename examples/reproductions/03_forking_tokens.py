@@ -21,44 +21,16 @@ Writes ``docs/reproductions/forking_tokens/{results.md,results.json,*.png}``.
 
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C  # noqa: E402
+from claims import bottom_entropy_mask  # noqa: E402
 
-from rlobj import State, Term, grpo, top_entropy_mask  # noqa: E402
-from rlobj.algebra.state import LossPart  # noqa: E402
-from rlobj.ops.reductions import masked_mean  # noqa: E402
-from rlobj.terms.masks import top_fraction_mask  # noqa: E402
+from rlobj import grpo, top_entropy_mask  # noqa: E402
 
 NAME = "forking_tokens"
-
-
-@dataclass(frozen=True)
-class bottom_entropy_mask(Term):
-    r"""The complement of ``top_entropy_mask(rho)``: train only on the other $1-\rho$ of the tokens.
-
-    $m^\text{pg}_{i,t} = m_{i,t}\,\mathbb 1[H_{i,t} \text{ not among the top } \lceil\rho N\rceil]$
-    (selection over the tokens of each micro-batch on this rank, as
-    ``top_entropy_mask(scope="micro_batch")``, no gradient through it); the policy loss is
-    averaged over the selected tokens of the micro-batch, as
-    ``top_entropy_mask(normalize="selected", scope="micro_batch")`` does for its tokens. The
-    gradient then depends on the micro-batch size.
-    """
-
-    reads: ClassVar[tuple[str, ...]] = ("part:policy", "entropy", "mask")
-    writes: ClassVar[tuple[str, ...]] = ("part:policy",)
-    rho: float = 0.2
-
-    def __call__(self, state: State) -> State:
-        policy = state.require_part("policy", "bottom_entropy_mask")
-        entropy = state.token_entropy().detach()
-        keep = state.mask & ~top_fraction_mask(entropy, state.mask, self.rho, "micro_batch")
-        return state.add_part("policy", LossPart(policy.values, policy.mask & keep, "own")).add_metrics(
-            **{"mask/bottom_entropy_frac": masked_mean(keep.float(), state.mask)})
 
 
 METHODS = {

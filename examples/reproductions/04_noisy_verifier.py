@@ -23,7 +23,6 @@ Run: ``python examples/reproductions/04_noisy_verifier.py`` (``--smoke``: 3 step
 Writes ``docs/reproductions/noisy_verifier/{results.md,results.json,*.png}``.
 """
 
-import random
 import sys
 import time
 from pathlib import Path
@@ -31,24 +30,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C  # noqa: E402
+from claims import NoisyVerifier  # noqa: E402  (the same flips as the trace testbed's)
 
 from rlobj import backward_correction, forward_correction, group_zscore, grpo, leave_one_out  # noqa: E402
 from rlobj.train.tasks import ExactAnswer  # noqa: E402
 
 NAME = "noisy_verifier"
 RHO0, RHO1 = 0.1, 0.2
-
-
-class NoisyVerifier:
-    r"""Exact match with flips: $P(\tilde r = 0 \mid r = 1) = \rho_1$, $P(\tilde r = 1 \mid r = 0) = \rho_0$ (seeded)."""
-
-    def __init__(self, rho0: float, rho1: float, seed: int):
-        self.rho0, self.rho1, self.rng, self.clean = rho0, rho1, random.Random(seed), ExactAnswer()
-
-    def __call__(self, completion: str, sample) -> float:
-        reward = self.clean(completion, sample)
-        flip = self.rng.random() < (self.rho1 if reward == 1.0 else self.rho0)
-        return 1.0 - reward if flip else reward
 
 
 BASE = grpo.replace(group_zscore, leave_one_out())
@@ -69,7 +57,7 @@ def main() -> None:
     size, n = C.smoke_or(args, (8, 4), (128, 16))
     def configure(value, seed):
         objective, noisy = value
-        return objective, {"verifier": NoisyVerifier(RHO0, RHO1, seed=seed) if noisy else ExactAnswer()}
+        return objective, {"verifier": NoisyVerifier(RHO0, RHO1, seed=seed, clean=ExactAnswer()) if noisy else ExactAnswer()}
 
     results = C.run_methods(args, METHODS, log, steps, every, size, n, configure=configure)
     rows, curves = {}, {"pass@1": {}, f"pass@{n}": {}}

@@ -201,23 +201,27 @@ def pyplot():
 
 
 def plot_curves(curves: dict[str, list[list[tuple[float, float]]]], path: Path, title: str, xlabel: str,
-                ylabel: str, logx: bool = False) -> None:
-    """One line per method: mean over seeds of ``(x, y)`` series (same x), band = ±1 std."""
+                ylabel: str, logx: bool = False, smooth: int = 1) -> None:
+    """One line per method: mean over seeds of ``(x, y)`` series (same x), band = ±1 std; ``smooth``:
+    trailing moving average over that many points (series cut to the shortest one)."""
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
     for name, series in curves.items():
         series = [s for s in series if s]
         if not series:
             continue
-        xs = [x for x, _ in series[0]]
+        xs = [x for x, _ in series[0][:min(len(s) for s in series)]]
         ys = [[s[i][1] for s in series] for i in range(len(xs))]
         means = [statistics.mean(v) for v in ys]
         stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in ys]
+        if smooth > 1:
+            means = [statistics.mean(means[max(0, i - smooth + 1):i + 1]) for i in range(len(xs))]
+            stds = [statistics.mean(stds[max(0, i - smooth + 1):i + 1]) for i in range(len(xs))]
         axis.plot(xs, means, label=name, marker="o" if len(xs) <= 12 else None, markersize=3)
         axis.fill_between(xs, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)], alpha=0.15)
     if logx:
         axis.set_xscale("log", base=2)
-    axis.set_title(title)
+    axis.set_title(title, fontsize=9)
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
     axis.grid(alpha=0.3)

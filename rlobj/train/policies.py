@@ -47,7 +47,9 @@ def load_policy(hp):
         return tokenizer, build_tiny_qwen2(vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id,
                                            pad_token_id=tokenizer.pad_token_id, dtype=dtype,
                                            **dict(hp.tiny_model or {}))
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from rlobj.train.tasks import load_tokenizer  # rlobj's character tokenizer as saved
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
     model_type = AutoConfig.from_pretrained(hp.model_path).model_type
@@ -56,5 +58,4 @@ def load_policy(hp):
 
         processor = AutoProcessor.from_pretrained(hp.model_path)
         return _attach(processor), AutoModelForImageTextToText.from_pretrained(hp.model_path, dtype=dtype)
-    return AutoTokenizer.from_pretrained(hp.model_path), AutoModelForCausalLM.from_pretrained(hp.model_path,
-                                                                                             dtype=dtype)
+    return load_tokenizer(hp.model_path), AutoModelForCausalLM.from_pretrained(hp.model_path, dtype=dtype)

@@ -26,6 +26,7 @@ __all__ = [
     "LeveledAddition",
     "ExactAnswer",
     "build_char_tokenizer",
+    "load_tokenizer",
     "unknown_characters",
     "check_characters",
     "ARITHMETIC_CHARS",
@@ -61,7 +62,42 @@ def build_char_tokenizer(chars: str = ARITHMETIC_CHARS):
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>",
                                         unk_token="<unk>")
     tokenizer.rlobj_chars = chars  # the DataModule refuses data with other characters
+    tokenizer.init_kwargs["rlobj_chars"] = chars  # saved in tokenizer_config.json: load_tokenizer knows it
     return tokenizer
+
+
+def load_tokenizer(path):
+    r"""The tokenizer saved in ``path``: a character tokenizer of :func:`build_char_tokenizer` as it was
+    saved, any other through ``AutoTokenizer.from_pretrained``.
+
+    ``AutoTokenizer`` (transformers 5) picks the tokenizer class from the model's ``model_type``:
+    next to a Qwen2 ``config.json`` it builds a ``Qwen2Tokenizer``, whose own pre-tokenizer
+    replaces the character split and drops spaces (``"1 2"`` would encode as ``"12"``). A
+    directory whose ``tokenizer_config.json`` records ``rlobj_chars`` is therefore loaded with
+    ``PreTrainedTokenizerFast.from_pretrained``, which keeps the saved ``tokenizer.json`` as is.
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> build_char_tokenizer("0123 +").save_pretrained(folder)  # doctest: +ELLIPSIS
+        (...)
+        >>> load_tokenizer(folder).encode("1 2+3", add_special_tokens=False)
+        [4, 7, 5, 8, 6]
+    """
+    import json
+    from pathlib import Path
+
+    config = Path(path) / "tokenizer_config.json"
+    chars = json.loads(config.read_text()).get("rlobj_chars") if config.is_file() else None
+    if isinstance(chars, str):
+        from transformers import PreTrainedTokenizerFast
+
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
+        tokenizer.rlobj_chars = chars
+        return tokenizer
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
 
 
 def unknown_characters(tokenizer, text: str) -> list[str]:

@@ -82,3 +82,20 @@ def test_export_callback_and_subcommand(tmp_path, monkeypatch, capsys):
     b, _ = _reload(tmp_path / "from_ckpt")
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     assert "RL optimizer updates: 1" in (tmp_path / "from_ckpt" / "README.md").read_text()
+
+
+def test_an_exported_character_tokenizer_keeps_spaces_when_the_module_reloads_it(tmp_path):
+    """Defect found by the reproductions (issue 22): transformers 5's AutoTokenizer loads the saved
+    character tokenizer next to a Qwen2 config as a Qwen2Tokenizer, whose pre-tokenizer drops
+    spaces; ``policy.model_path`` now loads it with ``load_tokenizer`` and encodes as before."""
+    from rlobj.train import RLModule
+    from rlobj.train.tasks import load_tokenizer
+
+    module = tiny_module()
+    path = export_policy(module, tmp_path / "policy")
+    text = "12 + 3 ="
+    assert load_tokenizer(path).encode(text, add_special_tokens=False) == module.encode(text)
+    reloaded = RLModule(policy={"model_path": str(path)})
+    reloaded.build()
+    assert reloaded.encode(text) == module.encode(text)
+    assert reloaded.tokenizer.rlobj_chars == module.tokenizer.rlobj_chars
