@@ -48,9 +48,9 @@ def load_policy(hp):
                                            pad_token_id=tokenizer.pad_token_id, dtype=dtype,
                                            **dict(hp.tiny_model or {}))
     from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
     from rlobj.train.tasks import load_tokenizer  # rlobj's character tokenizer as saved
-    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
     model_type = AutoConfig.from_pretrained(hp.model_path).model_type
     if model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:
