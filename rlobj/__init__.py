@@ -2,7 +2,7 @@
 
 >>> from rlobj import grpo, k3_kl
 >>> print(grpo >> k3_kl(0.04))
-group_zscore(eps=1e-06, unbiased=True, singleton='error') >> clip_ratio(eps_low=0.2, eps_high=0.2, dual_clip=None, log_ratio_clamp=20.0) >> seq_mean_token_mean() >> kl_penalty(beta=0.04, estimator='k3', against='ref', placement='loss', straight_through=False, allow_reward_and_loss=False, clamp=True, bias_correction=False)
+group_zscore(eps=1e-06, unbiased=True, singleton='error') >> clip_ratio(eps_low=0.2, eps_high=0.2, dual_clip=None, log_ratio_clamp=20.0) >> seq_mean_token_mean() >> kl_penalty(beta=0.04, estimator='k3', against='ref', placement='loss', straight_through=False, allow_reward_and_loss=False, clamp=True, bias_correction=False, scale_key=None)
 """
 
 # the algebra: state, terms, >>, aggregation, objective

@@ -36,7 +36,7 @@ CHAT_TEMPLATE = (
 
 
 def _tokenizer(chars: str, specials: list[str]):
-    from rlobj.train.tasks import build_char_tokenizer
+    from rlobj.rollout.tiny import build_char_tokenizer
 
     tokenizer = build_char_tokenizer(chars)
     tokenizer.add_special_tokens({"additional_special_tokens": specials})

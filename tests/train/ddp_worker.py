@@ -18,6 +18,7 @@ def main(devices: int, out: str) -> None:
     import lightning as L
     from _helpers import synthetic_rewards, synthetic_rollout
 
+    from rlobj.rollout._batching import take
     from rlobj.train import AdditionTask, RLDataModule, RLModule
     from rlobj.train.module import _objective
 
@@ -27,9 +28,7 @@ def main(devices: int, out: str) -> None:
             rewards = synthetic_rewards(len(rollout), seed=7)
             world, rank = self.world_size, self.rank
             rows = slice(rank * len(rollout) // world, (rank + 1) * len(rollout) // world)
-            rollout = type(rollout)(**{name: (getattr(rollout, name)[rows] if name != "finish_reasons"
-                                              else rollout.finish_reasons[rows])
-                                       for name in rollout.__dataclass_fields__})
+            rollout = take(rollout, torch.arange(rows.start, rows.stop))  # every field, vision included
             start = [p.detach().clone() for p in self.policy.parameters()]
             results = {}
             for name in ("token_mean", "seq_mean_token_mean"):

@@ -19,6 +19,7 @@ def main(devices: int, out: str, steps: int = 3, save_to: str | None = None, res
     from _helpers import synthetic_rewards, synthetic_rollout
     from lightning.pytorch.strategies import ModelParallelStrategy
 
+    from rlobj.rollout._batching import take
     from rlobj.train import AdditionTask, RLDataModule, RLModule
     from rlobj.train.sharding import full_value, is_sharded
 
@@ -28,9 +29,7 @@ def main(devices: int, out: str, steps: int = 3, save_to: str | None = None, res
             rewards = synthetic_rewards(len(rollout), seed=7 + step)
             world, rank = self.world_size, self.rank
             rows = slice(rank * len(rollout) // world, (rank + 1) * len(rollout) // world)
-            rollout = type(rollout)(**{name: (getattr(rollout, name)[rows] if name != "finish_reasons"
-                                              else rollout.finish_reasons[rows])
-                                       for name in rollout.__dataclass_fields__})
+            rollout = take(rollout, torch.arange(rows.start, rows.stop))  # every field, vision included
             self.sharded = is_sharded(self.policy)
             return self.update_on_rollout(rollout, rewards[rows])
 
