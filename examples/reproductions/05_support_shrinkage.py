@@ -69,20 +69,8 @@ def main() -> None:
     support_table = C.markdown_table({f"problems (of {size})": support}, list(support), first="")
     C.plot_curves(curves, folder / "passk.png", f"pass@k, base vs GRPO ({steps} steps), {size} problems", "k",
                   "pass@k", logx=True)
-    plt = C.pyplot()
-    figure, axis = plt.subplots(figsize=(4.5, 4.5))
-    for seed, (before, after) in enumerate(scatter):
-        axis.scatter([c / n for c in before], [c / n for c in after], s=8, alpha=0.5, label=f"seed {seed}")
-    axis.plot([0, 1], [0, 1], color="grey", lw=0.8)
-    axis.set_xscale("symlog", linthresh=1 / n)
-    axis.set_yscale("symlog", linthresh=1 / n)
-    axis.set_xlabel(f"base solve rate ({n} samples)")
-    axis.set_ylabel("GRPO solve rate")
-    axis.set_title("per-problem solve rates")
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(folder / "solve_rates.png", dpi=80)
-    plt.close(figure)
+    C.plot_solve_rates([([c / n for c in before], [c / n for c in after]) for before, after in scatter],
+                       folder / "solve_rates.png", f"base solve rate ({n} samples)", symlog_below=1 / n)
     C.write_results(folder, table + "\n\n" + support_table,
                     {"rows": rows, "support": support, "steps": steps, "eval_size": size, "samples": n,
                      "counts": [{"before": b, "after": a} for b, a in scatter]}, started, args)

@@ -200,6 +200,27 @@ def pyplot():
     return plt
 
 
+def plot_solve_rates(pairs: list[tuple[list[float], list[float]]], path: Path, xlabel: str,
+                     symlog_below: float | None = None) -> None:
+    """Per-problem solve rates before (x) vs after (y) RL, one colour per seed, the diagonal in grey;
+    ``symlog_below``: both axes symlog, linear below that rate."""
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(4.5, 4.5))
+    for seed, (before, after) in enumerate(pairs):
+        axis.scatter(before, after, s=8, alpha=0.5, label=f"seed {seed}")
+    axis.plot([0, 1], [0, 1], color="grey", lw=0.8)
+    if symlog_below is not None:
+        axis.set_xscale("symlog", linthresh=symlog_below)
+        axis.set_yscale("symlog", linthresh=symlog_below)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel("GRPO solve rate")
+    axis.set_title("per-problem solve rates")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
 def plot_curves(curves: dict[str, list[list[tuple[float, float]]]], path: Path, title: str, xlabel: str,
                 ylabel: str, logx: bool = False, smooth: int = 1) -> None:
     """One line per method: mean over seeds of ``(x, y)`` series (same x), band = ±1 std; ``smooth``:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from _common import logger, markdown_table, mean_std, plot_curves, pyplot  # noqa: F401 (re-exported)
+from _common import logger, markdown_table, mean_std, plot_curves, plot_solve_rates, pyplot  # noqa: F401 (re-exported)
 
 from rlobj.train import RLDataModule, RLModule
 from rlobj.train.trace_tasks import TRACE_CHARS, CountdownTrace, TraceVerifier

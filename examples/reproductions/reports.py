@@ -199,19 +199,8 @@ def _support(folder, labels, runs, bases, n_seeds):
     lines = [_verdict_line("GRPO raises pass@1 (> 0.02) and loses more problems than it gains at k = 128", ups,
                            n_seeds, f"{len(bases[0]['counts'])} problems x {bases[0]['n']} samples")]
     T.plot_curves(curves, folder / "passk.png", "pass@k, warm start vs GRPO", "k", "pass@k", logx=True)
-    plt = T.pyplot()
-    figure, axis = plt.subplots(figsize=(4.5, 4.5))
-    for seed, (b, r) in enumerate(zip(bases, grpo)):
-        axis.scatter([c / b["n"] for c in b["counts"]], [c / r["n"] for c in r["counts"]], s=8, alpha=0.5,
-                     label=f"seed {seed}")
-    axis.plot([0, 1], [0, 1], color="grey", lw=0.8)
-    axis.set_xlabel("warm-start solve rate")
-    axis.set_ylabel("GRPO solve rate")
-    axis.set_title("per-problem solve rates")
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(folder / "solve_rates.png", dpi=80)
-    plt.close(figure)
+    T.plot_solve_rates([([c / b["n"] for c in b["counts"]], [c / r["n"] for c in r["counts"]])
+                        for b, r in zip(bases, grpo)], folder / "solve_rates.png", "warm-start solve rate")
     text = "\n\n".join([T.markdown_table(rows, [f"pass@{k}" for k in ks], first="model"),
                         T.markdown_table({"problems": support}, list(support), first=""),
                         T.per_seed_table({"problems": support}, "lost (base solved, GRPO not)"),
