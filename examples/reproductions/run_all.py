@@ -76,7 +76,7 @@ def main(argv=None) -> None:
     steps = args.steps or (2 if args.smoke else R.RL_STEPS)
     seeds = list(range(args.seeds))
     root = Path(args.out) if args.out else (T.CACHE / "smoke" if args.smoke else T.DOCS / "traces")
-    started = time.perf_counter()
+    started = args.started = time.perf_counter()
     log = T.logger("run_all")
     log(f"claims {names}, seeds {seeds}, {steps} RL steps per run, {args.workers} worker(s), {args.accelerator}")
     context = multiprocessing.get_context("spawn")
