@@ -18,7 +18,7 @@ from torch import Tensor
 from rlobj.ops.errors import RlobjInputError, check_finite, check_shape
 from rlobj.rollout._group_checks import _check_groups, _check_rows, _extremes, _groups_in_order
 from rlobj.rollout.prof import ProfResult, prof_balanced_counts, prof_filter
-from rlobj.terms.rewards import zero_variance_groups
+from rlobj.terms.masks import zero_variance_groups
 
 __all__ = ["StdFilterResult", "std_filter",
            # seed methods I (remaining)

@@ -30,8 +30,7 @@ from rlobj.ops.vocab import (
     VocabView,
     dense_evaluate,
 )
-from rlobj.terms.lp_reg_proxy import ProxyLogProb, proxy_logp
-from rlobj.terms.siren_entropy import TopPEntropy, top_p_entropy
+from rlobj.terms.regularizers import ProxyLogProb, TopPEntropy, proxy_logp, top_p_entropy
 
 SETTINGS = settings(max_examples=15, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])

@@ -19,7 +19,7 @@ from hypothesis import strategies as st  # noqa: E402
 from rlobj import Objective, dapo, dr_grpo, group_zscore, grpo  # noqa: E402
 from rlobj.algebra.state import State  # noqa: E402
 from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.advantage_estimators import (  # noqa: E402
+from rlobj.terms.advantages import (
     brpo_advantage,
     canon_advantage,
     conditional_halves,

@@ -20,7 +20,7 @@ from rlobj.algebra.state import State  # noqa: E402
 from rlobj.ops.errors import RlobjInputError  # noqa: E402
 from rlobj.ops.reductions import broadcast_to_tokens, group_mean  # noqa: E402
 from rlobj.terms._common import sequence_rewards  # noqa: E402
-from rlobj.terms.advantages import (  # noqa: E402
+from rlobj.terms.advantages import (
     batch_whiten,
     gpg_scale,
     group_baseline_whiten,

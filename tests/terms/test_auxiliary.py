@@ -26,7 +26,8 @@ from rlobj import (  # noqa: E402
 )
 from rlobj.algebra.state import State  # noqa: E402
 from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.auxiliary import self_reward_advantage, self_reward_mse, self_reward_score  # noqa: E402
+from rlobj.terms.advantages import self_reward_advantage  # noqa: E402
+from rlobj.terms.auxiliary import self_reward_mse, self_reward_score  # noqa: E402
 
 F64 = torch.float64
 SETTINGS = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -251,7 +252,7 @@ def test_bad_input():
 # =========================================================================== PACS
 import math  # noqa: E402
 
-from rlobj.terms.auxiliary import pacs_loss  # noqa: E402
+from rlobj.terms.surrogates import pacs_loss  # noqa: E402
 
 
 @st.composite

@@ -30,13 +30,8 @@ from rlobj import (  # noqa: E402
 )
 from rlobj.algebra.state import State  # noqa: E402
 from rlobj.ops.errors import RlobjBuildError, RlobjInputError  # noqa: E402
-from rlobj.terms.advantages import batch_whiten, group_mean_batch_std  # noqa: E402
-from rlobj.terms.corrections import (  # noqa: E402
-    backward_correction,
-    check_noisy_chain,
-    fn_rate_from_appeals,
-    forward_correction,
-)
+from rlobj.terms.advantages import batch_whiten, forward_correction, group_mean_batch_std  # noqa: E402
+from rlobj.terms.rewards import backward_correction, check_noisy_chain, fn_rate_from_appeals
 
 F64 = torch.float64
 SETTINGS = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

@@ -20,7 +20,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from rlobj.algebra import LossPart, State  # noqa: E402
 from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.masks import (  # noqa: E402
+from rlobj.terms.masks import (
     off_policy_sequence_mask,
     top_entropy_mask,
     top_fraction_mask,

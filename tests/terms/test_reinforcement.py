@@ -17,7 +17,7 @@ from hypothesis import strategies as st  # noqa: E402
 from rlobj import Objective, clip_ratio, dapo, dr_grpo, group_zscore, grpo, seq_mean_token_mean  # noqa: E402
 from rlobj.algebra.state import State  # noqa: E402
 from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.reinforcement import nsr, psr, w_reinforce  # noqa: E402
+from rlobj.terms.advantages import nsr, psr, w_reinforce  # noqa: E402
 from rlobj.terms.surrogates import reinforce  # noqa: E402
 
 F64 = torch.float64

@@ -14,13 +14,8 @@ from hypothesis import strategies as st  # noqa: E402
 from rlobj.algebra.state import State  # noqa: E402
 from rlobj.ops.errors import RlobjBuildError, RlobjInputError  # noqa: E402
 from rlobj.terms.advantages import group_zscore  # noqa: E402
-from rlobj.terms.rewards import (  # noqa: E402
-    clip_rewards,
-    drop_zero_variance_groups,
-    length_penalty,
-    overlong_penalty,
-    zero_variance_groups,
-)
+from rlobj.terms.masks import drop_zero_variance_groups, zero_variance_groups
+from rlobj.terms.rewards import clip_rewards, length_penalty, overlong_penalty
 
 SETTINGS = settings(max_examples=int(os.environ.get("RLOBJ_HYPOTHESIS_EXAMPLES", "50")), deadline=None,
                     database=None, suppress_health_check=[HealthCheck.too_slow])

@@ -27,7 +27,7 @@ from rlobj import (  # noqa: E402
 )
 from rlobj.algebra.state import State  # noqa: E402
 from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.risk import QUANTILE_LEVELS, mvar_advantage, mvar_scores, update_quantiles  # noqa: E402
+from rlobj.terms.advantages import QUANTILE_LEVELS, mvar_advantage, mvar_scores, update_quantiles  # noqa: E402
 
 F64 = torch.float64
 SETTINGS = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

@@ -19,7 +19,7 @@ from hypothesis import strategies as st  # noqa: E402
 from rlobj import Objective, clip_ratio, dapo, dr_grpo, group_zscore, grpo, token_mean  # noqa: E402
 from rlobj.algebra.state import State  # noqa: E402
 from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.sampling_corrections import hint_clip_ratio, mis_exploration_pg  # noqa: E402
+from rlobj.terms.surrogates import hint_clip_ratio, mis_exploration_pg  # noqa: E402
 
 F64 = torch.float64
 SETTINGS = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

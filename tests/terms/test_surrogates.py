@@ -19,17 +19,15 @@ from hypothesis import strategies as st  # noqa: E402
 
 from rlobj.algebra import seq_mean_token_mean  # noqa: E402
 from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.surrogates import (  # noqa: E402
+from rlobj.terms.masks import geometric_is_mask, masked_is, truncated_is
+from rlobj.terms.surrogates import (
     clip_ratio,
     clipped_weight_pg,
     delta_clip,
     geometric_clip,
-    geometric_is_mask,
-    masked_is,
     reinforce,
     sequence_clip,
     soft_gate,
-    truncated_is,
 )
 
 F64 = torch.float64

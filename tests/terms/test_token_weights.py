@@ -19,13 +19,13 @@ from hypothesis import strategies as st  # noqa: E402
 from rlobj import Objective, clip_ratio, dapo, dr_grpo, group_zscore, grpo, token_mean  # noqa: E402
 from rlobj.algebra.state import State  # noqa: E402
 from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.token_weights import (  # noqa: E402
+from rlobj.terms.advantages import (
     critique_token_advantage,
     dependency_advantage_shaping,
-    pivotal_token_mask,
     token_hidden_reward,
     wrong_step_tokens,
 )
+from rlobj.terms.masks import pivotal_token_mask
 
 F64 = torch.float64
 SETTINGS = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

@@ -17,7 +17,7 @@ from hypothesis import strategies as st  # noqa: E402
 from rlobj import Objective, reinforce, token_mean  # noqa: E402
 from rlobj.algebra.state import State  # noqa: E402
 from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.tree_advantages import leaf_step_tokens, tree_value_advantage  # noqa: E402
+from rlobj.terms.advantages import leaf_step_tokens, tree_value_advantage  # noqa: E402
 
 SETTINGS = settings(max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -14,7 +14,8 @@ from hypothesis import strategies as st  # noqa: E402
 from rlobj import Objective, batch_whiten, group_mean_baseline, reinforce, token_mean  # noqa: E402
 from rlobj.algebra.state import State  # noqa: E402
 from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.turns import turn_end_rewards, turn_returns  # noqa: E402
+from rlobj.terms.advantages import turn_returns  # noqa: E402
+from rlobj.terms.rewards import turn_end_rewards  # noqa: E402
 
 F64 = torch.float64
 SETTINGS = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,14 +1,14 @@
-r"""Per-token reweighting of advantages and of the policy loss from a per-token signal in ``extras``.
+"""Per-token credit: advantages reweighted token by token from a per-token signal in ``extras``.
 
 * :class:`critique_token_advantage` (CAPO): tokens of reasoning steps that critiques flag as wrong.
 * :class:`token_hidden_reward` (THR / NTHR): tokens by their influence on the correct responses.
-* :class:`dependency_advantage_shaping` and :class:`pivotal_token_mask` (VPPO): trajectories and
-  tokens by their visual dependency.
+* :class:`dependency_advantage_shaping` (VPPO): trajectories by their visual dependency (VPPO's
+  token mask is :class:`~rlobj.terms.masks.token_selection.pivotal_token_mask`).
 
 The signals (critique votes, influence scores, dependency scores) are computed by the trainer
 or another term (the critique producer is pluggable) and passed in ``extras``; these terms hold
-the arithmetic. The advantage terms run in the batch stage after the outcome advantage
-(``grpo.replace(group_zscore, group_zscore() >> term)``); the mask is a loss-stage policy mask.
+the arithmetic. They run in the batch stage after the outcome advantage
+(``grpo.replace(group_zscore, group_zscore() >> term)``).
 """
 
 from dataclasses import dataclass
@@ -19,29 +19,12 @@ from torch import Tensor
 
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
-from rlobj.ops.errors import RlobjInputError, check_finite, check_shape
+from rlobj.ops.errors import RlobjInputError
 from rlobj.ops.reductions import masked_mean
-from rlobj.terms._common import check_range, require_groups, with_advantages
-from rlobj.terms.masks import top_fraction_mask
+from rlobj.terms._common import _token_extra, check_range, require_groups, with_advantages
 
-__all__ = ["critique_token_advantage", "wrong_step_tokens", "token_hidden_reward", "dependency_advantage_shaping",
-           "pivotal_token_mask"]
-
-
-def _token_extra(state: State, key: str, by: str, kind: str = "float") -> Tensor:
-    """``extras[key]`` of shape ``"batch seq"`` (float: finite at valid tokens, zero at padding)."""
-    value = state.require(f"extras:{key}", by)
-    if not isinstance(value, Tensor):
-        raise RlobjInputError(f"extras[{key!r}]: {by} expected a {kind} tensor of shape (batch seq), got {type(value).__name__}")
-    check_shape(f"extras[{key!r}]", value, tuple(state.mask.shape), "batch seq")
-    if kind == "bool":
-        if value.dtype != torch.bool:
-            raise RlobjInputError(f"extras[{key!r}]: {by} expected a bool tensor, got {value.dtype}")
-        return value & state.mask
-    if not value.is_floating_point():
-        raise RlobjInputError(f"extras[{key!r}]: {by} expected a float tensor, got {value.dtype}")
-    check_finite(f"extras[{key!r}]", value, where=state.mask)
-    return torch.where(state.mask, value.detach(), torch.zeros((), dtype=value.dtype))
+__all__ = ["wrong_step_tokens", "critique_token_advantage", "token_hidden_reward",
+           "dependency_advantage_shaping"]
 
 
 # --------------------------------------------------------------------------- CAPO
@@ -271,42 +254,3 @@ class dependency_advantage_shaping(Term):
         alpha = self.factors(dependency, state.mask).to(advantages.dtype)
         return with_advantages(state, per_token=alpha[:, None] * advantages).add_metrics(
             **{"vppo/alpha_max": alpha.max(), "vppo/alpha_min": alpha.min()})
-
-
-@dataclass(frozen=True)
-class pivotal_token_mask(Term):
-    r"""VPPO token-level gradient filtering: the policy loss only on each response's most visually dependent tokens.
-
-    $$m^\text{pg}_{i,t} = m_{i,t}\,\mathbb 1\big[S_{i,t} \text{ among the } \lceil k\,|y_i|\rceil \text{ largest of row } i\big]$$
-
-    (ties by position, :func:`rlobj.terms.masks.top_fraction_mask` with ``scope="sequence"``).
-    Masked tokens stay in the normaliser (token mean over all valid tokens), as in the
-    reference's ``loss_token_mask``. $S$ = ``extras["visual_dependency"]``.
-
-    Huang et al., VPPO, arXiv 2510.09285; reference ``top_p_perception_tokens`` $k = 0.4$
-    (training scripts; code default 0.2).
-
-    Args:
-        k: fraction of each response's tokens kept, in $(0, 1]$.
-
-    Example:
-        >>> from rlobj import dapo
-        >>> recipe = dapo >> pivotal_token_mask(k=0.4)
-    """
-
-    reads: ClassVar[tuple[str, ...]] = ("part:policy", "mask", "extras:visual_dependency")
-    writes: ClassVar[tuple[str, ...]] = ("part:policy",)
-    k: float = 0.4
-
-    def __post_init__(self):
-        check_range("pivotal_token_mask", "k", self.k, low=0.0, high=1.0, low_open=True)
-
-    def __call__(self, state: State) -> State:
-        policy = state.require_part("policy", "pivotal_token_mask")
-        dependency = _token_extra(state, "visual_dependency", "pivotal_token_mask")
-        selected = top_fraction_mask(dependency, state.mask, self.k, scope="sequence")
-        part = policy.replace(mask=policy.mask & selected)
-        return state.add_part("policy", part).add_metrics(
-            **{"vppo/pivotal_frac": masked_mean(selected.float(), state.mask)})
-
-

@@ -1,50 +1,32 @@
-r"""Terms for multi-turn rollouts: rewards at turn ends and turn-level discounted returns.
+r"""Turn-level discounted returns as advantages for multi-turn rollouts.
 
 A multi-turn trajectory (:class:`~rlobj.train.multiturn.MultiTurnSampler`) interleaves the
-policy's turns with observation tokens; the observations are outside ``mask``. These terms read
-two extras the sampler records:
+policy's turns with observation tokens; the observations are outside ``mask``.
+:class:`turn_returns` reads two extras the sampler records:
 
 * ``extras["turn_ids"]`` (int ``"batch seq"``): the turn index $k(t) \ge 0$ of each generated
   token, $-1$ elsewhere;
 * ``extras["turn_rewards"]`` (float ``"batch seq"``): the environment's reward of turn $k$ on
   turn $k$'s last generated token, 0 elsewhere. The reward of turn $k$ is
   $r_{i,k} = \sum_{t:\,k(t)=k} \text{turn\_rewards}_{i,t}$ over valid tokens.
+
+Turn rewards as token rewards (for the ordinary advantage terms) are
+:class:`~rlobj.terms.rewards.turns.turn_end_rewards`.
 """
 
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from torch import Tensor
 
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
 from rlobj.ops.reductions import group_index
-from rlobj.terms._common import check_range, require_extra, require_groups, with_advantages
+from rlobj.terms._common import check_range, require_groups, with_advantages
+from rlobj.terms._turns import _turn_inputs, turn_reward_table
 
-__all__ = ["turn_end_rewards", "turn_returns"]
-
-
-def _turn_inputs(state: State, by: str) -> tuple[Tensor, Tensor]:
-    shape = tuple(state.mask.shape)
-    turn_ids = require_extra(state, "turn_ids", by, shape, "batch seq", "int")
-    turn_rewards = require_extra(state, "turn_rewards", by, shape, "batch seq", "float")
-    turn_ids = torch.where(state.mask, turn_ids.long(), torch.full((), -1, dtype=torch.long))
-    return turn_ids, torch.where(state.mask & (turn_ids >= 0), turn_rewards, torch.zeros((), dtype=turn_rewards.dtype))
-
-
-def turn_reward_table(turn_ids: Tensor, turn_rewards: Tensor) -> tuple[Tensor, Tensor]:
-    r"""``(r, present)``: $r_{i,k}$ (``[batch, K]``, float64) and whether row $i$ has a turn $k$."""
-    turns = int(turn_ids.max()) + 1 if turn_ids.numel() and int(turn_ids.max()) >= 0 else 0
-    rows = turn_ids.shape[0]
-    table = torch.zeros((rows, max(turns, 1)), dtype=torch.float64, device=turn_ids.device)
-    present = torch.zeros((rows, max(turns, 1)), dtype=torch.bool, device=turn_ids.device)
-    valid = turn_ids >= 0
-    row_index = torch.arange(rows, device=turn_ids.device)[:, None].expand_as(turn_ids)
-    table.index_put_((row_index[valid], turn_ids[valid]), turn_rewards[valid].double(), accumulate=True)
-    present[row_index[valid], turn_ids[valid]] = True
-    return table, present
+__all__ = ["turn_returns"]
 
 
 @dataclass(frozen=True)
@@ -102,33 +84,3 @@ class turn_returns(Term):
         per_token = returns.gather(1, turn_ids.clamp(min=0))
         per_token = torch.where(turn_ids >= 0, per_token, torch.zeros((), dtype=per_token.dtype))
         return with_advantages(state, per_token=per_token.to(state.logp.dtype))
-
-
-@dataclass(frozen=True)
-class turn_end_rewards(Term):
-    r"""Move the turns' rewards from the sequence reward onto the tokens that end each turn.
-
-    $$\text{token\_rewards}_{i,t} \mathrel{+}= \text{turn\_rewards}_{i,t}, \qquad
-      r_i \mathrel{-}= \textstyle\sum_k r_{i,k}$$
-
-    so the sequence reward (outcome + sum of token rewards, the convention of the advantage
-    terms) is unchanged when the scorer's reward is the episode's return
-    (:class:`~rlobj.train.multiturn.EnvironmentScorer`), while token-level estimators see each
-    turn's reward where it was earned: ``turn_end_rewards() >> batch_whiten(gamma)`` gives
-    REINFORCE++ returns that discount later turns' rewards per token position (observation
-    positions count in the exponent; :class:`turn_returns` discounts per turn instead).
-    Without ``rewards`` in the state only the token rewards are written.
-    """
-
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("mask", "extras:turn_ids", "extras:turn_rewards")
-    writes: ClassVar[tuple[str, ...]] = ("token_rewards", "rewards")
-
-    def __call__(self, state: State) -> State:
-        _, turn_rewards = _turn_inputs(state, "turn_end_rewards")
-        turn_rewards = turn_rewards.to(state.logp.dtype)
-        base = state.token_rewards if state.token_rewards is not None else torch.zeros_like(turn_rewards)
-        changes = {"token_rewards": base + turn_rewards}
-        if state.rewards is not None:
-            changes["rewards"] = state.rewards - turn_rewards.sum(-1).to(state.rewards.dtype)
-        return state.update(**changes)

@@ -1,4 +1,5 @@
-r"""Token masks on the policy part: truncated completions, high-entropy tokens, off-policy sequences.
+r"""Token masks on the policy part: truncated completions, high-entropy tokens, off-policy
+sequences, mastered positives, VPPO's pivotal tokens.
 
 A mask term narrows the mask of the ``"policy"`` loss part (other parts, such as KL or
 entropy penalties, keep the response mask). Whether masked tokens stay in the normaliser is
@@ -16,7 +17,7 @@ from rlobj.algebra.state import LossPart, Normalizer, State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError, check_shape
 from rlobj.ops.reductions import masked_mean
-from rlobj.terms._common import check_range
+from rlobj.terms._common import _token_extra, check_range
 
 __all__ = ["truncated_mask", "top_entropy_mask", "top_fraction_mask", "off_policy_sequence_mask"]
 
@@ -230,7 +231,7 @@ class off_policy_sequence_mask(_PolicyMask):
 # UloRL: dynamic masking of well-mastered positive tokens
 # ---------------------------------------------------------------------------------------------
 
-__all__ += ["mastered_positive_mask"]
+__all__ += ["mastered_positive_mask", "pivotal_token_mask"]
 
 PROB_SOURCES = ("old", "current")
 GATE_SCOPES = ("sequence", "batch")
@@ -334,3 +335,40 @@ class mastered_positive_mask(_PolicyMask):
             "mask/mastered_frac": masked_mean(masked.float(), state.mask),
             "mask/mastered_gate_frac": gate.float().sum() / positive.float().sum().clamp(min=1),
         })
+
+
+@dataclass(frozen=True)
+class pivotal_token_mask(Term):
+    r"""VPPO token-level gradient filtering: the policy loss only on each response's most visually dependent tokens.
+
+    $$m^\text{pg}_{i,t} = m_{i,t}\,\mathbb 1\big[S_{i,t} \text{ among the } \lceil k\,|y_i|\rceil \text{ largest of row } i\big]$$
+
+    (ties by position, :func:`rlobj.terms.masks.top_fraction_mask` with ``scope="sequence"``).
+    Masked tokens stay in the normaliser (token mean over all valid tokens), as in the
+    reference's ``loss_token_mask``. $S$ = ``extras["visual_dependency"]``.
+
+    Huang et al., VPPO, arXiv 2510.09285; reference ``top_p_perception_tokens`` $k = 0.4$
+    (training scripts; code default 0.2).
+
+    Args:
+        k: fraction of each response's tokens kept, in $(0, 1]$.
+
+    Example:
+        >>> from rlobj import dapo
+        >>> recipe = dapo >> pivotal_token_mask(k=0.4)
+    """
+
+    reads: ClassVar[tuple[str, ...]] = ("part:policy", "mask", "extras:visual_dependency")
+    writes: ClassVar[tuple[str, ...]] = ("part:policy",)
+    k: float = 0.4
+
+    def __post_init__(self):
+        check_range("pivotal_token_mask", "k", self.k, low=0.0, high=1.0, low_open=True)
+
+    def __call__(self, state: State) -> State:
+        policy = state.require_part("policy", "pivotal_token_mask")
+        dependency = _token_extra(state, "visual_dependency", "pivotal_token_mask")
+        selected = top_fraction_mask(dependency, state.mask, self.k, scope="sequence")
+        part = policy.replace(mask=policy.mask & selected)
+        return state.add_part("policy", part).add_metrics(
+            **{"vppo/pivotal_frac": masked_mean(selected.float(), state.mask)})

@@ -14,7 +14,8 @@ so $\mathbb E[\tilde R \mid R^*] = (1 - \rho_0 - \rho_1) R^* + \rho_0$. Two corr
   a per-group z-score: any positive affine map of a binary reward followed by group
   standardisation gives back the uncorrected GRPO advantage. :func:`check_noisy_chain`
   refuses that order when the chain is built.
-* :class:`forward_correction` (PGFC) needs only $\rho_1$ and writes the advantages directly.
+* :class:`~rlobj.terms.advantages.noisy_verifier.forward_correction` (PGFC) needs only
+  $\rho_1$ and writes the advantages directly.
 
 :class:`fn_rate_from_appeals` estimates $\rho_1$ online from re-checked negatives ("appeals"),
 keeping an EMA as returned term state; the corrections read it with ``rho1=None``.
@@ -27,60 +28,25 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from torch import Tensor
 
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term, as_terms, term_name
 from rlobj.ops.errors import RlobjBuildError, RlobjInputError, check_shape
-from rlobj.terms._common import check_range, with_advantages
-from rlobj.terms.advantages import (
+from rlobj.terms._common import check_range
+from rlobj.terms._noisy_verifier import _RHO_KEY, _binary_rewards, _check_rates, _rho1
+from rlobj.terms.advantages.baselines import (
     batch_whiten,
     group_baseline_whiten,
     group_mean_batch_std,
     group_zscore,
 )
 
-__all__ = ["backward_correction", "forward_correction", "fn_rate_from_appeals", "check_noisy_chain",
-           "STANDARDIZING_TERMS"]
+__all__ = ["STANDARDIZING_TERMS", "backward_correction", "fn_rate_from_appeals", "check_noisy_chain"]
+
 
 #: Advantage terms that divide by a standard deviation of the rewards and so undo a positive
 #: affine reward correction (for binary rewards they return the uncorrected advantage).
 STANDARDIZING_TERMS = (group_zscore, group_mean_batch_std, batch_whiten, group_baseline_whiten)
-
-_RHO_KEY = "noise_rho1"
-
-
-def _binary_rewards(state: State, by: str) -> Tensor:
-    rewards = state.require("rewards", by)
-    binary = (rewards == 0) | (rewards == 1)
-    if not bool(binary.all()):
-        bad = rewards[~binary]
-        raise RlobjInputError(
-            f"rewards: {by} corrects a binary verifier, expected 0 or 1, got "
-            f"{bad[:5].tolist()} ({int(bad.numel())} non-binary values). Put reward shaping after it."
-        )
-    return rewards
-
-
-def _rho1(state: State, fixed: float | None, by: str) -> Tensor | float:
-    if fixed is not None:
-        return fixed
-    estimate = state.require(f"extras:{_RHO_KEY}", by)
-    estimate = torch.as_tensor(estimate, dtype=state.logp.dtype)
-    if estimate.numel() != 1 or not bool((estimate >= 0).all() & (estimate < 1).all()):
-        raise RlobjInputError(f"extras[{_RHO_KEY!r}]: {by} expected one number in [0, 1), got {estimate.tolist()}")
-    return estimate.reshape(())
-
-
-def _check_rates(term: str, rho0: float, rho1: float | None) -> None:
-    check_range(term, "rho0", rho0, low=0.0, high=1.0)
-    if rho1 is not None:
-        check_range(term, "rho1", rho1, low=0.0, high=1.0)
-        if rho0 + rho1 >= 1.0:
-            raise RlobjInputError(
-                f"{term}: expected rho0 + rho1 < 1 (a verifier better than chance), got "
-                f"rho0={rho0} + rho1={rho1} = {rho0 + rho1}"
-            )
 
 
 @dataclass(frozen=True)
@@ -148,55 +114,6 @@ class backward_correction(Term):
         corrected = (noisy - self.rho0) / scale
         return state.update(rewards=corrected).add_metrics(**{"noisy/backward_scale": scale,
                                                               "noisy/corrected_mean": corrected.mean()})
-
-
-@dataclass(frozen=True)
-class forward_correction(Term):
-    r"""Direction-correct advantages from a noisy binary verifier (PGFC); needs only $\rho_1$.
-
-    $$w_i = \tilde R_i - (1 - \rho_1) = \begin{cases}\rho_1 & \tilde R_i = 1\\ \rho_1 - 1 & \tilde R_i = 0\end{cases},
-      \qquad A_i = w_i / s$$
-
-    $\mathbb E[w \mid R^*=1] = 0$ and $\mathbb E[w \mid R^*=0] = -(1-\rho_0-\rho_1)$, so
-    $\mathbb E[w\,\nabla\log\pi] = (1-\rho_0-\rho_1)\nabla J$: the expected update points along
-    the clean gradient. Cai et al., arXiv 2510.00915, Sec. 4.2 and App. B (GRPO plumbing: no
-    centring within the current group; $s \in \{1, 1-\rho_1, 1-\rho_0-\rho_1\}$).
-
-    Args:
-        rho1: $\rho_1$ in $[0, 1)$, or ``None`` for ``extras["noise_rho1"]`` (online estimate).
-        scale: $s$: ``"one"`` (default; UNVERIFIED which one the paper's runs use),
-            ``"one_minus_rho1"`` or ``"one_minus_rho0_rho1"`` (needs ``rho0``).
-        rho0: $\rho_0$, used only by ``scale="one_minus_rho0_rho1"``.
-
-    Example:
-        >>> from rlobj import grpo, group_zscore
-        >>> recipe = grpo.replace(group_zscore, forward_correction(rho1=0.2))
-    """
-
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("rewards", "mask")
-    writes: ClassVar[tuple[str, ...]] = ("advantages",)
-    rho1: float | None = 0.2
-    scale: str = "one"
-    rho0: float = 0.0
-
-    def __post_init__(self):
-        _check_rates("forward_correction", self.rho0, self.rho1)
-        if self.scale not in ("one", "one_minus_rho1", "one_minus_rho0_rho1"):
-            raise RlobjInputError(
-                f"forward_correction.scale: expected 'one', 'one_minus_rho1' or 'one_minus_rho0_rho1', "
-                f"got {self.scale!r}"
-            )
-
-    def slots_read(self) -> frozenset[str]:
-        return frozenset(self.reads + (() if self.rho1 is not None else (f"extras:{_RHO_KEY}",)))
-
-    def __call__(self, state: State) -> State:
-        noisy = _binary_rewards(state, "forward_correction")
-        rho1 = _rho1(state, self.rho1, "forward_correction")
-        weights = noisy - (1.0 - rho1)
-        scale = {"one": 1.0, "one_minus_rho1": 1.0 - rho1, "one_minus_rho0_rho1": 1.0 - self.rho0 - rho1}[self.scale]
-        return with_advantages(state, weights / scale)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Shared pieces of the surrogates (the ``"policy"`` loss part): the base class, the clamped
-log-ratio, the PPO clip and the ratio metrics. Used by :mod:`rlobj.terms.surrogates` and
-:mod:`rlobj.terms.covariance`."""
+log-ratio, the PPO clip and the ratio metrics. Used by :mod:`rlobj.terms.surrogates.policy_gradient`
+and :mod:`rlobj.terms.surrogates.covariance`.
+"""
 
 from typing import ClassVar
 

@@ -19,7 +19,7 @@ from rlobj.algebra.state import LossPart, State
 from rlobj.ops.errors import RlobjInputError
 from rlobj.ops.reductions import masked_mean
 from rlobj.terms._common import check_range
-from rlobj.terms._surrogate_base import _log_ratio, _policy, _ppo_loss, _ratio_metrics, _Surrogate
+from rlobj.terms.surrogates._base import _log_ratio, _policy, _ppo_loss, _ratio_metrics, _Surrogate
 
 __all__ = ["token_covariance", "clip_cov", "kl_cov", "COV_SCOPES"]
 

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from rlobj.ops.errors import RlobjInputError
-from rlobj.terms.lp_reg_proxy import proxy_logp
+from rlobj.terms.regularizers import proxy_logp
 from rlobj.train.providers.base import Provider, register_provider
 
 __all__ = ["RolloutFields", "TokenRewards", "ReferenceLogprobs", "ReferenceViews", "LpRegProxy",

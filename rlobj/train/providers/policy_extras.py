@@ -137,7 +137,7 @@ class RLPRAnswerLogprobs(Provider):
 
     def prior(self, ctx, prompts: list[list[int]], answers: list[list[int]]) -> Tensor:
         """$r_A$ per row under the initial policy (cached per (prompt, answer) token ids)."""
-        from rlobj.terms.reward_models import answer_probability
+        from rlobj.terms.rewards import answer_probability
 
         keys = [(tuple(p), tuple(a)) for p, a in zip(prompts, answers)]
         todo = sorted({k for k in keys if k not in self._prior})

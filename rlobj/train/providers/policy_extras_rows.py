@@ -310,7 +310,7 @@ class VisualDependency(Provider):
         self._context.needed = frozenset({"extras:logp_perturbed"})
 
     def batch(self, ctx, batch, inputs):
-        from rlobj.terms.perception import visual_dependency
+        from rlobj.terms.rewards import visual_dependency
 
         perturbed = inputs["extras"].get("logp_perturbed")
         if perturbed is None:

@@ -275,7 +275,7 @@ class AepoCandidates(Provider):
         return [item for item in self._split.split(text.strip()) if item]
 
     def batch(self, ctx, batch, inputs):
-        from rlobj.terms.reward_models import first_hit_rank
+        from rlobj.terms.rewards import first_hit_rank
 
         device = batch.rollout.response_ids.device
         texts = ctx.decode(batch.rollout)
