@@ -35,16 +35,25 @@ from rlobj.terms.advantages.comparisons import (
     conditional_halves,
     pick_references,
 )
+from rlobj.terms.advantages.noisy_verifier import (
+    forward_correction,
+)
+from rlobj.terms.advantages.perception import (
+    vogue_bonus,
+)
+from rlobj.terms.advantages.risk import (
+    QUANTILE_LEVELS,
+    mvar_advantage,
+    mvar_scores,
+    update_quantiles,
+)
 from rlobj.terms.advantages.sample_polarity import (
     nsr,
     psr,
     w_reinforce,
 )
-from rlobj.terms.advantages.risk import (
-    mvar_advantage,
-    mvar_scores,
-    QUANTILE_LEVELS,
-    update_quantiles,
+from rlobj.terms.advantages.self_reward import (
+    self_reward_advantage,
 )
 from rlobj.terms.advantages.token_credit import (
     critique_token_advantage,
@@ -58,15 +67,6 @@ from rlobj.terms.advantages.tree import (
 )
 from rlobj.terms.advantages.turns import (
     turn_returns,
-)
-from rlobj.terms.advantages.self_reward import (
-    self_reward_advantage,
-)
-from rlobj.terms.advantages.noisy_verifier import (
-    forward_correction,
-)
-from rlobj.terms.advantages.perception import (
-    vogue_bonus,
 )
 
 __all__ = [

@@ -207,7 +207,7 @@ class dependency_advantage_shaping(Term):
     with $\bar n$ the mean of $n_i$ over non-empty rows, so the factors average to 1 and keep
     the signs of the advantages; when $\max - \min \le 10^{-6}$ or fewer than two rows are
     non-empty, every factor is 1. $S$ is ``extras["visual_dependency"]`` (float
-    ``"batch seq"``, $\ge 0$; :class:`rlobj.terms.perception.visual_dependency_score` writes it).
+    ``"batch seq"``, $\ge 0$; :class:`rlobj.terms.rewards.perception.visual_dependency_score` writes it).
 
     Huang et al., "Spotlight on Token Perception for Multimodal Reinforcement Learning" (VPPO),
     arXiv 2510.09285; reference (huaixuheqing/VPPO-RL, ``dp_actor.update_policy``): $\beta_\min =

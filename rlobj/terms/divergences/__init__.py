@@ -11,6 +11,21 @@ policy itself on a perturbed context (PAPO's perception KL); each writes its own
 | :mod:`~rlobj.terms.divergences.perception` | PAPO's perception KL, the symmetric KL of two views |
 """
 
+from rlobj.terms.divergences.dph import (
+    dph_divergence,
+)
+from rlobj.terms.divergences.full_vocab import (
+    GENERATORS,
+    f_divergence,
+    f_generator,
+    forward_kl,
+    js_divergence,
+    reverse_kl,
+)
+from rlobj.terms.divergences.perception import (
+    perception_kl,
+    symmetric_kl,
+)
 from rlobj.terms.divergences.sampled_kl import (
     abs_kl,
     k1_kl,
@@ -18,21 +33,6 @@ from rlobj.terms.divergences.sampled_kl import (
     k3_kl,
     kl_estimate,
     kl_penalty,
-)
-from rlobj.terms.divergences.full_vocab import (
-    f_divergence,
-    f_generator,
-    forward_kl,
-    GENERATORS,
-    js_divergence,
-    reverse_kl,
-)
-from rlobj.terms.divergences.dph import (
-    dph_divergence,
-)
-from rlobj.terms.divergences.perception import (
-    perception_kl,
-    symmetric_kl,
 )
 
 __all__ = [

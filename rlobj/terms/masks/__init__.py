@@ -11,6 +11,15 @@ A mask term either reads and rewrites the ``"policy"`` part an earlier surrogate
 | :mod:`~rlobj.terms.masks.groups` | zero-variance groups (DAPO dynamic sampling in the objective) |
 """
 
+from rlobj.terms.masks.groups import (
+    drop_zero_variance_groups,
+    zero_variance_groups,
+)
+from rlobj.terms.masks.importance_weights import (
+    geometric_is_mask,
+    masked_is,
+    truncated_is,
+)
 from rlobj.terms.masks.token_selection import (
     mastered_positive_mask,
     off_policy_sequence_mask,
@@ -18,15 +27,6 @@ from rlobj.terms.masks.token_selection import (
     top_entropy_mask,
     top_fraction_mask,
     truncated_mask,
-)
-from rlobj.terms.masks.importance_weights import (
-    geometric_is_mask,
-    masked_is,
-    truncated_is,
-)
-from rlobj.terms.masks.groups import (
-    drop_zero_variance_groups,
-    zero_variance_groups,
 )
 
 __all__ = [

@@ -25,19 +25,19 @@ from rlobj.terms.regularizers.low_probability import (
     lp_reg_selection,
 )
 from rlobj.terms.regularizers.lp_reg_proxy import (
-    proxy_logp,
     ProxyLogProb,
+    proxy_logp,
+)
+from rlobj.terms.regularizers.perception import (
+    double_entropy,
 )
 from rlobj.terms.regularizers.selective_entropy import (
     peak_entropy_mask,
     siren,
 )
 from rlobj.terms.regularizers.siren_entropy import (
-    top_p_entropy,
     TopPEntropy,
-)
-from rlobj.terms.regularizers.perception import (
-    double_entropy,
+    top_p_entropy,
 )
 
 __all__ = [

@@ -78,7 +78,7 @@ def lp_reg_proxy_topk(topk: TopK, tau: float = 0.02, mode: str = "minp") -> TopK
     renormalisation gives the proxy $\pi_\text{proxy}$ on the kept set. Exact when $k$ covers
     the kept set (check: the k-th entry is dropped). When ``"fixed"`` keeps nothing, the
     reference's proxy is uniform over the vocabulary, which a top-k cannot hold: the row becomes
-    uniform over its $k$ stored ids (an approximation; :class:`~rlobj.terms.lp_reg_proxy.ProxyLogProb`
+    uniform over its $k$ stored ids (an approximation; :class:`~rlobj.terms.regularizers.lp_reg_proxy.ProxyLogProb`
     gives the exact $-\log V$)."""
     logprobs = topk.logprobs.detach().float()
     top = logprobs.max(dim=-1, keepdim=True).values

@@ -45,7 +45,7 @@ class siren(Term):
        \text{loss} \mathrel{+}= \lambda\,\mathcal R, $$
 
     with $H^p_{i,t}$ the nucleus entropy renormalised inside the top-$p$ set (strictly below
-    $p$, inside the ``top_k`` largest logits, see :class:`~rlobj.terms.siren_entropy.TopPEntropy`), $M_i$ the tokens of response $i$ with
+    $p$, inside the ``top_k`` largest logits, see :class:`~rlobj.terms.regularizers.siren_entropy.TopPEntropy`), $M_i$ the tokens of response $i$ with
     $H^p > $ the row's ``quantile`` (:func:`peak_entropy_mask`, no gradient through it), $S$
     the responses of the micro-batch (a row with no peak token contributes 0). The anchor
     $H_\text{anc}$ is $\bar H$ of the **first rollout batch** under the initial policy, as in the

@@ -16,10 +16,17 @@ computed once per rollout batch from the rollout.
 | :mod:`~rlobj.terms.rewards.perception` | VPPO's token visual dependency score |
 """
 
-from rlobj.terms.rewards.shaping import (
-    clip_rewards,
-    length_penalty,
-    overlong_penalty,
+from rlobj.terms.rewards.likelihood import (
+    answer_probability,
+    rlpr_reward,
+    self_aligned_reward,
+    self_aligned_score,
+)
+from rlobj.terms.rewards.noisy_verifier import (
+    STANDARDIZING_TERMS,
+    backward_correction,
+    check_noisy_chain,
+    fn_rate_from_appeals,
 )
 from rlobj.terms.rewards.outcome import (
     aepo_reward,
@@ -30,28 +37,21 @@ from rlobj.terms.rewards.outcome import (
     gcpo_reward,
     majority_answer,
 )
-from rlobj.terms.rewards.likelihood import (
-    answer_probability,
-    rlpr_reward,
-    self_aligned_reward,
-    self_aligned_score,
+from rlobj.terms.rewards.perception import (
+    visual_dependency,
+    visual_dependency_score,
 )
 from rlobj.terms.rewards.process import (
     ppr_renorm,
     vsrm_step_reward,
 )
-from rlobj.terms.rewards.noisy_verifier import (
-    backward_correction,
-    check_noisy_chain,
-    fn_rate_from_appeals,
-    STANDARDIZING_TERMS,
+from rlobj.terms.rewards.shaping import (
+    clip_rewards,
+    length_penalty,
+    overlong_penalty,
 )
 from rlobj.terms.rewards.turns import (
     turn_end_rewards,
-)
-from rlobj.terms.rewards.perception import (
-    visual_dependency,
-    visual_dependency_score,
 )
 
 __all__ = [

@@ -8,7 +8,7 @@ them); the terms hold the arithmetic, and no gradient flows through the reward.
 * :class:`self_aligned_reward`: SAR, perplexity drop from conditioning on the question (arXiv 2509.05489).
 * :class:`rlpr_reward`: RLPR's debiased probability of the reference answer (arXiv 2506.18254).
 
-Split out of :mod:`rlobj.terms.reward_models`, which re-exports every name.
+The other sequence rewards are in :mod:`rlobj.terms.rewards.outcome`.
 """
 
 from dataclasses import dataclass

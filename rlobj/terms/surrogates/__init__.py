@@ -11,18 +11,9 @@ per objective (replace it with ``chain.replace(clip_ratio, other)``).
 | :mod:`~rlobj.terms.surrogates.pacs` | PACS: the policy loss as supervised cross-entropy |
 """
 
-from rlobj.terms.surrogates.policy_gradient import (
-    clip_ratio,
-    clipped_weight_pg,
-    delta_clip,
-    geometric_clip,
-    reinforce,
-    sequence_clip,
-    soft_gate,
-)
 from rlobj.terms.surrogates.covariance import (
-    clip_cov,
     COV_SCOPES,
+    clip_cov,
     kl_cov,
     token_covariance,
 )
@@ -32,6 +23,15 @@ from rlobj.terms.surrogates.off_policy import (
 )
 from rlobj.terms.surrogates.pacs import (
     pacs_loss,
+)
+from rlobj.terms.surrogates.policy_gradient import (
+    clip_ratio,
+    clipped_weight_pg,
+    delta_clip,
+    geometric_clip,
+    reinforce,
+    sequence_clip,
+    soft_gate,
 )
 
 __all__ = [
