@@ -1,7 +1,6 @@
-"""Reward-model terms (rlobj/terms/reward_models.py): hand values with the arithmetic in comments,
-plain-loop references on Hypothesis inputs, properties from each paper's math, detached
-outputs, recipes with grpo / dr_grpo / dapo, bad input.
-"""
+"""Reward-model terms (rlobj/terms/rewards/outcome.py, process.py, likelihood.py): hand values with
+the arithmetic in comments, plain-loop references on Hypothesis inputs, properties from each paper's
+math, detached outputs, recipes with grpo / dr_grpo / dapo, bad input."""
 
 import math
 import os

@@ -1,4 +1,5 @@
-"""Sampled-token divergences (rlobj/terms/divergences.py): the test layers of DESIGN.md s.7.
+"""Sampled-token divergences (rlobj/terms/divergences/sampled_kl.py): the test layers of DESIGN.md
+s.7.
 
 Hand values of k1/k2/k3/abs, a plain-loop reference with verl's clamps on Hypothesis inputs,
 gradients (gradcheck in float64, analytic k3 and straight-through gradients), the estimator

@@ -1,7 +1,7 @@
-"""PSR / NSR / W-REINFORCE (rlobj/terms/reinforcement.py): hand values, a plain-loop reference
-on Hypothesis inputs, gradients (analytic through the PPO clip, and the logit-gradient signs
-of the paper's Eq. 7-8 on a single softmax step), properties from the math, recipes, bad input.
-"""
+"""PSR / NSR / W-REINFORCE (rlobj/terms/advantages/sample_polarity.py): hand values, a plain-loop
+reference on Hypothesis inputs, gradients (analytic through the PPO clip, and the logit-gradient
+signs of the paper's Eq. 7-8 on a single softmax step), properties from the math, recipes, bad
+input."""
 
 import os
 

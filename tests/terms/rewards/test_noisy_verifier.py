@@ -1,8 +1,8 @@
-"""Noisy-verifier corrections (rlobj/terms/corrections.py): hand values, loop references on
-Hypothesis inputs, exact unbiasedness under the noise channel, the forward correction's
-expected update direction on a toy bandit (autograd), the z-score degeneracy and its build-time
-refusal, the online false-negative-rate estimate, recipes and bad input.
-"""
+"""Noisy-verifier corrections (rlobj/terms/rewards/noisy_verifier.py,
+rlobj/terms/advantages/noisy_verifier.py): hand values, loop references on Hypothesis inputs, exact
+unbiasedness under the noise channel, the forward correction's expected update direction on a toy
+bandit (autograd), the z-score degeneracy and its build-time refusal, the online false-negative-rate
+estimate, recipes and bad input."""
 
 import math
 import os

@@ -1,4 +1,4 @@
-"""Policy-part masks (rlobj/terms/masks.py): the test layers of DESIGN.md s.7.
+"""Policy-part masks (rlobj/terms/masks/token_selection.py): the test layers of DESIGN.md s.7.
 
 truncated_mask, top_fraction_mask / top_entropy_mask ("Beyond the 80/20 rule") and
 off_policy_sequence_mask: hand values, loop references on Hypothesis inputs (ties included),

@@ -1,4 +1,5 @@
-"""Surrogates and IS corrections (rlobj/terms/surrogates.py): the test layers of DESIGN.md s.7.
+"""Surrogates and IS corrections (rlobj/terms/surrogates/policy_gradient.py,
+rlobj/terms/masks/importance_weights.py): the test layers of DESIGN.md s.7.
 
 Per term: hand-computed values on tiny tensors, a plain-loop reference compared on Hypothesis
 inputs (padding, both advantage signs, ratios inside and outside the clip range), gradient

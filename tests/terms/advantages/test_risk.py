@@ -1,7 +1,7 @@
-"""RiskPO mixed VaR (rlobj/terms/risk.py): hand values, a plain-loop reference on Hypothesis
-inputs (every quantile mode and credit rule, with and without a stored tracker), properties of
-the MVaR scores and the quantile tracker, term state across steps, gradient, recipes, bad input.
-"""
+"""RiskPO mixed VaR (rlobj/terms/advantages/risk.py): hand values, a plain-loop reference on
+Hypothesis inputs (every quantile mode and credit rule, with and without a stored tracker),
+properties of the MVaR scores and the quantile tracker, term state across steps, gradient, recipes,
+bad input."""
 
 import math
 import os

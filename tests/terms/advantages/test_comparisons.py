@@ -1,4 +1,4 @@
-"""CANON and BRPO advantage estimators (rlobj/terms/advantage_estimators.py): hand values, a
+"""CANON and BRPO advantage estimators (rlobj/terms/advantages/comparisons.py): hand values, a
 plain-loop reference on Hypothesis inputs, properties from the math (Dr. GRPO special case,
 zero sums, shift and monotone-transform invariance; BRPO's zero expectation over references),
 detached outputs, recipes with grpo / dr_grpo / dapo, bad input.

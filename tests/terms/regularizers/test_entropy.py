@@ -1,4 +1,4 @@
-"""Entropy regularisers (rlobj/terms/regularizers.py): the test layers of DESIGN.md s.7.
+"""Entropy regularisers (rlobj/terms/regularizers/entropy.py): the test layers of DESIGN.md s.7.
 
 entropy_bonus: hand values, loop reference on Hypothesis inputs, gradients through a given
 entropy tensor and through the lazily computed full-vocab entropy (gradcheck on logits),

@@ -1,6 +1,6 @@
-"""DeepSearch's tree-value advantages (rlobj/terms/tree_advantages.py): hand values on a searched toy
-tree, a plain-loop reference on Hypothesis inputs, the gradient through the surrogate, bad input.
-"""
+"""DeepSearch's tree-value advantages (rlobj/terms/advantages/tree.py): hand values on a searched
+toy tree, a plain-loop reference on Hypothesis inputs, the gradient through the surrogate, bad
+input."""
 
 import math
 import os

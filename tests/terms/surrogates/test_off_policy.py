@@ -1,5 +1,5 @@
 """Guide's hint-conditioned ratio and RL-PLUS's MIS + exploration surrogate
-(rlobj/terms/sampling_corrections.py): hand values with the arithmetic in comments, plain-loop
+(rlobj/terms/surrogates/off_policy.py): hand values with the arithmetic in comments, plain-loop
 references on Hypothesis batches, gradients (analytic; no gradient through C), properties from the
 specs, recipes with grpo / dr_grpo / dapo, bad input.
 """

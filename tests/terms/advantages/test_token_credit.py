@@ -1,8 +1,7 @@
 """CAPO critique advantages, Token Hidden Reward and VPPO shaping / pivotal mask
-(rlobj/terms/token_weights.py): hand values with the arithmetic in comments, plain-loop references
-on Hypothesis batches, detached outputs and gradients, properties from the specs, recipes with
-grpo / dr_grpo / dapo, bad input.
-"""
+(rlobj/terms/advantages/token_credit.py; the VPPO mask is in rlobj/terms/masks/token_selection.py):
+hand values with the arithmetic in comments, plain-loop references on Hypothesis batches, detached
+outputs and gradients, properties from the specs, recipes with grpo / dr_grpo / dapo, bad input."""
 
 import math
 import os

@@ -1,5 +1,6 @@
-"""Turn terms (rlobj/terms/turns.py): hand values with the arithmetic in comments, a plain-loop
-reference on Hypothesis batches, gradients, reward conservation, bad input."""
+"""Turn terms (rlobj/terms/advantages/turns.py, rlobj/terms/rewards/turns.py): hand values with the
+arithmetic in comments, a plain-loop reference on Hypothesis batches, gradients, reward
+conservation, bad input."""
 
 import os
 
