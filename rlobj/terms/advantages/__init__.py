@@ -15,100 +15,43 @@ advantages, or rescale advantages an earlier term wrote (VOGUE's bonus runs in t
 | :mod:`~rlobj.terms.advantages.self_reward` | LaSeR's self-reward mixed into the advantage |
 | :mod:`~rlobj.terms.advantages.noisy_verifier` | forward correction of a noisy verifier |
 | :mod:`~rlobj.terms.advantages.perception` | VOGUE's visual-uncertainty bonus |
+
+The package re-exports the ``__all__`` of each module, so ``rlobj.terms.advantages.<name>`` works
+for every public name of the family.
 """
 
-from rlobj.terms.advantages.baselines import (
-    batch_whiten,
-    gpg_scale,
-    group_baseline_whiten,
-    group_mean_baseline,
-    group_mean_batch_std,
-    group_zscore,
-    leave_one_out,
-    length_weighted_baseline,
-    multi_reward_advantage,
-    passk_advantage,
+from rlobj.terms.advantages import (
+    baselines,
+    comparisons,
+    noisy_verifier,
+    perception,
+    risk,
+    sample_polarity,
+    self_reward,
+    token_credit,
+    tree,
+    turns,
 )
-from rlobj.terms.advantages.comparisons import (
-    brpo_advantage,
-    canon_advantage,
-    conditional_halves,
-    pick_references,
-)
-from rlobj.terms.advantages.noisy_verifier import (
-    forward_correction,
-)
-from rlobj.terms.advantages.perception import (
-    vogue_bonus,
-)
-from rlobj.terms.advantages.risk import (
-    QUANTILE_LEVELS,
-    mvar_advantage,
-    mvar_scores,
-    update_quantiles,
-)
-from rlobj.terms.advantages.sample_polarity import (
-    nsr,
-    psr,
-    w_reinforce,
-)
-from rlobj.terms.advantages.self_reward import (
-    self_reward_advantage,
-)
-from rlobj.terms.advantages.token_credit import (
-    critique_token_advantage,
-    dependency_advantage_shaping,
-    token_hidden_reward,
-    wrong_step_tokens,
-)
-from rlobj.terms.advantages.tree import (
-    leaf_step_tokens,
-    tree_value_advantage,
-)
-from rlobj.terms.advantages.turns import (
-    turn_returns,
-)
+from rlobj.terms.advantages.baselines import *  # noqa: F403
+from rlobj.terms.advantages.comparisons import *  # noqa: F403
+from rlobj.terms.advantages.noisy_verifier import *  # noqa: F403
+from rlobj.terms.advantages.perception import *  # noqa: F403
+from rlobj.terms.advantages.risk import *  # noqa: F403
+from rlobj.terms.advantages.sample_polarity import *  # noqa: F403
+from rlobj.terms.advantages.self_reward import *  # noqa: F403
+from rlobj.terms.advantages.token_credit import *  # noqa: F403
+from rlobj.terms.advantages.tree import *  # noqa: F403
+from rlobj.terms.advantages.turns import *  # noqa: F403
 
 __all__ = [
-    # baselines
-    "batch_whiten",
-    "gpg_scale",
-    "group_baseline_whiten",
-    "group_mean_baseline",
-    "group_mean_batch_std",
-    "group_zscore",
-    "leave_one_out",
-    "length_weighted_baseline",
-    "multi_reward_advantage",
-    "passk_advantage",
-    # comparisons
-    "brpo_advantage",
-    "canon_advantage",
-    "conditional_halves",
-    "pick_references",
-    # sample_polarity
-    "nsr",
-    "psr",
-    "w_reinforce",
-    # risk
-    "mvar_advantage",
-    "mvar_scores",
-    "QUANTILE_LEVELS",
-    "update_quantiles",
-    # token_credit
-    "critique_token_advantage",
-    "dependency_advantage_shaping",
-    "token_hidden_reward",
-    "wrong_step_tokens",
-    # tree
-    "leaf_step_tokens",
-    "tree_value_advantage",
-    # turns
-    "turn_returns",
-    # self_reward
-    "self_reward_advantage",
-    # noisy_verifier
-    "forward_correction",
-    # perception
-    "vogue_bonus",
+    *baselines.__all__,
+    *comparisons.__all__,
+    *sample_polarity.__all__,
+    *risk.__all__,
+    *token_credit.__all__,
+    *tree.__all__,
+    *turns.__all__,
+    *self_reward.__all__,
+    *noisy_verifier.__all__,
+    *perception.__all__,
 ]

@@ -9,50 +9,20 @@ policy itself on a perturbed context (PAPO's perception KL); each writes its own
 | :mod:`~rlobj.terms.divergences.full_vocab` | forward / reverse KL, JS, f-divergences over the whole vocabulary |
 | :mod:`~rlobj.terms.divergences.dph` | DPH-RL's generator divergences on samples of the initial policy |
 | :mod:`~rlobj.terms.divergences.perception` | PAPO's perception KL, the symmetric KL of two views |
+
+The package re-exports the ``__all__`` of each module, so ``rlobj.terms.divergences.<name>`` works
+for every public name of the family.
 """
 
-from rlobj.terms.divergences.dph import (
-    dph_divergence,
-)
-from rlobj.terms.divergences.full_vocab import (
-    GENERATORS,
-    f_divergence,
-    f_generator,
-    forward_kl,
-    js_divergence,
-    reverse_kl,
-)
-from rlobj.terms.divergences.perception import (
-    perception_kl,
-    symmetric_kl,
-)
-from rlobj.terms.divergences.sampled_kl import (
-    abs_kl,
-    k1_kl,
-    k2_kl,
-    k3_kl,
-    kl_estimate,
-    kl_penalty,
-)
+from rlobj.terms.divergences import dph, full_vocab, perception, sampled_kl
+from rlobj.terms.divergences.dph import *  # noqa: F403
+from rlobj.terms.divergences.full_vocab import *  # noqa: F403
+from rlobj.terms.divergences.perception import *  # noqa: F403
+from rlobj.terms.divergences.sampled_kl import *  # noqa: F403
 
 __all__ = [
-    # sampled_kl
-    "abs_kl",
-    "k1_kl",
-    "k2_kl",
-    "k3_kl",
-    "kl_estimate",
-    "kl_penalty",
-    # full_vocab
-    "f_divergence",
-    "f_generator",
-    "forward_kl",
-    "GENERATORS",
-    "js_divergence",
-    "reverse_kl",
-    # dph
-    "dph_divergence",
-    # perception
-    "perception_kl",
-    "symmetric_kl",
+    *sampled_kl.__all__,
+    *full_vocab.__all__,
+    *dph.__all__,
+    *perception.__all__,
 ]

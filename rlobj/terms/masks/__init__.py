@@ -9,39 +9,18 @@ A mask term either reads and rewrites the ``"policy"`` part an earlier surrogate
 | :mod:`~rlobj.terms.masks.token_selection` | truncated completions, top-entropy (forking) tokens, off-policy sequences, mastered positives, VPPO pivotal tokens |
 | :mod:`~rlobj.terms.masks.importance_weights` | truncated / masked IS and geometric rejection for the engine/trainer mismatch |
 | :mod:`~rlobj.terms.masks.groups` | zero-variance groups (DAPO dynamic sampling in the objective) |
+
+The package re-exports the ``__all__`` of each module, so ``rlobj.terms.masks.<name>`` works
+for every public name of the family.
 """
 
-from rlobj.terms.masks.groups import (
-    drop_zero_variance_groups,
-    zero_variance_groups,
-)
-from rlobj.terms.masks.importance_weights import (
-    geometric_is_mask,
-    masked_is,
-    truncated_is,
-)
-from rlobj.terms.masks.token_selection import (
-    mastered_positive_mask,
-    off_policy_sequence_mask,
-    pivotal_token_mask,
-    top_entropy_mask,
-    top_fraction_mask,
-    truncated_mask,
-)
+from rlobj.terms.masks import groups, importance_weights, token_selection
+from rlobj.terms.masks.groups import *  # noqa: F403
+from rlobj.terms.masks.importance_weights import *  # noqa: F403
+from rlobj.terms.masks.token_selection import *  # noqa: F403
 
 __all__ = [
-    # token_selection
-    "mastered_positive_mask",
-    "off_policy_sequence_mask",
-    "pivotal_token_mask",
-    "top_entropy_mask",
-    "top_fraction_mask",
-    "truncated_mask",
-    # importance_weights
-    "geometric_is_mask",
-    "masked_is",
-    "truncated_is",
-    # groups
-    "drop_zero_variance_groups",
-    "zero_variance_groups",
+    *token_selection.__all__,
+    *importance_weights.__all__,
+    *groups.__all__,
 ]

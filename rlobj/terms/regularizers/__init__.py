@@ -12,52 +12,31 @@ layout test names.
 | :mod:`~rlobj.terms.regularizers.selective_entropy` | SIREN |
 | :mod:`~rlobj.terms.regularizers.siren_entropy` | SIREN's top-p entropy (a vocabulary query) |
 | :mod:`~rlobj.terms.regularizers.perception` | PAPO's double entropy |
+
+The package re-exports the ``__all__`` of each module, so ``rlobj.terms.regularizers.<name>`` works
+for every public name of the family.
 """
 
-from rlobj.terms.regularizers.entropy import (
-    adaptive_entropy,
-    entropy_bonus,
-    sampled_entropy_bonus,
+from rlobj.terms.regularizers import (
+    entropy,
+    low_probability,
+    lp_reg_proxy,
+    perception,
+    selective_entropy,
+    siren_entropy,
 )
-from rlobj.terms.regularizers.low_probability import (
-    lp_reg,
-    lp_reg_proxy_topk,
-    lp_reg_selection,
-)
-from rlobj.terms.regularizers.lp_reg_proxy import (
-    ProxyLogProb,
-    proxy_logp,
-)
-from rlobj.terms.regularizers.perception import (
-    double_entropy,
-)
-from rlobj.terms.regularizers.selective_entropy import (
-    peak_entropy_mask,
-    siren,
-)
-from rlobj.terms.regularizers.siren_entropy import (
-    TopPEntropy,
-    top_p_entropy,
-)
+from rlobj.terms.regularizers.entropy import *  # noqa: F403
+from rlobj.terms.regularizers.low_probability import *  # noqa: F403
+from rlobj.terms.regularizers.lp_reg_proxy import *  # noqa: F403
+from rlobj.terms.regularizers.perception import *  # noqa: F403
+from rlobj.terms.regularizers.selective_entropy import *  # noqa: F403
+from rlobj.terms.regularizers.siren_entropy import *  # noqa: F403
 
 __all__ = [
-    # entropy
-    "adaptive_entropy",
-    "entropy_bonus",
-    "sampled_entropy_bonus",
-    # low_probability
-    "lp_reg",
-    "lp_reg_proxy_topk",
-    "lp_reg_selection",
-    # lp_reg_proxy
-    "proxy_logp",
-    "ProxyLogProb",
-    # selective_entropy
-    "peak_entropy_mask",
-    "siren",
-    # siren_entropy
-    "top_p_entropy",
-    "TopPEntropy",
-    # perception
-    "double_entropy",
+    *entropy.__all__,
+    *low_probability.__all__,
+    *lp_reg_proxy.__all__,
+    *selective_entropy.__all__,
+    *siren_entropy.__all__,
+    *perception.__all__,
 ]

@@ -14,75 +14,34 @@ computed once per rollout batch from the rollout.
 | :mod:`~rlobj.terms.rewards.noisy_verifier` | backward correction of a noisy verifier, its online false-negative rate |
 | :mod:`~rlobj.terms.rewards.turns` | multi-turn: turn rewards onto the tokens that end each turn |
 | :mod:`~rlobj.terms.rewards.perception` | VPPO's token visual dependency score |
+
+The package re-exports the ``__all__`` of each module, so ``rlobj.terms.rewards.<name>`` works
+for every public name of the family.
 """
 
-from rlobj.terms.rewards.likelihood import (
-    answer_probability,
-    rlpr_reward,
-    self_aligned_reward,
-    self_aligned_score,
+from rlobj.terms.rewards import (
+    likelihood,
+    noisy_verifier,
+    outcome,
+    perception,
+    process,
+    shaping,
+    turns,
 )
-from rlobj.terms.rewards.noisy_verifier import (
-    STANDARDIZING_TERMS,
-    backward_correction,
-    check_noisy_chain,
-    fn_rate_from_appeals,
-)
-from rlobj.terms.rewards.outcome import (
-    aepo_reward,
-    co_reward,
-    conciseness_reward,
-    exploration_accuracy,
-    first_hit_rank,
-    gcpo_reward,
-    majority_answer,
-)
-from rlobj.terms.rewards.perception import (
-    visual_dependency,
-    visual_dependency_score,
-)
-from rlobj.terms.rewards.process import (
-    ppr_renorm,
-    vsrm_step_reward,
-)
-from rlobj.terms.rewards.shaping import (
-    clip_rewards,
-    length_penalty,
-    overlong_penalty,
-)
-from rlobj.terms.rewards.turns import (
-    turn_end_rewards,
-)
+from rlobj.terms.rewards.likelihood import *  # noqa: F403
+from rlobj.terms.rewards.noisy_verifier import *  # noqa: F403
+from rlobj.terms.rewards.outcome import *  # noqa: F403
+from rlobj.terms.rewards.perception import *  # noqa: F403
+from rlobj.terms.rewards.process import *  # noqa: F403
+from rlobj.terms.rewards.shaping import *  # noqa: F403
+from rlobj.terms.rewards.turns import *  # noqa: F403
 
 __all__ = [
-    # shaping
-    "clip_rewards",
-    "length_penalty",
-    "overlong_penalty",
-    # outcome
-    "aepo_reward",
-    "co_reward",
-    "conciseness_reward",
-    "exploration_accuracy",
-    "first_hit_rank",
-    "gcpo_reward",
-    "majority_answer",
-    # likelihood
-    "answer_probability",
-    "rlpr_reward",
-    "self_aligned_reward",
-    "self_aligned_score",
-    # process
-    "ppr_renorm",
-    "vsrm_step_reward",
-    # noisy_verifier
-    "backward_correction",
-    "check_noisy_chain",
-    "fn_rate_from_appeals",
-    "STANDARDIZING_TERMS",
-    # turns
-    "turn_end_rewards",
-    # perception
-    "visual_dependency",
-    "visual_dependency_score",
+    *shaping.__all__,
+    *outcome.__all__,
+    *likelihood.__all__,
+    *process.__all__,
+    *noisy_verifier.__all__,
+    *turns.__all__,
+    *perception.__all__,
 ]

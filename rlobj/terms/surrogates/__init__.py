@@ -9,48 +9,20 @@ per objective (replace it with ``chain.replace(clip_ratio, other)``).
 | :mod:`~rlobj.terms.surrogates.covariance` | Clip-Cov and KL-Cov |
 | :mod:`~rlobj.terms.surrogates.off_policy` | Guide's hint-conditioned clip, RL-PLUS multiple importance sampling |
 | :mod:`~rlobj.terms.surrogates.pacs` | PACS: the policy loss as supervised cross-entropy |
+
+The package re-exports the ``__all__`` of each module, so ``rlobj.terms.surrogates.<name>`` works
+for every public name of the family.
 """
 
-from rlobj.terms.surrogates.covariance import (
-    COV_SCOPES,
-    clip_cov,
-    kl_cov,
-    token_covariance,
-)
-from rlobj.terms.surrogates.off_policy import (
-    hint_clip_ratio,
-    mis_exploration_pg,
-)
-from rlobj.terms.surrogates.pacs import (
-    pacs_loss,
-)
-from rlobj.terms.surrogates.policy_gradient import (
-    clip_ratio,
-    clipped_weight_pg,
-    delta_clip,
-    geometric_clip,
-    reinforce,
-    sequence_clip,
-    soft_gate,
-)
+from rlobj.terms.surrogates import covariance, off_policy, pacs, policy_gradient
+from rlobj.terms.surrogates.covariance import *  # noqa: F403
+from rlobj.terms.surrogates.off_policy import *  # noqa: F403
+from rlobj.terms.surrogates.pacs import *  # noqa: F403
+from rlobj.terms.surrogates.policy_gradient import *  # noqa: F403
 
 __all__ = [
-    # policy_gradient
-    "clip_ratio",
-    "clipped_weight_pg",
-    "delta_clip",
-    "geometric_clip",
-    "reinforce",
-    "sequence_clip",
-    "soft_gate",
-    # covariance
-    "clip_cov",
-    "COV_SCOPES",
-    "kl_cov",
-    "token_covariance",
-    # off_policy
-    "hint_clip_ratio",
-    "mis_exploration_pg",
-    # pacs
-    "pacs_loss",
+    *policy_gradient.__all__,
+    *covariance.__all__,
+    *off_policy.__all__,
+    *pacs.__all__,
 ]
