@@ -16,7 +16,7 @@ from rlobj.ops.reductions import (
 )
 from rlobj.terms._common import check_range, require_groups, sequence_rewards, with_advantages
 from rlobj.terms._self_reward import _PROBE, _check_common, _finished, _probe
-from rlobj.terms.auxiliary import self_reward_score
+from rlobj.terms.auxiliary import self_reward_mse, self_reward_score  # noqa: F401 - self_reward_mse: for the doctest
 
 __all__ = ["self_reward_advantage"]
 
