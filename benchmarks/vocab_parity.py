@@ -37,8 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from vocab_terms import KAPPA, LiveBytes, grpo_surrogate, lp_reg_loss, make_setup  # noqa: E402
 
 import rlobj.ops.vocab as new_vocab  # noqa: E402
-from rlobj.terms.lp_reg_proxy import ProxyLogProb  # noqa: E402
-from rlobj.terms.siren_entropy import TopPEntropy  # noqa: E402
+from rlobj.terms.regularizers import ProxyLogProb, TopPEntropy  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

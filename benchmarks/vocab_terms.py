@@ -31,7 +31,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from rlobj.ops.vocab import KL, Entropy, LogProb, VocabView
-from rlobj.terms.lp_reg_proxy import ProxyLogProb
+from rlobj.terms.regularizers import ProxyLogProb
 
 CLIP_LOW, CLIP_HIGH = 0.2, 0.28
 KAPPA, LP_BETA, KL_BETA, ENT_COEF = 0.02, 1.0, 0.01, 0.001

@@ -35,7 +35,7 @@ import torch
 
 from rlobj import Objective, forward_kl, grpo, lp_reg
 from rlobj.ops.vocab import VocabView
-from rlobj.terms.lp_reg_proxy import proxy_logp
+from rlobj.terms.regularizers import proxy_logp
 
 PROMPTS, GROUP, SEQ, HIDDEN, VOCAB = 4, 4, 64, 64, 4096
 tau, beta = 0.02, 0.01

@@ -91,15 +91,15 @@ from rlobj.rollout.filters import (
     std_filter,
 )
 
-# advantage estimators
-from rlobj.terms.advantage_estimators import (
-    brpo_advantage,
-    canon_advantage,
-)
-
-# advantages
+# terms, filed by the slot they write (rlobj.terms.<family>; grouped by slot in __all__ below)
+# advantages (write advantages)
 from rlobj.terms.advantages import (
     batch_whiten,
+    brpo_advantage,
+    canon_advantage,
+    critique_token_advantage,
+    dependency_advantage_shaping,
+    forward_correction,
     gpg_scale,
     group_baseline_whiten,
     group_mean_baseline,
@@ -108,24 +108,24 @@ from rlobj.terms.advantages import (
     leave_one_out,
     length_weighted_baseline,
     multi_reward_advantage,
+    mvar_advantage,
+    nsr,
     passk_advantage,
+    psr,
+    self_reward_advantage,
+    token_hidden_reward,
+    tree_value_advantage,
+    turn_returns,
+    vogue_bonus,
+    w_reinforce,
 )
 
-# auxiliary
+# auxiliary losses
 from rlobj.terms.auxiliary import (
-    pacs_loss,
-    self_reward_advantage,
     self_reward_mse,
 )
 
-# corrections
-from rlobj.terms.corrections import (
-    backward_correction,
-    fn_rate_from_appeals,
-    forward_correction,
-)
-
-# divergences
+# divergences (loss parts comparing the policy with another distribution)
 from rlobj.terms.divergences import (
     abs_kl,
     dph_divergence,
@@ -136,104 +136,72 @@ from rlobj.terms.divergences import (
     k2_kl,
     k3_kl,
     kl_penalty,
+    perception_kl,
     reverse_kl,
 )
 
-# masks
+# masks (token weights and masks on the policy part; group masks)
 from rlobj.terms.masks import (
+    drop_zero_variance_groups,
+    geometric_is_mask,
+    masked_is,
     mastered_positive_mask,
     off_policy_sequence_mask,
+    pivotal_token_mask,
     top_entropy_mask,
+    truncated_is,
     truncated_mask,
 )
 
-# perception
-from rlobj.terms.perception import (
-    double_entropy,
-    perception_kl,
-    visual_dependency_score,
-    vogue_bonus,
-)
-
-# regularizers
+# regularizers (entropy and other loss parts on the policy itself)
 from rlobj.terms.regularizers import (
     adaptive_entropy,
+    double_entropy,
     entropy_bonus,
     lp_reg,
     sampled_entropy_bonus,
     siren,
 )
 
-# reinforcement
-from rlobj.terms.reinforcement import (
-    nsr,
-    psr,
-    w_reinforce,
-)
-
-# reward models
-from rlobj.terms.reward_models import (
+# rewards (write rewards / token_rewards; batch stage, before the advantage)
+from rlobj.terms.rewards import (
     aepo_reward,
+    backward_correction,
+    clip_rewards,
     co_reward,
     conciseness_reward,
+    fn_rate_from_appeals,
     gcpo_reward,
+    length_penalty,
+    overlong_penalty,
     ppr_renorm,
     rlpr_reward,
     self_aligned_reward,
+    turn_end_rewards,
+    visual_dependency_score,
     vsrm_step_reward,
 )
 
-# rewards
-from rlobj.terms.rewards import (
-    clip_rewards,
-    drop_zero_variance_groups,
-    length_penalty,
-    overlong_penalty,
-)
-
-# risk
-from rlobj.terms.risk import (
-    mvar_advantage,
-)
-
-# sampling corrections
-from rlobj.terms.sampling_corrections import (
-    hint_clip_ratio,
-    mis_exploration_pg,
-)
-
-# supervised
+# supervised losses
 from rlobj.terms.supervised import (
     sft,
 )
 
-# surrogates
+# surrogates (write the policy loss part)
 from rlobj.terms.surrogates import (
     clip_cov,
     clip_ratio,
     clipped_weight_pg,
     delta_clip,
     geometric_clip,
-    geometric_is_mask,
+    hint_clip_ratio,
     kl_cov,
-    masked_is,
+    mis_exploration_pg,
+    pacs_loss,
     reinforce,
     sequence_clip,
     soft_gate,
-    truncated_is,
 )
-
-# token weights
-from rlobj.terms.token_weights import (
-    critique_token_advantage,
-    dependency_advantage_shaping,
-    pivotal_token_mask,
-    token_hidden_reward,
-)
-from rlobj.terms.tree_advantages import (
-    tree_value_advantage,
-)
-from rlobj.terms.turns import turn_end_rewards, turn_returns
 
 __all__ = [
     # the lazy full-vocabulary view
@@ -256,11 +224,29 @@ __all__ = [
     # errors
     "RlobjBuildError",
     "RlobjInputError",
-    # advantage estimators
+    # rewards (write rewards / token_rewards; batch stage, before the advantage)
+    "aepo_reward",
+    "backward_correction",
+    "clip_rewards",
+    "co_reward",
+    "conciseness_reward",
+    "fn_rate_from_appeals",
+    "gcpo_reward",
+    "length_penalty",
+    "overlong_penalty",
+    "ppr_renorm",
+    "rlpr_reward",
+    "self_aligned_reward",
+    "turn_end_rewards",
+    "visual_dependency_score",
+    "vsrm_step_reward",
+    # advantages (write advantages)
+    "batch_whiten",
     "brpo_advantage",
     "canon_advantage",
-    # advantages
-    "batch_whiten",
+    "critique_token_advantage",
+    "dependency_advantage_shaping",
+    "forward_correction",
     "gpg_scale",
     "group_baseline_whiten",
     "group_mean_baseline",
@@ -269,16 +255,40 @@ __all__ = [
     "leave_one_out",
     "length_weighted_baseline",
     "multi_reward_advantage",
+    "mvar_advantage",
+    "nsr",
     "passk_advantage",
-    # auxiliary
-    "pacs_loss",
+    "psr",
     "self_reward_advantage",
-    "self_reward_mse",
-    # corrections
-    "backward_correction",
-    "fn_rate_from_appeals",
-    "forward_correction",
-    # divergences
+    "token_hidden_reward",
+    "tree_value_advantage",
+    "turn_returns",
+    "vogue_bonus",
+    "w_reinforce",
+    # masks (token weights and masks on the policy part; group masks)
+    "drop_zero_variance_groups",
+    "geometric_is_mask",
+    "masked_is",
+    "mastered_positive_mask",
+    "off_policy_sequence_mask",
+    "pivotal_token_mask",
+    "top_entropy_mask",
+    "truncated_is",
+    "truncated_mask",
+    # surrogates (write the policy loss part)
+    "clip_cov",
+    "clip_ratio",
+    "clipped_weight_pg",
+    "delta_clip",
+    "geometric_clip",
+    "hint_clip_ratio",
+    "kl_cov",
+    "mis_exploration_pg",
+    "pacs_loss",
+    "reinforce",
+    "sequence_clip",
+    "soft_gate",
+    # divergences (loss parts comparing the policy with another distribution)
     "abs_kl",
     "dph_divergence",
     "f_divergence",
@@ -288,67 +298,19 @@ __all__ = [
     "k2_kl",
     "k3_kl",
     "kl_penalty",
-    "reverse_kl",
-    # masks
-    "mastered_positive_mask",
-    "off_policy_sequence_mask",
-    "top_entropy_mask",
-    "truncated_mask",
-    # perception
-    "double_entropy",
     "perception_kl",
-    "visual_dependency_score",
-    "vogue_bonus",
-    # regularizers
+    "reverse_kl",
+    # regularizers (entropy and other loss parts on the policy itself)
     "adaptive_entropy",
+    "double_entropy",
     "entropy_bonus",
     "lp_reg",
     "sampled_entropy_bonus",
     "siren",
-    # reinforcement
-    "nsr",
-    "psr",
-    "w_reinforce",
-    # reward models
-    "aepo_reward",
-    "co_reward",
-    "conciseness_reward",
-    "gcpo_reward",
-    "ppr_renorm",
-    "rlpr_reward",
-    "self_aligned_reward",
-    "vsrm_step_reward",
-    # rewards
-    "clip_rewards",
-    "drop_zero_variance_groups",
-    "length_penalty",
-    "overlong_penalty",
-    # risk
-    "mvar_advantage",
-    # sampling corrections
-    "hint_clip_ratio",
-    "mis_exploration_pg",
-    # supervised
+    # supervised losses
     "sft",
-    # surrogates
-    "clip_cov",
-    "clip_ratio",
-    "clipped_weight_pg",
-    "delta_clip",
-    "geometric_clip",
-    "geometric_is_mask",
-    "kl_cov",
-    "masked_is",
-    "reinforce",
-    "sequence_clip",
-    "soft_gate",
-    "truncated_is",
-    # token weights
-    "critique_token_advantage",
-    "dependency_advantage_shaping",
-    "pivotal_token_mask",
-    "token_hidden_reward",
-    "tree_value_advantage",
+    # auxiliary losses
+    "self_reward_mse",
     # paper presets
     "cispo",
     "dapo",
@@ -398,7 +360,4 @@ __all__ = [
     "rorecomp_priority",
     "self_curation",
     "std_filter",
-    # turns (multi-turn rollouts)
-    "turn_end_rewards",
-    "turn_returns",
 ]

@@ -1,26 +1,58 @@
-"""MkDocs hook: pages for term families and example scripts added after the docs were written.
+"""MkDocs hook: one API page per family of terms, and pages for example scripts.
 
-Each module ``rlobj/terms/<family>.py`` (not starting with ``_``) gets ``api/<family>.md``, and
-each script ``examples/<name>.py`` gets ``examples/<name>.md``. A hand-written page of that name
-wins; otherwise the hook generates one (``::: rlobj.terms.<family>``, or the script with its
-captured output from ``docs/examples/outputs/<name>.txt``) and adds it to the nav, so new terms
-and examples appear on the site without editing ``docs/`` or ``mkdocs.yml``.
+The terms are filed by the slot they write (``rlobj/terms/__init__.py`` lists the families).
+Each family, a package ``rlobj/terms/<family>/`` or a module ``rlobj/terms/<family>.py`` (not
+starting with ``_``), gets ``api/<family>.md``: the family's docstring (the rule and a table of
+its modules), then one section per public module, in the order the family's table lists them
+(modules the table omits follow, sorted). Each script ``examples/<name>.py`` gets
+``examples/<name>.md``. A hand-written page of that name wins; otherwise the hook generates one
+and adds it to the nav if ``mkdocs.yml`` does not list it, so new families, modules and examples
+appear on the site without editing ``docs/``.
 """
 
+import re
 from pathlib import Path
 
 from mkdocs.structure.files import File
 
 _ROOT = Path(__file__).resolve().parents[2]
+_TERMS = _ROOT / "rlobj" / "terms"
+
+#: Page titles of the families; any other family gets its name, capitalised.
+TITLES = {"rewards": "Rewards", "advantages": "Advantages", "masks": "Masks", "surrogates": "Surrogates",
+          "divergences": "Divergences", "regularizers": "Regularizers",
+          "supervised": "Supervised losses", "auxiliary": "Auxiliary losses"}
 
 
 def _families() -> list[str]:
-    return sorted(path.stem for path in (_ROOT / "rlobj" / "terms").glob("*.py")
-                  if not path.stem.startswith("_"))
+    packages = [path.name for path in _TERMS.iterdir() if (path / "__init__.py").is_file()]
+    modules = [path.stem for path in _TERMS.glob("*.py") if path.stem != "__init__"]
+    return sorted(name for name in packages + modules if not name.startswith("_"))
+
+
+def family_modules(family: str) -> list[str]:
+    """The public modules of a family package, in the order its docstring's table lists them."""
+    package = _TERMS / family
+    present = sorted(path.stem for path in package.glob("*.py") if not path.stem.startswith("_"))
+    doc = (package / "__init__.py").read_text(encoding="utf-8")
+    listed = re.findall(rf":mod:`~?rlobj\.terms\.{family}\.(\w+)`", doc)
+    ordered = [name for name in dict.fromkeys(listed) if name in present]
+    return ordered + [name for name in present if name not in ordered]
 
 
 def _title(family: str) -> str:
-    return family.replace("_", " ").capitalize()
+    return TITLES.get(family, family.replace("_", " ").capitalize())
+
+
+def family_page(family: str) -> str:
+    """The generated Markdown of ``api/<family>.md``."""
+    if not (_TERMS / family).is_dir():
+        return (f"# {_title(family)}\n\n*This page is generated for the module `rlobj/terms/{family}.py`.*\n\n"
+                f"::: rlobj.terms.{family}\n")
+    sections = "".join(f"::: rlobj.terms.{family}.{module}\n\n" for module in family_modules(family))
+    return (f"# {_title(family)}\n\n*This page is generated for the package `rlobj/terms/{family}/`.*\n\n"
+            f"::: rlobj.terms.{family}\n    options:\n      members: false\n      show_root_heading: false\n\n"
+            f"{sections}")
 
 
 def _examples() -> list[str]:
@@ -71,10 +103,7 @@ def _example_page(name: str) -> str:
 
 def on_files(files, config):
     for family in _missing(config):
-        content = (f"# {_title(family)}\n\n"
-                   f"*This page is generated for the module `rlobj/terms/{family}.py`.*\n\n"
-                   f"::: rlobj.terms.{family}\n")
-        files.append(File.generated(config, f"api/{family}.md", content=content))
+        files.append(File.generated(config, f"api/{family}.md", content=family_page(family)))
     for name in _missing_examples(config):
         files.append(File.generated(config, f"examples/{name}.md", content=_example_page(name)))
     return files

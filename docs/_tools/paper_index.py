@@ -18,19 +18,20 @@ API = {
     "grpo": "rlobj.presets.papers.grpo", "dr_grpo": "rlobj.presets.papers.dr_grpo",
     "dapo": "rlobj.presets.papers.dapo", "rloo": "rlobj.presets.papers.rloo",
     "one_shot_rlvr": "rlobj.presets.papers.one_shot_rlvr",
-    "top_entropy_mask": "rlobj.terms.masks.top_entropy_mask",
-    "k3_kl": "rlobj.terms.divergences.k3_kl", "kl_penalty": "rlobj.terms.divergences.kl_penalty",
-    "entropy_bonus": "rlobj.terms.regularizers.entropy_bonus",
-    "truncated_mask": "rlobj.terms.masks.truncated_mask",
-    "overlong_penalty": "rlobj.terms.rewards.overlong_penalty",
-    "length_penalty": "rlobj.terms.rewards.length_penalty",
-    "passk_advantage": "rlobj.terms.advantages.passk_advantage",
+    "top_entropy_mask": "rlobj.terms.masks.token_selection.top_entropy_mask",
+    "k3_kl": "rlobj.terms.divergences.sampled_kl.k3_kl",
+    "kl_penalty": "rlobj.terms.divergences.sampled_kl.kl_penalty",
+    "entropy_bonus": "rlobj.terms.regularizers.entropy.entropy_bonus",
+    "truncated_mask": "rlobj.terms.masks.token_selection.truncated_mask",
+    "overlong_penalty": "rlobj.terms.rewards.shaping.overlong_penalty",
+    "length_penalty": "rlobj.terms.rewards.shaping.length_penalty",
+    "passk_advantage": "rlobj.terms.advantages.baselines.passk_advantage",
     "pass_at_k": "rlobj.eval.passk.pass_at_k", "maj_at_k": "rlobj.eval.passk.maj_at_k",
     "cot_pass_at_k": "rlobj.eval.cot.cot_pass_at_k",
     "compare_solve_rates": "rlobj.eval.solve_rates.compare_solve_rates",
-    "dph_divergence": "rlobj.terms.divergences.dph_divergence",
-    "tree_value_advantage": "rlobj.terms.tree_advantages.tree_value_advantage",
-    "turn_returns": "rlobj.terms.turns.turn_returns",
+    "dph_divergence": "rlobj.terms.divergences.dph.dph_divergence",
+    "tree_value_advantage": "rlobj.terms.advantages.tree.tree_value_advantage",
+    "turn_returns": "rlobj.terms.advantages.turns.turn_returns",
 }
 # faithful recipes (rlobj.presets.recipes; table on docs/recipes.md)
 API.update({name: f"rlobj.presets.recipes.{name}" for name in (
@@ -42,7 +43,7 @@ IMPL, SUPP, PLAN, OUT = "implemented", "supported", "planned", "out of scope"
 ROWS = {
     1: (PLAN, "issue 4: `lp_reg(tau, ...)` on the lazy vocab view (proxy from the old policy, replaces the clipped term on selected tokens)", "", []),
     2: (SUPP, "evaluation: CoT-pass@k (`rlobj.eval.cot_pass_at_k`) with a pluggable chain-of-thought judge: `RuleCotJudge` or the engine-backed LLM judge `EngineCotJudge`", "", ["cot_pass_at_k", "pass_at_k"]),
-    3: (PLAN, "issue 5: backward / forward noisy-verifier corrections and the online false-negative-rate estimate (module `rlobj/terms/corrections.py` in progress, not exported yet)", "", []),
+    3: (PLAN, "issue 5: backward / forward noisy-verifier corrections and the online false-negative-rate estimate (modules `rlobj/terms/rewards/noisy_verifier.py`, `rlobj/terms/advantages/noisy_verifier.py` in progress, not exported yet)", "", []),
     4: (SUPP, "a rollout strategy, not a term: `rlobj.rollout.LATREngine` with `LATRConfig` (branching at uncertain steps, lookahead pruning by edit distance or suffix match / ROUGE-L, mix-ratio schedule `MixSchedule`); example config `examples/configs/rollout/latr.yaml`; objective unchanged", "`grpo`", ["grpo"]),
     5: (SUPP, "multi-turn dialogue with a simulated user: `SimulatedUserEnvironment` (a second model on any rlobj engine plays a persona; its emotion score, judged each turn, is the reward) under the multi-turn sampler, see [Multi-turn rollouts and tools](how-to/multi-turn-tools.md); objective `grpo` or `turn_returns`. rlobj has no critic/GAE, so the PPO variant is out of scope", "`grpo`", ["grpo", "turn_returns"]),
     6: (SUPP, "objective `grpo` (8 rollouts per prompt, short window); the hard-focus curriculum is the `HardFocus` data strategy ([Data loops](data-loops.md))", "`grpo`", ["grpo", "HardFocus"]),
@@ -92,7 +93,7 @@ ROWS = {
     50: (OUT, "proposer/solver self-play with a code executor; the sandbox (`rlobj.verifiers.CodeExecution`) exists, the self-play loop is not planned", "", []),
     51: (SUPP, "PROF: `rlobj.rollout.filters.prof_filter` keeps a balanced m per group by PRM/outcome consistency (BOTH / POS variants); then `grpo` on the kept rows", "`grpo`", ["grpo"]),
     52: (PLAN, "issue 6: VOGUE visual-uncertainty bonus on perception views", "", []),
-    53: (PLAN, "issue 5: PSR / NSR / W-REINFORCE (module `rlobj/terms/reinforcement.py` in progress, not exported yet)", "", []),
+    53: (PLAN, "issue 5: PSR / NSR / W-REINFORCE (module `rlobj/terms/advantages/sample_polarity.py` in progress, not exported yet)", "", []),
     54: (OUT, "training generative reward models; not the policy objective", "", []),
     55: (PLAN, "issue 5: AEPO adaptive exploration reward", "", []),
     56: (PLAN, "issue 5: GCPO contrastive masking and length reward", "", []),
@@ -193,7 +194,7 @@ WHEN_EXPORTED = {
          "1-shot RLVR: GRPO advantages, PPO clip 0.2, entropy bonus 0.001, k3 KL 0.001, token mean (recipe: temperature 0.6, 8 samples)"),
     41: (["ulorl_recipe", "mastered_positive_mask"], "ulorl_recipe",
          "UloRL DMMPT: drop the policy loss of tokens with p >= 0.99 in reward-1 responses whose mean entropy is below 0.2 (normaliser unchanged, token mean); segment rollouts are a rollout-side item"),
-    # seed methods II: perception views (rlobj.rollout.perception, rlobj.terms.perception)
+    # seed methods II: perception views (rlobj.rollout.perception, rlobj.terms.*.perception)
     66: (["papo_recipe", "perception_kl", "double_entropy"],
          "papo_recipe",
          "PAPO implicit perception loss (k3 KL between the policy on the normal and on a patch-blackened / prompt-masked context, maximised; `estimator=\"full\"` for the exact full-vocabulary KL) and double entropy loss; the perturbed pass comes from `rlobj.rollout.perception.perception_forward` in `extras[\"logp_perturbed\"]`"),
@@ -260,14 +261,20 @@ ROWS.update({
     50: (SUPP, "proposer/solver self-play over deduction, abduction and induction tasks: the `AbsoluteZero` data strategy and `AbsoluteZeroScorer` (proposals validated in rlobj's sandbox, deduplicated and logged with provenance; learnability reward from fresh solver rollouts; the reference's format-aware penalties) ([Data loops](data-loops.md))", "", ["AbsoluteZero", "AbsoluteZeroScorer"]),
 })
 
-MODULE_OF = {"lp_reg": "regularizers", "dph_divergence": "divergences", "forward_kl": "divergences", "siren": "regularizers",
-             "backward_correction": "corrections", "forward_correction": "corrections",
-             "self_reward_advantage": "auxiliary", "self_reward_mse": "auxiliary",
-             "mvar_advantage": "risk", "pacs_loss": "auxiliary", "fn_rate_from_appeals": "corrections", "sft": "supervised", "w_reinforce": "reinforcement",
-             "psr": "reinforcement", "nsr": "reinforcement",
-             "mis_exploration_pg": "sampling_corrections", "hint_clip_ratio": "sampling_corrections",
-             "token_hidden_reward": "token_weights", "dependency_advantage_shaping": "token_weights",
-             "pivotal_token_mask": "token_weights", "critique_token_advantage": "token_weights"}
+MODULE_OF = {"lp_reg": "regularizers.low_probability", "dph_divergence": "divergences.dph",
+             "forward_kl": "divergences.full_vocab", "siren": "regularizers.selective_entropy",
+             "backward_correction": "rewards.noisy_verifier",
+             "forward_correction": "advantages.noisy_verifier",
+             "self_reward_advantage": "advantages.self_reward", "self_reward_mse": "auxiliary",
+             "mvar_advantage": "advantages.risk", "pacs_loss": "surrogates.pacs",
+             "fn_rate_from_appeals": "rewards.noisy_verifier", "sft": "supervised",
+             "w_reinforce": "advantages.sample_polarity", "psr": "advantages.sample_polarity",
+             "nsr": "advantages.sample_polarity", "mis_exploration_pg": "surrogates.off_policy",
+             "hint_clip_ratio": "surrogates.off_policy",
+             "token_hidden_reward": "advantages.token_credit",
+             "dependency_advantage_shaping": "advantages.token_credit",
+             "pivotal_token_mask": "masks.token_selection",
+             "critique_token_advantage": "advantages.token_credit"}
 
 
 def promote(rlobj) -> None:

@@ -31,7 +31,7 @@ own counts times $G$ (TRL's ``"bnpo"``; breaks the micro-batch law as TRL does).
 
 Warning:
     TRL's ``mask_truncated_completions=True`` zeroes the completion mask of truncated rows, so
-    they leave the token normaliser too; rlobj's :class:`~rlobj.terms.masks.truncated_mask`
+    they leave the token normaliser too; rlobj's :class:`~rlobj.terms.masks.token_selection.truncated_mask`
     (reading ``extras["truncated"]``, which this trainer provides) keeps them in it, as verl,
     unless ``normalizer="trl"``.
     Rows for which every reward function returned ``None`` are refused (rlobj never trains on

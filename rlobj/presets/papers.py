@@ -15,7 +15,8 @@ from rlobj.algebra.aggregation import (
 from rlobj.algebra.term import chain
 from rlobj.terms.advantages import batch_whiten, group_mean_baseline, group_zscore, leave_one_out
 from rlobj.terms.divergences import kl_penalty
-from rlobj.terms.rewards import drop_zero_variance_groups, overlong_penalty
+from rlobj.terms.masks import drop_zero_variance_groups
+from rlobj.terms.rewards import overlong_penalty
 from rlobj.terms.surrogates import (
     clip_ratio,
     clipped_weight_pg,

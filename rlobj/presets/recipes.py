@@ -20,18 +20,29 @@ from typing import Any
 from rlobj.algebra.aggregation import constant_normalizer, seq_mean_token_mean, token_mean
 from rlobj.algebra.term import Term, as_terms, chain
 from rlobj.presets.papers import one_shot_rlvr
-from rlobj.terms.advantages import group_mean_baseline, group_zscore
-from rlobj.terms.auxiliary import pacs_loss
-from rlobj.terms.covariance import clip_cov, kl_cov
-from rlobj.terms.divergences import dph_divergence, k3_kl, kl_penalty
-from rlobj.terms.masks import mastered_positive_mask, top_entropy_mask
-from rlobj.terms.perception import double_entropy, perception_kl
-from rlobj.terms.regularizers import entropy_bonus, lp_reg, sampled_entropy_bonus, siren
-from rlobj.terms.reinforcement import w_reinforce
-from rlobj.terms.rewards import drop_zero_variance_groups, overlong_penalty
-from rlobj.terms.risk import mvar_advantage
-from rlobj.terms.surrogates import clip_ratio
-from rlobj.terms.token_weights import dependency_advantage_shaping, pivotal_token_mask
+from rlobj.terms.advantages import (
+    dependency_advantage_shaping,
+    group_mean_baseline,
+    group_zscore,
+    mvar_advantage,
+    w_reinforce,
+)
+from rlobj.terms.divergences import dph_divergence, k3_kl, kl_penalty, perception_kl
+from rlobj.terms.masks import (
+    drop_zero_variance_groups,
+    mastered_positive_mask,
+    pivotal_token_mask,
+    top_entropy_mask,
+)
+from rlobj.terms.regularizers import (
+    double_entropy,
+    entropy_bonus,
+    lp_reg,
+    sampled_entropy_bonus,
+    siren,
+)
+from rlobj.terms.rewards import overlong_penalty
+from rlobj.terms.surrogates import clip_cov, clip_ratio, kl_cov, pacs_loss
 
 __all__ = ["FromChain", "Recipe", "Setting", "RECIPES", "dapo_recipe", "lp_reg_recipe", "forking_tokens_recipe",
            "siren_recipe", "one_shot_rlvr_recipe", "dph_rl_recipe", "w_reinforce_recipe", "riskpo_recipe",

@@ -16,17 +16,25 @@ from rlobj.algebra.aggregation import (
 )
 from rlobj.algebra.term import chain
 from rlobj.presets.recipes import EPS_HIGH, EPS_LOW, FromChain, Recipe, _agg, _s
-from rlobj.terms.advantage_estimators import canon_advantage
-from rlobj.terms.advantages import group_mean_baseline, group_zscore, leave_one_out
-from rlobj.terms.auxiliary import self_reward_advantage, self_reward_mse
-from rlobj.terms.corrections import backward_correction
+from rlobj.terms.advantages import (
+           canon_advantage,
+           group_mean_baseline,
+           group_zscore,
+           leave_one_out,
+           self_reward_advantage,
+)
+from rlobj.terms.auxiliary import self_reward_mse
 from rlobj.terms.divergences import k3_kl, kl_penalty
-from rlobj.terms.likelihood_rewards import rlpr_reward, self_aligned_reward
+from rlobj.terms.masks import drop_zero_variance_groups
 from rlobj.terms.regularizers import entropy_bonus
-from rlobj.terms.reward_models import aepo_reward, co_reward
-from rlobj.terms.rewards import drop_zero_variance_groups
-from rlobj.terms.sampling_corrections import hint_clip_ratio, mis_exploration_pg
-from rlobj.terms.surrogates import clip_ratio
+from rlobj.terms.rewards import (
+           aepo_reward,
+           backward_correction,
+           co_reward,
+           rlpr_reward,
+           self_aligned_reward,
+)
+from rlobj.terms.surrogates import clip_ratio, hint_clip_ratio, mis_exploration_pg
 
 __all__ = ["SEED_RECIPES", "rl_plus_recipe", "canon_recipe", "laser_recipe", "rlpr_recipe", "co_reward_recipe",
            "sar_recipe", "noisy_rlvr_recipe", "guide_recipe", "ghpo_recipe", "aepo_recipe",

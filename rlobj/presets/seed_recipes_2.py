@@ -15,7 +15,7 @@ from rlobj.presets.recipes import EPS_HIGH, EPS_LOW, FromChain, Recipe, _agg, _s
 from rlobj.terms.advantages import batch_whiten
 from rlobj.terms.divergences import kl_penalty
 from rlobj.terms.regularizers import entropy_bonus
-from rlobj.terms.reward_models import ppr_renorm, vsrm_step_reward
+from rlobj.terms.rewards import ppr_renorm, vsrm_step_reward
 from rlobj.terms.surrogates import clip_ratio
 
 __all__ = ["SEED_RECIPES_2", "vsrm_recipe", "ppr_recipe"]

@@ -18,7 +18,7 @@ from torch import Tensor
 from rlobj.ops.errors import RlobjInputError, check_finite, check_shape
 from rlobj.rollout._group_checks import _check_groups, _check_rows, _extremes, _groups_in_order
 from rlobj.rollout.prof import ProfResult, prof_balanced_counts, prof_filter
-from rlobj.terms.rewards import zero_variance_groups
+from rlobj.terms.masks import zero_variance_groups
 
 __all__ = ["StdFilterResult", "std_filter",
            # seed methods I (remaining)
@@ -53,7 +53,7 @@ def std_filter(rewards: Tensor, group_ids: Tensor, ema: float | None, step: int,
       \text{keep } g \iff t < \texttt{filter\_start} \ \vee\ \sigma_g \ge \beta\,\mathrm{EMA}_t$$
 
     Low-std groups carry little learning signal for the (continuous) probability reward of
-    :class:`rlobj.terms.reward_models.rlpr_reward`, whose noise the filter removes. Before
+    :class:`rlobj.terms.rewards.likelihood.rlpr_reward`, whose noise the filter removes. Before
     ``ema_start`` the EMA is not tracked; before ``filter_start`` everything is kept. The
     reference refills the dropped groups with more prompts; the ``std_filter`` transform does
     not (the step trains on fewer groups).
@@ -117,7 +117,7 @@ def informative_groups(rewards: Tensor, group_ids: Tensor, keep_singletons: bool
     A group whose responses are all correct or all wrong has zero advantage under any
     group-relative baseline and only dilutes the batch (Yu et al., DAPO, arXiv 2503.14476,
     Eq. 11: $0 < |\{o_i \text{ correct}\}| < G$). The test is exact equality of the rewards
-    (:func:`rlobj.terms.rewards.zero_variance_groups`), not a float std. verl's
+    (:func:`rlobj.terms.masks.groups.zero_variance_groups`), not a float std. verl's
     ``dapo_ray_trainer`` also keeps groups of a single response (``keep_singletons``).
 
     Args:

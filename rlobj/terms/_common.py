@@ -4,7 +4,7 @@ import torch
 from torch import Tensor
 
 from rlobj.algebra.state import State
-from rlobj.ops.errors import RlobjInputError, check_group_sizes, check_shape
+from rlobj.ops.errors import RlobjInputError, check_finite, check_group_sizes, check_shape
 from rlobj.ops.reductions import broadcast_to_tokens, masked_sum
 
 __all__ = ["sequence_rewards", "with_advantages", "require_groups", "check_range", "require_extra"]
@@ -61,3 +61,23 @@ def require_extra(state: State, key: str, by: str, shape: tuple[int, ...], dims:
     if kind == "float" and not value.is_floating_point():
         raise RlobjInputError(f"extras[{key!r}]: {by} expected a float tensor, got {value.dtype}")
     return value
+
+
+def _rewards(state: State, by: str) -> Tensor:
+    return state.require("rewards", by)
+
+
+def _token_extra(state: State, key: str, by: str, kind: str = "float") -> Tensor:
+    """``extras[key]`` of shape ``"batch seq"`` (float: finite at valid tokens, zero at padding)."""
+    value = state.require(f"extras:{key}", by)
+    if not isinstance(value, Tensor):
+        raise RlobjInputError(f"extras[{key!r}]: {by} expected a {kind} tensor of shape (batch seq), got {type(value).__name__}")
+    check_shape(f"extras[{key!r}]", value, tuple(state.mask.shape), "batch seq")
+    if kind == "bool":
+        if value.dtype != torch.bool:
+            raise RlobjInputError(f"extras[{key!r}]: {by} expected a bool tensor, got {value.dtype}")
+        return value & state.mask
+    if not value.is_floating_point():
+        raise RlobjInputError(f"extras[{key!r}]: {by} expected a float tensor, got {value.dtype}")
+    check_finite(f"extras[{key!r}]", value, where=state.mask)
+    return torch.where(state.mask, value.detach(), torch.zeros((), dtype=value.dtype))

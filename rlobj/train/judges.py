@@ -339,7 +339,7 @@ class PairwiseLLMJudge(_JudgeScorer):
     step, the group's content), as BRPO draws it. Rows then carry the fields
     ``pairwise_reference`` and ``pairwise_wins`` (``[first-order win, swapped-order win]``) that
     :class:`~rlobj.train.providers.scores.PairwiseJudge` passes to
-    :class:`~rlobj.terms.advantage_estimators.brpo_advantage` in place of its scripted judge
+    :class:`~rlobj.terms.advantages.comparisons.brpo_advantage` in place of its scripted judge
     (Writing-Zero, Jia et al. 2025, arXiv 2506.00103); the reference's own reward is 1/2.
 
     Args:

@@ -101,7 +101,7 @@ class WritingZeroJudge(PairwiseLLMJudge):
     response is compared with it by the pairwise judge in both orders,
     $r_i = \tfrac12(p_A(y_i, y_{\text{ref}}) + p_B(y_{\text{ref}}, y_i))$, and the verdicts
     (``pairwise_reference``, ``pairwise_wins``) feed
-    :class:`~rlobj.terms.advantage_estimators.brpo_advantage` through the
+    :class:`~rlobj.terms.advantages.comparisons.brpo_advantage` through the
     :class:`~rlobj.train.providers.scores.PairwiseJudge` provider. It is
     :class:`~rlobj.train.judges.PairwiseLLMJudge` with ``reference="group"``.
     """

@@ -8,7 +8,7 @@ YAML (``model.sampler``)::
 The sampler searches one tree per record (:func:`~rlobj.rollout.mcts_engine.mcts_rollouts`,
 any engine), scoring terminal nodes with the run's scorer (``ctx.score``), and returns the
 ``group_size`` training paths of each tree as one group. Each row carries two extras that the
-:class:`~rlobj.terms.tree_advantages.tree_value_advantage` term reads:
+:class:`~rlobj.terms.advantages.tree.tree_value_advantage` term reads:
 ``node_values`` (the value $W$ of the step each token belongs to, read after the search) and
 ``step_ends`` (the last token of each step). Every returned path was verified during the
 search (``ctx.score``, the run's scorer): the batch comes back with those scores set and the

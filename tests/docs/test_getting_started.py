@@ -16,7 +16,7 @@ def test_design_card_chain_printed_on_the_page_is_current():
 
 def test_design_card_line_links_its_terms_api_entries():
     text = PAGE.read_text(encoding="utf-8")
-    for anchor in ("rlobj.terms.regularizers.lp_reg", "rlobj.terms.divergences.forward_kl",
+    for anchor in ("rlobj.terms.regularizers.low_probability.lp_reg", "rlobj.terms.divergences.full_vocab.forward_kl",
                    "rlobj.presets.papers.grpo"):
         assert f"][{anchor}]" in text, f"getting-started.md: no link to the API entry {anchor}"
     assert "being written" not in text and "Until those two land" not in text

@@ -34,7 +34,7 @@ def _ids(html_file: Path) -> set[str]:
 
 
 def _resolve(dotted: str):
-    """The object a mkdocstrings anchor such as ``rlobj.terms.advantages.group_zscore`` names."""
+    """The object a mkdocstrings anchor such as ``rlobj.terms.advantages.baselines.group_zscore`` names."""
     parts = dotted.split(".")
     for cut in range(len(parts), 0, -1):
         try:

@@ -28,8 +28,7 @@ from rlobj.ops.vocab import (
     TopPMask,
     VocabView,
 )
-from rlobj.terms.lp_reg_proxy import ProxyLogProb
-from rlobj.terms.siren_entropy import TopPEntropy
+from rlobj.terms.regularizers import ProxyLogProb, TopPEntropy
 
 SETTINGS = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True

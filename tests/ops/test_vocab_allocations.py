@@ -26,8 +26,7 @@ from rlobj.ops.vocab import (
     TopPMask,
     VocabView,
 )
-from rlobj.terms.lp_reg_proxy import ProxyLogProb
-from rlobj.terms.siren_entropy import TopPEntropy
+from rlobj.terms.regularizers import ProxyLogProb, TopPEntropy
 
 BATCH, SEQ, HIDDEN, VOCAB = 6, 16, 8, 64
 TOKENS = BATCH * SEQ

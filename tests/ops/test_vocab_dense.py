@@ -30,8 +30,7 @@ from rlobj.ops.vocab import (
     VocabView,
     dense_evaluate,
 )
-from rlobj.terms.lp_reg_proxy import ProxyLogProb, proxy_logp
-from rlobj.terms.siren_entropy import TopPEntropy, top_p_entropy
+from rlobj.terms.regularizers import ProxyLogProb, TopPEntropy, proxy_logp, top_p_entropy
 
 SETTINGS = settings(max_examples=15, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -171,12 +170,12 @@ def test_the_paper_queries_live_beside_their_terms_and_the_old_names_still_work(
     import rlobj.ops.vocab as vocab
 
     assert issubclass(ProxyLogProb, VocabQuery) and issubclass(TopPEntropy, VocabQuery)
-    assert ProxyLogProb.__module__ == "rlobj.terms.lp_reg_proxy"
-    assert TopPEntropy.__module__ == "rlobj.terms.siren_entropy"
+    assert ProxyLogProb.__module__ == "rlobj.terms.regularizers.lp_reg_proxy"
+    assert TopPEntropy.__module__ == "rlobj.terms.regularizers.siren_entropy"
     assert "ProxyLogProb" not in vocab.__all__ and "TopPEntropy" not in vocab.__all__
-    with pytest.warns(DeprecationWarning, match="rlobj.terms.lp_reg_proxy.ProxyLogProb"):
+    with pytest.warns(DeprecationWarning, match="rlobj.terms.regularizers.lp_reg_proxy.ProxyLogProb"):
         from rlobj.ops.vocab import ProxyLogProb as old_proxy
-    with pytest.warns(DeprecationWarning, match="rlobj.terms.siren_entropy.TopPEntropy"):
+    with pytest.warns(DeprecationWarning, match="rlobj.terms.regularizers.siren_entropy.TopPEntropy"):
         from rlobj.ops.vocab import TopPEntropy as old_top_p
     assert old_proxy is ProxyLogProb and old_top_p is TopPEntropy
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):

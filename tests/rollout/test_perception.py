@@ -22,7 +22,7 @@ from rlobj.rollout.perception import (
     perception_forward,
     prompt_span_mask,
 )
-from rlobj.terms.perception import symmetric_kl
+from rlobj.terms.divergences import symmetric_kl
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ from rlobj import (
 )
 from rlobj.ops.errors import RlobjInputError
 from rlobj.ops.vocab import VocabView
-from rlobj.terms.perception import symmetric_kl, visual_dependency
+from rlobj.terms.divergences import symmetric_kl
+from rlobj.terms.rewards import visual_dependency
 
 # ------------------------------------------------------------------------------------------
 # slow references written from the formulas (plain loops, float64)

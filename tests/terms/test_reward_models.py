@@ -1,7 +1,6 @@
-"""Reward-model terms (rlobj/terms/reward_models.py): hand values with the arithmetic in comments,
-plain-loop references on Hypothesis inputs, properties from each paper's math, detached
-outputs, recipes with grpo / dr_grpo / dapo, bad input.
-"""
+"""Reward-model terms (rlobj/terms/rewards/outcome.py, process.py, likelihood.py): hand values with
+the arithmetic in comments, plain-loop references on Hypothesis inputs, properties from each paper's
+math, detached outputs, recipes with grpo / dr_grpo / dapo, bad input."""
 
 import math
 import os
@@ -18,7 +17,7 @@ from hypothesis import strategies as st  # noqa: E402
 from rlobj import Objective, batch_whiten, dapo, dr_grpo, group_zscore, grpo  # noqa: E402
 from rlobj.algebra.state import State  # noqa: E402
 from rlobj.ops.errors import RlobjBuildError, RlobjInputError  # noqa: E402
-from rlobj.terms.reward_models import (  # noqa: E402
+from rlobj.terms.rewards import (
     aepo_reward,
     co_reward,
     exploration_accuracy,
@@ -298,7 +297,7 @@ def test_bad_input():
 
 
 # =========================================================================== Self-Aligned Reward
-from rlobj.terms.reward_models import (  # noqa: E402
+from rlobj.terms.rewards import (  # noqa: E402
     answer_probability,
     conciseness_reward,
     gcpo_reward,

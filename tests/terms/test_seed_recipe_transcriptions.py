@@ -316,7 +316,7 @@ def test_guide_percentile_shaping_depends_on_the_micro_batch_and_constant_does_n
     # per-micro-batch quantile), so splitting the guided rows changes the loss; a constant gamma
     # obeys the micro-batch law
     from rlobj.algebra.state import Normalizer
-    from rlobj.terms.sampling_corrections import hint_clip_ratio
+    from rlobj.terms.surrogates import hint_clip_ratio
 
     batch, g = rollouts(groups=4, size=6, width=10)
     guided = batch["group_ids"] % 2 == 1

@@ -609,7 +609,7 @@ def test_siren_mean_entropy_matches_the_loop_reference(seed, p, quantile):
     # a nucleus of two equally likely tokens has entropy ln 2 exactly in float32 but not in the
     # float64 loop; two such tokens in a row tie at the cut, where the term (as the reference,
     # `values > cut`) selects neither and the loop one of them: such inputs are not comparable
-    from rlobj.terms.siren_entropy import top_p_entropy
+    from rlobj.terms.regularizers import top_p_entropy
 
     entropies = top_p_entropy(batch["vocab"], p)
     for row, keep in zip(entropies, batch["mask"]):

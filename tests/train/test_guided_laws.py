@@ -17,7 +17,7 @@ import dataclasses
 import torch
 
 from rlobj.presets.recipes import RECIPES
-from rlobj.terms.sampling_corrections import hint_clip_ratio
+from rlobj.terms.surrogates import hint_clip_ratio
 
 from .pipeline_cases import batch_for, module_for, objective_for
 

@@ -89,7 +89,7 @@ def test_lp_reg_forward_kl_update(monkeypatch):
     second = module.update_on_rollout(synthetic_rollout(module, seed=1), synthetic_rewards(16, seed=1))
     assert second["kl/ref_forward_full"] > 1e-6
     # values given by the caller win: nothing is recomputed
-    from rlobj.terms.lp_reg_proxy import ProxyLogProb
+    from rlobj.terms.regularizers import ProxyLogProb
 
     monkeypatch.setattr(ProxyLogProb, "finalize", lambda *a, **k: pytest.fail("proxy recomputed"))
     seen = []

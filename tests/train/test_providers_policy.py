@@ -24,7 +24,7 @@ from rlobj import (
     vogue_bonus,
 )
 from rlobj.rollout.perception import annealed_branch_probability, noisy_branch_rows
-from rlobj.terms.perception import visual_dependency
+from rlobj.terms.rewards import visual_dependency
 from rlobj.train.providers import (
     PROVIDERS,
     GuidedSampler,

@@ -31,8 +31,8 @@ The package:
   :class:`TopKMask`, :class:`TopPMask`;
 * :mod:`~rlobj.ops.vocab.protocol`: :class:`VocabQuery`, the published interface a query
   implements so the engine can run it chunked; a paper's own quantity implements it beside its
-  term (Lp-Reg's :class:`~rlobj.terms.lp_reg_proxy.ProxyLogProb`, SIREN's
-  :class:`~rlobj.terms.siren_entropy.TopPEntropy`);
+  term (Lp-Reg's :class:`~rlobj.terms.regularizers.lp_reg_proxy.ProxyLogProb`, SIREN's
+  :class:`~rlobj.terms.regularizers.siren_entropy.TopPEntropy`);
 * :mod:`~rlobj.ops.vocab.engine` and :mod:`~rlobj.ops.vocab.blocks`: the chunk engine and what a
   query sees of a chunk;
 * :mod:`~rlobj.ops.vocab.dense`: the dense reference the tests compare with.

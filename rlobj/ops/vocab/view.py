@@ -343,8 +343,8 @@ class VocabView:
         Each query is a :class:`~rlobj.ops.vocab.protocol.VocabQuery`: one of
         :class:`LogProb`, :class:`Entropy`, :class:`KL`, :class:`JS`, :class:`FDivergence`,
         :class:`TopKMask`, :class:`TopPMask`, or a term's own query (Lp-Reg's
-        :class:`~rlobj.terms.lp_reg_proxy.ProxyLogProb`, SIREN's
-        :class:`~rlobj.terms.siren_entropy.TopPEntropy`). All of them share one logits
+        :class:`~rlobj.terms.regularizers.lp_reg_proxy.ProxyLogProb`, SIREN's
+        :class:`~rlobj.terms.regularizers.siren_entropy.TopPEntropy`). All of them share one logits
         computation per chunk (per other view too) in forward and one recomputation in backward.
 
         Args:
@@ -443,7 +443,7 @@ class VocabView:
     def top_p_entropy(self, p: float = 0.8, mask: Tensor | None = None,
                       max_tokens: int | None = None) -> Tensor:
         r"""Deprecated: SIREN's nucleus entropy moved beside its term; use
-        ``rlobj.terms.siren_entropy.top_p_entropy(view, p, mask, max_tokens)``."""
+        ``rlobj.terms.regularizers.siren_entropy.top_p_entropy(view, p, mask, max_tokens)``."""
         top_p_entropy = moved("top_p_entropy", "VocabView.top_p_entropy")
         return top_p_entropy(self, p, mask, max_tokens)
 
@@ -451,7 +451,7 @@ class VocabView:
                    mask: Tensor | None = None, filtered_logp: float = -1e4,
                    temperature: float = 1.0) -> Tensor:
         r"""Deprecated: Lp-Reg's proxy log-prob moved beside its term; use
-        ``rlobj.terms.lp_reg_proxy.proxy_logp(view, tokens, kappa, mode, mask, ...)``."""
+        ``rlobj.terms.regularizers.lp_reg_proxy.proxy_logp(view, tokens, kappa, mode, mask, ...)``."""
         proxy_logp = moved("proxy_logp", "VocabView.proxy_logp")
         return proxy_logp(self, tokens, kappa, mode, mask, filtered_logp=filtered_logp,
                           temperature=temperature)

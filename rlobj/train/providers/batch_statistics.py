@@ -17,7 +17,7 @@ __all__ = ["Accuracy", "SirenAnchor"]
 @register_provider
 class Accuracy(Provider):
     r"""``extras:accuracy`` (float ``" batch"``): whether each response is correct, for
-    :class:`~rlobj.terms.rewards.drop_zero_variance_groups` with ``on="accuracy"`` (DAPO's
+    :class:`~rlobj.terms.masks.groups.drop_zero_variance_groups` with ``on="accuracy"`` (DAPO's
     dynamic sampling tests the accuracy, verl ``filter_groups.metric: acc``, not the
     length-penalised reward).
 
@@ -42,7 +42,7 @@ class SirenAnchor(Provider):
     r"""``extras:siren_anchor`` (0-dim): SIREN's anchor $H_\text{anc}$, the mean over the responses
     of the **first rollout batch** (all rows, all data-parallel ranks) of each response's mean
     top-p entropy over its peak tokens, under the policy that sampled it (the initial policy),
-    with the consuming :class:`~rlobj.terms.regularizers.siren` term's ``p``, ``quantile`` and
+    with the consuming :class:`~rlobj.terms.regularizers.selective_entropy.siren` term's ``p``, ``quantile`` and
     ``top_k`` (reference: ``ray_trainer.py`` computes it once at ``global_steps == 1`` over the
     whole batch). Computed on the first batch only (chunked, no grad); later batches get the
     same value, and the term keeps the anchor it stored at its first call (term state).

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from rlobj.ops.errors import RlobjInputError
-from rlobj.terms.lp_reg_proxy import proxy_logp
+from rlobj.terms.regularizers import proxy_logp
 from rlobj.train.providers.base import Provider, register_provider
 
 __all__ = ["RolloutFields", "TokenRewards", "ReferenceLogprobs", "ReferenceViews", "LpRegProxy",
@@ -68,7 +68,7 @@ class LpRegProxy(Provider):
     r"""``extras:logp_proxy`` (Lp-Reg, arXiv 2510.03222): $\log\pi_\text{proxy}(y_t)$ of the old policy.
 
     Computed once per rollout batch, no grad, from the vocab view (no ``[tokens, vocab]``
-    logits): :func:`~rlobj.terms.lp_reg_proxy.proxy_logp` of the sampled
+    logits): :func:`~rlobj.terms.regularizers.lp_reg_proxy.proxy_logp` of the sampled
     tokens with the consuming term's ``tau`` and ``mode``. As in the reference (Lp-Reg-dev
     ``dp_actor.py``: ``apply_min_p`` on the raw logits, then division by the rollout
     temperature), the kept set is decided at temperature 1 and the proxy is renormalised at

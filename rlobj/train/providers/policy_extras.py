@@ -76,7 +76,7 @@ class RLPRAnswerLogprobs(Provider):
       the whole response and ``open_tag``.
     * ``answer_mask`` ``[batch, A]`` bool: True on $y^*$'s tokens (right padding; a row with an
       empty answer has none).
-    * ``answer_prior`` ``[batch]``: $r_A$ = :func:`~rlobj.terms.reward_models.answer_probability`
+    * ``answer_prior`` ``[batch]``: $r_A$ = :func:`~rlobj.terms.rewards.likelihood.answer_probability`
       of $y^*$ right after the prompt and ``open_tag`` (no reasoning), under the **initial**
       policy (``ctx.models.reference``, the policy at the first RL step), with the consuming
       term's ``aggregate``. It is computed once per (prompt, answer) and cached
@@ -137,7 +137,7 @@ class RLPRAnswerLogprobs(Provider):
 
     def prior(self, ctx, prompts: list[list[int]], answers: list[list[int]]) -> Tensor:
         """$r_A$ per row under the initial policy (cached per (prompt, answer) token ids)."""
-        from rlobj.terms.reward_models import answer_probability
+        from rlobj.terms.rewards import answer_probability
 
         keys = [(tuple(p), tuple(a)) for p, a in zip(prompts, answers)]
         todo = sorted({k for k in keys if k not in self._prior})

@@ -289,7 +289,7 @@ class VisualDependency(Provider):
     r"""``extras:visual_dependency`` ``[batch, seq]`` for VPPO's :class:`~rlobj.terms.dependency_advantage_shaping`
     and :class:`~rlobj.terms.pivotal_token_mask` (Huang et al., arXiv 2510.09285).
 
-    $S_{i,t}$ = :func:`rlobj.terms.perception.visual_dependency` (``logp_perturbed``, ``logp_old``,
+    $S_{i,t}$ = :func:`rlobj.terms.rewards.perception.visual_dependency` (``logp_perturbed``, ``logp_old``,
     ``mask``), the same function the term ``visual_dependency_score`` calls. ``logp_perturbed``
     is the batch's ``extras["logp_perturbed"]`` when a sampler or provider already gave it, else
     :class:`~rlobj.train.providers.policy.PerturbedContext`'s computation with ``perturbation``
@@ -310,7 +310,7 @@ class VisualDependency(Provider):
         self._context.needed = frozenset({"extras:logp_perturbed"})
 
     def batch(self, ctx, batch, inputs):
-        from rlobj.terms.perception import visual_dependency
+        from rlobj.terms.rewards import visual_dependency
 
         perturbed = inputs["extras"].get("logp_perturbed")
         if perturbed is None:

@@ -110,7 +110,7 @@ def _lengths(batch) -> Tensor:
 # --------------------------------------------------------------------------- Co-rewarding
 @register_provider
 class AnswerIds(Provider):
-    r"""``extras:answer_ids`` and ``extras:partner_group`` for :class:`~rlobj.terms.reward_models.co_reward`
+    r"""``extras:answer_ids`` and ``extras:partner_group`` for :class:`~rlobj.terms.rewards.outcome.co_reward`
     (Co-rewarding-I, arXiv 2508.00410).
 
     * ``answer_ids`` (int64 ``" batch"``): the final answer of each decoded response
@@ -183,7 +183,7 @@ class AnswerIds(Provider):
 @register_provider
 class AppealCheck(Provider):
     r"""``extras:appeal_flipped`` (bool ``" batch"``) for
-    :class:`~rlobj.terms.corrections.fn_rate_from_appeals` (Cai et al., arXiv 2510.00915).
+    :class:`~rlobj.terms.rewards.noisy_verifier.fn_rate_from_appeals` (Cai et al., arXiv 2510.00915).
 
     Each rule negative (reward < 0.5) is appealed with probability $q$ (the consuming term's
     ``q``, so its Horvitz-Thompson count $|P_L|/q$ is unbiased); the draw of row $b$ comes from a
@@ -243,7 +243,7 @@ class AppealCheck(Provider):
 @register_provider
 class AepoCandidates(Provider):
     r"""``extras:candidate_count``, ``extras:first_hit_rank`` and ``extras:format_valid`` for
-    :class:`~rlobj.terms.reward_models.aepo_reward` (AEPO, arXiv 2508.05731).
+    :class:`~rlobj.terms.rewards.outcome.aepo_reward` (AEPO, arXiv 2508.05731).
 
     The paper's responses list $N$ candidate click points; for text tasks the candidates are the
     items of the decoded response split at ``separator`` (default whitespace, commas,
@@ -251,7 +251,7 @@ class AepoCandidates(Provider):
     number (``numeric=True``) or is non-empty. A candidate hits when it equals
     ``records[b][answer_key]`` (numeric equivalence, else normalised text);
     ``first_hit_rank`` is the 1-based position of the first hit
-    (:func:`~rlobj.terms.reward_models.first_hit_rank`), 0 for none; ``candidate_count`` is $N$
+    (:func:`~rlobj.terms.rewards.outcome.first_hit_rank`), 0 for none; ``candidate_count`` is $N$
     (int64). Scorer fields of these names (e.g. from a GUI grounding checker) win.
 
     Args:
@@ -275,7 +275,7 @@ class AepoCandidates(Provider):
         return [item for item in self._split.split(text.strip()) if item]
 
     def batch(self, ctx, batch, inputs):
-        from rlobj.terms.reward_models import first_hit_rank
+        from rlobj.terms.rewards import first_hit_rank
 
         device = batch.rollout.response_ids.device
         texts = ctx.decode(batch.rollout)
@@ -305,7 +305,7 @@ class AepoCandidates(Provider):
 @register_provider
 class ConcisenessScore(Provider):
     r"""``extras:conciseness`` (float ``" batch"`` in [``floor``, 1]) for
-    :class:`~rlobj.terms.reward_models.conciseness_reward` (CRF, arXiv 2511.09158).
+    :class:`~rlobj.terms.rewards.outcome.conciseness_reward` (CRF, arXiv 2511.09158).
 
     The paper scores conciseness with a trained 3B conciseness reward model (values in
     [0.1, 1]); rlobj has none, so this is a scripted rule on response lengths $L$ (response
@@ -346,7 +346,7 @@ _AUX_PATTERNS = (r"\bauxiliary\b", r"\bconstruct(?:ed|ing)?\b", r"\bdraw\b", r"\
 
 @register_provider
 class AuxConstruction(Provider):
-    r"""``extras:uses_aux`` (bool ``" batch"``) for :class:`~rlobj.terms.reward_models.gcpo_reward`
+    r"""``extras:uses_aux`` (bool ``" batch"``) for :class:`~rlobj.terms.rewards.outcome.gcpo_reward`
     (GCPO / GeometryZero, arXiv 2506.07160).
 
     True when the decoded response matches any of ``patterns`` (regular expressions, searched
@@ -384,7 +384,7 @@ class AuxConstruction(Provider):
 @register_provider
 class RewardComponents(Provider):
     r"""``extras:reward_components`` (float32 ``"batch k"``) for
-    :class:`~rlobj.terms.advantages.multi_reward_advantage` (GDPO, arXiv 2601.05242).
+    :class:`~rlobj.terms.advantages.baselines.multi_reward_advantage` (GDPO, arXiv 2601.05242).
 
     One column per name in ``components``, in order:
 
@@ -445,11 +445,11 @@ class RewardComponents(Provider):
 @register_provider
 class PairwiseJudge(Provider):
     r"""``extras:pairwise_reference`` (bool ``" batch"``) and ``extras:pairwise_wins`` (bool
-    ``"batch V"``) for :class:`~rlobj.terms.advantage_estimators.brpo_advantage` (BRPO,
+    ``"batch V"``) for :class:`~rlobj.terms.advantages.comparisons.brpo_advantage` (BRPO,
     Writing-Zero, arXiv 2506.00103).
 
     The reference of each group is drawn uniformly (as
-    :func:`~rlobj.terms.advantage_estimators.pick_references`) from a generator seeded by
+    :func:`~rlobj.terms.advantages.comparisons.pick_references`) from a generator seeded by
     (``seed``, run seed, step, the sorted content keys of the group's rows, :func:`row_keys`). The judge is a **scripted stand-in for the
     paper's pairwise LLM judge**: of two responses the one with the higher reward wins, on
     equal rewards the shorter one (response tokens), and on a full tie the one presented first

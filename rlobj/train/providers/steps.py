@@ -167,9 +167,9 @@ def _per_step(batch, name: str, steps: list[list[Step]], width: int) -> Tensor |
 @register_provider
 class ReasoningSteps(Provider):
     r"""Reasoning steps and what is known about them, for
-    :class:`~rlobj.terms.reward_models.ppr_renorm` (PPR, arXiv 2509.25598),
-    :class:`~rlobj.terms.reward_models.vsrm_step_reward` (VSRM, arXiv 2508.10293) and
-    :class:`~rlobj.terms.token_weights.critique_token_advantage` (CAPO, arXiv 2508.02298).
+    :class:`~rlobj.terms.rewards.process.ppr_renorm` (PPR, arXiv 2509.25598),
+    :class:`~rlobj.terms.rewards.process.vsrm_step_reward` (VSRM, arXiv 2508.10293) and
+    :class:`~rlobj.terms.advantages.token_credit.critique_token_advantage` (CAPO, arXiv 2508.02298).
     Only the slots the objective reads are computed.
 
     * ``extras:step_ends`` (bool ``"batch seq"``): :func:`split_steps` at ``delimiter``.
@@ -364,7 +364,7 @@ class ReasoningSteps(Provider):
 @register_provider
 class TokenInfluence(Provider):
     r"""``extras:token_influence`` (float32 ``"batch seq"``) for
-    :class:`~rlobj.terms.token_weights.token_hidden_reward` (THR, arXiv 2510.03669; NTHR).
+    :class:`~rlobj.terms.advantages.token_credit.token_hidden_reward` (THR, arXiv 2510.03669; NTHR).
 
     NTHR's influence of token $(i,k)$ on the correct responses $P$ of its group, computed from
     the policy (the old policy: providers run before the update) as the paper defines it:

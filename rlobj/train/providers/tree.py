@@ -4,7 +4,7 @@ r"""The default provider of ``extras:node_values`` for batches that did not come
 batch (``batch.extras["node_values"]``), which wins over any provider. For a batch sampled
 otherwise, :class:`TreeValues` treats each response as a tree of one node: every token takes
 the value $v = s\,(r - b)$ of its reward $r$ (``reward_scale`` $s$, ``reward_baseline`` $b$,
-the search's defaults), so :class:`~rlobj.terms.tree_advantages.tree_value_advantage` on a plain
+the search's defaults), so :class:`~rlobj.terms.advantages.tree.tree_value_advantage` on a plain
 group is a group z-score of $v$ (population std) on the leaf step and a $\tanh$-squashed one on
 earlier steps (``extras:step_ends`` from :class:`~rlobj.train.providers.steps.ReasoningSteps`).
 """

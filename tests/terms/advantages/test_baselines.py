@@ -1,0 +1,887 @@
+"""Advantage terms: hand-computed values, plain-loop references on Hypothesis inputs,
+detachment, properties from the math (G1-G6 of the specs), peer goldens, bad input.
+
+Also shows that the zero-sum property catches a deliberately broken term.
+"""
+
+import itertools
+import math
+import os
+
+os.environ.setdefault("RLOBJ_TYPECHECK", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import HealthCheck, Phase, assume, find, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rlobj.algebra.state import State  # noqa: E402
+from rlobj.ops.errors import RlobjInputError  # noqa: E402
+from rlobj.ops.reductions import broadcast_to_tokens, group_mean  # noqa: E402
+from rlobj.terms._common import sequence_rewards  # noqa: E402
+from rlobj.terms.advantages import (
+    batch_whiten,
+    gpg_scale,
+    group_baseline_whiten,
+    group_mean_baseline,
+    group_mean_batch_std,
+    group_zscore,
+    leave_one_out,
+    length_weighted_baseline,
+    multi_reward_advantage,
+    passk_advantage,
+)
+
+SETTINGS = settings(max_examples=int(os.environ.get("RLOBJ_HYPOTHESIS_EXAMPLES", "20")), deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+REFERENCE_SETTINGS = settings(SETTINGS, max_examples=int(os.environ.get("RLOBJ_HYPOTHESIS_EXAMPLES", "50")))
+NO_SHRINK = settings(SETTINGS, phases=[Phase.explicit, Phase.generate])
+F64 = torch.float64
+NAN = float("nan")
+
+
+# ----------------------------------------------------------------------------- inputs
+GRID = st.integers(-8, 8).map(lambda k: k / 4)  # exact binary fractions: shifts/sums are exact
+REWARDS = st.one_of(st.sampled_from([0.0, 1.0, 0.5, -1.0, 0.7, 0.1]), GRID,
+                    st.floats(-3, 3, allow_nan=False, allow_subnormal=False))
+
+
+@st.composite
+def batches(draw, min_size=1, max_size=6, max_groups=4, binary=False, grid=False,
+            token_rewards=None, equal_lengths=False, constant_groups=False, n_components=2):
+    """A rollout batch as plain lists: interleaved groups with arbitrary ids, left or right
+    padding (NaN in padded token rewards), ties, optional token rewards and reward components."""
+    n_groups = draw(st.integers(1, max_groups))
+    sizes = draw(st.lists(st.integers(min_size, max_size), min_size=n_groups, max_size=n_groups))
+    ids = draw(st.lists(st.integers(-3, 40), min_size=n_groups, max_size=n_groups, unique=True))
+    group_ids = [g for g, n in zip(ids, sizes, strict=False) for _ in range(n)]
+    order = draw(st.permutations(range(len(group_ids))))
+    group_ids = [group_ids[i] for i in order]
+    batch = len(group_ids)
+    seq = draw(st.integers(1, 5))
+    if equal_lengths:
+        lengths = [draw(st.integers(1, seq))] * batch
+    else:
+        lengths = draw(st.lists(st.integers(1, seq), min_size=batch, max_size=batch))
+    left = draw(st.booleans())
+    mask = [[(t >= seq - n) if left else (t < n) for t in range(seq)] for n in lengths]
+    values = st.sampled_from([0.0, 1.0]) if binary else (GRID if grid else REWARDS)
+    if constant_groups:
+        per_group = {g: draw(st.sampled_from([0.0, 1.0] if binary else [0.1, 0.7, 0.3, 1 / 3, 0.2, -2.5]))
+                     for g in ids}
+        rewards = [per_group[g] for g in group_ids]
+    else:
+        rewards = draw(st.lists(values, min_size=batch, max_size=batch))
+    use_tokens = draw(st.booleans()) if token_rewards is None else token_rewards
+    tokens = None
+    if use_tokens:
+        token_values = GRID if grid else st.floats(-1, 1, allow_nan=False, allow_subnormal=False)
+        tokens = [[draw(token_values) if m else NAN for m in row] for row in mask]
+        if draw(st.booleans()):
+            rewards = None  # token-level rewards only
+    comps = [[draw(GRID) for _ in range(n_components)] for _ in range(batch)]
+    return {"rewards": rewards, "group_ids": group_ids, "mask": mask, "token_rewards": tokens,
+            "components": comps}
+
+
+def make_state(b, dtype=F64, requires_grad=False):
+    mask = torch.tensor(b["mask"])
+    fields = {"logp": torch.full(mask.shape, -0.5, dtype=dtype), "mask": mask,
+              "group_ids": torch.tensor(b["group_ids"]),
+              "extras": {"reward_components": torch.tensor(b["components"], dtype=dtype,
+                                                           requires_grad=requires_grad)}}
+    if b["rewards"] is not None:
+        fields["rewards"] = torch.tensor(b["rewards"], dtype=dtype, requires_grad=requires_grad)
+    if b["token_rewards"] is not None:
+        fields["token_rewards"] = torch.tensor(b["token_rewards"], dtype=dtype, requires_grad=requires_grad)
+    return State.from_batch(**fields)
+
+
+def permute(b, order):
+    out = dict(b)
+    for key in ("group_ids", "mask", "components"):
+        out[key] = [b[key][i] for i in order]
+    for key in ("rewards", "token_rewards"):
+        out[key] = None if b[key] is None else [b[key][i] for i in order]
+    return out
+
+
+# ----------------------------------------------------------------------------- loop references
+def seq_rewards(b):
+    r = []
+    for i, row in enumerate(b["mask"]):
+        total = b["rewards"][i] if b["rewards"] is not None else 0.0
+        if b["token_rewards"] is not None:
+            total += math.fsum(v for v, m in zip(b["token_rewards"][i], row, strict=False) if m)
+        r.append(total)
+    return r
+
+
+def groups(b):
+    out = {}
+    for i, g in enumerate(b["group_ids"]):
+        out.setdefault(g, []).append(i)
+    return out
+
+
+def lengths_of(b):
+    return [sum(row) for row in b["mask"]]
+
+
+def to_tokens(per_seq, b):
+    return [[per_seq[i] if m else 0.0 for m in row] for i, row in enumerate(b["mask"])]
+
+
+def mean(xs):
+    return math.fsum(xs) / len(xs)
+
+
+def std(xs, unbiased=True):
+    if max(xs) == min(xs):
+        return 0.0  # all equal: exactly 0 (the formula), whatever rounding the mean has
+    m = mean(xs)
+    return math.sqrt(math.fsum((x - m) ** 2 for x in xs) / (len(xs) - 1 if unbiased else len(xs)))
+
+
+def ref_group_mean_baseline(b):
+    r, g = seq_rewards(b), groups(b)
+    out = [0.0] * len(r)
+    for members in g.values():
+        vals = [r[j] for j in members]
+        for j in members:
+            out[j] = 0.0 if max(vals) == min(vals) else r[j] - mean(vals)
+    return to_tokens(out, b)
+
+
+def ref_group_zscore(b, eps=1e-6, unbiased=True, singleton="error"):
+    r, g = seq_rewards(b), groups(b)
+    out = [0.0] * len(r)
+    for members in g.values():
+        vals = [r[j] for j in members]
+        for j in members:
+            if len(vals) == 1:
+                out[j] = r[j] / (1 + eps) if singleton == "verl" else 0.0
+            else:
+                s = std(vals, unbiased)
+                out[j] = 0.0 if s == 0 else (r[j] - mean(vals)) / (s + eps)
+    return to_tokens(out, b)
+
+
+def ref_group_mean_batch_std(b, eps=1e-6):
+    r, g = seq_rewards(b), groups(b)
+    s = std(r) if len(r) > 1 else 0.0
+    out = [0.0] * len(r)
+    for members in g.values():
+        vals = [r[j] for j in members]
+        for j in members:
+            out[j] = 0.0 if (s == 0 or max(vals) == min(vals)) else (r[j] - mean(vals)) / (s + eps)
+    return to_tokens(out, b)
+
+
+def ref_leave_one_out(b):
+    r, g = seq_rewards(b), groups(b)
+    out = [0.0] * len(r)
+    for members in g.values():
+        for j in members:
+            others = [r[k] for k in members if k != j]
+            out[j] = r[j] - mean(others)
+    return to_tokens(out, b)
+
+
+def ref_returns(b, gamma):
+    """Per token: token reward (+ outcome reward on the last valid token), summed to go."""
+    out = []
+    for i, row in enumerate(b["mask"]):
+        valid = [t for t, m in enumerate(row) if m]
+        step = {t: (b["token_rewards"][i][t] if b["token_rewards"] is not None else 0.0) for t in valid}
+        if b["rewards"] is not None:
+            step[valid[-1]] += b["rewards"][i]
+        out.append({t: math.fsum(gamma ** (u - t) * step[u] for u in valid if u >= t) for t in valid})
+    return out
+
+
+def ref_whiten(per_token, b, eps):
+    values = [v for row in per_token for v in row.values()]
+    m = mean(values)
+    var = math.fsum((v - m) ** 2 for v in values) / len(values)
+    return [[(per_token[i][t] - m) / math.sqrt(var + eps) if mk else 0.0 for t, mk in enumerate(row)]
+            for i, row in enumerate(b["mask"])]
+
+
+def ref_batch_whiten(b, gamma=1.0, eps=1e-8):
+    return ref_whiten(ref_returns(b, gamma), b, eps)
+
+
+def ref_group_baseline_whiten(b, eps=1e-8):
+    centred = [row[0] if any(m) else 0.0 for row, m in
+               zip([[v for v, mk in zip(r, m, strict=False) if mk] for r, m in zip(ref_group_mean_baseline(b), b["mask"], strict=False)],
+                   b["mask"], strict=False)]
+    per_token = [{t: centred[i] for t, m in enumerate(row) if m} for i, row in enumerate(b["mask"])]
+    return ref_whiten(per_token, b, eps)
+
+
+def ref_length_weighted(b):
+    r, g, lens = seq_rewards(b), groups(b), lengths_of(b)
+    out = [0.0] * len(r)
+    for members in g.values():
+        baseline = math.fsum(lens[j] * r[j] for j in members) / math.fsum(lens[j] for j in members)
+        for j in members:
+            out[j] = r[j] - baseline
+    return to_tokens(out, b)
+
+
+def ref_gpg(b, norm=1.0):
+    r, g = seq_rewards(b), groups(b)
+    flat = sum(len(m) for m in g.values() if max(r[j] for j in m) == min(r[j] for j in m))
+    alpha = len(r) / (len(r) - flat) if len(r) > flat else 1.0
+    base = [row for row in ref_group_mean_baseline(b)]
+    return [[alpha * v / norm for v in row] for row in base]
+
+
+def ref_passk(b, k):
+    """Brute force: every k-subset S of the group gets R(S) = max_{j in S} r_j; the response's
+    advantage is the mean over subsets containing it of (R(S) - mean R) / std R (population)."""
+    r, g = seq_rewards(b), groups(b)
+    out = [0.0] * len(r)
+    for members in g.values():
+        subsets = list(itertools.combinations(members, k))
+        scores = {s: max(r[j] for j in s) for s in subsets}
+        mu = mean(list(scores.values()))
+        sigma = math.sqrt(mean([(v - mu) ** 2 for v in scores.values()]))
+        for j in members:
+            mine = [v for s, v in scores.items() if j in s]
+            out[j] = 0.0 if sigma == 0 else (mean(mine) - mu) / sigma
+    return to_tokens(out, b)
+
+
+def ref_multi_reward(b, weights, mode="decoupled", eps=1e-6):
+    comps, g = b["components"], groups(b)
+    n = len(comps)
+
+    def zscore(values):
+        out = [0.0] * n
+        for members in g.values():
+            vals = [values[j] for j in members]
+            s = std(vals)
+            for j in members:
+                out[j] = 0.0 if s == 0 else (values[j] - mean(vals)) / (s + eps)
+        return out
+
+    if mode == "summed":
+        return to_tokens(zscore([math.fsum(w * c[k] for k, w in enumerate(weights)) for c in comps]), b)
+    z = [zscore([c[k] for c in comps]) for k in range(len(weights))]
+    combined = [math.fsum(w * z[k][i] for k, w in enumerate(weights)) for i in range(n)]
+    s = std(combined) if n > 1 else 0.0
+    m = mean(combined)
+    return to_tokens([0.0 if s == 0 else (c - m) / (s + eps) for c in combined], b)
+
+
+# name -> (term, reference, batches kwargs)
+CASES = {
+    "group_mean_baseline": (group_mean_baseline(), ref_group_mean_baseline, {}),
+    "group_zscore": (group_zscore(), ref_group_zscore, {"min_size": 2}),
+    "group_zscore_trl_pop": (group_zscore(eps=1e-4, unbiased=False),
+                             lambda b: ref_group_zscore(b, 1e-4, False), {"min_size": 2}),
+    "group_zscore_verl_singleton": (group_zscore(singleton="verl"),
+                                    lambda b: ref_group_zscore(b, singleton="verl"), {}),
+    "group_zscore_zero_singleton": (group_zscore(eps=1e-9, singleton="zero"),
+                                    lambda b: ref_group_zscore(b, 1e-9, singleton="zero"), {}),
+    "group_mean_batch_std": (group_mean_batch_std(), ref_group_mean_batch_std, {}),
+    "leave_one_out": (leave_one_out(), ref_leave_one_out, {"min_size": 2}),
+    "batch_whiten": (batch_whiten(), ref_batch_whiten, {}),
+    "batch_whiten_gamma": (batch_whiten(gamma=0.7, eps=1e-6), lambda b: ref_batch_whiten(b, 0.7, 1e-6), {}),
+    "group_baseline_whiten": (group_baseline_whiten(), ref_group_baseline_whiten, {}),
+    "length_weighted_baseline": (length_weighted_baseline(), ref_length_weighted, {}),
+    "gpg_scale": (gpg_scale(), ref_gpg, {}),
+    "gpg_scale_norm": (gpg_scale(norm=3.0), lambda b: ref_gpg(b, 3.0), {}),
+    "passk_k1": (passk_advantage(k=1), lambda b: ref_passk(b, 1), {"binary": True}),
+    "passk_k2": (passk_advantage(k=2), lambda b: ref_passk(b, 2), {"min_size": 2, "binary": True}),
+    "passk_k3": (passk_advantage(k=3), lambda b: ref_passk(b, 3), {"min_size": 3, "binary": True}),
+    "gdpo": (multi_reward_advantage(weights=(1.0, 0.5)),
+             lambda b: ref_multi_reward(b, (1.0, 0.5)), {"min_size": 2}),
+    "summed": (multi_reward_advantage(weights=(1.0, 0.5), mode="summed"),
+               lambda b: ref_multi_reward(b, (1.0, 0.5), "summed"), {"min_size": 2}),
+}
+OUTCOME_LEVEL = [n for n in CASES if not n.startswith("batch_whiten") and n != "group_baseline_whiten"]
+
+
+def per_sequence(advantages, mask):
+    """The value on each row's first valid token (outcome-level advantages are constant)."""
+    first = mask.float().argmax(dim=-1)
+    return advantages[torch.arange(mask.shape[0]), first]
+
+
+# ----------------------------------------------------------------------------- layer 2: loops
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_loop_reference(name):
+    term, reference, kwargs = CASES[name]
+
+    @REFERENCE_SETTINGS
+    @given(b=batches(**kwargs))
+    def check(b):
+        if name.startswith("passk") and b["token_rewards"] is not None:
+            b = {**b, "token_rewards": None, "rewards": b["rewards"] or [0.0] * len(b["mask"])}
+        state = make_state(b)
+        got = term(state).advantages
+        want = torch.tensor(reference(b), dtype=F64)
+        torch.testing.assert_close(got, want, atol=1e-9, rtol=1e-7)
+
+    check()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_advantages_are_detached(name):
+    """Advantages carry no gradient even when every reward input requires one."""
+    term = CASES[name][0]
+    b = {"rewards": [1.0, 0.0, 1.0, 0.0, 1.0, 1.0], "group_ids": [0, 0, 0, 1, 1, 1],
+         "mask": [[True, True], [True, False]] * 3, "token_rewards": None,
+         "components": [[1.0, 0.5], [0.0, 0.25], [1.0, 0.0], [0.5, 0.5], [0.0, 1.0], [0.25, 0.0]]}
+    state = make_state(b, requires_grad=True)
+    assert state.rewards.requires_grad
+    out = term(state)
+    assert out.advantages.requires_grad is False
+    assert out.advantages.grad_fn is None
+
+
+@pytest.mark.parametrize("name", OUTCOME_LEVEL)
+def test_outcome_advantage_constant_over_tokens_zero_on_padding(name):
+    term, _, kwargs = CASES[name]
+
+    @SETTINGS
+    @given(b=batches(**kwargs, token_rewards=False))
+    def check(b):
+        state = make_state(b)
+        adv = term(state).advantages
+        assert torch.equal(adv[~state.mask], torch.zeros_like(adv[~state.mask]))
+        torch.testing.assert_close(adv, broadcast_to_tokens(per_sequence(adv, state.mask), state.mask))
+
+    check()
+
+
+@pytest.mark.parametrize("name", ["batch_whiten", "batch_whiten_gamma", "group_baseline_whiten"])
+def test_token_level_terms_zero_on_padding(name):
+    term, _, kwargs = CASES[name]
+
+    @SETTINGS
+    @given(b=batches(**kwargs))
+    def check(b):
+        state = make_state(b)
+        adv = term(state).advantages
+        assert bool((adv[~state.mask] == 0).all())
+
+    check()
+
+
+# ----------------------------------------------------------------------------- properties
+def assert_group_zero_sum(advantages, mask, group_ids, weights=None, atol=1e-9):
+    """G1: sum over each group of the per-sequence advantage (optionally weighted) is 0."""
+    values = per_sequence(advantages, mask)
+    if weights is not None:
+        values = values * weights
+    for g in torch.unique(group_ids):
+        members = values[group_ids == g]
+        total = float(members.sum())
+        assert abs(total) <= atol * (1 + float(members.abs().sum())), (
+            f"group {int(g)}: advantages {members.tolist()} sum to {total}, expected 0")
+
+
+def zero_sum_property(term, min_size=2, binary=False, weighted=False, config=REFERENCE_SETTINGS):
+    """Hypothesis property: ``term`` gives advantages that sum to zero in every group.
+    Raises AssertionError (with Hypothesis' falsifying example) when the term breaks it."""
+
+    @config
+    @given(b=batches(min_size=min_size, binary=binary, token_rewards=False if binary else None))
+    def check(b):
+        state = make_state(b)
+        weights = state.mask.sum(-1).to(F64) if weighted else None
+        assert_group_zero_sum(term(state).advantages, state.mask, state.group_ids, weights)
+
+    check()
+
+
+ZERO_SUM = ["group_mean_baseline", "group_zscore", "group_zscore_trl_pop", "group_mean_batch_std",
+            "leave_one_out", "gpg_scale", "passk_k1", "passk_k2", "passk_k3", "gdpo", "summed"]
+
+
+@pytest.mark.parametrize("name", ZERO_SUM)
+def test_zero_sum_per_group(name):
+    term, _, kwargs = CASES[name]
+    zero_sum_property(term, min_size=max(2, kwargs.get("min_size", 1)), binary=kwargs.get("binary", False))
+
+
+def test_length_weighted_baseline_is_length_weighted_zero_sum():
+    # OPO's baseline makes sum_j |y_j| A_j = 0 in every group (not the plain sum).
+    zero_sum_property(length_weighted_baseline(), min_size=1, weighted=True)
+
+
+def broken_group_mean_baseline(state: State) -> State:
+    """A deliberately broken copy of group_mean_baseline: it forgets to subtract the group
+    mean for the last member of every group."""
+    rewards = sequence_rewards(state, "broken")
+    centred = rewards - group_mean(rewards, state.group_ids)
+    last = torch.zeros_like(rewards, dtype=torch.bool)
+    for g in torch.unique(state.group_ids):
+        last[(state.group_ids == g).nonzero().flatten()[-1]] = True
+    advantages = torch.where(last, rewards, centred)
+    return state.update(advantages=broadcast_to_tokens(advantages, state.mask).detach())
+
+
+def test_zero_sum_property_catches_a_broken_term():
+    with pytest.raises(AssertionError, match="expected 0"):
+        zero_sum_property(broken_group_mean_baseline, config=NO_SHRINK)
+
+    def holds(b):
+        state = make_state(b)
+        try:
+            assert_group_zero_sum(broken_group_mean_baseline(state).advantages, state.mask, state.group_ids)
+        except AssertionError:
+            return False
+        return True
+
+    # Hypothesis shrinks to a minimal counterexample: a group whose mean is not zero.
+    example = find(batches(min_size=2, token_rewards=False), lambda b: not holds(b),
+                   settings=settings(database=None, max_examples=200))
+    state = make_state(example)
+    assert not holds(example)
+    assert bool((group_mean(state.rewards, state.group_ids) != 0).any())
+
+
+SHIFT_PER_GROUP = ["group_mean_baseline", "group_zscore", "group_zscore_trl_pop", "leave_one_out",
+                   "length_weighted_baseline", "gpg_scale", "group_baseline_whiten", "summed", "gdpo"]
+
+
+@pytest.mark.parametrize("name", SHIFT_PER_GROUP + ["group_mean_batch_std", "batch_whiten"])
+def test_shift_invariance(name):
+    """G2: adding a constant to the rewards of a group (every group its own constant; one
+    constant for the whole batch for the batch-level terms) leaves A unchanged."""
+    term, _, kwargs = CASES[name]
+    per_group = name in SHIFT_PER_GROUP
+
+    @SETTINGS
+    @given(b=batches(**kwargs, grid=True), shifts=st.lists(GRID.map(lambda x: 2 * x), min_size=45, max_size=45))
+    def check(b, shifts):
+        ids = sorted(set(b["group_ids"]))
+        shift = [shifts[ids.index(g) if per_group else 0] for g in b["group_ids"]]
+        moved = dict(b)
+        if b["rewards"] is not None:
+            moved["rewards"] = [r + c for r, c in zip(b["rewards"], shift, strict=False)]
+        else:  # token rewards only: shift the last valid token's reward
+            moved["token_rewards"] = [[v + (c if t == max(k for k, m in enumerate(row) if m) else 0.0)
+                                       for t, v in enumerate(vals)]
+                                      for vals, row, c in zip(b["token_rewards"], b["mask"], shift, strict=False)]
+        moved["components"] = [[v + c for v in comp] for comp, c in zip(b["components"], shift, strict=False)]
+        torch.testing.assert_close(term(make_state(moved)).advantages, term(make_state(b)).advantages,
+                                   atol=1e-9, rtol=1e-7)
+
+    check()
+
+
+LINEAR = ["group_mean_baseline", "leave_one_out", "length_weighted_baseline", "gpg_scale"]
+INVARIANT = {
+    "group_zscore": group_zscore(eps=0.0),
+    "group_zscore_pop": group_zscore(eps=0.0, unbiased=False),
+    "group_mean_batch_std": group_mean_batch_std(eps=0.0),
+    "gdpo": multi_reward_advantage(weights=(1.0, 0.5), eps=0.0),
+    "summed": multi_reward_advantage(weights=(1.0, 0.5), mode="summed", eps=0.0),
+    "batch_whiten": batch_whiten(eps=1e-300),
+    "group_baseline_whiten": group_baseline_whiten(eps=1e-300),
+}
+
+
+def _scaled(b, a):
+    out = dict(b)
+    out["rewards"] = None if b["rewards"] is None else [a * r for r in b["rewards"]]
+    out["token_rewards"] = None if b["token_rewards"] is None else [[a * v for v in row] for row in b["token_rewards"]]
+    out["components"] = [[a * v for v in row] for row in b["components"]]
+    return out
+
+
+@pytest.mark.parametrize("name", LINEAR)
+def test_scale_linear_for_no_std_variants(name):
+    term, _, kwargs = CASES[name]
+
+    @SETTINGS
+    @given(b=batches(**kwargs), a=st.sampled_from([0.25, 0.5, 2.0, 3.0, 10.0]))
+    def check(b, a):
+        torch.testing.assert_close(term(make_state(_scaled(b, a))).advantages,
+                                   a * term(make_state(b)).advantages, atol=1e-9, rtol=1e-7)
+
+    check()
+
+
+@pytest.mark.parametrize("name", list(INVARIANT))
+def test_scale_invariant_for_std_variants(name):
+    term = INVARIANT[name]
+    whiten = "whiten" in name
+
+    @SETTINGS
+    @given(b=batches(min_size=2, grid=True), a=st.sampled_from([0.25, 0.5, 2.0, 3.0, 10.0]))
+    def check(b, a):
+        base = term(make_state(b)).advantages
+        if whiten:  # a whitened batch whose spread is ~0 is all rounding noise
+            ref = ref_batch_whiten(b, eps=0.0 + 1e-300) if name == "batch_whiten" else None
+            spread = make_state(b)
+            assume(float(base[spread.mask].abs().max()) > 1e-3 if ref is None else True)
+            values = [v for row in ref_returns(b, 1.0) for v in row.values()] if ref is not None else []
+            assume(not values or max(values) - min(values) > 1e-3)
+        torch.testing.assert_close(term(make_state(_scaled(b, a))).advantages, base, atol=1e-9, rtol=1e-7)
+
+    check()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_permutation_equivariance(name):
+    """G4: permuting the sequences of the batch (within and across groups) permutes A."""
+    term, _, kwargs = CASES[name]
+
+    @SETTINGS
+    @given(b=batches(**kwargs, token_rewards=False if kwargs.get("binary") else None), data=st.data())
+    def check(b, data):
+        order = data.draw(st.permutations(range(len(b["mask"]))))
+        moved = term(make_state(permute(b, order))).advantages
+        torch.testing.assert_close(moved, term(make_state(b)).advantages[list(order)], atol=1e-9, rtol=1e-7)
+
+    check()
+
+
+DEGENERATE = {
+    "group_mean_baseline": group_mean_baseline(),
+    "group_zscore": group_zscore(),
+    "group_zscore_eps0": group_zscore(eps=0.0),
+    "group_zscore_pop": group_zscore(unbiased=False),
+    "group_mean_batch_std": group_mean_batch_std(),
+    "leave_one_out": leave_one_out(),
+    "length_weighted_baseline": length_weighted_baseline(),
+    "gpg_scale": gpg_scale(),
+    "summed": multi_reward_advantage(weights=(1.0,), mode="summed"),
+    "gdpo": multi_reward_advantage(weights=(1.0,)),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize("name", list(DEGENERATE))
+def test_all_equal_groups_give_exactly_zero(name, dtype):
+    """G5: a group whose rewards are all equal gets A = 0 exactly (also for float32 values
+    like seven rewards of 0.7, whose naive mean is off by an ulp)."""
+    term = DEGENERATE[name]
+
+    @SETTINGS
+    @given(b=batches(min_size=2, max_size=8, constant_groups=True, token_rewards=False, n_components=1))
+    def check(b):
+        b = {**b, "components": [[r] for r in b["rewards"]]}
+        adv = term(make_state(b, dtype=dtype)).advantages
+        assert torch.equal(adv, torch.zeros_like(adv)), adv
+
+    check()
+
+
+def test_passk_all_correct_or_all_wrong_groups_give_zero():
+    @SETTINGS
+    @given(b=batches(min_size=3, binary=True, constant_groups=True, token_rewards=False), k=st.integers(1, 3))
+    def check(b, k):
+        adv = passk_advantage(k=k)(make_state(b)).advantages
+        assert torch.equal(adv, torch.zeros_like(adv))
+
+    check()
+
+
+# ----------------------------------------------------------------------------- relations between terms
+@SETTINGS
+@given(b=batches(min_size=2))
+def test_rloo_is_g_over_g_minus_one_times_group_mean_baseline(b):
+    state = make_state(b)
+    n = torch.tensor([b["group_ids"].count(g) for g in b["group_ids"]], dtype=F64)
+    scale = broadcast_to_tokens(n / (n - 1), state.mask)
+    torch.testing.assert_close(leave_one_out()(state).advantages,
+                               scale * group_mean_baseline()(state).advantages, atol=1e-9, rtol=1e-7)
+
+
+@SETTINGS
+@given(b=batches(equal_lengths=True))
+def test_opo_equals_group_mean_baseline_when_lengths_are_equal(b):
+    state = make_state(b)
+    torch.testing.assert_close(length_weighted_baseline()(state).advantages,
+                               group_mean_baseline()(state).advantages, atol=1e-9, rtol=1e-7)
+
+
+@SETTINGS
+@given(b=batches(min_size=2, binary=True, token_rewards=False))
+def test_passk_with_k1_is_grpo_with_population_std(b):
+    # pass@1 of a group is its accuracy p; A+ = (1-p)/sqrt(p(1-p)), A- = -p/sqrt(p(1-p)).
+    state = make_state(b)
+    torch.testing.assert_close(passk_advantage(k=1)(state).advantages,
+                               group_zscore(eps=0.0, unbiased=False)(state).advantages, atol=1e-9, rtol=1e-7)
+
+
+@SETTINGS
+@given(b=batches(min_size=2, n_components=1))
+def test_gdpo_with_one_component_is_batch_renormalised_grpo(b):
+    state = make_state(b)
+    grpo_state = make_state({**b, "rewards": [c[0] for c in b["components"]], "token_rewards": None})
+    grpo = per_sequence(group_zscore(eps=1e-6)(grpo_state).advantages, state.mask)
+    s = grpo.std()
+    expected = (grpo - grpo.mean()) / (s + 1e-6) if float(s) > 0 else torch.zeros_like(grpo)
+    got = multi_reward_advantage(weights=(1.0,), eps=1e-6)(state).advantages
+    torch.testing.assert_close(got, broadcast_to_tokens(expected, state.mask), atol=1e-9, rtol=1e-7)
+    # "summed" with one component is exactly the GRPO advantage (no batch renormalisation).
+    summed = multi_reward_advantage(weights=(1.0,), mode="summed")(state).advantages
+    torch.testing.assert_close(summed, broadcast_to_tokens(grpo, state.mask), atol=1e-9, rtol=1e-7)
+
+
+@SETTINGS
+@given(b=batches(min_size=2), a=st.sampled_from([0.25, 4.0, 10.0]))
+def test_gdpo_is_invariant_to_the_scale_of_one_component(b, a):
+    """Decoupled normalisation: rescaling one reward component changes nothing (eps=0)."""
+    moved = {**b, "components": [[c[0] * a, c[1]] for c in b["components"]]}
+    term = multi_reward_advantage(weights=(1.0, 0.5), eps=0.0)
+    torch.testing.assert_close(term(make_state(moved)).advantages, term(make_state(b)).advantages,
+                               atol=1e-9, rtol=1e-7)
+
+
+def test_group_terms_sum_token_rewards_per_sequence():
+    # outcome [1, 0] + token rewards [[0.25, 0.5], [0.75, pad]] -> r = [1.75, 0.75], mean 1.25
+    state = State.from_batch(logp=torch.zeros(2, 2, dtype=F64), mask=torch.tensor([[1, 1], [1, 0]]),
+                             rewards=torch.tensor([1.0, 0.0], dtype=F64), group_ids=torch.tensor([7, 7]),
+                             token_rewards=torch.tensor([[0.25, 0.5], [0.75, NAN]], dtype=F64))
+    adv = group_mean_baseline()(state).advantages
+    torch.testing.assert_close(adv, torch.tensor([[0.5, 0.5], [-0.5, 0.0]], dtype=F64))
+    only_tokens = State.from_batch(logp=state.logp, mask=state.mask, group_ids=state.group_ids,
+                                   token_rewards=state.token_rewards)
+    # r = [0.75, 0.75]: an all-equal group -> exactly 0
+    assert torch.equal(group_zscore()(only_tokens).advantages, torch.zeros(2, 2, dtype=F64))
+
+
+# ----------------------------------------------------------------------------- layer 1: hand values
+def _state(rewards, group_ids, lengths=None, seq=None, **extra):
+    n = len(rewards)
+    lengths = lengths or [1] * n
+    seq = seq or max(lengths)
+    mask = torch.tensor([[t < n_ for t in range(seq)] for n_ in lengths])
+    return State.from_batch(logp=torch.zeros(mask.shape, dtype=F64), mask=mask,
+                            rewards=torch.tensor(rewards, dtype=F64), group_ids=torch.tensor(group_ids), **extra)
+
+
+def _seq(state, term):
+    return per_sequence(term(state).advantages, state.mask).tolist()
+
+
+def test_hand_group_mean_baseline():
+    # group 0: r = (1, 0), mean 1/2 -> (1/2, -1/2); group 1: r = (0.5) alone -> 0
+    state = _state([1.0, 0.0, 0.5], [0, 0, 1], lengths=[2, 1, 3])
+    adv = group_mean_baseline()(state).advantages
+    torch.testing.assert_close(adv, torch.tensor([[0.5, 0.5, 0], [-0.5, 0, 0], [0, 0, 0]], dtype=F64))
+
+
+# One group r = (1, 0, 0, 0): mean 1/4, deviations (3/4, -1/4, -1/4, -1/4), sum of squares 3/4.
+# Bessel: var = (3/4)/3 = 1/4, std = 1/2.  Population: var = 3/16, std = sqrt(3)/4 = 0.4330127...
+@pytest.mark.parametrize("peer, eps, unbiased, plus, minus", [
+    ("verl", 1e-6, True, 1.499997000006, -0.499999000002),            # 0.75/0.500001, -0.25/0.500001
+    ("TRL", 1e-4, True, 1.4997000599880024, -0.4999000199960008),     # 0.75/0.5001, -0.25/0.5001
+    ("OpenRLHF", 1e-9, True, 1.4999999970000002, -0.49999999900000003),  # 0.75/0.500000001
+    ("population", 1e-6, False, 1.732046807578115, -0.5773489358593717),  # 0.75/(0.4330127+1e-6)
+])
+def test_golden_group_zscore_peers(peer, eps, unbiased, plus, minus):
+    state = _state([1.0, 0.0, 0.0, 0.0], [3, 3, 3, 3])
+    got = _seq(state, group_zscore(eps=eps, unbiased=unbiased))
+    assert got == pytest.approx([plus, minus, minus, minus], rel=1e-12, abs=0)
+
+
+def test_golden_group_zscore_peers_differ():
+    state = _state([1.0, 0.0, 0.0, 0.0], [0, 0, 0, 0])
+    values = {eps: _seq(state, group_zscore(eps=eps))[0] for eps in (1e-6, 1e-4, 1e-9)}
+    assert len({round(v, 12) for v in values.values()}) == 3
+    assert _seq(state, group_zscore(unbiased=False))[0] != pytest.approx(values[1e-6], rel=1e-3)
+
+
+def test_golden_group_zscore_singleton_modes():
+    # group 0: r = (1, 0): mean 1/2, Bessel std sqrt(1/2) = 0.70710678 -> +-0.5/(0.70710678 + 1e-6)
+    # group 5: r = (2) alone: verl uses mean 0, std 1 -> 2/(1 + 1e-6) = 1.999998000002; 'zero' -> 0
+    state = _state([1.0, 0.0, 2.0], [0, 0, 5])
+    assert _seq(state, group_zscore(singleton="verl")) == pytest.approx(
+        [0.7071057811879616, -0.7071057811879616, 1.9999980000020001], rel=1e-12)
+    assert _seq(state, group_zscore(singleton="zero")) == pytest.approx(
+        [0.7071057811879616, -0.7071057811879616, 0.0], rel=1e-12)
+    # population std of (1, 0) is 1/2 -> +-0.5/0.500001 = +-0.999998000004
+    assert _seq(state, group_zscore(unbiased=False, singleton="zero")) == pytest.approx(
+        [0.999998000004, -0.999998000004, 0.0], rel=1e-12)
+    for unbiased in (True, False):
+        with pytest.raises(RlobjInputError, match=r"group_ids: group_zscore needs at least 2.*\[5\]"):
+            group_zscore(unbiased=unbiased)(state)
+
+
+def test_hand_group_mean_batch_std():
+    # r = (1, 0 | 3, 1): group means 1/2, 2 -> centred (1/2, -1/2, 1, -1).
+    # batch mean 5/4, squares of deviations 1/16 + 25/16 + 49/16 + 1/16 = 76/16 = 4.75,
+    # Bessel std sqrt(4.75/3) = 1.2583057392117916 -> A = centred / (1.2583057392117916 + 1e-6)
+    state = _state([1.0, 0.0, 3.0, 1.0], [0, 0, 1, 1])
+    assert _seq(state, group_mean_batch_std()) == pytest.approx(
+        [0.39735939133029047, -0.39735939133029047, 0.7947187826605809, -0.7947187826605809], rel=1e-12)
+
+
+def test_hand_leave_one_out():
+    # r = (1, 0, 0.5): others' means (0.25, 0.75, 0.5) -> A = (0.75, -0.75, 0) = 3/2 * (r - 1/2)
+    assert _seq(_state([1.0, 0.0, 0.5], [0, 0, 0]), leave_one_out()) == pytest.approx([0.75, -0.75, 0.0])
+
+
+def test_hand_batch_whiten():
+    # row 0: 3 tokens, token rewards (0, -0.5, 0) + outcome 1 on the last -> (0, -0.5, 1)
+    # row 1: 2 tokens, token rewards (0.5, 0) + outcome 0 -> (0.5, 0)
+    state = State.from_batch(logp=torch.zeros(2, 3, dtype=F64), mask=torch.tensor([[1, 1, 1], [1, 1, 0]]),
+                             rewards=torch.tensor([1.0, 0.0], dtype=F64),
+                             token_rewards=torch.tensor([[0.0, -0.5, 0.0], [0.5, 0.0, 9.0]], dtype=F64))
+    # gamma = 1: returns (0.5, 0.5, 1 | 0.5, 0); mean 0.5, deviations (0, 0, .5 | 0, -.5),
+    # population var 0.5/5 = 0.1 -> A = dev/sqrt(0.1 + 1e-8): 0.5/sqrt(0.10000001) = 1.5811387510272539
+    a = 1.5811387510272539
+    torch.testing.assert_close(batch_whiten()(state).advantages,
+                               torch.tensor([[0, 0, a], [0, -a, 0]], dtype=F64), atol=1e-12, rtol=1e-12)
+    # gamma = 0.5: row 0: G2 = 1, G1 = -0.5 + 0.5*1 = 0, G0 = 0 + 0.5*0 = 0; row 1: G1 = 0, G0 = 0.5.
+    # values (0, 0, 1 | 0.5, 0): mean 0.3, deviations (-.3, -.3, .7 | .2, -.3), var 0.8/5 = 0.16
+    want = [[-0.7499999765625012, -0.7499999765625012, 1.7499999453125026], [0.4999999843750008, -0.7499999765625012, 0]]
+    torch.testing.assert_close(batch_whiten(gamma=0.5)(state).advantages, torch.tensor(want, dtype=F64),
+                               atol=1e-12, rtol=1e-12)
+
+
+def test_hand_group_baseline_whiten():
+    # r = (1, 0 | 1, 1), lengths (1, 3 | 2, 2): centred (1/2, -1/2 | 0, 0).
+    # token values: 0.5 (x1), -0.5 (x3), 0 (x4): mean (0.5 - 1.5)/8 = -1/8,
+    # deviations 5/8, -3/8 (x3), 1/8 (x4); var = (25 + 27 + 4)/64/8 = 0.875/8 = 0.109375
+    state = _state([1.0, 0.0, 1.0, 1.0], [0, 0, 1, 1], lengths=[1, 3, 2, 2])
+    p, m, z = 1.8898222786542624, -1.1338933671925575, 0.3779644557308525  # dev/sqrt(0.109375 + 1e-8)
+    want = torch.tensor([[p, 0, 0], [m, m, m], [z, z, 0], [z, z, 0]], dtype=F64)
+    torch.testing.assert_close(group_baseline_whiten()(state).advantages, want, atol=1e-12, rtol=1e-12)
+
+
+def test_hand_length_weighted_baseline():
+    # r = (1, 0, 0), lengths (1, 2, 3): b = (1*1 + 0 + 0)/6 = 1/6 -> A = (5/6, -1/6, -1/6)
+    # (the plain group mean 1/3 would give (2/3, -1/3, -1/3))
+    state = _state([1.0, 0.0, 0.0], [0, 0, 0], lengths=[1, 2, 3])
+    assert _seq(state, length_weighted_baseline()) == pytest.approx([5 / 6, -1 / 6, -1 / 6], rel=1e-12)
+
+
+def test_hand_gpg_scale():
+    # B = 4; group 1 (1, 1) is flat, M = 2 -> alpha = 4/(4-2) = 2; A = 2 (r - mean) = (1, -1, 0, 0)
+    state = _state([1.0, 0.0, 1.0, 1.0], [0, 0, 1, 1])
+    out = gpg_scale()(state)
+    assert per_sequence(out.advantages, state.mask).tolist() == [1.0, -1.0, 0.0, 0.0]
+    assert float(out.metrics["adv/gpg_alpha"]) == 2.0
+    assert _seq(state, gpg_scale(norm=2.0)) == [0.5, -0.5, 0.0, 0.0]
+
+
+def test_hand_passk():
+    state = _state([1.0, 0.0, 0.0, 0.0], [0, 0, 0, 0])
+    # k = 2, N = 4, c = 1: Rbar = 1 - C(3,2)/C(4,2) = 1/2, sigma = 1/2;
+    # A+ = (1 - 1/2)/(1/2) = 1; A- = (1 - 1/2 - C(2,1)/C(3,1))/(1/2) = (1/2 - 2/3)*2 = -1/3
+    assert _seq(state, passk_advantage(k=2)) == pytest.approx([1.0, -1 / 3, -1 / 3, -1 / 3], rel=1e-12)
+    # k = 3: Rbar = 1 - 1/4 = 3/4, sigma = sqrt(3)/4; A+ = (1/4)/(sqrt(3)/4) = 1/sqrt(3);
+    # A- = (1/4 - C(2,2)/C(3,2))/(sqrt(3)/4) = (1/4 - 1/3)*4/sqrt(3) = -1/(3 sqrt(3))
+    assert _seq(state, passk_advantage(k=3)) == pytest.approx(
+        [0.5773502691896258, -0.19245008972987526, -0.19245008972987526, -0.19245008972987526], rel=1e-12)
+    # k = 4 = N: every 4-subset contains the correct one -> Rbar = 1, sigma = 0 -> A = 0
+    assert _seq(state, passk_advantage(k=4)) == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_hand_gdpo_vs_summed():
+    # components (correct, format) for one group of 4: (1,0), (0,0), (0,1), (0,1)
+    comps = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [0.0, 1.0]], dtype=F64)
+    state = _state([0.0] * 4, [0] * 4, extras={"reward_components": comps})
+    # decoupled: z_correct = (3/4, -1/4, -1/4, -1/4)/(1/2 + 1e-6), z_format = (-1/2, -1/2, 1/2, 1/2)/(sqrt(1/3) + 1e-6)
+    # = (1.4999970, -0.4999990 x3) and (-0.8660239, -0.8660239, 0.8660239, 0.8660239);
+    # sum (0.6339731, -1.3660229, 0.3660249, 0.3660249), mean 0, Bessel std 0.9193..., renormalised:
+    assert _seq(state, multi_reward_advantage(weights=(1.0, 1.0))) == pytest.approx(
+        [0.6895501702962533, -1.4857749193997074, 0.398112374551727, 0.398112374551727], rel=1e-9)
+    # summed: r = (1, 0, 1, 1), mean 3/4, Bessel std 1/2 -> (1/4, -3/4, 1/4, 1/4)/(1/2 + 1e-6)
+    assert _seq(state, multi_reward_advantage(weights=(1.0, 1.0), mode="summed")) == pytest.approx(
+        [0.499999000002, -1.499997000006, 0.499999000002, 0.499999000002], rel=1e-12)
+    # integer 0/1 components must not truncate fractional weights (0.5 stays 0.5)
+    ints = _state([0.0] * 4, [0] * 4, extras={"reward_components": comps.long()})
+    torch.testing.assert_close(multi_reward_advantage(weights=(1.0, 0.5), mode="summed")(ints).advantages,
+                               multi_reward_advantage(weights=(1.0, 0.5), mode="summed")(state).advantages)
+
+
+def test_seven_rewards_of_0_7_in_float32_give_zero():
+    # Regression: the naive float32 group mean of seven 0.7s is 0.7 + 6e-8, so std ~6e-8 and the
+    # z-score was 6e-8/(6e-8 + 1e-6) ~ 0.056 for every member of an all-equal group.
+    state = State.from_batch(logp=torch.zeros(7, 1), mask=torch.ones(7, 1, dtype=torch.bool),
+                             rewards=torch.full((7,), 0.7), group_ids=torch.zeros(7, dtype=torch.long))
+    for term in (group_zscore(), group_mean_baseline(), leave_one_out(), length_weighted_baseline(), gpg_scale()):
+        assert torch.equal(term(state).advantages, torch.zeros(7, 1)), term
+
+
+# ----------------------------------------------------------------------------- bad input
+ALL_TERMS = [c[0] for c in CASES.values()]
+
+
+@pytest.mark.parametrize("term", [c[0] for n, c in CASES.items() if not n.startswith(("gdpo", "summed"))],
+                         ids=[n for n in CASES if not n.startswith(("gdpo", "summed"))])
+def test_missing_rewards_is_a_clear_error(term):
+    state = State.from_batch(logp=torch.zeros(2, 1), mask=torch.ones(2, 1, dtype=torch.bool),
+                             group_ids=torch.tensor([0, 0]))
+    with pytest.raises(RlobjInputError, match="rewards"):
+        term(state)
+
+
+def test_multi_reward_missing_or_bad_components():
+    state = _state([1.0, 0.0], [0, 0])
+    with pytest.raises(RlobjInputError, match="reward_components"):
+        multi_reward_advantage()(state)
+    bad_shape = _state([1.0, 0.0], [0, 0], extras={"reward_components": torch.zeros(2, 3)})
+    with pytest.raises(RlobjInputError, match=r"reward_components.*\(2, 1\).*\(2, 3\)"):
+        multi_reward_advantage(weights=(1.0,))(bad_shape)
+    with pytest.raises(RlobjInputError, match="reward_components.*finite"):  # State checks extras
+        _state([1.0, 0.0], [0, 0], extras={"reward_components": torch.tensor([[NAN], [1.0]])})
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if not n.startswith("batch_whiten")])
+def test_missing_group_ids_is_a_clear_error(name):
+    term = CASES[name][0]
+    state = State.from_batch(logp=torch.zeros(2, 1), mask=torch.ones(2, 1, dtype=torch.bool),
+                             rewards=torch.tensor([1.0, 0.0]),
+                             extras={"reward_components": torch.tensor([[1.0, 0.0], [0.0, 1.0]])})
+    with pytest.raises(RlobjInputError, match="group_ids"):
+        term(state)
+
+
+@pytest.mark.parametrize("term", [group_zscore(), leave_one_out(), passk_advantage(k=2),
+                                  multi_reward_advantage(), multi_reward_advantage(mode="summed")])
+def test_singleton_group_where_two_are_needed(term):
+    state = _state([1.0, 0.0, 1.0], [0, 0, 4], extras={"reward_components": torch.tensor([[1.0], [0.0], [1.0]])})
+    with pytest.raises(RlobjInputError, match=r"group_ids: .* needs at least 2 responses per group.*\[4\]"):
+        term(state)
+
+
+def test_passk_group_smaller_than_k():
+    with pytest.raises(RlobjInputError, match=r"group_ids: passk_advantage needs at least 4"):
+        passk_advantage(k=4)(_state([1.0, 0.0, 1.0], [0, 0, 0]))
+
+
+def test_nan_rewards_are_refused_by_the_state():
+    with pytest.raises(RlobjInputError, match="rewards: expected finite values, got nan"):
+        _state([1.0, NAN], [0, 0])
+    with pytest.raises(RlobjInputError, match="rewards"):
+        _state([1.0, float("inf")], [0, 0])
+
+
+def test_passk_refuses_non_binary_rewards():
+    with pytest.raises(RlobjInputError, match=r"rewards: passk_advantage needs binary.*got \[0.5\]"):
+        passk_advantage(k=1)(_state([1.0, 0.5], [0, 0]))
+
+
+@pytest.mark.parametrize("build, field", [
+    (lambda: group_zscore(eps=-1e-6), "group_zscore.eps"),
+    (lambda: group_zscore(singleton="drop"), "group_zscore.singleton"),
+    (lambda: group_mean_batch_std(eps=-1.0), "group_mean_batch_std.eps"),
+    (lambda: batch_whiten(gamma=1.5), "batch_whiten.gamma"),
+    (lambda: batch_whiten(gamma=-0.1), "batch_whiten.gamma"),
+    (lambda: batch_whiten(eps=-1e-8), "batch_whiten.eps"),
+    (lambda: group_baseline_whiten(eps=-1.0), "group_baseline_whiten.eps"),
+    (lambda: gpg_scale(norm=0.0), "gpg_scale.norm"),
+    (lambda: passk_advantage(k=0), "passk_advantage.k"),
+    (lambda: multi_reward_advantage(mode="mean"), "multi_reward_advantage.mode"),
+    (lambda: multi_reward_advantage(weights=()), "multi_reward_advantage.weights"),
+    (lambda: multi_reward_advantage(weights=(1.0, float("nan"))), "multi_reward_advantage.weights"),
+    (lambda: multi_reward_advantage(eps=-1.0), "multi_reward_advantage.eps"),
+])
+def test_bad_hyperparameters(build, field):
+    with pytest.raises(RlobjInputError, match=field.replace(".", r"\.")):
+        build()

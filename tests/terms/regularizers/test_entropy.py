@@ -1,0 +1,231 @@
+"""Entropy regularisers (rlobj/terms/regularizers/entropy.py): the test layers of DESIGN.md s.7.
+
+entropy_bonus: hand values, loop reference on Hypothesis inputs, gradients through a given
+entropy tensor and through the lazily computed full-vocab entropy (gradcheck on logits),
+coef 0 adds nothing. adaptive_entropy: the sign and proportional update rules against a loop
+reference, movement toward the target, clipping, the input term_state left untouched.
+"""
+
+import math
+import os
+
+os.environ.setdefault("RLOBJ_TYPECHECK", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rlobj.algebra import Objective, State  # noqa: E402
+from rlobj.ops.errors import RlobjInputError  # noqa: E402
+from rlobj.terms.masks import top_entropy_mask  # noqa: E402
+from rlobj.terms.regularizers import adaptive_entropy, entropy_bonus  # noqa: E402
+from rlobj.terms.surrogates import reinforce  # noqa: E402
+
+F64 = torch.float64
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def t(rows, dtype=F64):
+    return torch.tensor(rows, dtype=dtype)
+
+
+class LogitsVocab:
+    """A minimal vocab view: full-vocab entropy from [batch, seq, vocab] logits; counts calls."""
+
+    def __init__(self, logits):
+        self.logits = logits
+        self.calls = 0
+
+    def entropy(self):
+        self.calls += 1
+        logp = torch.log_softmax(self.logits, dim=-1)
+        return -(logp.exp() * logp).sum(-1)
+
+
+@st.composite
+def batches(draw):
+    b = draw(st.integers(1, 4))
+    n = draw(st.integers(1, 6))
+    seed = draw(st.integers(0, 2**31 - 1))
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(b, n, generator=g) < 0.75
+    mask[0, 0] = True
+    entropy = torch.rand(b, n, generator=g, dtype=F64) * draw(st.sampled_from([0.3, 2.0]))
+    entropy = torch.where(mask, entropy, torch.full_like(entropy, float("nan")))  # garbage in padding
+    logp = -torch.rand(b, n, generator=g, dtype=F64) - 1e-3
+    return {"logp": logp, "mask": mask, "entropy": entropy}
+
+
+def valid_mean(values, mask):
+    items = [v for row, mrow in zip(values.tolist(), mask.tolist(), strict=True)
+             for v, m in zip(row, mrow, strict=True) if m]
+    return math.fsum(items) / max(len(items), 1), len(items)
+
+
+# =========================================================================== entropy_bonus
+def test_entropy_bonus_hand_values():
+    # H = [[0.5, 1.0, pad]], coef 0.1: part -0.1*H = [-0.05, -0.1], token mean -0.075
+    out = entropy_bonus(coef=0.1).loss(logp=t([[-1.0, -1.0, 0.0]]), mask=t([[1, 1, 0]]).bool(),
+                                       entropy=t([[0.5, 1.0, 9.0]]))
+    part = out.state.parts["entropy"]
+    assert part.values[0, :2].tolist() == pytest.approx([-0.05, -0.1])
+    assert float(out.loss) == pytest.approx(-0.075)
+    assert float(out.metrics["entropy"]) == pytest.approx(0.75)
+    assert entropy_bonus().coef == 0.001
+
+
+@SETTINGS
+@given(batches(), st.sampled_from([-0.01, 0.0, 0.001, 0.5]))
+def test_entropy_bonus_matches_loop_reference_and_gradient(batch, coef):
+    entropy = batch["entropy"].clone().requires_grad_()
+    out = entropy_bonus(coef=coef).loss(logp=batch["logp"], mask=batch["mask"], entropy=entropy)
+    mean, count = valid_mean(batch["entropy"], batch["mask"])
+    assert float(out.loss.detach()) == pytest.approx(-coef * mean, rel=1e-12, abs=1e-15)
+    assert float(out.metrics["entropy"]) == pytest.approx(mean, rel=1e-12)
+    out.loss.backward()
+    expected = torch.where(batch["mask"], torch.full_like(entropy, -coef / count), 0.0)
+    torch.testing.assert_close(entropy.grad, expected)
+
+
+def test_entropy_bonus_gradcheck_through_lazy_vocab_entropy():
+    mask = t([[1, 1, 0], [1, 0, 0]]).bool()
+    logp = t([[-1.0, -1.0, -1.0], [-1.0, -1.0, -1.0]])
+    logits = torch.randn(2, 3, 5, dtype=F64, generator=torch.Generator().manual_seed(0)).requires_grad_()
+
+    def f(z):
+        return entropy_bonus(coef=0.3).loss(logp=logp, mask=mask, vocab=LogitsVocab(z)).loss
+
+    assert torch.autograd.gradcheck(f, (logits,))
+    # value: -0.3 * mean of the full-vocab entropies at the 3 valid tokens
+    p = torch.softmax(logits.detach(), -1)
+    h = -(p * p.log()).sum(-1)
+    assert float(f(logits).detach()) == pytest.approx(-0.3 * float(h[mask].mean()))
+    # gradient of a bonus raises entropy: one small step along -grad increases the mean entropy
+    loss = f(logits)
+    (grad,) = torch.autograd.grad(loss, logits)
+    p2 = torch.softmax(logits.detach() - 0.1 * grad, -1)
+    assert float((-(p2 * p2.log()).sum(-1))[mask].mean()) > float(h[mask].mean())
+
+
+def test_lazy_entropy_is_computed_once_per_state():
+    vocab = LogitsVocab(torch.zeros(1, 2, 4, dtype=F64))
+    state = State.from_batch(logp=t([[-1.0, -1.0]]), mask=torch.ones(1, 2, dtype=torch.bool), vocab=vocab,
+                             advantages=t([[1.0, 1.0]]))
+    out = Objective(reinforce() >> top_entropy_mask(rho=0.5) >> entropy_bonus())(state)
+    assert vocab.calls == 1
+    assert float(out.metrics["entropy"]) == pytest.approx(math.log(4))
+
+
+@SETTINGS
+@given(batches())
+def test_entropy_bonus_with_coef_zero_adds_zero(batch):
+    adv = torch.ones_like(batch["logp"])
+    kw = {"mask": batch["mask"], "entropy": batch["entropy"], "advantages": adv}
+    lp1 = batch["logp"].clone().requires_grad_()
+    lp2 = batch["logp"].clone().requires_grad_()
+    with_bonus = (reinforce() >> entropy_bonus(coef=0.0)).loss(logp=lp1, **kw)
+    without = reinforce().loss(logp=lp2, **kw)
+    assert float(with_bonus.metrics["loss/entropy"]) == 0.0
+    torch.testing.assert_close(with_bonus.loss, without.loss)
+    with_bonus.loss.backward()
+    without.loss.backward()
+    torch.testing.assert_close(lp1.grad, lp2.grad)
+
+
+# =========================================================================== adaptive_entropy
+def own(out):
+    (value,) = out.term_state.values()
+    return value
+
+
+def test_adaptive_entropy_hand_values():
+    kw = {"logp": t([[-1.0, -1.0]]), "mask": torch.ones(1, 2, dtype=torch.bool), "entropy": t([[0.1, 0.2]])}
+    # mean H = 0.15 < target 0.2: sign rule c1 = 0 + 0.005; the loss of this step uses c0 = 0
+    out = adaptive_entropy().loss(**kw)
+    assert own(out) == pytest.approx(0.005)
+    assert float(out.loss) == 0.0 and float(out.metrics["entropy/coef"]) == 0.0
+    # next call with the returned state: loss -0.005 * 0.15, coefficient 0.01
+    out2 = adaptive_entropy().loss(**kw, term_state=out.term_state)
+    assert float(out2.loss) == pytest.approx(-0.005 * 0.15)
+    assert own(out2) == pytest.approx(0.01)
+    # proportional: c1 = 0.05 + 0.5 * (0.2 - 0.15) = 0.075
+    out = adaptive_entropy(rule="proportional", init_coef=0.05, step=0.5).loss(**kw)
+    assert own(out) == pytest.approx(0.075)
+    assert float(out.loss) == pytest.approx(-0.05 * 0.15)
+    # above target with the sign rule: 0.05 - 0.005; clipped at min_coef 0 from 0.002
+    high = dict(kw, entropy=t([[0.5, 0.7]]))
+    assert own(adaptive_entropy(init_coef=0.05).loss(**high)) == pytest.approx(0.045)
+    assert own(adaptive_entropy(init_coef=0.002).loss(**high)) == 0.0
+    assert own(adaptive_entropy(init_coef=0.099).loss(**kw)) == pytest.approx(0.1)  # max_coef
+
+
+def ref_update(coef, mean, target, step, lo, hi, rule):
+    new = (coef + step if mean < target else coef - step) if rule == "sign" else coef + step * (target - mean)
+    return min(max(new, lo), hi)
+
+
+@SETTINGS
+@given(batches(), st.sampled_from(["sign", "proportional"]), st.floats(0.0, 0.1), st.floats(0.0, 1.5),
+       st.sampled_from([0.001, 0.005, 0.05]))
+def test_adaptive_entropy_matches_loop_reference_and_moves_toward_target(batch, rule, coef, target, step):
+    term = adaptive_entropy(target=target, step=step, rule=rule)
+    state = State.from_batch(logp=batch["logp"], mask=batch["mask"], entropy=batch["entropy"])
+    key = "0:adaptive_entropy"
+    term_state = {key: coef, "other": [1, 2]}
+    frozen = dict(term_state)
+    out = Objective(term).loss(state, term_state=term_state)
+    mean, _ = valid_mean(batch["entropy"], batch["mask"])
+    new = out.term_state[key]
+    assert new == pytest.approx(ref_update(coef, mean, target, step, 0.0, 0.1, rule), abs=1e-12)
+    assert float(out.loss.detach()) == pytest.approx(-coef * mean, rel=1e-9, abs=1e-15)
+    # toward the target: up when entropy is below it, down when above (within the clip range)
+    if mean < target:
+        assert new >= coef - 1e-12
+    elif mean > target:
+        assert new <= coef + 1e-12
+    # the input term_state is not mutated; other terms' states pass through
+    assert term_state == frozen and term_state[key] == coef
+    assert out.term_state["other"] == [1, 2]
+    assert 0.0 <= new <= 0.1
+
+
+def test_adaptive_entropy_converges_to_max_when_entropy_stays_low():
+    kw = {"logp": t([[-1.0]]), "mask": torch.ones(1, 1, dtype=torch.bool), "entropy": t([[0.05]])}
+    term_state, coefs = None, []
+    for _ in range(30):
+        out = adaptive_entropy(step=0.01).loss(**kw, term_state=term_state)
+        term_state = out.term_state
+        coefs.append(own(out))
+    assert coefs == sorted(coefs) and coefs[-1] == pytest.approx(0.1)
+
+
+def test_adaptive_entropy_gradient():
+    entropy = t([[0.3, 0.6, 0.1]]).requires_grad_()
+    mask = t([[1, 1, 0]]).bool()
+    out = adaptive_entropy(init_coef=0.04).loss(logp=t([[-1.0, -1.0, -1.0]]), mask=mask, entropy=entropy)
+    out.loss.backward()
+    torch.testing.assert_close(entropy.grad, t([[-0.02, -0.02, 0.0]]))
+
+
+# =========================================================================== bad input
+def test_missing_entropy_is_a_clear_error():
+    for term in (entropy_bonus(), adaptive_entropy()):
+        with pytest.raises(RlobjInputError, match="entropy.*neither an 'entropy' tensor nor a 'vocab'"):
+            term.loss(logp=t([[-1.0]]), mask=torch.ones(1, 1, dtype=torch.bool))
+
+
+def test_entropy_shape_is_checked():
+    with pytest.raises(RlobjInputError, match=r"entropy: expected shape"):
+        entropy_bonus().loss(logp=t([[-1.0, -1.0]]), mask=torch.ones(1, 2, dtype=torch.bool), entropy=t([[0.1]]))
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda: adaptive_entropy(step=-0.1), "adaptive_entropy.step"),
+    (lambda: adaptive_entropy(rule="pid"), "adaptive_entropy.rule"),
+    (lambda: adaptive_entropy(min_coef=0.2, max_coef=0.1), "min_coef"),
+])
+def test_invalid_hyperparameters(build, match):
+    with pytest.raises(RlobjInputError, match=match):
+        build()

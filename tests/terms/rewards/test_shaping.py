@@ -1,0 +1,263 @@
+"""Reward-shaping terms: hand values, loop references on Hypothesis inputs, gradients through
+the rewards, properties (DAPO overlong penalty shape, length penalty bounds), bad input."""
+
+import math
+import os
+
+os.environ.setdefault("RLOBJ_TYPECHECK", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rlobj.algebra.state import State  # noqa: E402
+from rlobj.ops.errors import RlobjBuildError, RlobjInputError  # noqa: E402
+from rlobj.terms.advantages import group_zscore  # noqa: E402
+from rlobj.terms.masks import drop_zero_variance_groups, zero_variance_groups
+from rlobj.terms.rewards import clip_rewards, length_penalty, overlong_penalty
+
+SETTINGS = settings(max_examples=int(os.environ.get("RLOBJ_HYPOTHESIS_EXAMPLES", "50")), deadline=None,
+                    database=None, suppress_health_check=[HealthCheck.too_slow])
+F64 = torch.float64
+REWARDS = st.one_of(st.sampled_from([0.0, 1.0, 0.5, -1.0, 0.7]), st.floats(-20, 20, allow_nan=False, allow_subnormal=False))
+
+
+@st.composite
+def batches(draw, min_size=1, binary=False, constant_groups=False):
+    sizes = draw(st.lists(st.integers(min_size, 6), min_size=1, max_size=4))
+    ids = draw(st.lists(st.integers(-3, 30), min_size=len(sizes), max_size=len(sizes), unique=True))
+    gids = [g for g, n in zip(ids, sizes, strict=True) for _ in range(n)]
+    order = draw(st.permutations(range(len(gids))))
+    gids = [gids[i] for i in order]
+    seq = draw(st.integers(1, 12))
+    lengths = draw(st.lists(st.integers(0, seq), min_size=len(gids), max_size=len(gids)))
+    values = st.sampled_from([0.0, 1.0]) if binary else REWARDS
+    if constant_groups:
+        per = {g: draw(st.sampled_from([0.1, 0.7, 0.3, 1 / 3, 0.2])) for g in ids}
+        rewards = [per[g] for g in gids]
+    else:
+        rewards = draw(st.lists(values, min_size=len(gids), max_size=len(gids)))
+    return {"rewards": rewards, "group_ids": gids, "lengths": lengths, "seq": seq}
+
+
+def make_state(b, dtype=F64, requires_grad=False):
+    mask = torch.tensor([[t < n for t in range(b["seq"])] for n in b["lengths"]])
+    return State.from_batch(logp=torch.zeros(mask.shape, dtype=dtype), mask=mask,
+                            rewards=torch.tensor(b["rewards"], dtype=dtype, requires_grad=requires_grad),
+                            group_ids=torch.tensor(b["group_ids"]))
+
+
+def _state(rewards, lengths, group_ids=None, requires_grad=False):
+    b = {"rewards": rewards, "lengths": lengths, "seq": max(lengths + [1]),
+         "group_ids": group_ids if group_ids is not None else [0] * len(rewards)}
+    return make_state(b, requires_grad=requires_grad)
+
+
+# ----------------------------------------------------------------------------- overlong_penalty
+def ref_overlong(length, max_length, buffer, factor):
+    expected = max_length - buffer
+    if length <= expected:
+        return 0.0
+    if length <= max_length:
+        return (expected - length) / buffer * factor
+    return -factor
+
+
+def test_hand_overlong_penalty():
+    # L_max = 10, L_buf = 4 -> free up to 6; 7 -> (6-7)/4 = -0.25; 8 -> -0.5; 10 -> -1; 12 -> -1 (capped)
+    state = _state([1.0] * 6, [5, 6, 7, 8, 10, 12])
+    out = overlong_penalty(max_length=10, buffer=4)(state)
+    assert out.rewards.tolist() == [1.0, 1.0, 0.75, 0.5, 0.0, 0.0]
+    # factor 0.5 halves the penalty: 8 -> -0.25
+    assert overlong_penalty(max_length=10, buffer=4, factor=0.5)(state).rewards.tolist() == [1, 1, 0.875, 0.75, 0.5, 0.5]
+    assert float(out.metrics["reward/overlong_penalty"]) == pytest.approx(-(0.25 + 0.5 + 1 + 1) / 6)
+    # DAPO reference defaults: 20480 with a 4096 buffer, factor 1
+    default = overlong_penalty()
+    assert (default.max_length, default.buffer, default.factor) == (20480, 4096, 1.0)
+    assert default.penalty(torch.tensor([16384.0, 18432.0, 20480.0])).tolist() == [0.0, -0.5, -1.0]
+
+
+@SETTINGS
+@given(b=batches(), max_length=st.integers(1, 12), data=st.data(), factor=st.sampled_from([0.0, 0.5, 1.0, 2.0]))
+def test_overlong_penalty_matches_loop(b, max_length, data, factor):
+    buffer = data.draw(st.integers(1, max_length))
+    out = overlong_penalty(max_length=max_length, buffer=buffer, factor=factor)(make_state(b))
+    want = [r + ref_overlong(n, max_length, buffer, factor) for r, n in zip(b["rewards"], b["lengths"], strict=True)]
+    assert out.rewards.tolist() == pytest.approx(want, abs=1e-12)
+
+
+@SETTINGS
+@given(max_length=st.integers(2, 50_000), data=st.data(), factor=st.floats(0, 5, allow_subnormal=False))
+def test_overlong_penalty_shape(max_length, data, factor):
+    """In [-factor, 0]; 0 up to L_max - L_buf; continuous; linear on each piece; non-increasing."""
+    buffer = data.draw(st.integers(1, max_length))
+    term = overlong_penalty(max_length=max_length, buffer=buffer, factor=factor)
+    start = max_length - buffer
+    lengths = torch.tensor(sorted({0, max(0, start - 1), start, start + 1, (start + max_length) // 2,
+                                   max_length - 1, max_length, max_length + 1, 3 * max_length}), dtype=F64)
+    p = term.penalty(lengths)
+    assert bool(((p >= -factor - 1e-12) & (p <= 0)).all())
+    assert bool((p[lengths <= start] == 0).all())
+    torch.testing.assert_close(p[lengths >= max_length], torch.full_like(p[lengths >= max_length], -factor))
+    assert bool((p[1:] <= p[:-1] + 1e-12).all())
+    # continuity at the knots and linearity in between (slope -factor/buffer)
+    for knot in (start, max_length):
+        k = torch.tensor([knot - 1e-6, knot, knot + 1e-6], dtype=F64)
+        v = term.penalty(k)
+        assert float((v - v[1]).abs().max()) <= 2e-6 * factor / buffer + 1e-12
+    inside = torch.linspace(start, max_length, 7, dtype=F64)
+    slopes = term.penalty(inside).diff() / inside.diff()
+    torch.testing.assert_close(slopes, torch.full_like(slopes, -factor / buffer))
+
+
+def test_overlong_penalty_gradient_passes_through_rewards():
+    state = _state([0.5, -0.25, 2.0], [3, 9, 15], requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda r: overlong_penalty(max_length=10, buffer=4)(state.update(rewards=r)).rewards,
+        (state.rewards,))
+
+
+# ----------------------------------------------------------------------------- length_penalty
+def ref_length_penalty(b, coef):
+    out = list(b["rewards"])
+    for g in set(b["group_ids"]):
+        idx = [i for i, x in enumerate(b["group_ids"]) if x == g]
+        lens = [b["lengths"][i] for i in idx]
+        lo, hi = min(lens), max(lens)
+        for i in idx:
+            lam = 0.0 if hi == lo else 0.5 - (b["lengths"][i] - lo) / (hi - lo)
+            out[i] += coef * (lam if b["rewards"][i] > 0 else min(0.0, lam))
+    return out
+
+
+def test_hand_length_penalty():
+    # lengths (2, 4, 6): lambda = 0.5 - (l - 2)/4 = (0.5, 0, -0.5)
+    # correct r = 1 -> +lambda: 1.5, 1.0; incorrect r = 0 at length 6 -> + min(0, -0.5) = -0.5
+    state = _state([1.0, 1.0, 0.0], [2, 4, 6])
+    assert length_penalty()(state).rewards.tolist() == [1.5, 1.0, -0.5]
+    # an incorrect short answer is not rewarded: min(0, 0.5) = 0
+    assert length_penalty(coef=0.1)(_state([0.0, 1.0], [2, 6])).rewards.tolist() == pytest.approx([0.0, 0.95])
+    # equal lengths -> lambda = 0 -> unchanged
+    assert length_penalty()(_state([1.0, 0.0], [3, 3])).rewards.tolist() == [1.0, 0.0]
+
+
+@SETTINGS
+@given(b=batches(), coef=st.sampled_from([0.0, 0.1, 1.0, 2.5]))
+def test_length_penalty_matches_loop_and_bounds(b, coef):
+    out = length_penalty(coef=coef)(make_state(b)).rewards
+    assert out.tolist() == pytest.approx(ref_length_penalty(b, coef), abs=1e-12)
+    bonus = out - torch.tensor(b["rewards"], dtype=F64)
+    assert bool((bonus.abs() <= 0.5 * coef + 1e-12).all())
+    wrong = torch.tensor(b["rewards"], dtype=F64) <= 0
+    assert bool((bonus[wrong] <= 1e-12).all())  # incorrect answers are never raised
+
+
+def test_length_penalty_gradient_passes_through_rewards():
+    state = _state([1.0, 0.5, -1.0], [2, 5, 7], requires_grad=True)
+    assert torch.autograd.gradcheck(lambda r: length_penalty()(state.update(rewards=r)).rewards, (state.rewards,))
+
+
+# ----------------------------------------------------------------------------- clip_rewards
+def test_hand_clip_rewards():
+    out = clip_rewards(low=-1.0, high=2.0)(_state([-3.0, 0.5, 2.0, 7.0], [1, 1, 1, 1]))
+    assert out.rewards.tolist() == [-1.0, 0.5, 2.0, 2.0]
+    assert float(out.metrics["reward/clipped_frac"]) == 0.5  # -3 and 7 changed
+    assert (clip_rewards().low, clip_rewards().high) == (-10.0, 10.0)  # OpenRLHF reward_clip_range
+
+
+@SETTINGS
+@given(b=batches(), low=st.floats(-10, 0), width=st.floats(0, 10))
+def test_clip_rewards_matches_loop(b, low, width):
+    high = low + width
+    out = clip_rewards(low=low, high=high)(make_state(b)).rewards
+    assert out.tolist() == [min(max(r, low), high) for r in b["rewards"]]
+
+
+def test_clip_rewards_gradient():
+    state = _state([-3.0, 0.5, 1.5, 7.0], [1, 1, 1, 1], requires_grad=True)
+    (grad,) = torch.autograd.grad(clip_rewards(low=-1.0, high=2.0)(state).rewards.sum(), state.rewards)
+    assert grad.tolist() == [0.0, 1.0, 1.0, 0.0]
+    inside = _state([0.5, 1.5], [1, 1], requires_grad=True)
+    assert torch.autograd.gradcheck(lambda r: clip_rewards(low=-1.0, high=2.0)(inside.update(rewards=r)).rewards,
+                                    (inside.rewards,))
+
+
+# ----------------------------------------------------------------------------- zero-variance groups
+def test_hand_zero_variance_groups():
+    rewards = torch.tensor([1.0, 1.0, 0.0, 1.0, 0.5])
+    gids = torch.tensor([0, 0, 1, 1, 2])
+    assert zero_variance_groups(rewards, gids).tolist() == [True, True, False, False, True]
+    state = _state([1.0, 1.0, 0.0, 1.0, 0.5], [2, 1, 3, 2, 1], group_ids=[0, 0, 1, 1, 2])
+    out = drop_zero_variance_groups()(state)
+    assert out.mask.tolist() == [[False] * 3, [False] * 3, [True] * 3, [True, True, False], [False] * 3]
+    assert float(out.metrics["groups/zero_variance_frac"]) == pytest.approx(3 / 5)
+    assert out.rewards is state.rewards  # rewards untouched
+
+
+def test_all_equal_float32_groups_are_detected():
+    # Regression: seven rewards of 0.7 in float32 had a naive group std of 6e-8 != 0.
+    rewards = torch.full((7,), 0.7)
+    assert bool(zero_variance_groups(rewards, torch.zeros(7, dtype=torch.long)).all())
+
+
+@SETTINGS
+@given(b=batches(), constant=st.booleans())
+def test_zero_variance_groups_match_loop(b, constant):
+    if constant:
+        per = {g: 0.7 for g in b["group_ids"]}
+        b = {**b, "rewards": [per[g] for g in b["group_ids"]]}
+    state = make_state(b, dtype=torch.float32)
+    flat = zero_variance_groups(state.rewards, state.group_ids).tolist()
+    for i, g in enumerate(b["group_ids"]):
+        vals = [float(state.rewards[j]) for j, x in enumerate(b["group_ids"]) if x == g]
+        assert flat[i] == (max(vals) == min(vals))
+    mask = drop_zero_variance_groups()(state).mask
+    for i, row in enumerate(mask.tolist()):
+        assert row == ([False] * b["seq"] if flat[i] else [t < b["lengths"][i] for t in range(b["seq"])])
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("term", [overlong_penalty(max_length=10, buffer=4), length_penalty(), clip_rewards(),
+                                  drop_zero_variance_groups()], ids=lambda t: type(t).__name__)
+def test_missing_rewards(term):
+    state = State.from_batch(logp=torch.zeros(2, 2), mask=torch.ones(2, 2, dtype=torch.bool),
+                             group_ids=torch.tensor([0, 0]))
+    with pytest.raises(RlobjInputError, match="reads 'rewards'"):
+        term(state)
+
+
+@pytest.mark.parametrize("term", [length_penalty(), drop_zero_variance_groups()], ids=lambda t: type(t).__name__)
+def test_missing_group_ids(term):
+    state = State.from_batch(logp=torch.zeros(2, 2), mask=torch.ones(2, 2, dtype=torch.bool),
+                             rewards=torch.tensor([1.0, 0.0]))
+    with pytest.raises(RlobjInputError, match="group_ids"):
+        term(state)
+
+
+def test_nan_rewards_are_refused_by_the_state():
+    with pytest.raises(RlobjInputError, match="rewards: expected finite values"):
+        _state([float("nan"), 1.0], [1, 1])
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda: overlong_penalty(max_length=10, buffer=0), r"overlong_penalty\.buffer"),
+    (lambda: overlong_penalty(max_length=10, buffer=11), "buffer 11 must be <= max_length 10"),
+    (lambda: overlong_penalty(max_length=10, buffer=4, factor=-1.0), r"overlong_penalty\.factor"),
+    (lambda: clip_rewards(low=1.0, high=0.0), "low 1.0 must be <= high 0.0"),
+])
+def test_bad_hyperparameters(build, match):
+    with pytest.raises(RlobjInputError, match=match):
+        build()
+
+
+def test_reward_shaping_must_come_before_advantages():
+    with pytest.raises(RlobjBuildError):
+        group_zscore() >> overlong_penalty(max_length=10, buffer=4)
+    chain = overlong_penalty(max_length=10, buffer=4) >> group_zscore()
+    # the penalty reaches the advantages: same correctness, the longer answer gets less
+    state = _state([1.0, 1.0, 0.0], [5, 9, 5])
+    out = chain(state) if callable(chain) else None
+    adv = out.advantages[:, 0]
+    assert float(adv[0]) > float(adv[1]) > float(adv[2])
+    assert math.isfinite(float(adv.sum()))
