@@ -31,6 +31,7 @@ from rlobj.algebra import Objective
 from rlobj.algebra.objective import ROW_FIELDS
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.kl import k3_estimate
 from rlobj.registry import build_objective
 from rlobj.rollout import RolloutBatch, SamplingConfig
 from rlobj.train.config import (
@@ -547,7 +548,7 @@ class RLModule(L.LightningModule):
                         "throughput/update_tokens_per_s": n_valid * self.cfg.update.ppo_epochs / max(seconds, 1e-9)})
         if "logp_ref" in fields:
             log_ratio = (fields["logp_ref"] - prepared.logp_old)[mask]
-            metrics["kl/ref_k3"] = float((torch.expm1(log_ratio) - log_ratio).mean())
+            metrics["kl/ref_k3"] = float(k3_estimate(log_ratio).mean())
         return metrics
 
     def push_weights(self) -> None:

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rlobj import Objective, perception_kl, token_mean
-from rlobj.data.tokenizer import build_char_tokenizer
 from rlobj.ops.errors import RlobjInputError
 from rlobj.rollout import build_tiny_qwen2, left_pad_prompts, sequence_logprobs
 from rlobj.rollout.perception import (
@@ -22,6 +21,7 @@ from rlobj.rollout.perception import (
     perception_forward,
     prompt_span_mask,
 )
+from rlobj.rollout.tiny import build_char_tokenizer
 from rlobj.terms.perception import symmetric_kl
 
 
