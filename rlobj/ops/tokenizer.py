@@ -2,12 +2,14 @@ r"""The library's one character-level tokenizer (built locally with ``tokenizers
 
 It sits in the bottom layer because both the tiny model of :mod:`rlobj.rollout.tiny` (the default
 run) and the task data of :mod:`rlobj.data` use it, and neither layer may import the other.
-``rlobj.rollout.tiny``, ``rlobj.train.tasks`` and ``rlobj.data`` re-export it.
+``rlobj.rollout.tiny``, ``rlobj.data.tasks`` and ``rlobj.data`` re-export it.
 """
 
 from collections.abc import Iterable
 
-__all__ = ["ARITHMETIC_CHARS", "build_char_tokenizer"]
+from rlobj.ops.errors import RlobjInputError
+
+__all__ = ["ARITHMETIC_CHARS", "build_char_tokenizer", "check_characters", "load_tokenizer", "unknown_characters"]
 
 #: Characters of the default run's tokenizer (digits, operators, '=', space).
 ARITHMETIC_CHARS = "0123456789+-*= "
@@ -34,7 +36,7 @@ def build_char_tokenizer(
     strings are recognised in text, and decoding concatenates characters (``Fuse`` decoder).
     ``add_bos`` / ``add_eos`` wrap every encoded sequence (``TemplateProcessing``). The characters
     are recorded (``tokenizer.rlobj_chars``, also saved in ``tokenizer_config.json``): the trainer's
-    DataModule refuses data with other characters and ``rlobj.train.tasks.load_tokenizer`` reloads
+    DataModule refuses data with other characters and ``rlobj.data.tasks.load_tokenizer`` reloads
     the tokenizer as saved. Save with ``save_pretrained``.
 
     Args:
@@ -93,3 +95,71 @@ def build_char_tokenizer(
     tokenizer.rlobj_chars = text  # the DataModule refuses data with other characters
     tokenizer.init_kwargs["rlobj_chars"] = text  # saved in tokenizer_config.json: load_tokenizer knows it
     return tokenizer
+
+
+def load_tokenizer(path):
+    r"""The tokenizer saved in ``path``: a character tokenizer of :func:`build_char_tokenizer` as it was
+    saved, any other through ``AutoTokenizer.from_pretrained``.
+
+    ``AutoTokenizer`` (transformers 5) picks the tokenizer class from the model's ``model_type``:
+    next to a Qwen2 ``config.json`` it builds a ``Qwen2Tokenizer``, whose own pre-tokenizer
+    replaces the character split and drops spaces (``"1 2"`` would encode as ``"12"``). A
+    directory whose ``tokenizer_config.json`` records ``rlobj_chars`` is therefore loaded with
+    ``PreTrainedTokenizerFast.from_pretrained``, which keeps the saved ``tokenizer.json`` as is.
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> build_char_tokenizer("0123 +").save_pretrained(folder)  # doctest: +ELLIPSIS
+        (...)
+        >>> load_tokenizer(folder).encode("1 2+3", add_special_tokens=False)
+        [4, 7, 5, 8, 6]
+    """
+    import json
+    from pathlib import Path
+
+    config = Path(path) / "tokenizer_config.json"
+    chars = json.loads(config.read_text()).get("rlobj_chars") if config.is_file() else None
+    if isinstance(chars, str):
+        from transformers import PreTrainedTokenizerFast
+
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
+        tokenizer.rlobj_chars = chars
+        return tokenizer
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
+def unknown_characters(tokenizer, text: str) -> list[str]:
+    """The distinct characters of ``text`` that a character tokenizer maps to ``<unk>``, in order.
+
+    Example:
+        >>> unknown_characters(build_char_tokenizer("0123456789="), "rev 12=")
+        ['r', 'e', 'v', ' ']
+    """
+    vocab = tokenizer.get_vocab()
+    return list(dict.fromkeys(c for c in text if c not in vocab))
+
+
+def check_characters(tokenizer, records: list[dict], fields: tuple[str, ...] = ("prompt", "completion")) -> None:
+    """Raise naming the characters of ``records`` outside a character tokenizer (they would all
+    become ``<unk>``); tokenizers not built by :func:`build_char_tokenizer` are not checked.
+    Special tokens written as text (``<eos>``: one token each) are allowed."""
+    chars = getattr(tokenizer, "rlobj_chars", None)
+    if chars is None:
+        return
+    allowed = set(chars)
+    specials = [t for t in getattr(tokenizer, "all_special_tokens", ()) if t]
+    for record in records:
+        for field in fields:
+            text = record.get(field)
+            if isinstance(text, str):
+                for token in specials:
+                    text = text.replace(token, "")
+            if isinstance(text, str) and not set(text) <= allowed:
+                missing = "".join(unknown_characters(tokenizer, text))
+                raise RlobjInputError(
+                    f"tokenizer_chars: {missing!r} in the {field} {text[:60]!r} are not characters of the "
+                    f"character tokenizer ({chars!r}); add them to model.policy.tokenizer_chars (they would "
+                    "otherwise all become <unk>)")

@@ -100,7 +100,7 @@ class RLModule(L.LightningModule):
         scorer: the scorer stage (a :class:`~rlobj.train.stages.Scorer`); default
             :class:`~rlobj.train.scorers.VerifierScorer` of ``verifier``.
         verifier: the reward function of the default scorer (default
-            :class:`~rlobj.train.tasks.ExactAnswer`); give ``scorer`` for workers and timeouts.
+            :class:`~rlobj.data.tasks.ExactAnswer`); give ``scorer`` for workers and timeouts.
         transforms: batch transforms applied in order after scoring (:mod:`rlobj.train.transforms`):
             names, ``{name: {args}}``, dotted paths or instances.
         providers: providers that replace the defaults or supply a user term's input
