@@ -1,10 +1,9 @@
 """Local dataset loaders (through `datasets`) and the character tokenizer."""
 
 import json
-import os
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from rlobj.data import (
@@ -15,9 +14,6 @@ from rlobj.data import (
     load_qa_dataset,
 )
 from rlobj.verifiers import MathVerifier, NumericMatch
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 GSM8K_ROWS = [
     {"question": "Tom has 3 apples and buys 4. How many?", "answer": "3 + 4 = <<3+4=7>>7\n#### 7"},
@@ -159,7 +155,6 @@ def test_char_tokenizer_ids_specials_and_padding():
     assert wrapped("1")["input_ids"] == [1, 5, 2]
 
 
-@settings(max_examples=50, deadline=None)
 @given(st.text(alphabet=ADDITION_ALPHABET + " \n", max_size=30))
 def test_char_tokenizer_round_trip(text):
     tokenizer = _ROUND_TRIP_TOKENIZER

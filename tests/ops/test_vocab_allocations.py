@@ -5,10 +5,7 @@ counts as an allocation when its storage is not one of the op's inputs' storages
 in-place ops allocate nothing). The tracer is shown to catch a naive implementation.
 """
 
-import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
 
 import pytest
 import torch

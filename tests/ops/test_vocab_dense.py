@@ -13,7 +13,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rlobj.ops.errors import RlobjInputError
@@ -33,8 +33,7 @@ from rlobj.ops.vocab import (
 from rlobj.terms.lp_reg_proxy import ProxyLogProb, proxy_logp
 from rlobj.terms.siren_entropy import TopPEntropy, top_p_entropy
 
-SETTINGS = settings(max_examples=15, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=15, derandomize=True)
 
 
 def js_generator(u):

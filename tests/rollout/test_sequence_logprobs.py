@@ -33,7 +33,7 @@ def unpadded_reference(model, prompt, response, temperature):
 token = st.integers(2, VOCAB - 1)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=12)
 @given(
     pairs=st.lists(st.tuples(st.lists(token, min_size=1, max_size=7),
                              st.lists(token, min_size=1, max_size=6)), min_size=1, max_size=4),

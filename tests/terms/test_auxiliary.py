@@ -3,18 +3,15 @@ Hypothesis inputs, gradients (analytic + gradcheck), properties from the math (a
 non-negative loss, balanced weights, truncated rows, mixer limits), recipes, bad input.
 """
 
-import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from batches import leaf, make_batch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+import pytest
+import torch
+from batches import leaf, make_batch
+from hypothesis import given
+from hypothesis import strategies as st
 
-from rlobj import (  # noqa: E402
+from rlobj import (
     Objective,
     dapo,
     dr_grpo,
@@ -24,12 +21,11 @@ from rlobj import (  # noqa: E402
     seq_mean_token_mean,
     token_mean,
 )
-from rlobj.algebra.state import State  # noqa: E402
-from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.auxiliary import self_reward_advantage, self_reward_mse, self_reward_score  # noqa: E402
+from rlobj.algebra.state import State
+from rlobj.ops.errors import RlobjInputError
+from rlobj.terms.auxiliary import self_reward_advantage, self_reward_mse, self_reward_score
 
 F64 = torch.float64
-SETTINGS = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def fields_of(rewards, probe, truncated=None, lengths=None, group_ids=None):
@@ -109,7 +105,6 @@ def test_mixer_hand_values():
 
 
 # --------------------------------------------------------------------------- loop references
-@SETTINGS
 @given(inputs(), st.booleans(), st.sampled_from([0.1, 1.0]), st.sampled_from([1.0, 0.7]))
 def test_mse_matches_loop_reference(data, balanced, coef, temperature):
     rewards, probe, truncated, lengths = data
@@ -120,7 +115,6 @@ def test_mse_matches_loop_reference(data, balanced, coef, temperature):
                                             rel=1e-9, abs=1e-12)
 
 
-@SETTINGS
 @given(st.lists(st.tuples(st.sampled_from([0.0, 1.0]), st.floats(-40, 0), st.booleans()), min_size=2, max_size=8),
        st.sampled_from([0.0, 0.1, 0.5, 1.0]), st.sampled_from([0.0, 0.1, 0.3]))
 def test_mixer_matches_loop_reference(rows, tau, floor):
@@ -149,7 +143,6 @@ def test_mixer_matches_loop_reference(rows, tau, floor):
 
 
 # --------------------------------------------------------------------------- gradients and properties
-@SETTINGS
 @given(inputs())
 def test_mse_gradient_analytic_and_sign(data):
     rewards, probe, truncated, lengths = data
@@ -178,14 +171,12 @@ def test_mse_gradcheck_and_zero_iff_calibrated():
     assert float(mse_loss(self_reward_mse(), **calibrated)) == 0.0
 
 
-@SETTINGS
 @given(st.floats(-40, 0), st.floats(-40, 0), st.sampled_from([0.1, 0.5]), st.sampled_from([1.0, 0.6]))
 def test_score_is_affine_with_slope_beta_t(p1, p2, beta_v, temperature):
     a, b = self_reward_score(torch.tensor([p1, p2], dtype=F64), beta_v, -23.0, temperature)
     assert float(a - b) == pytest.approx(beta_v * temperature * (p1 - p2), abs=1e-9)
 
 
-@SETTINGS
 @given(inputs())
 def test_balanced_weights_sum_to_finished_count_and_truncated_rows_do_not_matter(data):
     rewards, probe, truncated, lengths = data
@@ -319,7 +310,6 @@ def test_pacs_hand_values():
     assert float(pacs(pacs_loss(), fields).loss) == pytest.approx(expected)
 
 
-@SETTINGS
 @given(pacs_inputs(), st.sampled_from(["rloo", "zscore", "none"]), st.booleans(), st.sampled_from([1.0, 2.0]))
 def test_pacs_matches_loop_reference(fields, baseline, balanced, beta):
     term = pacs_loss(beta=beta, baseline=baseline, balanced=balanced)
@@ -328,7 +318,6 @@ def test_pacs_matches_loop_reference(fields, baseline, balanced, beta):
                                                                               rel=1e-9, abs=1e-12)
 
 
-@SETTINGS
 @given(pacs_inputs())
 def test_pacs_is_log2_on_policy_and_gradient_identity(fields):
     on_policy = {**fields, "logp": fields["logp_old"].clone().requires_grad_(True)}
@@ -359,7 +348,6 @@ def test_pacs_gradcheck():
     assert torch.autograd.gradcheck(lambda lp: pacs(pacs_loss(), {**fields, "logp": lp}).loss, (start,))
 
 
-@SETTINGS
 @given(pacs_inputs(), st.floats(0, 2))
 def test_pacs_rloo_scores_zero_sum_and_shift_invariant(fields, shift):
     base = pacs(pacs_loss(), fields).loss

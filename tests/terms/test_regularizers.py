@@ -7,24 +7,19 @@ reference, movement toward the target, clipping, the input term_state left untou
 """
 
 import math
-import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from rlobj.algebra import Objective, State  # noqa: E402
-from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.masks import top_entropy_mask  # noqa: E402
-from rlobj.terms.regularizers import adaptive_entropy, entropy_bonus  # noqa: E402
-from rlobj.terms.surrogates import reinforce  # noqa: E402
+from rlobj.algebra import Objective, State
+from rlobj.ops.errors import RlobjInputError
+from rlobj.terms.masks import top_entropy_mask
+from rlobj.terms.regularizers import adaptive_entropy, entropy_bonus
+from rlobj.terms.surrogates import reinforce
 
 F64 = torch.float64
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def t(rows, dtype=F64):
@@ -76,7 +71,6 @@ def test_entropy_bonus_hand_values():
     assert entropy_bonus().coef == 0.001
 
 
-@SETTINGS
 @given(batches(), st.sampled_from([-0.01, 0.0, 0.001, 0.5]))
 def test_entropy_bonus_matches_loop_reference_and_gradient(batch, coef):
     entropy = batch["entropy"].clone().requires_grad_()
@@ -118,7 +112,6 @@ def test_lazy_entropy_is_computed_once_per_state():
     assert float(out.metrics["entropy"]) == pytest.approx(math.log(4))
 
 
-@SETTINGS
 @given(batches())
 def test_entropy_bonus_with_coef_zero_adds_zero(batch):
     adv = torch.ones_like(batch["logp"])
@@ -166,7 +159,6 @@ def ref_update(coef, mean, target, step, lo, hi, rule):
     return min(max(new, lo), hi)
 
 
-@SETTINGS
 @given(batches(), st.sampled_from(["sign", "proportional"]), st.floats(0.0, 0.1), st.floats(0.0, 1.5),
        st.sampled_from([0.001, 0.005, 0.05]))
 def test_adaptive_entropy_matches_loop_reference_and_moves_toward_target(batch, rule, coef, target, step):

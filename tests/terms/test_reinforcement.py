@@ -3,25 +3,21 @@ on Hypothesis inputs, gradients (analytic through the PPO clip, and the logit-gr
 of the paper's Eq. 7-8 on a single softmax step), properties from the math, recipes, bad input.
 """
 
-import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from batches import leaf, make_batch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+import pytest
+import torch
+from batches import leaf, make_batch
+from hypothesis import given
+from hypothesis import strategies as st
 
-from rlobj import Objective, clip_ratio, dapo, dr_grpo, group_zscore, grpo, seq_mean_token_mean  # noqa: E402
-from rlobj.algebra.state import State  # noqa: E402
-from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.reinforcement import nsr, psr, w_reinforce  # noqa: E402
-from rlobj.terms.surrogates import reinforce  # noqa: E402
+from rlobj import Objective, clip_ratio, dapo, dr_grpo, group_zscore, grpo, seq_mean_token_mean
+from rlobj.algebra.state import State
+from rlobj.ops.errors import RlobjInputError
+from rlobj.terms.reinforcement import nsr, psr, w_reinforce
+from rlobj.terms.surrogates import reinforce
 
 F64 = torch.float64
-SETTINGS = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def state_of(rewards, lengths, width=None, token_rewards=None):
@@ -90,7 +86,6 @@ def test_loss_hand_value_through_the_clip():
 
 
 # --------------------------------------------------------------------------- loop reference
-@SETTINGS
 @given(inputs(), st.sampled_from(["psr", "nsr", "w"]), st.floats(0, 3), st.sampled_from([0.5, 0.0]),
        st.booleans())
 def test_matches_loop_reference(data, kind, lam, threshold, drop):
@@ -104,7 +99,6 @@ def test_matches_loop_reference(data, kind, lam, threshold, drop):
 
 
 # --------------------------------------------------------------------------- properties
-@SETTINGS
 @given(inputs())
 def test_signs_partition_and_weighted_sum(data):
     rewards, lengths, width = data
@@ -118,7 +112,6 @@ def test_signs_partition_and_weighted_sum(data):
         torch.testing.assert_close(w_reinforce(lam, threshold=0.5)(s).advantages, combined)
 
 
-@SETTINGS
 @given(inputs())
 def test_lambda_one_is_reinforce_with_pm1_rewards(data):
     rewards, lengths, width = data
@@ -149,7 +142,6 @@ def _logit_step(kind, logits, token):
     return -grad
 
 
-@SETTINGS
 @given(st.lists(st.floats(-3, 3), min_size=2, max_size=6), st.data())
 def test_logit_gradient_signs_eq7_eq8(logits, data):
     logits = torch.tensor(logits, dtype=F64)

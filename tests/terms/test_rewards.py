@@ -2,19 +2,16 @@
 the rewards, properties (DAPO overlong penalty shape, length penalty bounds), bad input."""
 
 import math
-import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from rlobj.algebra.state import State  # noqa: E402
-from rlobj.ops.errors import RlobjBuildError, RlobjInputError  # noqa: E402
-from rlobj.terms.advantages import group_zscore  # noqa: E402
-from rlobj.terms.rewards import (  # noqa: E402
+from rlobj.algebra.state import State
+from rlobj.ops.errors import RlobjBuildError, RlobjInputError
+from rlobj.terms.advantages import group_zscore
+from rlobj.terms.rewards import (
     clip_rewards,
     drop_zero_variance_groups,
     length_penalty,
@@ -22,8 +19,6 @@ from rlobj.terms.rewards import (  # noqa: E402
     zero_variance_groups,
 )
 
-SETTINGS = settings(max_examples=int(os.environ.get("RLOBJ_HYPOTHESIS_EXAMPLES", "50")), deadline=None,
-                    database=None, suppress_health_check=[HealthCheck.too_slow])
 F64 = torch.float64
 REWARDS = st.one_of(st.sampled_from([0.0, 1.0, 0.5, -1.0, 0.7]), st.floats(-20, 20, allow_nan=False, allow_subnormal=False))
 
@@ -83,7 +78,6 @@ def test_hand_overlong_penalty():
     assert default.penalty(torch.tensor([16384.0, 18432.0, 20480.0])).tolist() == [0.0, -0.5, -1.0]
 
 
-@SETTINGS
 @given(b=batches(), max_length=st.integers(1, 12), data=st.data(), factor=st.sampled_from([0.0, 0.5, 1.0, 2.0]))
 def test_overlong_penalty_matches_loop(b, max_length, data, factor):
     buffer = data.draw(st.integers(1, max_length))
@@ -92,7 +86,6 @@ def test_overlong_penalty_matches_loop(b, max_length, data, factor):
     assert out.rewards.tolist() == pytest.approx(want, abs=1e-12)
 
 
-@SETTINGS
 @given(max_length=st.integers(2, 50_000), data=st.data(), factor=st.floats(0, 5, allow_subnormal=False))
 def test_overlong_penalty_shape(max_length, data, factor):
     """In [-factor, 0]; 0 up to L_max - L_buf; continuous; linear on each piece; non-increasing."""
@@ -147,7 +140,6 @@ def test_hand_length_penalty():
     assert length_penalty()(_state([1.0, 0.0], [3, 3])).rewards.tolist() == [1.0, 0.0]
 
 
-@SETTINGS
 @given(b=batches(), coef=st.sampled_from([0.0, 0.1, 1.0, 2.5]))
 def test_length_penalty_matches_loop_and_bounds(b, coef):
     out = length_penalty(coef=coef)(make_state(b)).rewards
@@ -171,7 +163,6 @@ def test_hand_clip_rewards():
     assert (clip_rewards().low, clip_rewards().high) == (-10.0, 10.0)  # OpenRLHF reward_clip_range
 
 
-@SETTINGS
 @given(b=batches(), low=st.floats(-10, 0), width=st.floats(0, 10))
 def test_clip_rewards_matches_loop(b, low, width):
     high = low + width
@@ -206,7 +197,6 @@ def test_all_equal_float32_groups_are_detected():
     assert bool(zero_variance_groups(rewards, torch.zeros(7, dtype=torch.long)).all())
 
 
-@SETTINGS
 @given(b=batches(), constant=st.booleans())
 def test_zero_variance_groups_match_loop(b, constant):
     if constant:

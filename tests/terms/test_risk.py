@@ -4,18 +4,14 @@ the MVaR scores and the quantile tracker, term state across steps, gradient, rec
 """
 
 import math
-import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pytest
+import torch
+from batches import leaf, make_batch
+from hypothesis import given
+from hypothesis import strategies as st
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from batches import leaf, make_batch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from rlobj import (  # noqa: E402
+from rlobj import (
     Objective,
     dapo,
     dr_grpo,
@@ -25,12 +21,11 @@ from rlobj import (  # noqa: E402
     reinforce,
     seq_mean_token_sum,
 )
-from rlobj.algebra.state import State  # noqa: E402
-from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.risk import QUANTILE_LEVELS, mvar_advantage, mvar_scores, update_quantiles  # noqa: E402
+from rlobj.algebra.state import State
+from rlobj.ops.errors import RlobjInputError
+from rlobj.terms.risk import QUANTILE_LEVELS, mvar_advantage, mvar_scores, update_quantiles
 
 F64 = torch.float64
-SETTINGS = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def state_of(rewards, group_ids, term_state=None):
@@ -136,7 +131,6 @@ def inputs(draw):
     return rewards, group_ids, term, tracker
 
 
-@SETTINGS
 @given(inputs())
 def test_matches_loop_reference(data):
     rewards, group_ids, term, tracker = data
@@ -198,7 +192,6 @@ def test_tracker_is_returned_state_and_used_on_the_next_step():
 SCORES = st.lists(st.floats(0, 5), min_size=2, max_size=12)
 
 
-@SETTINGS
 @given(SCORES, st.floats(0, 5), st.floats(0, 5), st.sampled_from([(0.2, 0.8), (0.1, 0.9)]), st.booleans())
 def test_mvar_score_shapes(scores, q1, q2, levels, natural):
     alpha, beta = levels
@@ -227,7 +220,6 @@ def test_tracker_converges_to_the_true_quantiles():
     assert float((values - truth).abs().max()) < 0.15
 
 
-@SETTINGS
 @given(inputs())
 def test_sum_mean_credit_conserves_the_paper_advantage(data):
     rewards, group_ids, term, tracker = data
@@ -247,7 +239,6 @@ def test_sum_mean_credit_conserves_the_paper_advantage(data):
             assert len({float(a_u[i]) for i in paper}) == 1
 
 
-@SETTINGS
 @given(inputs())
 def test_bundle_of_one_question_scores_each_rollout_alone(data):
     rewards, group_ids, term, _ = data

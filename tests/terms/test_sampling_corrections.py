@@ -5,24 +5,20 @@ specs, recipes with grpo / dr_grpo / dapo, bad input.
 """
 
 import math
-import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pytest
+import torch
+from batches import batches, leaf, make_batch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from batches import batches, leaf, make_batch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from rlobj import Objective, clip_ratio, dapo, dr_grpo, group_zscore, grpo, token_mean  # noqa: E402
-from rlobj.algebra.state import State  # noqa: E402
-from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.sampling_corrections import hint_clip_ratio, mis_exploration_pg  # noqa: E402
+from rlobj import Objective, clip_ratio, dapo, dr_grpo, group_zscore, grpo, token_mean
+from rlobj.algebra.state import State
+from rlobj.ops.errors import RlobjInputError
+from rlobj.terms.sampling_corrections import hint_clip_ratio, mis_exploration_pg
 
 F64 = torch.float64
-SETTINGS = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40)
 PRESETS = pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
 
 
