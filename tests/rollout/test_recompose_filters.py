@@ -7,11 +7,11 @@ import math
 
 import pytest
 import torch
-from batches import leaf, make_batch
+from batches import F64, leaf, make_batch, presets, shuffled_group_ids
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rlobj import Objective, dapo, dr_grpo, grpo
+from rlobj import Objective
 from rlobj.ops.errors import RlobjInputError
 from rlobj.rollout.filters import (
     compensation_step,
@@ -20,14 +20,12 @@ from rlobj.rollout.filters import (
     rorecomp_priority,
 )
 
-F64 = torch.float64
-PRESETS = pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
+PRESETS = presets()
 
 
 @st.composite
 def groups(draw, min_size=1):
-    sizes = draw(st.lists(st.integers(min_size, 6), min_size=1, max_size=4))
-    ids = draw(st.permutations([g for g, n in enumerate(sizes) for _ in range(n)]))
+    ids = draw(shuffled_group_ids(min_size, 6, max_groups=4))
     n = len(ids)
     rewards = draw(st.lists(st.sampled_from([0.0, 1.0]), min_size=n, max_size=n))
     lengths = draw(st.lists(st.integers(0, 6), min_size=n, max_size=n))

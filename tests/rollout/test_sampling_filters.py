@@ -8,11 +8,11 @@ from fractions import Fraction
 
 import pytest
 import torch
-from batches import leaf, make_batch
+from batches import F64, leaf, make_batch, presets, shuffled_group_ids
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rlobj import Objective, dapo, dr_grpo, grpo
+from rlobj import Objective, dapo
 from rlobj.ops.errors import RlobjInputError
 from rlobj.rollout.filters import (
     dars_cumulative_advantage,
@@ -23,14 +23,12 @@ from rlobj.rollout.filters import (
     self_curation,
 )
 
-F64 = torch.float64
-PRESETS = pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
+PRESETS = presets()
 
 
 @st.composite
 def grouped_rewards(draw, max_groups=5):
-    sizes = draw(st.lists(st.integers(1, 4), min_size=1, max_size=max_groups))
-    ids = draw(st.permutations([g for g, n in enumerate(sizes) for _ in range(n)]))
+    ids = draw(shuffled_group_ids(1, 4, max_groups))
     rewards = draw(st.lists(st.sampled_from([0.0, 1.0, 0.5]), min_size=len(ids), max_size=len(ids)))
     return rewards, list(ids)
 

@@ -8,11 +8,11 @@ import itertools
 
 import pytest
 import torch
-from batches import leaf, make_batch
+from batches import assert_trains, leaf, make_batch, presets, replace_advantage
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rlobj import Objective, dapo, dr_grpo, group_zscore, grpo
+from rlobj import Objective, grpo
 from rlobj.algebra.state import State
 from rlobj.ops.errors import RlobjInputError
 from rlobj.terms.advantage_estimators import (
@@ -299,15 +299,9 @@ def test_pick_references_one_per_group_and_seeded():
 
 # =========================================================================== recipes, bad input
 @pytest.mark.parametrize("term", [canon_advantage(), canon_advantage(metric="length", mu=0.5), brpo_advantage()])
-@pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
+@presets()
 def test_composes_with_presets(term, preset):
-    base = group_zscore if any(isinstance(t, group_zscore) for t in preset.terms) else type(preset.terms[0])
-    recipe = preset.replace(base, term)
-    batch = leaf(make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=3))
-    out = Objective(recipe)(**batch)
-    assert torch.isfinite(out.loss)
-    out.loss.backward()
-    assert torch.isfinite(batch["logp"].grad).all()
+    assert_trains(replace_advantage(preset, term))
 
 
 def test_gradient_through_the_surrogate():

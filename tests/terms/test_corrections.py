@@ -8,15 +8,13 @@ import math
 
 import pytest
 import torch
-from batches import leaf, make_batch
+from batches import leaf, make_batch, presets
 from hypothesis import given
 from hypothesis import strategies as st
 
 from rlobj import (
     Objective,
     clip_ratio,
-    dapo,
-    dr_grpo,
     group_mean_baseline,
     group_zscore,
     grpo,
@@ -249,7 +247,7 @@ def test_gradient_through_reinforce_is_minus_advantage_over_count():
 
 
 # --------------------------------------------------------------------------- recipes
-@pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
+@presets()
 def test_recipes_compose_with_presets(preset):
     advantage = group_zscore if any(isinstance(t, group_zscore) for t in preset.terms) else group_mean_baseline
     batch = make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=3)

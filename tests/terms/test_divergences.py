@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from batches import F64, padded_start, t
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,24 +19,16 @@ from rlobj.terms.advantages import group_mean_baseline
 from rlobj.terms.divergences import abs_kl, k1_kl, k2_kl, k3_kl, kl_estimate, kl_penalty
 from rlobj.terms.surrogates import clip_ratio, reinforce
 
-F64 = torch.float64
 ESTIMATORS = ("k1", "k2", "k3", "abs")
 
-
-def t(rows, dtype=F64):
-    return torch.tensor(rows, dtype=dtype)
 
 
 @st.composite
 def batches(draw):
     """float64 logp / logp_ref with padding (garbage behind it); far pairs hit verl's clamps."""
-    b = draw(st.integers(1, 4))
-    n = draw(st.integers(1, 6))
-    seed = draw(st.integers(0, 2**31 - 1))
     spread = draw(st.sampled_from([0.1, 2.0, 30.0]))
-    g = torch.Generator().manual_seed(seed)
-    mask = torch.rand(b, n, generator=g) < 0.75
-    mask[0, 0] = True
+    g, mask = padded_start(draw, 4, 6)
+    b, n = mask.shape
     logp = -torch.rand(b, n, generator=g, dtype=F64) * 3 - 1e-3
     logp_ref = torch.clamp(logp + (torch.rand(b, n, generator=g, dtype=F64) * 2 - 1) * spread, max=-1e-3)
     logp = torch.where(mask, logp, torch.full_like(logp, 5.0))

@@ -11,6 +11,7 @@ import math
 
 import pytest
 import torch
+from batches import F64, padded_start, t
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -24,22 +25,12 @@ from rlobj.terms.masks import (
 )
 from rlobj.terms.surrogates import clip_ratio, reinforce
 
-F64 = torch.float64
-
-
-def t(rows, dtype=F64):
-    return torch.tensor(rows, dtype=dtype)
-
 
 @st.composite
 def batches(draw, ties=False):
     """float64 batch with padding (garbage behind it); entropies on a 1/8 grid when ``ties``."""
-    b = draw(st.integers(1, 4))
-    n = draw(st.integers(1, 7))
-    seed = draw(st.integers(0, 2**31 - 1))
-    g = torch.Generator().manual_seed(seed)
-    mask = torch.rand(b, n, generator=g) < 0.75
-    mask[0, 0] = True
+    g, mask = padded_start(draw, 4, 7)
+    b, n = mask.shape
     logp_old = -torch.rand(b, n, generator=g, dtype=F64) * 2 - 0.05
     logp = torch.clamp(logp_old + (torch.rand(b, n, generator=g, dtype=F64) * 2 - 1) * 0.8, max=-1e-3)
     advantages = (torch.randn(b, generator=g, dtype=F64))[:, None] + 0.3 * torch.randn(b, n, generator=g, dtype=F64)

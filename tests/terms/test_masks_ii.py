@@ -13,6 +13,7 @@ import math
 
 import pytest
 import torch
+from batches import F64, padded_start, presets, t
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,8 +21,6 @@ from rlobj import (
     Objective,
     clip_cov,
     clip_ratio,
-    dapo,
-    dr_grpo,
     entropy_bonus,
     group_zscore,
     grpo,
@@ -35,21 +34,12 @@ from rlobj import (
 from rlobj.ops.errors import RlobjInputError
 from rlobj.terms.surrogates import token_covariance
 
-F64 = torch.float64
-
-
-def t(rows, dtype=F64):
-    return torch.tensor(rows, dtype=dtype)
-
 
 @st.composite
 def batches(draw):
     """float64 batch with padding (garbage behind it); probabilities often near 1; binary rewards."""
-    b = draw(st.integers(1, 5))
-    n = draw(st.integers(1, 7))
-    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
-    mask = torch.rand(b, n, generator=g) < 0.8
-    mask[0, 0] = True
+    g, mask = padded_start(draw, 5, 7, keep=0.8)
+    b, n = mask.shape
     # half the tokens nearly certain (p in [0.98, 1)), half anywhere
     confident = torch.rand(b, n, generator=g) < 0.5
     logp_old = torch.where(confident, -torch.rand(b, n, generator=g, dtype=F64) * 0.02 - 1e-4,
@@ -407,7 +397,7 @@ def test_one_shot_rlvr_entropy_term_raises_entropy():
 
 
 # =========================================================================== composition
-@pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
+@presets()
 def test_composition_with_presets(preset):
     from batches import leaf, make_batch
 

@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from batches import F64, padded_start, t
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,12 +19,6 @@ from rlobj.ops.errors import RlobjInputError
 from rlobj.terms.masks import top_entropy_mask
 from rlobj.terms.regularizers import adaptive_entropy, entropy_bonus
 from rlobj.terms.surrogates import reinforce
-
-F64 = torch.float64
-
-
-def t(rows, dtype=F64):
-    return torch.tensor(rows, dtype=dtype)
 
 
 class LogitsVocab:
@@ -41,12 +36,8 @@ class LogitsVocab:
 
 @st.composite
 def batches(draw):
-    b = draw(st.integers(1, 4))
-    n = draw(st.integers(1, 6))
-    seed = draw(st.integers(0, 2**31 - 1))
-    g = torch.Generator().manual_seed(seed)
-    mask = torch.rand(b, n, generator=g) < 0.75
-    mask[0, 0] = True
+    g, mask = padded_start(draw, 4, 6)
+    b, n = mask.shape
     entropy = torch.rand(b, n, generator=g, dtype=F64) * draw(st.sampled_from([0.3, 2.0]))
     entropy = torch.where(mask, entropy, torch.full_like(entropy, float("nan")))  # garbage in padding
     logp = -torch.rand(b, n, generator=g, dtype=F64) - 1e-3

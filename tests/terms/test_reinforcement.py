@@ -7,11 +7,11 @@ of the paper's Eq. 7-8 on a single softmax step), properties from the math, reci
 
 import pytest
 import torch
-from batches import leaf, make_batch
+from batches import assert_trains, presets, replace_advantage
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rlobj import Objective, clip_ratio, dapo, dr_grpo, group_zscore, grpo, seq_mean_token_mean
+from rlobj import Objective, clip_ratio, seq_mean_token_mean
 from rlobj.algebra.state import State
 from rlobj.ops.errors import RlobjInputError
 from rlobj.terms.reinforcement import nsr, psr, w_reinforce
@@ -184,15 +184,9 @@ def test_gradient_analytic_through_reinforce():
 
 # --------------------------------------------------------------------------- recipes
 @pytest.mark.parametrize("term", [psr(), nsr(), w_reinforce(), psr(drop=False)])
-@pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
+@presets()
 def test_composes_with_presets(term, preset):
-    base = group_zscore if any(isinstance(t, group_zscore) for t in preset.terms) else type(preset.terms[0])
-    recipe = preset.replace(base, term)
-    batch = leaf(make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=3))
-    out = Objective(recipe)(**batch)
-    assert torch.isfinite(out.loss)
-    out.loss.backward()
-    assert torch.isfinite(batch["logp"].grad).all()
+    assert_trains(replace_advantage(preset, term))
 
 
 def test_psr_on_an_all_wrong_batch_gives_zero_loss_not_an_error():

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from batches import leaf, make_batch
+from batches import assert_trains, leaf, make_batch, presets
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -40,11 +40,7 @@ def state_of(rewards, group_ids=None, lengths=None, width=4, extras=None, **fiel
 @pytest.mark.parametrize("make,preset", [(m, p) for m in (ppr_renorm, co_reward, aepo_reward) for p in (grpo, dr_grpo, dapo)
                                          if not (m is ppr_renorm and p is dapo)])
 def test_composes_before_presets(make, preset):
-    batch = leaf(make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=3))
-    out = Objective(make() >> preset)(**batch)
-    assert torch.isfinite(out.loss)
-    out.loss.backward()
-    assert torch.isfinite(batch["logp"].grad).all()
+    out = assert_trains(make() >> preset)
     assert not out.state.rewards.requires_grad
 
 
@@ -648,13 +644,9 @@ def test_vsrm_propagation_reaches_a_zero_gain_step_and_decays_with_distance():
 
 # =========================================================================== recipes, bad input (second batch)
 @pytest.mark.parametrize("make", [self_aligned_reward, rlpr_reward, conciseness_reward, gcpo_reward, vsrm_step_reward])
-@pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
+@presets()
 def test_second_batch_composes_before_presets(make, preset):
-    batch = leaf(make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=4))
-    out = Objective(make() >> preset)(**batch)
-    assert torch.isfinite(out.loss)
-    out.loss.backward()
-    assert torch.isfinite(batch["logp"].grad).all()
+    out = assert_trains(make() >> preset, seed=4)
     assert not out.state.rewards.requires_grad
 
 

@@ -7,17 +7,14 @@ import math
 
 import pytest
 import torch
-from batches import leaf, make_batch
+from batches import leaf, make_batch, presets
 from hypothesis import given
 from hypothesis import strategies as st
 
 from rlobj import (
     Objective,
-    dapo,
-    dr_grpo,
     group_mean_baseline,
     group_zscore,
-    grpo,
     reinforce,
     seq_mean_token_sum,
 )
@@ -270,7 +267,7 @@ def test_gradient_through_reinforce():
 
 
 # --------------------------------------------------------------------------- recipes
-@pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
+@presets()
 def test_composes_with_presets(preset):
     advantage = group_zscore if any(isinstance(t, group_zscore) for t in preset.terms) else group_mean_baseline
     recipe = preset.replace(advantage, mvar_advantage(bundle_size=2, quantiles="track"))

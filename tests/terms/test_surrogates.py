@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from batches import F64, t
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -27,12 +28,6 @@ from rlobj.terms.surrogates import (
     soft_gate,
     truncated_is,
 )
-
-F64 = torch.float64
-
-
-def t(rows, dtype=F64):
-    return torch.tensor(rows, dtype=dtype)
 
 
 def policy_values(out):
@@ -126,14 +121,20 @@ def zeros_like_mask(mask):
 
 
 # --------------------------------------------------------------------------- loop references
-def ref_reinforce(batch):
-    mask, lp, _, adv = valid(batch)
+def per_token(batch, value):
+    """Loop reference: ``value(lp, lo, a)`` of each valid token (log-prob, old log-prob,
+    advantage), 0 on padding."""
+    mask, lp, lo, adv = valid(batch)
     out = zeros_like_mask(mask)
     for i, row in enumerate(mask):
         for j, m in enumerate(row):
             if m:
-                out[i][j] = -adv[i][j] * lp[i][j]
+                out[i][j] = value(lp[i][j], lo[i][j], adv[i][j])
     return out
+
+
+def ref_reinforce(batch):
+    return per_token(batch, lambda lp, lo, a: -a * lp)
 
 
 def ref_ppo_token(lp, lo, a, eps_low, eps_high, dual, clamp=20.0):
@@ -145,24 +146,15 @@ def ref_ppo_token(lp, lo, a, eps_low, eps_high, dual, clamp=20.0):
 
 
 def ref_clip_ratio(batch, eps_low=0.2, eps_high=0.2, dual=None):
-    mask, lp, lo, adv = valid(batch)
-    out = zeros_like_mask(mask)
-    for i, row in enumerate(mask):
-        for j, m in enumerate(row):
-            if m:
-                out[i][j] = ref_ppo_token(lp[i][j], lo[i][j], adv[i][j], eps_low, eps_high, dual)
-    return out
+    return per_token(batch, lambda lp, lo, a: ref_ppo_token(lp, lo, a, eps_low, eps_high, dual))
 
 
 def ref_delta_clip(batch, delta, eps_low=0.2, eps_high=0.2):
-    mask, lp, lo, adv = valid(batch)
-    out = zeros_like_mask(mask)
-    for i, row in enumerate(mask):
-        for j, m in enumerate(row):
-            if m:
-                r, a = math.exp(lp[i][j] - lo[i][j]), adv[i][j]
-                out[i][j] = -min(min(r, delta) * a, clip(r, 1 - eps_low, 1 + eps_high) * a)
-    return out
+    def value(lp, lo, a):
+        r = math.exp(lp - lo)
+        return -min(min(r, delta) * a, clip(r, 1 - eps_low, 1 + eps_high) * a)
+
+    return per_token(batch, value)
 
 
 def ref_seq_ratio(lp_row, lo_row, m_row, clamp=10.0):
@@ -204,27 +196,15 @@ def ref_geometric_clip(batch, eps=0.4):
 
 
 def ref_cispo(batch, eps_low=1.0, eps_high=0.28):
-    mask, lp, lo, adv = valid(batch)
-    out = zeros_like_mask(mask)
-    for i, row in enumerate(mask):
-        for j, m in enumerate(row):
-            if m:
-                w = clip(math.exp(lp[i][j] - lo[i][j]), 1 - eps_low, 1 + eps_high)
-                out[i][j] = -w * adv[i][j] * lp[i][j]
-    return out
+    return per_token(batch, lambda lp, lo, a: -clip(math.exp(lp - lo), 1 - eps_low, 1 + eps_high) * a * lp)
 
 
 def ref_sapo(batch, tau_pos=1.0, tau_neg=1.05):
-    mask, lp, lo, adv = valid(batch)
-    out = zeros_like_mask(mask)
-    for i, row in enumerate(mask):
-        for j, m in enumerate(row):
-            if m:
-                a = adv[i][j]
-                tau = tau_pos if a > 0 else tau_neg
-                r = math.exp(lp[i][j] - lo[i][j])
-                out[i][j] = -a * 4.0 / tau * sigmoid(tau * (r - 1.0))
-    return out
+    def value(lp, lo, a):
+        tau = tau_pos if a > 0 else tau_neg
+        return -a * 4.0 / tau * sigmoid(tau * (math.exp(lp - lo) - 1.0))
+
+    return per_token(batch, value)
 
 
 def ref_log_weights(batch, level):
