@@ -222,3 +222,16 @@ def assert_response_row(batch, row, eos, max_new_tokens):
     assert batch.finish_reasons[row] == ("length" if batch.truncated[row] else "stop")
     assert not batch.truncated[row] or length == max_new_tokens
     return length
+
+
+def assert_refused_without(term, message, width=1, **fields):
+    """``term`` called on a two-row state of ``fields`` (one field it reads left out) raises an
+    ``RlobjInputError`` matching ``message``."""
+    import pytest
+
+    from rlobj.algebra.state import State
+    from rlobj.ops.errors import RlobjInputError
+
+    state = State.from_batch(logp=torch.zeros(2, width), mask=torch.ones(2, width, dtype=torch.bool), **fields)
+    with pytest.raises(RlobjInputError, match=message):
+        term(state)

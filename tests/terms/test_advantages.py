@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from batches import assert_refused_without
 from hypothesis import HealthCheck, Phase, assume, find, given, settings
 from hypothesis import strategies as st
 
@@ -810,10 +811,7 @@ ALL_TERMS = [c[0] for c in CASES.values()]
 @pytest.mark.parametrize("term", [c[0] for n, c in CASES.items() if not n.startswith(("gdpo", "summed"))],
                          ids=[n for n in CASES if not n.startswith(("gdpo", "summed"))])
 def test_missing_rewards_is_a_clear_error(term):
-    state = State.from_batch(logp=torch.zeros(2, 1), mask=torch.ones(2, 1, dtype=torch.bool),
-                             group_ids=torch.tensor([0, 0]))
-    with pytest.raises(RlobjInputError, match="rewards"):
-        term(state)
+    assert_refused_without(term, "rewards", group_ids=torch.tensor([0, 0]))
 
 
 def test_multi_reward_missing_or_bad_components():

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from batches import assert_refused_without
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -216,18 +217,12 @@ def test_zero_variance_groups_match_loop(b, constant):
 @pytest.mark.parametrize("term", [overlong_penalty(max_length=10, buffer=4), length_penalty(), clip_rewards(),
                                   drop_zero_variance_groups()], ids=lambda t: type(t).__name__)
 def test_missing_rewards(term):
-    state = State.from_batch(logp=torch.zeros(2, 2), mask=torch.ones(2, 2, dtype=torch.bool),
-                             group_ids=torch.tensor([0, 0]))
-    with pytest.raises(RlobjInputError, match="reads 'rewards'"):
-        term(state)
+    assert_refused_without(term, "reads 'rewards'", width=2, group_ids=torch.tensor([0, 0]))
 
 
 @pytest.mark.parametrize("term", [length_penalty(), drop_zero_variance_groups()], ids=lambda t: type(t).__name__)
 def test_missing_group_ids(term):
-    state = State.from_batch(logp=torch.zeros(2, 2), mask=torch.ones(2, 2, dtype=torch.bool),
-                             rewards=torch.tensor([1.0, 0.0]))
-    with pytest.raises(RlobjInputError, match="group_ids"):
-        term(state)
+    assert_refused_without(term, "group_ids", width=2, rewards=torch.tensor([1.0, 0.0]))
 
 
 def test_nan_rewards_are_refused_by_the_state():
