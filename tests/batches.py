@@ -173,14 +173,10 @@ def assert_trains(recipe, seed=3):
 
 
 def right_pad(responses, pad):
-    """Right-padded ``[rows, width]`` ids and their bool mask from token-id lists."""
-    width = max(len(response) for response in responses)
-    ids = torch.full((len(responses), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(responses), width), dtype=torch.bool)
-    for row, response in enumerate(responses):
-        ids[row, :len(response)] = torch.tensor(response)
-        mask[row, :len(response)] = True
-    return ids, mask
+    """Right-padded ``[rows, width]`` ids and their bool mask: :func:`rlobj.rollout.right_pad_responses`."""
+    from rlobj.rollout import right_pad_responses
+
+    return right_pad_responses(responses, pad)
 
 
 def padded_start(draw, max_rows, max_len, keep=0.75, min_rows=1):

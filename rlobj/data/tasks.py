@@ -17,9 +17,8 @@ The trainer reads tasks by index: a :class:`TaskSource` maps an index to a recor
 integer saved in checkpoints) is all it takes to resume the same stream. Here are the default run's
 :class:`AdditionTask` and :class:`LeveledAddition`, :class:`GeneratedTask` (records from any task
 generator) and :class:`ExactAnswer`, the default run's verifier. Files and Hub datasets go through
-:class:`rlobj.train.hf_data.DatasetTask`. The character tokenizer's helpers
-(:func:`build_char_tokenizer`, :func:`load_tokenizer`, :func:`check_characters`) live in
-:mod:`rlobj.ops.tokenizer` and are re-exported here.
+:class:`rlobj.train.hf_data.DatasetTask`. The character tokenizer and its helpers live in
+:mod:`rlobj.ops.tokenizer`.
 """
 
 import hashlib
@@ -28,19 +27,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from rlobj.ops.tokenizer import (  # re-exported: the task sources' tokenizer helpers
-    ARITHMETIC_CHARS,
-    build_char_tokenizer,
-    check_characters,
-    load_tokenizer,
-    unknown_characters,
-)
 from rlobj.verifiers import Verifier
 
 __all__ = [
     "SPLITS", "TaskGenerator", "in_split", "check_split_arguments", "generate", "stream",
     "TaskSource", "AdditionTask", "GeneratedTask", "LeveledAddition", "ExactAnswer",
-    "ARITHMETIC_CHARS", "build_char_tokenizer", "check_characters", "load_tokenizer", "unknown_characters",
 ]
 
 SPLITS = (None, "train", "test")

@@ -36,7 +36,7 @@ def build_char_tokenizer(
     strings are recognised in text, and decoding concatenates characters (``Fuse`` decoder).
     ``add_bos`` / ``add_eos`` wrap every encoded sequence (``TemplateProcessing``). The characters
     are recorded (``tokenizer.rlobj_chars``, also saved in ``tokenizer_config.json``): the trainer's
-    DataModule refuses data with other characters and ``rlobj.data.tasks.load_tokenizer`` reloads
+    DataModule refuses data with other characters and :func:`load_tokenizer` reloads
     the tokenizer as saved. Save with ``save_pretrained``.
 
     Args:

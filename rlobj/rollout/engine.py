@@ -290,6 +290,24 @@ def left_pad_prompts(
     return prompt_ids, prompt_mask
 
 
+def right_pad_responses(responses: Sequence[Sequence[int]], pad_token_id: int) -> tuple[Tensor, Tensor]:
+    r"""Stack responses (token id lists) into a right-padded ``[batch, width]`` tensor and its mask
+    (True on real tokens); ``width`` is the longest response (at least 1).
+
+    Example:
+        >>> ids, mask = right_pad_responses([[5, 6], [7]], pad_token_id=0)
+        >>> ids.tolist(), mask.tolist()
+        ([[5, 6], [7, 0]], [[True, True], [True, False]])
+    """
+    width = max([1] + [len(response) for response in responses])
+    ids = torch.full((len(responses), width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(responses), width), dtype=torch.bool)
+    for row, response in enumerate(responses):
+        ids[row, :len(response)] = torch.as_tensor(list(response), dtype=torch.long)
+        mask[row, :len(response)] = True
+    return ids, mask
+
+
 def validate_generate_args(prompts: Sequence, n: int, sampling: SamplingConfig) -> None:
     """Check the arguments every engine's ``generate`` shares; raise naming the bad one."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:

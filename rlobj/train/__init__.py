@@ -6,8 +6,8 @@ from rlobj.data.tasks import (
     GeneratedTask,
     LeveledAddition,
     TaskSource,
-    build_char_tokenizer,
 )
+from rlobj.ops.tokenizer import build_char_tokenizer
 from rlobj.train.callbacks import CompletionsTable, EvalTable, MetricPlots, ProgressPrinter
 from rlobj.train.config import (
     EvalConfig,

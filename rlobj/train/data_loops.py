@@ -26,8 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rlobj.data.tasks import TaskSource, check_characters
+from rlobj.data.tasks import TaskSource
 from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.tokenizer import check_characters
 from rlobj.train.prompt_stats import PromptStats
 
 __all__ = ["DataLoop", "DataStrategy", "FixedStream", "Selection", "with_prompt_id"]

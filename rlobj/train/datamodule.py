@@ -5,8 +5,9 @@ from typing import Any
 import lightning as L
 import torch
 
-from rlobj.data.tasks import AdditionTask, TaskSource, check_characters
+from rlobj.data.tasks import AdditionTask, TaskSource
 from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.tokenizer import check_characters
 from rlobj.train.data_loops import DataLoop, DataStrategy
 from rlobj.train.prompt_stats import PromptStats
 

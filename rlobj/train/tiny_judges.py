@@ -40,7 +40,7 @@ def save_tiny_judge(directory: str | Path, kind: str = "causal", hidden_size: in
     """
     from transformers import Qwen2Config, Qwen2ForSequenceClassification
 
-    from rlobj.data.tasks import build_char_tokenizer
+    from rlobj.ops.tokenizer import build_char_tokenizer
     from rlobj.rollout import build_tiny_qwen2, save_model_directory
 
     if kind not in ("causal", "classifier"):

@@ -139,7 +139,7 @@ def test_the_cli_does_not_force_hub_offline(monkeypatch, capsys):
 
 @pytest.mark.parametrize("yaml, expected", [
     ("model:\n  scorer:\n    class_path: rlobj.train.RewardFunctions\n    init_args:\n"
-     "      funcs: [rlobj.data.tasks.unknown_characters]\n      weights: [1.0, 2.0]\n",
+     "      funcs: [rlobj.ops.tokenizer.unknown_characters]\n      weights: [1.0, 2.0]\n",
      "invalid configuration: model.scorer: weights: 2 weights for 1 reward functions"),
     ("model:\n  verifier:\n    class_path: rlobj.train.ExactAnswer\n    init_args: {answer_kye: x}\n",
      "invalid configuration: verifier.init_args: ExactAnswer.__init__() got an unexpected keyword argument "

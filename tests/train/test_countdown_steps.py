@@ -2,7 +2,7 @@
 
 import pytest
 
-from rlobj.data.tasks import ARITHMETIC_CHARS
+from rlobj.ops.tokenizer import ARITHMETIC_CHARS
 from rlobj.train.countdown_steps import CountdownSteps, DerivationVerifier
 
 

@@ -194,7 +194,7 @@ def test_two_gloo_ranks_search_their_own_prompts_and_stay_in_sync(tmp_path):
 
 def RLModuleWeights():
     """The initial weights of the worker's policy (same tiny model, same seed)."""
-    from rlobj.data.tasks import build_char_tokenizer
+    from rlobj.ops.tokenizer import build_char_tokenizer
     from rlobj.rollout import build_tiny_qwen2
 
     model = build_tiny_qwen2(len(build_char_tokenizer()), hidden_size=128, layers=1, heads=2, seed=0)

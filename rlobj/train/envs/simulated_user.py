@@ -131,7 +131,7 @@ def _build_engine(spec: dict):
     from rlobj.rollout import HFEngine
 
     if "tiny_model" in spec:
-        from rlobj.data.tasks import build_char_tokenizer
+        from rlobj.ops.tokenizer import build_char_tokenizer
         from rlobj.rollout import build_tiny_qwen2
 
         tokenizer = build_char_tokenizer(spec.get("chars", "abcdefghijklmnopqrstuvwxyz :+-0123456789.,\n"))
