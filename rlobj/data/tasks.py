@@ -27,10 +27,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from rlobj.verifiers import Verifier
+from rlobj.verifiers import EXTRACT_MODES, Verifier
 
 __all__ = [
-    "SPLITS", "TaskGenerator", "in_split", "check_split_arguments", "generate", "stream",
+    "SPLITS", "TaskGenerator", "in_split", "check_split_arguments", "check_task_arguments", "generate", "stream",
     "TaskSource", "AdditionTask", "GeneratedTask", "LeveledAddition", "ExactAnswer",
 ]
 
@@ -73,6 +73,19 @@ def check_split_arguments(owner: str, split: str | None, test_fraction: float) -
         raise ValueError(
             f"{owner}: argument 'test_fraction' must be in (0, 1), got {test_fraction}"
         )
+
+
+def check_task_arguments(owner: str, extract: str, split: str | None, test_fraction: float,
+                         prompt_format: str | None = None, placeholders: tuple[str, ...] = ()) -> None:
+    """The checks every task generator shares: ``extract`` one of the verifiers' extraction modes,
+    ``prompt_format`` holding each ``{placeholder}``, then :func:`check_split_arguments`; a
+    ``ValueError`` names ``owner`` and the argument."""
+    if prompt_format is not None and any("{" + name + "}" not in prompt_format for name in placeholders):
+        wanted = " and ".join(f"'{{{name}}}'" for name in placeholders)
+        raise ValueError(f"{owner}: argument 'prompt_format' must contain {wanted}, got {prompt_format!r}")
+    if extract not in EXTRACT_MODES:
+        raise ValueError(f"{owner}: argument 'extract' must be one of {EXTRACT_MODES}, got {extract!r}")
+    check_split_arguments(owner, split, test_fraction)
 
 
 def generate(task: TaskGenerator, count: int, seed: int = 0) -> list[dict[str, Any]]:
