@@ -241,6 +241,14 @@ def sampling_logprobs(
     return torch.log_softmax(scaled, dim=-1)
 
 
+def _check_prompt_list(prompts, prefix: str) -> None:
+    if isinstance(prompts, Tensor) or isinstance(prompts, (str, bytes)):
+        raise TypeError(f"{prefix}prompts must be a list of token id sequences (lists or 1-D tensors), got "
+                        f"{type(prompts).__name__}")
+    if len(prompts) == 0:
+        raise ValueError(f"{prefix}prompts must contain at least one prompt, got an empty list")
+
+
 def left_pad_prompts(
     prompts: Sequence[Sequence[int] | Tensor], pad_token_id: int, vocab_size: int | None = None,
 ) -> tuple[Int[Tensor, "batch prompt"], Bool[Tensor, "batch prompt"]]:
@@ -259,12 +267,7 @@ def left_pad_prompts(
         >>> ids.tolist(), mask.tolist()
         ([[5, 6, 7], [0, 0, 8]], [[True, True, True], [False, False, True]])
     """
-    if isinstance(prompts, Tensor) or isinstance(prompts, (str, bytes)):
-        raise TypeError(
-            "prompts must be a list of token id sequences (lists or 1-D tensors), got "
-            f"{type(prompts).__name__}")
-    if len(prompts) == 0:
-        raise ValueError("prompts must contain at least one prompt, got an empty list")
+    _check_prompt_list(prompts, "")
     rows = []
     for index, prompt in enumerate(prompts):
         row = prompt.detach().to("cpu") if isinstance(prompt, Tensor) else torch.tensor(
@@ -315,9 +318,4 @@ def validate_generate_args(prompts: Sequence, n: int, sampling: SamplingConfig) 
     if not isinstance(sampling, SamplingConfig):
         raise TypeError(
             f"generate: sampling must be a SamplingConfig, got {type(sampling).__name__}")
-    if isinstance(prompts, Tensor) or isinstance(prompts, (str, bytes)):
-        raise TypeError(
-            "generate: prompts must be a list of token id sequences (lists or 1-D tensors), got "
-            f"{type(prompts).__name__}")
-    if len(prompts) == 0:
-        raise ValueError("generate: prompts must contain at least one prompt, got an empty list")
+    _check_prompt_list(prompts, "generate: ")
