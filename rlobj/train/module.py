@@ -546,9 +546,8 @@ class RLModule(L.LightningModule):
         metrics.update(batch_metrics(rollout, rewards, logp_old, self.cfg.evaluation.pass_threshold, mask))
         metrics.update({"lr": self.last_lr, "time/update_s": seconds,
                         "throughput/update_tokens_per_s": n_valid * self.cfg.update.ppo_epochs / max(seconds, 1e-9)})
-        if "logp_ref" in fields:
-            log_ratio = (fields["logp_ref"] - prepared.logp_old)[mask]
-            metrics["kl/ref_k3"] = float(k3_estimate(log_ratio).mean())
+        if "logp_ref" in fields:  # k3 of KL(current old policy || policy at the first RL step)
+            metrics["kl/ref_k3"] = float(k3_estimate((fields["logp_ref"] - prepared.logp_old)[mask]).mean())
         return metrics
 
     def push_weights(self) -> None:
