@@ -62,7 +62,7 @@ class TRLRow:
         # the tokenizer and dataset are only checked at construction; nothing is generated
         self.trainer = GRPOTrainer(model=self.model, reward_funcs=lambda completions, **kw: [0.0] * len(completions),
                                    args=config, train_dataset=Dataset.from_dict({"prompt": ["1+1="] * rows}),
-                                   processing_class=build_char_tokenizer())
+                                   processing_class=build_char_tokenizer(padding_side="left"))
         self.trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train()
         self.inputs = {"prompt_ids": rollout.prompt_ids, "prompt_mask": rollout.prompt_mask.long(),
                        "completion_ids": rollout.response_ids, "completion_mask": rollout.response_mask.long(),

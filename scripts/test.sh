@@ -3,7 +3,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
-export HF_HUB_OFFLINE=1 RLOBJ_TYPECHECK=1 PYTHONHASHSEED=0
+export HF_HUB_OFFLINE=1 RLOBJ_TYPECHECK=1 PYTHONHASHSEED=0 HYPOTHESIS_PROFILE=ci  # conftest.py: the thorough profile
 status=0
 
 step() {  # step NAME COMMAND...: run one step, remember failure; pytest's 5 (no tests) is a failure

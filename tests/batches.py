@@ -138,3 +138,96 @@ def _turn_extras(batch, width, mask, dtype, seed):
     last = mask & (torch.cat([turn_ids[:, 1:], torch.full((batch, 1), -1)], 1) != turn_ids)
     rewards = torch.where(last, torch.randint(0, 3, (batch, width), generator=generator).float(), torch.zeros(()))
     return {"turn_ids": turn_ids, "turn_rewards": rewards.to(dtype)}
+
+
+# --------------------------------------------------------------------------- shared small helpers
+F64 = torch.float64
+PRESET_IDS = ["grpo", "dr_grpo", "dapo"]
+
+
+def t(rows, dtype=F64):
+    """A float64 (by default) tensor from nested lists: hand-written cases."""
+    return torch.tensor(rows, dtype=dtype)
+
+
+def presets():
+    """``pytest.mark.parametrize`` over the three base recipes (``grpo``, ``dr_grpo``, ``dapo``)."""
+    import pytest
+
+    from rlobj import dapo, dr_grpo, grpo
+
+    return pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=PRESET_IDS)
+
+
+def assert_trains(recipe, seed=3):
+    """Run ``recipe`` on a two-group batch with ragged lengths: a finite loss whose gradient
+    reaches ``logp`` finite. Returns the objective's output."""
+    from rlobj import Objective
+
+    batch = leaf(make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=seed))
+    out = Objective(recipe)(**batch)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert torch.isfinite(batch["logp"].grad).all()
+    return out
+
+
+def right_pad(responses, pad):
+    """Right-padded ``[rows, width]`` ids and their bool mask: :func:`rlobj.rollout.right_pad_responses`."""
+    from rlobj.rollout import right_pad_responses
+
+    return right_pad_responses(responses, pad)
+
+
+def padded_start(draw, max_rows, max_len, keep=0.75, min_rows=1):
+    """The start every padded random-batch strategy shares: a seeded generator and a
+    ``[rows, length]`` mask with about ``keep`` real tokens (row 0 always has its first token)."""
+    b = draw(st.integers(min_rows, max_rows))
+    n = draw(st.integers(1, max_len))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    mask = torch.rand(b, n, generator=g) < keep
+    mask[0, 0] = True
+    return g, mask
+
+
+@st.composite
+def shuffled_group_ids(draw, min_size=1, max_size=4, max_groups=5):
+    """Group ids of 1 to ``max_groups`` groups of ``min_size``..``max_size`` rows, shuffled (groups interleave)."""
+    sizes = draw(st.lists(st.integers(min_size, max_size), min_size=1, max_size=max_groups))
+    return list(draw(st.permutations([g for g, n in enumerate(sizes) for _ in range(n)])))
+
+
+def replace_advantage(preset, term):
+    """``preset`` with its advantage term (``group_zscore``, else its first term) replaced by ``term``."""
+    from rlobj import group_zscore
+
+    base = group_zscore if any(isinstance(t, group_zscore) for t in preset.terms) else type(preset.terms[0])
+    return preset.replace(base, term)
+
+
+def assert_response_row(batch, row, eos, max_new_tokens):
+    """Row ``row`` of a generated batch: its response mask is a non-empty prefix, EOS appears only as
+    its last real token, and it is truncated ('length', exactly ``max_new_tokens`` tokens) iff it has
+    no EOS, else finished ('stop'). Returns the row's length."""
+    length = int(batch.response_mask[row].sum())
+    assert length >= 1 and batch.response_mask[row, :length].all()
+    assert not batch.response_mask[row, length:].any()
+    real = batch.response_ids[row, :length].tolist()
+    assert eos not in real[:-1]
+    assert bool(batch.truncated[row]) == (real[-1] != eos)
+    assert batch.finish_reasons[row] == ("length" if batch.truncated[row] else "stop")
+    assert not batch.truncated[row] or length == max_new_tokens
+    return length
+
+
+def assert_refused_without(term, message, width=1, **fields):
+    """``term`` called on a two-row state of ``fields`` (one field it reads left out) raises an
+    ``RlobjInputError`` matching ``message``."""
+    import pytest
+
+    from rlobj.algebra.state import State
+    from rlobj.ops.errors import RlobjInputError
+
+    state = State.from_batch(logp=torch.zeros(2, width), mask=torch.ones(2, width, dtype=torch.bool), **fields)
+    with pytest.raises(RlobjInputError, match=message):
+        term(state)

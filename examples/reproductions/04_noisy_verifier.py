@@ -33,7 +33,7 @@ import _common as C  # noqa: E402
 from claims import NoisyVerifier  # noqa: E402  (the same flips as the trace testbed's)
 
 from rlobj import backward_correction, forward_correction, group_zscore, grpo, leave_one_out  # noqa: E402
-from rlobj.train.tasks import ExactAnswer  # noqa: E402
+from rlobj.data.tasks import ExactAnswer  # noqa: E402
 
 NAME = "noisy_verifier"
 RHO0, RHO1 = 0.1, 0.2

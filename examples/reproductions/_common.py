@@ -30,10 +30,10 @@ from pathlib import Path
 
 import torch
 
+from rlobj.data.tasks import AdditionTask, ExactAnswer
 from rlobj.eval.passk import pass_at_k
 from rlobj.rollout import SamplingConfig
 from rlobj.train.module import RLModule
-from rlobj.train.tasks import AdditionTask, ExactAnswer
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "reproductions"

@@ -4,8 +4,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from rlobj.data.tasks import check_split_arguments, in_split
-from rlobj.verifiers import EXTRACT_MODES, ExactMatch
+from rlobj.data.tasks import check_task_arguments, in_split
+from rlobj.verifiers import ExactMatch
 from rlobj.verifiers.puzzles import evaluate_expression
 
 OPERATORS = ("+", "-", "*")
@@ -68,15 +68,8 @@ class ArithmeticTask:
             raise ValueError(
                 f"ArithmeticTask: argument 'operators' must be a non-empty subset of {OPERATORS}, got {self.operators!r}"
             )
-        if "{expression}" not in self.prompt_format:
-            raise ValueError(
-                f"ArithmeticTask: argument 'prompt_format' must contain '{{expression}}', got {self.prompt_format!r}"
-            )
-        if self.extract not in EXTRACT_MODES:
-            raise ValueError(
-                f"ArithmeticTask: argument 'extract' must be one of {EXTRACT_MODES}, got {self.extract!r}"
-            )
-        check_split_arguments("ArithmeticTask", self.split, self.test_fraction)
+        check_task_arguments("ArithmeticTask", self.extract, self.split, self.test_fraction,
+                             self.prompt_format, ("expression",))
 
     @classmethod
     def with_digits(cls, digits: int, **options: Any) -> "ArithmeticTask":

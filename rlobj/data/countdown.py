@@ -5,8 +5,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from rlobj.data.tasks import check_split_arguments, in_split
-from rlobj.verifiers import EXTRACT_MODES
+from rlobj.data.tasks import check_task_arguments, in_split
 from rlobj.verifiers.puzzles import CountdownVerifier
 
 DEFAULT_PROMPT = (
@@ -69,15 +68,8 @@ class CountdownTask:
             raise ValueError(
                 f"CountdownTask: need min_target <= max_target, got {self.min_target}, {self.max_target}"
             )
-        if "{numbers}" not in self.prompt_format or "{target}" not in self.prompt_format:
-            raise ValueError(
-                f"CountdownTask: argument 'prompt_format' must contain '{{numbers}}' and '{{target}}', got {self.prompt_format!r}"
-            )
-        if self.extract not in EXTRACT_MODES:
-            raise ValueError(
-                f"CountdownTask: argument 'extract' must be one of {EXTRACT_MODES}, got {self.extract!r}"
-            )
-        check_split_arguments("CountdownTask", self.split, self.test_fraction)
+        check_task_arguments("CountdownTask", self.extract, self.split, self.test_fraction,
+                             self.prompt_format, ("numbers", "target"))
 
     def _random_expression(
         self, rng: random.Random, numbers: list[int]

@@ -5,8 +5,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from rlobj.data.tasks import check_split_arguments, in_split
-from rlobj.verifiers import EXTRACT_MODES
+from rlobj.data.tasks import check_task_arguments, in_split
 from rlobj.verifiers.puzzles import KnightsKnavesVerifier
 
 NAMES = ("Alice", "Bob", "Carol", "Dave", "Eve", "Frank", "Grace", "Heidi")
@@ -112,11 +111,7 @@ class KnightsKnavesTask:
                 f"KnightsKnavesTask: argument 'depth' must be an int in [2, 4] (with plain 'X is a knight/knave' "
                 f"statements alone a solution is never unique), got {self.depth!r}"
             )
-        if self.extract not in EXTRACT_MODES:
-            raise ValueError(
-                f"KnightsKnavesTask: argument 'extract' must be one of {EXTRACT_MODES}, got {self.extract!r}"
-            )
-        check_split_arguments("KnightsKnavesTask", self.split, self.test_fraction)
+        check_task_arguments("KnightsKnavesTask", self.extract, self.split, self.test_fraction)
 
     def _statement(self, rng: random.Random, depth: int) -> tuple:
         if depth <= 1 or rng.random() < 0.3:

@@ -11,14 +11,28 @@ samples on every machine (Python's ``random`` is stable across platforms for a g
 :func:`in_split` assigns each problem to ``"train"`` or ``"test"`` by a hash of its prompt, so a
 training stream and an evaluation set drawn with ``split="train"`` / ``split="test"`` never share
 a problem, whatever their seeds.
+
+The trainer reads tasks by index: a :class:`TaskSource` maps an index to a record
+``{"prompt", "answer", "completion"}`` deterministically, so the trainer's data position (an
+integer saved in checkpoints) is all it takes to resume the same stream. Here are the default run's
+:class:`AdditionTask` and :class:`LeveledAddition`, :class:`GeneratedTask` (records from any task
+generator) and :class:`ExactAnswer`, the default run's verifier. Files and Hub datasets go through
+:class:`rlobj.train.hf_data.DatasetTask`. The character tokenizer and its helpers live in
+:mod:`rlobj.ops.tokenizer`.
 """
 
 import hashlib
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from rlobj.verifiers import Verifier
+from rlobj.verifiers import EXTRACT_MODES, Verifier
+
+__all__ = [
+    "SPLITS", "TaskGenerator", "in_split", "check_split_arguments", "check_task_arguments", "generate", "stream",
+    "TaskSource", "AdditionTask", "GeneratedTask", "LeveledAddition", "ExactAnswer",
+]
 
 SPLITS = (None, "train", "test")
 
@@ -61,6 +75,19 @@ def check_split_arguments(owner: str, split: str | None, test_fraction: float) -
         )
 
 
+def check_task_arguments(owner: str, extract: str, split: str | None, test_fraction: float,
+                         prompt_format: str | None = None, placeholders: tuple[str, ...] = ()) -> None:
+    """The checks every task generator shares: ``extract`` one of the verifiers' extraction modes,
+    ``prompt_format`` holding each ``{placeholder}``, then :func:`check_split_arguments`; a
+    ``ValueError`` names ``owner`` and the argument."""
+    if prompt_format is not None and any("{" + name + "}" not in prompt_format for name in placeholders):
+        wanted = " and ".join(f"'{{{name}}}'" for name in placeholders)
+        raise ValueError(f"{owner}: argument 'prompt_format' must contain {wanted}, got {prompt_format!r}")
+    if extract not in EXTRACT_MODES:
+        raise ValueError(f"{owner}: argument 'extract' must be one of {EXTRACT_MODES}, got {extract!r}")
+    check_split_arguments(owner, split, test_fraction)
+
+
 def generate(task: TaskGenerator, count: int, seed: int = 0) -> list[dict[str, Any]]:
     """``count`` samples of ``task`` drawn from ``random.Random(seed)`` (deterministic).
 
@@ -80,3 +107,126 @@ def stream(task: TaskGenerator, seed: int = 0) -> Iterator[dict[str, Any]]:
     rng = random.Random(seed)
     while True:
         yield task.sample(rng)
+
+
+class TaskSource:
+    """Base of task sources: ``record(index)`` returns the same record for the same index."""
+
+    def record(self, index: int) -> dict[str, Any]:  # pragma: no cover - subclasses override
+        raise TypeError(f"{type(self).__name__} does not define record()")
+
+    def records(self, start: int, count: int) -> list[dict[str, Any]]:
+        """Records ``start, start + 1, ..., start + count - 1``."""
+        return [self.record(index) for index in range(start, start + count)]
+
+
+class AdditionTask(TaskSource):
+    r"""Two-number addition ``"a+b="`` -> ``"a+b"`` with $a, b$ uniform in ``[low, high]``.
+
+    Record ``i`` is drawn from ``random.Random(seed * 1_000_003 + i)``: any index, any order,
+    always the same problem. Different seeds give independent streams (a training stream and a
+    fixed evaluation set that is "held-out style": same distribution, other draws).
+
+    Args:
+        seed: stream seed. Default 0.
+        low, high: inclusive operand range. Default 0..99.
+    """
+
+    def __init__(self, seed: int = 0, low: int = 0, high: int = 99):
+        if not (isinstance(low, int) and isinstance(high, int)) or low < 0 or high < low:
+            raise ValueError(f"AdditionTask: need integers 0 <= low <= high, got low={low!r}, high={high!r}")
+        self.seed, self.low, self.high = int(seed), low, high
+
+    def record(self, index: int) -> dict[str, Any]:
+        rng = random.Random(self.seed * 1_000_003 + int(index))
+        a, b = rng.randint(self.low, self.high), rng.randint(self.low, self.high)
+        answer = str(a + b)
+        return {"prompt": f"{a}+{b}=", "answer": answer, "completion": answer}
+
+    def __repr__(self) -> str:
+        return f"AdditionTask(seed={self.seed}, low={self.low}, high={self.high})"
+
+
+class GeneratedTask(TaskSource):
+    r"""Index-addressable records from a task generator of :mod:`rlobj.data` (``sample(rng)``).
+
+    Record ``i`` is ``task.sample(random.Random(seed * 1_000_003 + i))`` with ``"completion"``
+    set to the answer (the demonstration for ``sft``), so any generator (``ArithmeticTask``,
+    ``CountdownTask``, ``KnightsKnavesTask``, with their ``split="train"`` / ``"test"`` held-out
+    hashing) becomes a resumable stream.
+
+    Args:
+        task: an object with ``sample(rng: random.Random) -> dict`` (``"prompt"``, ``"answer"``).
+        seed: stream seed. Default 0.
+    """
+
+    def __init__(self, task: Any, seed: int = 0):
+        if not callable(getattr(task, "sample", None)):
+            raise TypeError(f"GeneratedTask.task: expected a task generator with sample(rng), got {task!r}")
+        self.task, self.seed = task, int(seed)
+
+    def record(self, index: int) -> dict[str, Any]:
+        row = dict(self.task.sample(random.Random(self.seed * 1_000_003 + int(index))))
+        for key in ("prompt", "answer"):
+            if key not in row:
+                raise KeyError(f"GeneratedTask: {type(self.task).__name__}.sample() returned no {key!r} field")
+        row.setdefault("completion", str(row["answer"]))
+        return row
+
+    def __repr__(self) -> str:
+        return f"GeneratedTask(task={self.task!r}, seed={self.seed})"
+
+
+@dataclass(frozen=True)
+class ExactAnswer:
+    r"""Reward $\mathbb{1}[\mathrm{strip}(y) = \mathrm{strip}(a)]$: the whole completion must be the answer.
+
+    The default run's verifier (the model is asked for nothing but the number). Picklable, so it
+    also runs in :class:`rlobj.verifiers.VerifierPool` workers.
+
+    Example:
+        >>> ExactAnswer()(" 46", {"answer": "46"}), ExactAnswer()("4", {"answer": "46"})
+        (1.0, 0.0)
+    """
+
+    answer_key: str = "answer"
+
+    def __call__(self, completion: str, sample) -> float:
+        if self.answer_key not in sample:
+            raise KeyError(f"ExactAnswer: sample has no field {self.answer_key!r}")
+        return float(completion.strip() == str(sample[self.answer_key]).strip())
+
+
+class LeveledAddition(TaskSource):
+    r"""Addition at ``len(ranges)`` difficulty levels: record ``i`` has level ``i % len(ranges)`` and
+    operands uniform in ``ranges[level]``; the record's ``domain`` is ``"level<k>"``.
+
+    A stream with a known difficulty range for the data loops (:mod:`rlobj.train.data_strategies`):
+    the tiny model learns one-digit sums long before three-digit ones.
+
+    Example:
+        >>> task = LeveledAddition(seed=0)
+        >>> [task.record(i)["domain"] for i in range(4)]
+        ['level0', 'level1', 'level2', 'level0']
+
+    Args:
+        seed: stream seed.
+        ranges: inclusive operand range of each level. Default ``[[0, 9], [10, 99], [100, 999]]``.
+    """
+
+    def __init__(self, seed: int = 0, ranges: list[list[int]] = ((0, 9), (10, 99), (100, 999))):  # noqa: B006
+        ranges = [tuple(r) for r in ranges]
+        if not ranges or any(len(r) != 2 or not 0 <= r[0] <= r[1] for r in ranges):
+            raise ValueError(f"LeveledAddition.ranges: expected [[low, high], ...] with 0 <= low <= high, got {ranges!r}")
+        self.seed, self.ranges = int(seed), ranges
+
+    def record(self, index: int) -> dict[str, Any]:
+        level = int(index) % len(self.ranges)
+        low, high = self.ranges[level]
+        rng = random.Random(self.seed * 1_000_003 + int(index))
+        a, b = rng.randint(low, high), rng.randint(low, high)
+        answer = str(a + b)
+        return {"prompt": f"{a}+{b}=", "answer": answer, "completion": answer, "domain": f"level{level}"}
+
+    def __repr__(self) -> str:
+        return f"LeveledAddition(seed={self.seed}, ranges={[list(r) for r in self.ranges]})"

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from rlobj.eval.passk import pass_at_k
 
-__all__ = ["pass_at_k_curve", "plot_pass_at_k", "read_metrics_csv", "plot_training_curves", "TRAINING_CURVES"]
+__all__ = ["pass_at_k_curve", "plot_pass_at_k", "read_metrics_csv", "plot_training_curves", "TRAINING_CURVES",
+           "save_figure"]
 
 #: The trainer's metric names for the default training curves, with their titles.
 TRAINING_CURVES = (("entropy", "token entropy"), ("response/length_mean", "response length (tokens)"))
@@ -60,12 +61,7 @@ def plot_pass_at_k(curves: Mapping[str, Mapping[int, float]], path: str | Path,
     axis.set(xlabel="k (samples)", ylabel="pass@k", title=title, ylim=(0, 1.02))
     axis.grid(alpha=0.3)
     axis.legend()
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def read_metrics_csv(path: str | Path, step_column: str = "step") -> dict[str, list[tuple[float, float]]]:
@@ -128,6 +124,13 @@ def plot_training_curves(runs: Mapping[str, str | Path], path: str | Path,
         axis.set(xlabel="step", title=title)
         axis.grid(alpha=0.3)
         axis.legend()
+    return save_figure(figure, path)
+
+
+def save_figure(figure, path: str | Path) -> Path:
+    """Lay out ``figure``, write it to ``path`` (parent folders created, 80 dpi), close it; returns the path."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

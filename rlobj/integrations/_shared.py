@@ -7,6 +7,7 @@ from rlobj.algebra.objective import Objective
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.rows import cut_rows
 
 __all__ = ["as_objective", "slots_read", "batch_state", "row_fields"]
 
@@ -61,7 +62,7 @@ def row_fields(state: State, rows: slice, seq: int) -> dict[str, Tensor]:
     batch = state.batch_size
 
     def cut(value: Tensor) -> Tensor:
-        value = value[rows]
+        value = cut_rows(value, rows, batch)
         return value[:, :seq] if value.dim() >= 2 and value.shape[1] == state.mask.shape[1] else value
 
     out = {}

@@ -28,6 +28,7 @@ _HOMES = {
     "LATRConfig": "rlobj.rollout.tree",
     "LATREngine": "rlobj.rollout.tree",
     "left_pad_prompts": "rlobj.rollout.engine",
+    "right_pad_responses": "rlobj.rollout.engine",
     "MixSchedule": "rlobj.rollout.tree",
     "positions_from_mask": "rlobj.rollout.logprobs",
     "prof_balanced_counts": "rlobj.rollout.filters",

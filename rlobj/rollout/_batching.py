@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from rlobj.ops.rows import take_rows_of
 from rlobj.rollout.engine import RolloutBatch
 from rlobj.rollout.vision import VisionInputs
 
@@ -76,13 +77,5 @@ def concat_rollouts(batches: Sequence[RolloutBatch], pad_token_id: int,
 
 
 def take(batch: RolloutBatch, index: Tensor) -> RolloutBatch:
-    """Rows ``index`` of a batch (same padding widths)."""
-    index = index.to(batch.prompt_ids.device)
-    return RolloutBatch(
-        prompt_ids=batch.prompt_ids[index], prompt_mask=batch.prompt_mask[index],
-        response_ids=batch.response_ids[index], response_mask=batch.response_mask[index],
-        logp_rollout=batch.logp_rollout[index], group_ids=batch.group_ids[index],
-        truncated=batch.truncated[index],
-        finish_reasons=tuple(batch.finish_reasons[i] for i in index.tolist()),
-        vision=None if batch.vision is None else batch.vision.select(index),
-    )
+    """Rows ``index`` of a batch (same padding widths; vision inputs too): :func:`rlobj.ops.rows.take_rows_of`."""
+    return take_rows_of(batch, index, len(batch))

@@ -241,6 +241,14 @@ def sampling_logprobs(
     return torch.log_softmax(scaled, dim=-1)
 
 
+def _check_prompt_list(prompts, prefix: str) -> None:
+    if isinstance(prompts, Tensor) or isinstance(prompts, (str, bytes)):
+        raise TypeError(f"{prefix}prompts must be a list of token id sequences (lists or 1-D tensors), got "
+                        f"{type(prompts).__name__}")
+    if len(prompts) == 0:
+        raise ValueError(f"{prefix}prompts must contain at least one prompt, got an empty list")
+
+
 def left_pad_prompts(
     prompts: Sequence[Sequence[int] | Tensor], pad_token_id: int, vocab_size: int | None = None,
 ) -> tuple[Int[Tensor, "batch prompt"], Bool[Tensor, "batch prompt"]]:
@@ -259,12 +267,7 @@ def left_pad_prompts(
         >>> ids.tolist(), mask.tolist()
         ([[5, 6, 7], [0, 0, 8]], [[True, True, True], [False, False, True]])
     """
-    if isinstance(prompts, Tensor) or isinstance(prompts, (str, bytes)):
-        raise TypeError(
-            "prompts must be a list of token id sequences (lists or 1-D tensors), got "
-            f"{type(prompts).__name__}")
-    if len(prompts) == 0:
-        raise ValueError("prompts must contain at least one prompt, got an empty list")
+    _check_prompt_list(prompts, "")
     rows = []
     for index, prompt in enumerate(prompts):
         row = prompt.detach().to("cpu") if isinstance(prompt, Tensor) else torch.tensor(
@@ -290,6 +293,24 @@ def left_pad_prompts(
     return prompt_ids, prompt_mask
 
 
+def right_pad_responses(responses: Sequence[Sequence[int]], pad_token_id: int) -> tuple[Tensor, Tensor]:
+    r"""Stack responses (token id lists) into a right-padded ``[batch, width]`` tensor and its mask
+    (True on real tokens); ``width`` is the longest response (at least 1).
+
+    Example:
+        >>> ids, mask = right_pad_responses([[5, 6], [7]], pad_token_id=0)
+        >>> ids.tolist(), mask.tolist()
+        ([[5, 6], [7, 0]], [[True, True], [True, False]])
+    """
+    width = max([1] + [len(response) for response in responses])
+    ids = torch.full((len(responses), width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(responses), width), dtype=torch.bool)
+    for row, response in enumerate(responses):
+        ids[row, :len(response)] = torch.as_tensor(list(response), dtype=torch.long)
+        mask[row, :len(response)] = True
+    return ids, mask
+
+
 def validate_generate_args(prompts: Sequence, n: int, sampling: SamplingConfig) -> None:
     """Check the arguments every engine's ``generate`` shares; raise naming the bad one."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -297,9 +318,4 @@ def validate_generate_args(prompts: Sequence, n: int, sampling: SamplingConfig) 
     if not isinstance(sampling, SamplingConfig):
         raise TypeError(
             f"generate: sampling must be a SamplingConfig, got {type(sampling).__name__}")
-    if isinstance(prompts, Tensor) or isinstance(prompts, (str, bytes)):
-        raise TypeError(
-            "generate: prompts must be a list of token id sequences (lists or 1-D tensors), got "
-            f"{type(prompts).__name__}")
-    if len(prompts) == 0:
-        raise ValueError("generate: prompts must contain at least one prompt, got an empty list")
+    _check_prompt_list(prompts, "generate: ")

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from rlobj.ops.typecheck import typechecked
 
-__all__ = ["sequence_logprobs", "positions_from_mask"]
+__all__ = ["sequence_logprobs", "positions_from_mask", "next_token_logits"]
 
 
 @typechecked
@@ -126,3 +126,32 @@ def response_logits(model, prompt_ids: Tensor, prompt_mask: Tensor, response_ids
     output = model(**inputs, **kwargs)
     # logits[:, i] predicts token i + 1: keep the positions that predict the response tokens.
     return output.logits[:, -(response_length + 1):-1]
+
+
+def next_token_logits(model, contexts, pad_token_id: int = 0, vocab_size: int | None = None) -> Tensor:
+    r"""float32 logits ``[batch, vocab]`` of the token after each context, from one left-padded forward.
+
+    The contexts (token id lists or 1-D tensors) are left padded
+    (:func:`~rlobj.rollout.engine.left_pad_prompts`, ids checked against ``vocab_size`` when given),
+    positions come from the mask (:func:`positions_from_mask`), the model runs in eval mode without
+    gradient (its training flag is restored afterwards). The result lies on the model's device.
+
+    Example:
+        >>> from rlobj.rollout.tiny import build_tiny_qwen2
+        >>> next_token_logits(build_tiny_qwen2(vocab_size=8), [[1, 2, 3], [4]]).shape
+        torch.Size([2, 8])
+    """
+    from rlobj.rollout.engine import left_pad_prompts
+
+    ids, mask = left_pad_prompts(contexts, pad_token_id, vocab_size)
+    device = next(model.parameters()).device
+    ids, mask = ids.to(device), mask.to(device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(input_ids=ids, attention_mask=mask.long(), position_ids=positions_from_mask(mask),
+                        use_cache=False)
+    finally:
+        model.train(was_training)
+    return out.logits[:, -1].float()

@@ -11,41 +11,9 @@ from pathlib import Path
 
 import torch
 
+from rlobj.ops.tokenizer import ARITHMETIC_CHARS, build_char_tokenizer  # re-exported
+
 __all__ = ["ARITHMETIC_CHARS", "build_char_tokenizer", "build_tiny_qwen2", "save_model_directory"]
-
-#: Characters of the default run's tokenizer (digits, operators, '=', space).
-ARITHMETIC_CHARS = "0123456789+-*= "
-
-
-def build_char_tokenizer(chars: str = ARITHMETIC_CHARS):
-    r"""A character tokenizer: one id per character of ``chars`` plus ``<pad>`` (0), ``<eos>`` (1), ``<unk>`` (2).
-
-    Built with ``tokenizers`` (``WordLevel`` over single characters, ``Fuse`` decoder) and wrapped
-    in ``transformers.PreTrainedTokenizerFast`` so it saves and loads like any HF tokenizer.
-
-    Example:
-        >>> tok = build_char_tokenizer("0123456789+=")
-        >>> ids = tok.encode("12+3=", add_special_tokens=False)
-        >>> tok.decode(ids + [tok.eos_token_id], skip_special_tokens=True)
-        '12+3='
-    """
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    if not isinstance(chars, str) or not chars:
-        raise ValueError(f"build_char_tokenizer: chars must be a non-empty string, got {chars!r}")
-    vocab = {"<pad>": 0, "<eos>": 1, "<unk>": 2}
-    for char in chars:
-        vocab.setdefault(char, len(vocab))
-    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    core.decoder = decoders.Fuse()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>",
-                                        unk_token="<unk>")
-    tokenizer.rlobj_chars = chars  # the DataModule refuses data with other characters
-    tokenizer.init_kwargs["rlobj_chars"] = chars  # saved in tokenizer_config.json: load_tokenizer knows it
-    return tokenizer
-
 
 
 def build_tiny_qwen2(

@@ -4,7 +4,7 @@ r"""Tiny, randomly initialised vision-language models built locally (nothing dow
 
 * ``kind="llava"``: ``LlavaForConditionalGeneration`` (a CLIP vision tower, a two-layer
   projector, a Qwen2 decoder) with a ``LlavaProcessor`` (a PIL ``CLIPImageProcessor`` that
-  resizes to ``image_size``, the character tokenizer of :func:`rlobj.train.tasks.build_char_tokenizer`
+  resizes to ``image_size``, the character tokenizer of :func:`rlobj.ops.tokenizer.build_char_tokenizer`
   plus an ``<image>`` token, and a chat template);
 
 A Qwen2-VL-style tiny model is not offered: on this machine (transformers 5.25 without

@@ -52,7 +52,7 @@ from rlobj.rollout.engine import (
     left_pad_prompts,
     validate_generate_args,
 )
-from rlobj.rollout.logprobs import positions_from_mask
+from rlobj.rollout.logprobs import next_token_logits
 
 __all__ = ["MixSchedule", "LATRConfig", "LATREngine", "TreeInfo", "edit_distance_ratio",
            "suffix_match", "rouge_l"]
@@ -367,18 +367,7 @@ class LATREngine:
 
     # -- tree phase ------------------------------------------------------------------
     def _next_logits(self, contexts: list[Tensor], device) -> Tensor:
-        ids, mask = left_pad_prompts(contexts, self.engine.pad_token_id)
-        ids, mask = ids.to(device), mask.to(device)
-        model = self.engine.model
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                out = model(input_ids=ids, attention_mask=mask.long(),
-                            position_ids=positions_from_mask(mask), use_cache=False)
-        finally:
-            model.train(was_training)
-        return out.logits[:, -1].float()
+        return next_token_logits(self.engine.model, contexts, self.engine.pad_token_id).to(device)
 
     def _grow(self, branches: list[_Branch], rows: list[Tensor], n_kt: int,
               sampling: SamplingConfig, pruned: list[int], device) -> int:

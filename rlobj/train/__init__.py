@@ -1,5 +1,13 @@
 """Training: the LightningModule, DataModule, callbacks and the ``rlobj`` CLI."""
 
+from rlobj.data.tasks import (
+    AdditionTask,
+    ExactAnswer,
+    GeneratedTask,
+    LeveledAddition,
+    TaskSource,
+)
+from rlobj.ops.tokenizer import build_char_tokenizer
 from rlobj.train.callbacks import CompletionsTable, EvalTable, MetricPlots, ProgressPrinter
 from rlobj.train.config import (
     EvalConfig,
@@ -21,14 +29,6 @@ from rlobj.train.process_reward import PRMScorer, ProcessRewardModel
 from rlobj.train.prompt_stats import PromptStats
 from rlobj.train.scorers import RewardFunctions, VerifierScorer
 from rlobj.train.synthesis import WeaknessSynthesis
-from rlobj.train.tasks import (
-    AdditionTask,
-    ExactAnswer,
-    GeneratedTask,
-    LeveledAddition,
-    TaskSource,
-    build_char_tokenizer,
-)
 
 __all__ = [
     "AdditionTask",

@@ -222,9 +222,6 @@ class MetricPlots(L.Callback):
             axis.set_title(title)
             axis.set_xlabel("step")
             axis.grid(alpha=0.3)
-        figure.tight_layout()
-        directory = trainer.log_dir or trainer.default_root_dir
-        os.makedirs(directory, exist_ok=True)
-        self.path = os.path.join(directory, self.filename)
-        figure.savefig(self.path, dpi=80)
-        plt.close(figure)
+        from rlobj.eval.plots import save_figure
+
+        self.path = str(save_figure(figure, os.path.join(trainer.log_dir or trainer.default_root_dir, self.filename)))

@@ -25,6 +25,7 @@ import torch
 from rlobj.ops.errors import RlobjInputError
 from rlobj.rollout import RolloutBatch
 from rlobj.rollout._batching import batch_from_rows
+from rlobj.rollout.logprobs import next_token_logits
 from rlobj.train.stages import Batch, Sampler, Score, Scorer, StepContext
 
 __all__ = ["CatalogueBeamSampler", "RankingScorer", "build_trie"]
@@ -43,18 +44,7 @@ def build_trie(sequences: list[list[int]]) -> dict:
 
 def _next_logprobs(model, prompt: list[int], prefixes: list[list[int]]) -> torch.Tensor:
     """Log-probs of the next token after ``prompt + prefix`` for each prefix (one padded forward)."""
-    rows = [prompt + p for p in prefixes]
-    width = max(len(r) for r in rows)
-    ids = torch.zeros((len(rows), width), dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):  # left padding, positions from the mask
-        ids[i, width - len(r):] = torch.tensor(r)
-        mask[i, width - len(r):] = 1
-    device = next(model.parameters()).device
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    with torch.no_grad():
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                       position_ids=positions.to(device)).logits[:, -1].float()
+    logits = next_token_logits(model, [prompt + p for p in prefixes])
     return torch.log_softmax(logits, dim=-1).cpu()
 
 

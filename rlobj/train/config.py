@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from rlobj.ops.errors import RlobjInputError
-from rlobj.train.tasks import ARITHMETIC_CHARS
+from rlobj.ops.tokenizer import ARITHMETIC_CHARS
 
 __all__ = ["DTYPES", "EvalConfig", "MOVED_KEYS", "PolicyConfig", "RolloutConfig", "UpdateConfig",
            "WarmupConfig", "WarmupSchedule", "as_config", "default_optimizer"]

@@ -3,7 +3,7 @@ r"""A small countdown with a written derivation, for the character tokenizer (se
 Record ``i``: three numbers in ``[1, high]`` and a target reached by two operations, written
 ``"3 5 7 22="`` (the last number is the target) and solved step by step, one equation per step,
 steps separated by a space: ``"3*5=15 15+7=22"``. Only the characters of the default tokenizer
-(:data:`~rlobj.train.tasks.ARITHMETIC_CHARS`) are used, and the space is one token, so a tree
+(:data:`~rlobj.ops.tokenizer.ARITHMETIC_CHARS`) are used, and the space is one token, so a tree
 search can take one equation as one step (``delimiter: " "``).
 
 :class:`DerivationVerifier` checks the whole derivation: every step is ``a op b=c`` with
@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from rlobj.train.tasks import TaskSource
+from rlobj.data.tasks import TaskSource
 
 __all__ = ["CountdownSteps", "DerivationVerifier"]
 

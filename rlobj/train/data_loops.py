@@ -26,9 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rlobj.data.tasks import TaskSource
 from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.tokenizer import check_characters
 from rlobj.train.prompt_stats import PromptStats
-from rlobj.train.tasks import TaskSource, check_characters
 
 __all__ = ["DataLoop", "DataStrategy", "FixedStream", "Selection", "with_prompt_id"]
 
@@ -49,7 +50,7 @@ class Selection:
         count: number of records to return (all ranks together).
         fresh: the plain stream's ``count`` records of this step, tagged with ``prompt_id``.
         stats: the run's :class:`~rlobj.train.prompt_stats.PromptStats`.
-        source: the training :class:`~rlobj.train.tasks.TaskSource` (``record(index)``).
+        source: the training :class:`~rlobj.data.tasks.TaskSource` (``record(index)``).
     """
 
     step: int

@@ -19,10 +19,10 @@ import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from rlobj.data.tasks import TaskSource
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.data_loops import DataStrategy, Selection, with_prompt_id
 from rlobj.train.providers.base import Provider, register_provider
-from rlobj.train.tasks import TaskSource
 
 __all__ = ["DifficultyCurriculum", "HintScaffold", "HardFocus", "DomainMixture", "hint_fraction",
            "mixture_weights", "allocate", "DifficultyKLScale"]

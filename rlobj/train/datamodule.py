@@ -5,10 +5,11 @@ from typing import Any
 import lightning as L
 import torch
 
+from rlobj.data.tasks import AdditionTask, TaskSource
 from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.tokenizer import check_characters
 from rlobj.train.data_loops import DataLoop, DataStrategy
 from rlobj.train.prompt_stats import PromptStats
-from rlobj.train.tasks import AdditionTask, TaskSource, check_characters
 
 __all__ = ["RLDataModule", "PromptStream"]
 
@@ -49,7 +50,7 @@ class PromptStream:
 
 
 class RLDataModule(L.LightningDataModule):
-    """Prompts for training and a fixed evaluation set, from :class:`~rlobj.train.tasks.TaskSource` s.
+    """Prompts for training and a fixed evaluation set, from :class:`~rlobj.data.tasks.TaskSource` s.
 
     Args:
         train: source of training prompts (default ``AdditionTask(seed=1)``).

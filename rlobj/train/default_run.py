@@ -13,11 +13,11 @@ import time
 import lightning as L
 import torch
 
+from rlobj.data.tasks import AdditionTask
 from rlobj.train.callbacks import EvalTable, MetricPlots, ProgressPrinter
 from rlobj.train.config import EvalConfig, PolicyConfig, RolloutConfig, UpdateConfig, WarmupConfig
 from rlobj.train.datamodule import RLDataModule
 from rlobj.train.module import RLModule
-from rlobj.train.tasks import AdditionTask
 
 __all__ = ["main", "build"]
 

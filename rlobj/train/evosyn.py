@@ -38,10 +38,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rlobj.data.tasks import TaskSource
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.code_tasks import CodeRunner, arguments, fenced_blocks, parse_program, same_value
 from rlobj.train.synthesis import normalize_prompt
-from rlobj.train.tasks import TaskSource
 
 __all__ = ["RankingStrategy", "pass_matrix", "consistency_fitness", "evolve", "synthesize", "EvoSynTasks",
            "PassesTests"]

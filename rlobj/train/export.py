@@ -4,7 +4,7 @@ r"""Export the trained policy as a Hugging Face model directory (``save_pretrain
 copy), its tokenizer and a ``README.md`` model card stating the objective and the run's numbers
 (steps, RL updates, the evaluation rows). The directory loads with
 ``AutoModelForCausalLM.from_pretrained`` / ``AutoTokenizer.from_pretrained``; the tiny model's
-character tokenizer loads with :func:`rlobj.train.tasks.load_tokenizer` (or
+character tokenizer loads with :func:`rlobj.ops.tokenizer.load_tokenizer` (or
 ``PreTrainedTokenizerFast.from_pretrained``): transformers 5's ``AutoTokenizer`` would give it
 Qwen2's pre-tokenizer, which drops spaces. ``policy.model_path`` uses ``load_tokenizer``. A push to the
 Hugging Face Hub happens only when asked (``push_to_hub="user/name"``).

@@ -171,7 +171,7 @@ class FlowReward(Scorer):
         refit_every: refit on the references seen so far every this many steps (0: fit once).
         seed: seed of the fit and of the scoring noise.
         verifier: the outcome reward ``verifier(completion, record)`` (a callable or
-            ``{class_path, init_args}``), e.g. :class:`~rlobj.train.tasks.ExactAnswer`.
+            ``{class_path, init_args}``), e.g. :class:`~rlobj.data.tasks.ExactAnswer`.
     """
 
     def __init__(self, reference_key: str = "completion", layers: Sequence[float] = (0.25, 0.5, 0.75),

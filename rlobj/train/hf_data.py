@@ -3,7 +3,7 @@ r"""Your own prompts through Hugging Face ``datasets``: :class:`DatasetTask` (an
 A :class:`DatasetTask` reads a local JSON / JSONL / Parquet / CSV file, a local folder of such
 files, or a Hub dataset id (from the local Hugging Face cache when ``HF_HUB_OFFLINE=1``, from the
 Hub otherwise) with ``datasets.load_dataset``, maps its columns onto rlobj's record fields and
-serves records by index like every :class:`~rlobj.train.tasks.TaskSource`:
+serves records by index like every :class:`~rlobj.data.tasks.TaskSource`:
 
 * ``prompt``: plain text, or a conversation (a list of ``{"role", "content"}`` messages, TRL's
   "conversational" format) rendered with the policy tokenizer's chat template
@@ -26,8 +26,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+from rlobj.data.tasks import TaskSource
 from rlobj.ops.errors import RlobjInputError
-from rlobj.train.tasks import TaskSource
 
 __all__ = ["DatasetTask", "JsonlTask", "render_prompt", "is_conversation"]
 

@@ -156,15 +156,11 @@ class JudgeModel:
         ids = [self.encode(self.text(p)) or [self.tokenizer.eos_token_id] for p in prompts]
         if self.engine_kind == "vllm":
             return self._vllm_choice_probs(ids, wanted)
-        from rlobj.rollout import left_pad_prompts
-        from rlobj.rollout.logprobs import positions_from_mask
+        from rlobj.rollout.logprobs import next_token_logits
 
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        input_ids, mask = left_pad_prompts(ids, pad, int(self.model.config.vocab_size))
-        device = next(self.model.parameters()).device
-        input_ids, mask = input_ids.to(device), mask.to(device)
-        logits = self.model(input_ids=input_ids, attention_mask=mask.long(),
-                            position_ids=positions_from_mask(mask)).logits[:, -1].float()
+        logits = next_token_logits(self.model, ids, pad, int(self.model.config.vocab_size))
+        device = logits.device
         return torch.softmax(logits[:, torch.tensor(wanted, device=device)], dim=-1).cpu()
 
     def _vllm_choice_probs(self, ids: list[list[int]], wanted: list[int]) -> torch.Tensor:

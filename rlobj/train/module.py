@@ -31,6 +31,7 @@ from rlobj.algebra import Objective
 from rlobj.algebra.objective import ROW_FIELDS
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.kl import k3_estimate
 from rlobj.registry import build_objective
 from rlobj.rollout import RolloutBatch, SamplingConfig
 from rlobj.train.config import (
@@ -99,7 +100,7 @@ class RLModule(L.LightningModule):
         scorer: the scorer stage (a :class:`~rlobj.train.stages.Scorer`); default
             :class:`~rlobj.train.scorers.VerifierScorer` of ``verifier``.
         verifier: the reward function of the default scorer (default
-            :class:`~rlobj.train.tasks.ExactAnswer`); give ``scorer`` for workers and timeouts.
+            :class:`~rlobj.data.tasks.ExactAnswer`); give ``scorer`` for workers and timeouts.
         transforms: batch transforms applied in order after scoring (:mod:`rlobj.train.transforms`):
             names, ``{name: {args}}``, dotted paths or instances.
         providers: providers that replace the defaults or supply a user term's input
@@ -545,9 +546,8 @@ class RLModule(L.LightningModule):
         metrics.update(batch_metrics(rollout, rewards, logp_old, self.cfg.evaluation.pass_threshold, mask))
         metrics.update({"lr": self.last_lr, "time/update_s": seconds,
                         "throughput/update_tokens_per_s": n_valid * self.cfg.update.ppo_epochs / max(seconds, 1e-9)})
-        if "logp_ref" in fields:
-            log_ratio = (fields["logp_ref"] - prepared.logp_old)[mask]
-            metrics["kl/ref_k3"] = float((torch.expm1(log_ratio) - log_ratio).mean())
+        if "logp_ref" in fields:  # k3 of KL(current old policy || policy at the first RL step)
+            metrics["kl/ref_k3"] = float(k3_estimate((fields["logp_ref"] - prepared.logp_old)[mask]).mean())
         return metrics
 
     def push_weights(self) -> None:

@@ -40,8 +40,8 @@ def load_policy(hp):
             raise RlobjInputError(f"policy.tiny_vlm: {error}") from error
         return _attach(processor), model
     if hp.model_path is None:
+        from rlobj.ops.tokenizer import build_char_tokenizer
         from rlobj.rollout import build_tiny_qwen2
-        from rlobj.train.tasks import build_char_tokenizer
 
         tokenizer = build_char_tokenizer(hp.tokenizer_chars)
         return tokenizer, build_tiny_qwen2(vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id,
@@ -50,7 +50,7 @@ def load_policy(hp):
     from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
-    from rlobj.train.tasks import load_tokenizer  # rlobj's character tokenizer as saved
+    from rlobj.ops.tokenizer import load_tokenizer  # rlobj's character tokenizer as saved
 
     model_type = AutoConfig.from_pretrained(hp.model_path).model_type
     if model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES:

@@ -186,7 +186,7 @@ class PRMScorer(Scorer):
         prm: a :class:`ProcessRewardModel`, a directory saved by :meth:`ProcessRewardModel.save`,
             or a mapping of its constructor arguments (a fresh model, for ``train``; the
             vocabulary size may be left out: the run's tokenizer gives it).
-        verifier: the outcome reward function (default :class:`~rlobj.train.tasks.ExactAnswer`).
+        verifier: the outcome reward function (default :class:`~rlobj.data.tasks.ExactAnswer`).
         outcome: ``verifier``, ``prm`` or ``sum``.
         token_rewards: put step scores on the step-end tokens.
         delimiter: step split when the batch has no ``step_ends`` (None: the whole response is one step).

@@ -14,9 +14,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from rlobj.data.tasks import TaskSource
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.judges import PrincipleJudge, fill, render_prompt
-from rlobj.train.tasks import TaskSource
 
 __all__ = ["PreferenceTask", "PreferenceVerdict", "SentenceJudge", "RMR1_TEMPLATE", "split_sentences"]
 

@@ -79,13 +79,13 @@ class VerifierScorer(Scorer):
     """Score each decoded response with ``verifier(completion, record)``.
 
     Args:
-        verifier: the reward function (default :class:`~rlobj.train.tasks.ExactAnswer`).
+        verifier: the reward function (default :class:`~rlobj.data.tasks.ExactAnswer`).
         workers: >0 scores in a :class:`rlobj.verifiers.VerifierPool` of that many processes.
         timeout: seconds per item in the pool.
     """
 
     def __init__(self, verifier: Any = None, workers: int = 0, timeout: float = 10.0):
-        from rlobj.train.tasks import ExactAnswer
+        from rlobj.data.tasks import ExactAnswer
 
         if isinstance(verifier, Mapping) and "class_path" in verifier:  # jsonargparse left it unbuilt
             verifier = _resolve_function(verifier, "verifier")

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rlobj.train.tasks import TaskSource
+from rlobj.data.tasks import TaskSource
 
 __all__ = ["SHAPE_COLOURS", "ShapesTask", "draw_shapes"]
 

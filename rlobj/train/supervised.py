@@ -5,7 +5,7 @@ from collections import defaultdict
 import torch
 
 from rlobj.algebra import Normalizer
-from rlobj.rollout import RolloutBatch, left_pad_prompts
+from rlobj.rollout import RolloutBatch, left_pad_prompts, right_pad_responses
 
 __all__ = ["demonstrations", "sft_step", "sft_on_rollout"]
 
@@ -20,12 +20,7 @@ def demonstrations(module, records: list[dict]) -> RolloutBatch:
     prompts, vision = encode_records(records, module.encode, processor_of(module.tokenizer))
     responses = [module.encode(str(r["completion"])) + [eos] for r in records]
     prompt_ids, prompt_mask = left_pad_prompts(prompts, pad)
-    width = max(len(r) for r in responses)
-    response_ids = torch.full((len(responses), width), pad, dtype=torch.long)
-    response_mask = torch.zeros((len(responses), width), dtype=torch.bool)
-    for row, ids in enumerate(responses):
-        response_ids[row, :len(ids)] = torch.tensor(ids)
-        response_mask[row, :len(ids)] = True
+    response_ids, response_mask = right_pad_responses(responses, pad)
     device = module.device_of_policy()
     return RolloutBatch(prompt_ids=prompt_ids.to(device), prompt_mask=prompt_mask.to(device),
                         response_ids=response_ids.to(device), response_mask=response_mask.to(device),

@@ -40,8 +40,8 @@ def save_tiny_judge(directory: str | Path, kind: str = "causal", hidden_size: in
     """
     from transformers import Qwen2Config, Qwen2ForSequenceClassification
 
+    from rlobj.ops.tokenizer import build_char_tokenizer
     from rlobj.rollout import build_tiny_qwen2, save_model_directory
-    from rlobj.train.tasks import build_char_tokenizer
 
     if kind not in ("causal", "classifier"):
         raise ValueError(f"save_tiny_judge: kind must be 'causal' or 'classifier', got {kind!r}")

@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from rlobj.train.tasks import TaskSource
+from rlobj.data.tasks import TaskSource
 
 __all__ = ["CountdownTrace", "TraceVerifier", "TRACE_CHARS", "check_trace"]
 

@@ -28,6 +28,7 @@ from rlobj.algebra import Normalizer, Objective
 from rlobj.algebra.objective import ROW_FIELDS, take_rows
 from rlobj.algebra.state import State
 from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.kl import k3_estimate
 from rlobj.train.distributed import gather_rows, local_rows, world
 
 __all__ = ["UpdatePlan", "UpdateResult", "run_update"]
@@ -192,7 +193,7 @@ def run_update(objective: Objective, prepared: State, plan: UpdatePlan, *,
                 valid = state.mask
                 n_valid = max(float(valid.sum()), 1.0)
                 log_ratio = (logp.detach() - state.logp_old)[valid]
-                sums["kl/old_k3"] += float((torch.expm1(-log_ratio) + log_ratio).sum() / n_valid)
+                sums["kl/old_k3"] += float(k3_estimate(-log_ratio).sum() / n_valid)
                 if "entropy" not in out.metrics:  # a term (entropy_bonus, ...) already reported it
                     sums["entropy"] += float(entropy.detach()[valid].sum() / n_valid)
                 count += 1

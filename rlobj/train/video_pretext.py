@@ -6,7 +6,7 @@ following the authors' code (``lcqysl/VideoSSR@b0d2acb7bb040adb40bcd308e68f9c3bc
 ``verl/verl/utils/reward_score/{grounding,counting,jigsaw}.py``). The answers come from how the
 video was changed, so they are right by construction; no annotation is involved.
 
-Each source is a :class:`~rlobj.train.tasks.TaskSource` whose record ``i`` (the same for the same
+Each source is a :class:`~rlobj.data.tasks.TaskSource` whose record ``i`` (the same for the same
 ``i`` and seed) is ``{"prompt", "images", "answer", "task", ...}`` with ``images`` a list of
 ``H x W x 3`` ``uint8`` frames (the row key the trainer's image rows use). The frames of the
 underlying "video" are synthetic (:func:`synthetic_video`: a drifting colour gradient and a
@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from rlobj.data.tasks import TaskSource
 from rlobj.ops.errors import RlobjInputError
-from rlobj.train.tasks import TaskSource
 
 __all__ = ["synthetic_video", "AnomalyGrounding", "ObjectCounting", "TemporalJigsaw", "VideoSSRReward",
            "interval_iou", "count_reward", "order_reward", "PERTURBATIONS"]

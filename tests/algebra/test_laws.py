@@ -28,7 +28,7 @@ from rlobj import (
 from rlobj.algebra import aggregate
 from rlobj.algebra.term import as_terms
 
-SETTINGS = settings(max_examples=40, deadline=None)
+SETTINGS = settings(max_examples=40)
 
 ADVANTAGES = [rlobj.group_zscore(), rlobj.group_mean_baseline(), rlobj.leave_one_out(),
               rlobj.group_baseline_whiten(), rlobj.length_weighted_baseline(), rlobj.gpg_scale()]

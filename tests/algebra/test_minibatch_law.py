@@ -506,7 +506,7 @@ def test_a_statistic_of_a_wrong_shape_is_refused():
 
 
 # ====================================================================== Hypothesis property
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(seed=st.integers(0, 10_000), cut=st.integers(1, 7), rho=st.sampled_from([0.05, 0.3, 0.8]),
        which=st.sampled_from(["top_entropy", "kl_cov", "pacs", "self_reward", "mastered"]))
 def test_law_property(seed, cut, rho, which):

@@ -1,10 +1,9 @@
 """Local dataset loaders (through `datasets`) and the character tokenizer."""
 
 import json
-import os
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from rlobj.data import (
@@ -15,9 +14,6 @@ from rlobj.data import (
     load_qa_dataset,
 )
 from rlobj.verifiers import MathVerifier, NumericMatch
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 GSM8K_ROWS = [
     {"question": "Tom has 3 apples and buys 4. How many?", "answer": "3 + 4 = <<3+4=7>>7\n#### 7"},
@@ -133,8 +129,12 @@ def test_loader_argument_errors(tmp_path):
         PromptTemplate("no slot")
 
 
+def _addition_tokenizer(**kwargs):
+    return build_char_tokenizer(ADDITION_ALPHABET, bos_token="<bos>", padding_side="left", **kwargs)
+
+
 def test_char_tokenizer_ids_specials_and_padding():
-    tokenizer = build_char_tokenizer()
+    tokenizer = _addition_tokenizer()
     assert (
         tokenizer.pad_token_id == 0 and tokenizer.bos_token_id == 1 and tokenizer.eos_token_id == 2
     )
@@ -151,11 +151,10 @@ def test_char_tokenizer_ids_specials_and_padding():
         1,
         1,
     ]
-    wrapped = build_char_tokenizer(add_bos=True, add_eos=True)
+    wrapped = _addition_tokenizer(add_bos=True, add_eos=True)
     assert wrapped("1")["input_ids"] == [1, 5, 2]
 
 
-@settings(max_examples=50, deadline=None)
 @given(st.text(alphabet=ADDITION_ALPHABET + " \n", max_size=30))
 def test_char_tokenizer_round_trip(text):
     tokenizer = _ROUND_TRIP_TOKENIZER
@@ -170,7 +169,7 @@ _ROUND_TRIP_TOKENIZER = build_char_tokenizer(ADDITION_ALPHABET + " \n")
 def test_char_tokenizer_save_and_reload(tmp_path):
     from transformers import AutoTokenizer
 
-    tokenizer = build_char_tokenizer()
+    tokenizer = _addition_tokenizer()
     tokenizer.save_pretrained(tmp_path)
     reloaded = AutoTokenizer.from_pretrained(tmp_path)
     assert reloaded("12+34=")["input_ids"] == tokenizer("12+34=")["input_ids"]
@@ -183,8 +182,9 @@ def test_char_tokenizer_save_and_reload(tmp_path):
 
 
 def test_char_tokenizer_errors():
-    with pytest.raises(ValueError, match="duplicate characters \\['1'\\]"):
-        build_char_tokenizer("112")
+    assert build_char_tokenizer("112").get_vocab() == build_char_tokenizer("12").get_vocab()  # a set
+    with pytest.raises(ValueError, match="add_bos=True needs a bos_token"):
+        build_char_tokenizer(add_bos=True)
     with pytest.raises(ValueError, match="single characters, got 'ab'"):
         build_char_tokenizer(["ab"])
     with pytest.raises(ValueError, match="at least one character"):

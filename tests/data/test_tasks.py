@@ -39,7 +39,7 @@ def test_arithmetic_precedence_digits_and_spaces():
     assert first == generate(ArithmeticTask(), 1, seed=1)[0]
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(
     seed=st.integers(0, 10_000),
     digits=st.integers(1, 4),
@@ -83,7 +83,7 @@ def test_countdown_samples_are_solved_by_their_reference():
         assert strict.verifier()(f"<answer>{sample['answer']}</answer>", sample) == 1.0
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(numbers=st.lists(st.integers(1, 12), min_size=2, max_size=4), target=st.integers(1, 60))
 def test_countdown_brute_force_solutions_verify(numbers, target):
     sample = {"numbers": numbers, "target": target}
@@ -143,7 +143,7 @@ def test_statement_evaluation_and_rendering_by_hand():
     ) == ("it is not true that (Alice is a knight and Bob is a knave)")
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=10)
 @given(seed=st.integers(0, 10_000), people=st.integers(2, 5), depth=st.integers(2, 4))
 def test_knights_knaves_unique_solution_verifies_and_flips_fail(seed, people, depth):
     task = KnightsKnavesTask(n_people=people, depth=depth)

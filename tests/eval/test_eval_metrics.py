@@ -3,17 +3,14 @@ CoT-pass@k golden values, the rule and engine-backed CoT judges, solve-rate tabl
 shrinkage / expansion counts on a hand example, and the PNG plots."""
 
 import itertools
-import os
 from fractions import Fraction
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from rlobj.eval import (  # noqa: E402
+from rlobj.eval import (
     EngineCotJudge,
     RuleCotJudge,
     compare_solve_rates,
@@ -27,11 +24,11 @@ from rlobj.eval import (  # noqa: E402
     plot_training_curves,
     read_metrics_csv,
 )
-from rlobj.rollout.engine import Engine, RolloutBatch, SamplingConfig  # noqa: E402
+from rlobj.rollout.engine import Engine, RolloutBatch, SamplingConfig
 
 
 # =========================================================================== pass@k
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80)
 @given(st.integers(1, 9).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))))
 def test_pass_at_k_is_the_exact_expectation_over_all_subsets(args):
     n, c, k = args
@@ -77,7 +74,6 @@ def test_cot_pass_at_k_golden():
         cot_pass_at_k(answers, [True, True], 1)
 
 
-@settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.booleans(), st.booleans()), min_size=1, max_size=8), st.integers(1, 8))
 def test_cot_pass_at_k_never_exceeds_pass_at_k(samples, k):
     k = min(k, len(samples))

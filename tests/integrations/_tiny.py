@@ -24,7 +24,7 @@ def tokenizer_and_dataset():
     """The character tokenizer and a ``datasets.Dataset`` of addition prompts."""
     from datasets import Dataset
 
-    return build_char_tokenizer(), Dataset.from_dict({"prompt": PROMPTS})
+    return build_char_tokenizer(padding_side="left"), Dataset.from_dict({"prompt": PROMPTS})
 
 
 def digit_reward(completions, **kwargs):

@@ -4,14 +4,12 @@ gradient checks, padding never leaks (values or gradients), exact means of all-e
 import math
 import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from rlobj.ops.reductions import (  # noqa: E402
+from rlobj.ops.reductions import (
     broadcast_to_tokens,
     group_all_equal,
     group_count,
@@ -28,8 +26,6 @@ from rlobj.ops.reductions import (  # noqa: E402
     sequence_mean,
 )
 
-SETTINGS = settings(max_examples=int(os.environ.get("RLOBJ_HYPOTHESIS_EXAMPLES", "50")), deadline=None,
-                    database=None, suppress_health_check=[HealthCheck.too_slow])
 F64 = torch.float64
 FLOATS = st.one_of(st.sampled_from([0.0, 1.0, 0.7, -0.5]), st.floats(-4, 4, allow_nan=False, allow_subnormal=False))
 
@@ -136,7 +132,6 @@ def test_all_equal_group_mean_is_exact_in_float32():
 
 
 # ----------------------------------------------------------------------------- loop references
-@SETTINGS
 @given(data=token_batches())
 def test_masked_reductions_match_loops(data):
     values, mask = data
@@ -157,7 +152,6 @@ def test_masked_reductions_match_loops(data):
         assert bool(torch.isfinite(out).all())  # NaN/inf in padding never leaks
 
 
-@SETTINGS
 @given(data=token_batches(), gamma=st.sampled_from([1.0, 0.9, 0.5, 0.0]))
 def test_returns_to_go_matches_loops(data, gamma):
     values, mask = data
@@ -169,7 +163,6 @@ def test_returns_to_go_matches_loops(data, gamma):
             assert float(got[i, t]) == pytest.approx(want, abs=1e-9)
 
 
-@SETTINGS
 @given(data=grouped())
 def test_group_statistics_match_loops(data):
     values, gids = data
@@ -193,7 +186,6 @@ def test_group_statistics_match_loops(data):
             assert all(float(m[j]) == vals[0] and float(sd[j]) == 0.0 for j in idx)
 
 
-@SETTINGS
 @given(data=grouped(min_size=2), dtype=st.sampled_from([torch.float32, F64]),
        value=st.floats(-100, 100, allow_nan=False, allow_subnormal=False))
 def test_constant_groups_have_exact_mean_and_zero_std(data, dtype, value):
@@ -205,7 +197,6 @@ def test_constant_groups_have_exact_mean_and_zero_std(data, dtype, value):
 
 
 # ----------------------------------------------------------------------------- properties
-@SETTINGS
 @given(data=grouped(), seed=st.integers(0, 2**16))
 def test_group_statistics_are_permutation_equivariant_and_ignore_id_labels(data, seed):
     values, gids = data
@@ -216,7 +207,6 @@ def test_group_statistics_are_permutation_equivariant_and_ignore_id_labels(data,
         torch.testing.assert_close(fn(values, relabelled), fn(values, gids))
 
 
-@SETTINGS
 @given(data=grouped(min_size=2))
 def test_leave_one_out_identity(data):
     # loo_i = (n mean - v_i)/(n - 1), and mean_g(loo) = mean_g(v)
@@ -227,7 +217,6 @@ def test_leave_one_out_identity(data):
     torch.testing.assert_close(group_mean(loo, gids), group_mean(values, gids))
 
 
-@SETTINGS
 @given(data=token_batches())
 def test_returns_to_go_differences_are_the_rewards(data):
     # gamma = 1: G_t - G_{next valid t'} = r_t (G_t = r_t at the last valid token)
@@ -269,7 +258,6 @@ def test_gradchecks():
     assert grad[:2].tolist() == [0.0, 0.0] and grad[4].item() == 0.0 and bool(torch.isfinite(grad).all())
 
 
-@SETTINGS
 @given(data=token_batches())
 def test_padding_never_reaches_gradients(data):
     values, mask = data

@@ -13,27 +13,19 @@ import math
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rlobj.ops import vocab as vq
 from rlobj.ops.errors import RlobjInputError
 from rlobj.ops.vocab import (
-    JS,
-    KL,
-    Entropy,
-    FDivergence,
-    LogProb,
-    TopK,
-    TopKMask,
-    TopPMask,
     VocabQuery,
     VocabView,
     dense_evaluate,
 )
 from rlobj.terms.regularizers import ProxyLogProb, TopPEntropy, proxy_logp, top_p_entropy
 
-SETTINGS = settings(max_examples=15, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=15, derandomize=True)
 
 
 def js_generator(u):
@@ -42,15 +34,15 @@ def js_generator(u):
 
 #: name -> query built from a case (``c``) and the other view (``o``)
 QUERIES = {
-    "logp": lambda c, o: LogProb(c["tokens"]),
-    "entropy": lambda c, o: Entropy(),
-    "kl_forward": lambda c, o: KL(o, "forward"),
-    "kl_reverse": lambda c, o: KL(o, "reverse"),
-    "kl_stored_topk": lambda c, o: KL(TopK(c["topk_logprobs"], c["topk_indices"]), "forward"),
-    "js": lambda c, o: JS(o),
-    "f_divergence": lambda c, o: FDivergence(o, js_generator),
-    "top_k_mask": lambda c, o: TopKMask(c["tokens"], c["k"]),
-    "top_p_mask": lambda c, o: TopPMask(c["tokens"], c["p"]),
+    "logp": lambda c, o: vq.LogProb(c["tokens"]),
+    "entropy": lambda c, o: vq.Entropy(),
+    "kl_forward": lambda c, o: vq.KL(o, "forward"),
+    "kl_reverse": lambda c, o: vq.KL(o, "reverse"),
+    "kl_stored_topk": lambda c, o: vq.KL(vq.TopK(c["topk_logprobs"], c["topk_indices"]), "forward"),
+    "js": lambda c, o: vq.JS(o),
+    "f_divergence": lambda c, o: vq.FDivergence(o, js_generator),
+    "top_k_mask": lambda c, o: vq.TopKMask(c["tokens"], c["k"]),
+    "top_p_mask": lambda c, o: vq.TopPMask(c["tokens"], c["p"]),
     "proxy_minp": lambda c, o: ProxyLogProb(c["tokens"], c["kappa"], "minp", temperature=c["proxy_t"]),
     "proxy_fixed": lambda c, o: ProxyLogProb(c["tokens"], c["kappa"] / 4, "fixed"),
     "top_p_entropy": lambda c, o: TopPEntropy(c["p"], c["max_tokens"]),
@@ -157,9 +149,9 @@ def test_chunked_gradients_pass_gradcheck(name):
 def test_query_protocol_names_bad_ids_and_arguments():
     view = VocabView.from_logits(torch.randn(1, 2, 5))
     with pytest.raises(RlobjInputError, match="tokens: expected ids in"):
-        view.evaluate(LogProb(torch.tensor([[0, 5]])))
+        view.evaluate(vq.LogProb(torch.tensor([[0, 5]])))
     with pytest.raises(RlobjInputError, match="other.indices: expected ids in"):
-        view.evaluate(KL(TopK(torch.zeros(1, 2, 2), torch.tensor([[[0, 1], [2, 9]]]))))
+        view.evaluate(vq.KL(vq.TopK(torch.zeros(1, 2, 2), torch.tensor([[[0, 1], [2, 9]]]))))
     with pytest.raises(RlobjInputError, match="queries: expected LogProb, Entropy, KL"):
         view.evaluate(object())
     with pytest.raises(RlobjInputError, match="queries: expected at least one query"):

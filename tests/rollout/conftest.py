@@ -1,9 +1,5 @@
-import os
 
 import pytest
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
 
 VOCAB = 16
 EOS = 1

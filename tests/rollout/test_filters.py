@@ -4,21 +4,16 @@ a convex combination; schedule of tracking and filtering), bad input.
 """
 
 import math
-import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.rollout.filters import std_filter  # noqa: E402
+from rlobj.ops.errors import RlobjInputError
+from rlobj.rollout.filters import std_filter
 
 F64 = torch.float64
-SETTINGS = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def test_hand_values_and_schedule():
@@ -63,7 +58,6 @@ def loop_reference(rewards, group_ids, ema, step, beta, rate, unbiased):
     return keep, ema
 
 
-@SETTINGS
 @given(inputs(), st.one_of(st.none(), st.floats(0, 1)), st.integers(0, 15), st.floats(0, 1.5), st.floats(0, 1),
        st.booleans())
 def test_matches_loop_reference(data, ema, step, beta, rate, unbiased):
@@ -82,7 +76,6 @@ def test_matches_loop_reference(data, ema, step, beta, rate, unbiased):
             assert bool(out.keep[i]) == kept
 
 
-@SETTINGS
 @given(inputs(), st.floats(0, 1), st.floats(0, 1))
 def test_properties(data, ema, rate):
     rewards, group_ids = data

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from batches import assert_response_row
 
 from rlobj.rollout import (
     Engine,
@@ -35,20 +36,11 @@ def test_shapes_masks_and_group_ids(tiny_model, prompts):
         assert batch.prompt_mask[row].tolist() == [False] * (5 - width) + [True] * width
         assert (batch.prompt_ids[row, :5 - width] == PAD).all()
         # right padding: the mask is a prefix; after it come PAD ids and zero log-probs
-        length = int(batch.response_mask[row].sum())
-        assert length >= 1
-        assert batch.response_mask[row, :length].all() and not batch.response_mask[row, length:].any()
+        # EOS only ever as the last real token; truncated iff no EOS and full length
+        length = assert_response_row(batch, row, EOS, max_new_tokens=10)
         assert (batch.response_ids[row, length:] == PAD).all()
         assert (batch.logp_rollout[row, length:] == 0).all()
         assert (batch.logp_rollout[row, :length] <= 0).all()
-        real = batch.response_ids[row, :length].tolist()
-        # EOS only ever as the last real token; truncated iff no EOS and full length
-        assert EOS not in real[:-1]
-        assert bool(batch.truncated[row]) == (real[-1] != EOS)
-        if batch.truncated[row]:
-            assert length == 10 and batch.finish_reasons[row] == "length"
-        else:
-            assert batch.finish_reasons[row] == "stop"
     assert batch.response_lengths.tolist() == batch.response_mask.sum(-1).tolist()
 
 

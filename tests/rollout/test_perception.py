@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rlobj import Objective, perception_kl, token_mean
-from rlobj.data.tokenizer import build_char_tokenizer
 from rlobj.ops.errors import RlobjInputError
 from rlobj.rollout import build_tiny_qwen2, left_pad_prompts, sequence_logprobs
 from rlobj.rollout.perception import (
@@ -22,6 +21,7 @@ from rlobj.rollout.perception import (
     perception_forward,
     prompt_span_mask,
 )
+from rlobj.rollout.tiny import build_char_tokenizer
 from rlobj.terms.divergences import symmetric_kl
 
 
@@ -73,7 +73,7 @@ def span_mask_loop(prompt_mask, spec, step):
     return out
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(lengths=st.lists(st.integers(1, 9), min_size=1, max_size=4), ratio=st.floats(0, 1),
        span=st.integers(1, 4), seed=st.integers(0, 1000), step=st.integers(0, 50))
 def test_prompt_span_mask_matches_loop(lengths, ratio, span, seed, step):
@@ -104,7 +104,7 @@ def test_prompt_span_mask_extremes_and_spans():
 # ------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(height=st.integers(1, 40), width=st.integers(1, 40), patch=st.integers(1, 16),
        ratio=st.floats(0, 1), seed=st.integers(0, 1000), lead=st.sampled_from([(), (2,), (2, 3)]))
 def test_blacken_patches_matches_loop(height, width, patch, ratio, seed, lead):
@@ -213,7 +213,7 @@ def unpadded_loop(model, prompt, response, masked, mask_id):
     return torch.stack([torch.log_softmax(logits[len(prompt) - 1 + k], -1)[tok] for k, tok in enumerate(response)])
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=6)
 @given(seed=st.integers(0, 1000), ratio=st.floats(0.2, 0.9), span=st.integers(1, 3))
 def test_perturbed_logp_matches_unpadded_loop(model, batch, tokenizer, seed, ratio, span):
     spec = PromptSpanMask(ratio=ratio, span=span, seed=seed)
@@ -273,7 +273,7 @@ def test_annealed_branch_probability_hand_values():
     assert annealed_branch_probability(5, 10, start=0.8, schedule="cosine") == pytest.approx(0.4)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(total=st.integers(1, 100), start=st.floats(0, 1), end=st.floats(0, 1),
        schedule=st.sampled_from(["linear", "cosine"]))
 def test_annealed_branch_probability_monotone_in_unit_interval(total, start, end, schedule):
@@ -304,7 +304,7 @@ def _left_pad(rows: list[int], width: int) -> torch.Tensor:
     return torch.tensor([[False] * (width - n) + [True] * n for n in rows])
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30)
 @given(lengths=st.lists(st.integers(1, 9), min_size=2, max_size=6), ratio=st.floats(0.1, 0.9),
        span=st.integers(1, 3), seed=st.integers(0, 1000), step=st.integers(0, 50), cut=st.integers(1, 5))
 def test_prompt_span_mask_row_keys_are_chunking_and_padding_invariant(lengths, ratio, span, seed, step, cut):

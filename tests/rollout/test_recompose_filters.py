@@ -4,35 +4,28 @@ properties of the specs (§15, §16), the kept rows under grpo / dr_grpo / dapo,
 """
 
 import math
-import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pytest
+import torch
+from batches import F64, leaf, make_batch, presets, shuffled_group_ids
+from hypothesis import given
+from hypothesis import strategies as st
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from batches import leaf, make_batch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from rlobj import Objective, dapo, dr_grpo, grpo  # noqa: E402
-from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.rollout.filters import (  # noqa: E402
+from rlobj import Objective
+from rlobj.ops.errors import RlobjInputError
+from rlobj.rollout.filters import (
     compensation_step,
     prof_balanced_counts,
     prof_filter,
     rorecomp_priority,
 )
 
-F64 = torch.float64
-SETTINGS = settings(max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-PRESETS = pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
+PRESETS = presets()
 
 
 @st.composite
 def groups(draw, min_size=1):
-    sizes = draw(st.lists(st.integers(min_size, 6), min_size=1, max_size=4))
-    ids = draw(st.permutations([g for g, n in enumerate(sizes) for _ in range(n)]))
+    ids = draw(shuffled_group_ids(min_size, 6, max_groups=4))
     n = len(ids)
     rewards = draw(st.lists(st.sampled_from([0.0, 1.0]), min_size=n, max_size=n))
     lengths = draw(st.lists(st.integers(0, 6), min_size=n, max_size=n))
@@ -74,7 +67,6 @@ def loop_priority(rewards, lengths, ids, alpha):
     return keep
 
 
-@SETTINGS
 @given(groups(), st.floats(0.05, 1.0))
 def test_rorecomp_matches_loop_and_properties(data, alpha):
     rewards, lengths, ids = data
@@ -95,7 +87,6 @@ def test_rorecomp_matches_loop_and_properties(data, alpha):
     assert sorted(buffered + [i for i in range(len(ids)) if out[i]]) == list(range(len(ids)))
 
 
-@SETTINGS
 @given(st.lists(st.lists(st.integers(0, 99), max_size=5), min_size=1, max_size=6), st.integers(1, 6), st.data())
 def test_compensation_is_fifo_and_loses_nothing(pushes, capacity, data):
     batch_size = data.draw(st.integers(1, capacity))
@@ -188,7 +179,6 @@ def loop_prof(correct, scores, steps, ids, keep, lam, long_steps):
     return kept, pro
 
 
-@SETTINGS
 @given(prof_inputs(), st.sampled_from([0.0, 0.3]), st.sampled_from([None, 3]))
 def test_prof_matches_loop_and_properties(data, lam, long_steps):
     correct, scores, steps, ids, keep = data

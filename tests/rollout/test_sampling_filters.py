@@ -4,21 +4,17 @@ math, the filtered batches under grpo / dr_grpo / dapo, bad input.
 """
 
 import math
-import os
 from fractions import Fraction
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pytest
+import torch
+from batches import F64, leaf, make_batch, presets, shuffled_group_ids
+from hypothesis import given
+from hypothesis import strategies as st
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from batches import leaf, make_batch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from rlobj import Objective, dapo, dr_grpo, grpo  # noqa: E402
-from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.rollout.filters import (  # noqa: E402
+from rlobj import Objective, dapo
+from rlobj.ops.errors import RlobjInputError
+from rlobj.rollout.filters import (
     dars_cumulative_advantage,
     dars_extra_rollouts,
     dynamic_sampling,
@@ -27,15 +23,12 @@ from rlobj.rollout.filters import (  # noqa: E402
     self_curation,
 )
 
-F64 = torch.float64
-SETTINGS = settings(max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-PRESETS = pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
+PRESETS = presets()
 
 
 @st.composite
 def grouped_rewards(draw, max_groups=5):
-    sizes = draw(st.lists(st.integers(1, 4), min_size=1, max_size=max_groups))
-    ids = draw(st.permutations([g for g, n in enumerate(sizes) for _ in range(n)]))
+    ids = draw(shuffled_group_ids(1, 4, max_groups))
     rewards = draw(st.lists(st.sampled_from([0.0, 1.0, 0.5]), min_size=len(ids), max_size=len(ids)))
     return rewards, list(ids)
 
@@ -80,7 +73,6 @@ def loop_informative(rewards, ids, keep_singletons):
     return keep
 
 
-@SETTINGS
 @given(grouped_rewards(), st.booleans())
 def test_informative_groups_matches_loop(data, keep_singletons):
     rewards, ids = data
@@ -88,7 +80,6 @@ def test_informative_groups_matches_loop(data, keep_singletons):
     assert out.tolist() == loop_informative(rewards, ids, keep_singletons)
 
 
-@SETTINGS
 @given(st.lists(grouped_rewards(max_groups=3), min_size=1, max_size=4), st.integers(1, 6), st.integers(0, 5))
 def test_dynamic_sampling_matches_loop(rounds, needed, cap):
     def sample(k):
@@ -175,7 +166,6 @@ def test_self_curation_hand_values_and_properties():
     assert self_curation(torch.tensor([1.0, 2.0]), correct_reward=2.0).tolist() == [True, False]
 
 
-@SETTINGS
 @given(st.lists(st.sampled_from([0.0, 1.0, 0.25, -1.0]), min_size=1, max_size=8))
 def test_self_curation_matches_loop(rewards):
     assert self_curation(torch.tensor(rewards, dtype=F64)).tolist() == [r != 1.0 for r in rewards]
@@ -236,7 +226,6 @@ def loop_dars(c, n, schedule, cap, use_std):
     return max(0, min(extra, cap - n))
 
 
-@SETTINGS
 @given(st.integers(1, 40), st.data(), st.sampled_from(["et", "hw"]), st.booleans())
 def test_dars_matches_loop_and_properties(n, data, schedule, use_std):
     cap = data.draw(st.integers(n, 4 * n + 70))

@@ -49,7 +49,7 @@ def test_hand_computed_values():
     assert sampling_logprobs(logits, top_p=1e-6)[0, 0].item() == 0.0
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(
     logits=st.lists(st.integers(-400, 400), min_size=2, max_size=12, unique=True),
     temperature=st.floats(0.2, 3.0),

@@ -45,7 +45,7 @@ def test_ead_hand_values():
         [1.0, 1.0, 2.5 - math.exp(0.5), 2.5 - math.exp(0.75), 0.3])
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(step=st.integers(0, 50), tau_max=st.floats(0.2, 3.0), frac=st.floats(0.01, 1.0),
        d0=st.floats(0.5, 200.0), slope=st.floats(0.0, 20.0), warmup=st.integers(0, 20),
        d_scale=st.floats(0.5, 30.0))

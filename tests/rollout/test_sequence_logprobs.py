@@ -1,5 +1,6 @@
 """sequence_logprobs: left-padded batches equal unpadded per-sample forwards (position_ids)."""
 
+import batches
 import pytest
 import torch
 from hypothesis import given, settings
@@ -11,13 +12,7 @@ from .conftest import PAD, VOCAB
 
 
 def right_pad(responses):
-    width = max(len(response) for response in responses)
-    ids = torch.full((len(responses), width), PAD, dtype=torch.long)
-    mask = torch.zeros((len(responses), width), dtype=torch.bool)
-    for row, response in enumerate(responses):
-        ids[row, :len(response)] = torch.tensor(response)
-        mask[row, :len(response)] = True
-    return ids, mask
+    return batches.right_pad(responses, PAD)
 
 
 def unpadded_reference(model, prompt, response, temperature):
@@ -33,7 +28,7 @@ def unpadded_reference(model, prompt, response, temperature):
 token = st.integers(2, VOCAB - 1)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=12)
 @given(
     pairs=st.lists(st.tuples(st.lists(token, min_size=1, max_size=7),
                              st.lists(token, min_size=1, max_size=6)), min_size=1, max_size=4),

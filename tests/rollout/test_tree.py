@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from rlobj.rollout import HFEngine, SamplingConfig, sequence_logprobs
@@ -160,7 +160,6 @@ def _lcs_brute(a, b):
     return best
 
 
-@settings(max_examples=60, deadline=None)
 @given(a=st.lists(st.integers(0, 3), min_size=1, max_size=6),
        b=st.lists(st.integers(0, 3), min_size=1, max_size=6))
 def test_similarity_ranges_and_reference(a, b):

@@ -34,30 +34,19 @@ def load_sandbox():
     return module
 
 
+def append_to_each(paths: str, text: str) -> str:
+    """Program text that appends ``text`` to each path of ``paths`` (both Python source) and
+    records in ``hits`` the paths it could write."""
+    return (f"hits = []\nfor path in {paths}:\n    try:\n        with open(path, 'a') as handle:\n"
+            f"            handle.write({text})\n        hits.append(path)\n    except OSError:\n        pass\n")
+
+
 REPORT = "print('ESCAPED ' + ' '.join(map(str, hits)) if hits else 'SAFE')\n"
 
 PROGRAMS = {
-    "write caller's home": """
-import os
-hits = []
-for path in [{home!r} + '/.bashrc', {home!r} + '/rlobj-escape-{token}']:
-    try:
-        with open(path, 'a') as handle:
-            handle.write('echo pwned\\n')
-        hits.append(path)
-    except OSError:
-        pass
-""",
-    "write the project": """
-hits = []
-for path in [{canary!r}, {root!r} + '/README.md']:
-    try:
-        with open(path, 'a') as handle:
-            handle.write('pwned')
-        hits.append(path)
-    except OSError:
-        pass
-""",
+    "write caller's home": "\nimport os\n" + append_to_each(
+        "[{home!r} + '/.bashrc', {home!r} + '/rlobj-escape-{token}']", "'echo pwned\\n'"),
+    "write the project": "\n" + append_to_each("[{canary!r}, {root!r} + '/README.md']", "'pwned'"),
     "read caller's secret file": """
 hits = []
 for path in [{secret_path!r}, '/etc/shadow', '/root/.bash_history']:

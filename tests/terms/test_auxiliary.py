@@ -4,34 +4,27 @@ from the math (affine score, non-negative loss, balanced weights, truncated rows
 recipes, bad input. PACS is tested in tests/terms/surrogates/test_pacs.py.
 """
 
-import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from batches import leaf, make_batch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+import pytest
+import torch
+from batches import leaf, make_batch, presets
+from hypothesis import given
+from hypothesis import strategies as st
 
-from rlobj import (  # noqa: E402
+from rlobj import (
     Objective,
-    dapo,
-    dr_grpo,
     group_mean_baseline,
     group_zscore,
-    grpo,
     seq_mean_token_mean,
     token_mean,
 )
-from rlobj.algebra.state import State  # noqa: E402
-from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.advantages import self_reward_advantage  # noqa: E402
-from rlobj.terms.auxiliary import self_reward_mse, self_reward_score  # noqa: E402
+from rlobj.algebra.state import State
+from rlobj.ops.errors import RlobjInputError
+from rlobj.terms.advantages import self_reward_advantage
+from rlobj.terms.auxiliary import self_reward_mse, self_reward_score
 
 F64 = torch.float64
-SETTINGS = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def fields_of(rewards, probe, truncated=None, lengths=None, group_ids=None):
@@ -111,7 +104,6 @@ def test_mixer_hand_values():
 
 
 # --------------------------------------------------------------------------- loop references
-@SETTINGS
 @given(inputs(), st.booleans(), st.sampled_from([0.1, 1.0]), st.sampled_from([1.0, 0.7]))
 def test_mse_matches_loop_reference(data, balanced, coef, temperature):
     rewards, probe, truncated, lengths = data
@@ -122,7 +114,6 @@ def test_mse_matches_loop_reference(data, balanced, coef, temperature):
                                             rel=1e-9, abs=1e-12)
 
 
-@SETTINGS
 @given(st.lists(st.tuples(st.sampled_from([0.0, 1.0]), st.floats(-40, 0), st.booleans()), min_size=2, max_size=8),
        st.sampled_from([0.0, 0.1, 0.5, 1.0]), st.sampled_from([0.0, 0.1, 0.3]))
 def test_mixer_matches_loop_reference(rows, tau, floor):
@@ -151,7 +142,6 @@ def test_mixer_matches_loop_reference(rows, tau, floor):
 
 
 # --------------------------------------------------------------------------- gradients and properties
-@SETTINGS
 @given(inputs())
 def test_mse_gradient_analytic_and_sign(data):
     rewards, probe, truncated, lengths = data
@@ -180,14 +170,12 @@ def test_mse_gradcheck_and_zero_iff_calibrated():
     assert float(mse_loss(self_reward_mse(), **calibrated)) == 0.0
 
 
-@SETTINGS
 @given(st.floats(-40, 0), st.floats(-40, 0), st.sampled_from([0.1, 0.5]), st.sampled_from([1.0, 0.6]))
 def test_score_is_affine_with_slope_beta_t(p1, p2, beta_v, temperature):
     a, b = self_reward_score(torch.tensor([p1, p2], dtype=F64), beta_v, -23.0, temperature)
     assert float(a - b) == pytest.approx(beta_v * temperature * (p1 - p2), abs=1e-9)
 
 
-@SETTINGS
 @given(inputs())
 def test_balanced_weights_sum_to_finished_count_and_truncated_rows_do_not_matter(data):
     rewards, probe, truncated, lengths = data
@@ -213,7 +201,7 @@ def test_mixer_limits():
 
 
 # --------------------------------------------------------------------------- recipes
-@pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
+@presets()
 def test_composes_with_presets(preset):
     batch = make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=3)
     probe = torch.log_softmax(torch.randn(8, 5, generator=torch.Generator().manual_seed(0)), -1)[:, 0]

@@ -10,22 +10,17 @@ with grpo / dr_grpo / dapo.
 
 import itertools
 import math
-import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pytest
+import torch
+from batches import F64, padded_start, presets, t
+from hypothesis import given
+from hypothesis import strategies as st
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from rlobj import (  # noqa: E402
+from rlobj import (
     Objective,
     clip_cov,
     clip_ratio,
-    dapo,
-    dr_grpo,
     entropy_bonus,
     group_zscore,
     grpo,
@@ -36,25 +31,15 @@ from rlobj import (  # noqa: E402
     reinforce,
     token_mean,
 )
-from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.surrogates import token_covariance  # noqa: E402
-
-F64 = torch.float64
-SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def t(rows, dtype=F64):
-    return torch.tensor(rows, dtype=dtype)
+from rlobj.ops.errors import RlobjInputError
+from rlobj.terms.surrogates import token_covariance
 
 
 @st.composite
 def batches(draw):
     """float64 batch with padding (garbage behind it); probabilities often near 1; binary rewards."""
-    b = draw(st.integers(1, 5))
-    n = draw(st.integers(1, 7))
-    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
-    mask = torch.rand(b, n, generator=g) < 0.8
-    mask[0, 0] = True
+    g, mask = padded_start(draw, 5, 7, keep=0.8)
+    b, n = mask.shape
     # half the tokens nearly certain (p in [0.98, 1)), half anywhere
     confident = torch.rand(b, n, generator=g) < 0.5
     logp_old = torch.where(confident, -torch.rand(b, n, generator=g, dtype=F64) * 0.02 - 1e-4,
@@ -137,7 +122,6 @@ def ref_mastered(batch, tau, sigma, scope="sequence"):
     return {(i, j) for i, j in valid(batch) if r[i] >= 1.0 and means[i] < sigma and math.exp(lp[i][j]) >= tau}
 
 
-@SETTINGS
 @given(batches(), st.sampled_from([0.95, 0.99, 0.999]), st.sampled_from([0.1, 0.2, 0.3]),
        st.sampled_from(["sequence", "batch"]))
 def test_mastered_positive_mask_matches_loop_reference_and_gradient(batch, tau, sigma, scope):
@@ -155,7 +139,6 @@ def test_mastered_positive_mask_matches_loop_reference_and_gradient(batch, tau, 
     assert not bool(fields["logp"].grad[~batch["mask"]].any())
 
 
-@SETTINGS
 @given(batches())
 def test_mastered_positive_mask_properties(batch):
     def masked(**options):
@@ -276,7 +259,6 @@ def ref_band(batch, eps, low, high):
     return band
 
 
-@SETTINGS
 @given(batches(), st.sampled_from([0.05, 0.2, 0.5, 1.0]), st.integers(0, 1000))
 def test_clip_cov_matches_loop_reference(batch, ratio, seed):
     fields = kw(batch, grad=True)
@@ -322,7 +304,6 @@ def test_kl_cov_hand_values_and_gradient():
     assert float(plain.loss) == pytest.approx((-3 * math.exp(0.1) - 2 + 1 + 4 * math.exp(0.2)) / 4, rel=1e-12)
 
 
-@SETTINGS
 @given(batches(), st.sampled_from([0.01, 0.2, 0.5, 1.0]), st.sampled_from([0.1, 1.0]))
 def test_kl_cov_matches_loop_reference(batch, ratio, beta):
     fields = kw(batch, grad=True)
@@ -416,7 +397,7 @@ def test_one_shot_rlvr_entropy_term_raises_entropy():
 
 
 # =========================================================================== composition
-@pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
+@presets()
 def test_composition_with_presets(preset):
     from batches import leaf, make_batch
 

@@ -91,7 +91,7 @@ def test_visual_dependency_hand_values():
     assert masked[0, 2:].tolist() == [0.0, 0.0]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(seed=st.integers(0, 10_000), scale=st.floats(0.01, 30.0))
 def test_visual_dependency_matches_loop_and_bounds(seed, scale):
     generator = torch.Generator().manual_seed(seed)
@@ -150,7 +150,7 @@ def test_perception_kl_full_vocab_hand_value():
     torch.testing.assert_close(out.loss, torch.tensor(-kl))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(seed=st.integers(0, 10_000), gamma=st.floats(0.0, 2.0), clamp=st.sampled_from([None, 0.2]))
 def test_perception_kl_matches_loop(seed, gamma, clamp):
     f = fields(3, 4, seed)
@@ -164,7 +164,7 @@ def test_perception_kl_matches_loop(seed, gamma, clamp):
     assert float(out.metrics["perception/kl"]) >= 0
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=15)
 @given(seed=st.integers(0, 10_000))
 def test_perception_kl_full_matches_loop(seed):
     f = fields(2, 3, seed)
@@ -279,7 +279,7 @@ def test_double_entropy_perturbed_part_is_a_constant_when_detached():
     assert float(zero.loss) == 0.0
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(seed=st.integers(0, 10_000), eta1=st.floats(0, 1), eta2=st.floats(0, 1))
 def test_double_entropy_matches_loop(seed, eta1, eta2):
     f = fields(3, 4, seed)
@@ -307,7 +307,7 @@ def test_symmetric_kl_hand_value():
     torch.testing.assert_close(symmetric_kl(p, q, scale=1.0)[0, 0], torch.tensor(forward + reverse))
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=20)
 @given(seed=st.integers(0, 10_000), shift=st.floats(-5, 5))
 def test_symmetric_kl_properties_and_loop(seed, shift):
     f = fields(2, 3, seed)
@@ -364,7 +364,7 @@ def vogue_loop(f, advantages, noisy, lambda_u, cap, lambda_h=0.0, kappa=2.0, ent
     return torch.where(f["mask"], out, torch.zeros((), dtype=torch.float64))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(seed=st.integers(0, 10_000), lambda_u=st.floats(0, 5), cap=st.floats(0, 0.99),
        lambda_h=st.sampled_from([0.0, 0.3]))
 def test_vogue_bonus_matches_loop_and_keeps_signs(seed, lambda_u, cap, lambda_h):

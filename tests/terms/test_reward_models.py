@@ -3,20 +3,16 @@ the arithmetic in comments, plain-loop references on Hypothesis inputs, properti
 math, detached outputs, recipes with grpo / dr_grpo / dapo, bad input."""
 
 import math
-import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pytest
+import torch
+from batches import assert_trains, leaf, make_batch, presets
+from hypothesis import given
+from hypothesis import strategies as st
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from batches import leaf, make_batch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from rlobj import Objective, batch_whiten, dapo, dr_grpo, group_zscore, grpo  # noqa: E402
-from rlobj.algebra.state import State  # noqa: E402
-from rlobj.ops.errors import RlobjBuildError, RlobjInputError  # noqa: E402
+from rlobj import Objective, batch_whiten, dapo, dr_grpo, group_zscore, grpo
+from rlobj.algebra.state import State
+from rlobj.ops.errors import RlobjBuildError, RlobjInputError
 from rlobj.terms.rewards import (
     aepo_reward,
     co_reward,
@@ -27,7 +23,6 @@ from rlobj.terms.rewards import (
 )
 
 F64 = torch.float64
-SETTINGS = settings(max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def state_of(rewards, group_ids=None, lengths=None, width=4, extras=None, **fields):
@@ -44,11 +39,7 @@ def state_of(rewards, group_ids=None, lengths=None, width=4, extras=None, **fiel
 @pytest.mark.parametrize("make,preset", [(m, p) for m in (ppr_renorm, co_reward, aepo_reward) for p in (grpo, dr_grpo, dapo)
                                          if not (m is ppr_renorm and p is dapo)])
 def test_composes_before_presets(make, preset):
-    batch = leaf(make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=3))
-    out = Objective(make() >> preset)(**batch)
-    assert torch.isfinite(out.loss)
-    out.loss.backward()
-    assert torch.isfinite(batch["logp"].grad).all()
+    out = assert_trains(make() >> preset)
     assert not out.state.rewards.requires_grad
 
 
@@ -118,7 +109,6 @@ def ppr_inputs(draw):
     return outcome, process, ends, lengths, width
 
 
-@SETTINGS
 @given(ppr_inputs(), st.sampled_from([1.0, 0.5]))
 def test_ppr_matches_the_reference_reward_tensor(data, beta):
     outcome, process, ends, lengths, width = data
@@ -203,7 +193,6 @@ def co_loop(answers, group_ids, partners):
     return rewards
 
 
-@SETTINGS
 @given(co_inputs())
 def test_co_reward_matches_loop_reference_and_swaps_with_the_views(data):
     answers, group_ids, partners = data
@@ -239,7 +228,6 @@ def test_aepo_hand_values():
     assert first_hit_rank(hits, torch.tensor([3, 3, 2, 3])).tolist() == [2, 1, 0, 0]
 
 
-@SETTINGS
 @given(st.integers(1, 12), st.data())
 def test_aepo_properties(n, data):
     k = data.draw(st.integers(1, n))
@@ -253,7 +241,6 @@ def test_aepo_properties(n, data):
     assert acc(n, n) > max(acc(m, 0) for m in range(1, 13))  # any success beats any failure
 
 
-@SETTINGS
 @given(st.lists(st.tuples(st.integers(1, 5), st.integers(0, 5), st.booleans()), min_size=1, max_size=6))
 def test_aepo_matches_loop_reference(rows):
     rows = [(n, min(k, n), ok) for n, k, ok in rows]
@@ -338,7 +325,6 @@ def sar_inputs(draw):
     return draw(logps), draw(logps), lengths, width
 
 
-@SETTINGS
 @given(sar_inputs(), st.floats(0, 1), st.booleans())
 def test_sar_matches_loop_reference(data, alpha, use_log):
     given_q, alone, lengths, width = data
@@ -358,7 +344,6 @@ def test_sar_matches_loop_reference(data, alpha, use_log):
         assert float(out.rewards[i]) == pytest.approx(alpha * expected, abs=1e-9)
 
 
-@SETTINGS
 @given(st.floats(-5, 0), st.floats(-5, 0), st.floats(0.01, 1))
 def test_sar_properties(mean_q, mean_a, step):
     score = lambda q, a: float(self_aligned_score(torch.tensor([q], dtype=F64), torch.tensor([a], dtype=F64)))  # noqa: E731
@@ -419,7 +404,6 @@ def rlpr_inputs(draw):
     return fmt, probs, mask, prior
 
 
-@SETTINGS
 @given(rlpr_inputs(), st.floats(0, 1))
 def test_rlpr_matches_loop_reference_and_is_in_unit_interval(data, f):
     fmt, probs, mask, prior = data
@@ -435,7 +419,6 @@ def test_rlpr_matches_loop_reference_and_is_in_unit_interval(data, f):
             assert float(out.rewards[i]) == pytest.approx(f * fmt[i], abs=1e-12)
 
 
-@SETTINGS
 @given(rlpr_inputs(), st.floats(0.001, 0.5))
 def test_rlpr_monotone_in_every_reference_token_probability(data, bump):
     fmt, probs, mask, prior = data
@@ -467,7 +450,6 @@ def test_crf_hand_values_and_annealing():
     assert done.rewards.tolist() == s.rewards.tolist()
 
 
-@SETTINGS
 @given(st.lists(st.tuples(st.sampled_from([0.0, 1.0, 0.7]), st.floats(0, 1), st.integers(0, 2)), min_size=1, max_size=8),
        st.floats(0, 2), st.floats(0, 2), st.integers(0, 6), st.integers(0, 8))
 def test_crf_matches_loop_reference_and_properties(rows, alpha, s0, decay, step):
@@ -539,7 +521,6 @@ def gcpo_sign(rewards, groups, aux, g, eps):
     return 1.0 if gap > eps else (-1.0 if gap < -eps else 0.0)
 
 
-@SETTINGS
 @given(gcpo_inputs(), st.sampled_from([0.0, 0.25, 0.5]), st.floats(0, 2), st.sampled_from([1.0, 3.0]))
 def test_gcpo_matches_loop_reference_and_properties(data, eps, length_coef, target):
     rewards, groups, aux, lengths = data
@@ -631,7 +612,6 @@ def vsrm_inputs(draw):
     return ends, acc, start, lengths, width
 
 
-@SETTINGS
 @given(vsrm_inputs(), st.integers(1, 4), st.floats(0, 1))
 def test_vsrm_matches_loop_reference_and_telescopes(data, window, gamma):
     ends, acc, start, lengths, width = data
@@ -663,13 +643,9 @@ def test_vsrm_propagation_reaches_a_zero_gain_step_and_decays_with_distance():
 
 # =========================================================================== recipes, bad input (second batch)
 @pytest.mark.parametrize("make", [self_aligned_reward, rlpr_reward, conciseness_reward, gcpo_reward, vsrm_step_reward])
-@pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
+@presets()
 def test_second_batch_composes_before_presets(make, preset):
-    batch = leaf(make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=4))
-    out = Objective(make() >> preset)(**batch)
-    assert torch.isfinite(out.loss)
-    out.loss.backward()
-    assert torch.isfinite(batch["logp"].grad).all()
+    out = assert_trains(make() >> preset, seed=4)
     assert not out.state.rewards.requires_grad
 
 

@@ -84,3 +84,17 @@ def fit_rollout_example(tmp_path, monkeypatch, name: str, *extra: str) -> list[d
           "--trainer.logger.init_args.save_dir=runs", *extra])
     (metrics_csv,) = glob.glob(str(tmp_path / "runs" / "**" / "metrics.csv"), recursive=True)
     return list(csv.DictReader(open(metrics_csv)))
+
+
+def run_worker(worker, devices: int, out, *options: str, timeout: int = 300) -> dict:
+    """Run a multi-process worker script (``worker devices out *options``) in a fresh interpreter
+    with one thread per process; it must exit 0 and save a dict to ``out``, which is returned."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, str(worker), str(devices), str(out), *options], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return torch.load(out, weights_only=True)

@@ -6,6 +6,7 @@ import string
 import pytest
 import torch
 
+from rlobj.data.tasks import AdditionTask
 from rlobj.ops.errors import RlobjInputError
 from rlobj.rollout._batching import batch_from_rows
 from rlobj.train.absolute_zero import (
@@ -17,7 +18,6 @@ from rlobj.train.absolute_zero import (
 from rlobj.train.code_tasks import CodeRunner
 from rlobj.train.data_loops import DataLoop
 from rlobj.train.stages import Batch
-from rlobj.train.tasks import AdditionTask
 
 from ._yaml_fit import fit_from_yaml
 

@@ -72,13 +72,13 @@ def test_unknown_callback_class_names_the_key_and_import_error(capsys, no_model,
 def test_unknown_reward_function_names_it(capsys, no_model, tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("model:\n  scorer:\n    class_path: rlobj.train.RewardFunctions\n"
-                      "    init_args:\n      funcs: [rlobj.train.tasks.no_such_reward]\n")
+                      "    init_args:\n      funcs: [rlobj.data.tasks.no_such_reward]\n")
     with pytest.raises(SystemExit) as stop:
         main(["fit", "--config", str(config)])
     assert stop.value.code == 2
     err = capsys.readouterr().err
-    assert ("invalid configuration: model.scorer.init_args.funcs[0]: cannot import 'rlobj.train.tasks.no_such_reward' (AttributeError: "
-            "module 'rlobj.train.tasks' has no attribute 'no_such_reward')") in err
+    assert ("invalid configuration: model.scorer.init_args.funcs[0]: cannot import 'rlobj.data.tasks.no_such_reward' (AttributeError: "
+            "module 'rlobj.data.tasks' has no attribute 'no_such_reward')") in err
 
 
 @pytest.mark.parametrize("content, expected", [
@@ -139,7 +139,7 @@ def test_the_cli_does_not_force_hub_offline(monkeypatch, capsys):
 
 @pytest.mark.parametrize("yaml, expected", [
     ("model:\n  scorer:\n    class_path: rlobj.train.RewardFunctions\n    init_args:\n"
-     "      funcs: [rlobj.train.tasks.unknown_characters]\n      weights: [1.0, 2.0]\n",
+     "      funcs: [rlobj.ops.tokenizer.unknown_characters]\n      weights: [1.0, 2.0]\n",
      "invalid configuration: model.scorer: weights: 2 weights for 1 reward functions"),
     ("model:\n  verifier:\n    class_path: rlobj.train.ExactAnswer\n    init_args: {answer_kye: x}\n",
      "invalid configuration: verifier.init_args: ExactAnswer.__init__() got an unexpected keyword argument "

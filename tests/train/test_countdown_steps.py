@@ -2,8 +2,8 @@
 
 import pytest
 
+from rlobj.ops.tokenizer import ARITHMETIC_CHARS
 from rlobj.train.countdown_steps import CountdownSteps, DerivationVerifier
-from rlobj.train.tasks import ARITHMETIC_CHARS
 
 
 def test_records_are_solvable_deterministic_and_use_the_default_characters():

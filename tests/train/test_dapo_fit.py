@@ -2,11 +2,12 @@
 informative groups; at the round cap the run warns (default) or stops with a clear error."""
 
 import pytest
-import yaml
 
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train import RLModule
 from rlobj.train.cli import run
+
+from ._yaml_fit import addition_data, write_fit_config
 
 MODEL = {"policy": {"tiny_model": {"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0}},
          "rollout": {"group_size": 4, "max_new_tokens": 3}, "warmup": {"steps": 0, "eval_at_end": False},
@@ -14,19 +15,7 @@ MODEL = {"policy": {"tiny_model": {"hidden_size": 128, "layers": 1, "heads": 2, 
 
 
 def _config(tmp_path, model: dict, steps: int = 3) -> str:
-    config = {
-        "seed_everything": 0,
-        "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": steps, "limit_val_batches": 0, "logger": False,
-                    "enable_progress_bar": False, "enable_model_summary": False, "enable_checkpointing": False,
-                    "default_root_dir": str(tmp_path)},
-        "model": {**MODEL, **model},
-        "data": {"train": {"class_path": "rlobj.train.AdditionTask", "init_args": {"seed": 1}},
-                 "eval": {"class_path": "rlobj.train.AdditionTask", "init_args": {"seed": 2}},
-                 "prompts_per_step": 4, "eval_size": 4},
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return str(path)
+    return write_fit_config(tmp_path, {**MODEL, **model}, addition_data(4), steps)
 
 
 @pytest.fixture

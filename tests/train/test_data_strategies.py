@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from rlobj.data.tasks import AdditionTask, TaskSource
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.data_loops import DataLoop, DataStrategy, FixedStream
 from rlobj.train.data_strategies import (
@@ -21,7 +22,6 @@ from rlobj.train.data_strategies import (
 )
 from rlobj.train.datamodule import PromptStream
 from rlobj.train.prompt_stats import PromptStats
-from rlobj.train.tasks import AdditionTask, TaskSource
 
 GROUP = 4
 

@@ -1,22 +1,17 @@
 """DDP on 2 CPU processes (gloo) gives the same update as one process on the same global batch."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from ._helpers import run_worker
+
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
 def _run(devices: int, out: Path) -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run([sys.executable, str(WORKER), str(devices), str(out)], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return torch.load(out, weights_only=True)
+    return run_worker(WORKER, devices, out)
 
 
 @pytest.mark.slow

@@ -24,7 +24,6 @@ def _brute(n, c, k):
     return sum(any(samples[i] for i in s) for s in subsets) / len(subsets)
 
 
-@settings(max_examples=60, deadline=None)
 @given(st.integers(1, 9).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))))
 def test_matches_subset_enumeration(args):
     n, c, k = args
@@ -32,7 +31,7 @@ def test_matches_subset_enumeration(args):
     assert pass_at_k(n, c, k) == pytest.approx(1 - math.comb(n - c, k) / math.comb(n, k), abs=1e-12)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(st.integers(2, 20).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n - 1))))
 def test_monotone_in_k_and_c(args):
     n, c, k = args

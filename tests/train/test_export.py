@@ -88,8 +88,8 @@ def test_an_exported_character_tokenizer_keeps_spaces_when_the_module_reloads_it
     """Defect found by the reproductions (issue 22): transformers 5's AutoTokenizer loads the saved
     character tokenizer next to a Qwen2 config as a Qwen2Tokenizer, whose pre-tokenizer drops
     spaces; ``policy.model_path`` now loads it with ``load_tokenizer`` and encodes as before."""
+    from rlobj.ops.tokenizer import load_tokenizer
     from rlobj.train import RLModule
-    from rlobj.train.tasks import load_tokenizer
 
     module = tiny_module()
     path = export_policy(module, tmp_path / "policy")

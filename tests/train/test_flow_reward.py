@@ -69,9 +69,9 @@ def test_defaults_are_the_authors():
 
 
 def test_flow_reward_on_a_tiny_policy_scores_hooked_layers_next_to_the_outcome():
+    from rlobj.data.tasks import ExactAnswer
     from rlobj.train.flow_reward import flow_token_rewards
     from rlobj.train.providers.scores import row_generator
-    from rlobj.train.tasks import ExactAnswer
     from tests.train._helpers import TINY, tiny_module
 
     module = tiny_module(policy={"tiny_model": {**TINY, "layers": 4}}, rollout={"max_new_tokens": 4})
@@ -102,7 +102,7 @@ def test_flow_reward_with_a_verifier_trains_from_yaml(tmp_path):
 
     scorer = {"class_path": "rlobj.train.paper_rewards.FlowReward",
               "init_args": {"fit_steps": 20, "hidden": 16, "top_k": 2, "coef": 0.5,
-                            "verifier": {"class_path": "rlobj.train.tasks.ExactAnswer"}}}
+                            "verifier": {"class_path": "rlobj.data.tasks.ExactAnswer"}}}
     metrics = _fit(tmp_path, scorer)
     assert metrics["phase"] == 1.0 and math.isfinite(metrics["loss"])
     assert metrics["flow/reward_mean"] < 0.0 and 0.0 < metrics["flow/tokens_rewarded"] <= 2.0

@@ -2,23 +2,19 @@
 (gloo) gives the same weights after 3 RL steps as one process on the same global batches, and a
 sharded checkpoint resumes the same run."""
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from ._helpers import run_worker
+
 WORKER = Path(__file__).with_name("fsdp_worker.py")
 
 
 def _run(devices: int, out: Path, *options: str) -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run([sys.executable, str(WORKER), str(devices), str(out), *options], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return torch.load(out, weights_only=True)
+    return run_worker(WORKER, devices, out, *options, timeout=600)
 
 
 @pytest.mark.slow

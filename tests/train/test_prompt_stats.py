@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from rlobj.data.tasks import AdditionTask
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.data_loops import DataLoop
 from rlobj.train.data_strategies import DifficultyCurriculum
 from rlobj.train.prompt_stats import PromptStats
-from rlobj.train.tasks import AdditionTask
 
 
 def test_updates_by_hand():

@@ -6,12 +6,12 @@ import lightning as L
 import pytest
 import torch
 
+from rlobj.data.tasks import ExactAnswer
 from rlobj.ops.errors import RlobjInputError
 from rlobj.rollout.mcts import MCTSConfig, SearchTree, StepSample
 from rlobj.train import AdditionTask, RLDataModule
 from rlobj.train.interleave import SFTInterleave, pick_pair
 from rlobj.train.process_reward import PRMExample, PRMScorer, ProcessRewardModel, prm_examples
-from rlobj.train.tasks import ExactAnswer
 
 from ._helpers import fit_rollout_example, tiny_module
 

@@ -10,13 +10,12 @@ YAML.
 import math
 
 import pytest
-import yaml
 
 from rlobj.registry import BATCH_FUNCTIONS, PRESETS, REGISTRY, TERM_FACTORIES, to_config
-from rlobj.train.cli import run
 from rlobj.train.providers import PROVIDERS, required_slots
 from rlobj.train.transforms import BATCH_FUNCTION_TRANSFORMS, TRANSFORMS
 
+from ._yaml_fit import addition_data, fit_from_yaml
 from .pipeline_cases import NAMES, objective_for
 from .vision_cases import MULTIMODAL_NAMES, VLM_DATA, VLM_MODEL
 
@@ -47,20 +46,7 @@ def _reads_turns(name) -> bool:
 
 
 def _fit(tmp_path, model: dict, data: dict | None = None) -> dict:
-    config = {
-        "seed_everything": 0,
-        "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": 2, "limit_val_batches": 0, "logger": False,
-                    "enable_progress_bar": False, "enable_model_summary": False, "enable_checkpointing": False,
-                    "default_root_dir": str(tmp_path)},
-        "model": {**MODEL, **model},
-        "data": {"train": {"class_path": "rlobj.train.AdditionTask", "init_args": {"seed": 1}},
-                 "eval": {"class_path": "rlobj.train.AdditionTask", "init_args": {"seed": 2}},
-                 "prompts_per_step": 3, "eval_size": 4},
-    }
-    config["data"].update(data or {})
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return run(["fit", "--config", str(path)]).model.last_metrics
+    return fit_from_yaml(tmp_path, {**MODEL, **model}, {**addition_data(3), **(data or {})}).model.last_metrics
 
 
 def _yaml_objective(name):

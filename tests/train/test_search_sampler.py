@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from rlobj.data.tasks import ExactAnswer
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.forward import token_logprobs
 from rlobj.train.samplers import build_sampler
 from rlobj.train.search_samplers import MCTSSampler
 from rlobj.train.stages import Batch
-from rlobj.train.tasks import ExactAnswer
 
 from ._helpers import fit_rollout_example, tiny_module
 
@@ -194,8 +194,8 @@ def test_two_gloo_ranks_search_their_own_prompts_and_stay_in_sync(tmp_path):
 
 def RLModuleWeights():
     """The initial weights of the worker's policy (same tiny model, same seed)."""
+    from rlobj.ops.tokenizer import build_char_tokenizer
     from rlobj.rollout import build_tiny_qwen2
-    from rlobj.train.tasks import build_char_tokenizer
 
     model = build_tiny_qwen2(len(build_char_tokenizer()), hidden_size=128, layers=1, heads=2, seed=0)
     return {n: p.detach().clone() for n, p in model.named_parameters()}

@@ -7,11 +7,11 @@ import pytest
 import torch
 import yaml
 
+from rlobj.data.tasks import TaskSource
 from rlobj.ops.errors import RlobjInputError
 from rlobj.rollout._batching import batch_from_rows
 from rlobj.train.cli import run
 from rlobj.train.stages import Batch, Score, StepContext
-from rlobj.train.tasks import TaskSource
 from rlobj.train.transforms.self_checks import SelfVerification, ShuffledConsistency, parse_verdict
 
 

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
+from rlobj.data.tasks import TaskSource
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.data_loops import DataLoop
 from rlobj.train.synthesis import SimilarAddition, WeaknessSynthesis
-from rlobj.train.tasks import TaskSource
 
 
 class Sums(TaskSource):

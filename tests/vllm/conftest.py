@@ -9,11 +9,8 @@ import os
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
 
 def _vllm_installed() -> bool:
     """True for an installed vLLM; False for none or for a namespace package that is only this

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rlobj.rollout import ConstantTemperature, EADSchedule, SamplingConfig, sampling_logprobs
-from rlobj.rollout.logprobs import positions_from_mask
+from rlobj.rollout.logprobs import response_logits
 from rlobj.rollout.schedules import scheduled_sequence_logprobs
 
 pytestmark = pytest.mark.vllm
@@ -22,13 +22,10 @@ def encode(tokenizer, texts):
 def scheduled_sampled_logprobs(model, batch, sampling):
     """Plain recomputation: HF logits of each response position divided by tau_t (the formula,
     evaluated here at that position), then temperature / top-k / top-p of the sampled distribution."""
-    input_ids = torch.cat([batch.prompt_ids, batch.response_ids], 1)
-    attention = torch.cat([batch.prompt_mask, batch.response_mask], 1)
     with torch.no_grad():
-        logits = model(input_ids=input_ids, attention_mask=attention.long(),
-                       position_ids=positions_from_mask(attention)).logits
+        logits = response_logits(model, batch.prompt_ids, batch.prompt_mask, batch.response_ids,
+                                 batch.response_mask).float()
     width = batch.response_ids.shape[1]
-    logits = logits[:, -(width + 1):-1].float()
     schedule = sampling.temperature_schedule
     out = torch.zeros(batch.response_ids.shape)
     for t in range(width):

@@ -4,14 +4,10 @@ import os
 
 import pytest
 import torch
+from batches import assert_response_row
 
-from rlobj.rollout import (
-    Engine,
-    SamplingConfig,
-    sampling_logprobs,
-    sequence_logprobs,
-)
-from rlobj.rollout.logprobs import positions_from_mask
+from rlobj.rollout import Engine, SamplingConfig, sampling_logprobs, sequence_logprobs
+from rlobj.rollout.logprobs import response_logits
 
 pytestmark = pytest.mark.vllm
 
@@ -26,13 +22,9 @@ def encode(tokenizer, texts):
 def trainer_sampled_logprobs(model, batch, sampling):
     """The sampled distribution recomputed from the HF model: one full forward per batch, then
     temperature / top-k / top-p on each response position's logits."""
-    input_ids = torch.cat([batch.prompt_ids, batch.response_ids], 1)
-    attention = torch.cat([batch.prompt_mask, batch.response_mask], 1)
     with torch.no_grad():
-        logits = model(input_ids=input_ids, attention_mask=attention.long(),
-                       position_ids=positions_from_mask(attention)).logits
-    width = batch.response_ids.shape[1]
-    logits = logits[:, -(width + 1):-1]
+        logits = response_logits(model, batch.prompt_ids, batch.prompt_mask, batch.response_ids,
+                                 batch.response_mask)
     rows, steps, vocab = logits.shape
     distribution = sampling_logprobs(logits.reshape(-1, vocab), sampling.temperature,
                                      sampling.top_k, sampling.top_p).reshape(rows, steps, vocab)
@@ -65,16 +57,7 @@ def test_generate_contract(engine, tokenizer):
         prompt = prompts[row // 4]
         assert batch.prompt_ids[row, -len(prompt):].tolist() == prompt
         assert not batch.prompt_mask[row, :6 - len(prompt)].any()
-        length = int(batch.response_mask[row].sum())
-        assert length >= 1 and batch.response_mask[row, :length].all()
-        assert not batch.response_mask[row, length:].any()
-        real = batch.response_ids[row, :length].tolist()
-        assert EOS_ID not in real[:-1]
-        assert bool(batch.truncated[row]) == (real[-1] != EOS_ID)
-        if batch.truncated[row]:
-            assert length == 12 and batch.finish_reasons[row] == "length"
-        else:
-            assert batch.finish_reasons[row] == "stop"
+        assert_response_row(batch, row, EOS_ID, max_new_tokens=12)
     # seeded: the same call gives the same samples; samples within a group differ
     again = engine.generate(prompts, n=4, sampling=sampling)
     assert torch.equal(batch.response_ids, again.response_ids)

@@ -12,6 +12,7 @@ import math
 import lightning as L
 import pytest
 import torch
+from batches import right_pad
 
 from rlobj.train import AdditionTask, RLDataModule, RLModule
 from rlobj.train.forward import token_logprobs
@@ -56,12 +57,7 @@ def trainer_sequence_logprobs(module, pairs):
     prompts = [tokenizer.encode(p, add_special_tokens=False) for p, _ in pairs]
     responses = [tokenizer.encode(r, add_special_tokens=False) + [eos] for _, r in pairs]
     prompt_ids, prompt_mask = left_pad_prompts(prompts, pad)
-    width = max(len(r) for r in responses)
-    response_ids = torch.full((len(pairs), width), pad, dtype=torch.long)
-    response_mask = torch.zeros((len(pairs), width), dtype=torch.bool)
-    for row, ids in enumerate(responses):
-        response_ids[row, :len(ids)] = torch.tensor(ids)
-        response_mask[row, :len(ids)] = True
+    response_ids, response_mask = right_pad(responses, pad)
     with torch.no_grad():
         logp, _ = token_logprobs(module.policy, prompt_ids, prompt_mask, response_ids, response_mask)
     return [logp[row, :len(ids)].tolist() for row, ids in enumerate(responses)]

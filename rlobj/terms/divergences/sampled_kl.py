@@ -25,6 +25,7 @@ from torch import Tensor
 from rlobj.algebra.state import LossPart, State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError, check_shape
+from rlobj.ops.kl import k3_estimate
 from rlobj.ops.reductions import masked_mean
 from rlobj.terms._common import check_range
 
@@ -48,9 +49,7 @@ def kl_estimate(logp: Tensor, logp_ref: Tensor, estimator: str = "k3",
     elif estimator == "k2":
         value = k2
     elif estimator == "k3":
-        # expm1(d) - d, not exp(d) - d - 1: the same value, but never negative and not 0 for
-        # small d != 0 in float32 (where exp(d) - 1 cancels catastrophically)
-        value = torch.expm1(d) - d
+        value = k3_estimate(d)
         value = torch.clamp(value, -10.0, 10.0) if clamp else value
     elif estimator == "abs":
         value = d.abs()

@@ -11,6 +11,7 @@ from torch import Tensor
 from rlobj.algebra.state import LossPart, State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import check_nonempty_rows
+from rlobj.ops.kl import k3_estimate
 from rlobj.ops.reductions import masked_mean
 
 __all__: list[str] = []
@@ -56,7 +57,7 @@ def _ratio_metrics(state: State, log_ratio: Tensor, clipped: Tensor | None = Non
     metrics = {
         "ratio/mean": masked_mean(log_ratio.detach().exp(), mask),
         # k3 estimate of KL(pi_old || pi_theta) on the sampled tokens
-        "kl/old_policy": masked_mean((-log_ratio.detach()).exp() - 1 + log_ratio.detach(), mask),
+        "kl/old_policy": masked_mean(k3_estimate(-log_ratio.detach()), mask),
     }
     if clipped is not None:
         metrics["clip_frac"] = masked_mean(clipped.float(), mask)

@@ -131,8 +131,8 @@ def _build_engine(spec: dict):
     from rlobj.rollout import HFEngine
 
     if "tiny_model" in spec:
+        from rlobj.ops.tokenizer import build_char_tokenizer
         from rlobj.rollout import build_tiny_qwen2
-        from rlobj.train.tasks import build_char_tokenizer
 
         tokenizer = build_char_tokenizer(spec.get("chars", "abcdefghijklmnopqrstuvwxyz :+-0123456789.,\n"))
         model = build_tiny_qwen2(vocab_size=len(tokenizer), **spec["tiny_model"])

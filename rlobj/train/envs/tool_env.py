@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rlobj.data.tasks import TaskSource
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.envs.base import Environment, StepOutput
 from rlobj.train.envs.tools import ToolCall, ToolCallFormat, build_tool, run_tool
-from rlobj.train.tasks import TaskSource
 
 __all__ = ["ToolEnvironment", "ToolTranscriptTask"]
 
@@ -69,7 +69,7 @@ class ToolEnvironment(Environment):
 
 def _build_verifier(spec):
     if spec is None:
-        from rlobj.train.tasks import ExactAnswer
+        from rlobj.data.tasks import ExactAnswer
 
         return ExactAnswer()
     if isinstance(spec, Mapping) and "class_path" in spec:

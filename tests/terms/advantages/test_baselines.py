@@ -6,20 +6,17 @@ Also shows that the zero-sum property catches a deliberately broken term.
 
 import itertools
 import math
-import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pytest
+import torch
+from batches import assert_refused_without
+from hypothesis import HealthCheck, Phase, assume, find, given, settings
+from hypothesis import strategies as st
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from hypothesis import HealthCheck, Phase, assume, find, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from rlobj.algebra.state import State  # noqa: E402
-from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.ops.reductions import broadcast_to_tokens, group_mean  # noqa: E402
-from rlobj.terms._common import sequence_rewards  # noqa: E402
+from rlobj.algebra.state import State
+from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.reductions import broadcast_to_tokens, group_mean
+from rlobj.terms._common import sequence_rewards
 from rlobj.terms.advantages import (
     batch_whiten,
     gpg_scale,
@@ -33,9 +30,8 @@ from rlobj.terms.advantages import (
     passk_advantage,
 )
 
-SETTINGS = settings(max_examples=int(os.environ.get("RLOBJ_HYPOTHESIS_EXAMPLES", "20")), deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-REFERENCE_SETTINGS = settings(SETTINGS, max_examples=int(os.environ.get("RLOBJ_HYPOTHESIS_EXAMPLES", "50")))
+SETTINGS = settings(max_examples=20, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+REFERENCE_SETTINGS = settings(SETTINGS, max_examples=settings.default.max_examples)  # the profile's
 NO_SHRINK = settings(SETTINGS, phases=[Phase.explicit, Phase.generate])
 F64 = torch.float64
 NAN = float("nan")
@@ -815,10 +811,7 @@ ALL_TERMS = [c[0] for c in CASES.values()]
 @pytest.mark.parametrize("term", [c[0] for n, c in CASES.items() if not n.startswith(("gdpo", "summed"))],
                          ids=[n for n in CASES if not n.startswith(("gdpo", "summed"))])
 def test_missing_rewards_is_a_clear_error(term):
-    state = State.from_batch(logp=torch.zeros(2, 1), mask=torch.ones(2, 1, dtype=torch.bool),
-                             group_ids=torch.tensor([0, 0]))
-    with pytest.raises(RlobjInputError, match="rewards"):
-        term(state)
+    assert_refused_without(term, "rewards", group_ids=torch.tensor([0, 0]))
 
 
 def test_multi_reward_missing_or_bad_components():

@@ -4,33 +4,25 @@ properties of the MVaR scores and the quantile tracker, term state across steps,
 bad input."""
 
 import math
-import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pytest
+import torch
+from batches import leaf, make_batch, presets
+from hypothesis import given
+from hypothesis import strategies as st
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from batches import leaf, make_batch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from rlobj import (  # noqa: E402
+from rlobj import (
     Objective,
-    dapo,
-    dr_grpo,
     group_mean_baseline,
     group_zscore,
-    grpo,
     reinforce,
     seq_mean_token_sum,
 )
-from rlobj.algebra.state import State  # noqa: E402
-from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.advantages import QUANTILE_LEVELS, mvar_advantage, mvar_scores, update_quantiles  # noqa: E402
+from rlobj.algebra.state import State
+from rlobj.ops.errors import RlobjInputError
+from rlobj.terms.advantages import QUANTILE_LEVELS, mvar_advantage, mvar_scores, update_quantiles
 
 F64 = torch.float64
-SETTINGS = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def state_of(rewards, group_ids, term_state=None):
@@ -136,7 +128,6 @@ def inputs(draw):
     return rewards, group_ids, term, tracker
 
 
-@SETTINGS
 @given(inputs())
 def test_matches_loop_reference(data):
     rewards, group_ids, term, tracker = data
@@ -198,7 +189,6 @@ def test_tracker_is_returned_state_and_used_on_the_next_step():
 SCORES = st.lists(st.floats(0, 5), min_size=2, max_size=12)
 
 
-@SETTINGS
 @given(SCORES, st.floats(0, 5), st.floats(0, 5), st.sampled_from([(0.2, 0.8), (0.1, 0.9)]), st.booleans())
 def test_mvar_score_shapes(scores, q1, q2, levels, natural):
     alpha, beta = levels
@@ -227,7 +217,6 @@ def test_tracker_converges_to_the_true_quantiles():
     assert float((values - truth).abs().max()) < 0.15
 
 
-@SETTINGS
 @given(inputs())
 def test_sum_mean_credit_conserves_the_paper_advantage(data):
     rewards, group_ids, term, tracker = data
@@ -247,7 +236,6 @@ def test_sum_mean_credit_conserves_the_paper_advantage(data):
             assert len({float(a_u[i]) for i in paper}) == 1
 
 
-@SETTINGS
 @given(inputs())
 def test_bundle_of_one_question_scores_each_rollout_alone(data):
     rewards, group_ids, term, _ = data
@@ -279,7 +267,7 @@ def test_gradient_through_reinforce():
 
 
 # --------------------------------------------------------------------------- recipes
-@pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
+@presets()
 def test_composes_with_presets(preset):
     advantage = group_zscore if any(isinstance(t, group_zscore) for t in preset.terms) else group_mean_baseline
     recipe = preset.replace(advantage, mvar_advantage(bundle_size=2, quantiles="track"))

@@ -3,25 +3,21 @@ reference on Hypothesis inputs, gradients (analytic through the PPO clip, and th
 signs of the paper's Eq. 7-8 on a single softmax step), properties from the math, recipes, bad
 input."""
 
-import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from batches import leaf, make_batch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+import pytest
+import torch
+from batches import assert_trains, presets, replace_advantage
+from hypothesis import given
+from hypothesis import strategies as st
 
-from rlobj import Objective, clip_ratio, dapo, dr_grpo, group_zscore, grpo, seq_mean_token_mean  # noqa: E402
-from rlobj.algebra.state import State  # noqa: E402
-from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.advantages import nsr, psr, w_reinforce  # noqa: E402
-from rlobj.terms.surrogates import reinforce  # noqa: E402
+from rlobj import Objective, clip_ratio, seq_mean_token_mean
+from rlobj.algebra.state import State
+from rlobj.ops.errors import RlobjInputError
+from rlobj.terms.advantages import nsr, psr, w_reinforce
+from rlobj.terms.surrogates import reinforce
 
 F64 = torch.float64
-SETTINGS = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def state_of(rewards, lengths, width=None, token_rewards=None):
@@ -90,7 +86,6 @@ def test_loss_hand_value_through_the_clip():
 
 
 # --------------------------------------------------------------------------- loop reference
-@SETTINGS
 @given(inputs(), st.sampled_from(["psr", "nsr", "w"]), st.floats(0, 3), st.sampled_from([0.5, 0.0]),
        st.booleans())
 def test_matches_loop_reference(data, kind, lam, threshold, drop):
@@ -104,7 +99,6 @@ def test_matches_loop_reference(data, kind, lam, threshold, drop):
 
 
 # --------------------------------------------------------------------------- properties
-@SETTINGS
 @given(inputs())
 def test_signs_partition_and_weighted_sum(data):
     rewards, lengths, width = data
@@ -118,7 +112,6 @@ def test_signs_partition_and_weighted_sum(data):
         torch.testing.assert_close(w_reinforce(lam, threshold=0.5)(s).advantages, combined)
 
 
-@SETTINGS
 @given(inputs())
 def test_lambda_one_is_reinforce_with_pm1_rewards(data):
     rewards, lengths, width = data
@@ -149,7 +142,6 @@ def _logit_step(kind, logits, token):
     return -grad
 
 
-@SETTINGS
 @given(st.lists(st.floats(-3, 3), min_size=2, max_size=6), st.data())
 def test_logit_gradient_signs_eq7_eq8(logits, data):
     logits = torch.tensor(logits, dtype=F64)
@@ -192,15 +184,9 @@ def test_gradient_analytic_through_reinforce():
 
 # --------------------------------------------------------------------------- recipes
 @pytest.mark.parametrize("term", [psr(), nsr(), w_reinforce(), psr(drop=False)])
-@pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
+@presets()
 def test_composes_with_presets(term, preset):
-    base = group_zscore if any(isinstance(t, group_zscore) for t in preset.terms) else type(preset.terms[0])
-    recipe = preset.replace(base, term)
-    batch = leaf(make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=3))
-    out = Objective(recipe)(**batch)
-    assert torch.isfinite(out.loss)
-    out.loss.backward()
-    assert torch.isfinite(batch["logp"].grad).all()
+    assert_trains(replace_advantage(preset, term))
 
 
 def test_psr_on_an_all_wrong_batch_gives_zero_loss_not_an_error():

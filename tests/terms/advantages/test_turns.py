@@ -2,24 +2,22 @@
 arithmetic in comments, a plain-loop reference on Hypothesis batches, gradients, reward
 conservation, bad input."""
 
-import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from batches import batches, leaf, make_batch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+import pytest
+import torch
+from batches import batches, leaf, make_batch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from rlobj import Objective, batch_whiten, group_mean_baseline, reinforce, token_mean  # noqa: E402
-from rlobj.algebra.state import State  # noqa: E402
-from rlobj.ops.errors import RlobjInputError  # noqa: E402
-from rlobj.terms.advantages import turn_returns  # noqa: E402
-from rlobj.terms.rewards import turn_end_rewards  # noqa: E402
+from rlobj import Objective, batch_whiten, group_mean_baseline, reinforce, token_mean
+from rlobj.algebra.state import State
+from rlobj.ops.errors import RlobjInputError
+from rlobj.terms.advantages import turn_returns
+from rlobj.terms.rewards import turn_end_rewards
 
 F64 = torch.float64
-SETTINGS = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40)
 
 
 def state(turn_ids, turn_rewards, mask, group_ids, rewards=None):

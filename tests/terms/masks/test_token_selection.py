@@ -8,43 +8,29 @@ dropped), the data-parallel path on a one-rank gloo group, and bad input.
 """
 
 import math
-import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pytest
+import torch
+from batches import F64, padded_start, t
+from hypothesis import given
+from hypothesis import strategies as st
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from rlobj.algebra import LossPart, State  # noqa: E402
-from rlobj.ops.errors import RlobjInputError  # noqa: E402
+from rlobj.algebra import LossPart, State
+from rlobj.ops.errors import RlobjInputError
 from rlobj.terms.masks import (
     off_policy_sequence_mask,
     top_entropy_mask,
     top_fraction_mask,
     truncated_mask,
 )
-from rlobj.terms.surrogates import clip_ratio, reinforce  # noqa: E402
-
-F64 = torch.float64
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def t(rows, dtype=F64):
-    return torch.tensor(rows, dtype=dtype)
+from rlobj.terms.surrogates import clip_ratio, reinforce
 
 
 @st.composite
 def batches(draw, ties=False):
     """float64 batch with padding (garbage behind it); entropies on a 1/8 grid when ``ties``."""
-    b = draw(st.integers(1, 4))
-    n = draw(st.integers(1, 7))
-    seed = draw(st.integers(0, 2**31 - 1))
-    g = torch.Generator().manual_seed(seed)
-    mask = torch.rand(b, n, generator=g) < 0.75
-    mask[0, 0] = True
+    g, mask = padded_start(draw, 4, 7)
+    b, n = mask.shape
     logp_old = -torch.rand(b, n, generator=g, dtype=F64) * 2 - 0.05
     logp = torch.clamp(logp_old + (torch.rand(b, n, generator=g, dtype=F64) * 2 - 1) * 0.8, max=-1e-3)
     advantages = (torch.randn(b, generator=g, dtype=F64))[:, None] + 0.3 * torch.randn(b, n, generator=g, dtype=F64)
@@ -103,7 +89,6 @@ def test_truncated_mask_hand_values():
     assert float(out.metrics["mask/truncated_frac"]) == 0.5
 
 
-@SETTINGS
 @given(batches())
 def test_truncated_mask_matches_loop_reference_and_gradient(batch):
     f = kw(batch, grad=True, truncated=True)
@@ -162,7 +147,6 @@ def test_top_entropy_mask_hand_values_and_normalisers():
     assert top_entropy_mask().rho == 0.2
 
 
-@SETTINGS
 @given(batches(ties=True), st.sampled_from([0.01, 0.2, 0.37, 0.5, 0.8, 1.0]))
 def test_top_fraction_matches_loop_reference_and_properties(batch, rho):
     scores, mask = batch["entropy"], batch["mask"]
@@ -180,7 +164,6 @@ def test_top_fraction_matches_loop_reference_and_properties(batch, rho):
         assert per_row[i].tolist() == ref_top_fraction(scores[i : i + 1].tolist(), mask[i : i + 1].tolist(), rho)[0]
 
 
-@SETTINGS
 @given(batches(ties=True), st.sampled_from([0.2, 0.5]), st.sampled_from([-0.5, 0.25, 3.0]),
        st.sampled_from(["batch", "sequence"]))
 def test_top_entropy_mask_shift_invariant(batch, rho, shift, scope):
@@ -191,7 +174,6 @@ def test_top_entropy_mask_shift_invariant(batch, rho, shift, scope):
     assert a.state.parts["policy"].mask.tolist() == b.state.parts["policy"].mask.tolist()
 
 
-@SETTINGS
 @given(batches(), st.sampled_from([0.1, 0.3, 0.6]), st.sampled_from(["selected", "all"]),
        st.sampled_from(["batch", "sequence"]))
 def test_top_entropy_mask_loss_and_gradient_reference(batch, rho, normalize, scope):
@@ -213,7 +195,6 @@ def test_top_entropy_mask_loss_and_gradient_reference(batch, rho, normalize, sco
             assert float(f["logp"].grad[i, j]) == pytest.approx(expected, rel=1e-12, abs=0.0)
 
 
-@SETTINGS
 @given(batches(), st.sampled_from(["selected", "all"]), st.sampled_from(["batch", "sequence"]))
 def test_top_entropy_mask_rho_one_is_the_base_loss(batch, normalize, scope):
     f1, f2 = kw(batch, grad=True), kw(batch, grad=True)
@@ -294,7 +275,6 @@ def test_off_policy_sequence_mask_hand_values():
     assert out.state.parts["policy"].mask.tolist() == [[True, True], [True, True], [True, False]]
 
 
-@SETTINGS
 @given(batches(), st.booleans(), st.sampled_from([-0.2, 0.0, 0.3, 0.5]))
 def test_off_policy_sequence_mask_matches_loop_reference(batch, use_rollout, threshold):
     f = kw(batch, grad=True, rollout=use_rollout)
@@ -319,7 +299,6 @@ def test_off_policy_sequence_mask_matches_loop_reference(batch, use_rollout, thr
             assert bool((f["logp"].grad[i] == 0).all())
 
 
-@SETTINGS
 @given(batches())
 def test_off_policy_sequence_mask_drops_fewer_with_a_higher_threshold(batch):
     masks = [(reinforce() >> off_policy_sequence_mask(threshold=th)).loss(**kw(batch)).state.parts["policy"].mask

@@ -5,22 +5,16 @@ bandit (autograd), the z-score degeneracy and its build-time refusal, the online
 estimate, recipes and bad input."""
 
 import math
-import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pytest
+import torch
+from batches import leaf, make_batch, presets
+from hypothesis import given
+from hypothesis import strategies as st
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from batches import leaf, make_batch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from rlobj import (  # noqa: E402
+from rlobj import (
     Objective,
     clip_ratio,
-    dapo,
-    dr_grpo,
     group_mean_baseline,
     group_zscore,
     grpo,
@@ -28,13 +22,12 @@ from rlobj import (  # noqa: E402
     reinforce,
     seq_mean_token_sum,
 )
-from rlobj.algebra.state import State  # noqa: E402
-from rlobj.ops.errors import RlobjBuildError, RlobjInputError  # noqa: E402
-from rlobj.terms.advantages import batch_whiten, forward_correction, group_mean_batch_std  # noqa: E402
+from rlobj.algebra.state import State
+from rlobj.ops.errors import RlobjBuildError, RlobjInputError
+from rlobj.terms.advantages import batch_whiten, forward_correction, group_mean_batch_std
 from rlobj.terms.rewards import backward_correction, check_noisy_chain, fn_rate_from_appeals
 
 F64 = torch.float64
-SETTINGS = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def state_of(rewards, group_ids=None, extras=None, width=2):
@@ -101,7 +94,6 @@ def test_fn_rate_hand_values():
 
 
 # --------------------------------------------------------------------------- loop references
-@SETTINGS
 @given(BINARY, rates())
 def test_backward_matches_loop_reference(rewards, rho):
     rho0, rho1 = rho
@@ -110,7 +102,6 @@ def test_backward_matches_loop_reference(rewards, rho):
     torch.testing.assert_close(out, torch.tensor(expected, dtype=F64))
 
 
-@SETTINGS
 @given(BINARY, rates(), st.sampled_from(["one", "one_minus_rho1", "one_minus_rho0_rho1"]))
 def test_forward_matches_loop_reference(rewards, rho, scale):
     rho0, rho1 = rho
@@ -120,7 +111,6 @@ def test_forward_matches_loop_reference(rewards, rho, scale):
     torch.testing.assert_close(out, torch.tensor(expected, dtype=F64))
 
 
-@SETTINGS
 @given(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 50)), min_size=1, max_size=5),
        st.sampled_from([0.05, 0.1, 0.5]), st.sampled_from([0.0, 0.5, 0.9]))
 def test_fn_rate_matches_loop_reference(steps, q, ema):
@@ -143,7 +133,6 @@ def test_fn_rate_matches_loop_reference(steps, q, ema):
 
 
 # --------------------------------------------------------------------------- unbiasedness (exact)
-@SETTINGS
 @given(rates())
 def test_backward_is_unbiased_under_the_channel(rho):
     rho0, rho1 = rho
@@ -152,7 +141,6 @@ def test_backward_is_unbiased_under_the_channel(rho):
     assert rho0 * high + (1 - rho0) * low == pytest.approx(0.0, abs=1e-9)   # E[R_hat | R* = 0]
 
 
-@SETTINGS
 @given(rates(), st.floats(0, 1))
 def test_backward_variance_grows_as_inverse_square_of_the_gap(rho, p_clean):
     rho0, rho1 = rho
@@ -176,7 +164,6 @@ def test_backward_monte_carlo():
     assert float(out.rewards.mean()) == pytest.approx(0.3, abs=0.01)
 
 
-@SETTINGS
 @given(rates())
 def test_forward_weights_conditional_expectations_and_bounds(rho):
     rho0, rho1 = rho
@@ -186,7 +173,6 @@ def test_forward_weights_conditional_expectations_and_bounds(rho):
     assert -1 <= low <= high <= 1
 
 
-@SETTINGS
 @given(rates(), st.lists(st.floats(-2, 2), min_size=2, max_size=5), st.data())
 def test_forward_expected_update_is_aligned_with_the_clean_gradient(rho, logits, data):
     """Toy bandit: exact expectation over arms and the noise channel of A * grad log pi."""
@@ -214,7 +200,6 @@ def test_zero_noise_is_the_identity_and_pure_negative_weighting():
 
 
 # --------------------------------------------------------------------------- degeneracy and its refusal
-@SETTINGS
 @given(st.lists(st.sampled_from([0.0, 1.0]), min_size=2, max_size=8), rates())
 def test_zscore_undoes_the_backward_correction_and_loo_does_not(rewards, rho):
     rho0, rho1 = rho
@@ -257,7 +242,7 @@ def test_gradient_through_reinforce_is_minus_advantage_over_count():
 
 
 # --------------------------------------------------------------------------- recipes
-@pytest.mark.parametrize("preset", [grpo, dr_grpo, dapo], ids=["grpo", "dr_grpo", "dapo"])
+@presets()
 def test_recipes_compose_with_presets(preset):
     advantage = group_zscore if any(isinstance(t, group_zscore) for t in preset.terms) else group_mean_baseline
     batch = make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=3)

@@ -2,23 +2,19 @@
 the rewards, properties (DAPO overlong penalty shape, length penalty bounds), bad input."""
 
 import math
-import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
+import pytest
+import torch
+from batches import assert_refused_without
+from hypothesis import given
+from hypothesis import strategies as st
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from rlobj.algebra.state import State  # noqa: E402
-from rlobj.ops.errors import RlobjBuildError, RlobjInputError  # noqa: E402
-from rlobj.terms.advantages import group_zscore  # noqa: E402
+from rlobj.algebra.state import State
+from rlobj.ops.errors import RlobjBuildError, RlobjInputError
+from rlobj.terms.advantages import group_zscore
 from rlobj.terms.masks import drop_zero_variance_groups, zero_variance_groups
 from rlobj.terms.rewards import clip_rewards, length_penalty, overlong_penalty
 
-SETTINGS = settings(max_examples=int(os.environ.get("RLOBJ_HYPOTHESIS_EXAMPLES", "50")), deadline=None,
-                    database=None, suppress_health_check=[HealthCheck.too_slow])
 F64 = torch.float64
 REWARDS = st.one_of(st.sampled_from([0.0, 1.0, 0.5, -1.0, 0.7]), st.floats(-20, 20, allow_nan=False, allow_subnormal=False))
 
@@ -78,7 +74,6 @@ def test_hand_overlong_penalty():
     assert default.penalty(torch.tensor([16384.0, 18432.0, 20480.0])).tolist() == [0.0, -0.5, -1.0]
 
 
-@SETTINGS
 @given(b=batches(), max_length=st.integers(1, 12), data=st.data(), factor=st.sampled_from([0.0, 0.5, 1.0, 2.0]))
 def test_overlong_penalty_matches_loop(b, max_length, data, factor):
     buffer = data.draw(st.integers(1, max_length))
@@ -87,7 +82,6 @@ def test_overlong_penalty_matches_loop(b, max_length, data, factor):
     assert out.rewards.tolist() == pytest.approx(want, abs=1e-12)
 
 
-@SETTINGS
 @given(max_length=st.integers(2, 50_000), data=st.data(), factor=st.floats(0, 5, allow_subnormal=False))
 def test_overlong_penalty_shape(max_length, data, factor):
     """In [-factor, 0]; 0 up to L_max - L_buf; continuous; linear on each piece; non-increasing."""
@@ -142,7 +136,6 @@ def test_hand_length_penalty():
     assert length_penalty()(_state([1.0, 0.0], [3, 3])).rewards.tolist() == [1.0, 0.0]
 
 
-@SETTINGS
 @given(b=batches(), coef=st.sampled_from([0.0, 0.1, 1.0, 2.5]))
 def test_length_penalty_matches_loop_and_bounds(b, coef):
     out = length_penalty(coef=coef)(make_state(b)).rewards
@@ -166,7 +159,6 @@ def test_hand_clip_rewards():
     assert (clip_rewards().low, clip_rewards().high) == (-10.0, 10.0)  # OpenRLHF reward_clip_range
 
 
-@SETTINGS
 @given(b=batches(), low=st.floats(-10, 0), width=st.floats(0, 10))
 def test_clip_rewards_matches_loop(b, low, width):
     high = low + width
@@ -201,7 +193,6 @@ def test_all_equal_float32_groups_are_detected():
     assert bool(zero_variance_groups(rewards, torch.zeros(7, dtype=torch.long)).all())
 
 
-@SETTINGS
 @given(b=batches(), constant=st.booleans())
 def test_zero_variance_groups_match_loop(b, constant):
     if constant:
@@ -221,18 +212,12 @@ def test_zero_variance_groups_match_loop(b, constant):
 @pytest.mark.parametrize("term", [overlong_penalty(max_length=10, buffer=4), length_penalty(), clip_rewards(),
                                   drop_zero_variance_groups()], ids=lambda t: type(t).__name__)
 def test_missing_rewards(term):
-    state = State.from_batch(logp=torch.zeros(2, 2), mask=torch.ones(2, 2, dtype=torch.bool),
-                             group_ids=torch.tensor([0, 0]))
-    with pytest.raises(RlobjInputError, match="reads 'rewards'"):
-        term(state)
+    assert_refused_without(term, "reads 'rewards'", width=2, group_ids=torch.tensor([0, 0]))
 
 
 @pytest.mark.parametrize("term", [length_penalty(), drop_zero_variance_groups()], ids=lambda t: type(t).__name__)
 def test_missing_group_ids(term):
-    state = State.from_batch(logp=torch.zeros(2, 2), mask=torch.ones(2, 2, dtype=torch.bool),
-                             rewards=torch.tensor([1.0, 0.0]))
-    with pytest.raises(RlobjInputError, match="group_ids"):
-        term(state)
+    assert_refused_without(term, "group_ids", width=2, rewards=torch.tensor([1.0, 0.0]))
 
 
 def test_nan_rewards_are_refused_by_the_state():

@@ -8,18 +8,15 @@ math, golden numbers where the reference implementations differ, and bad input.
 """
 
 import math
-import os
 
-os.environ.setdefault("RLOBJ_TYPECHECK", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pytest
+import torch
+from batches import F64, t
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from rlobj.algebra import seq_mean_token_mean  # noqa: E402
-from rlobj.ops.errors import RlobjInputError  # noqa: E402
+from rlobj.algebra import seq_mean_token_mean
+from rlobj.ops.errors import RlobjInputError
 from rlobj.terms.masks import geometric_is_mask, masked_is, truncated_is
 from rlobj.terms.surrogates import (
     clip_ratio,
@@ -30,13 +27,6 @@ from rlobj.terms.surrogates import (
     sequence_clip,
     soft_gate,
 )
-
-F64 = torch.float64
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def t(rows, dtype=F64):
-    return torch.tensor(rows, dtype=dtype)
 
 
 def policy_values(out):
@@ -130,14 +120,20 @@ def zeros_like_mask(mask):
 
 
 # --------------------------------------------------------------------------- loop references
-def ref_reinforce(batch):
-    mask, lp, _, adv = valid(batch)
+def per_token(batch, value):
+    """Loop reference: ``value(lp, lo, a)`` of each valid token (log-prob, old log-prob,
+    advantage), 0 on padding."""
+    mask, lp, lo, adv = valid(batch)
     out = zeros_like_mask(mask)
     for i, row in enumerate(mask):
         for j, m in enumerate(row):
             if m:
-                out[i][j] = -adv[i][j] * lp[i][j]
+                out[i][j] = value(lp[i][j], lo[i][j], adv[i][j])
     return out
+
+
+def ref_reinforce(batch):
+    return per_token(batch, lambda lp, lo, a: -a * lp)
 
 
 def ref_ppo_token(lp, lo, a, eps_low, eps_high, dual, clamp=20.0):
@@ -149,24 +145,15 @@ def ref_ppo_token(lp, lo, a, eps_low, eps_high, dual, clamp=20.0):
 
 
 def ref_clip_ratio(batch, eps_low=0.2, eps_high=0.2, dual=None):
-    mask, lp, lo, adv = valid(batch)
-    out = zeros_like_mask(mask)
-    for i, row in enumerate(mask):
-        for j, m in enumerate(row):
-            if m:
-                out[i][j] = ref_ppo_token(lp[i][j], lo[i][j], adv[i][j], eps_low, eps_high, dual)
-    return out
+    return per_token(batch, lambda lp, lo, a: ref_ppo_token(lp, lo, a, eps_low, eps_high, dual))
 
 
 def ref_delta_clip(batch, delta, eps_low=0.2, eps_high=0.2):
-    mask, lp, lo, adv = valid(batch)
-    out = zeros_like_mask(mask)
-    for i, row in enumerate(mask):
-        for j, m in enumerate(row):
-            if m:
-                r, a = math.exp(lp[i][j] - lo[i][j]), adv[i][j]
-                out[i][j] = -min(min(r, delta) * a, clip(r, 1 - eps_low, 1 + eps_high) * a)
-    return out
+    def value(lp, lo, a):
+        r = math.exp(lp - lo)
+        return -min(min(r, delta) * a, clip(r, 1 - eps_low, 1 + eps_high) * a)
+
+    return per_token(batch, value)
 
 
 def ref_seq_ratio(lp_row, lo_row, m_row, clamp=10.0):
@@ -208,27 +195,15 @@ def ref_geometric_clip(batch, eps=0.4):
 
 
 def ref_cispo(batch, eps_low=1.0, eps_high=0.28):
-    mask, lp, lo, adv = valid(batch)
-    out = zeros_like_mask(mask)
-    for i, row in enumerate(mask):
-        for j, m in enumerate(row):
-            if m:
-                w = clip(math.exp(lp[i][j] - lo[i][j]), 1 - eps_low, 1 + eps_high)
-                out[i][j] = -w * adv[i][j] * lp[i][j]
-    return out
+    return per_token(batch, lambda lp, lo, a: -clip(math.exp(lp - lo), 1 - eps_low, 1 + eps_high) * a * lp)
 
 
 def ref_sapo(batch, tau_pos=1.0, tau_neg=1.05):
-    mask, lp, lo, adv = valid(batch)
-    out = zeros_like_mask(mask)
-    for i, row in enumerate(mask):
-        for j, m in enumerate(row):
-            if m:
-                a = adv[i][j]
-                tau = tau_pos if a > 0 else tau_neg
-                r = math.exp(lp[i][j] - lo[i][j])
-                out[i][j] = -a * 4.0 / tau * sigmoid(tau * (r - 1.0))
-    return out
+    def value(lp, lo, a):
+        tau = tau_pos if a > 0 else tau_neg
+        return -a * 4.0 / tau * sigmoid(tau * (math.exp(lp - lo) - 1.0))
+
+    return per_token(batch, value)
 
 
 def ref_log_weights(batch, level):
@@ -254,7 +229,6 @@ def test_reinforce_hand_values():
     assert float(out.loss.detach()) == pytest.approx((0.6931471806 + 1.3862943611 - 0.4462871026) / 3)
 
 
-@SETTINGS
 @given(batches())
 def test_reinforce_matches_loop_reference(batch):
     out = reinforce().loss(**fields(batch))
@@ -322,7 +296,6 @@ def test_clip_ratio_golden_log_ratio_clamp_20():
     assert float(policy_values(wider)[0, 0]) == pytest.approx(math.exp(30.0), rel=1e-12)
 
 
-@SETTINGS
 @given(batches(), st.sampled_from([(0.2, 0.2), (0.2, 0.28), (0.1, 0.5), (1.0, 0.3)]),
        st.sampled_from([None, 1.5, 3.0]))
 def test_clip_ratio_matches_loop_reference(batch, eps, dual):
@@ -353,7 +326,6 @@ def ppo_grad_ref(batch, eps_low, eps_high, dual):
     return grad
 
 
-@SETTINGS
 @given(batches(), st.sampled_from([(0.2, 0.2), (0.2, 0.28)]), st.sampled_from([None, 1.3, 3.0]))
 def test_clip_ratio_gradient_is_exactly_zero_where_clipped(batch, eps, dual):
     f = fields(batch, grad=True)
@@ -381,7 +353,6 @@ def test_clip_ratio_gradcheck_away_from_kinks():
     assert torch.autograd.gradcheck(f, (logp,))
 
 
-@SETTINGS
 @given(batches(), st.floats(0.05, 0.5))
 def test_equal_eps_recovers_ppo(batch, eps):
     # PPO (arXiv 1707.06347 Eq. 7): -min(rho A, clip(rho, 1-eps, 1+eps) A)
@@ -407,7 +378,6 @@ def test_delta_clip_hand_values():
     assert float(out.metrics["clip_frac"]) == pytest.approx(0.5)
 
 
-@SETTINGS
 @given(batches(), st.sampled_from([1.3, 2.0, 4.0]), st.sampled_from([(0.2, 0.2), (0.2, 0.28)]))
 def test_delta_clip_matches_loop_reference_and_equals_dual_clip(batch, delta, eps):
     out = delta_clip(delta=delta, eps_low=eps[0], eps_high=eps[1]).loss(**fields(batch))
@@ -448,14 +418,12 @@ def test_sequence_clip_golden_clamp_10():
     assert float(policy_values(out)[0, 0]) == pytest.approx(math.exp(10.0), rel=1e-12)
 
 
-@SETTINGS
 @given(batches(nonempty_rows=True), st.booleans(), st.sampled_from([(3e-4, 4e-4), (0.2, 0.2), (0.1, 0.3)]))
 def test_sequence_clip_matches_loop_reference(batch, token_level, eps):
     out = sequence_clip(eps_low=eps[0], eps_high=eps[1], token_level=token_level).loss(**fields(batch))
     compare(out, ref_sequence_clip(batch, eps[0], eps[1]), batch["mask"].tolist())
 
 
-@SETTINGS
 @given(batches(nonempty_rows=True), st.sampled_from([(3e-4, 4e-4), (0.2, 0.2)]))
 def test_sequence_clip_gradients_analytic(batch, eps):
     eps_low, eps_high = eps
@@ -482,7 +450,6 @@ def test_sequence_clip_gradients_analytic(batch, eps):
                 assert float(got[i, j]) == pytest.approx(expected[i][j], rel=1e-8, abs=1e-14)
 
 
-@SETTINGS
 @given(batches(nonempty_rows=True, per_sequence_adv=True))
 def test_gspo_token_same_value_and_gradient_as_gspo_for_sequence_advantages(batch):
     # Zheng et al. Eq. 10: with A_{i,t} = A_i, GSPO-token = GSPO in value and gradient
@@ -499,7 +466,6 @@ def test_gspo_token_same_value_and_gradient_as_gspo_for_sequence_advantages(batc
     torch.testing.assert_close(grads[0], grads[1])
 
 
-@SETTINGS
 @given(batches(nonempty_rows=True), st.integers(0, 2**31 - 1))
 def test_gspo_ratio_invariant_to_token_order(batch, seed):
     # permute the valid tokens inside each row (logp, logp_old together): s_i is unchanged
@@ -518,7 +484,6 @@ def test_gspo_ratio_invariant_to_token_order(batch, seed):
     torch.testing.assert_close(policy_values(a), policy_values(b))
 
 
-@SETTINGS
 @given(batches(nonempty_rows=True))
 def test_gspo_ratio_is_one_on_policy(batch):
     batch = dict(batch, logp_old=torch.where(batch["mask"], batch["logp"], batch["logp_old"]))
@@ -558,14 +523,12 @@ def test_geometric_clip_hand_values():
     assert float(out.metrics["clip_frac"]) == pytest.approx(0.5)
 
 
-@SETTINGS
 @given(batches(nonempty_rows=True), st.sampled_from([0.1, 0.4, 1.0]))
 def test_geometric_clip_matches_loop_reference(batch, eps):
     out = geometric_clip(eps=eps).loss(**fields(batch))
     compare(out, ref_geometric_clip(batch, eps), batch["mask"].tolist())
 
 
-@SETTINGS
 @given(batches(nonempty_rows=True))
 def test_geometric_clip_without_clipping_is_exp_mean_log_ratio(batch):
     # eps larger than any |log ratio|: l_i = -A_i exp(mean_t log rho_t) (the geometric mean)
@@ -579,7 +542,6 @@ def test_geometric_clip_without_clipping_is_exp_mean_log_ratio(batch):
             assert float(policy_values(out)[i, j]) == pytest.approx(-a * geo, rel=1e-9, abs=1e-12)
 
 
-@SETTINGS
 @given(batches(nonempty_rows=True), st.sampled_from([0.1, 0.4]))
 def test_geometric_clip_gradient_analytic(batch, eps):
     # token_mean of |y_i| copies of l_i: dL/dlogp_t = -A_i * ratio_i * g_t / N, g_t = 1 unless
@@ -623,7 +585,6 @@ def test_cispo_hand_values():
     assert float(out.metrics["clip_frac"]) == pytest.approx(0.5)
 
 
-@SETTINGS
 @given(batches(), st.sampled_from([(1.0, 0.28), (0.2, 0.2), (1.0, 4.0)]))
 def test_cispo_matches_loop_reference_and_keeps_every_gradient(batch, eps):
     f = fields(batch, grad=True)
@@ -651,7 +612,6 @@ def test_sapo_hand_values():
     assert policy_values(out)[0].tolist() == pytest.approx([-2.0, 4 / 1.05 * sigmoid(1.05)], rel=1e-12)
 
 
-@SETTINGS
 @given(batches(), st.sampled_from([(1.0, 1.05), (0.5, 2.0)]))
 def test_sapo_matches_loop_reference_and_gradient(batch, taus):
     f = fields(batch, grad=True)
@@ -724,7 +684,6 @@ def test_masked_is_and_geometric_mask_hand_values():
     assert float(out.metrics["is/rejected_seq_frac"]) == 1.0
 
 
-@SETTINGS
 @given(batches(), st.sampled_from(["token", "sequence"]), st.sampled_from([0.8, 2.0]))
 def test_truncated_is_matches_loop_reference_and_gradient(batch, level, cap):
     base = ref_clip_ratio(batch)
@@ -744,7 +703,6 @@ def test_truncated_is_matches_loop_reference_and_gradient(batch, level, cap):
             assert float(f["logp"].grad[i, j]) == pytest.approx(w * base_grad[i][j], rel=1e-8, abs=1e-15)
 
 
-@SETTINGS
 @given(batches(), st.sampled_from(["token", "sequence"]), st.sampled_from([(0.5, 2.0), (0.9, 1.1)]))
 def test_masked_is_matches_loop_reference(batch, level, bounds):
     low, high = bounds
@@ -765,7 +723,6 @@ def test_masked_is_matches_loop_reference(batch, level, bounds):
                 assert float(f["logp"].grad[i, j]) == 0.0
 
 
-@SETTINGS
 @given(batches(), st.sampled_from([(0.5, 2.0), (0.9, 1.1)]))
 def test_geometric_is_mask_matches_loop_reference(batch, bounds):
     low, high = bounds
@@ -782,7 +739,6 @@ def test_geometric_is_mask_matches_loop_reference(batch, bounds):
     assert float(out.metrics["is/rejected_seq_frac"]) == pytest.approx(rejected / len(mask))
 
 
-@SETTINGS
 @given(batches(), st.sampled_from(["truncated_token", "truncated_sequence", "masked_token",
                                    "masked_sequence", "geometric"]))
 def test_is_weight_one_leaves_the_loss_unchanged(batch, which):
@@ -903,7 +859,7 @@ def test_delta_clip_refused_inside_trust_region_was_not_an_identity():
 
 
 @given(st.data())
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=10)
 def test_padding_garbage_never_reaches_surrogates(data):
     batch = data.draw(batches(nonempty_rows=True))
     assume(not bool(batch["mask"].all()))
