@@ -73,7 +73,8 @@ class Term:
     * ``stage``: ``"batch"`` for reward/advantage terms that need whole groups, ``"loss"``
       (default) for per-token terms run per micro-batch;
     * ``reads`` / ``writes``: the slots (module docstring) it reads and writes; override
-      :meth:`slots_read` / :meth:`slots_written` when they depend on a field.
+      :meth:`slots_read` / :meth:`slots_written` when they depend on a field;
+    * ``may_read``: optional inputs it reads when the batch has them (``("extras:dropped",)``).
 
     * ``abstract=True``: a base of other terms, not a term itself (it stays a plain class;
       its subclasses are made terms).
@@ -91,6 +92,9 @@ class Term:
     stage: ClassVar[str] = "loss"
     reads: ClassVar[tuple[str, ...]] = ()
     writes: ClassVar[tuple[str, ...]] = ()
+    #: Inputs read only when the batch has them (``extras:dropped``): declared, so the read is
+    #: known, but not required (no provider is asked for them). Derived slots belong in ``reads``.
+    may_read: ClassVar[tuple[str, ...]] = ()
     #: :meth:`minibatch_stats` is additive over rows: its 0-dim statistics are sums over rows
     #: and its per-row statistics depend on their own row only. The trainer may then compute
     #: them on each data-parallel rank's rows and sum the 0-dim ones across ranks, instead of
@@ -98,18 +102,23 @@ class Term:
     minibatch_stats_additive: ClassVar[bool] = False
 
     def __init_subclass__(cls, stage: str | None = None, reads: Iterable[str] | None = None,
-                          writes: Iterable[str] | None = None, abstract: bool = False, **kwargs):
+                          writes: Iterable[str] | None = None, may_read: Iterable[str] | None = None,
+                          abstract: bool = False, **kwargs):
         super().__init_subclass__(**kwargs)
         if stage is not None:
             if stage not in ("batch", "loss"):
                 raise RlobjBuildError(f"{cls.__name__}: stage must be 'batch' or 'loss', got {stage!r}")
             cls.stage = stage
-        for keyword, value in (("reads", reads), ("writes", writes)):
+        for keyword, value in (("reads", reads), ("writes", writes), ("may_read", may_read)):
             if value is not None:
                 if isinstance(value, str):
                     raise RlobjBuildError(f"{cls.__name__}: {keyword} must be a tuple of slot names, "
                                           f"got the string {value!r} (write ({value!r},))")
                 setattr(cls, keyword, tuple(value))
+        derived = [slot for slot in cls.may_read if _is_derived(slot)]
+        if derived:
+            raise RlobjBuildError(f"{cls.__name__}: may_read is for optional inputs; the derived slot(s) "
+                                  f"{derived} go in reads (the order checks need them)")
         if not abstract:
             _declare(cls)
 
@@ -128,6 +137,10 @@ class Term:
 
     def slots_written(self) -> frozenset[str]:
         return frozenset(self.writes)
+
+    def slots_may_read(self) -> frozenset[str]:
+        """Optional inputs this term reads when present (:attr:`may_read`)."""
+        return frozenset(self.may_read)
 
     def __call__(self, state: State) -> State:  # pragma: no cover - every subclass overrides
         raise TypeError(f"{type(self).__name__} does not define __call__")
@@ -280,6 +293,9 @@ class Chain(Term):
 
     def slots_written(self) -> frozenset[str]:
         return frozenset().union(*(t.slots_written() for t in self.terms))
+
+    def slots_may_read(self) -> frozenset[str]:
+        return frozenset().union(*(t.slots_may_read() for t in self.terms))
 
     def __call__(self, state: State, stage: str | None = None) -> State:
         """Apply every term (or only those of ``stage``), each under its own state key."""
