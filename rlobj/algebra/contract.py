@@ -13,7 +13,7 @@ built, and a range can be attached to a number with :data:`typing.Annotated`:
 >>> scale_rewards(-1)
 Traceback (most recent call last):
     ...
-rlobj.ops.errors.RlobjInputError: scale_rewards.coef: expected a float > 0, got -1
+rlobj.ops.errors.RlobjInputError: scale_rewards.coef: expected > 0, got -1
 >>> scale_rewards("2")
 Traceback (most recent call last):
     ...
@@ -43,15 +43,20 @@ from rlobj.ops.errors import RlobjInputError
 __all__ = ["Range", "NonNegative", "Positive", "Fraction", "OpenFraction", "check_fields"]
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
+@dataclasses.dataclass(frozen=True, repr=False, eq=False)
 class Range:
-    """Bounds of a numeric hyperparameter: ``Annotated[float, Range(ge=0, le=1)]``.
+    """Bounds of a numeric hyperparameter: ``Annotated[float, Range(ge=0.0, le=1.0)]``.
+
+    A value out of range is refused naming the bound it breaks, as ``check_range`` words it:
+    ``clip_ratio.eps_low: expected >= 0.0, got -0.1`` (the bound is printed as written).
 
     Attributes:
         ge / gt: lower bound, inclusive / exclusive (at most one of them).
         le / lt: upper bound, inclusive / exclusive (at most one of them).
 
     ``None`` values of an ``Optional`` field are not checked (the type check handles them).
+    Ranges compare by identity (``typing`` caches ``Annotated[float, Range(gt=0)]`` by equal
+    arguments, which would print another range's ``0.0`` for this one's ``0``).
     """
 
     ge: float | None = None
@@ -66,33 +71,27 @@ class Range:
             raise TypeError("Range: give le or lt, not both")
 
     def __repr__(self) -> str:
-        bounds = ", ".join(f"{k}={_num(v)}" for k, v in (("ge", self.ge), ("gt", self.gt), ("le", self.le),
-                                                          ("lt", self.lt)) if v is not None)
+        bounds = ", ".join(f"{k}={v!r}" for k, v in (("ge", self.ge), ("gt", self.gt), ("le", self.le),
+                                                       ("lt", self.lt)) if v is not None)
         return f"Range({bounds})"
 
-    def describe(self) -> str:
-        """``">= 0"``, ``"> 0 and <= 1"``..."""
-        bounds = [f"{op} {_num(bound)}" for op, bound in ((">=", self.ge), (">", self.gt), ("<=", self.le),
-                                                          ("<", self.lt)) if bound is not None]
-        return " and ".join(bounds)
-
-    def contains(self, value) -> bool:
-        return not ((self.ge is not None and value < self.ge) or (self.gt is not None and value <= self.gt)
-                    or (self.le is not None and value > self.le) or (self.lt is not None and value >= self.lt))
-
-
-def _num(value) -> str:
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+    def violated(self, value) -> str | None:
+        """The bound ``value`` breaks (``">= 0.0"``; the lower one first), or None."""
+        for op, bound, broken in ((">=", self.ge, lambda b: value < b), (">", self.gt, lambda b: value <= b),
+                                  ("<=", self.le, lambda b: value > b), ("<", self.lt, lambda b: value >= b)):
+            if bound is not None and broken(bound):
+                return f"{op} {bound}"
+        return None
 
 
 #: A float >= 0.
-NonNegative = Annotated[float, Range(ge=0)]
+NonNegative = Annotated[float, Range(ge=0.0)]
 #: A float > 0.
-Positive = Annotated[float, Range(gt=0)]
+Positive = Annotated[float, Range(gt=0.0)]
 #: A float in [0, 1].
-Fraction = Annotated[float, Range(ge=0, le=1)]
+Fraction = Annotated[float, Range(ge=0.0, le=1.0)]
 #: A float in (0, 1].
-OpenFraction = Annotated[float, Range(gt=0, le=1)]
+OpenFraction = Annotated[float, Range(gt=0.0, le=1.0)]
 
 
 # ---------------------------------------------------------------------------------- the checks
@@ -161,8 +160,9 @@ def _mismatch(hint, value) -> str | None:
         if problem is not None:
             return problem
         for bound in extras:
-            if isinstance(bound, Range) and value is not None and not bound.contains(value):
-                return f"expected a {_type_name(base).split(' or ')[0]} {bound.describe()}, got {_show(value)}"
+            broken = bound.violated(value) if isinstance(bound, Range) and value is not None else None
+            if broken is not None:
+                return f"expected {broken}, got {_show(value)}"
         return None
     if _fits(hint, value):
         return None

@@ -66,7 +66,7 @@ class Term:
     >>> clip_advantages(0)
     Traceback (most recent call last):
         ...
-    rlobj.ops.errors.RlobjInputError: clip_advantages.limit: expected a float > 0, got 0
+    rlobj.ops.errors.RlobjInputError: clip_advantages.limit: expected > 0.0, got 0
 
     The class keywords:
 

@@ -128,7 +128,7 @@ def test_subclasses_inherit_the_declaration_and_fields():
     term = scale_more(coef=3.0)
     assert (term.stage, term.reads, term.writes) == ("batch", ("rewards",), ("rewards",))
     assert [f.name for f in dataclasses.fields(term)][:2] == ["coef", "mode"]
-    with pytest.raises(RlobjInputError, match=r"scale_more\.coef: expected a float > 0 and <= 10, got 0"):
+    with pytest.raises(RlobjInputError, match=r"scale_more\.coef: expected > 0, got 0"):
         scale_more(coef=0)
     out = Objective(scale_more(3.0) >> group_zscore() >> clip_ratio() >> token_mean())(**batch())
     assert torch.isfinite(out.loss)
@@ -136,7 +136,7 @@ def test_subclasses_inherit_the_declaration_and_fields():
 
 def test_the_decorator_and_the_classvar_spelling_still_work():
     assert decorated().seen == () and decorated(seen=(1,)) != decorated()
-    with pytest.raises(RlobjInputError, match=r"decorated\.weight: expected a float >= 0, got -1"):
+    with pytest.raises(RlobjInputError, match=r"decorated\.weight: expected >= 0\.0, got -1"):
         decorated(weight=-1)
     assert (old_style.stage, old_style().slots_read()) == ("batch", {"rewards"})
     with pytest.raises(RlobjInputError, match=r"old_style\.weight: expected float, got str"):
@@ -159,18 +159,18 @@ def test_bad_declarations_are_refused_when_the_class_is_made():
 
 # ---------------------------------------------------------------------- hyperparameter checks
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"coef": -1}, "scale_rewards.coef: expected a float > 0 and <= 10, got -1"),
-    ({"coef": 11.5}, "scale_rewards.coef: expected a float > 0 and <= 10, got 11.5"),
+    ({"coef": -1}, "scale_rewards.coef: expected > 0, got -1"),
+    ({"coef": 11.5}, "scale_rewards.coef: expected <= 10, got 11.5"),
     ({"coef": "0.2"}, "scale_rewards.coef: expected float, got str '0.2'"),
     ({"coef": True}, "scale_rewards.coef: expected float, got bool True"),
     ({"mode": "loud"}, "scale_rewards.mode: expected one of 'plain', 'signed', got str 'loud'"),
     ({"tags": ("a", 1)}, "scale_rewards.tags: expected tuple, got tuple ('a', 1)"),
     ({"inner": "clip_ratio"}, "scale_rewards.inner: expected Term or None, got str 'clip_ratio'"),
     ({"fn": 3}, "scale_rewards.fn: expected Callable or None, got int 3"),
-    ({"offset": -0.5}, "scale_rewards.offset: expected a float >= 0, got -0.5"),
-    ({"share": 1.5}, "scale_rewards.share: expected a float >= 0 and <= 1, got 1.5"),
-    ({"rate": 0.0}, "scale_rewards.rate: expected a float > 0 and <= 1, got 0.0"),
-    ({"steps": 0}, "scale_rewards.steps: expected a int >= 1, got 0"),
+    ({"offset": -0.5}, "scale_rewards.offset: expected >= 0.0, got -0.5"),
+    ({"share": 1.5}, "scale_rewards.share: expected <= 1.0, got 1.5"),
+    ({"rate": 0.0}, "scale_rewards.rate: expected > 0.0, got 0.0"),
+    ({"steps": 0}, "scale_rewards.steps: expected >= 1, got 0"),
     ({"steps": 1.5}, "scale_rewards.steps: expected int, got float 1.5"),
     ({"scale": None}, "scale_rewards.scale: expected float, got NoneType None"),
     ({"flag": 1}, "scale_rewards.flag: expected bool, got int 1"),
@@ -194,7 +194,7 @@ def test_registered_terms_are_type_checked_at_build():
     with pytest.raises(RlobjInputError) as error:
         clip_ratio(eps_low="0.2")
     assert str(error.value) == "clip_ratio.eps_low: expected float, got str '0.2'"
-    with pytest.raises(RlobjInputError, match=r"group_zscore\.eps: expected a? ?>= 0"):
+    with pytest.raises(RlobjInputError, match=r"group_zscore\.eps: expected >= 0\.0, got -1"):
         group_zscore(eps=-1)
     with pytest.raises(RlobjInputError, match=r"clip_ratio\.eps_high: expected float, got str"):
         build_objective([{"clip_ratio": {"eps_high": "0.28"}}])
