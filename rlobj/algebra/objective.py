@@ -156,7 +156,7 @@ class Objective:
         batch, seq = state.mask.shape
         out: dict[str, Tensor] = {}
         for key, term in self._stats_terms():
-            for name, value in term.minibatch_stats(state.update(key=key)).items():
+            for name, value in term.minibatch_stats(state.update(key=key, running=term_name(term))).items():
                 if not isinstance(value, Tensor) or tuple(value.shape) not in ((), (batch,), (batch, seq)):
                     got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
                     raise RlobjInputError(

@@ -145,6 +145,7 @@ class State:
     aggregation: Any = None
     normalizer: Normalizer | None = None
     key: str = ""
+    running: str = ""  # the name of the term now running (set by the chain): what errors name
     cache: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ construction
@@ -224,17 +225,11 @@ class State:
         """A new state with ``changes`` applied (no validation: terms produce valid values)."""
         return dataclasses.replace(self, **changes)
 
-    @property
-    def running(self) -> str:
-        """The name of the term now running (its :attr:`key` without a ``#2`` suffix), or
-        ``"a term"`` outside one; what error messages name when no ``by`` is given."""
-        return self.key.split("#")[0] if self.key else "a term"
-
     def require(self, name: str, by: str | None = None):
         """Return field ``name`` or raise an error naming the term that needs it and the fix.
 
         ``by`` (the term's name) is found from the running term when not given."""
-        by = by or self.running
+        by = by or self.running or "a term"
         if name.startswith("extras:"):
             value = self.extras.get(name[len("extras:") :])
         else:
@@ -246,7 +241,7 @@ class State:
 
     def require_part(self, name: str, by: str | None = None) -> LossPart:
         """Return loss part ``name`` (``"policy"`` is the surrogate) or raise naming the fix."""
-        by = by or self.running
+        by = by or self.running or "a term"
         if name not in self.parts:
             raise RlobjInputError(
                 f"{by} modifies the loss part {name!r}, but no term before it wrote one. "

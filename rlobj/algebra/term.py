@@ -258,15 +258,17 @@ def _declare(cls: type) -> None:
 
 
 def _run_named(function):
-    """``function(self, state, ...)`` with ``state.key`` set to the term's name when it is
-    empty (a term called directly, not from a chain), so ``state.require(...)`` and stored
-    state name it; the returned state gets the empty key back."""
+    """``function(self, state, ...)`` with ``state.running`` set to the term's name (what
+    ``state.require(...)`` names in its errors) and ``state.key`` to it when empty (a term
+    called directly, not from a chain: its stored state is then keyed as in a chain of one);
+    the returned state gets the caller's ``key`` and ``running`` back."""
     @functools.wraps(function)
     def named(self, state=None, *args, **kwargs):
-        if not isinstance(state, State) or state.key:
+        name = term_name(self)
+        if not isinstance(state, State) or (state.key and state.running == name):
             return function(self, state, *args, **kwargs)
-        out = function(self, state.update(key=term_name(self)), *args, **kwargs)
-        return out.update(key="") if isinstance(out, State) else out
+        out = function(self, state.update(key=state.key or name, running=name), *args, **kwargs)
+        return out.update(key=state.key, running=state.running) if isinstance(out, State) else out
 
     named._runs_named = True
     return named
@@ -302,8 +304,8 @@ class Chain(Term):
         for key, term in zip(term_keys(self.terms), self.terms):
             if stage is not None and term.stage != stage:
                 continue
-            state = term(state.update(key=key))
-        return state.update(key="")
+            state = term(state.update(key=key, running=term_name(term)))
+        return state.update(key="", running="")
 
     def replace(self, old: type | Term, new: Term | None) -> "Chain":
         """A chain with every term of type ``old`` (or equal to ``old``) replaced by ``new``.
