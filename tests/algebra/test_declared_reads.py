@@ -213,3 +213,13 @@ def test_the_tracer_sees_reads_of_parts_vocab_and_entropy():
     assert {"rewards", "group_ids"} <= reads["group_zscore"]
     assert {"logp", "logp_old", "advantages"} <= reads["clip_ratio"]
     assert "token_mean" not in reads or reads["token_mean"] <= {"mask"}
+
+
+class clip_ratio_declaring_too_little(clip_ratio, reads=("logp", "advantages", "mask")):
+    r"""$\ell$ of ``clip_ratio``, with a declaration that leaves out ``logp_old``."""
+
+
+def test_the_tracer_catches_a_registered_term_with_a_wrong_declaration():
+    found = undeclared_reads(group_zscore() >> clip_ratio_declaring_too_little() >> token_mean(),
+                             standard_batch("grpo"))
+    assert found == {"clip_ratio_declaring_too_little": {"logp_old"}}
