@@ -116,16 +116,10 @@ def _field_hints(cls) -> list[tuple[str, Any]]:
         return cached
     try:
         hints = typing.get_type_hints(cls, include_extras=True)
-    except Exception:  # an unresolvable forward reference: check the fields that do resolve
-        hints = {}
-        for klass in reversed(cls.__mro__):
-            for name, annotation in getattr(klass, "__annotations__", {}).items():
-                try:
-                    hints[name] = typing.get_type_hints(
-                        type("_", (), {"__annotations__": {name: annotation}, "__module__": klass.__module__}),
-                        include_extras=True)[name]
-                except Exception:
-                    hints.pop(name, None)
+    except Exception:  # an unresolvable string annotation: check the fields annotated with objects
+        hints = {name: annotation for klass in reversed(cls.__mro__)
+                 for name, annotation in getattr(klass, "__annotations__", {}).items()
+                 if not isinstance(annotation, str)}
     fields = [(f.name, hints[f.name]) for f in dataclasses.fields(cls)
               if f.init and f.name in hints and f._field_type is dataclasses._FIELD]
     type.__setattr__(cls, "_rlobj_field_hints", fields)
@@ -148,7 +142,11 @@ def _type_name(hint) -> str:
     if origin is Annotated:
         return _type_name(typing.get_args(hint)[0])
     if origin is not None:
-        return getattr(origin, "__name__", str(origin)).lower()
+        name = getattr(origin, "__name__", str(origin))
+        args = typing.get_args(hint)
+        if origin in (tuple, list, dict) and args:
+            return f"{name}[{', '.join('...' if a is Ellipsis else _type_name(a) for a in args)}]"
+        return name
     return getattr(hint, "__name__", str(hint))
 
 

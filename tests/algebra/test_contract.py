@@ -164,7 +164,7 @@ def test_bad_declarations_are_refused_when_the_class_is_made():
     ({"coef": "0.2"}, "scale_rewards.coef: expected float, got str '0.2'"),
     ({"coef": True}, "scale_rewards.coef: expected float, got bool True"),
     ({"mode": "loud"}, "scale_rewards.mode: expected one of 'plain', 'signed', got str 'loud'"),
-    ({"tags": ("a", 1)}, "scale_rewards.tags: expected tuple, got tuple ('a', 1)"),
+    ({"tags": ("a", 1)}, "scale_rewards.tags: expected tuple[str, ...], got tuple ('a', 1)"),
     ({"inner": "clip_ratio"}, "scale_rewards.inner: expected Term or None, got str 'clip_ratio'"),
     ({"fn": 3}, "scale_rewards.fn: expected Callable or None, got int 3"),
     ({"offset": -0.5}, "scale_rewards.offset: expected >= 0.0, got -0.5"),
