@@ -1,8 +1,11 @@
-r"""A custom term in fifteen lines: clip the advantages, compose it with GRPO, see the order check.
+r"""A custom term in ten lines: clip the advantages, compose it with GRPO, see the order check.
 
-A term is a frozen dataclass with typed hyperparameters, a ``stage`` ("batch" for terms that
-see whole groups), the slots it ``reads`` and ``writes``, and a ``__call__`` that maps a
-``State`` to a new one. ``clip_advantages`` below bounds the group z-scores of GRPO, which
+A term is one declaration and its math. The class line says when it runs (``stage="batch"``:
+on whole groups, before micro-batching) and which slots it ``reads`` and ``writes``; the
+fields are its hyperparameters, typed, with their range in the annotation (``Positive``: a
+float > 0, checked when the term is built, naming the field); ``__call__`` maps a ``State``
+to a new one, and ``state.require`` names the term by itself when a slot is missing. The class
+becomes a frozen dataclass: it prints, compares by value and pickles. ``clip_advantages`` below bounds the group z-scores of GRPO, which
 reach $(1-p)/\sigma \approx 2.5$ for the one success in a group of eight. It goes between the
 advantage term and the surrogate: ``grpo.replace(group_zscore, group_zscore() >> clip_advantages(2.0))``.
 Put after the surrogate (``grpo >> clip_advantages(2.0)``), it would change advantages that
@@ -17,26 +20,21 @@ Run: ``python examples/custom_term.py`` (plot: ``artifacts/plots/custom_term.png
 
 import pickle
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 
-from rlobj import Objective, RlobjBuildError, State, Term, group_zscore, grpo
+from rlobj import Objective, RlobjBuildError, RlobjInputError, State, Term, group_zscore, grpo
+from rlobj.algebra import Positive
 
 
-@dataclass(frozen=True)
-class clip_advantages(Term):
+class clip_advantages(Term, stage="batch", reads=("advantages", "mask"), writes=("advantages",)):
     r"""$A_{i,t} \leftarrow \mathrm{clip}(A_{i,t}, -c, c)$: bound the advantages before the surrogate."""
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("advantages", "mask")
-    writes: ClassVar[tuple[str, ...]] = ("advantages",)
-    limit: float = 2.0
+    limit: Positive = 2.0
 
     def __call__(self, state: State) -> State:
-        advantages = state.require("advantages", by="clip_advantages")
+        advantages = state.require("advantages")
         clipped = torch.where(state.mask, advantages.clamp(-self.limit, self.limit), 0.0)
         fraction = ((clipped != advantages) & state.mask).sum() / state.mask.sum()
         return state.update(advantages=clipped).add_metrics(**{"adv/clipped_frac": fraction})
@@ -84,6 +82,18 @@ def main() -> None:
         grpo >> term
     except RlobjBuildError as error:
         print(f"  RlobjBuildError: {error}")
+
+    print("\nbad hyperparameters, refused when the term is built:")
+    for bad in (lambda: clip_advantages(limit=0.0), lambda: clip_advantages(limit="2")):
+        try:
+            bad()
+        except RlobjInputError as error:
+            print(f"  RlobjInputError: {error}")
+    print("run without advantages:")
+    try:
+        Objective(clip_advantages() >> grpo.replace(group_zscore, None))(**batch)
+    except (RlobjInputError, RlobjBuildError) as error:
+        print(f"  {type(error).__name__}: {error}")
 
     import matplotlib.pyplot as plt
 

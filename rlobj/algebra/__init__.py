@@ -9,6 +9,7 @@ from rlobj.algebra.aggregation import (
     seq_mean_token_sum,
     token_mean,
 )
+from rlobj.algebra.contract import Fraction, NonNegative, OpenFraction, Positive, Range
 from rlobj.algebra.objective import Objective, Output
 from rlobj.algebra.state import LossPart, Normalizer, State
 from rlobj.algebra.term import Chain, Term, as_terms, chain, identity
@@ -16,10 +17,15 @@ from rlobj.algebra.term import Chain, Term, as_terms, chain, identity
 __all__ = [
     "Aggregation",
     "Chain",
+    "Fraction",
     "LossPart",
+    "NonNegative",
     "Normalizer",
     "Objective",
+    "OpenFraction",
     "Output",
+    "Positive",
+    "Range",
     "State",
     "Term",
     "aggregate",

@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 
-class Aggregation(Term):
+class Aggregation(Term, abstract=True):
     """Base of the aggregation modes: a term that records itself as the chain's reducer."""
 
     writes: ClassVar[tuple[str, ...]] = ("aggregation",)

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from rlobj.algebra.aggregation import aggregate
 from rlobj.algebra.state import Normalizer, State, stats_key
-from rlobj.algebra.term import Chain, Term, as_terms, register_objective, term_name
+from rlobj.algebra.term import Chain, Term, as_terms, register_objective, term_keys, term_name
 from rlobj.ops.errors import RlobjInputError
 
 __all__ = ["Objective", "Output"]
@@ -118,7 +118,7 @@ class Objective:
 
     # ------------------------------------------------------------------ mini-batch statistics
     def _stats_terms(self) -> list[tuple[str, Term]]:
-        return [(f"{index}:{term_name(term)}", term) for index, term in enumerate(self.chain.terms)
+        return [(key, term) for key, term in zip(term_keys(self.chain.terms), self.chain.terms)
                 if term.stage == "loss" and term.has_minibatch_stats()]
 
     @property
@@ -143,7 +143,8 @@ class Objective:
         when distributed) with the current policy's detached ``logp`` (and ``entropy`` /
         a no-grad ``vocab`` view when :attr:`minibatch_stats_reads` names them);
         ``term_state`` the stored term states (as passed to :meth:`loss`). Each hook runs
-        under the key the chain gives its term (``"<index>:<term name>"``).
+        under the key the chain gives its term (its name, ``"<name>#2"`` for a second term of the
+        same class: :func:`~rlobj.algebra.term.term_keys`).
 
         Returns ``{f"stats:{key}:{name}": tensor}`` (detached), to merge into the state's
         ``extras`` before :meth:`split`: ``[batch]`` / ``[batch, seq]`` tensors are cut per
@@ -155,7 +156,7 @@ class Objective:
         batch, seq = state.mask.shape
         out: dict[str, Tensor] = {}
         for key, term in self._stats_terms():
-            for name, value in term.minibatch_stats(state.update(key=key)).items():
+            for name, value in term.minibatch_stats(state.update(key=key, running=term_name(term))).items():
                 if not isinstance(value, Tensor) or tuple(value.shape) not in ((), (batch,), (batch, seq)):
                     got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
                     raise RlobjInputError(

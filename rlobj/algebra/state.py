@@ -145,6 +145,7 @@ class State:
     aggregation: Any = None
     normalizer: Normalizer | None = None
     key: str = ""
+    running: str = ""  # the name of the term now running (set by the chain): what errors name
     cache: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ construction
@@ -224,8 +225,11 @@ class State:
         """A new state with ``changes`` applied (no validation: terms produce valid values)."""
         return dataclasses.replace(self, **changes)
 
-    def require(self, name: str, by: str):
-        """Return field ``name`` or raise an error naming the term that needs it and the fix."""
+    def require(self, name: str, by: str | None = None):
+        """Return field ``name`` or raise an error naming the term that needs it and the fix.
+
+        ``by`` (the term's name) is found from the running term when not given."""
+        by = by or self.running or "a term"
         if name.startswith("extras:"):
             value = self.extras.get(name[len("extras:") :])
         else:
@@ -235,8 +239,9 @@ class State:
             raise RlobjInputError(f"{by} reads {name!r}, but the state has none. {hint}".strip())
         return value
 
-    def require_part(self, name: str, by: str) -> LossPart:
+    def require_part(self, name: str, by: str | None = None) -> LossPart:
         """Return loss part ``name`` (``"policy"`` is the surrogate) or raise naming the fix."""
+        by = by or self.running or "a term"
         if name not in self.parts:
             raise RlobjInputError(
                 f"{by} modifies the loss part {name!r}, but no term before it wrote one. "
@@ -266,8 +271,8 @@ class State:
         """Mini-batch statistic ``name`` of the running term, or ``default`` when absent.
 
         :meth:`Objective.minibatch_stats <rlobj.algebra.objective.Objective.minibatch_stats>`
-        returns them under ``extras[f"stats:{key}:{name}"]`` (``key`` = the term's chain key,
-        ``"<index>:<term name>"``); the trainer merges them into ``extras`` before it slices
+        returns them under ``extras[f"stats:{key}:{name}"]`` (``key`` = the term's chain key:
+        its name, ``"<term name>#2"`` for a second term of the same class); the trainer merges them into ``extras`` before it slices
         the mini-batch into micro-batches, so ``[batch]`` and ``[batch, seq]`` statistics
         arrive here cut to this micro-batch's rows, 0-dim ones whole.
         """

@@ -26,15 +26,17 @@ Reads that nothing in the chain writes are checked when the chain runs, against 
 """
 
 import dataclasses
+import functools
 from collections.abc import Iterable
 from typing import ClassVar
 
 from torch import Tensor
 
+from rlobj.algebra.contract import check_fields
 from rlobj.algebra.state import State
 from rlobj.ops.errors import RlobjBuildError
 
-__all__ = ["Term", "Chain", "identity", "chain", "as_terms", "term_name", "DERIVED_SLOTS"]
+__all__ = ["Term", "Chain", "identity", "chain", "as_terms", "term_name", "term_keys", "DERIVED_SLOTS"]
 
 #: Slots that terms derive (and the order checks watch); everything else is a batch input.
 DERIVED_SLOTS = ("rewards", "token_rewards", "advantages", "aggregation")
@@ -45,29 +47,100 @@ def _is_derived(slot: str) -> bool:
 
 
 class Term:
-    """Base of every term: a pure, immutable map from state to state.
+    r"""Base of every term: a pure, immutable map from state to state.
 
-    Subclasses are ``@dataclass(frozen=True)`` with typed hyperparameter fields, set the class
-    attributes ``stage`` (``"batch"`` for reward/advantage terms that need whole groups,
-    ``"loss"`` for per-token terms run per micro-batch), ``reads`` and ``writes`` (or override
-    :meth:`slots_read` / :meth:`slots_written` when they depend on a field), and implement
-    :meth:`__call__`.
+    A term is declared in one line; the class becomes a frozen dataclass of its typed
+    hyperparameter fields (no decorator needed):
+
+    >>> import torch
+    >>> from typing import Annotated
+    >>> from rlobj.algebra import Positive, State, Term
+    >>> class clip_advantages(Term, stage="batch", reads=("advantages", "mask"), writes=("advantages",)):
+    ...     "Bound the advantages to [-limit, limit]."
+    ...     limit: Positive = 2.0
+    ...     def __call__(self, state: State) -> State:
+    ...         advantages = state.require("advantages")
+    ...         return state.update(advantages=advantages.clamp(-self.limit, self.limit))
+    >>> clip_advantages(1.5)
+    clip_advantages(limit=1.5)
+    >>> clip_advantages(0)
+    Traceback (most recent call last):
+        ...
+    rlobj.ops.errors.RlobjInputError: clip_advantages.limit: expected > 0.0, got 0
+
+    The class keywords:
+
+    * ``stage``: ``"batch"`` for reward/advantage terms that need whole groups, ``"loss"``
+      (default) for per-token terms run per micro-batch;
+    * ``reads`` / ``writes``: the slots (module docstring) it reads and writes; override
+      :meth:`slots_read` / :meth:`slots_written` when they depend on a field;
+    * ``may_read``: optional inputs it reads when the batch has them (``("extras:dropped",)``).
+
+    * ``abstract=True``: a base of other terms, not a term itself (it stays a plain class;
+      its subclasses are made terms).
+
+    Subclasses inherit them (and may restate any). Hyperparameters are checked against their
+    annotations when the term is built (:func:`rlobj.algebra.contract.check_fields`: types,
+    and ranges written ``Annotated[float, Range(ge=0)]`` or :data:`~rlobj.algebra.Positive`...),
+    before the class's own ``__post_init__`` runs. Inside :meth:`__call__`,
+    ``state.require("advantages")`` names the running term in its error by itself.
+
+    The older spelling, ``@dataclass(frozen=True)`` on the class and ``stage``, ``reads``,
+    ``writes`` as ``ClassVar`` attributes, still works.
     """
 
     stage: ClassVar[str] = "loss"
     reads: ClassVar[tuple[str, ...]] = ()
     writes: ClassVar[tuple[str, ...]] = ()
+    #: Inputs read only when the batch has them (``extras:dropped``): declared, so the read is
+    #: known, but not required (no provider is asked for them). Derived slots belong in ``reads``.
+    may_read: ClassVar[tuple[str, ...]] = ()
     #: :meth:`minibatch_stats` is additive over rows: its 0-dim statistics are sums over rows
     #: and its per-row statistics depend on their own row only. The trainer may then compute
     #: them on each data-parallel rank's rows and sum the 0-dim ones across ranks, instead of
     #: gathering the rows (which it cannot do for a ``vocab`` view).
     minibatch_stats_additive: ClassVar[bool] = False
 
+    def __init_subclass__(cls, stage: str | None = None, reads: Iterable[str] | None = None,
+                          writes: Iterable[str] | None = None, may_read: Iterable[str] | None = None,
+                          abstract: bool = False, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if stage is not None:
+            if stage not in ("batch", "loss"):
+                raise RlobjBuildError(f"{cls.__name__}: stage must be 'batch' or 'loss', got {stage!r}")
+            cls.stage = stage
+        for keyword, value in (("reads", reads), ("writes", writes), ("may_read", may_read)):
+            if value is not None:
+                if isinstance(value, str):
+                    raise RlobjBuildError(f"{cls.__name__}: {keyword} must be a tuple of slot names, "
+                                          f"got the string {value!r} (write ({value!r},))")
+                setattr(cls, keyword, tuple(value))
+        derived = [slot for slot in cls.may_read if _is_derived(slot)]
+        if derived:
+            raise RlobjBuildError(f"{cls.__name__}: may_read is for optional inputs; the derived slot(s) "
+                                  f"{derived} go in reads (the order checks need them)")
+        if not abstract:
+            _declare(cls)
+
+    def __post_init__(self):
+        check_fields(self)
+
+    def __setattr__(self, name, value):
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}: terms are immutable "
+                                              f"(dataclasses.replace(term, {name}=...) makes a changed copy)")
+
+    def __delattr__(self, name):
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}: terms are immutable")
+
     def slots_read(self) -> frozenset[str]:
         return frozenset(self.reads)
 
     def slots_written(self) -> frozenset[str]:
         return frozenset(self.writes)
+
+    def slots_may_read(self) -> frozenset[str]:
+        """Optional inputs this term reads when present (:attr:`may_read`)."""
+        return frozenset(self.may_read)
 
     def __call__(self, state: State) -> State:  # pragma: no cover - every subclass overrides
         raise TypeError(f"{type(self).__name__} does not define __call__")
@@ -135,7 +208,70 @@ def register_objective(objective_type: type) -> None:
 
 
 def term_name(term: Term) -> str:
+    """The name a term is known by: its class name (``group_zscore``)."""
     return type(term).__name__
+
+
+def term_keys(terms: Iterable[Term]) -> list[str]:
+    """Stable state keys of a chain's terms: the term's name, ``name#2`` for the second term of
+    the same class, ... Adding or removing an unrelated term leaves the others' keys alone, so
+    their stored state (``term_state``) and mini-batch statistics stay theirs."""
+    seen: dict[str, int] = {}
+    keys = []
+    for term in terms:
+        name = term_name(term)
+        seen[name] = seen.get(name, 0) + 1
+        keys.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return keys
+
+
+# ---------------------------------------------------------------------- the class declaration
+def _declare(cls: type) -> None:
+    """Make a new Term subclass a frozen dataclass whose build checks its fields, and whose
+    ``__call__`` / ``minibatch_stats`` run under its own name when called outside a chain.
+
+    The dataclass is made here, when the class is created, so the decorator is optional. A
+    class that still carries ``@dataclass(frozen=True)`` is processed a second time by it; for
+    that to work, the frozen ``__setattr__``/``__delattr__`` live on :class:`Term` (the
+    decorator refuses to overwrite its own), and fields declared with ``field(...)`` get their
+    ``Field`` back as class attribute so the second pass sees the same declaration.
+    """
+    declared = {name: value for name, value in cls.__dict__.items() if isinstance(value, dataclasses.Field)}
+    dataclasses.dataclass(frozen=True)(cls)
+    for name in ("__setattr__", "__delattr__"):  # generated just now: Term has the same ones
+        delattr(cls, name)
+    for name, value in declared.items():
+        setattr(cls, name, value)
+    post_init = cls.__dict__.get("__post_init__")
+    if post_init is not None and not getattr(post_init, "_checks_fields", False):
+        @functools.wraps(post_init)
+        def checked_post_init(self, *args, **kwargs):
+            check_fields(self)
+            return post_init(self, *args, **kwargs)
+
+        checked_post_init._checks_fields = True
+        cls.__post_init__ = checked_post_init
+    for method in ("__call__", "minibatch_stats"):
+        function = cls.__dict__.get(method)
+        if function is not None and not getattr(function, "_runs_named", False):
+            setattr(cls, method, _run_named(function))
+
+
+def _run_named(function):
+    """``function(self, state, ...)`` with ``state.running`` set to the term's name (what
+    ``state.require(...)`` names in its errors) and ``state.key`` to it when empty (a term
+    called directly, not from a chain: its stored state is then keyed as in a chain of one);
+    the returned state gets the caller's ``key`` and ``running`` back."""
+    @functools.wraps(function)
+    def named(self, state=None, *args, **kwargs):
+        name = term_name(self)
+        if not isinstance(state, State) or (state.key and state.running == name):
+            return function(self, state, *args, **kwargs)
+        out = function(self, state.update(key=state.key or name, running=name), *args, **kwargs)
+        return out.update(key=state.key, running=state.running) if isinstance(out, State) else out
+
+    named._runs_named = True
+    return named
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -160,13 +296,16 @@ class Chain(Term):
     def slots_written(self) -> frozenset[str]:
         return frozenset().union(*(t.slots_written() for t in self.terms))
 
+    def slots_may_read(self) -> frozenset[str]:
+        return frozenset().union(*(t.slots_may_read() for t in self.terms))
+
     def __call__(self, state: State, stage: str | None = None) -> State:
         """Apply every term (or only those of ``stage``), each under its own state key."""
-        for index, term in enumerate(self.terms):
+        for key, term in zip(term_keys(self.terms), self.terms):
             if stage is not None and term.stage != stage:
                 continue
-            state = term(state.update(key=f"{index}:{term_name(term)}"))
-        return state.update(key="")
+            state = term(state.update(key=key, running=term_name(term)))
+        return state.update(key="", running="")
 
     def replace(self, old: type | Term, new: Term | None) -> "Chain":
         """A chain with every term of type ``old`` (or equal to ``old``) replaced by ``new``.

@@ -10,8 +10,9 @@ from rlobj.ops.reductions import broadcast_to_tokens, masked_sum
 __all__ = ["sequence_rewards", "with_advantages", "require_groups", "check_range", "require_extra"]
 
 
-def sequence_rewards(state: State, by: str) -> Tensor:
+def sequence_rewards(state: State, by: str | None = None) -> Tensor:
     r"""$r_i$ = outcome reward + the sum of token-level rewards (whichever are present)."""
+    by = by or state.running or "a term"
     if state.rewards is None and state.token_rewards is None:
         raise RlobjInputError(
             f"{by} reads 'rewards', but the state has neither rewards nor token_rewards. "
@@ -23,7 +24,9 @@ def sequence_rewards(state: State, by: str) -> Tensor:
     return total
 
 
-def require_groups(state: State, by: str, minimum: int = 1) -> Tensor:
+def require_groups(state: State, by: str | None = None, minimum: int = 1) -> Tensor:
+    """``group_ids``, with every group of at least ``minimum`` responses (``by``: the running term)."""
+    by = by or state.running or "a term"
     group_ids = state.require("group_ids", by)
     if minimum > 1:
         check_group_sizes(group_ids, minimum, by)
@@ -41,15 +44,22 @@ def with_advantages(state: State, per_sequence: Tensor | None = None, per_token:
 
 def check_range(term: str, name: str, value: float, low: float | None = None, high: float | None = None,
                 low_open: bool = False) -> None:
-    """Raise a build-time error when a hyperparameter is out of its valid range."""
+    """Raise a build-time error when a hyperparameter is out of its valid range.
+
+    For bounds that are constants, prefer an annotation on the field
+    (``eps: Annotated[float, Range(ge=0)]``, :mod:`rlobj.algebra.contract`): checked with the
+    field's type, no ``__post_init__`` needed. This stays for bounds that depend on another
+    field (``delta >= 1 + eps_high``)."""
     if low is not None and (value < low or (low_open and value == low)):
         raise RlobjInputError(f"{term}.{name}: expected {'>' if low_open else '>='} {low}, got {value}")
     if high is not None and value > high:
         raise RlobjInputError(f"{term}.{name}: expected <= {high}, got {value}")
 
 
-def require_extra(state: State, key: str, by: str, shape: tuple[int, ...], dims: str, kind: str) -> Tensor:
-    """``extras[key]`` checked for type, shape and kind (``"float"``, ``"bool"`` or ``"int"``)."""
+def require_extra(state: State, key: str, by: str | None, shape: tuple[int, ...], dims: str, kind: str) -> Tensor:
+    """``extras[key]`` checked for type, shape and kind (``"float"``, ``"bool"`` or ``"int"``);
+    ``by=None`` names the running term."""
+    by = by or state.running or "a term"
     value = state.require(f"extras:{key}", by)
     if not isinstance(value, Tensor):
         raise RlobjInputError(f"extras[{key!r}]: {by} expected a {kind} tensor of shape ({dims}), got {type(value).__name__}")

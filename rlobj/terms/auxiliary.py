@@ -95,6 +95,7 @@ class self_reward_mse(Term):
 
     reads: ClassVar[tuple[str, ...]] = ("rewards", f"extras:{_PROBE}", "mask")
     writes: ClassVar[tuple[str, ...]] = ("part:self_reward",)
+    may_read: ClassVar[tuple[str, ...]] = ("extras:truncated",)
     coef: float = 0.1
     beta_v: float = 0.1
     c: float = -23.0

@@ -26,7 +26,7 @@ from rlobj import (
     token_mean,
 )
 from rlobj.algebra import aggregate
-from rlobj.algebra.term import as_terms
+from rlobj.algebra.term import as_terms, term_keys
 
 SETTINGS = settings(max_examples=40)
 
@@ -121,12 +121,13 @@ def test_a_chain_equals_its_terms_applied_by_hand(terms, fields):
     fields = leaf(fields)
     out = Objective(chain(*terms))(**fields)
     state = State.from_batch(**fields)
-    for index, term in enumerate(terms):  # batch stage first, then the rest, as documented
+    keys = term_keys(terms)  # each term under its stable name, as the chain runs it
+    for key, term in zip(keys, terms):  # batch stage first, then the rest, as documented
         if term.stage == "batch":
-            state = term(state.update(key=f"{index}:{type(term).__name__}"))
-    for index, term in enumerate(terms):
+            state = term(state.update(key=key))
+    for key, term in zip(keys, terms):
         if term.stage != "batch":
-            state = term(state.update(key=f"{index}:{type(term).__name__}"))
+            state = term(state.update(key=key))
     by_hand, parts = aggregate(state)
     torch.testing.assert_close(out.loss, by_hand)
     assert set(parts) == set(out.state.parts)

@@ -210,7 +210,7 @@ def test_siren_anchor_is_the_first_minibatch_value():
     term = SIREN_BASE >> siren(coef=0.7)
     fields = make_fields(5, vocab=5)
     _, _, outs = micro(term, fields, [2, 2, 2, 2], term_state={})
-    anchors = {out.term_state["3:siren"] for out in outs}
+    anchors = {out.term_state["siren"] for out in outs}
     whole_value = float(whole(term, fields)[2].metrics["siren/entropy"])
     assert len(anchors) == 1 and anchors.pop() == pytest.approx(whole_value, rel=1e-12)
     assert all(float(out.metrics["siren/regularizer"]) == 0.0 for out in outs)
@@ -230,15 +230,15 @@ def test_kl_cov_law_over_two_ppo_epochs():
         torch.testing.assert_close(got_loss, loss, atol=1e-6, rtol=1e-6)
         torch.testing.assert_close(got_grad, grad, atol=1e-6, rtol=1e-6)
         prepared = Objective(term).prepare(**_inputs(fields, fields["logp"]))
-        selections.append(Objective(term).minibatch_stats(prepared)[stats_key("1:kl_cov", "selected")])
+        selections.append(Objective(term).minibatch_stats(prepared)[stats_key("kl_cov", "selected")])
         fields = dict(fields, logp=torch.clamp(fields["logp"] - 2.0 * grad / grad.abs().max(), max=-1e-3))
     assert not torch.equal(selections[0], selections[1])
 
 
 def test_the_clip_cov_counter_advances_once_per_minibatch():
     term = group_zscore() >> clip_cov(ratio=0.3, cov_low=-10.0, cov_high=10.0) >> token_mean()
-    _, _, outs = micro(term, make_fields(7), [2, 2, 2, 2], term_state={"1:clip_cov": 3})
-    assert [out.term_state["1:clip_cov"] for out in outs] == [4, 4, 4, 4]
+    _, _, outs = micro(term, make_fields(7), [2, 2, 2, 2], term_state={"clip_cov": 3})
+    assert [out.term_state["clip_cov"] for out in outs] == [4, 4, 4, 4]
 
 
 # ============================================================ without statistics: the reference
@@ -359,7 +359,7 @@ def test_pacs_rloo_coefficients_by_hand():
     term = pacs_loss(baseline="rloo", balanced=True)
     state = State.from_batch(**{k: fields[k] for k in ("logp", "logp_old", "mask", "rewards", "group_ids")})
     stats = Objective(term).minibatch_stats(state)
-    coef = stats[stats_key("0:pacs_loss", "coef")]
+    coef = stats[stats_key("pacs_loss", "coef")]
     score = (torch.where(fields["mask"], fields["logp"] - fields["logp_old"], 0.0)).sum(-1)
     groups, r = fields["group_ids"], fields["rewards"]
     members = {j: [i for i in range(8) if groups[i] == groups[j]] for j in range(8)}
@@ -373,8 +373,8 @@ def test_pacs_rloo_coefficients_by_hand():
     expected = torch.stack([d[j] - sum(d[i] for i in members[j] if i != j) / (len(members[j]) - 1)
                             for j in range(8)])
     torch.testing.assert_close(coef, expected)
-    psi = stats[stats_key("0:pacs_loss", "psi")]
-    torch.testing.assert_close(stats[stats_key("0:pacs_loss", "loss")],
+    psi = stats[stats_key("pacs_loss", "psi")]
+    torch.testing.assert_close(stats[stats_key("pacs_loss", "loss")],
                                torch.tensor([w * float(F.binary_cross_entropy_with_logits(p, y))
                                              for w, p, y in zip(term.weights(r, groups), psi, r)], dtype=F64))
 
@@ -388,10 +388,10 @@ def test_top_entropy_stats_and_global_count_by_hand():
                                  advantages=torch.tensor([1.0, 2.0], dtype=F64))
     stats = objective.minibatch_stats(prepared)
     # 7 valid tokens, k = ceil(2.8) = 3: entropies 5, 4, 3
-    assert stats["stats:2:top_entropy_mask:selected"].tolist() == [[True, False, False, False],
+    assert stats["stats:top_entropy_mask:selected"].tolist() == [[True, False, False, False],
                                                                   [True, True, False, False]]
-    assert float(stats["stats:2:top_entropy_mask:tokens"]) == 3.0
-    assert float(stats["stats:2:top_entropy_mask:rows"]) == 2.0
+    assert float(stats["stats:top_entropy_mask:tokens"]) == 3.0
+    assert float(stats["stats:top_entropy_mask:rows"]) == 2.0
     prepared = prepared.update(extras={**prepared.extras, **stats})
     first, second = objective.split(prepared, [1, 1])
     normalizer = Normalizer.from_masks([first.mask, second.mask])
@@ -413,8 +413,8 @@ def test_self_reward_mse_stats_and_global_rows_by_hand():
         prepared = objective.prepare(**fields)
         found = objective.minibatch_stats(prepared) if stats else {}
         if stats:
-            assert {k: float(v) for k, v in found.items()} == {"stats:0:self_reward_mse:finished": 3.0,
-                                                               "stats:0:self_reward_mse:correct": 2.0}
+            assert {k: float(v) for k, v in found.items()} == {"stats:self_reward_mse:finished": 3.0,
+                                                               "stats:self_reward_mse:correct": 2.0}
         pieces = objective.split(prepared.update(extras={**prepared.extras, **found}), [2, 2])
         normalizer = Normalizer.from_masks([p.mask for p in pieces])
         return [float(objective.loss(p, normalizer).loss) for p in pieces]
@@ -447,8 +447,8 @@ def test_mastered_positive_mask_batch_gate_by_hand():
                                  mask=torch.ones(2, 3, dtype=torch.bool), entropy=entropy,
                                  rewards=torch.ones(2, dtype=F64), advantages=torch.tensor([1.0, 2.0], dtype=F64))
     stats = objective.minibatch_stats(prepared)
-    assert list(stats) == ["stats:2:mastered_positive_mask:mean_entropy"]
-    assert float(stats["stats:2:mastered_positive_mask:mean_entropy"]) == pytest.approx(0.3)
+    assert list(stats) == ["stats:mastered_positive_mask:mean_entropy"]
+    assert float(stats["stats:mastered_positive_mask:mean_entropy"]) == pytest.approx(0.3)
     normalizer = Normalizer.from_masks([prepared.mask[:1], prepared.mask[1:]])
     with_stats = objective.split(prepared.update(extras={**prepared.extras, **stats}), [1, 1])
     assert [float(objective.loss(p, normalizer).loss) for p in with_stats] == pytest.approx([1 / 6, 2 / 6])
@@ -484,9 +484,9 @@ def test_objective_stats_api():
     assert top_entropy_mask(scope="sequence").has_minibatch_stats()
     assert not top_entropy_mask(scope="sequence", normalize="all").has_minibatch_stats()
     assert not clip_ratio().has_minibatch_stats()
-    state = State.from_batch(logp=torch.zeros(1, 1), mask=torch.ones(1, 1), extras={"stats:0:x:a": torch.ones(1)})
-    assert state.update(key="0:x").own_stats("a").tolist() == [1.0]
-    assert state.update(key="1:x").own_stats("a", 7) == 7
+    state = State.from_batch(logp=torch.zeros(1, 1), mask=torch.ones(1, 1), extras={"stats:x:a": torch.ones(1)})
+    assert state.update(key="x").own_stats("a").tolist() == [1.0]
+    assert state.update(key="x#2").own_stats("a", 7) == 7
     with pytest.raises(RlobjInputError, match="scope"):
         kl_cov(scope="rank")
     with pytest.raises(RlobjInputError, match="scope"):

@@ -37,7 +37,34 @@ CASES = {
     "singleton group": lambda: Objective(grpo)(**_batch(group_ids=torch.tensor([0, 0, 1, 2]))),
     "nan reward": lambda: Objective(grpo)(**_batch(rewards=torch.tensor([1.0, float("nan"), 0.0, 1.0]))),
     "bad eps": lambda: group_zscore(eps=-1.0),
+    "bad type": lambda: clip_ratio(eps_low="0.2"),
 }
+
+
+def _page_term():
+    """The term the section "Writing a term" declares, built from the page's code block."""
+    block = PAGE.read_text(encoding="utf-8").split("## Writing a term", 1)[1].split("```python\n", 1)[1]
+    namespace: dict = {}
+    exec(block.split("```", 1)[0], namespace)
+    return namespace["clip_advantages"]
+
+
+WRITING_CASES = {
+    "range": lambda term: term(limit=0.0),
+    "type": lambda term: term(limit="2"),
+    "missing slot": lambda term: Objective(term() >> clip_ratio() >> token_mean())(
+        **{k: v for k, v in _batch().items() if k != "group_ids"}),
+}
+
+
+@pytest.mark.parametrize("case", WRITING_CASES)
+def test_the_declared_term_on_the_page_runs_and_its_errors_are_current(case):
+    term = _page_term()
+    assert term(1.5).limit == 1.5 and term.stage == "batch" and term().slots_written() == {"advantages"}
+    with pytest.raises(Exception) as raised:
+        WRITING_CASES[case](term)
+    quoted = f"{type(raised.value).__name__}: {raised.value}"
+    assert quoted in PAGE.read_text(encoding="utf-8"), f"docs/concepts.md: the {case!r} message is now:\n{quoted}"
 
 
 @pytest.mark.parametrize("case", CASES)

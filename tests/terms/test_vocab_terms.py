@@ -633,7 +633,7 @@ def test_siren_anchor_regulariser_and_base_loss():
     base = Objective(grpo)(**first).loss
     objective = Objective(grpo >> siren(coef=0.5))
     out = objective(**first)
-    anchor = out.term_state["3:siren"]
+    anchor = out.term_state["siren"]
     # first call: the anchor is this batch's value, R = 0, the loss is the base loss
     assert anchor == pytest.approx(float(out.metrics["siren/entropy"]))
     assert float(out.metrics["siren/regularizer"]) == 0.0
@@ -641,7 +641,7 @@ def test_siren_anchor_regulariser_and_base_loss():
     # a different policy: the anchor is carried unchanged, R = (H - anchor)^2 >= 0
     second = _siren_batch(1, scale=2.0)
     out2 = objective(**second, term_state=out.term_state)
-    assert out2.term_state["3:siren"] == anchor
+    assert out2.term_state["siren"] == anchor
     entropy = float(out2.metrics["siren/entropy"])
     assert float(out2.metrics["siren/regularizer"]) == pytest.approx((entropy - anchor) ** 2, rel=1e-5)
     assert float(out2.metrics["siren/regularizer"]) > 0
@@ -651,7 +651,7 @@ def test_siren_anchor_regulariser_and_base_loss():
     zero = Objective(grpo >> siren(coef=0.0))(**second, term_state=out.term_state)
     torch.testing.assert_close(zero.loss, base2)
     # the input term state is returned, never mutated
-    assert out.term_state["3:siren"] == anchor
+    assert out.term_state["siren"] == anchor
 
 
 @pytest.mark.parametrize("aggregation", [token_mean(), seq_mean_token_mean(), constant_normalizer(512.0)])

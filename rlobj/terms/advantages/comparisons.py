@@ -223,6 +223,7 @@ class brpo_advantage(Term):
     stage: ClassVar[str] = "batch"
     reads: ClassVar[tuple[str, ...]] = ("group_ids", "mask", f"extras:{_REF}", f"extras:{_WINS}")
     writes: ClassVar[tuple[str, ...]] = ("advantages", "mask")
+    may_read: ClassVar[tuple[str, ...]] = ("extras:dropped",)
     inconsistent: float = -1.0
     filter_threshold: float | None = 0.6
     filter_denominator: str = "group"

@@ -39,6 +39,7 @@ class _ClassAdvantage(Term):
     stage: ClassVar[str] = "batch"
     reads: ClassVar[tuple[str, ...]] = ("rewards", "token_rewards", "mask")
     writes: ClassVar[tuple[str, ...]] = ("advantages", "mask")
+    may_read: ClassVar[tuple[str, ...]] = ("extras:dropped",)
 
     def slots_written(self) -> frozenset[str]:
         return frozenset(self.writes if getattr(self, "drop", False) else ("advantages",))

@@ -52,6 +52,7 @@ class self_reward_advantage(Term):
     stage: ClassVar[str] = "batch"
     reads: ClassVar[tuple[str, ...]] = ("rewards", "token_rewards", "group_ids", "mask", f"extras:{_PROBE}")
     writes: ClassVar[tuple[str, ...]] = ("advantages",)
+    may_read: ClassVar[tuple[str, ...]] = ("extras:truncated",)
     tau: float = 0.1
     std_floor: float = 0.1
     beta_v: float = 0.1

@@ -90,6 +90,7 @@ class kl_penalty(Term):
         ``abs``.
     """
 
+    may_read: ClassVar[tuple[str, ...]] = ("logp_old",)
     beta: float = 0.001
     estimator: str = "k3"
     against: str = "ref"
@@ -123,7 +124,7 @@ class kl_penalty(Term):
 
     def slots_read(self) -> frozenset[str]:
         scale = {f"extras:{self.scale_key}"} if self.scale_key is not None else set()
-        return frozenset({"logp", "mask", self._target()} | scale)
+        return frozenset({"logp", "mask", self._target()} | scale | ({"token_rewards"} if self.placement == "reward" else set()))
 
     def slots_written(self) -> frozenset[str]:
         return frozenset({"token_rewards"} if self.placement == "reward" else {f"part:kl_{self.against}"})

@@ -53,6 +53,7 @@ class drop_zero_variance_groups(Term):
     stage: ClassVar[str] = "batch"
     reads: ClassVar[tuple[str, ...]] = ("rewards", "group_ids", "mask")
     writes: ClassVar[tuple[str, ...]] = ("mask",)
+    may_read: ClassVar[tuple[str, ...]] = ("extras:dropped",)
     on: str = "rewards"
 
     def __post_init__(self):

@@ -210,6 +210,7 @@ class off_policy_sequence_mask(_PolicyMask):
     """
 
     reads: ClassVar[tuple[str, ...]] = ("part:policy", "logp", "logp_old", "advantages", "mask")
+    may_read: ClassVar[tuple[str, ...]] = ("extras:logp_rollout",)
     threshold: float = 0.5
 
     def __call__(self, state: State) -> State:

@@ -42,7 +42,7 @@ class turn_end_rewards(Term):
     """
 
     stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("mask", "extras:turn_ids", "extras:turn_rewards")
+    reads: ClassVar[tuple[str, ...]] = ("mask", "rewards", "token_rewards", "extras:turn_ids", "extras:turn_rewards")
     writes: ClassVar[tuple[str, ...]] = ("token_rewards", "rewards")
 
     def __call__(self, state: State) -> State:

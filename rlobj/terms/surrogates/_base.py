@@ -20,6 +20,7 @@ __all__: list[str] = []
 class _Surrogate(Term):
     reads: ClassVar[tuple[str, ...]] = ("logp", "logp_old", "advantages", "mask")
     writes: ClassVar[tuple[str, ...]] = ("part:policy",)
+    may_read: ClassVar[tuple[str, ...]] = ("extras:dropped",)
 
 
 def _log_ratio(state: State, by: str, clamp: float) -> Tensor:

@@ -155,7 +155,7 @@ def ref_update(coef, mean, target, step, lo, hi, rule):
 def test_adaptive_entropy_matches_loop_reference_and_moves_toward_target(batch, rule, coef, target, step):
     term = adaptive_entropy(target=target, step=step, rule=rule)
     state = State.from_batch(logp=batch["logp"], mask=batch["mask"], entropy=batch["entropy"])
-    key = "0:adaptive_entropy"
+    key = "adaptive_entropy"
     term_state = {key: coef, "other": [1, 2]}
     frozen = dict(term_state)
     out = Objective(term).loss(state, term_state=term_state)
