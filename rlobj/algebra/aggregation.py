@@ -29,9 +29,6 @@ with the same counts (e.g. ``entropy_bonus(aggregation="token_mean")`` under a
 ``constant_normalizer`` chain, as RL-PLUS's reference does).
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 from torch import Tensor
 
 from rlobj.algebra.state import LossPart, Normalizer, State
@@ -50,10 +47,8 @@ __all__ = [
 ]
 
 
-class Aggregation(Term, abstract=True):
+class Aggregation(Term, abstract=True, writes=("aggregation",)):
     """Base of the aggregation modes: a term that records itself as the chain's reducer."""
-
-    writes: ClassVar[tuple[str, ...]] = ("aggregation",)
 
     def __call__(self, state: State) -> State:
         return state.update(aggregation=self)
@@ -71,7 +66,6 @@ def _safe(count: float) -> float:
     return max(float(count), 1.0)
 
 
-@dataclass(frozen=True)
 class token_mean(Aggregation):
     r"""$\sum_{i,t} m_{i,t}\ell_{i,t} / N_\text{tok}$: every token weighs the same.
 
@@ -86,7 +80,6 @@ class token_mean(Aggregation):
         return per_sequence.sum() / _safe(counts.tokens)
 
 
-@dataclass(frozen=True)
 class seq_mean_token_mean(Aggregation):
     r"""$\frac{1}{N_\text{seq}}\sum_i \frac{1}{|y_i|}\sum_t m_{i,t}\ell_{i,t}$ (original GRPO).
 
@@ -98,7 +91,6 @@ class seq_mean_token_mean(Aggregation):
         return (per_sequence / lengths.clamp(min=1)).sum() / _safe(counts.seqs)
 
 
-@dataclass(frozen=True)
 class seq_mean_token_sum(Aggregation):
     r"""$\frac{1}{N_\text{seq}}\sum_i \sum_t m_{i,t}\ell_{i,t}$ (verl ``seq-mean-token-sum``)."""
 
@@ -106,7 +98,6 @@ class seq_mean_token_sum(Aggregation):
         return per_sequence.sum() / _safe(counts.seqs)
 
 
-@dataclass(frozen=True)
 class constant_normalizer(Aggregation):
     r"""$\frac{1}{N_\text{seq} L}\sum_{i,t} m_{i,t}\ell_{i,t}$ with a constant $L$ (Dr. GRPO).
 
@@ -138,7 +129,6 @@ class constant_normalizer(Aggregation):
         return per_sequence.sum() / (sequences * float(self.max_tokens))
 
 
-@dataclass(frozen=True)
 class length_weighted(Aggregation):
     r"""LUSPO: each sequence's mean token loss weighted by its length.
 

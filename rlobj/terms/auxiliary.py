@@ -15,19 +15,16 @@ self-reward. Reference code: RUCBM/LaSeR (``dp_actor.py``, ``actor.yaml``); defa
 its scripts'.
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 from torch import Tensor
 
+from rlobj.algebra.contract import NonNegative
 from rlobj.algebra.state import LossPart, Normalizer, State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
 from rlobj.ops.reductions import (
     broadcast_to_tokens,
 )
-from rlobj.terms._common import check_range
 from rlobj.terms._self_reward import _PROBE, _check_common, _finished, _probe
 
 __all__ = ["self_reward_score", "self_reward_mse"]
@@ -47,8 +44,10 @@ def self_reward_score(probe_logp: Tensor, beta_v: float = 0.1, c: float = -23.0,
 SCOPES = ("batch", "micro_batch")
 
 
-@dataclass(frozen=True)
-class self_reward_mse(Term):
+class self_reward_mse(Term,
+                      reads=("rewards", f"extras:{_PROBE}", "mask"),
+                      writes=("part:self_reward",),
+                      may_read=("extras:truncated",)):
     r"""LaSeR auxiliary loss: the self-reward regressed onto the verifiable reward.
 
     $$\mathcal L_\text{SR} = \alpha\,\frac{1}{N}\sum_i m_i\,w_i\,(r_{s,i} - r_i)^2,\qquad
@@ -93,10 +92,7 @@ class self_reward_mse(Term):
         >>> recipe = grpo >> self_reward_mse(coef=0.1)  # needs extras["self_reward_logp"]
     """
 
-    reads: ClassVar[tuple[str, ...]] = ("rewards", f"extras:{_PROBE}", "mask")
-    writes: ClassVar[tuple[str, ...]] = ("part:self_reward",)
-    may_read: ClassVar[tuple[str, ...]] = ("extras:truncated",)
-    coef: float = 0.1
+    coef: NonNegative = 0.1
     beta_v: float = 0.1
     c: float = -23.0
     temperature: float = 1.0
@@ -104,7 +100,6 @@ class self_reward_mse(Term):
     scope: str = "batch"
 
     def __post_init__(self):
-        check_range("self_reward_mse", "coef", self.coef, low=0.0)
         _check_common("self_reward_mse", self.beta_v, self.temperature)
         if self.scope not in SCOPES:
             raise RlobjInputError(f"self_reward_mse.scope: expected one of {SCOPES}, got {self.scope!r}")
@@ -120,7 +115,7 @@ class self_reward_mse(Term):
         of the probe, which carries gradient per micro-batch)."""
         if not self.balanced:
             return {}
-        rewards = state.require("rewards", "self_reward_mse").detach()
+        rewards = state.require("rewards").detach()
         finished = _finished(state)
         return {"finished": finished.sum().double(), "correct": ((rewards > 0.5) & finished).sum().double()}
 
@@ -143,7 +138,7 @@ class self_reward_mse(Term):
         return torch.where(correct, zeros + w_correct, torch.where(wrong, zeros + w_wrong, zeros))
 
     def __call__(self, state: State) -> State:
-        rewards = state.require("rewards", "self_reward_mse").detach()
+        rewards = state.require("rewards").detach()
         probe = _probe(state, "self_reward_mse")
         finished = _finished(state)
         score = self_reward_score(probe, self.beta_v, self.c, self.temperature)

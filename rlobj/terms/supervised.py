@@ -8,22 +8,18 @@ a surrogate it gives the hybrid objectives of LUFFY (Yan et al., arXiv 2504.1494
 demonstrations.
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 
+from rlobj.algebra.contract import NonNegative
 from rlobj.algebra.state import LossPart, State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
 from rlobj.ops.reductions import masked_mean
-from rlobj.terms._common import check_range
 
 __all__ = ["sft"]
 
 
-@dataclass(frozen=True)
-class sft(Term):
+class sft(Term, writes=("part:sft",)):
     r"""Negative log-likelihood of demonstration tokens: $\ell_{i,t} = -c\,\log\pi_\theta(y_{i,t})$.
 
     $$ \mathcal{L}_\text{sft} = \operatorname{agg}_{i,t}\big(-c \,\log \pi_\theta(y_{i,t}\mid x_i, y_{i,<t})\big)
@@ -51,13 +47,11 @@ class sft(Term):
         1.0397
     """
 
-    writes: ClassVar[tuple[str, ...]] = ("part:sft",)
-    coef: float = 1.0
+    coef: NonNegative = 1.0
     mask_key: str | None = None
     logp_key: str | None = None
 
     def __post_init__(self):
-        check_range("sft", "coef", self.coef, low=0.0)
         for name in ("mask_key", "logp_key"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
@@ -72,7 +66,7 @@ class sft(Term):
 
     def __call__(self, state: State) -> State:
         if self.logp_key:
-            logp = state.require(f"extras:{self.logp_key}", by="sft")
+            logp = state.require(f"extras:{self.logp_key}")
             if not isinstance(logp, torch.Tensor) or tuple(logp.shape) != tuple(state.mask.shape):
                 got = tuple(logp.shape) if isinstance(logp, torch.Tensor) else type(logp).__name__
                 raise RlobjInputError(
@@ -82,7 +76,7 @@ class sft(Term):
             logp = state.logp
         mask = state.mask
         if self.mask_key:
-            demo = state.require(f"extras:{self.mask_key}", by="sft")
+            demo = state.require(f"extras:{self.mask_key}")
             if not isinstance(demo, torch.Tensor) or tuple(demo.shape) != tuple(mask.shape):
                 got = tuple(demo.shape) if isinstance(demo, torch.Tensor) else type(demo).__name__
                 raise RlobjInputError(

@@ -8,11 +8,11 @@ $\mathrm{std}_g$ (Bessel-corrected unless ``unbiased=False``), leave-one-out mea
 """
 
 import math
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated
 
 import torch
 
+from rlobj.algebra.contract import Fraction, NonNegative, Positive, Range
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError, check_finite, check_shape
@@ -29,7 +29,7 @@ from rlobj.ops.reductions import (
     returns_to_go,
     sequence_lengths,
 )
-from rlobj.terms._common import check_range, require_groups, sequence_rewards, with_advantages
+from rlobj.terms._common import require_groups, sequence_rewards, with_advantages
 
 __all__ = [
     "group_mean_baseline",
@@ -64,13 +64,13 @@ def _divide(centred, std, eps):
     return torch.where(std > 0, centred / (std + eps), torch.zeros_like(centred))
 
 
-class _AdvantageTerm(Term):
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("rewards", "token_rewards", "group_ids", "mask")
-    writes: ClassVar[tuple[str, ...]] = ("advantages",)
+class _AdvantageTerm(Term,
+                     stage="batch",
+                     reads=("rewards", "token_rewards", "group_ids", "mask"),
+                     writes=("advantages",)):
+    pass
 
 
-@dataclass(frozen=True)
 class group_mean_baseline(_AdvantageTerm):
     r"""$A_i = r_i - \mathrm{mean}_{g(i)}(r)$: the group mean as baseline, no std division.
 
@@ -98,12 +98,11 @@ class group_mean_baseline(_AdvantageTerm):
         _check_singleton("group_mean_baseline", self.singleton, ("zero", "verl"))
 
     def __call__(self, state: State) -> State:
-        rewards = sequence_rewards(state, "group_mean_baseline")
-        group_ids = require_groups(state, "group_mean_baseline")
+        rewards = sequence_rewards(state)
+        group_ids = require_groups(state)
         return with_advantages(state, _centred(rewards, group_ids, self.singleton))
 
 
-@dataclass(frozen=True)
 class group_zscore(_AdvantageTerm):
     r"""$A_i = \dfrac{r_i - \mathrm{mean}_{g}(r)}{\mathrm{std}_{g}(r) + \varepsilon}$ (GRPO).
 
@@ -123,21 +122,20 @@ class group_zscore(_AdvantageTerm):
         every eps >= 0.
     """
 
-    eps: float = 1e-6
+    eps: NonNegative = 1e-6
     unbiased: bool = True
     singleton: str = "error"
 
     def __post_init__(self):
-        check_range("group_zscore", "eps", self.eps, low=0.0)
         if self.singleton not in ("error", "verl", "zero"):
             raise RlobjInputError(
                 f"group_zscore.singleton: expected 'error', 'verl' or 'zero', got {self.singleton!r}"
             )
 
     def __call__(self, state: State) -> State:
-        rewards = sequence_rewards(state, "group_zscore")
+        rewards = sequence_rewards(state)
         minimum = 2 if self.singleton == "error" else 1
-        group_ids = require_groups(state, "group_zscore", minimum)
+        group_ids = require_groups(state, minimum=minimum)
         mean, std = group_mean(rewards, group_ids), group_std(rewards, group_ids, self.unbiased)
         advantages = _divide(rewards - mean, std, self.eps)
         alone = group_count(group_ids) == 1
@@ -147,7 +145,6 @@ class group_zscore(_AdvantageTerm):
         return with_advantages(state, advantages)
 
 
-@dataclass(frozen=True)
 class group_mean_batch_std(_AdvantageTerm):
     r"""$A_i = \dfrac{r_i - \mathrm{mean}_{g}(r)}{\mathrm{std}_\text{batch}(r) + \varepsilon}$ (Lite-PPO).
 
@@ -156,19 +153,15 @@ class group_mean_batch_std(_AdvantageTerm):
     Bessel-corrected and taken over every sequence of the batch.
     """
 
-    eps: float = 1e-6
-
-    def __post_init__(self):
-        check_range("group_mean_batch_std", "eps", self.eps, low=0.0)
+    eps: NonNegative = 1e-6
 
     def __call__(self, state: State) -> State:
-        rewards = sequence_rewards(state, "group_mean_batch_std")
-        group_ids = require_groups(state, "group_mean_batch_std")
+        rewards = sequence_rewards(state)
+        group_ids = require_groups(state)
         std = rewards.std() if rewards.numel() > 1 else rewards.new_zeros(())
         return with_advantages(state, _divide(rewards - group_mean(rewards, group_ids), std, self.eps))
 
 
-@dataclass(frozen=True)
 class leave_one_out(_AdvantageTerm):
     r"""$A_i = r_i - \frac{1}{|g|-1}\sum_{j\in g, j\neq i} r_j$ (RLOO).
 
@@ -187,8 +180,8 @@ class leave_one_out(_AdvantageTerm):
         _check_singleton("leave_one_out", self.singleton, ("error", "verl"))
 
     def __call__(self, state: State) -> State:
-        rewards = sequence_rewards(state, "leave_one_out")
-        group_ids = require_groups(state, "leave_one_out", minimum=2 if self.singleton == "error" else 1)
+        rewards = sequence_rewards(state)
+        group_ids = require_groups(state, minimum=2 if self.singleton == "error" else 1)
         alone = group_count(group_ids) == 1
         loo = torch.where(alone, torch.zeros_like(rewards), leave_one_out_mean(rewards, group_ids))
         return with_advantages(state, rewards - loo)
@@ -218,7 +211,6 @@ def _token_returns(state: State, by: str, gamma: float):
     return returns_to_go(rewards, mask, gamma).to(state.logp.dtype)
 
 
-@dataclass(frozen=True)
 class batch_whiten(_AdvantageTerm):
     r"""REINFORCE++: token returns whitened over the whole batch.
 
@@ -236,20 +228,15 @@ class batch_whiten(_AdvantageTerm):
             population variance (OpenRLHF).
     """
 
-    gamma: float = 1.0
-    eps: float = 1e-8
+    gamma: Fraction = 1.0
+    eps: NonNegative = 1e-8
     unbiased: bool = False
-
-    def __post_init__(self):
-        check_range("batch_whiten", "gamma", self.gamma, low=0.0, high=1.0)
-        check_range("batch_whiten", "eps", self.eps, low=0.0)
 
     def __call__(self, state: State) -> State:
         returns = _token_returns(state, "batch_whiten", self.gamma)
         return with_advantages(state, per_token=_whiten(returns, state.mask, self.eps, self.unbiased))
 
 
-@dataclass(frozen=True)
 class group_baseline_whiten(_AdvantageTerm):
     r"""REINFORCE++-baseline: $A_i = r_i - \mathrm{mean}_g(r)$, then whitened over the batch.
 
@@ -265,22 +252,20 @@ class group_baseline_whiten(_AdvantageTerm):
             reward (0); ``"verl"`` takes its group mean as 0, as verl does.
     """
 
-    eps: float = 1e-8
+    eps: NonNegative = 1e-8
     unbiased: bool = False
     singleton: str = "zero"
 
     def __post_init__(self):
-        check_range("group_baseline_whiten", "eps", self.eps, low=0.0)
         _check_singleton("group_baseline_whiten", self.singleton, ("zero", "verl"))
 
     def __call__(self, state: State) -> State:
-        rewards = sequence_rewards(state, "group_baseline_whiten")
-        group_ids = require_groups(state, "group_baseline_whiten")
+        rewards = sequence_rewards(state)
+        group_ids = require_groups(state)
         centred = broadcast_to_tokens(_centred(rewards, group_ids, self.singleton), state.mask)
         return with_advantages(state, per_token=_whiten(centred, state.mask, self.eps, self.unbiased))
 
 
-@dataclass(frozen=True)
 class length_weighted_baseline(_AdvantageTerm):
     r"""OPO: $A_i = r_i - b_g$ with the length-weighted baseline $b_g = \frac{\sum_{j\in g} |y_j| r_j}{\sum_{j \in g}|y_j|}$.
 
@@ -290,8 +275,8 @@ class length_weighted_baseline(_AdvantageTerm):
     """
 
     def __call__(self, state: State) -> State:
-        rewards = sequence_rewards(state, "length_weighted_baseline")
-        group_ids = require_groups(state, "length_weighted_baseline")
+        rewards = sequence_rewards(state)
+        group_ids = require_groups(state)
         lengths = sequence_lengths(state.mask).to(rewards.dtype)
         # r_i - b_g written around the (exact) group mean m_g: (r_i - m_g) - sum l_j (r_j - m_g) / sum l_j,
         # so an all-equal group gives exactly 0.
@@ -300,7 +285,6 @@ class length_weighted_baseline(_AdvantageTerm):
         return with_advantages(state, centred - offset)
 
 
-@dataclass(frozen=True)
 class gpg_scale(_AdvantageTerm):
     r"""GPG: $A_i = \alpha\,(r_i - \mathrm{mean}_g r)/F$ with $\alpha = B / (B - M)$.
 
@@ -310,14 +294,11 @@ class gpg_scale(_AdvantageTerm):
     those groups do not dilute it. $F$ (``norm``) is 1 in the reference code.
     """
 
-    norm: float = 1.0
-
-    def __post_init__(self):
-        check_range("gpg_scale", "norm", self.norm, low=0.0, low_open=True)
+    norm: Positive = 1.0
 
     def __call__(self, state: State) -> State:
-        rewards = sequence_rewards(state, "gpg_scale")
-        group_ids = require_groups(state, "gpg_scale")
+        rewards = sequence_rewards(state)
+        group_ids = require_groups(state)
         flat = group_all_equal(rewards, group_ids)
         valid = float((~flat).sum())
         alpha = rewards.numel() / valid if valid > 0 else 1.0
@@ -326,7 +307,6 @@ class gpg_scale(_AdvantageTerm):
         )
 
 
-@dataclass(frozen=True)
 class passk_advantage(_AdvantageTerm):
     r"""Analytical pass@k advantage for binary rewards (Pass@k Training).
 
@@ -339,13 +319,10 @@ class passk_advantage(_AdvantageTerm):
     Rewards must be 0 or 1; groups need at least ``k`` members.
     """
 
-    k: int = 4
-
-    def __post_init__(self):
-        check_range("passk_advantage", "k", self.k, low=1)
+    k: Annotated[int, Range(ge=1)] = 4
 
     def __call__(self, state: State) -> State:
-        rewards = sequence_rewards(state, "passk_advantage")
+        rewards = sequence_rewards(state)
         binary = (rewards == 0) | (rewards == 1)
         if not bool(binary.all()):
             bad = rewards[~binary]
@@ -353,7 +330,7 @@ class passk_advantage(_AdvantageTerm):
                 f"rewards: passk_advantage needs binary rewards (expected 0 or 1), got "
                 f"{bad[:5].tolist()} ({int(bad.numel())} non-binary values)"
             )
-        group_ids = require_groups(state, "passk_advantage", minimum=self.k)
+        group_ids = require_groups(state, minimum=self.k)
         n = group_count(group_ids)
         c = group_sum(rewards, group_ids)
         advantages = torch.zeros_like(rewards)
@@ -371,8 +348,8 @@ class passk_advantage(_AdvantageTerm):
         return with_advantages(state, advantages)
 
 
-@dataclass(frozen=True)
-class multi_reward_advantage(_AdvantageTerm):
+class multi_reward_advantage(_AdvantageTerm,
+                             reads=("extras:reward_components", "group_ids", "mask")):
     r"""Advantages from several reward components $r^{(k)}$ with weights $w_k$.
 
     ``mode="decoupled"`` (GDPO): normalise each component within its group first,
@@ -389,10 +366,9 @@ class multi_reward_advantage(_AdvantageTerm):
     default to 1 for every component.
     """
 
-    reads: ClassVar[tuple[str, ...]] = ("extras:reward_components", "group_ids", "mask")
     weights: tuple[float, ...] | None = None
     mode: str = "decoupled"
-    eps: float = 1e-6
+    eps: NonNegative = 1e-6
 
     def __post_init__(self):
         if self.mode not in ("decoupled", "summed"):
@@ -401,16 +377,15 @@ class multi_reward_advantage(_AdvantageTerm):
             raise RlobjInputError(
                 f"multi_reward_advantage.weights: expected one or more finite numbers, got {self.weights!r}"
             )
-        check_range("multi_reward_advantage", "eps", self.eps, low=0.0)
 
     def __call__(self, state: State) -> State:
-        components = state.require("extras:reward_components", "multi_reward_advantage")
+        components = state.require("extras:reward_components")
         count = components.shape[-1] if self.weights is None else len(self.weights)
         check_shape("extras['reward_components']", components, (state.batch_size, count), "batch k")
         if not components.is_floating_point():  # int/bool 0-1 components: do not truncate the weights
             components = components.to(state.logp.dtype)
         check_finite("extras['reward_components']", components)
-        group_ids = require_groups(state, "multi_reward_advantage", minimum=2)
+        group_ids = require_groups(state, minimum=2)
         weights = (torch.ones(count, dtype=components.dtype, device=components.device) if self.weights is None
                    else torch.tensor(self.weights, dtype=components.dtype, device=components.device))
 

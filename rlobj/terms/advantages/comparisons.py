@@ -13,12 +13,12 @@ Both run in the batch stage, write ``advantages`` and take the place of ``group_
 ``group_mean_baseline`` in a recipe.
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated
 
 import torch
 from torch import Tensor
 
+from rlobj.algebra.contract import Fraction, Positive, Range
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError, check_shape
@@ -43,8 +43,10 @@ def conditional_halves(metric: Tensor, group_ids: Tensor) -> Tensor:
     return high
 
 
-@dataclass(frozen=True)
-class canon_advantage(Term):
+class canon_advantage(Term,
+                      stage="batch",
+                      reads=("rewards", "token_rewards", "group_ids", "mask", "entropy"),
+                      writes=("advantages",)):
     r"""CANON: advantages against the other half (inter) and the own half (intra) of a metric split.
 
     Split each group at the median of the metric $m_i$ into $C^-$ (low) and $C^+$ (high) (see
@@ -104,14 +106,11 @@ class canon_advantage(Term):
         ``compute_dr_length_on_mean_group_outcome_advantage`` (biuboomc/CANON).
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("rewards", "token_rewards", "group_ids", "mask", "entropy")
-    writes: ClassVar[tuple[str, ...]] = ("advantages",)
     metric: str = "entropy"
-    mu: float = 1.0
+    mu: Fraction = 1.0
     alpha: float = 1.0
     beta: float = 0.0
-    norm_const: float = 1.0
+    norm_const: Positive = 1.0
     schedule: str = "constant"
 
     def __post_init__(self):
@@ -119,8 +118,6 @@ class canon_advantage(Term):
             raise RlobjInputError(f"canon_advantage.metric: expected 'entropy', 'length' or 'index', got {self.metric!r}")
         if self.schedule not in ("constant", "anneal"):
             raise RlobjInputError(f"canon_advantage.schedule: expected 'constant' or 'anneal', got {self.schedule!r}")
-        check_range("canon_advantage", "mu", self.mu, low=0.0, high=1.0)
-        check_range("canon_advantage", "norm_const", self.norm_const, low=0.0, low_open=True)
 
     def metric_values(self, state: State, group_ids: Tensor) -> Tensor:
         """$m_i$ per sequence (no gradient)."""
@@ -135,8 +132,8 @@ class canon_advantage(Term):
         return position
 
     def __call__(self, state: State) -> State:
-        rewards = sequence_rewards(state, "canon_advantage").detach()
-        group_ids = require_groups(state, "canon_advantage", minimum=2)
+        rewards = sequence_rewards(state).detach()
+        group_ids = require_groups(state, minimum=2)
         high = conditional_halves(self.metric_values(state, group_ids), group_ids)
         mu_high = _half_mean(rewards, group_ids, high)  # mu^+ of each row's group
         mu_low = _half_mean(rewards, group_ids, ~high)  # mu^- of each row's group
@@ -180,8 +177,11 @@ def pick_references(group_ids: Tensor, generator: torch.Generator | None = None)
 _REF, _WINS = "pairwise_reference", "pairwise_wins"
 
 
-@dataclass(frozen=True)
-class brpo_advantage(Term):
+class brpo_advantage(Term,
+                     stage="batch",
+                     reads=("group_ids", "mask", f"extras:{_REF}", f"extras:{_WINS}"),
+                     writes=("advantages", "mask"),
+                     may_read=("extras:dropped",)):
     r"""BRPO: the pairwise verdict against a random in-group reference is the advantage.
 
     One response per group is the reference (``extras["pairwise_reference"]``, from
@@ -220,16 +220,11 @@ class brpo_advantage(Term):
         Rewards", arXiv 2506.00103 (BRPO advantage and the dynamic filter).
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("group_ids", "mask", f"extras:{_REF}", f"extras:{_WINS}")
-    writes: ClassVar[tuple[str, ...]] = ("advantages", "mask")
-    may_read: ClassVar[tuple[str, ...]] = ("extras:dropped",)
-    inconsistent: float = -1.0
+    inconsistent: Annotated[float, Range(ge=-1.0, le=1.0)] = -1.0
     filter_threshold: float | None = 0.6
     filter_denominator: str = "group"
 
     def __post_init__(self):
-        check_range("brpo_advantage", "inconsistent", self.inconsistent, low=-1.0, high=1.0)
         if self.filter_threshold is not None:
             check_range("brpo_advantage", "filter_threshold", self.filter_threshold, low=0.0)
         if self.filter_denominator not in ("group", "others"):
@@ -247,7 +242,7 @@ class brpo_advantage(Term):
         return torch.where(reference, 0.0, values).to(state.logp.dtype)
 
     def __call__(self, state: State) -> State:
-        group_ids = require_groups(state, "brpo_advantage", minimum=2)
+        group_ids = require_groups(state, minimum=2)
         verdicts = self.verdicts(state, group_ids)
         state = with_advantages(state, verdicts)
         metrics = {"brpo/win_frac": (verdicts > 0).float().mean()}

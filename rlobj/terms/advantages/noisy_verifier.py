@@ -5,9 +5,6 @@ model, the backward correction of the reward and the online estimate of $\rho_1$
 :mod:`rlobj.terms.rewards.noisy_verifier`.
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
@@ -17,8 +14,7 @@ from rlobj.terms._noisy_verifier import _RHO_KEY, _binary_rewards, _check_rates,
 __all__ = ["forward_correction"]
 
 
-@dataclass(frozen=True)
-class forward_correction(Term):
+class forward_correction(Term, stage="batch", reads=("rewards", "mask"), writes=("advantages",)):
     r"""Direction-correct advantages from a noisy binary verifier (PGFC); needs only $\rho_1$.
 
     $$w_i = \tilde R_i - (1 - \rho_1) = \begin{cases}\rho_1 & \tilde R_i = 1\\ \rho_1 - 1 & \tilde R_i = 0\end{cases},
@@ -40,9 +36,6 @@ class forward_correction(Term):
         >>> recipe = grpo.replace(group_zscore, forward_correction(rho1=0.2))
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("rewards", "mask")
-    writes: ClassVar[tuple[str, ...]] = ("advantages",)
     rho1: float | None = 0.2
     scale: str = "one"
     rho0: float = 0.0

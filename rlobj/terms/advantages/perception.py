@@ -7,11 +7,10 @@ It compares the policy on the normal context (``vocab``) with the policy on a pe
 :func:`~rlobj.terms.divergences.perception.symmetric_kl`, and adds a bonus to the advantages.
 """
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
+from rlobj.algebra.contract import Positive
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError, check_shape
@@ -26,7 +25,6 @@ __all__ = ["vogue_bonus"]
 VOGUE_ROWS = ("noisy_branch", "all")
 
 
-@dataclass(frozen=True)
 class vogue_bonus(Term):
     r"""VOGUE's visual-uncertainty advantage bonus on noisy-branch rollouts (**unverified reading**).
 
@@ -71,13 +69,12 @@ class vogue_bonus(Term):
     lambda_u: float = 0.1
     cap: float = 0.5
     lambda_h: float = 0.0
-    kappa: float = 2.0
+    kappa: Positive = 2.0
     rows: str = "noisy_branch"
 
     def __post_init__(self):
         for name in ("lambda_u", "cap", "lambda_h"):
             check_range("vogue_bonus", name, getattr(self, name), low=0.0)
-        check_range("vogue_bonus", "kappa", self.kappa, low=0.0, low_open=True)
         if self.rows not in VOGUE_ROWS:
             raise RlobjInputError(f"vogue_bonus.rows: expected one of {VOGUE_ROWS}, got {self.rows!r}")
 
@@ -96,7 +93,7 @@ class vogue_bonus(Term):
         batch = state.batch_size
         if self.rows == "all":
             return torch.ones(batch, dtype=torch.bool, device=state.mask.device)
-        flags = state.require("extras:noisy_branch", "vogue_bonus")
+        flags = state.require("extras:noisy_branch")
         if not isinstance(flags, Tensor) or flags.dtype != torch.bool:
             got = flags.dtype if isinstance(flags, Tensor) else type(flags).__name__
             raise RlobjInputError(f"extras['noisy_branch']: expected a bool tensor of shape (batch,), got {got}")
@@ -104,7 +101,7 @@ class vogue_bonus(Term):
         return flags
 
     def __call__(self, state: State) -> State:
-        advantages = state.require("advantages", "vogue_bonus")
+        advantages = state.require("advantages")
         noisy = self._noisy_rows(state)
         view = current_view(state, "vogue_bonus").detach()
         other = other_view(state, "vocab_perturbed", "vogue_bonus")

@@ -12,16 +12,16 @@ Provenance: the authors' code (RTkenny/RiskPO) as summarised in the project's sp
 body was not read. Details marked UNVERIFIED below are readings of the spec, offered as options.
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated
 
 import torch
 from torch import Tensor
 
+from rlobj.algebra.contract import NonNegative, Positive, Range
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
-from rlobj.terms._common import check_range, require_groups, sequence_rewards, with_advantages
+from rlobj.terms._common import require_groups, sequence_rewards, with_advantages
 
 __all__ = ["mvar_advantage", "mvar_scores", "update_quantiles", "QUANTILE_LEVELS"]
 
@@ -64,8 +64,10 @@ def _nearest(level: float) -> int:
     return min(range(len(QUANTILE_LEVELS)), key=lambda k: abs(QUANTILE_LEVELS[k] - level))
 
 
-@dataclass(frozen=True)
-class mvar_advantage(Term):
+class mvar_advantage(Term,
+                     stage="batch",
+                     reads=("rewards", "token_rewards", "group_ids", "mask"),
+                     writes=("advantages",)):
     r"""RiskPO: bundled Mixed Value-at-Risk advantage, with its quantile tracker as term state.
 
     Bundles: groups in order of first appearance get prompt index $p$; bundle $=\lfloor p/B\rfloor$.
@@ -120,27 +122,19 @@ class mvar_advantage(Term):
         >>> recipe = grpo.replace(group_zscore, mvar_advantage(alpha=0.2, beta=0.8, bundle_size=5))
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("rewards", "token_rewards", "group_ids", "mask")
-    writes: ClassVar[tuple[str, ...]] = ("advantages",)
-    alpha: float = 0.2
-    beta: float = 0.8
-    w_mix: float = 1.5
-    bundle_size: int = 5
+    alpha: Positive = 0.2
+    beta: Annotated[float, Range(le=1.0)] = 0.8
+    w_mix: NonNegative = 1.5
+    bundle_size: Annotated[int, Range(ge=1)] = 5
     quantiles: str = "batch"
-    lr_q: float = 0.1
+    lr_q: NonNegative = 0.1
     natural_baseline: bool = False
     normalize_std: bool = True
     credit: str = "sum-mean"
 
     def __post_init__(self):
-        check_range("mvar_advantage", "alpha", self.alpha, low=0.0, low_open=True)
-        check_range("mvar_advantage", "beta", self.beta, high=1.0)
         if not self.alpha < self.beta < 1.0:
             raise RlobjInputError(f"mvar_advantage: expected 0 < alpha < beta < 1, got alpha={self.alpha}, beta={self.beta}")
-        check_range("mvar_advantage", "w_mix", self.w_mix, low=0.0)
-        check_range("mvar_advantage", "bundle_size", self.bundle_size, low=1)
-        check_range("mvar_advantage", "lr_q", self.lr_q, low=0.0)
         if self.quantiles not in ("track", "batch", "mix"):
             raise RlobjInputError(f"mvar_advantage.quantiles: expected 'track', 'batch' or 'mix', got {self.quantiles!r}")
         if self.credit not in ("sum-mean", "std", "uniform", "score"):
@@ -148,8 +142,8 @@ class mvar_advantage(Term):
                 f"mvar_advantage.credit: expected 'sum-mean', 'std', 'uniform' or 'score', got {self.credit!r}")
 
     def __call__(self, state: State) -> State:
-        rewards = sequence_rewards(state, "mvar_advantage").detach()
-        group_ids = require_groups(state, "mvar_advantage", minimum=2)
+        rewards = sequence_rewards(state).detach()
+        group_ids = require_groups(state, minimum=2)
         papers = _papers(group_ids, self.bundle_size)  # list of bundles, each [n_papers, n_questions] of row ids
         tracked = state.own_state(None) if self.quantiles != "batch" else None
         advantages = torch.zeros_like(rewards)

@@ -22,24 +22,22 @@ at $t$: correct iff $r_i > t$ (the reference code has binary rewards only, so it
 one).
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 
+from rlobj.algebra.contract import NonNegative
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
-from rlobj.terms._common import check_range, sequence_rewards, with_advantages
+from rlobj.terms._common import sequence_rewards, with_advantages
 
 __all__ = ["psr", "nsr", "w_reinforce"]
 
 
-class _ClassAdvantage(Term):
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("rewards", "token_rewards", "mask")
-    writes: ClassVar[tuple[str, ...]] = ("advantages", "mask")
-    may_read: ClassVar[tuple[str, ...]] = ("extras:dropped",)
+class _ClassAdvantage(Term,
+                      stage="batch",
+                      reads=("rewards", "token_rewards", "mask"),
+                      writes=("advantages", "mask"),
+                      may_read=("extras:dropped",)):
 
     def slots_written(self) -> frozenset[str]:
         return frozenset(self.writes if getattr(self, "drop", False) else ("advantages",))
@@ -69,7 +67,6 @@ def correct_rows(rewards: torch.Tensor, threshold: float | None, by: str) -> tor
     return rewards == 1
 
 
-@dataclass(frozen=True)
 class psr(_ClassAdvantage):
     r"""Positive sample reinforcement: learn only from correct responses, $A_i = +1$.
 
@@ -96,12 +93,11 @@ class psr(_ClassAdvantage):
     drop: bool = True
 
     def __call__(self, state: State) -> State:
-        rewards = sequence_rewards(state, "psr")
+        rewards = sequence_rewards(state)
         correct = correct_rows(rewards, self.threshold, "psr")
         return _keep_only(state, correct, torch.ones_like(rewards), self.drop, "psr")
 
 
-@dataclass(frozen=True)
 class nsr(_ClassAdvantage):
     r"""Negative sample reinforcement: learn only from incorrect responses, $A_i = -1$.
 
@@ -125,13 +121,12 @@ class nsr(_ClassAdvantage):
     drop: bool = True
 
     def __call__(self, state: State) -> State:
-        rewards = sequence_rewards(state, "nsr")
+        rewards = sequence_rewards(state)
         wrong = ~correct_rows(rewards, self.threshold, "nsr")
         return _keep_only(state, wrong, -torch.ones_like(rewards), self.drop, "nsr")
 
 
-@dataclass(frozen=True)
-class w_reinforce(_ClassAdvantage):
+class w_reinforce(_ClassAdvantage, writes=("advantages",)):
     r"""W-REINFORCE: $A_i = \lambda$ for correct responses, $-1$ for incorrect ones.
 
     $$A_i = \lambda\,\mathbb 1[r_i > \tau] - \mathbb 1[r_i \le \tau]
@@ -152,15 +147,11 @@ class w_reinforce(_ClassAdvantage):
         >>> recipe = grpo.replace(group_zscore, w_reinforce(lam=0.1)) >> entropy_bonus(1e-4)
     """
 
-    writes: ClassVar[tuple[str, ...]] = ("advantages",)
-    lam: float = 0.1
+    lam: NonNegative = 0.1
     threshold: float | None = None
 
-    def __post_init__(self):
-        check_range("w_reinforce", "lam", self.lam, low=0.0)
-
     def __call__(self, state: State) -> State:
-        rewards = sequence_rewards(state, "w_reinforce")
+        rewards = sequence_rewards(state)
         correct = correct_rows(rewards, self.threshold, "w_reinforce")
         advantages = torch.where(correct, torch.full_like(rewards, self.lam), -torch.ones_like(rewards))
         return with_advantages(state, advantages).add_metrics(**{"w_reinforce/correct_frac": correct.float().mean()})

@@ -3,11 +3,9 @@ Self-Rewarding", arXiv 2510.14943): the GRPO advantage mixed with the policy's o
 self-reward. The self-reward itself and its auxiliary MSE loss are in :mod:`rlobj.terms.auxiliary`.
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 
+from rlobj.algebra.contract import Fraction, NonNegative
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.reductions import (
@@ -21,8 +19,11 @@ from rlobj.terms.auxiliary import self_reward_mse, self_reward_score  # noqa: F4
 __all__ = ["self_reward_advantage"]
 
 
-@dataclass(frozen=True)
-class self_reward_advantage(Term):
+class self_reward_advantage(Term,
+                            stage="batch",
+                            reads=("rewards", "token_rewards", "group_ids", "mask", f"extras:{_PROBE}"),
+                            writes=("advantages",),
+                            may_read=("extras:truncated",)):
     r"""LaSeR advantage: the GRPO advantage mixed with a z-scored self-reward.
 
     $$s_i = \mathrm{clip}(r_{s,i}, 0, 1)\ (0 \text{ if truncated}),\qquad
@@ -49,29 +50,22 @@ class self_reward_advantage(Term):
         >>> recipe = grpo.replace(group_zscore, self_reward_advantage(tau=0.1)) >> self_reward_mse(coef=0.1)
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("rewards", "token_rewards", "group_ids", "mask", f"extras:{_PROBE}")
-    writes: ClassVar[tuple[str, ...]] = ("advantages",)
-    may_read: ClassVar[tuple[str, ...]] = ("extras:truncated",)
-    tau: float = 0.1
-    std_floor: float = 0.1
+    tau: Fraction = 0.1
+    std_floor: NonNegative = 0.1
     beta_v: float = 0.1
     c: float = -23.0
     temperature: float = 1.0
-    eps: float = 1e-6
+    eps: NonNegative = 1e-6
     eps_self: float | None = None
 
     def __post_init__(self):
-        check_range("self_reward_advantage", "tau", self.tau, low=0.0, high=1.0)
-        check_range("self_reward_advantage", "std_floor", self.std_floor, low=0.0)
-        check_range("self_reward_advantage", "eps", self.eps, low=0.0)
         if self.eps_self is not None:
             check_range("self_reward_advantage", "eps_self", self.eps_self, low=0.0)
         _check_common("self_reward_advantage", self.beta_v, self.temperature)
 
     def __call__(self, state: State) -> State:
-        rewards = sequence_rewards(state, "self_reward_advantage").detach()
-        group_ids = require_groups(state, "self_reward_advantage", minimum=2)
+        rewards = sequence_rewards(state).detach()
+        group_ids = require_groups(state, minimum=2)
         probe = _probe(state, "self_reward_advantage").detach().to(rewards.dtype)
         score = torch.clamp(self_reward_score(probe, self.beta_v, self.c, self.temperature), 0.0, 1.0)
         score = torch.where(_finished(state), score, torch.zeros_like(score))

@@ -11,17 +11,15 @@ the arithmetic. They run in the batch stage after the outcome advantage
 (``grpo.replace(group_zscore, group_zscore() >> term)``).
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 from torch import Tensor
 
+from rlobj.algebra.contract import Fraction, NonNegative, OpenFraction
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
 from rlobj.ops.reductions import masked_mean
-from rlobj.terms._common import _token_extra, check_range, require_groups, with_advantages
+from rlobj.terms._common import _token_extra, require_groups, with_advantages
 
 __all__ = ["wrong_step_tokens", "critique_token_advantage", "token_hidden_reward",
            "dependency_advantage_shaping"]
@@ -45,8 +43,10 @@ def wrong_step_tokens(step_ends: Tensor, wrong_at_ends: Tensor) -> Tensor:
     return out
 
 
-@dataclass(frozen=True)
-class critique_token_advantage(Term):
+class critique_token_advantage(Term,
+                               stage="batch",
+                               reads=("advantages", "mask", "extras:step_ends", "extras:step_wrong_votes"),
+                               writes=("advantages",)):
     r"""CAPO-style token-level credit: tokens of steps that the critiques flag as wrong get a penalty.
 
     With $v_{i,k} \in [0, 1]$ the fraction of $M$ generative critiques (an LLM used as a
@@ -79,20 +79,12 @@ class critique_token_advantage(Term):
         >>> recipe = grpo.replace(group_zscore, group_zscore() >> critique_token_advantage())
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("advantages", "mask", "extras:step_ends", "extras:step_wrong_votes")
-    writes: ClassVar[tuple[str, ...]] = ("advantages",)
-    whole_weight: float = 1.0
-    process_weight: float = 1.0
-    vote_threshold: float = 0.5
-
-    def __post_init__(self):
-        check_range("critique_token_advantage", "whole_weight", self.whole_weight, low=0.0)
-        check_range("critique_token_advantage", "process_weight", self.process_weight, low=0.0)
-        check_range("critique_token_advantage", "vote_threshold", self.vote_threshold, low=0.0, high=1.0, low_open=True)
+    whole_weight: NonNegative = 1.0
+    process_weight: NonNegative = 1.0
+    vote_threshold: OpenFraction = 0.5
 
     def __call__(self, state: State) -> State:
-        advantages = state.require("advantages", "critique_token_advantage")
+        advantages = state.require("advantages")
         ends = _token_extra(state, "step_ends", "critique_token_advantage", "bool")
         votes = _token_extra(state, "step_wrong_votes", "critique_token_advantage")
         outside = ends & ((votes < 0) | (votes > 1))
@@ -106,8 +98,10 @@ class critique_token_advantage(Term):
 
 
 # --------------------------------------------------------------------------- THR
-@dataclass(frozen=True)
-class token_hidden_reward(Term):
+class token_hidden_reward(Term,
+                          stage="batch",
+                          reads=("advantages", "rewards", "group_ids", "mask", "extras:token_influence"),
+                          writes=("advantages",)):
     r"""Token Hidden Reward: reweight token advantages by their influence on the group's correct responses.
 
     $s_{i,k}$ (``extras["token_influence"]``) is the influence of token $(i,k)$'s update on the
@@ -145,12 +139,9 @@ class token_hidden_reward(Term):
         >>> recipe = grpo.replace(group_zscore, group_zscore() >> token_hidden_reward(p=0.2))
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("advantages", "rewards", "group_ids", "mask", "extras:token_influence")
-    writes: ClassVar[tuple[str, ...]] = ("advantages",)
     mode: str = "thr"
     p: float = 0.2
-    beta: float = 1.0
+    beta: NonNegative = 1.0
     thr_only: bool = False
     threshold: float = 0.5
 
@@ -159,12 +150,11 @@ class token_hidden_reward(Term):
             raise RlobjInputError(f"token_hidden_reward.mode: expected 'thr' or 'nthr', got {self.mode!r}")
         if not -1.0 < self.p < 1.0:
             raise RlobjInputError(f"token_hidden_reward.p: expected in (-1, 1), got {self.p}")
-        check_range("token_hidden_reward", "beta", self.beta, low=0.0)
 
     def __call__(self, state: State) -> State:
-        advantages = state.require("advantages", "token_hidden_reward")
-        rewards = state.require("rewards", "token_hidden_reward")
-        group_ids = require_groups(state, "token_hidden_reward")
+        advantages = state.require("advantages")
+        rewards = state.require("rewards")
+        group_ids = require_groups(state)
         influence = _token_extra(state, "token_influence", "token_hidden_reward").to(advantages.dtype)
         correct = rewards > self.threshold
         mask = state.mask
@@ -195,8 +185,10 @@ class token_hidden_reward(Term):
 
 
 # --------------------------------------------------------------------------- VPPO
-@dataclass(frozen=True)
-class dependency_advantage_shaping(Term):
+class dependency_advantage_shaping(Term,
+                                   stage="batch",
+                                   reads=("advantages", "mask", "extras:visual_dependency"),
+                                   writes=("advantages",)):
     r"""VPPO trajectory-level advantage shaping: scale each response's advantage by its visual dependency.
 
     $$\bar S_i = \tfrac1{|y_i|}\textstyle\sum_t S_{i,t},\quad
@@ -223,13 +215,7 @@ class dependency_advantage_shaping(Term):
         >>> recipe = grpo.replace(group_zscore, group_zscore() >> dependency_advantage_shaping())
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("advantages", "mask", "extras:visual_dependency")
-    writes: ClassVar[tuple[str, ...]] = ("advantages",)
-    beta_min: float = 0.9
-
-    def __post_init__(self):
-        check_range("dependency_advantage_shaping", "beta_min", self.beta_min, low=0.0, high=1.0)
+    beta_min: Fraction = 0.9
 
     def factors(self, dependency: Tensor, mask: Tensor) -> Tensor:
         r"""$\alpha_i$ per row (1 for empty rows)."""
@@ -246,7 +232,7 @@ class dependency_advantage_shaping(Term):
         return torch.where(valid, self.beta_min + normalized * (beta_max - self.beta_min), ones)
 
     def __call__(self, state: State) -> State:
-        advantages = state.require("advantages", "dependency_advantage_shaping")
+        advantages = state.require("advantages")
         dependency = _token_extra(state, "visual_dependency", "dependency_advantage_shaping")
         if bool((dependency < 0).any()):
             raise RlobjInputError(f"extras['visual_dependency']: dependency_advantage_shaping expected values >= 0, "

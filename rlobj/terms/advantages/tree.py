@@ -11,16 +11,14 @@ Reads ``extras:node_values`` and ``extras:step_ends`` (``"batch seq"``), which
 and takes the place of ``group_zscore`` in a recipe.
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 from torch import Tensor
 
+from rlobj.algebra.contract import NonNegative, Positive
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.reductions import group_count, group_mean, group_std
-from rlobj.terms._common import check_range, require_extra, require_groups, with_advantages
+from rlobj.terms._common import require_extra, require_groups, with_advantages
 
 __all__ = ["tree_value_advantage", "leaf_step_tokens"]
 
@@ -42,8 +40,10 @@ def leaf_step_tokens(step_ends: Tensor, mask: Tensor) -> Tensor:
     return mask & (index == last)
 
 
-@dataclass(frozen=True)
-class tree_value_advantage(Term):
+class tree_value_advantage(Term,
+                           stage="batch",
+                           reads=("extras:node_values", "extras:step_ends", "group_ids", "mask"),
+                           writes=("advantages",)):
     r"""DeepSearch's per-token advantages from node values (``compute_mcts_outcome_advantage``).
 
     With $v_{i,t}$ the value $W$ of the node that token $t$ of path $i$ belongs to
@@ -95,25 +95,16 @@ class tree_value_advantage(Term):
         ``deepsearch/rollout/sglang_mcts_wrapper.py`` (tanh on all but the last node).
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("extras:node_values", "extras:step_ends", "group_ids", "mask")
-    writes: ClassVar[tuple[str, ...]] = ("advantages",)
-
-    temperature: float = 1.0
-    q_max: float = 1.0
-    eps: float = 1e-6
+    temperature: NonNegative = 1.0
+    q_max: Positive = 1.0
+    eps: NonNegative = 1e-6
     scale_by_std: bool = False
-
-    def __post_init__(self):
-        check_range("tree_value_advantage", "temperature", self.temperature, low=0.0)
-        check_range("tree_value_advantage", "q_max", self.q_max, low=0.0, low_open=True)
-        check_range("tree_value_advantage", "eps", self.eps, low=0.0)
 
     def __call__(self, state: State) -> State:
         mask = state.mask
         values = require_extra(state, "node_values", "tree_value_advantage", tuple(mask.shape), "batch seq", "float")
         ends = require_extra(state, "step_ends", "tree_value_advantage", tuple(mask.shape), "batch seq", "bool")
-        group_ids = require_groups(state, "tree_value_advantage")
+        group_ids = require_groups(state)
         values = torch.where(mask, values.float(), torch.zeros_like(values, dtype=torch.float32))
         scores = values
         if self.temperature > 0:

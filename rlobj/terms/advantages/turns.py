@@ -14,23 +14,23 @@ Turn rewards as token rewards (for the ordinary advantage terms) are
 :class:`~rlobj.terms.rewards.turns.turn_end_rewards`.
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 
+from rlobj.algebra.contract import Fraction
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
 from rlobj.ops.reductions import group_index
-from rlobj.terms._common import check_range, require_groups, with_advantages
+from rlobj.terms._common import require_groups, with_advantages
 from rlobj.terms._turns import _turn_inputs, turn_reward_table
 
 __all__ = ["turn_returns"]
 
 
-@dataclass(frozen=True)
-class turn_returns(Term):
+class turn_returns(Term,
+                   stage="batch",
+                   reads=("group_ids", "mask", "extras:turn_ids", "extras:turn_rewards"),
+                   writes=("advantages",)):
     r"""Per-turn advantages from turn-level discounted returns.
 
     $$G_{i,k} = \sum_{k' \ge k} \gamma^{\,k'-k}\, r_{i,k'}, \qquad
@@ -54,14 +54,10 @@ class turn_returns(Term):
         baseline: ``"group"`` or ``"none"``.
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("group_ids", "mask", "extras:turn_ids", "extras:turn_rewards")
-    writes: ClassVar[tuple[str, ...]] = ("advantages",)
-    gamma: float = 1.0
+    gamma: Fraction = 1.0
     baseline: str = "group"
 
     def __post_init__(self):
-        check_range("turn_returns", "gamma", self.gamma, low=0.0, high=1.0)
         if self.baseline not in ("group", "none"):
             raise RlobjInputError(f"turn_returns.baseline: expected 'group' or 'none', got {self.baseline!r}")
 
@@ -75,7 +71,7 @@ class turn_returns(Term):
             returns[:, k] = running
         returns = torch.where(present, returns, torch.zeros((), dtype=returns.dtype))
         if self.baseline == "group":
-            group_ids = require_groups(state, "turn_returns")
+            group_ids = require_groups(state)
             index, groups = group_index(group_ids)  # arbitrary group ids, as the other group terms
             zeros = torch.zeros((groups, table.shape[1]), dtype=table.dtype, device=table.device)
             sums = zeros.index_add(0, index, returns)

@@ -3,17 +3,15 @@ of Divergence: A Neglected Key to Mitigating Diversity Collapse in RLVR", arXiv 
 """
 
 import math
-from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import Tensor
 
+from rlobj.algebra.contract import NonNegative
 from rlobj.algebra.state import LossPart, State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError, check_shape
 from rlobj.ops.reductions import masked_mean
-from rlobj.terms._common import check_range
 from rlobj.terms.divergences.sampled_kl import kl_estimate
 
 __all__ = ["dph_divergence"]
@@ -22,8 +20,9 @@ __all__ = ["dph_divergence"]
 DPH_FORMS = ("forward", "js", "alpha")
 
 
-@dataclass(frozen=True)
-class dph_divergence(Term):
+class dph_divergence(Term,
+                     reads=("logp", "mask", "extras:logp_init", "extras:dph_rows"),
+                     writes=("part:dph",)):
     r"""DPH-RL's generator divergences on stored samples of the initial policy.
 
     On the rows of the "perfect" split $D_\text{pef}$ (prompts the initial policy solved
@@ -56,14 +55,11 @@ class dph_divergence(Term):
     the policy part): in the reference they receive no policy gradient.
     """
 
-    reads: ClassVar[tuple[str, ...]] = ("logp", "mask", "extras:logp_init", "extras:dph_rows")
-    writes: ClassVar[tuple[str, ...]] = ("part:dph",)
     form: str = "forward"
-    eta: float = 0.01
+    eta: NonNegative = 0.01
     alpha: float = 0.2
 
     def __post_init__(self):
-        check_range("dph_divergence", "eta", self.eta, low=0.0)
         if self.form not in DPH_FORMS:
             raise RlobjInputError(f"dph_divergence.form: expected one of {DPH_FORMS}, got {self.form!r}")
         if self.form == "alpha" and (not math.isfinite(self.alpha) or self.alpha in (0.0, 1.0)):
@@ -82,8 +78,8 @@ class dph_divergence(Term):
         return ((1.0 - a) * log_u).exp().sub((1.0 - a) * log_u.exp()).sub(a) / (a * (a - 1.0))
 
     def __call__(self, state: State) -> State:
-        logp_init = state.require("extras:logp_init", "dph_divergence")
-        rows = state.require("extras:dph_rows", "dph_divergence")
+        logp_init = state.require("extras:logp_init")
+        rows = state.require("extras:dph_rows")
         check_shape("extras['logp_init']", logp_init, tuple(state.mask.shape), "batch seq")
         check_shape("extras['dph_rows']", rows, (state.batch_size,), "batch")
         if rows.dtype != torch.bool:

@@ -72,7 +72,6 @@ class _FullVocabDivergence(Term):
         )
 
 
-@dataclass(frozen=True)
 class forward_kl(_FullVocabDivergence):
     r"""$\ell_{i,t} = \beta\,\mathrm{KL}(\pi_\text{ref}\Vert\pi_\theta)(s_{i,t})
     = \beta\sum_v \pi_\text{ref}(v\mid s_{i,t})\log\frac{\pi_\text{ref}(v\mid s_{i,t})}{\pi_\theta(v\mid s_{i,t})}$,
@@ -113,7 +112,6 @@ class forward_kl(_FullVocabDivergence):
         return KL(other, "forward")
 
 
-@dataclass(frozen=True)
 class reverse_kl(_FullVocabDivergence):
     r"""$\ell_{i,t} = \beta\,\mathrm{KL}(\pi_\theta\Vert\pi_\text{ref})(s_{i,t})
     = \beta\sum_v \pi_\theta(v)\log\frac{\pi_\theta(v)}{\pi_\text{ref}(v)}$, the full-vocabulary
@@ -141,7 +139,6 @@ class reverse_kl(_FullVocabDivergence):
         return KL(other, "reverse")
 
 
-@dataclass(frozen=True)
 class js_divergence(_FullVocabDivergence):
     r"""$\ell_{i,t} = \beta\,\mathrm{JS}(\pi_\theta, \pi_\text{ref})
     = \tfrac\beta2\big[\mathrm{KL}(\pi_\theta\Vert m) + \mathrm{KL}(\pi_\text{ref}\Vert m)\big]$,
@@ -224,7 +221,6 @@ class f_generator:
         return (u - 1.0) ** 2
 
 
-@dataclass(frozen=True)
 class f_divergence(_FullVocabDivergence):
     r"""$\ell_{i,t} = \beta\,D_f(\pi_\theta\Vert\pi_\text{ref}) = \beta\sum_v
     \pi_\text{ref}(v)\,f\!\Big(\frac{\pi_\theta(v)}{\pi_\text{ref}(v)}\Big)$ over the whole

@@ -12,11 +12,10 @@ The perturbed branch (image patches blackened, prompt spans masked) is computed 
 ``perturbed_grad=True`` lets a gradient through when it was recomputed with the current policy.
 """
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
+from rlobj.algebra.contract import NonNegative
 from rlobj.algebra.state import LossPart, State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
@@ -70,7 +69,6 @@ def symmetric_kl(view: VocabView, other: VocabView, mask: Tensor | None = None,
     return scale * (forward + reverse)
 
 
-@dataclass(frozen=True)
 class perception_kl(Term):
     r"""PAPO's implicit perception loss: **maximise** the KL between the normal and the perturbed policy.
 
@@ -116,13 +114,12 @@ class perception_kl(Term):
         entropy (the collapse mode PAPO reports).
     """
 
-    gamma: float = 0.01
+    gamma: NonNegative = 0.01
     estimator: str = "k3"
     clamp_max: float | None = None
     perturbed_grad: bool = False
 
     def __post_init__(self):
-        check_range("perception_kl", "gamma", self.gamma, low=0.0)
         if self.estimator not in PERCEPTION_ESTIMATORS:
             raise RlobjInputError(
                 f"perception_kl.estimator: expected one of {PERCEPTION_ESTIMATORS}, got {self.estimator!r}")

@@ -17,17 +17,15 @@ subtracts $\beta\,\mathrm{sg}[k]$ from the token rewards (before the advantage t
 PPO-RLHF and REINFORCE++ do). As in verl, $d$ is clamped to $[-20, 20]$ and k3 to $[-10, 10]$.
 """
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
+from rlobj.algebra.contract import NonNegative
 from rlobj.algebra.state import LossPart, State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError, check_shape
 from rlobj.ops.kl import k3_estimate
 from rlobj.ops.reductions import masked_mean
-from rlobj.terms._common import check_range
 
 __all__ = ["kl_estimate", "kl_penalty", "k1_kl", "k2_kl", "k3_kl", "abs_kl"]
 
@@ -60,8 +58,7 @@ def kl_estimate(logp: Tensor, logp_ref: Tensor, estimator: str = "k3",
     return value
 
 
-@dataclass(frozen=True)
-class kl_penalty(Term):
+class kl_penalty(Term, may_read=("logp_old",)):
     r"""$\beta$ times a sampled-token KL estimate to a reference, in the loss or in the reward.
 
     Args:
@@ -90,8 +87,7 @@ class kl_penalty(Term):
         ``abs``.
     """
 
-    may_read: ClassVar[tuple[str, ...]] = ("logp_old",)
-    beta: float = 0.001
+    beta: NonNegative = 0.001
     estimator: str = "k3"
     against: str = "ref"
     placement: str = "loss"
@@ -102,7 +98,6 @@ class kl_penalty(Term):
     scale_key: str | None = None
 
     def __post_init__(self):
-        check_range("kl_penalty", "beta", self.beta, low=0.0)
         if self.scale_key is not None and (not isinstance(self.scale_key, str) or not self.scale_key):
             raise RlobjInputError(f"kl_penalty.scale_key: expected None or an extras name, got {self.scale_key!r}")
         if self.bias_correction and self.placement == "reward":
@@ -130,7 +125,7 @@ class kl_penalty(Term):
         return frozenset({"token_rewards"} if self.placement == "reward" else {f"part:kl_{self.against}"})
 
     def __call__(self, state: State) -> State:
-        target = state.require(self._target(), "kl_penalty")
+        target = state.require(self._target())
         if self.against == "init":
             if not isinstance(target, Tensor):
                 raise RlobjInputError(f"extras['logp_init']: expected a tensor, got {type(target).__name__}")
@@ -143,7 +138,7 @@ class kl_penalty(Term):
                                                  self.straight_through, self.clamp), torch.zeros(()))
         metrics = {f"kl/{self.against}_{self.estimator}": masked_mean(kl.detach(), state.mask)}
         if self.scale_key is not None:
-            scale = state.require(f"extras:{self.scale_key}", "kl_penalty")
+            scale = state.require(f"extras:{self.scale_key}")
             if not isinstance(scale, Tensor):
                 raise RlobjInputError(f"extras[{self.scale_key!r}]: expected a tensor, got {type(scale).__name__}")
             check_shape(f"extras[{self.scale_key!r}]", scale, (state.mask.shape[0],), "batch")

@@ -5,9 +5,6 @@
 function :func:`rlobj.rollout.filters.dynamic_sampling`.
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 from torch import Tensor
 
@@ -28,8 +25,11 @@ def zero_variance_groups(rewards: Tensor, group_ids: Tensor) -> Tensor:
     return group_all_equal(rewards, group_ids)
 
 
-@dataclass(frozen=True)
-class drop_zero_variance_groups(Term):
+class drop_zero_variance_groups(Term,
+                                stage="batch",
+                                reads=("rewards", "group_ids", "mask"),
+                                writes=("mask",),
+                                may_read=("extras:dropped",)):
     r"""Remove groups whose rewards (or accuracies) are all equal from the loss (and from its
     normaliser).
 
@@ -50,10 +50,6 @@ class drop_zero_variance_groups(Term):
             ``accuracy`` field, or else the scorer's reward before any term shaped it.
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("rewards", "group_ids", "mask")
-    writes: ClassVar[tuple[str, ...]] = ("mask",)
-    may_read: ClassVar[tuple[str, ...]] = ("extras:dropped",)
     on: str = "rewards"
 
     def __post_init__(self):
@@ -66,9 +62,9 @@ class drop_zero_variance_groups(Term):
         return frozenset(self.reads)
 
     def __call__(self, state: State) -> State:
-        group_ids = require_groups(state, "drop_zero_variance_groups")
+        group_ids = require_groups(state)
         if self.on == "accuracy":
-            values = state.require("extras:accuracy", "drop_zero_variance_groups")
+            values = state.require("extras:accuracy")
             if values.shape != group_ids.shape:
                 raise RlobjInputError(f"extras['accuracy']: expected shape {tuple(group_ids.shape)} (one value per "
                                       f"response), got {tuple(values.shape)}")

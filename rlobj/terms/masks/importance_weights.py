@@ -7,12 +7,10 @@ and the trainer's recomputed $\pi_\text{old}$ differ; these terms multiply or ma
 geometric-mean sequence rejection), so they come after the surrogate.
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 from torch import Tensor
 
+from rlobj.algebra.contract import Positive
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError, check_shape
@@ -34,9 +32,9 @@ def _check_bounds(term: str, low: float, high: float) -> None:
         raise RlobjInputError(f"{term}: expected low <= high, got low={low}, high={high}")
 
 
-class _Correction(Term):
-    reads: ClassVar[tuple[str, ...]] = ("part:policy", "logp_old", "extras:logp_rollout", "mask")
-    writes: ClassVar[tuple[str, ...]] = ("part:policy",)
+class _Correction(Term,
+                  reads=("part:policy", "logp_old", "extras:logp_rollout", "mask"),
+                  writes=("part:policy",)):
 
     def _log_weights(self, state: State, by: str, level: str) -> Tensor:
         """$\\log \\pi_\\text{old}/\\pi_\\text{rollout}$ per token, or summed per sequence."""
@@ -53,7 +51,6 @@ class _Correction(Term):
         return log_w.detach()
 
 
-@dataclass(frozen=True)
 class truncated_is(_Correction):
     r"""Truncated importance sampling (TIS) for the engine/trainer mismatch.
 
@@ -63,15 +60,14 @@ class truncated_is(_Correction):
     (Fengyao blog, 2025; verl ``rollout_is``), cap $C=2$.
     """
 
-    cap: float = 2.0
+    cap: Positive = 2.0
     level: str = "token"
 
     def __post_init__(self):
-        check_range("truncated_is", "cap", self.cap, low=0.0, low_open=True)
         _check_level("truncated_is", self.level)
 
     def __call__(self, state: State) -> State:
-        policy = state.require_part("policy", "truncated_is")
+        policy = state.require_part("policy")
         weight = torch.clamp(self._log_weights(state, "truncated_is", self.level).exp(), max=self.cap)
         part = policy.replace(values=weight * policy.values)
         return state.add_part("policy", part).add_metrics(**{
@@ -80,7 +76,6 @@ class truncated_is(_Correction):
         })
 
 
-@dataclass(frozen=True)
 class masked_is(_Correction):
     r"""Masked importance sampling (MIS): drop tokens or sequences whose weight leaves $[l, h]$.
 
@@ -98,7 +93,7 @@ class masked_is(_Correction):
         _check_level("masked_is", self.level)
 
     def __call__(self, state: State) -> State:
-        policy = state.require_part("policy", "masked_is")
+        policy = state.require_part("policy")
         weight = self._log_weights(state, "masked_is", self.level).exp()
         keep = (weight >= self.low) & (weight <= self.high)
         part = policy.replace(mask=policy.mask & keep)
@@ -107,7 +102,6 @@ class masked_is(_Correction):
         })
 
 
-@dataclass(frozen=True)
 class geometric_is_mask(_Correction):
     r"""Geometric-mean sequence rejection: drop sequences with $\bar w_i \notin [l, h]$.
 
@@ -124,7 +118,7 @@ class geometric_is_mask(_Correction):
         _check_bounds("geometric_is_mask", self.low, self.high)
 
     def __call__(self, state: State) -> State:
-        policy = state.require_part("policy", "geometric_is_mask")
+        policy = state.require_part("policy")
         log_w = self._log_weights(state, "geometric_is_mask", "token")
         mean = masked_mean(log_w, state.mask, dim=-1).exp()
         keep = ((mean >= self.low) & (mean <= self.high))[:, None]

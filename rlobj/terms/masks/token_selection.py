@@ -7,27 +7,26 @@ each term's documented choice.
 """
 
 import math
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
+from rlobj.algebra.contract import NonNegative, OpenFraction, Positive
 from rlobj.algebra.state import LossPart, Normalizer, State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError, check_shape
 from rlobj.ops.reductions import masked_mean
-from rlobj.terms._common import _token_extra, check_range
+from rlobj.terms._common import _token_extra
 
 __all__ = ["truncated_mask", "top_entropy_mask", "top_fraction_mask", "off_policy_sequence_mask"]
 
 
-class _PolicyMask(Term):
-    writes: ClassVar[tuple[str, ...]] = ("part:policy",)
+class _PolicyMask(Term, writes=("part:policy",)):
+    pass
 
 
-@dataclass(frozen=True)
-class truncated_mask(_PolicyMask):
+class truncated_mask(_PolicyMask, reads=("part:policy", "extras:truncated")):
     r"""Drop completions that hit the length limit without finishing (DAPO overlong filtering).
 
     $m_{i,t} \leftarrow m_{i,t}\,\mathbb 1[\lnot\,\text{truncated}_i]$ on the policy part. Yu et al.,
@@ -45,7 +44,6 @@ class truncated_mask(_PolicyMask):
             micro-batching); called directly, the call's.
     """
 
-    reads: ClassVar[tuple[str, ...]] = ("part:policy", "extras:truncated")
     minibatch_stats_additive: ClassVar[bool] = True  # a token count: a sum over rows
     normalizer: str = "keep"
 
@@ -57,7 +55,7 @@ class truncated_mask(_PolicyMask):
         return self.normalizer == "trl"
 
     def _kept(self, state: State) -> Tensor:
-        truncated = state.require("extras:truncated", "truncated_mask")
+        truncated = state.require("extras:truncated")
         check_shape("extras['truncated']", truncated, (state.batch_size,), "batch")
         return ~truncated.bool()[:, None]
 
@@ -68,7 +66,7 @@ class truncated_mask(_PolicyMask):
         return {"tokens": (state.mask & self._kept(state)).sum().double()}
 
     def __call__(self, state: State) -> State:
-        policy = state.require_part("policy", "truncated_mask")
+        policy = state.require_part("policy")
         keep = self._kept(state)
         part = policy.replace(mask=policy.mask & keep)
         if self.normalizer == "trl":
@@ -114,8 +112,7 @@ def top_fraction_mask(scores: Tensor, mask: Tensor, rho: float, scope: str = "ba
     return selected.view(mask.shape) & mask
 
 
-@dataclass(frozen=True)
-class top_entropy_mask(_PolicyMask):
+class top_entropy_mask(_PolicyMask, reads=("part:policy", "entropy", "mask")):
     r"""Train the policy only on the highest-entropy ("forking") tokens.
 
     $m^\text{pg}_{i,t} = m_{i,t}\,\mathbb 1[H_{i,t} \text{ among the top } \lceil\rho N\rceil]$,
@@ -149,13 +146,11 @@ class top_entropy_mask(_PolicyMask):
             mask (the reference).
     """
 
-    reads: ClassVar[tuple[str, ...]] = ("part:policy", "entropy", "mask")
-    rho: float = 0.2
+    rho: OpenFraction = 0.2
     scope: str = "batch"
     normalize: str = "selected"
 
     def __post_init__(self):
-        check_range("top_entropy_mask", "rho", self.rho, low=0.0, high=1.0, low_open=True)
         if self.scope not in SCOPES:
             raise RlobjInputError(f"top_entropy_mask.scope: expected one of {SCOPES}, got {self.scope!r}")
         if self.normalize not in ("selected", "all"):
@@ -175,7 +170,7 @@ class top_entropy_mask(_PolicyMask):
         return {"selected": selected, "tokens": selected.sum().double(), "rows": selected.any(-1).sum().double()}
 
     def __call__(self, state: State) -> State:
-        policy = state.require_part("policy", "top_entropy_mask")
+        policy = state.require_part("policy")
         entropy = state.token_entropy()
         selected = state.own_stats("selected") if self.has_minibatch_stats() else None
         counts = None
@@ -197,8 +192,9 @@ class top_entropy_mask(_PolicyMask):
         })
 
 
-@dataclass(frozen=True)
-class off_policy_sequence_mask(_PolicyMask):
+class off_policy_sequence_mask(_PolicyMask,
+                               reads=("part:policy", "logp", "logp_old", "advantages", "mask"),
+                               may_read=("extras:logp_rollout",)):
     r"""Drop negative-advantage sequences that drifted too far off-policy.
 
     $m_{i,t} \leftarrow 0$ for sequence $i$ when $\bar A_i < 0$ and
@@ -209,16 +205,14 @@ class off_policy_sequence_mask(_PolicyMask):
     log-ratio is a sampled estimate of $\mathrm{KL}(\pi_\text{behav}\Vert\pi_\theta)$.
     """
 
-    reads: ClassVar[tuple[str, ...]] = ("part:policy", "logp", "logp_old", "advantages", "mask")
-    may_read: ClassVar[tuple[str, ...]] = ("extras:logp_rollout",)
     threshold: float = 0.5
 
     def __call__(self, state: State) -> State:
-        policy = state.require_part("policy", "off_policy_sequence_mask")
-        advantages = state.require("advantages", "off_policy_sequence_mask")
+        policy = state.require_part("policy")
+        advantages = state.require("advantages")
         behaviour = state.extras.get("logp_rollout")
         if behaviour is None:
-            behaviour = state.require("logp_old", "off_policy_sequence_mask")
+            behaviour = state.require("logp_old")
         else:
             check_shape("extras['logp_rollout']", behaviour, tuple(state.mask.shape), "batch seq")
         drift = masked_mean(behaviour - state.logp.detach(), state.mask, dim=-1)
@@ -238,8 +232,8 @@ PROB_SOURCES = ("old", "current")
 GATE_SCOPES = ("sequence", "batch")
 
 
-@dataclass(frozen=True)
-class mastered_positive_mask(_PolicyMask):
+class mastered_positive_mask(_PolicyMask,
+                             reads=("part:policy", "rewards", "entropy", "logp_old", "mask")):
     r"""Drop the policy loss of well-mastered tokens of correct responses while entropy is low.
 
     $$\mathbb 1^\text{msk}_{i,t} = \mathbb 1\big[r_i \ge r^+\big]\,
@@ -283,16 +277,13 @@ class mastered_positive_mask(_PolicyMask):
         response or per batch are unverified readings, offered as options.
     """
 
-    reads: ClassVar[tuple[str, ...]] = ("part:policy", "rewards", "entropy", "logp_old", "mask")
-    tau: float = 0.99
-    sigma: float = 0.2
+    tau: Positive = 0.99
+    sigma: NonNegative = 0.2
     positive_reward: float = 1.0
     prob_source: str = "old"
     gate_scope: str = "sequence"
 
     def __post_init__(self):
-        check_range("mastered_positive_mask", "tau", self.tau, low=0.0, low_open=True)
-        check_range("mastered_positive_mask", "sigma", self.sigma, low=0.0)
         if self.prob_source not in PROB_SOURCES:
             raise RlobjInputError(f"mastered_positive_mask.prob_source: expected one of {PROB_SOURCES}, "
                                   f"got {self.prob_source!r}")
@@ -317,9 +308,9 @@ class mastered_positive_mask(_PolicyMask):
         return {"mean_entropy": masked_mean(state.token_entropy().detach(), state.mask)}
 
     def __call__(self, state: State) -> State:
-        policy = state.require_part("policy", "mastered_positive_mask")
-        rewards = state.require("rewards", "mastered_positive_mask")
-        source = state.require("logp_old", "mastered_positive_mask") if self.prob_source == "old" else state.logp
+        policy = state.require_part("policy")
+        rewards = state.require("rewards")
+        source = state.require("logp_old") if self.prob_source == "old" else state.logp
         entropy = state.token_entropy().detach()
         if self.gate_scope == "sequence":
             mean_entropy = masked_mean(entropy, state.mask, dim=-1)
@@ -338,8 +329,9 @@ class mastered_positive_mask(_PolicyMask):
         })
 
 
-@dataclass(frozen=True)
-class pivotal_token_mask(Term):
+class pivotal_token_mask(Term,
+                         reads=("part:policy", "mask", "extras:visual_dependency"),
+                         writes=("part:policy",)):
     r"""VPPO token-level gradient filtering: the policy loss only on each response's most visually dependent tokens.
 
     $$m^\text{pg}_{i,t} = m_{i,t}\,\mathbb 1\big[S_{i,t} \text{ among the } \lceil k\,|y_i|\rceil \text{ largest of row } i\big]$$
@@ -359,15 +351,10 @@ class pivotal_token_mask(Term):
         >>> recipe = dapo >> pivotal_token_mask(k=0.4)
     """
 
-    reads: ClassVar[tuple[str, ...]] = ("part:policy", "mask", "extras:visual_dependency")
-    writes: ClassVar[tuple[str, ...]] = ("part:policy",)
-    k: float = 0.4
-
-    def __post_init__(self):
-        check_range("pivotal_token_mask", "k", self.k, low=0.0, high=1.0, low_open=True)
+    k: OpenFraction = 0.4
 
     def __call__(self, state: State) -> State:
-        policy = state.require_part("policy", "pivotal_token_mask")
+        policy = state.require_part("policy")
         dependency = _token_extra(state, "visual_dependency", "pivotal_token_mask")
         selected = top_fraction_mask(dependency, state.mask, self.k, scope="sequence")
         part = policy.replace(mask=policy.mask & selected)

@@ -7,17 +7,14 @@ part ``entropy`` is $-c\,H_{i,t}$ (a bonus: minimising it raises entropy); a neg
 coefficient turns it into a penalty.
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 
 from rlobj.algebra.aggregation import seq_mean_token_mean, seq_mean_token_sum, token_mean
+from rlobj.algebra.contract import NonNegative
 from rlobj.algebra.state import LossPart, State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
 from rlobj.ops.reductions import masked_mean
-from rlobj.terms._common import check_range
 
 __all__ = ["entropy_bonus", "adaptive_entropy", "sampled_entropy_bonus"]
 
@@ -27,8 +24,7 @@ _PART_AGGREGATIONS = {"token_mean": token_mean, "seq_mean_token_mean": seq_mean_
                       "seq_mean_token_sum": seq_mean_token_sum}
 
 
-@dataclass(frozen=True)
-class entropy_bonus(Term):
+class entropy_bonus(Term, reads=("entropy", "mask"), writes=("part:entropy",)):
     r"""$\ell_{i,t} = -c\,H_{i,t}$ with the full-vocab entropy $H_{i,t} = -\sum_v \pi_\theta(v)\log\pi_\theta(v)$.
 
     The classic PPO entropy bonus (Schulman et al., arXiv 1707.06347, Eq. 9), used by the
@@ -44,8 +40,6 @@ class entropy_bonus(Term):
             entropy over tokens: ``rl_plus_recipe``).
     """
 
-    reads: ClassVar[tuple[str, ...]] = ("entropy", "mask")
-    writes: ClassVar[tuple[str, ...]] = ("part:entropy",)
     coef: float = 0.001
     aggregation: str | None = None
 
@@ -63,8 +57,7 @@ class entropy_bonus(Term):
         )
 
 
-@dataclass(frozen=True)
-class adaptive_entropy(Term):
+class adaptive_entropy(Term, reads=("entropy", "mask"), writes=("part:entropy",)):
     r"""Entropy bonus whose coefficient is steered toward a target entropy (stateful).
 
     Loss part $-c_k H_{i,t}$; after the step the coefficient moves toward the target:
@@ -82,17 +75,14 @@ class adaptive_entropy(Term):
         rule: ``"sign"`` or ``"proportional"``.
     """
 
-    reads: ClassVar[tuple[str, ...]] = ("entropy", "mask")
-    writes: ClassVar[tuple[str, ...]] = ("part:entropy",)
     target: float = 0.2
     init_coef: float = 0.0
-    step: float = 0.005
+    step: NonNegative = 0.005
     min_coef: float = 0.0
     max_coef: float = 0.1
     rule: str = "sign"
 
     def __post_init__(self):
-        check_range("adaptive_entropy", "step", self.step, low=0.0)
         if self.rule not in ("sign", "proportional"):
             raise RlobjInputError(f"adaptive_entropy.rule: expected 'sign' or 'proportional', got {self.rule!r}")
         if self.min_coef > self.max_coef:
@@ -114,8 +104,7 @@ class adaptive_entropy(Term):
                 .add_metrics(entropy=torch.tensor(mean), **{"entropy/coef": coef}))
 
 
-@dataclass(frozen=True)
-class sampled_entropy_bonus(Term):
+class sampled_entropy_bonus(Term, reads=("logp", "mask"), writes=("part:entropy_sampled",)):
     r"""$\ell_{i,t} = -c\,\hat H_{i,t}$ with the sampled-token estimator $\hat H_{i,t} = -\log\pi_\theta(y_{i,t})$.
 
     The entropy term of PAPO (Wang et al., arXiv 2507.06448, double-entropy loss on
@@ -138,8 +127,6 @@ class sampled_entropy_bonus(Term):
     Loss part ``entropy_sampled``; metric ``entropy/sampled``.
     """
 
-    reads: ClassVar[tuple[str, ...]] = ("logp", "mask")
-    writes: ClassVar[tuple[str, ...]] = ("part:entropy_sampled",)
     coef: float = 0.001
 
     def __call__(self, state: State) -> State:

@@ -7,11 +7,11 @@ vocabulary query in :mod:`rlobj.terms.regularizers.lp_reg_proxy`.
 """
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from rlobj.algebra.contract import Fraction, NonNegative, Positive
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError, check_shape
@@ -90,7 +90,6 @@ def lp_reg_proxy_topk(topk: TopK, tau: float = 0.02, mode: str = "minp") -> TopK
     return TopK(torch.where(empty, torch.zeros_like(kept), kept), topk.indices)
 
 
-@dataclass(frozen=True)
 class lp_reg(Term):
     r"""Low-probability Regularization (Lp-Reg): protect low-probability negative-advantage
     tokens by pulling them toward a filtered proxy of the old policy. **Not additive**: it
@@ -147,18 +146,15 @@ class lp_reg(Term):
     """
 
     tau: float = 0.02
-    rho: float = 0.01
-    beta: float = 1.0
+    rho: Fraction = 0.01
+    beta: NonNegative = 1.0
     mode: str = "minp"
     selection_scope: str = "micro_batch"
     kl: str = "k3_sampled"
     strict_reference_quirk: bool = True
-    log_ratio_clamp: float = 20.0
+    log_ratio_clamp: Positive = 20.0
 
     def __post_init__(self):
-        check_range("lp_reg", "rho", self.rho, low=0.0, high=1.0)
-        check_range("lp_reg", "beta", self.beta, low=0.0)
-        check_range("lp_reg", "log_ratio_clamp", self.log_ratio_clamp, low=0.0, low_open=True)
         if self.mode not in ("minp", "fixed"):
             raise RlobjInputError(f"lp_reg.mode: expected 'minp' or 'fixed', got {self.mode!r}")
         high = 1.0 if self.mode == "minp" else None
@@ -194,9 +190,9 @@ class lp_reg(Term):
         return torch.where(state.mask, proxy.detach(), torch.zeros((), dtype=proxy.dtype))
 
     def __call__(self, state: State) -> State:
-        policy = state.require_part("policy", "lp_reg")
-        advantages = state.require("advantages", "lp_reg")
-        logp_old = state.require("logp_old", "lp_reg")
+        policy = state.require_part("policy")
+        advantages = state.require("advantages")
+        logp_old = state.require("logp_old")
         proxy = self.proxy_logp(state)
         selected = lp_reg_selection(state.logp, proxy, advantages, state.mask, self.rho,
                                     self.selection_scope, self.strict_reference_quirk)
@@ -205,7 +201,7 @@ class lp_reg(Term):
             # q = proxy, p = pi_theta: kl_estimate(logp, logp_ref=proxy) = e^d - d - 1
             penalty = kl_estimate(state.logp, proxy.to(state.logp.dtype), "k3")
         else:
-            topk = state.require("extras:proxy_topk", "lp_reg")
+            topk = state.require("extras:proxy_topk")
             if not isinstance(topk, TopK):
                 raise RlobjInputError(f"extras['proxy_topk']: expected a TopK, got {type(topk).__name__}")
             filtered = lp_reg_proxy_topk(topk, self.tau, self.mode)

@@ -3,20 +3,18 @@ Reasoning", arXiv 2507.06448): sampled-token entropy on the normal and the pertu
 paired with the perception KL (:class:`~rlobj.terms.divergences.perception.perception_kl`).
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
-
+from rlobj.algebra.contract import NonNegative
 from rlobj.algebra.state import LossPart, State
 from rlobj.algebra.term import Term
 from rlobj.ops.reductions import masked_mean
-from rlobj.terms._common import check_range
 from rlobj.terms._perception import _perturbed_logp
 
 __all__ = ["double_entropy"]
 
 
-@dataclass(frozen=True)
-class double_entropy(Term):
+class double_entropy(Term,
+                     reads=("logp", "mask", "extras:logp_perturbed"),
+                     writes=("part:entropy_double",)):
     r"""PAPO's double entropy loss: sampled-token entropy **minimisation** on both branches.
 
     $$ \ell_{i,t} = \eta_1\,\hat H^\text{orig}_{i,t} + \eta_2\,\hat H^\text{mask}_{i,t}, \qquad
@@ -40,15 +38,9 @@ class double_entropy(Term):
         :class:`perception_kl` is annealed, PAPO scales $\eta_1, \eta_2$ by the same ratio.
     """
 
-    reads: ClassVar[tuple[str, ...]] = ("logp", "mask", "extras:logp_perturbed")
-    writes: ClassVar[tuple[str, ...]] = ("part:entropy_double",)
-    eta_orig: float = 0.03
-    eta_perturbed: float = 0.03
+    eta_orig: NonNegative = 0.03
+    eta_perturbed: NonNegative = 0.03
     perturbed_grad: bool = False
-
-    def __post_init__(self):
-        check_range("double_entropy", "eta_orig", self.eta_orig, low=0.0)
-        check_range("double_entropy", "eta_perturbed", self.eta_perturbed, low=0.0)
 
     def __call__(self, state: State) -> State:
         entropy_orig = -state.logp

@@ -7,12 +7,12 @@ vocabulary query in :mod:`rlobj.terms.regularizers.siren_entropy`.
 """
 
 import math
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
+from rlobj.algebra.contract import Fraction, NonNegative, OpenFraction
 from rlobj.algebra.state import LossPart, State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
@@ -36,8 +36,7 @@ def peak_entropy_mask(values: Tensor, mask: Tensor, quantile: float = 0.8) -> Te
     return mask & (scores > cut)
 
 
-@dataclass(frozen=True)
-class siren(Term):
+class siren(Term, reads=("vocab", "mask"), writes=("part:siren",)):
     r"""SIREN: a self-anchored regulariser on the top-p entropy of the peak-entropy tokens.
 
     $$ \bar H(\theta) = \frac{1}{S}\sum_i \frac{1}{|M_i|}\sum_{t\in M_i} H^p_{i,t}, \qquad
@@ -94,22 +93,17 @@ class siren(Term):
         the mask acting only on the regulariser.
     """
 
-    reads: ClassVar[tuple[str, ...]] = ("vocab", "mask")
-    writes: ClassVar[tuple[str, ...]] = ("part:siren",)
     minibatch_stats_additive: ClassVar[bool] = True
-    p: float = 0.8
-    quantile: float = 0.8
-    coef: float = 0.005
+    p: OpenFraction = 0.8
+    quantile: Fraction = 0.8
+    coef: NonNegative = 0.005
     anchor: float | None = None
     scope: str = "batch"
     top_k: int | None = 10000
 
     def __post_init__(self):
-        check_range("siren", "p", self.p, low=0.0, high=1.0, low_open=True)
         if self.top_k is not None:
             check_range("siren", "top_k", self.top_k, low=1)
-        check_range("siren", "quantile", self.quantile, low=0.0, high=1.0)
-        check_range("siren", "coef", self.coef, low=0.0)
         if self.scope not in ("batch", "micro_batch"):
             raise RlobjInputError(f"siren.scope: expected 'batch' or 'micro_batch', got {self.scope!r}")
 

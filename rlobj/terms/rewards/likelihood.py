@@ -11,16 +11,13 @@ them); the terms hold the arithmetic, and no gradient flows through the reward.
 The other sequence rewards are in :mod:`rlobj.terms.rewards.outcome`.
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 from torch import Tensor
 
+from rlobj.algebra.contract import Fraction, NonNegative
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError, check_finite
-from rlobj.terms._common import check_range
 from rlobj.terms._common import require_extra as _extra
 
 __all__ = ["self_aligned_reward", "self_aligned_score", "rlpr_reward", "answer_probability"]
@@ -41,8 +38,10 @@ def self_aligned_score(mean_logp_given_query: Tensor, mean_logp_alone: Tensor, u
     return (-torch.expm1(mean_logp_alone - mean_logp_given_query)).clamp(min=-1.0)  # 1 - e^x, exact near 0
 
 
-@dataclass(frozen=True)
-class self_aligned_reward(Term):
+class self_aligned_reward(Term,
+                          stage="batch",
+                          reads=("rewards", "mask", "logp_old", "extras:logp_unconditioned"),
+                          writes=("rewards",)):
     r"""Self-Aligned Reward: add how much the question makes the policy's own answer more likely.
 
     $$r_i \leftarrow r_i + \alpha\,R_{\text{SA},i},\qquad
@@ -72,14 +71,8 @@ class self_aligned_reward(Term):
         >>> recipe = self_aligned_reward(alpha=0.2) >> grpo
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("rewards", "mask", "logp_old", "extras:logp_unconditioned")
-    writes: ClassVar[tuple[str, ...]] = ("rewards",)
-    alpha: float = 0.2
+    alpha: NonNegative = 0.2
     use_log: bool = False
-
-    def __post_init__(self):
-        check_range("self_aligned_reward", "alpha", self.alpha, low=0.0)
 
     def score(self, state: State) -> Tensor:
         """$R_\\text{SA}$ per sequence (0 for empty rows)."""
@@ -96,7 +89,7 @@ class self_aligned_reward(Term):
         return torch.where(state.mask.any(-1), score, torch.zeros_like(score))
 
     def __call__(self, state: State) -> State:
-        rewards = state.require("rewards", "self_aligned_reward")
+        rewards = state.require("rewards")
         score = self.score(state).to(rewards.dtype)
         return state.update(rewards=rewards + self.alpha * score).add_metrics(**{"sar/score": score.mean()})
 
@@ -129,8 +122,10 @@ def answer_probability(answer_logp: Tensor, answer_mask: Tensor, aggregate: str 
 _AGGREGATES = ("mean_prob", "geo_mean", "product", "mean_logp")
 
 
-@dataclass(frozen=True)
-class rlpr_reward(Term):
+class rlpr_reward(Term,
+                  stage="batch",
+                  reads=("rewards", "extras:answer_logp", "extras:answer_mask", "extras:answer_prior"),
+                  writes=("rewards",)):
     r"""RLPR: the policy's own probability of the reference answer after its reasoning, debiased.
 
     $$r_i \leftarrow (1 - f)\,\max\big(0,\ r_{B,i} - r_{A,i}\big) + f\,r_i,\qquad
@@ -163,22 +158,18 @@ class rlpr_reward(Term):
         >>> recipe = rlpr_reward(format_weight=0.1) >> grpo.replace(clip_ratio, clip_ratio(eps_high=0.27))
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("rewards", "extras:answer_logp", "extras:answer_mask", "extras:answer_prior")
-    writes: ClassVar[tuple[str, ...]] = ("rewards",)
-    format_weight: float = 0.1
+    format_weight: Fraction = 0.1
     aggregate: str = "mean_prob"
     debias: bool = True
     clip_at_zero: bool = True
 
     def __post_init__(self):
-        check_range("rlpr_reward", "format_weight", self.format_weight, low=0.0, high=1.0)
         if self.aggregate not in _AGGREGATES:
             raise RlobjInputError(f"rlpr_reward.aggregate: expected one of {_AGGREGATES}, got {self.aggregate!r}")
 
     def probability_reward(self, state: State) -> Tensor:
         r"""$\hat r = \max(0, r_B - r_A)$ per sequence (no gradient)."""
-        answer_logp = state.require("extras:answer_logp", "rlpr_reward")
+        answer_logp = state.require("extras:answer_logp")
         if not isinstance(answer_logp, Tensor) or answer_logp.dim() != 2 or answer_logp.shape[0] != state.batch_size:
             got = tuple(answer_logp.shape) if isinstance(answer_logp, Tensor) else type(answer_logp).__name__
             raise RlobjInputError(f"extras['answer_logp']: rlpr_reward expected a float tensor of shape (batch A) "
@@ -197,7 +188,7 @@ class rlpr_reward(Term):
         return score.clamp(min=0.0) if self.clip_at_zero else score
 
     def __call__(self, state: State) -> State:
-        rewards = state.require("rewards", "rlpr_reward")
+        rewards = state.require("rewards")
         probability = self.probability_reward(state).to(rewards.dtype)
         new = (1 - self.format_weight) * probability + self.format_weight * rewards
         return state.update(rewards=new).add_metrics(**{"rlpr/probability_reward": probability.mean()})

@@ -24,11 +24,10 @@ correcting each step reward before a return-to-go, is not implemented here).
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 
+from rlobj.algebra.contract import Fraction, NonNegative, OpenFraction, Positive
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term, as_terms, term_name
 from rlobj.ops.errors import RlobjBuildError, RlobjInputError, check_shape
@@ -49,8 +48,7 @@ __all__ = ["STANDARDIZING_TERMS", "backward_correction", "fn_rate_from_appeals",
 STANDARDIZING_TERMS = (group_zscore, group_mean_batch_std, batch_whiten, group_baseline_whiten)
 
 
-@dataclass(frozen=True)
-class backward_correction(Term):
+class backward_correction(Term, stage="batch", reads=("rewards",), writes=("rewards",)):
     r"""Unbiased reward from a noisy binary verifier (PGBC).
 
     $$\hat R_i = \frac{\tilde R_i - \rho_0}{\max(1 - \rho_0 - \rho_1,\ \varepsilon_c)},\qquad
@@ -79,17 +77,13 @@ class backward_correction(Term):
         >>> recipe = backward_correction(rho0=0.1, rho1=0.2) >> grpo.replace(group_zscore, leave_one_out())
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("rewards",)
-    writes: ClassVar[tuple[str, ...]] = ("rewards",)
     rho0: float = 0.1
     rho1: float | None = 0.2
-    eps_c: float = 0.01
+    eps_c: Positive = 0.01
     allow_standardize: bool = False
 
     def __post_init__(self):
         _check_rates("backward_correction", self.rho0, self.rho1)
-        check_range("backward_correction", "eps_c", self.eps_c, low=0.0, low_open=True)
 
     def slots_read(self) -> frozenset[str]:
         return frozenset(self.reads + (() if self.rho1 is not None else (f"extras:{_RHO_KEY}",)))
@@ -116,8 +110,10 @@ class backward_correction(Term):
                                                               "noisy/corrected_mean": corrected.mean()})
 
 
-@dataclass(frozen=True)
-class fn_rate_from_appeals(Term):
+class fn_rate_from_appeals(Term,
+                           stage="batch",
+                           reads=("rewards", "extras:appeal_flipped"),
+                           writes=("rewards", f"extras:{_RHO_KEY}")):
     r"""Online estimate of the false-negative rate $\rho_1$ from appealed negatives (stateful).
 
     Each rule-negative response is re-checked ("appealed") by a second verifier with
@@ -146,22 +142,14 @@ class fn_rate_from_appeals(Term):
         ...           >> grpo.replace(group_zscore, leave_one_out()))
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("rewards", "extras:appeal_flipped")
-    writes: ClassVar[tuple[str, ...]] = ("rewards", f"extras:{_RHO_KEY}")
-    q: float = 0.1
-    alpha: float = 1e-5
-    beta: float = 1e-5
-    ema: float = 0.9
+    q: OpenFraction = 0.1
+    alpha: NonNegative = 1e-5
+    beta: NonNegative = 1e-5
+    ema: Fraction = 0.9
     init: float | None = None
-    max_rate: float = 0.99
+    max_rate: Fraction = 0.99
 
     def __post_init__(self):
-        check_range("fn_rate_from_appeals", "q", self.q, low=0.0, high=1.0, low_open=True)
-        check_range("fn_rate_from_appeals", "alpha", self.alpha, low=0.0)
-        check_range("fn_rate_from_appeals", "beta", self.beta, low=0.0)
-        check_range("fn_rate_from_appeals", "ema", self.ema, low=0.0, high=1.0)
-        check_range("fn_rate_from_appeals", "max_rate", self.max_rate, low=0.0, high=1.0)
         if self.max_rate >= 1.0:
             raise RlobjInputError(f"fn_rate_from_appeals.max_rate: expected < 1, got {self.max_rate}")
         if self.init is not None:
@@ -174,7 +162,7 @@ class fn_rate_from_appeals(Term):
 
     def __call__(self, state: State) -> State:
         rewards = _binary_rewards(state, "fn_rate_from_appeals")
-        flipped = state.require("extras:appeal_flipped", "fn_rate_from_appeals")
+        flipped = state.require("extras:appeal_flipped")
         check_shape("extras['appeal_flipped']", flipped, (state.batch_size,), "batch")
         flipped = flipped.bool()
         if bool((flipped & (rewards == 1)).any()):

@@ -15,17 +15,17 @@ Rewards read off the policy's own likelihoods (SAR, RLPR) are in
 """
 
 from collections import Counter
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated
 
 import torch
 from torch import Tensor
 
+from rlobj.algebra.contract import NonNegative, Positive, Range
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError, check_finite
-from rlobj.terms._common import check_range, require_groups
 from rlobj.terms._common import require_extra as _extra
+from rlobj.terms._common import require_groups
 
 __all__ = ["majority_answer", "co_reward", "first_hit_rank", "exploration_accuracy", "aepo_reward",
            "conciseness_reward", "gcpo_reward"]
@@ -52,8 +52,10 @@ def majority_answer(answer_ids: list[int]) -> int:
     return counts.most_common(1)[0][0] if counts else -1
 
 
-@dataclass(frozen=True)
-class co_reward(Term):
+class co_reward(Term,
+                stage="batch",
+                reads=("group_ids", "extras:answer_ids", "extras:partner_group"),
+                writes=("rewards",)):
     r"""Co-rewarding-I: reward agreement with the majority answer of the *other* view of the question.
 
     Every question $x$ has a rephrased twin $x'$ in the batch (its own group). With $a_i$ the
@@ -86,12 +88,8 @@ class co_reward(Term):
         >>> recipe = co_reward() >> grpo >> k3_kl(beta=0.005)
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("group_ids", "extras:answer_ids", "extras:partner_group")
-    writes: ClassVar[tuple[str, ...]] = ("rewards",)
-
     def __call__(self, state: State) -> State:
-        group_ids = require_groups(state, "co_reward")
+        group_ids = require_groups(state)
         answers = _extra(state, "answer_ids", "co_reward", (state.batch_size,), "batch", "int")
         partners = _extra(state, "partner_group", "co_reward", (state.batch_size,), "batch", "int")
         if bool((answers < -1).any()):
@@ -134,8 +132,10 @@ def exploration_accuracy(counts: Tensor, ranks: Tensor) -> Tensor:
     return torch.where(ranks > 0, success, -1.0 / counts)
 
 
-@dataclass(frozen=True)
-class aepo_reward(Term):
+class aepo_reward(Term,
+                  stage="batch",
+                  reads=("extras:candidate_count", "extras:first_hit_rank", "extras:format_valid"),
+                  writes=("rewards",)):
     r"""AEPO adaptive exploration reward: value per unit of exploration cost, $\eta = U / C$.
 
     A response proposes $N$ candidate answers (e.g. $N$ click points); $k$ is the rank of the
@@ -165,9 +165,6 @@ class aepo_reward(Term):
         >>> recipe = aepo_reward() >> grpo  # the reference's whole recipe: aepo_recipe (RLOO)
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("extras:candidate_count", "extras:first_hit_rank", "extras:format_valid")
-    writes: ClassVar[tuple[str, ...]] = ("rewards",)
     format_reward: float = 1.0
     invalid_reward: float = -1.0
 
@@ -190,8 +187,10 @@ class aepo_reward(Term):
 
 
 # --------------------------------------------------------------------------- CRF
-@dataclass(frozen=True)
-class conciseness_reward(Term):
+class conciseness_reward(Term,
+                         stage="batch",
+                         reads=("rewards", "group_ids", "extras:conciseness"),
+                         writes=("rewards",)):
     r"""Conciseness Reward Function: a correct answer's reward grows with its conciseness score.
 
     $$\hat r_i = r_i\,\big[1 + \alpha\,c_i\,(s_t + d_q)\big],\qquad
@@ -221,18 +220,12 @@ class conciseness_reward(Term):
         >>> recipe = conciseness_reward(alpha=1.0) >> grpo
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("rewards", "group_ids", "extras:conciseness")
-    writes: ClassVar[tuple[str, ...]] = ("rewards",)
-    alpha: float = 1.0
-    s0: float = 1.0
-    decay_steps: int = 0
+    alpha: NonNegative = 1.0
+    s0: NonNegative = 1.0
+    decay_steps: Annotated[int, Range(ge=0)] = 0
     difficulty: str = "group_error"
 
     def __post_init__(self):
-        check_range("conciseness_reward", "alpha", self.alpha, low=0.0)
-        check_range("conciseness_reward", "s0", self.s0, low=0.0)
-        check_range("conciseness_reward", "decay_steps", self.decay_steps, low=0)
         if self.difficulty not in ("group_error", "none"):
             raise RlobjInputError(f"conciseness_reward.difficulty: expected 'group_error' or 'none', got {self.difficulty!r}")
 
@@ -241,13 +234,13 @@ class conciseness_reward(Term):
         return self.s0 if self.decay_steps == 0 else self.s0 * max(0.0, 1.0 - step / self.decay_steps)
 
     def __call__(self, state: State) -> State:
-        rewards = state.require("rewards", "conciseness_reward")
+        rewards = state.require("rewards")
         concise = _extra(state, "conciseness", "conciseness_reward", (state.batch_size,), "batch", "float").detach()
         _check_unit("extras['conciseness']", concise, "conciseness_reward")
         step = int(state.own_state(0))
         difficulty = torch.zeros_like(rewards)
         if self.difficulty == "group_error":
-            group_ids = require_groups(state, "conciseness_reward")
+            group_ids = require_groups(state)
             for gid in torch.unique(group_ids):
                 rows = group_ids == gid
                 difficulty[rows] = 1.0 - (rewards[rows] > 0.5).to(rewards.dtype).mean()
@@ -257,8 +250,10 @@ class conciseness_reward(Term):
 
 
 # --------------------------------------------------------------------------- GCPO
-@dataclass(frozen=True)
-class gcpo_reward(Term):
+class gcpo_reward(Term,
+                  stage="batch",
+                  reads=("rewards", "group_ids", "mask", "extras:uses_aux"),
+                  writes=("rewards",)):
     r"""GCPO group contrastive masking of an auxiliary-construction reward, plus a length reward.
 
     In each group, $G_\text{aux}$ = responses that use an auxiliary construction
@@ -290,19 +285,10 @@ class gcpo_reward(Term):
         >>> recipe = gcpo_reward(eps=0.0) >> grpo
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("rewards", "group_ids", "mask", "extras:uses_aux")
-    writes: ClassVar[tuple[str, ...]] = ("rewards",)
-    eps: float = 0.0
-    aux_coef: float = 1.0
-    length_coef: float = 1.0
-    length_target: float = 4096.0
-
-    def __post_init__(self):
-        check_range("gcpo_reward", "eps", self.eps, low=0.0)
-        check_range("gcpo_reward", "aux_coef", self.aux_coef, low=0.0)
-        check_range("gcpo_reward", "length_coef", self.length_coef, low=0.0)
-        check_range("gcpo_reward", "length_target", self.length_target, low=0.0, low_open=True)
+    eps: NonNegative = 0.0
+    aux_coef: NonNegative = 1.0
+    length_coef: NonNegative = 1.0
+    length_target: Positive = 4096.0
 
     def contrastive_mask(self, correct: Tensor, aux: Tensor, group_ids: Tensor) -> Tensor:
         """$M_g$ per sequence."""
@@ -317,8 +303,8 @@ class gcpo_reward(Term):
         return sign
 
     def __call__(self, state: State) -> State:
-        rewards = state.require("rewards", "gcpo_reward")
-        group_ids = require_groups(state, "gcpo_reward")
+        rewards = state.require("rewards")
+        group_ids = require_groups(state)
         aux = _extra(state, "uses_aux", "gcpo_reward", (state.batch_size,), "batch", "bool")
         correct = rewards > 0.5
         sign = self.contrastive_mask(correct, aux, group_ids).to(rewards.dtype)

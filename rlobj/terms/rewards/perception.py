@@ -9,9 +9,6 @@ pivotal-token mask (:class:`~rlobj.terms.masks.token_selection.pivotal_token_mas
 (:func:`rlobj.rollout.perception.perception_forward`).
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
@@ -70,8 +67,10 @@ def visual_dependency(
     return score
 
 
-@dataclass(frozen=True)
-class visual_dependency_score(Term):
+class visual_dependency_score(Term,
+                              stage="batch",
+                              reads=("logp_old", "mask", "extras:logp_perturbed"),
+                              writes=("extras:visual_dependency",)):
     r"""Write VPPO's per-token visual dependency $S_{i,t}$ into ``extras["visual_dependency"]``.
 
     $S_{i,t}$ = :func:`visual_dependency` (``extras["logp_perturbed"]``, ``logp_old``): the
@@ -86,12 +85,8 @@ class visual_dependency_score(Term):
         Huang et al., VPPO, arXiv 2510.09285 (spec §8.1).
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("logp_old", "mask", "extras:logp_perturbed")
-    writes: ClassVar[tuple[str, ...]] = ("extras:visual_dependency",)
-
     def __call__(self, state: State) -> State:
-        logp_old = state.require("logp_old", "visual_dependency_score")
+        logp_old = state.require("logp_old")
         logp_perturbed = _perturbed_logp(state, "visual_dependency_score")
         score = visual_dependency(logp_perturbed, logp_old, state.mask)
         return state.update(extras={**state.extras, "visual_dependency": score}).add_metrics(

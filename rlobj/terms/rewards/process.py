@@ -7,14 +7,13 @@ rewards to the outcome reward (:mod:`rlobj.terms.advantages.baselines`).
 * :class:`vsrm_step_reward`: VSRM step rewards from prefix accuracy gains (arXiv 2508.10293).
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated
 
 import torch
 
+from rlobj.algebra.contract import Fraction, NonNegative, Range
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
-from rlobj.terms._common import check_range
 from rlobj.terms._common import require_extra as _extra
 from rlobj.terms.rewards.outcome import _check_unit
 
@@ -22,8 +21,10 @@ __all__ = ["ppr_renorm", "vsrm_step_reward"]
 
 
 # --------------------------------------------------------------------------- PPR ReNorm
-@dataclass(frozen=True)
-class ppr_renorm(Term):
+class ppr_renorm(Term,
+                 stage="batch",
+                 reads=("rewards", "token_rewards", "mask", "extras:step_ends", "extras:process_rewards"),
+                 writes=("token_rewards",)):
     r"""PPR ReNorm: each judged turn's process reward shifted by the outcome, the outcome kept.
 
     $$\hat r_t = r^p_t + r^o - \beta$$
@@ -63,16 +64,10 @@ class ppr_renorm(Term):
         >>> recipe = ppr_renorm() >> grpo.replace(group_zscore, batch_whiten())
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("rewards", "token_rewards", "mask", "extras:step_ends", "extras:process_rewards")
-    writes: ClassVar[tuple[str, ...]] = ("token_rewards",)
-    beta: float = 1.0
-
-    def __post_init__(self):
-        check_range("ppr_renorm", "beta", self.beta, low=0.0)
+    beta: NonNegative = 1.0
 
     def __call__(self, state: State) -> State:
-        outcome = state.require("rewards", "ppr_renorm").detach()
+        outcome = state.require("rewards").detach()
         shape = tuple(state.mask.shape)
         ends = _extra(state, "step_ends", "ppr_renorm", shape, "batch seq", "bool") & state.mask
         process = _extra(state, "process_rewards", "ppr_renorm", shape, "batch seq", "float")
@@ -90,8 +85,11 @@ class ppr_renorm(Term):
 
 
 # --------------------------------------------------------------------------- VSRM
-@dataclass(frozen=True)
-class vsrm_step_reward(Term):
+class vsrm_step_reward(Term,
+                       stage="batch",
+                       reads=("token_rewards", "mask", "extras:step_ends", "extras:step_accuracy",
+                                        "extras:start_accuracy"),
+                       writes=("token_rewards",)):
     r"""VSRM: each reasoning step is rewarded by the accuracy gain it brings.
 
     For the step ends $t_1 < \dots < t_K$ of a response (``extras["step_ends"]``), $a_k$ is the
@@ -130,18 +128,9 @@ class vsrm_step_reward(Term):
         >>> recipe = vsrm_step_reward() >> grpo.replace(group_zscore, batch_whiten())
     """
 
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("token_rewards", "mask", "extras:step_ends", "extras:step_accuracy",
-                                        "extras:start_accuracy")
-    writes: ClassVar[tuple[str, ...]] = ("token_rewards",)
-    lookahead: int = 4
-    gamma: float = 0.7
-    flat: float = 1e-5
-
-    def __post_init__(self):
-        check_range("vsrm_step_reward", "lookahead", self.lookahead, low=0)
-        check_range("vsrm_step_reward", "gamma", self.gamma, low=0.0, high=1.0)
-        check_range("vsrm_step_reward", "flat", self.flat, low=0.0)
+    lookahead: Annotated[int, Range(ge=0)] = 4
+    gamma: Fraction = 0.7
+    flat: NonNegative = 1e-5
 
     def propagate(self, gains: list[float]) -> list[float]:
         """The step rewards of one response from its gains $d_1..d_K$ (the rule above)."""

@@ -4,28 +4,25 @@ All run in the batch stage, read and write ``rewards`` and must come before any 
 term (the chain refuses the other order). Response lengths are $|y_i| = \sum_t m_{i,t}$.
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated
 
 import torch
 from torch import Tensor
 
+from rlobj.algebra.contract import NonNegative, Range
 from rlobj.algebra.state import State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
 from rlobj.ops.reductions import sequence_lengths
-from rlobj.terms._common import _rewards, check_range, require_groups
+from rlobj.terms._common import _rewards, require_groups
 
 __all__ = ["overlong_penalty", "length_penalty", "clip_rewards"]
 
 
-class _RewardTerm(Term):
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("rewards", "mask")
-    writes: ClassVar[tuple[str, ...]] = ("rewards",)
+class _RewardTerm(Term, stage="batch", reads=("rewards", "mask"), writes=("rewards",)):
+    pass
 
 
-@dataclass(frozen=True)
 class overlong_penalty(_RewardTerm):
     r"""DAPO soft overlong punishment, added to the reward.
 
@@ -38,12 +35,10 @@ class overlong_penalty(_RewardTerm):
     """
 
     max_length: int = 20480
-    buffer: int = 4096
-    factor: float = 1.0
+    buffer: Annotated[int, Range(gt=0)] = 4096
+    factor: NonNegative = 1.0
 
     def __post_init__(self):
-        check_range("overlong_penalty", "buffer", self.buffer, low=0, low_open=True)
-        check_range("overlong_penalty", "factor", self.factor, low=0.0)
         if self.buffer > self.max_length:
             raise RlobjInputError(
                 f"overlong_penalty: buffer {self.buffer} must be <= max_length {self.max_length}"
@@ -61,8 +56,7 @@ class overlong_penalty(_RewardTerm):
         )
 
 
-@dataclass(frozen=True)
-class length_penalty(_RewardTerm):
+class length_penalty(_RewardTerm, reads=("rewards", "mask", "group_ids")):
     r"""Kimi k1.5 group-relative length reward, weighted by ``coef``.
 
     $\lambda_i = 0.5 - \frac{|y_i| - \min_g |y|}{\max_g |y| - \min_g |y|}$; correct responses
@@ -71,12 +65,11 @@ class length_penalty(_RewardTerm):
     2501.12599, Sec. 2.3.3. When all lengths in a group are equal, $\lambda = 0$.
     """
 
-    reads: ClassVar[tuple[str, ...]] = ("rewards", "mask", "group_ids")
     coef: float = 1.0
 
     def __call__(self, state: State) -> State:
         rewards = _rewards(state, "length_penalty")
-        group_ids = require_groups(state, "length_penalty")
+        group_ids = require_groups(state)
         lengths = sequence_lengths(state.mask).to(rewards.dtype)
         lam = torch.zeros_like(rewards)
         for gid in torch.unique(group_ids):
@@ -88,7 +81,6 @@ class length_penalty(_RewardTerm):
         return state.update(rewards=rewards + bonus).add_metrics(**{"reward/length_bonus": bonus.mean()})
 
 
-@dataclass(frozen=True)
 class clip_rewards(_RewardTerm):
     r"""$r_i \leftarrow \mathrm{clip}(r_i, \text{low}, \text{high})$ (OpenRLHF ``reward_clip_range``)."""
 

@@ -13,9 +13,6 @@ and writes them as token rewards. Turn-level discounted returns as advantages ar
 :class:`~rlobj.terms.advantages.turns.turn_returns`.
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 
 from rlobj.algebra.state import State
@@ -25,8 +22,10 @@ from rlobj.terms._turns import _turn_inputs
 __all__ = ["turn_end_rewards"]
 
 
-@dataclass(frozen=True)
-class turn_end_rewards(Term):
+class turn_end_rewards(Term,
+                       stage="batch",
+                       reads=("mask", "rewards", "token_rewards", "extras:turn_ids", "extras:turn_rewards"),
+                       writes=("token_rewards", "rewards")):
     r"""Move the turns' rewards from the sequence reward onto the tokens that end each turn.
 
     $$\text{token\_rewards}_{i,t} \mathrel{+}= \text{turn\_rewards}_{i,t}, \qquad
@@ -40,10 +39,6 @@ class turn_end_rewards(Term):
     positions count in the exponent; :class:`turn_returns` discounts per turn instead).
     Without ``rewards`` in the state only the token rewards are written.
     """
-
-    stage: ClassVar[str] = "batch"
-    reads: ClassVar[tuple[str, ...]] = ("mask", "rewards", "token_rewards", "extras:turn_ids", "extras:turn_rewards")
-    writes: ClassVar[tuple[str, ...]] = ("token_rewards", "rewards")
 
     def __call__(self, state: State) -> State:
         _, turn_rewards = _turn_inputs(state, "turn_end_rewards")

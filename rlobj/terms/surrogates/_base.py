@@ -3,8 +3,6 @@ log-ratio, the PPO clip and the ratio metrics. Used by :mod:`rlobj.terms.surroga
 and :mod:`rlobj.terms.surrogates.covariance`.
 """
 
-from typing import ClassVar
-
 import torch
 from torch import Tensor
 
@@ -17,10 +15,11 @@ from rlobj.ops.reductions import masked_mean
 __all__: list[str] = []
 
 
-class _Surrogate(Term):
-    reads: ClassVar[tuple[str, ...]] = ("logp", "logp_old", "advantages", "mask")
-    writes: ClassVar[tuple[str, ...]] = ("part:policy",)
-    may_read: ClassVar[tuple[str, ...]] = ("extras:dropped",)
+class _Surrogate(Term,
+                 reads=("logp", "logp_old", "advantages", "mask"),
+                 writes=("part:policy",),
+                 may_read=("extras:dropped",)):
+    pass
 
 
 def _log_ratio(state: State, by: str, clamp: float) -> Tensor:

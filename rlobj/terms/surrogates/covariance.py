@@ -10,15 +10,13 @@ micro-batching changes no gradient; called directly on one batch, over the token
 random draw per micro-batch on each rank, so the gradient depends on the micro-batch size.
 """
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
+from rlobj.algebra.contract import Fraction, NonNegative, OpenFraction, Positive
 from rlobj.algebra.state import LossPart, State
 from rlobj.ops.errors import RlobjInputError
 from rlobj.ops.reductions import masked_mean
-from rlobj.terms._common import check_range
 from rlobj.terms.surrogates._base import _log_ratio, _policy, _ppo_loss, _ratio_metrics, _Surrogate
 
 __all__ = ["token_covariance", "clip_cov", "kl_cov", "COV_SCOPES"]
@@ -61,7 +59,6 @@ def _stats_means(state: State) -> tuple[Tensor, Tensor] | None:
     return None if adv is None or logp is None else (adv, logp)
 
 
-@dataclass(frozen=True)
 class clip_cov(_Surrogate):
     r"""Clip-Cov: PPO clip, plus the gradient of a few random high-covariance tokens removed.
 
@@ -109,18 +106,15 @@ class clip_cov(_Surrogate):
         rank; ``scope="micro_batch"`` reproduces it.
     """
 
-    ratio: float = 2e-4
+    ratio: OpenFraction = 2e-4
     cov_low: float = 1.0
     cov_high: float = 5.0
-    eps_low: float = 1.0
-    eps_high: float = 1.0
+    eps_low: Fraction = 1.0
+    eps_high: NonNegative = 1.0
     seed: int | None = 0
     scope: str = "batch"
 
     def __post_init__(self):
-        check_range("clip_cov", "ratio", self.ratio, low=0.0, high=1.0, low_open=True)
-        check_range("clip_cov", "eps_low", self.eps_low, low=0.0, high=1.0)
-        check_range("clip_cov", "eps_high", self.eps_high, low=0.0)
         if not self.cov_high > self.cov_low:
             raise RlobjInputError(f"clip_cov: expected cov_low < cov_high, got cov_low={self.cov_low}, "
                                   f"cov_high={self.cov_high}")
@@ -152,13 +146,13 @@ class clip_cov(_Surrogate):
         covariance means ``adv_mean``, ``logp_mean`` (0-dim)."""
         if not self.has_minibatch_stats():
             return {}
-        advantages = state.require("advantages", "clip_cov")
+        advantages = state.require("advantages")
         means = _means(state, advantages)
         *_, band = self._band(state, advantages, (means["adv_mean"], means["logp_mean"]))
         return {"detached": self._draw(band, state.mask, state.own_state(0)), **means}
 
     def __call__(self, state: State) -> State:
-        advantages = state.require("advantages", "clip_cov")
+        advantages = state.require("advantages")
         detached = state.own_stats("detached") if self.has_minibatch_stats() else None
         means = _stats_means(state) if detached is not None else None
         loss, clipped, log_ratio, band = self._band(state, advantages, means)
@@ -172,7 +166,6 @@ class clip_cov(_Surrogate):
         return state if self.seed is None else state.set_own_state(calls + 1)
 
 
-@dataclass(frozen=True)
 class kl_cov(_Surrogate):
     r"""KL-Cov: unclipped ratio surrogate plus a KL penalty on the top-covariance tokens.
 
@@ -205,15 +198,12 @@ class kl_cov(_Surrogate):
         (``trainer/ppo/core_algos.py``) and ``policy_loss`` defaults in ``actor.yaml``.
     """
 
-    ratio: float = 2e-4
-    beta: float = 1.0
-    log_ratio_clamp: float = 20.0
+    ratio: OpenFraction = 2e-4
+    beta: NonNegative = 1.0
+    log_ratio_clamp: Positive = 20.0
     scope: str = "batch"
 
     def __post_init__(self):
-        check_range("kl_cov", "ratio", self.ratio, low=0.0, high=1.0, low_open=True)
-        check_range("kl_cov", "beta", self.beta, low=0.0)
-        check_range("kl_cov", "log_ratio_clamp", self.log_ratio_clamp, low=0.0, low_open=True)
         _check_scope("kl_cov", self.scope)
 
     def has_minibatch_stats(self) -> bool:
@@ -228,10 +218,10 @@ class kl_cov(_Surrogate):
         """``selected`` (``[batch, seq]`` bool): the top-covariance tokens of the mini-batch."""
         if not self.has_minibatch_stats():
             return {}
-        return {"selected": self._select(state, state.require("advantages", "kl_cov"))}
+        return {"selected": self._select(state, state.require("advantages"))}
 
     def __call__(self, state: State) -> State:
-        advantages = state.require("advantages", "kl_cov")
+        advantages = state.require("advantages")
         log_ratio = _log_ratio(state, "kl_cov", self.log_ratio_clamp)
         selected = state.own_stats("selected") if self.has_minibatch_stats() else None
         if selected is None:

@@ -10,12 +10,10 @@ Notation as in :mod:`rlobj.terms.surrogates`: $\rho = \pi_\theta/\pi_\text{old}$
 is stop-gradient.
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 from torch import Tensor
 
+from rlobj.algebra.contract import Fraction, NonNegative, Positive
 from rlobj.algebra.state import LossPart, State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError, check_finite
@@ -26,8 +24,10 @@ from rlobj.terms._common import require_extra as _extra
 __all__ = ["hint_clip_ratio", "mis_exploration_pg"]
 
 
-@dataclass(frozen=True)
-class hint_clip_ratio(Term):
+class hint_clip_ratio(Term,
+                      reads=("logp", "logp_old", "advantages", "mask", "extras:guided",
+                                        "extras:logp_old_hint"),
+                      writes=("part:policy",)):
     r"""Guide: PPO clip whose ratio, on guided rows, divides by the hint-conditioned behaviour policy.
 
     $$\rho_{i,t} = \frac{\pi_\theta(y_{i,t}\mid x, y_{i,<t})}{\pi_\text{old}(y_{i,t}\mid x, h_i, y_{i,<t})}
@@ -77,12 +77,9 @@ class hint_clip_ratio(Term):
         >>> recipe = grpo.replace(clip_ratio, hint_clip_ratio())
     """
 
-    reads: ClassVar[tuple[str, ...]] = ("logp", "logp_old", "advantages", "mask", "extras:guided",
-                                        "extras:logp_old_hint")
-    writes: ClassVar[tuple[str, ...]] = ("part:policy",)
-    eps_low: float = 0.2
-    eps_high: float = 0.2
-    log_ratio_clamp: float = 20.0
+    eps_low: Fraction = 0.2
+    eps_high: NonNegative = 0.2
+    log_ratio_clamp: Positive = 20.0
     shaping: str | None = None
     gamma: float = 0.9
     scope: str = "batch"
@@ -90,9 +87,6 @@ class hint_clip_ratio(Term):
     def __post_init__(self):
         if self.scope not in ("batch", "micro_batch"):
             raise RlobjInputError(f"hint_clip_ratio.scope: expected 'batch' or 'micro_batch', got {self.scope!r}")
-        check_range("hint_clip_ratio", "eps_low", self.eps_low, low=0.0, high=1.0)
-        check_range("hint_clip_ratio", "eps_high", self.eps_high, low=0.0)
-        check_range("hint_clip_ratio", "log_ratio_clamp", self.log_ratio_clamp, low=0.0, low_open=True)
         if self.shaping not in (None, "constant", "percentile", "power"):
             raise RlobjInputError(f"hint_clip_ratio.shaping: expected None, 'constant', 'percentile' or 'power', "
                                   f"got {self.shaping!r}")
@@ -138,7 +132,7 @@ class hint_clip_ratio(Term):
 
     def behaviour_logp(self, state: State) -> Tensor:
         """$\\log\\pi_\\text{old}$ in the context each row was sampled in (no gradient)."""
-        logp_old = state.require("logp_old", "hint_clip_ratio")
+        logp_old = state.require("logp_old")
         guided = _extra(state, "guided", "hint_clip_ratio", (state.batch_size,), "batch", "bool")
         hinted = _extra(state, "logp_old_hint", "hint_clip_ratio", tuple(state.mask.shape), "batch seq", "float")
         rows = guided[:, None] & state.mask
@@ -148,7 +142,7 @@ class hint_clip_ratio(Term):
         return torch.where(rows, hinted.detach().to(logp_old.dtype), logp_old)
 
     def __call__(self, state: State) -> State:
-        advantages = state.require("advantages", "hint_clip_ratio")
+        advantages = state.require("advantages")
         ratio = self._ratio(state)
         unclipped = -advantages * ratio
         clipped = -advantages * torch.clamp(ratio, 1.0 - self.eps_low, 1.0 + self.eps_high)
@@ -168,8 +162,9 @@ class hint_clip_ratio(Term):
         })
 
 
-@dataclass(frozen=True)
-class mis_exploration_pg(Term):
+class mis_exploration_pg(Term,
+                         reads=("logp", "logp_old", "advantages", "mask", "extras:off_policy"),
+                         writes=("part:policy",)):
     r"""RL-PLUS: multiple-importance-sampled, exploration-weighted policy gradient on external tokens.
 
     On external (off-policy) tokens $e_t$ (``extras["off_policy"]``), with the external policy's
@@ -207,22 +202,18 @@ class mis_exploration_pg(Term):
         ...           >> constant_normalizer(8192, per_sequence=False))
     """
 
-    reads: ClassVar[tuple[str, ...]] = ("logp", "logp_old", "advantages", "mask", "extras:off_policy")
-    writes: ClassVar[tuple[str, ...]] = ("part:policy",)
-    gamma: float = 0.5
+    gamma: NonNegative = 0.5
     clip: bool = False
-    eps: float = 0.2
+    eps: Fraction = 0.2
     mis_max: float | None = None
 
     def __post_init__(self):
-        check_range("mis_exploration_pg", "gamma", self.gamma, low=0.0)
-        check_range("mis_exploration_pg", "eps", self.eps, low=0.0, high=1.0)
         if self.mis_max is not None:
             check_range("mis_exploration_pg", "mis_max", self.mis_max, low=0.0, low_open=True)
 
     def __call__(self, state: State) -> State:
-        advantages = state.require("advantages", "mis_exploration_pg")
-        logp_old = state.require("logp_old", "mis_exploration_pg")
+        advantages = state.require("advantages")
+        logp_old = state.require("logp_old")
         external = _extra(state, "off_policy", "mis_exploration_pg", tuple(state.mask.shape), "batch seq", "bool")
         external = external & state.mask
         prob = state.logp.exp()

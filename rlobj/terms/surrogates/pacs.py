@@ -6,13 +6,11 @@ Actor Critic Coupling via a Supervised Learning Framework for RLVR", arXiv 2509.
 :func:`~rlobj.presets.recipes.pacs_recipe`).
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rlobj.algebra.contract import Positive
 from rlobj.algebra.state import LossPart, Normalizer, State
 from rlobj.algebra.term import Term
 from rlobj.ops.errors import RlobjInputError
@@ -25,13 +23,14 @@ from rlobj.ops.reductions import (
     leave_one_out_mean,
     masked_sum,
 )
-from rlobj.terms._common import check_range, require_groups
+from rlobj.terms._common import require_groups
 
 __all__ = ["pacs_loss"]
 
 
-@dataclass(frozen=True)
-class pacs_loss(Term):
+class pacs_loss(Term,
+                reads=("logp", "logp_old", "rewards", "group_ids", "mask"),
+                writes=("part:policy",)):
     r"""PACS: RLVR as supervised learning, a class-balanced cross-entropy on a policy score.
 
     $$\hat s_i = \beta\sum_t m_{i,t}\big(\log\pi_\theta(y_{i,t}) - \log\pi_\text{old}(y_{i,t})\big),\qquad
@@ -81,14 +80,11 @@ class pacs_loss(Term):
         >>> recipe = pacs_loss(beta=1.0) >> seq_mean_token_mean()
     """
 
-    reads: ClassVar[tuple[str, ...]] = ("logp", "logp_old", "rewards", "group_ids", "mask")
-    writes: ClassVar[tuple[str, ...]] = ("part:policy",)
-    beta: float = 1.0
+    beta: Positive = 1.0
     baseline: str = "rloo"
     balanced: bool = True
 
     def __post_init__(self):
-        check_range("pacs_loss", "beta", self.beta, low=0.0, low_open=True)
         if self.baseline not in ("rloo", "zscore", "none"):
             raise RlobjInputError(f"pacs_loss.baseline: expected 'rloo', 'zscore' or 'none', got {self.baseline!r}")
 
@@ -104,7 +100,7 @@ class pacs_loss(Term):
         return torch.where(mixed, size / (2 * n_class.clamp(min=1)), torch.ones_like(rewards))
 
     def _labels(self, state: State) -> Tensor:
-        rewards = state.require("rewards", "pacs_loss").detach()
+        rewards = state.require("rewards").detach()
         if bool(((rewards < 0) | (rewards > 1)).any()):
             raise RlobjInputError(f"rewards: pacs_loss uses rewards as labels, expected values in [0, 1], got "
                                   f"{rewards[(rewards < 0) | (rewards > 1)][:5].tolist()}")
@@ -112,7 +108,7 @@ class pacs_loss(Term):
 
     def _score(self, state: State, logp: Tensor) -> Tensor:
         r"""$\hat s_i = \beta\sum_t m_{i,t}(\log\pi_\theta - \log\pi_\text{old})$."""
-        return self.beta * masked_sum(logp - state.require("logp_old", "pacs_loss"), state.mask, dim=-1)
+        return self.beta * masked_sum(logp - state.require("logp_old"), state.mask, dim=-1)
 
     def _rows(self, state: State, score: Tensor, labels: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor]:
         r"""$(w_i\ell(\psi_i), \psi_i)$ of every row, groups as given."""
@@ -132,7 +128,7 @@ class pacs_loss(Term):
         r"""Per row of the mini-batch (``[batch]``): ``loss`` $w_i\ell(\psi_i)$, ``coef`` $c_i$
         (the gradient of the mini-batch's summed loss with respect to $\hat s_i$) and ``psi``."""
         labels = self._labels(state)
-        group_ids = require_groups(state, "pacs_loss", minimum=2 if self.baseline != "none" else 1)
+        group_ids = require_groups(state, minimum=2 if self.baseline != "none" else 1)
         with torch.enable_grad():
             score = self._score(state, state.logp.detach()).detach().requires_grad_(True)
             per_row, psi = self._rows(state, score, labels, group_ids)
@@ -146,7 +142,7 @@ class pacs_loss(Term):
         score = self._score(state, state.logp)
         loss, coef = state.own_stats("loss"), state.own_stats("coef")
         if loss is None or coef is None:
-            group_ids = require_groups(state, "pacs_loss", minimum=2 if self.baseline != "none" else 1)
+            group_ids = require_groups(state, minimum=2 if self.baseline != "none" else 1)
             per_row, psi = self._rows(state, score, labels, group_ids)
         else:
             per_row = loss.to(score.dtype) + coef.to(score.dtype) * (score - score.detach())

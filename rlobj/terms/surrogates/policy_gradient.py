@@ -7,11 +7,9 @@ into a scalar. Importance-sampling corrections for the engine/trainer mismatch, 
 multiply or mask the policy part, are in :mod:`rlobj.terms.masks.importance_weights`.
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 
+from rlobj.algebra.contract import Fraction, NonNegative, Positive
 from rlobj.algebra.state import State
 from rlobj.ops.reductions import broadcast_to_tokens, masked_mean
 from rlobj.terms._common import check_range
@@ -28,8 +26,7 @@ __all__ = ["reinforce", "clip_ratio", "delta_clip", "sequence_clip", "geometric_
            "clipped_weight_pg", "soft_gate"]
 
 
-@dataclass(frozen=True)
-class reinforce(_Surrogate):
+class reinforce(_Surrogate, reads=("logp", "advantages", "mask")):
     r"""$\ell_{i,t} = -A_{i,t}\log\pi_\theta(y_{i,t})$: the plain policy gradient.
 
     Williams 1992; the surrogate of PSR/NSR (Zhu et al., arXiv 2506.01347) and RLOO
@@ -37,14 +34,11 @@ class reinforce(_Surrogate):
     at $\theta = \theta_\text{old}$; it needs no ``logp_old``.
     """
 
-    reads: ClassVar[tuple[str, ...]] = ("logp", "advantages", "mask")
-
     def __call__(self, state: State) -> State:
-        advantages = state.require("advantages", "reinforce")
+        advantages = state.require("advantages")
         return _policy(state, -advantages * state.logp)
 
 
-@dataclass(frozen=True)
 class clip_ratio(_Surrogate):
     r"""PPO clip with separate low/high epsilon and optional dual clip.
 
@@ -63,26 +57,22 @@ class clip_ratio(_Surrogate):
         log_ratio_clamp: bound on $|\log\rho|$.
     """
 
-    eps_low: float = 0.2
-    eps_high: float = 0.2
+    eps_low: Fraction = 0.2
+    eps_high: NonNegative = 0.2
     dual_clip: float | None = None
-    log_ratio_clamp: float = 20.0
+    log_ratio_clamp: Positive = 20.0
 
     def __post_init__(self):
-        check_range("clip_ratio", "eps_low", self.eps_low, low=0.0, high=1.0)
-        check_range("clip_ratio", "eps_high", self.eps_high, low=0.0)
-        check_range("clip_ratio", "log_ratio_clamp", self.log_ratio_clamp, low=0.0, low_open=True)
         if self.dual_clip is not None:
             check_range("clip_ratio", "dual_clip", self.dual_clip, low=1.0, low_open=True)
 
     def __call__(self, state: State) -> State:
-        advantages = state.require("advantages", "clip_ratio")
+        advantages = state.require("advantages")
         log_ratio = _log_ratio(state, "clip_ratio", self.log_ratio_clamp)
         loss, clipped = _ppo_loss(log_ratio.exp(), advantages, self.eps_low, self.eps_high, self.dual_clip)
         return _policy(state, loss, **_ratio_metrics(state, log_ratio, clipped))
 
 
-@dataclass(frozen=True)
 class delta_clip(_Surrogate):
     r"""Two-sided clipping: for $A<0$ the ratio is also capped at $\delta$.
 
@@ -96,18 +86,15 @@ class delta_clip(_Surrogate):
     """
 
     delta: float = 4.0
-    eps_low: float = 0.2
-    eps_high: float = 0.2
-    log_ratio_clamp: float = 20.0
+    eps_low: Fraction = 0.2
+    eps_high: NonNegative = 0.2
+    log_ratio_clamp: Positive = 20.0
 
     def __post_init__(self):
-        check_range("delta_clip", "eps_low", self.eps_low, low=0.0, high=1.0)
-        check_range("delta_clip", "eps_high", self.eps_high, low=0.0)
         check_range("delta_clip", "delta", self.delta, low=1.0 + self.eps_high)
-        check_range("delta_clip", "log_ratio_clamp", self.log_ratio_clamp, low=0.0, low_open=True)
 
     def __call__(self, state: State) -> State:
-        advantages = state.require("advantages", "delta_clip")
+        advantages = state.require("advantages")
         log_ratio = _log_ratio(state, "delta_clip", self.log_ratio_clamp)
         ratio = log_ratio.exp()
         capped = -torch.minimum(torch.clamp(ratio, max=self.delta) * advantages,
@@ -116,7 +103,6 @@ class delta_clip(_Surrogate):
         return _policy(state, capped, **_ratio_metrics(state, log_ratio, clipped))
 
 
-@dataclass(frozen=True)
 class sequence_clip(_Surrogate):
     r"""GSPO: one length-normalised ratio per sequence, clipped per sequence.
 
@@ -130,19 +116,14 @@ class sequence_clip(_Surrogate):
     $\varepsilon_l = 3\cdot10^{-4}$, $\varepsilon_h = 4\cdot10^{-4}$, log-ratio clamped at 10.
     """
 
-    eps_low: float = 3e-4
-    eps_high: float = 4e-4
+    eps_low: Fraction = 3e-4
+    eps_high: NonNegative = 4e-4
     token_level: bool = False
-    log_ratio_clamp: float = 10.0
-
-    def __post_init__(self):
-        check_range("sequence_clip", "eps_low", self.eps_low, low=0.0, high=1.0)
-        check_range("sequence_clip", "eps_high", self.eps_high, low=0.0)
-        check_range("sequence_clip", "log_ratio_clamp", self.log_ratio_clamp, low=0.0, low_open=True)
+    log_ratio_clamp: Positive = 10.0
 
     def __call__(self, state: State) -> State:
-        advantages = state.require("advantages", "sequence_clip")
-        logp_old = state.require("logp_old", "sequence_clip")
+        advantages = state.require("advantages")
+        logp_old = state.require("logp_old")
         _check_rows(state, "sequence_clip (a sequence-level ratio)")
         mean_log_ratio = masked_mean(state.logp - logp_old, state.mask, dim=-1)
         mean_log_ratio = torch.clamp(mean_log_ratio, max=self.log_ratio_clamp)
@@ -154,7 +135,6 @@ class sequence_clip(_Surrogate):
         return _policy(state, loss, **_ratio_metrics(state, tokens, clipped))
 
 
-@dataclass(frozen=True)
 class geometric_clip(_Surrogate):
     r"""GMPO: geometric mean of the clipped token ratios, one value per sequence.
 
@@ -167,13 +147,10 @@ class geometric_clip(_Surrogate):
     paper's sequence average. Uses the sequence advantage (token advantages are averaged).
     """
 
-    eps: float = 0.4
-
-    def __post_init__(self):
-        check_range("geometric_clip", "eps", self.eps, low=0.0, low_open=True)
+    eps: Positive = 0.4
 
     def __call__(self, state: State) -> State:
-        advantages = state.require("advantages", "geometric_clip")
+        advantages = state.require("advantages")
         _check_rows(state, "geometric_clip (a per-sequence geometric mean)")
         log_ratio = _log_ratio(state, "geometric_clip", 20.0)
         seq_adv = masked_mean(advantages, state.mask, dim=-1)
@@ -186,7 +163,6 @@ class geometric_clip(_Surrogate):
         return _policy(state, loss, **_ratio_metrics(state, log_ratio, clipped))
 
 
-@dataclass(frozen=True)
 class clipped_weight_pg(_Surrogate):
     r"""CISPO: clip the importance weight, never the gradient.
 
@@ -198,15 +174,11 @@ class clipped_weight_pg(_Surrogate):
     (arXiv 2510.13786) uses $\varepsilon_\text{high} = 4$, our default is MiniMax-like 0.28.
     """
 
-    eps_low: float = 1.0
-    eps_high: float = 0.28
-
-    def __post_init__(self):
-        check_range("clipped_weight_pg", "eps_low", self.eps_low, low=0.0, high=1.0)
-        check_range("clipped_weight_pg", "eps_high", self.eps_high, low=0.0)
+    eps_low: Fraction = 1.0
+    eps_high: NonNegative = 0.28
 
     def __call__(self, state: State) -> State:
-        advantages = state.require("advantages", "clipped_weight_pg")
+        advantages = state.require("advantages")
         log_ratio = _log_ratio(state, "clipped_weight_pg", 20.0)
         ratio = log_ratio.detach().exp()
         weight = torch.clamp(ratio, 1 - self.eps_low, 1 + self.eps_high)
@@ -214,7 +186,6 @@ class clipped_weight_pg(_Surrogate):
         return _policy(state, -weight * advantages * state.logp, **_ratio_metrics(state, log_ratio, clipped))
 
 
-@dataclass(frozen=True)
 class soft_gate(_Surrogate):
     r"""SAPO: a smooth, temperature-controlled gate instead of the hard clip.
 
@@ -226,15 +197,11 @@ class soft_gate(_Surrogate):
     Optimization", arXiv 2511.20347, Eq. 6; reference $\tau_\text{pos}=1.0$, $\tau_\text{neg}=1.05$.
     """
 
-    tau_pos: float = 1.0
-    tau_neg: float = 1.05
-
-    def __post_init__(self):
-        check_range("soft_gate", "tau_pos", self.tau_pos, low=0.0, low_open=True)
-        check_range("soft_gate", "tau_neg", self.tau_neg, low=0.0, low_open=True)
+    tau_pos: Positive = 1.0
+    tau_neg: Positive = 1.05
 
     def __call__(self, state: State) -> State:
-        advantages = state.require("advantages", "soft_gate")
+        advantages = state.require("advantages")
         log_ratio = _log_ratio(state, "soft_gate", 20.0)
         dtype = log_ratio.dtype
         tau = torch.where(advantages > 0, torch.tensor(self.tau_pos, dtype=dtype),
