@@ -7,7 +7,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["load_run_state", "rng_state", "save_run_state", "set_rng_state"]
+__all__ = ["load_run_state", "rng_state", "save_run_state", "set_rng_state", "stable_term_keys"]
 
 
 def rng_state() -> dict:
@@ -58,6 +58,26 @@ def save_run_state(module, checkpoint: dict) -> None:
     }
 
 
+def stable_term_keys(term_state: dict, terms) -> dict:
+    """Term state re-keyed from ``"<index>:<name>"`` (checkpoints written before term state was
+    keyed by stable names) to :func:`rlobj.algebra.term.term_keys`; other keys are kept.
+
+    Example:
+        >>> from rlobj import grpo
+        >>> sorted(stable_term_keys({"0:group_zscore": 1, "9:gone": 2, "clip_ratio": 3}, grpo.terms))
+        ['9:gone', 'clip_ratio', 'group_zscore']
+    """
+    from rlobj.algebra.term import term_keys, term_name
+
+    keys, out = term_keys(terms), {}
+    for key, value in term_state.items():
+        index, colon, name = key.partition(":")
+        if colon and index.isdigit() and int(index) < len(terms) and term_name(terms[int(index)]) == name:
+            key = keys[int(index)]
+        out[key] = value
+    return out
+
+
 def load_run_state(module, checkpoint: dict) -> None:
     """Restore what :func:`save_run_state` saved (a checkpoint without it loads the weights only)."""
     import copy
@@ -66,7 +86,7 @@ def load_run_state(module, checkpoint: dict) -> None:
     if saved is None:
         return
     module.build()
-    module.term_state = dict(saved["term_state"])
+    module.term_state = stable_term_keys(dict(saved["term_state"]), module.objective.chain.terms)
     module.data_position = int(saved["data_position"])
     module.rl_updates = int(saved["rl_updates"])
     module.eval_history = list(saved["eval_history"])
