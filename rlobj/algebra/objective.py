@@ -27,6 +27,7 @@ from rlobj.algebra.aggregation import aggregate
 from rlobj.algebra.state import Normalizer, State, stats_key
 from rlobj.algebra.term import Chain, Term, as_terms, register_objective, term_keys, term_name
 from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.rows import cut_rows
 
 __all__ = ["Objective", "Output"]
 
@@ -188,10 +189,8 @@ def take_rows(state: State, rows: slice | Tensor) -> State:
     if isinstance(rows, Tensor):
         rows = rows.long().to(state.mask.device)
 
-    def cut(value):
-        if isinstance(value, Tensor) and value.dim() >= 1 and value.shape[0] == state.batch_size:
-            return value[rows]
-        return value
+    def cut(value):  # tensors only: the one row slicer, rlobj.ops.rows.cut_rows
+        return cut_rows(value, rows, state.batch_size) if isinstance(value, Tensor) else value
 
     changes = {name: cut(getattr(state, name)) for name in ROW_FIELDS}
     changes["extras"] = {k: cut(v) for k, v in state.extras.items()}
