@@ -39,15 +39,29 @@ CACHE = ROOT / "runs" / "reproductions"
 
 #: The policy: tiny Qwen2, hidden 128, 4 layers (the default run's has 2), 4 heads.
 MODEL = {"hidden_size": 128, "layers": 4, "heads": 4}
-#: The task: five numbers in 1..4 (the first full run used 1..9, where a policy imitating the
-#: demonstrations' random derivations reaches about 0.13 and the warm starts stopped at pass@1
-#: 0.14-0.18, below the asked band; with 1..4 such a policy reaches about 0.22).
-TASK = {"numbers": 5, "low": 1, "high": 4}
+#: Task variants (``run_all.py --task``, ``RLOBJ_REPRO_TASK`` in the worker processes):
+#: ``task`` makes the RL, validation and evaluation problems, ``demos`` the warm-up's
+#: demonstrations, ``target`` the warm-up gate's pass@1 (the band asked for is 0.2-0.6).
+#: "uniform" (the second full run): five numbers in 1..4, random signs, demonstrations from the same
+#: stream (the first full run used 1..9, where a policy imitating the demonstrations reaches about
+#: 0.13 and the warm starts stopped at pass@1 0.14-0.18). "habit" (the third run, claims 2 and 5):
+#: numbers 1..6, problems with "+" in 70% of their steps, demonstrations with "+" in 92%: a policy
+#: imitating them solves some problems only rarely (docs/reproductions.md, "Amendments").
+VARIANTS = {
+    "uniform": {"task": {"numbers": 5, "low": 1, "high": 4}, "demos": {"numbers": 5, "low": 1, "high": 4},
+                "target": 0.25},
+    "habit": {"task": {"numbers": 5, "low": 1, "high": 6, "plus": 0.7},
+              "demos": {"numbers": 5, "low": 1, "high": 6, "plus": 0.92}, "target": 0.22},
+}
+VARIANT = os.environ.get("RLOBJ_REPRO_TASK", "uniform")
+if VARIANT not in VARIANTS:
+    raise ValueError(f"RLOBJ_REPRO_TASK={VARIANT!r}: expected one of {sorted(VARIANTS)}")
+TASK, DEMOS = VARIANTS[VARIANT]["task"], VARIANTS[VARIANT]["demos"]
 #: Supervised warm-up: at most WARMUP_STEPS steps, stopped at the first check (every WARMUP_CHECK
-#: steps) whose validation pass@1 reaches WARMUP_TARGET (the band asked for is 0.2-0.6).
+#: steps) whose validation pass@1 (on the task's problems) reaches WARMUP_TARGET.
 WARMUP_STEPS = 1500
 WARMUP_CHECK = 100
-WARMUP_TARGET = 0.25
+WARMUP_TARGET = VARIANTS[VARIANT]["target"]
 WARMUP_PROMPTS = 32
 WARMUP_LR = 1e-3
 #: RL settings shared by the claims (a claim's recipe may change the objective and update plan).
@@ -131,12 +145,12 @@ class _WarmupGate(L.Callback):
 def warm_start(seed: int, steps: int = WARMUP_STEPS, use_cache: bool = True, log=print, smoke: bool = False) -> str:
     """Directory of the seed's warm-started policy (cached), through the trainer's supervised warm-up.
 
-    ``sft`` on the task's demonstrations (``WARMUP_PROMPTS`` per step, lr ``WARMUP_LR``); every
+    ``sft`` on the variant's demonstrations (``DEMOS``; ``WARMUP_PROMPTS`` per step, lr ``WARMUP_LR``); every
     ``WARMUP_CHECK`` steps pass@1 is measured on 64 validation problems x 16 samples and the
     warm-up stops at the first check reaching ``WARMUP_TARGET`` (at most ``steps`` steps). The
     steps taken and the checks are saved in ``warmup.json`` beside the weights.
     """
-    task = "n{numbers}_{low}to{high}".format(**TASK)
+    task = "n{numbers}_{low}to{high}".format(**TASK) + ("" if VARIANT == "uniform" else f"_{VARIANT}")
     name = f"trace_warm_{task}_seed{seed}_max{steps}_{MODEL['hidden_size']}x{MODEL['layers']}"
     path = CACHE / ("smoke" if smoke else "") / name
     if use_cache and (path / "config.json").exists():
@@ -145,7 +159,7 @@ def warm_start(seed: int, steps: int = WARMUP_STEPS, use_cache: bool = True, log
     torch.manual_seed(seed)
     module = RLModule(objective="grpo", warmup={"steps": steps, "lr": WARMUP_LR, "eval_at_end": False},
                       **settings(seed))
-    data = RLDataModule(train=CountdownTrace(seed=seed + 1, **TASK), eval=CountdownTrace(seed=seed + 1000, **TASK),
+    data = RLDataModule(train=CountdownTrace(seed=seed + 1, **DEMOS), eval=CountdownTrace(seed=seed + 1000, **TASK),
                         prompts_per_step=WARMUP_PROMPTS, eval_size=8)
     gate = _WarmupGate(seed, min(WARMUP_CHECK, steps), WARMUP_TARGET, 8 if smoke else 64, 4 if smoke else 16)
     rows = fit(module, data, steps, callbacks=[gate])
@@ -180,7 +194,7 @@ class _Offset(CountdownTrace):  # noqa: D101
     """``source`` shifted by ``offset`` records (the RL stream continues after the warm-up's prompts)."""
 
     def __init__(self, source: CountdownTrace, offset: int):
-        super().__init__(source.seed, source.numbers, source.low, source.high)
+        super().__init__(source.seed, source.numbers, source.low, source.high, source.plus)
         self.offset = offset
 
     def record(self, index: int) -> dict:

@@ -144,12 +144,19 @@ CLAIMS: dict[str, dict[str, str]] = {
 }
 
 
+_VARIANT = "" if T.VARIANT == "uniform" else f"-{T.VARIANT}"  # the second run's cache paths unchanged
+
+
+def _mode(smoke: bool) -> str:
+    return "smoke" if smoke else "full"
+
+
 def run_path(key: str, seed: int, steps: int, smoke: bool) -> Path:
-    return RUNS / ("smoke" if smoke else "full") / f"{key}_seed{seed}_steps{steps}.json"
+    return RUNS / (_mode(smoke) + _VARIANT) / f"{key}_seed{seed}_steps{steps}.json"
 
 
 def base_path(seed: int, smoke: bool) -> Path:
-    return RUNS / ("smoke" if smoke else "full") / f"base_seed{seed}.json"
+    return RUNS / (_mode(smoke) + _VARIANT) / f"base_seed{seed}.json"
 
 
 class _CleanCurve(L.Callback):

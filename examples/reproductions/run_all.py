@@ -3,6 +3,7 @@ r"""Run the seven reproductions on the countdown-trace testbed and write their t
     python examples/reproductions/run_all.py                       # every claim, 3 seeds
     python examples/reproductions/run_all.py --claims psr_nsr      # one claim (or a comma list)
     python examples/reproductions/run_all.py --smoke --out /tmp/x  # a few steps, 1 seed (the tests)
+    python examples/reproductions/run_all.py --task habit --claims psr_nsr,support_shrinkage  # third run
 
 Phase 1 warms up one policy per seed (cached); phase 2 trains every (method, seed) run the chosen
 claims need, ``--workers`` at a time (one process each, one torch thread each), and writes each
@@ -25,8 +26,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
-def _init(accelerator: str) -> None:
+def _init(accelerator: str, task: str) -> None:
     os.environ["RLOBJ_REPRO_ACCELERATOR"] = accelerator
+    os.environ["RLOBJ_REPRO_TASK"] = task
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(HERE))
 
@@ -59,9 +61,12 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=None, help="RL steps per run (default: the testbed's)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--accelerator", choices=("cpu", "gpu"), default="cpu")
-    parser.add_argument("--out", default=None, help="folder for the claims' folders (default docs/reproductions)")
+    parser.add_argument("--task", choices=("uniform", "habit"), default="uniform",
+                        help="testbed variant (_testbed.VARIANTS; default uniform, the second full run)")
+    parser.add_argument("--out", default=None,
+                        help="folder for the claims' folders (default docs/reproductions/traces[-<task>])")
     args = parser.parse_args(argv)
-    _init(args.accelerator)
+    _init(args.accelerator, args.task)
     import _testbed as T
     import claims as C
     import reports as R
@@ -75,13 +80,13 @@ def main(argv=None) -> None:
         args.seeds = 1
     steps = args.steps or (2 if args.smoke else R.RL_STEPS)
     seeds = list(range(args.seeds))
-    root = Path(args.out) if args.out else (T.CACHE / "smoke" if args.smoke else T.DOCS / "traces")
+    root = Path(args.out) if args.out else (T.CACHE / "smoke" if args.smoke else T.DOCS / ("traces" if args.task == "uniform" else f"traces-{args.task}"))
     started = args.started = time.perf_counter()
     log = T.logger("run_all")
     log(f"claims {names}, seeds {seeds}, {steps} RL steps per run, {args.workers} worker(s), {args.accelerator}")
     context = multiprocessing.get_context("spawn")
     with futures.ProcessPoolExecutor(args.workers, mp_context=context, initializer=_init,
-                                     initargs=(args.accelerator,)) as pool:
+                                     initargs=(args.accelerator, args.task)) as pool:
         warm = {}
         for job in futures.as_completed([pool.submit(_warm, seed, args.smoke) for seed in seeds]):
             info = job.result()

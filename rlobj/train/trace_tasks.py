@@ -43,15 +43,22 @@ class CountdownTrace(TaskSource):
 
     Record ``i`` draws ``numbers`` numbers uniform in ``[low, high]`` from
     ``random.Random(seed * 1_000_003 + i)`` and a random derivation (a random pair of the pool,
-    ``+``, or ``-`` with the larger number first, until one number is left); its end value is the
-    ``target`` and the derivation the demonstration (``"completion"``; one valid answer of
-    possibly many). The record's ``"numbers"`` and ``"target"`` are what :class:`TraceVerifier`
-    reads.
+    ``+`` with probability ``plus``, else ``-`` with the larger number first, until one number is
+    left); its end value is the ``target`` and the derivation the demonstration (``"completion"``;
+    one valid answer of possibly many). The record's ``"numbers"`` and ``"target"`` are what
+    :class:`TraceVerifier` reads.
+
+    ``plus`` skews both the targets and the demonstrations: two streams with different ``plus``
+    model a warm-up corpus with a habit (say ``plus=0.92``: mostly sums) and a task whose problems
+    need the other sign more often (``plus=0.7``); a policy that imitates the corpus then solves
+    some of the task's problems only rarely (the reproductions' third testbed variant).
 
     Args:
         seed: stream seed.
         numbers: how many numbers per problem (>= 2). Default 5.
         low, high: inclusive range of the numbers (>= 0). Default 1..9.
+        plus: probability that a step of the derivation adds (0 < plus < 1). Default 0.5, drawn
+            as in the first versions (``rng.choice("+-")``), so the default streams are unchanged.
 
     Example:
         >>> record = CountdownTrace(seed=0).record(0)
@@ -59,12 +66,14 @@ class CountdownTrace(TaskSource):
         1.0
     """
 
-    def __init__(self, seed: int = 0, numbers: int = 5, low: int = 1, high: int = 9):
+    def __init__(self, seed: int = 0, numbers: int = 5, low: int = 1, high: int = 9, plus: float = 0.5):
         if isinstance(numbers, bool) or not isinstance(numbers, int) or numbers < 2:
             raise ValueError(f"CountdownTrace.numbers: expected an int >= 2, got {numbers!r}")
         if not (isinstance(low, int) and isinstance(high, int)) or low < 0 or high < low or high > 99:
             raise ValueError(f"CountdownTrace: need integers 0 <= low <= high <= 99, got low={low!r}, high={high!r}")
-        self.seed, self.numbers, self.low, self.high = int(seed), numbers, low, high
+        if isinstance(plus, bool) or not isinstance(plus, (int, float)) or not 0.0 < plus < 1.0:
+            raise ValueError(f"CountdownTrace.plus: expected a probability strictly between 0 and 1, got {plus!r}")
+        self.seed, self.numbers, self.low, self.high, self.plus = int(seed), numbers, low, high, float(plus)
 
     def record(self, index: int) -> dict[str, Any]:
         rng = random.Random(self.seed * 1_000_003 + int(index))
@@ -73,7 +82,7 @@ class CountdownTrace(TaskSource):
         while len(pool) > 1:
             i, j = rng.sample(range(len(pool)), 2)
             a, b = pool[i], pool[j]
-            op = rng.choice("+-")
+            op = rng.choice("+-") if self.plus == 0.5 else ("+" if rng.random() < self.plus else "-")
             if op == "-" and a < b:
                 a, b = b, a
             c = _apply(a, op, b)
@@ -88,7 +97,8 @@ class CountdownTrace(TaskSource):
                 "completion": completion, "numbers": start, "target": target}
 
     def __repr__(self) -> str:
-        return f"CountdownTrace(seed={self.seed}, numbers={self.numbers}, low={self.low}, high={self.high})"
+        plus = "" if self.plus == 0.5 else f", plus={self.plus}"
+        return f"CountdownTrace(seed={self.seed}, numbers={self.numbers}, low={self.low}, high={self.high}{plus})"
 
 
 def check_trace(completion: str, numbers: list[int], target: int) -> tuple[bool, str]:

@@ -43,3 +43,21 @@ def test_trace_task_demonstrations_pass_the_verifier_and_faults_are_named():
         CountdownTrace(numbers=1)
     with pytest.raises(KeyError, match="numbers"):
         TraceVerifier()("1+1=2", {"target": 2})
+
+
+def test_countdown_plus_skews_the_signs_and_keeps_the_default_stream():
+    from rlobj.train.trace_tasks import CountdownTrace, TraceVerifier
+
+    # the default stream is the one the second full run used (record pinned before `plus` existed)
+    assert CountdownTrace(seed=0, low=1, high=4).record(7)["completion"] == "3-1=2 2 2 4 1;2+4=6 6 2 1;6-1=5 5 2;2+5=7"
+    for plus, low, high in ((0.92, 0.88, 0.96), (0.7, 0.65, 0.75)):
+        task = CountdownTrace(seed=1, low=1, high=6, plus=plus)
+        records = task.records(0, 400)
+        assert all(TraceVerifier()(r["completion"], r) == 1.0 for r in records)
+        signs = [step.split("=")[0].strip("0123456789") for r in records for step in r["completion"].split(";")]
+        share = signs.count("+") / len(signs)
+        assert low < share < high, (plus, share)
+    assert "plus=0.7" in repr(CountdownTrace(plus=0.7)) and "plus" not in repr(CountdownTrace())
+    for bad in (0.0, 1.0, True, "0.5"):
+        with pytest.raises(ValueError, match="CountdownTrace.plus"):
+            CountdownTrace(plus=bad)
