@@ -199,6 +199,13 @@ def _support(folder, labels, runs, bases, n_seeds):
         support["gained (GRPO solved, base not)"].append(float(sum(x == 0 and y > 0 for x, y in pairs)))
         support["solved by both"].append(float(sum(x > 0 and y > 0 for x, y in pairs)))
         support["solved by neither"].append(float(sum(x == 0 and y == 0 for x, y in pairs)))
+    # how many problems are rare (descriptive, not part of the rule): solved by 0, 1-4 (< 1/32),
+    # 5-16, > 16 of the samples, per seed, before and after
+    bins = (("0", 0, 0), ("1-4", 1, 4), ("5-16", 5, 16), ("> 16", 17, None))
+    rarity = {f"{name}, seed {i}": {f"solved by {label}": float(sum(lo <= c and (hi is None or c <= hi)
+                                                                    for c in run["counts"]))
+                                   for label, lo, hi in bins}
+              for i, (b, r) in enumerate(zip(bases, grpo)) for name, run in (("base", b), ("GRPO", r))}
     ups = sum(rows["GRPO"]["pass@1"][i] - rows["base (warm start)"]["pass@1"][i] > 0.02
               and support["lost (base solved, GRPO not)"][i] > support["gained (GRPO solved, base not)"][i]
               for i in range(n_seeds))
@@ -211,8 +218,17 @@ def _support(folder, labels, runs, bases, n_seeds):
                         T.markdown_table({"problems": support}, list(support), first=""),
                         T.per_seed_table({"problems": support}, "lost (base solved, GRPO not)"),
                         T.per_seed_table({"problems": support}, "gained (GRPO solved, base not)"),
+                        f"Problems by the number of the {bases[0]['n']} samples that solve them:\n\n"
+                        + _count_table(rarity),
                         "Verdicts by the pre-registered rule:\n\n" + "\n".join(lines)])
-    return text, {"rows": rows, "support": support, "verdicts": lines}
+    return text, {"rows": rows, "support": support, "rarity": rarity, "verdicts": lines}
+
+
+def _count_table(rows: dict[str, dict[str, float]]) -> str:
+    columns = list(next(iter(rows.values())))
+    lines = ["| model, seed | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(f"{v:.0f}" for v in row.values()) + " |" for name, row in rows.items()]
+    return "\n".join(lines)
 
 
 def _clip_higher(folder, labels, runs, bases, n_seeds):
