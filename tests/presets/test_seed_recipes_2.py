@@ -12,7 +12,7 @@ micro-batch on one rank; no rlobj helper computes an expected value.
 """
 
 import torch
-from terms.test_recipe_transcriptions import F64, check, rollouts, token_mean
+from presets.test_recipes import F64, check, rollouts, token_mean
 from terms.test_reward_models import reference_step_rewards  # VSRM compute_step_reward, transcribed
 
 
