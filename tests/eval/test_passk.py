@@ -1,3 +1,6 @@
+"""pass@k (unbiased estimator against subset enumeration, monotone in k and c), its mean, maj@k
+(rlobj/eval/passk.py)."""
+
 import itertools
 import math
 
@@ -5,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rlobj.eval import format_table, maj_at_k, pass_at_k, pass_at_k_mean
+from rlobj.eval import maj_at_k, pass_at_k, pass_at_k_mean
 
 
 def test_hand_values():
@@ -62,12 +65,3 @@ def test_maj_at_k():
         maj_at_k(["1"], [True, False])
     with pytest.raises(ValueError, match="k must lie"):
         maj_at_k(["1"], [True], k=2)
-
-
-def test_table():
-    text = format_table([("before", {"pass@1": 0.2, "pass@8": 0.5}), ("after", {"pass@1": 0.45, "pass@8": 0.7})])
-    lines = text.splitlines()
-    assert lines[0].split() == ["model", "pass@1", "pass@8"]
-    assert lines[-1].split() == ["change", "+0.250", "+0.200"]
-    with pytest.raises(ValueError):
-        format_table([])
