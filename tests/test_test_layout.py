@@ -101,8 +101,6 @@ ALLOWED = {
                                               "the authors' code",
     "tests/train/test_reward_functions.py": "TRL-style reward functions through the scorer stage and DatasetTask",
     # SPLIT: unit tests still spanning several source modules (the debt this rule shows)
-    "tests/terms/test_masks_ii.py": "SPLIT: masks/token_selection.py (mastered_positive_mask), "
-                                    "surrogates/covariance.py (clip_cov, kl_cov), one_shot_rlvr's composition",
     "tests/terms/test_vocab_terms.py": "SPLIT: divergences/full_vocab.py, divergences/dph.py, "
                                        "regularizers/{low_probability,lp_reg_proxy,selective_entropy,entropy}.py",
     "tests/eval/test_eval_metrics.py": "SPLIT: eval/passk.py, eval/cot.py, eval/solve_rates.py, eval/plots.py",
