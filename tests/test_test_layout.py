@@ -106,7 +106,6 @@ ALLOWED = {
     "tests/train/test_providers_policy.py": "SPLIT: train/providers/policy_extras.py and policy_extras_rows.py",
     "tests/train/test_providers_scores.py": "SPLIT: train/providers/scores.py and steps.py",
     "tests/train/test_multiturn_tools.py": "SPLIT: train/envs/tools.py and tool_env.py",
-    "tests/verifiers/test_format_boxes_composite.py": "SPLIT: verifiers/boxes.py, composite.py and the format checks",
 }
 
 
