@@ -105,7 +105,6 @@ ALLOWED = {
                                        "reference over TERMS; the allocation trace covers every full-vocabulary term",
     "tests/train/test_providers_policy.py": "SPLIT: train/providers/policy_extras.py and policy_extras_rows.py",
     "tests/train/test_providers_scores.py": "SPLIT: train/providers/scores.py and steps.py",
-    "tests/train/test_multiturn_tools.py": "SPLIT: train/envs/tools.py and tool_env.py",
 }
 
 
