@@ -104,7 +104,6 @@ ALLOWED = {
     "tests/terms/test_vocab_terms.py": "SPLIT: divergences/full_vocab.py and divergences/dph.py share one loop "
                                        "reference over TERMS; the allocation trace covers every full-vocabulary term",
     "tests/train/test_providers_policy.py": "SPLIT: train/providers/policy_extras.py and policy_extras_rows.py",
-    "tests/train/test_providers_scores.py": "SPLIT: train/providers/scores.py and steps.py",
 }
 
 
