@@ -1,6 +1,6 @@
-"""Likelihood-reward terms (rlobj/terms/rewards/likelihood.py: Self-Aligned Reward, RLPR): hand values with the arithmetic in
-comments, plain-loop references on Hypothesis inputs, properties from each paper's math, detached
-outputs, recipes with grpo / dr_grpo / dapo, bad input."""
+"""Self-Aligned Reward and RLPR (rlobj/terms/rewards/likelihood.py): hand values with the arithmetic
+in comments, loop references on Hypothesis inputs, monotone and bounded as their papers say,
+on-policy log-probs detached, composition before the presets, bad input."""
 
 import math
 

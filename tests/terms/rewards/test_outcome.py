@@ -1,4 +1,4 @@
-"""Outcome-reward terms (rlobj/terms/rewards/outcome.py: Co-Reward, AEPO, CRF, GCPO): hand values with the arithmetic in
+"""Co-Reward, AEPO, CRF and GCPO (rlobj/terms/rewards/outcome.py): hand values with the arithmetic in
 comments, plain-loop references on Hypothesis inputs, properties from each paper's math, detached
 outputs, recipes with grpo / dr_grpo / dapo, bad input."""
 

@@ -1,4 +1,4 @@
-"""Process-reward terms (rlobj/terms/rewards/process.py: PPR ReNorm, VSRM): hand values with the arithmetic in
+"""PPR ReNorm and VSRM (rlobj/terms/rewards/process.py): hand values with the arithmetic in
 comments, plain-loop references on Hypothesis inputs, properties from each paper's math, detached
 outputs, recipes with grpo / dr_grpo / dapo, bad input."""
 
@@ -12,10 +12,7 @@ from terms.rewards._helpers import F64, state_of
 
 from rlobj import Objective, batch_whiten, dapo, dr_grpo, group_zscore, grpo
 from rlobj.ops.errors import RlobjBuildError, RlobjInputError
-from rlobj.terms.rewards import (
-    ppr_renorm,
-    vsrm_step_reward,
-)
+from rlobj.terms.rewards import ppr_renorm, vsrm_step_reward
 
 
 # ppr_renorm >> dapo is refused by design (test_ppr_renorm_reads_the_final_outcome)

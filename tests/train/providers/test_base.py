@@ -2,9 +2,7 @@
 
 
 
-from rlobj.train.providers import (
-    build_providers,
-)
+from rlobj.train.providers import build_providers
 
 
 def test_providers_build_from_yaml_names():

@@ -37,11 +37,6 @@ from rlobj.train.providers import (
 from rlobj.train.providers.scores import answer_key, row_generator, row_keys
 
 
-@pytest.fixture(scope="module")
-def module():
-    return tiny_module()
-
-
 # --------------------------------------------------------------------------- AnswerIds
 def test_answer_ids_hash_canonical_answers_and_pair_views(module):
     records = [{**ADD[0], "question_id": "q0"}, {**ADD[0], "prompt": "3+2=", "question_id": "q0"},

@@ -19,17 +19,9 @@ from rlobj import (
     vsrm_step_reward,
 )
 from rlobj.rollout import RolloutBatch
-from rlobj.train.providers import (
-    ReasoningSteps,
-    TokenInfluence,
-)
+from rlobj.train.providers import ReasoningSteps, TokenInfluence
 from rlobj.train.providers.steps import check_equations, split_steps
 from rlobj.train.stages import Batch
-
-
-@pytest.fixture(scope="module")
-def module():
-    return tiny_module()
 
 
 # --------------------------------------------------------------------------- steps
