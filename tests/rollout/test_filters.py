@@ -1,21 +1,43 @@
-"""RLPR std filter (rlobj/rollout/filters.py): hand values, a plain-loop reference on Hypothesis
-inputs, properties (beta = 0 keeps all; the largest-std group is kept first; the EMA update is
-a convex combination; schedule of tracking and filtering), bad input.
+"""rlobj/rollout/filters.py: hand values with the arithmetic in comments, plain-loop references on
+Hypothesis inputs, properties from the math, the filtered batches under grpo / dr_grpo / dapo, bad
+input; one section per filter.
+
+RLPR std filter: properties (beta = 0 keeps all; the largest-std group is kept first; the EMA
+update is a convex combination; schedule of tracking and filtering).
+DAPO dynamic sampling, SELF curation and DARS allocation.
+RoRecomp priority / compensation batches and the PROF consistency filter: the properties of the
+specs (§15, §16), the kept rows under grpo / dr_grpo / dapo.
 """
 
 import math
+from fractions import Fraction
 
 import pytest
 import torch
+from batches import F64, leaf, make_batch, presets, shuffled_group_ids
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rlobj import Objective, dapo
 from rlobj.ops.errors import RlobjInputError
-from rlobj.rollout.filters import std_filter
+from rlobj.rollout.filters import (
+    compensation_step,
+    dars_cumulative_advantage,
+    dars_extra_rollouts,
+    dynamic_sampling,
+    first_groups,
+    informative_groups,
+    prof_balanced_counts,
+    prof_filter,
+    rorecomp_priority,
+    self_curation,
+    std_filter,
+)
 
-F64 = torch.float64
+PRESETS = presets()
 
 
+# =========================================================================== RLPR std filter
 def test_hand_values_and_schedule():
     rewards = torch.tensor([0.0, 1.0, 0.5, 0.5, 0.2, 0.4], dtype=F64)
     group_ids = torch.tensor([0, 0, 1, 1, 2, 2])
@@ -110,3 +132,476 @@ def test_bad_input():
         std_filter(torch.zeros(2), torch.zeros(2, dtype=torch.long), None, 0, rate=2)
     with pytest.raises(RlobjInputError, match=r"rewards: expected finite values"):
         std_filter(torch.tensor([0.0, float("nan")]), torch.zeros(2, dtype=torch.long), None, 0)
+
+
+# =========================================================================== DAPO dynamic sampling, SELF curation, DARS
+@st.composite
+def grouped_rewards(draw, max_groups=5):
+    ids = draw(shuffled_group_ids(1, 4, max_groups))
+    rewards = draw(st.lists(st.sampled_from([0.0, 1.0, 0.5]), min_size=len(ids), max_size=len(ids)))
+    return rewards, list(ids)
+
+
+# --------------------------------------------------------------------------- DAPO: hand values
+def test_informative_groups_hand_values():
+    # group 0: {1, 0} mixed -> keep; group 1: {1, 1} all equal -> drop; group 2: one member -> keep (verl)
+    rewards = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0])
+    ids = torch.tensor([0, 0, 1, 1, 2])
+    assert informative_groups(rewards, ids).tolist() == [True, True, False, False, True]
+    assert informative_groups(rewards, ids, keep_singletons=False).tolist() == [True, True, False, False, False]
+    # first_groups keeps the first 1 kept group in order of appearance: group 0
+    assert first_groups(informative_groups(rewards, ids), ids, 1).tolist() == [True, True, False, False, False]
+
+
+def test_dynamic_sampling_hand_values():
+    # round 0: group 0 {1,1} dropped, group 1 {0,1} kept -> 1 group;
+    # round 1: group 0 {0,0} dropped, group 1 {1,0} kept, group 2 {0,1} kept but not needed (trimmed)
+    rounds = [dict(rewards=torch.tensor([1.0, 1.0, 0.0, 1.0]), group_ids=torch.tensor([0, 0, 1, 1]),
+                   tokens=torch.tensor([[1, 2], [3, 4], [5, 6], [7, 8]])),
+              dict(rewards=torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0, 1.0]), group_ids=torch.tensor([0, 0, 1, 1, 2, 2]),
+                   tokens=torch.tensor([[9, 9], [9, 9], [10, 11], [12, 13], [14, 15], [16, 17]]))]
+    calls = []
+    out = dynamic_sampling(lambda k: calls.append(k) or rounds[k], groups_needed=2, max_rounds=5)
+    assert calls == [0, 1] and out.rounds == 2 and out.groups == 2 and out.sampled_groups == 5
+    assert out.batch["rewards"].tolist() == [0.0, 1.0, 1.0, 0.0]
+    assert out.batch["group_ids"].tolist() == [0, 0, 1, 1]
+    assert out.batch["tokens"].tolist() == [[5, 6], [7, 8], [10, 11], [12, 13]]
+    # cap at one round: raises, or returns the one group with allow_shortfall
+    with pytest.raises(RlobjInputError, match=r"only 1 of 2 groups had non-equal rewards after 1 rounds"):
+        dynamic_sampling(lambda k: rounds[k], groups_needed=2, max_rounds=1)
+    short = dynamic_sampling(lambda k: rounds[k], groups_needed=2, max_rounds=1, allow_shortfall=True)
+    assert short.groups == 1 and short.batch["group_ids"].tolist() == [0, 0]
+
+
+# --------------------------------------------------------------------------- DAPO: loop reference
+def loop_informative(rewards, ids, keep_singletons):
+    keep = []
+    for g in ids:
+        members = [r for r, h in zip(rewards, ids) if h == g]
+        keep.append(len(set(members)) > 1 or (keep_singletons and len(members) == 1))
+    return keep
+
+
+@given(grouped_rewards(), st.booleans())
+def test_informative_groups_matches_loop(data, keep_singletons):
+    rewards, ids = data
+    out = informative_groups(torch.tensor(rewards, dtype=F64), torch.tensor(ids), keep_singletons)
+    assert out.tolist() == loop_informative(rewards, ids, keep_singletons)
+
+
+@given(st.lists(grouped_rewards(max_groups=3), min_size=1, max_size=4), st.integers(1, 6), st.integers(0, 5))
+def test_dynamic_sampling_matches_loop(rounds, needed, cap):
+    def sample(k):
+        rewards, ids = rounds[k % len(rounds)]
+        return dict(rewards=torch.tensor(rewards, dtype=F64), group_ids=torch.tensor(ids),
+                    row=torch.arange(len(ids)) + 100 * k)
+
+    # plain loop: walk rounds, groups in order of first appearance, accept informative ones until full
+    # (rows keep their batch order inside a round; new group ids count accepted groups)
+    accepted, rows_out, ids_out, used, k = 0, [], [], 0, 0
+    while accepted < needed and (cap == 0 or k < cap) and k < 40:
+        rewards, ids = rounds[k % len(rounds)]
+        keep = loop_informative(rewards, ids, True)
+        new_id = {}
+        for g in dict.fromkeys(ids):
+            if keep[ids.index(g)] and accepted < needed:
+                new_id[g] = accepted
+                accepted += 1
+        for i, g in enumerate(ids):
+            if g in new_id:
+                rows_out.append(100 * k + i)
+                ids_out.append(new_id[g])
+        k += 1
+        used = k
+    if cap == 0 and accepted < needed:  # all rounds uninformative: the uncapped driver would not stop
+        return
+    if accepted < needed:
+        with pytest.raises(RlobjInputError, match="non-equal rewards"):
+            dynamic_sampling(sample, needed, max_rounds=cap)
+        return
+    out = dynamic_sampling(sample, needed, max_rounds=cap)
+    assert out.rounds == used and out.groups == needed
+    assert out.batch["row"].tolist() == rows_out
+    assert out.batch["group_ids"].tolist() == ids_out
+    # property: no returned group has all-equal rewards (unless it is a singleton)
+    assert bool(informative_groups(out.batch["rewards"], out.batch["group_ids"]).all())
+    assert out.batch["row"].dtype == torch.int64 and not out.batch["rewards"].requires_grad
+
+
+@PRESETS
+def test_dynamic_sampling_feeds_presets(preset):
+    pool = [make_batch([3, 3, 3], [4, 2, 5, 3, 1, 4, 6, 2, 3], seed=s) for s in range(6)]
+    for fields in pool:  # make group 1 of every round uninformative
+        fields["rewards"][3:6] = 1.0
+
+    def sample(k):
+        fields = pool[k]
+        return dict(rewards=fields["rewards"], group_ids=fields["group_ids"], logp=fields["logp"],
+                    logp_old=fields["logp_old"], mask=fields["mask"])
+
+    out = dynamic_sampling(sample, groups_needed=4, max_rounds=6)
+    # dapo's group filter reads each response's accuracy (here the 0/1 reward)
+    result = Objective(preset)(**leaf(out.batch), extras={"accuracy": (out.batch["rewards"] > 0.5).to(out.batch["rewards"].dtype)})
+    assert torch.isfinite(result.loss)
+    if preset is dapo:  # the in-objective half of dynamic sampling finds nothing left to drop
+        assert float(result.metrics["groups/zero_variance_frac"]) == 0.0
+
+
+def test_dynamic_sampling_bad_input():
+    good = dict(rewards=torch.tensor([0.0, 1.0]), group_ids=torch.tensor([0, 0]))
+    with pytest.raises(RlobjInputError, match=r"dynamic_sampling.groups_needed: expected >= 1, got 0"):
+        dynamic_sampling(lambda k: good, 0)
+    with pytest.raises(RlobjInputError, match=r"dynamic_sampling.max_rounds: expected >= 0"):
+        dynamic_sampling(lambda k: good, 1, max_rounds=-1)
+    with pytest.raises(RlobjInputError, match=r"sample: dynamic_sampling expected a mapping with 'rewards'"):
+        dynamic_sampling(lambda k: {"rewards": good["rewards"]}, 1)
+    with pytest.raises(RlobjInputError, match=r"sample\['mask'\]: dynamic_sampling expected a tensor with first axis"):
+        dynamic_sampling(lambda k: {**good, "mask": torch.ones(3, 2)}, 1)
+    with pytest.raises(RlobjInputError, match=r"group_ids: informative_groups expected an integer tensor"):
+        informative_groups(torch.zeros(2), torch.zeros(2))
+    with pytest.raises(RlobjInputError, match=r"rewards: expected finite values"):
+        informative_groups(torch.tensor([0.0, float("nan")]), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(RlobjInputError, match=r"group_ids: expected shape \(batch\) = \(2,\), got \(3,\)"):
+        informative_groups(torch.zeros(2), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(RlobjInputError, match=r"keep: first_groups expected one value per group, group 0 is mixed"):
+        first_groups(torch.tensor([True, False]), torch.tensor([0, 0]), 1)
+
+
+# --------------------------------------------------------------------------- SELF
+def test_self_curation_hand_values_and_properties():
+    # greedy rewards 1 (solved) -> skip; 0 and 0.5 (not fully correct) -> keep
+    assert self_curation(torch.tensor([1.0, 0.0, 0.5, 1.0])).tolist() == [False, True, True, False]
+    assert not self_curation(torch.ones(3)).any()  # all solved greedily: the step is skipped
+    assert self_curation(torch.tensor([1.0, 2.0]), correct_reward=2.0).tolist() == [True, False]
+
+
+@given(st.lists(st.sampled_from([0.0, 1.0, 0.25, -1.0]), min_size=1, max_size=8))
+def test_self_curation_matches_loop(rewards):
+    assert self_curation(torch.tensor(rewards, dtype=F64)).tolist() == [r != 1.0 for r in rewards]
+
+
+@PRESETS
+def test_self_curated_prompts_feed_presets(preset):
+    fields = make_batch([4, 4, 4], [4, 2, 5, 3, 1, 4, 6, 2, 3, 3, 2, 1], seed=2)
+    keep_prompts = self_curation(torch.tensor([1.0, 0.0, 0.0]))  # prompt 0 solved greedily
+    rows = keep_prompts[fields["group_ids"]]
+    batch = {k: (v[rows] if isinstance(v, torch.Tensor) else v) for k, v in fields.items() if k != "extras"}
+    batch["extras"] = {"accuracy": (batch["rewards"] > 0.5).to(batch["rewards"].dtype)}  # dapo's filter reads it
+    out = Objective(preset)(**leaf(batch))
+    assert torch.isfinite(out.loss) and int(rows.sum()) == 8
+
+
+def test_self_curation_bad_input():
+    with pytest.raises(RlobjInputError, match=r"greedy_rewards: self_curation expected a 1-D tensor"):
+        self_curation(torch.zeros(2, 2))
+    with pytest.raises(RlobjInputError, match=r"greedy_rewards: self_curation expected a float tensor"):
+        self_curation(torch.zeros(2, dtype=torch.long))
+    with pytest.raises(RlobjInputError, match=r"greedy_rewards: expected finite values"):
+        self_curation(torch.tensor([float("inf")]))
+
+
+# --------------------------------------------------------------------------- DARS
+def test_dars_hand_values():
+    # N = 8, ET, A_peak = 8 * 2 * .25 = 4:
+    #   c = 2: p = 1/4, S = 2 * 1/4 * 3/4 = .375, (4 - 8 * .375) / .375 = 2.67 -> 3
+    #   c = 1: p = 1/8, S = .21875, (4 - 1.75) / .21875 = 10.29 -> 11
+    #   c = 0: p = 1/16, S = .1171875, (4 - .9375) / .1171875 = 26.13 -> 27, capped at 32 - 8 = 24
+    #   c = 4, 8: p >= 1/2 -> 0
+    correct = torch.tensor([2, 1, 0, 4, 8])
+    assert dars_extra_rollouts(correct).tolist() == [3, 11, 24, 0, 0]
+    # HW: target 2 (1 - p) * 4: c = 2: (6 - 3) / .375 = 8 exactly (no round-off extra);
+    #   c = 1: (7 - 1.75) / .21875 = 24; c = 0: (7.5 - .9375) / .1171875 = 56 = 64 - 8
+    assert dars_extra_rollouts(correct, schedule="hw").tolist() == [8, 24, 56, 0, 0]
+    # with std: S = 2 sqrt(p (1 - p)), A_peak = 8: c = 2: S = .8660, (8 - 6.928) / .8660 = 1.24 -> 2
+    assert dars_extra_rollouts(torch.tensor([2]), use_std=True).tolist() == [2]
+    # S(p) identity: sum_i |r_i - p| = 2 p (1 - p) N for binary r with p = c / N (c = 3, N = 8)
+    rewards = torch.tensor([1.0] * 3 + [0.0] * 5, dtype=F64)
+    assert float((rewards - 3 / 8).abs().sum()) == pytest.approx(8 * float(dars_cumulative_advantage(torch.tensor(3 / 8))))
+
+
+def loop_dars(c, n, schedule, cap, use_std):
+    """Exact rational arithmetic (no std) or math.sqrt (std), written from the formula."""
+    p = Fraction(c, n) if c > 0 else Fraction(1, 2 * n)
+    if p >= Fraction(1, 2):
+        return 0
+    if use_std:
+        s, peak = 2 * math.sqrt(p * (1 - p)), n * 1.0
+        target = peak if schedule == "et" else 2 * (1 - float(p)) * peak
+        extra = math.ceil((target - n * s) / s - 1e-9)
+    else:
+        s, peak = 2 * p * (1 - p), Fraction(n, 2)
+        target = peak if schedule == "et" else 2 * (1 - p) * peak
+        extra = math.ceil((target - n * s) / s)
+    return max(0, min(extra, cap - n))
+
+
+@given(st.integers(1, 40), st.data(), st.sampled_from(["et", "hw"]), st.booleans())
+def test_dars_matches_loop_and_properties(n, data, schedule, use_std):
+    cap = data.draw(st.integers(n, 4 * n + 70))
+    correct = torch.arange(0, n + 1)
+    out = dars_extra_rollouts(correct, n, schedule, cap, use_std)
+    assert out.dtype == torch.int64
+    assert out.tolist() == [loop_dars(c, n, schedule, cap, use_std) for c in range(n + 1)]
+    assert bool((out >= 0).all()) and bool((out <= cap - n).all())
+    assert all(int(out[c]) == 0 for c in range(n + 1) if 2 * c >= n)  # p >= 1/2 -> 0
+    inner = out[1:][(correct[1:] * 2 < n)]
+    assert bool((inner[1:] <= inner[:-1]).all())  # non-increasing in p on (0, 1/2)
+    et = dars_extra_rollouts(correct, n, "et", cap, use_std)
+    hw = dars_extra_rollouts(correct, n, "hw", cap, use_std)
+    assert bool((hw >= et).all())  # hardness weighting never gives fewer
+    # without the ceiling and the cap, (N + dn) S(p) reaches the target exactly
+    if not use_std:
+        for c in range(1, n + 1):
+            p = Fraction(c, n)
+            if p < Fraction(1, 2):
+                s = 2 * p * (1 - p)
+                target = Fraction(n, 2) if schedule == "et" else (1 - p) * n
+                assert (n + (target - n * s) / s) * s == target
+
+
+@PRESETS
+def test_dars_extra_rollouts_merged_into_groups_feed_presets(preset):
+    # first pass: 2 prompts x 4 rollouts; prompt 0 has 1 correct (p = 1/4), prompt 1 has 3 (p = 3/4)
+    extra = dars_extra_rollouts(torch.tensor([1, 3]), rollouts=4, max_rollouts=16)
+    # N = 4, p = 1/4: S = .375, (2 - 1.5) / .375 = 1.33 -> 2 extra for prompt 0; none for prompt 1
+    assert extra.tolist() == [2, 0]
+    sizes = [4 + int(extra[0]), 4]
+    fields = make_batch(sizes, [3] * sum(sizes), seed=1)
+    fields["rewards"] = torch.tensor([1.0, 0, 0, 0, 1, 0, 1, 1, 1, 0])
+    out = Objective(preset)(**leaf(fields))
+    assert torch.isfinite(out.loss)
+
+
+def test_dars_bad_input():
+    with pytest.raises(RlobjInputError, match=r"correct: dars_extra_rollouts expected counts in \[0, 8\], got \[9\]"):
+        dars_extra_rollouts(torch.tensor([9]))
+    with pytest.raises(RlobjInputError, match=r"correct: dars_extra_rollouts expected an integer tensor"):
+        dars_extra_rollouts(torch.tensor([1.0]))
+    with pytest.raises(RlobjInputError, match=r"dars_extra_rollouts.schedule: expected 'et' or 'hw', got 'x'"):
+        dars_extra_rollouts(torch.tensor([1]), schedule="x")
+    with pytest.raises(RlobjInputError, match=r"dars_extra_rollouts.max_rollouts: expected >= rollouts = 8, got 4"):
+        dars_extra_rollouts(torch.tensor([1]), max_rollouts=4)
+    with pytest.raises(RlobjInputError, match=r"dars_extra_rollouts.rollouts: expected >= 1, got 0"):
+        dars_extra_rollouts(torch.tensor([0]), rollouts=0)
+
+
+# =========================================================================== RoRecomp, PROF
+@st.composite
+def groups(draw, min_size=1):
+    ids = draw(shuffled_group_ids(min_size, 6, max_groups=4))
+    n = len(ids)
+    rewards = draw(st.lists(st.sampled_from([0.0, 1.0]), min_size=n, max_size=n))
+    lengths = draw(st.lists(st.integers(0, 6), min_size=n, max_size=n))
+    return rewards, lengths, list(ids)
+
+
+# --------------------------------------------------------------------------- RoRecomp
+def test_rorecomp_hand_values():
+    # group 0: correct lengths 5, 3, 9 (rows 0-2): ceil(.5 * 3) = 2 shortest -> rows 1 (3), 0 (5);
+    #          incorrect 4, 7 (rows 3, 4): ceil(.5 * 2) = 1 longest -> row 4 (7)
+    # group 1: correct 2, 2 (rows 5, 6): ceil(.5 * 2) = 1, tie -> the earlier row 5; no incorrect
+    rewards = torch.tensor([1.0, 1, 1, 0, 0, 1, 1])
+    lengths = torch.tensor([5, 3, 9, 4, 7, 2, 2])
+    ids = torch.tensor([0, 0, 0, 0, 0, 1, 1])
+    assert rorecomp_priority(rewards, lengths, ids).tolist() == [True, True, False, False, True, True, False]
+    # alpha = 1 keeps everything; alpha = .2: ceil(.6) = 1 shortest correct per group, ceil(.4) = 1 longest wrong
+    assert rorecomp_priority(rewards, lengths, ids, alpha=1.0).all()
+    assert rorecomp_priority(rewards, lengths, ids, alpha=0.2).tolist() == [False, True, False, False, True, True, False]
+
+
+def test_compensation_hand_values():
+    # capacity 4, batch 3: () + [a, b] -> 2 < 4, nothing; + [c, d, e] -> 5 >= 4: pop a, b, c; keep d, e
+    first = compensation_step((), ["a", "b"], capacity=4, batch_size=3)
+    assert first.buffer == ("a", "b") and first.compensation is None
+    second = compensation_step(first.buffer, ["c", "d", "e"], capacity=4, batch_size=3)
+    assert second.compensation == ("a", "b", "c") and second.buffer == ("d", "e")
+    # gate off: cut the oldest overflow (5 - 4 = 1 item) instead
+    closed = compensation_step(first.buffer, ["c", "d", "e"], capacity=4, batch_size=3, gate=False)
+    assert closed.compensation is None and closed.discarded == ("a",) and closed.buffer == ("b", "c", "d", "e")
+
+
+def loop_priority(rewards, lengths, ids, alpha):
+    keep = [False] * len(ids)
+    for g in set(ids):
+        right = sorted((lengths[i], i) for i in range(len(ids)) if ids[i] == g and rewards[i] > 0.5)
+        wrong = sorted((-lengths[i], i) for i in range(len(ids)) if ids[i] == g and rewards[i] <= 0.5)
+        for _, i in right[:math.ceil(alpha * len(right))] + wrong[:math.ceil(alpha * len(wrong))]:
+            keep[i] = True
+    return keep
+
+
+@given(groups(), st.floats(0.05, 1.0))
+def test_rorecomp_matches_loop_and_properties(data, alpha):
+    rewards, lengths, ids = data
+    out = rorecomp_priority(torch.tensor(rewards, dtype=F64), torch.tensor(lengths), torch.tensor(ids), alpha)
+    assert out.tolist() == loop_priority(rewards, lengths, ids, alpha)
+    for g in set(ids):
+        for correct in (True, False):
+            rows = [i for i in range(len(ids)) if ids[i] == g and (rewards[i] > 0.5) == correct]
+            chosen = [lengths[i] for i in rows if out[i]]
+            left = [lengths[i] for i in rows if not out[i]]
+            assert len(chosen) == math.ceil(alpha * len(rows))  # selection size
+            if chosen and left:  # short correct / long incorrect
+                assert (max(chosen) <= min(left)) if correct else (min(chosen) >= max(left))
+    # nothing lost: priority rows + buffered rows = all rows, once each
+    rest = [i for i in range(len(ids)) if not out[i]]
+    step = compensation_step((), rest, capacity=max(1, len(ids)), batch_size=1)
+    buffered = list(step.buffer) + list(step.compensation or ())
+    assert sorted(buffered + [i for i in range(len(ids)) if out[i]]) == list(range(len(ids)))
+
+
+@given(st.lists(st.lists(st.integers(0, 99), max_size=5), min_size=1, max_size=6), st.integers(1, 6), st.data())
+def test_compensation_is_fifo_and_loses_nothing(pushes, capacity, data):
+    batch_size = data.draw(st.integers(1, capacity))
+    gates = data.draw(st.lists(st.booleans(), min_size=len(pushes), max_size=len(pushes)))
+    buffer, out_items = (), []
+    pushed = [x for push in pushes for x in push]
+    for push, gate in zip(pushes, gates):
+        step = compensation_step(buffer, push, capacity, batch_size, gate)
+        assert len(step.buffer) <= max(capacity, len(buffer) + len(push))
+        if step.compensation is not None:
+            assert len(step.compensation) == batch_size
+        out_items += list(step.discarded) + list(step.compensation or ())
+        buffer = step.buffer
+    assert out_items + list(buffer) == pushed  # first in, first out; nothing dropped silently
+
+
+@PRESETS
+def test_priority_rows_under_presets(preset):
+    # advantages on the full group (UNVERIFIED reading), then the priority rows train
+    fields = leaf(make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=4))
+    keep = rorecomp_priority(fields["rewards"], fields["mask"].sum(-1), fields["group_ids"], alpha=0.5)
+    fields["mask"] = fields["mask"] & keep[:, None]
+    out = Objective(preset)(**fields)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert bool((fields["logp"].grad[~keep] == 0).all())  # left-out rows get no gradient
+
+
+def test_rorecomp_bad_input():
+    r, ids = torch.tensor([1.0, 0.0]), torch.tensor([0, 0])
+    with pytest.raises(RlobjInputError, match=r"rorecomp_priority.alpha: expected in \(0, 1\], got 0"):
+        rorecomp_priority(r, torch.tensor([1, 2]), ids, alpha=0)
+    with pytest.raises(RlobjInputError, match=r"lengths: expected shape \(batch\) = \(2,\), got \(3,\)"):
+        rorecomp_priority(r, torch.tensor([1, 2, 3]), ids)
+    with pytest.raises(RlobjInputError, match=r"lengths: rorecomp_priority expected values >= 0, got \[-1\]"):
+        rorecomp_priority(r, torch.tensor([1, -1]), ids)
+    with pytest.raises(RlobjInputError, match=r"compensation_step.batch_size: expected in \[1, capacity = 2\], got 3"):
+        compensation_step((), [1], capacity=2, batch_size=3)
+    with pytest.raises(RlobjInputError, match=r"compensation_step.capacity: expected >= 1, got 0"):
+        compensation_step((), [1], capacity=0, batch_size=1)
+
+
+# --------------------------------------------------------------------------- PROF
+def test_prof_hand_values():
+    # one group of 6, m = 4 -> (k+, k-) = (2, 2)
+    # correct PRM means: row 0 (.9 + .7)/2 = .8, row 1 .2, row 2 .6 -> keep .8 and .6 (rows 0, 2)
+    # wrong: r^pro = -mean: row 3 -.1, row 4 -.8, row 5 -.5 -> keep the two highest: rows 3, 5
+    correct = torch.tensor([True, True, True, False, False, False])
+    scores = torch.tensor([[0.9, 0.7], [0.2, 0.0], [0.6, 0.0], [0.1, 0.0], [0.8, 0.0], [0.5, 0.0]])
+    mask = torch.tensor([[True, True]] + [[True, False]] * 5)
+    out = prof_filter(correct, scores, mask, torch.zeros(6, dtype=torch.long), keep=4)
+    assert out.keep.tolist() == [True, False, True, True, False, True]
+    torch.testing.assert_close(out.consistency, torch.tensor([0.8, 0.2, 0.6, -0.1, -0.8, -0.5]))
+    # lambda = .5 penalises single-step rows (1, 2, 3, 4, 5): correct 1: .2 - .5 = -.3, 2: .1 -> keep rows 0, 2 still;
+    # wrong: r^pro = -(mean - .5): 3: .4, 4: -.3, 5: 0 -> keep rows 3, 5
+    out = prof_filter(correct, scores, mask, torch.zeros(6, dtype=torch.long), keep=4, lam=0.5)
+    torch.testing.assert_close(out.consistency, torch.tensor([0.8, -0.3, 0.1, 0.4, -0.3, 0.0]))
+    # balanced counts: 1 correct of 6, m = 4 -> (1, 3); 5 correct, m = 3 -> (2, 1) (odd: extra slot to correct)
+    assert prof_balanced_counts(1, 5, 4) == (1, 3) and prof_balanced_counts(5, 1, 3) == (2, 1)
+    assert prof_balanced_counts(3, 3, 3) == (2, 1) and prof_balanced_counts(0, 4, 2) == (0, 2)
+
+
+@st.composite
+def prof_inputs(draw):
+    sizes = draw(st.lists(st.integers(2, 6), min_size=1, max_size=3))
+    keep = draw(st.integers(1, min(sizes)))
+    ids = [g for g, n in enumerate(sizes) for _ in range(n)]
+    n = len(ids)
+    correct = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    steps = draw(st.lists(st.integers(1, 4), min_size=n, max_size=n))
+    scores = draw(st.lists(st.lists(st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]), min_size=4, max_size=4),
+                           min_size=n, max_size=n))
+    return correct, scores, steps, ids, keep
+
+
+def loop_prof(correct, scores, steps, ids, keep, lam, long_steps):
+    pro = []
+    for c, row, h in zip(correct, scores, steps):
+        mean = sum(row[:h]) / h
+        odd = h == 1 or (long_steps is not None and h >= long_steps)
+        pro.append((mean - lam * odd) * (1 if c else -1))
+    kept = [False] * len(ids)
+    for g in set(ids):
+        pos = [i for i in range(len(ids)) if ids[i] == g and correct[i]]
+        neg = [i for i in range(len(ids)) if ids[i] == g and not correct[i]]
+        best = max(range(keep + 1), key=lambda k: (k <= len(pos) and keep - k <= len(neg), k * (keep - k), k))
+        for side, k in ((pos, best), (neg, keep - best)):
+            for i in sorted(side, key=lambda i: (-pro[i], i))[:k]:
+                kept[i] = True
+    return kept, pro
+
+
+@given(prof_inputs(), st.sampled_from([0.0, 0.3]), st.sampled_from([None, 3]))
+def test_prof_matches_loop_and_properties(data, lam, long_steps):
+    correct, scores, steps, ids, keep = data
+    mask = torch.arange(4)[None, :] < torch.tensor(steps)[:, None]
+    out = prof_filter(torch.tensor(correct), torch.tensor(scores, dtype=F64), mask, torch.tensor(ids), keep,
+                      lam=lam, long_steps=long_steps)
+    kept, pro = loop_prof(correct, scores, steps, ids, keep, lam, long_steps)
+    assert out.keep.tolist() == kept
+    torch.testing.assert_close(out.consistency, torch.tensor(pro, dtype=F64))
+    for g in set(ids):
+        rows = [i for i in range(len(ids)) if ids[i] == g]
+        assert sum(out.keep[i] for i in rows) == keep  # k+ + k- = m
+        for side in (True, False):
+            chosen = [pro[i] for i in rows if out.keep[i] and correct[i] == side]
+            left = [pro[i] for i in rows if not out.keep[i] and correct[i] == side]
+            if chosen and left:
+                assert min(chosen) >= max(left)
+    # idempotent when m = n: every row kept
+    if all(ids.count(g) == keep for g in set(ids)):
+        assert out.keep.all()
+
+
+def test_prof_pos_variant_keeps_a_random_balanced_subset():
+    correct = torch.tensor([True, True, False, False, False, False])
+    scores = torch.tensor([[0.9], [0.1], [0.1], [0.2], [0.3], [0.4]])
+    mask = torch.ones(6, 1, dtype=torch.bool)
+    seen = set()
+    for seed in range(20):
+        out = prof_filter(correct, scores, mask, torch.zeros(6, dtype=torch.long), keep=4, variant="pos",
+                          generator=torch.Generator().manual_seed(seed))
+        assert out.keep[:2].tolist() == [True, True] and int(out.keep[2:].sum()) == 2
+        seen.add(tuple(out.keep[2:].tolist()))
+    assert len(seen) > 1  # random, not by PRM score
+
+
+@PRESETS
+def test_prof_kept_rows_under_presets(preset):
+    fields = make_batch([6, 6], [4, 2, 5, 3, 1, 4, 6, 2, 3, 3, 2, 1], seed=6)
+    scores = torch.rand(12, 3, generator=torch.Generator().manual_seed(0))
+    out = prof_filter(fields["rewards"] > 0.5, scores, torch.ones(12, 3, dtype=torch.bool), fields["group_ids"], keep=4)
+    batch = {k: v[out.keep] for k, v in fields.items() if k != "extras"}
+    batch["extras"] = {"accuracy": (batch["rewards"] > 0.5).to(batch["rewards"].dtype)}  # dapo's filter reads it
+    result = Objective(preset)(**leaf(batch))
+    assert torch.isfinite(result.loss) and int(out.keep.sum()) == 8
+    assert not out.consistency.requires_grad
+
+
+def test_prof_bad_input():
+    c, s, m, g = torch.tensor([True, False]), torch.ones(2, 2), torch.ones(2, 2, dtype=torch.bool), torch.zeros(2, dtype=torch.long)
+    with pytest.raises(RlobjInputError, match=r"prof_filter.keep: a group of 2 responses cannot keep 3"):
+        prof_filter(c, s, m, g, keep=3)
+    with pytest.raises(RlobjInputError, match=r"correct: prof_filter expected a 1-D bool tensor"):
+        prof_filter(torch.tensor([1, 0]), s, m, g, keep=2)
+    with pytest.raises(RlobjInputError, match=r"step_mask: expected shape \(batch steps\) = \(2, 2\), got \(2, 3\)"):
+        prof_filter(c, s, torch.ones(2, 3, dtype=torch.bool), g, keep=2)
+    with pytest.raises(RlobjInputError, match=r"step_mask: prof_filter needs at least one step per response, rows \[1\]"):
+        prof_filter(c, s, torch.tensor([[True, False], [False, False]]), g, keep=2)
+    with pytest.raises(RlobjInputError, match=r"step_scores: expected finite values"):
+        prof_filter(c, torch.tensor([[1.0, float("nan")], [0.0, 0.0]]), m, g, keep=2)
+    with pytest.raises(RlobjInputError, match=r"prof_filter.variant: expected 'both' or 'pos', got 'x'"):
+        prof_filter(c, s, m, g, keep=2, variant="x")
+    with pytest.raises(RlobjInputError, match=r"prof_filter.lam: expected >= 0, got -1"):
+        prof_filter(c, s, m, g, keep=2, lam=-1)

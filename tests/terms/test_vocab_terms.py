@@ -1,4 +1,7 @@
-"""Full-vocabulary terms (forward/reverse KL, JS, f-divergences, DPH-RL, Lp-Reg, SIREN, entropy).
+"""Full-vocabulary divergences (forward/reverse KL, JS, f-divergences: rlobj/terms/divergences/
+full_vocab.py; DPH-RL: divergences/dph.py) and the allocation trace of every full-vocabulary term.
+Lp-Reg, SIREN and the entropy estimators are tested in tests/terms/regularizers/
+test_{low_probability,selective_entropy,entropy}.py.
 
 Layers of DESIGN.md s.7: hand values on a 2-3 token vocabulary; a slow loop reference (explicit
 softmax over the whole vocabulary in float64, one token at a time) compared on Hypothesis
@@ -12,15 +15,14 @@ import math
 
 import pytest
 import torch
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from terms._vocab_batches import _lp_batch, softmax_row
 
 from rlobj import (
-    Normalizer,
     Objective,
     State,
     clip_ratio,
-    constant_normalizer,
     dph_divergence,
     entropy_bonus,
     f_divergence,
@@ -30,14 +32,11 @@ from rlobj import (
     js_divergence,
     lp_reg,
     reverse_kl,
-    sampled_entropy_bonus,
-    seq_mean_token_mean,
     siren,
-    token_mean,
 )
-from rlobj.ops.errors import RlobjBuildError, RlobjInputError
+from rlobj.ops.errors import RlobjInputError
 from rlobj.ops.vocab import TopK, VocabView
-from rlobj.terms import f_generator, lp_reg_proxy_topk, lp_reg_selection, peak_entropy_mask
+from rlobj.terms import f_generator
 
 F64 = torch.float64
 SETTINGS = settings(max_examples=25)
@@ -47,13 +46,6 @@ LOG2 = math.log(2.0)
 # ------------------------------------------------------------------------------------------
 # slow references: explicit softmax over the full vocabulary, float64, one token at a time
 # ------------------------------------------------------------------------------------------
-
-
-def softmax_row(z):
-    top = max(float(v) for v in z)
-    exps = [math.exp(float(v) - top) for v in z]
-    total = sum(exps)
-    return [e / total for e in exps]
 
 
 def loop_divergence(logits, other_logits, mask, kind, temperature=1.0):
@@ -374,362 +366,6 @@ def test_dph_gradient_sign_and_eta_zero():
     batch = _lp_batch(seed=2)
     base = Objective(group_zscore() >> clip_ratio())(**batch).loss
     torch.testing.assert_close(Objective(zero)(**batch).loss, base)
-
-
-# ------------------------------------------------------------------------------------------
-# Lp-Reg
-# ------------------------------------------------------------------------------------------
-
-
-def _lp_batch(seed=0, vocab=False, groups=(4, 4), lengths=(6, 5, 7, 4, 6, 7, 3, 5)):
-    from batches import leaf, make_batch
-
-    return leaf(make_batch(list(groups), list(lengths), seed=seed, vocab=vocab))
-
-
-def test_lp_reg_rho_zero_gives_exactly_the_base_loss():
-    batch = _lp_batch(seed=1)
-    base = Objective(grpo)(**batch)
-    for kwargs in ({"rho": 0.0}, {"rho": 0.0, "strict_reference_quirk": False}):
-        out = Objective(grpo >> lp_reg(0.02, **kwargs))(**batch)
-        assert torch.equal(out.loss, base.loss)
-        assert torch.equal(out.state.parts["policy"].values, base.state.parts["policy"].values)
-
-
-@SETTINGS
-@given(seed=st.integers(0, 10_000), rho=st.sampled_from([0.05, 0.2, 0.5, 1.0]),
-       scope=st.sampled_from(["micro_batch", "sequence"]), quirk=st.booleans())
-def test_lp_reg_selection_rules(seed, rho, scope, quirk):
-    g = torch.Generator().manual_seed(seed)
-    shape = (3, 6)
-    mask = torch.rand(shape, generator=g) < 0.8
-    logp = -3 * torch.rand(shape, generator=g)
-    proxy = torch.where(torch.rand(shape, generator=g) < 0.2, torch.full(shape, -1e4), logp + torch.randn(shape, generator=g))
-    advantages = torch.randn(shape, generator=g)
-    selected = lp_reg_selection(logp, proxy, advantages, mask, rho, scope, quirk)
-    negatives = mask & (advantages < 0)
-    assert not (selected & ~negatives).any()  # subset of the valid negative-advantage tokens
-    assert (logp[selected] < proxy[selected]).all()  # strict pi < proxy, never a filtered token
-    groups = [negatives[i] for i in range(3)] if scope == "sequence" else [negatives.flatten()]
-    rows = [selected[i] for i in range(3)] if scope == "sequence" else [selected.flatten()]
-    scores = [logp[i] for i in range(3)] if scope == "sequence" else [logp.flatten()]
-    for neg, sel, score in zip(groups, rows, scores):
-        k = int(rho * int(neg.sum()))
-        k = (k if k > 1 else 0) if quirk else (max(1, k) if neg.any() else 0)
-        assert int(sel.sum()) <= k
-        # before the proxy filter the k chosen tokens are the lowest-logp negatives
-        chosen = lp_reg_selection(score[None], torch.zeros_like(score[None]), torch.where(neg, -1.0, 1.0)[None],
-                                  neg[None], rho, "micro_batch", quirk)[0]
-        assert int(chosen.sum()) == k
-        if k and bool((neg & ~chosen).any()):
-            assert score[chosen].max() <= score[neg & ~chosen].min()
-
-
-def test_lp_reg_quirk_selects_nothing_when_k_is_one():
-    logp = torch.tensor([[-5.0, -1.0, -2.0, -3.0]])
-    proxy = torch.zeros(1, 4) - 0.1
-    advantages = -torch.ones(1, 4)
-    mask = torch.ones(1, 4, dtype=torch.bool)
-    # k = int(0.4 * 4) = 1: the reference runs nothing; without the quirk the lowest token is taken
-    assert not lp_reg_selection(logp, proxy, advantages, mask, 0.4, "micro_batch", True).any()
-    assert lp_reg_selection(logp, proxy, advantages, mask, 0.4, "micro_batch", False).tolist() == [[True, False, False, False]]
-    # k = int(0.5 * 4) = 2 > 1: the two lowest
-    assert lp_reg_selection(logp, proxy, advantages, mask, 0.5, "micro_batch", True).tolist() == [[True, False, False, True]]
-
-
-def test_lp_reg_hand_value_on_selected_tokens():
-    # one sequence, A = -1 on every token; rho = 1 without the quirk selects every token with logp < proxy
-    logp = torch.log(torch.tensor([[0.1, 0.6]], dtype=F64)).requires_grad_(True)
-    logp_old = torch.log(torch.tensor([[0.2, 0.5]], dtype=F64))
-    proxy = torch.log(torch.tensor([[0.4, 0.5]], dtype=F64))
-    mask = torch.ones(1, 2, dtype=torch.bool)
-    state = State.from_batch(logp=logp, logp_old=logp_old, mask=mask, advantages=-torch.ones(1, 2, dtype=F64),
-                             extras={"logp_proxy": proxy})
-    out = (clip_ratio() >> lp_reg(0.02, rho=1.0, beta=0.5, strict_reference_quirk=False)).loss(state)
-    values = out.state.parts["policy"].values.detach()
-    d = math.log(0.4 / 0.1)
-    # token 0 (pi 0.1 < proxy 0.4): unclipped -A r + beta k3; token 1 (pi 0.6 > 0.5): the clipped term
-    assert float(values[0, 0]) == pytest.approx(0.5 + 0.5 * (math.exp(d) - d - 1), abs=1e-12)
-    assert float(values[0, 1]) == pytest.approx(1.2, abs=1e-12)  # max(-A r, -A clip(r)) = max(1.2, 1.2)
-    assert float(out.metrics["lp_reg/selected_count"]) == 1
-
-
-def test_lp_reg_penalty_gradient_raises_logp_of_selected_tokens():
-    batch = _lp_batch(seed=7)
-    term = lp_reg(0.02, rho=1.0, strict_reference_quirk=False)
-    with_penalty = Objective(grpo >> term)(**batch)
-    selected = (with_penalty.state.parts["policy"].values != Objective(grpo)(**batch).state.parts["policy"].values)
-    assert selected.any()
-    with_penalty.loss.backward()
-    grad_with = batch["logp"].grad.clone()
-    batch["logp"].grad = None
-    Objective(grpo >> lp_reg(0.02, rho=1.0, beta=0.0, strict_reference_quirk=False))(**batch).loss.backward()
-    penalty_grad = grad_with - batch["logp"].grad
-    assert (penalty_grad[selected] < 0).all()  # gradient descent raises logp there
-    assert (penalty_grad[~selected] == 0).all()
-
-
-def test_lp_reg_proxy_from_the_old_view_equals_the_precomputed_proxy():
-    batch = _lp_batch(seed=3, vocab=True)
-    view = batch["extras"]["vocab_old"]
-    proxy = view.proxy_logp(batch["extras"]["tokens"], 0.3, "minp", mask=batch["mask"])
-    term = lp_reg(0.3, rho=1.0, strict_reference_quirk=False)
-    precomputed = {**batch, "extras": {**batch["extras"], "logp_proxy": proxy}}
-    from_view = {**batch, "extras": {k: v for k, v in batch["extras"].items() if k != "logp_proxy"}}
-    a, b = Objective(grpo >> term)(**precomputed), Objective(grpo >> term)(**from_view)
-    torch.testing.assert_close(a.loss, b.loss)
-    assert float(a.metrics["lp_reg/selected_count"]) > 0
-
-
-@pytest.mark.parametrize("mode", ["minp", "fixed"])
-def test_proxy_mass_properties_via_the_view(mode):
-    g = torch.Generator().manual_seed(0)
-    vocab, tau = 7, 0.15
-    logits = 2 * torch.randn(2, 3, vocab, generator=g, dtype=F64)
-    view = VocabView.from_logits(logits)
-    probs = torch.softmax(logits, -1)
-    proxy = torch.stack([view.proxy_logp(torch.full((2, 3), v), tau, mode) for v in range(vocab)], -1)
-    mass = torch.where(proxy > -1e3, proxy.exp(), torch.zeros((), dtype=F64))
-    torch.testing.assert_close(mass.sum(-1), torch.ones(2, 3, dtype=F64))  # sums to one
-    threshold = tau * probs.max(-1, keepdim=True).values if mode == "minp" else torch.full_like(probs, tau)
-    below = probs < threshold
-    assert (proxy[below] == -1e4).all()  # no mass below the threshold
-    kept = ~below
-    ratio = mass / probs
-    for b in range(2):
-        for t in range(3):
-            r = ratio[b, t][kept[b, t]]
-            if r.numel():
-                torch.testing.assert_close(r, r[:1].expand_as(r))  # pi_proxy / pi_old = 1/Z on the kept set
-                assert float(r[0]) >= 1 - 1e-12
-
-
-def test_lp_reg_forward_full_matches_the_loop_reference_on_selected_tokens():
-    batch = _lp_batch(seed=11, vocab=True)
-    old = batch["extras"]["vocab_old"]
-    old_logits = old._tensors[0].double()  # the 5-token logits behind the test view
-    top = torch.topk(torch.log_softmax(old_logits, -1), 5, dim=-1)
-    batch["extras"]["proxy_topk"] = TopK(top.values, top.indices)
-    term = lp_reg(0.3, rho=1.0, strict_reference_quirk=False, kl="forward_full", beta=0.7)
-    out = Objective(grpo >> term)(**batch)
-    base = Objective(grpo >> lp_reg(0.3, rho=1.0, strict_reference_quirk=False, beta=0.0))(**batch)
-    selected = out.state.parts["policy"].values != base.state.parts["policy"].values
-    # reference: KL(proxy || pi) with the proxy the min-p filtered, renormalised old policy
-    probs_old = torch.softmax(old_logits, -1)
-    keep = probs_old >= 0.3 * probs_old.max(-1, keepdim=True).values
-    proxy = torch.where(keep, probs_old, torch.zeros((), dtype=F64))
-    proxy = proxy / proxy.sum(-1, keepdim=True)
-    log_pi = torch.log_softmax(batch["vocab"]._tensors[0].double(), -1)
-    kl = (torch.xlogy(proxy, proxy) - proxy * log_pi).sum(-1)
-    diff = (out.state.parts["policy"].values - base.state.parts["policy"].values).double()
-    assert selected.any()
-    torch.testing.assert_close(diff[selected], 0.7 * kl[selected], atol=1e-5, rtol=1e-5)
-
-
-def test_lp_reg_proxy_topk_filter():
-    logprobs = torch.log(torch.tensor([[[0.5, 0.3, 0.005, 0.004]]]))
-    top = lp_reg_proxy_topk(TopK(logprobs, torch.arange(4)[None, None]), 0.02, "minp")
-    assert top.logprobs[0, 0, :2].tolist() == pytest.approx(logprobs[0, 0, :2].tolist())
-    assert top.logprobs[0, 0, 2:].tolist() == [-1e4, -1e4]
-    fixed = lp_reg_proxy_topk(TopK(logprobs, torch.arange(4)[None, None]), 0.4, "fixed")
-    assert fixed.logprobs[0, 0, 0] == logprobs[0, 0, 0] and (fixed.logprobs[0, 0, 1:] == -1e4).all()
-    # nothing reaches 0.9: the reference's proxy is uniform; a top-k holds it over its k ids
-    fixed = lp_reg_proxy_topk(TopK(logprobs, torch.arange(4)[None, None]), 0.9, "fixed")
-    assert fixed.logprobs[0, 0].tolist() == [0.0] * 4
-
-
-def test_lp_reg_order_and_bad_input():
-    with pytest.raises(RlobjBuildError, match="lp_reg"):
-        lp_reg(0.02) >> grpo
-    grpo >> lp_reg(0.02)  # the working order
-    with pytest.raises(RlobjInputError, match="lp_reg.tau"):
-        lp_reg(1.5)
-    with pytest.raises(RlobjInputError, match="lp_reg.rho"):
-        lp_reg(0.02, rho=-0.1)
-    with pytest.raises(RlobjInputError, match="lp_reg.kl"):
-        lp_reg(0.02, kl="reverse")
-    with pytest.raises(RlobjInputError, match="selection_scope"):
-        lp_reg(0.02, selection_scope="global")
-    batch = _lp_batch(seed=0)
-    del batch["extras"]["logp_proxy"]
-    with pytest.raises(RlobjInputError, match="extras\\['logp_proxy'\\].*extras\\['vocab_old'\\]"):
-        Objective(grpo >> lp_reg(0.02))(**batch)
-
-
-# ------------------------------------------------------------------------------------------
-# SIREN
-# ------------------------------------------------------------------------------------------
-
-
-def loop_top_p_entropy(logits_row, p):
-    probs = sorted(softmax_row(logits_row.double()), reverse=True)
-    nucleus, total = [], 0.0
-    for q in probs:
-        if total + q < p:
-            nucleus.append(q)
-            total += q
-        else:
-            break
-    if not nucleus:
-        return 0.0
-    mass = sum(nucleus)
-    return -sum((q / mass) * math.log(q / mass) for q in nucleus)
-
-
-def loop_siren_mean(logits, mask, p, quantile):
-    rows, total = 0, 0.0
-    for b in range(mask.shape[0]):
-        values = [loop_top_p_entropy(logits[b, t], p) for t in range(mask.shape[1]) if mask[b, t]]
-        if not values:
-            continue
-        rows += 1
-        cut = torch.quantile(torch.tensor(values, dtype=F64), quantile).item()
-        peak = [v for v in values if v > cut]
-        total += sum(peak) / len(peak) if peak else 0.0
-    return total / max(rows, 1)
-
-
-def _siren_batch(seed, scale=1.0):
-    batch = _lp_batch(seed=seed, vocab=True)
-    logits = batch["vocab"]._tensors[0] * scale
-    batch["vocab"] = VocabView.from_logits(logits)
-    return batch
-
-
-@SETTINGS
-@given(seed=st.integers(0, 1000), p=st.sampled_from([0.5, 0.7]), quantile=st.sampled_from([0.0, 0.5, 0.8]))
-def test_siren_mean_entropy_matches_the_loop_reference(seed, p, quantile):
-    # near-uniform rows over 5 tokens: nuclei of 2 or 3 tokens, far from the p boundary, so
-    # float32 and the float64 loop agree on membership and the entropies have no ties
-    batch = _siren_batch(seed, scale=0.1)
-    # a nucleus of two equally likely tokens has entropy ln 2 exactly in float32 but not in the
-    # float64 loop; two such tokens in a row tie at the cut, where the term (as the reference,
-    # `values > cut`) selects neither and the loop one of them: such inputs are not comparable
-    from rlobj.terms.regularizers import top_p_entropy
-
-    entropies = top_p_entropy(batch["vocab"], p)
-    for row, keep in zip(entropies, batch["mask"]):
-        assume(row[keep].unique().numel() == int(keep.sum()))
-    state = State.from_batch(**batch)
-    mean, peak = siren(p, quantile).mean_entropy(state)
-    expected = loop_siren_mean(batch["vocab"]._tensors[0], batch["mask"], p, quantile)
-    assert float(mean) == pytest.approx(expected, abs=1e-5)
-    assert not (peak & ~batch["mask"]).any()
-
-
-def test_peak_mask_count_for_distinct_values():
-    g = torch.Generator().manual_seed(0)
-    values = torch.rand(4, 9, generator=g)
-    lengths = torch.tensor([9, 5, 2, 1])
-    mask = torch.arange(9)[None, :] < lengths[:, None]
-    peak = peak_entropy_mask(values, mask, 0.8)
-    assert peak.sum(-1).tolist() == [math.ceil(0.2 * (n - 1) - 1e-9) for n in lengths.tolist()]
-    # applying the mask again on its own values selects the same set (the reference does this twice)
-    assert peak_entropy_mask(torch.where(peak, values, values), mask, 0.8).equal(peak)
-
-
-def test_siren_anchor_regulariser_and_base_loss():
-    first = _siren_batch(0)
-    base = Objective(grpo)(**first).loss
-    objective = Objective(grpo >> siren(coef=0.5))
-    out = objective(**first)
-    anchor = out.term_state["siren"]
-    # first call: the anchor is this batch's value, R = 0, the loss is the base loss
-    assert anchor == pytest.approx(float(out.metrics["siren/entropy"]))
-    assert float(out.metrics["siren/regularizer"]) == 0.0
-    torch.testing.assert_close(out.loss, base)
-    # a different policy: the anchor is carried unchanged, R = (H - anchor)^2 >= 0
-    second = _siren_batch(1, scale=2.0)
-    out2 = objective(**second, term_state=out.term_state)
-    assert out2.term_state["siren"] == anchor
-    entropy = float(out2.metrics["siren/entropy"])
-    assert float(out2.metrics["siren/regularizer"]) == pytest.approx((entropy - anchor) ** 2, rel=1e-5)
-    assert float(out2.metrics["siren/regularizer"]) > 0
-    base2 = Objective(grpo)(**second).loss
-    assert float(out2.loss - base2) == pytest.approx(0.5 * (entropy - anchor) ** 2, rel=1e-4, abs=1e-7)
-    # lambda = 0: the base loss
-    zero = Objective(grpo >> siren(coef=0.0))(**second, term_state=out.term_state)
-    torch.testing.assert_close(zero.loss, base2)
-    # the input term state is returned, never mutated
-    assert out.term_state["siren"] == anchor
-
-
-@pytest.mark.parametrize("aggregation", [token_mean(), seq_mean_token_mean(), constant_normalizer(512.0)])
-def test_siren_adds_exactly_lambda_r_under_every_aggregation(aggregation):
-    batch = _siren_batch(2)
-    chain = group_zscore() >> clip_ratio() >> aggregation
-    state = State.from_batch(**batch)
-    prepared = Objective(chain >> siren(anchor=0.1, coef=0.3)).prepare(state)
-    out = Objective(chain >> siren(anchor=0.1, coef=0.3)).loss(prepared)
-    base = Objective(chain).loss(Objective(chain).prepare(state))
-    entropy = float(out.metrics["siren/entropy"])
-    assert float(out.loss - base.loss) == pytest.approx(0.3 * (entropy - 0.1) ** 2, rel=1e-5)
-    # with a global normaliser each micro-batch weighs by its share of the sequences: the
-    # accumulated regulariser is the mean of the micro-batch values
-    objective = Objective(chain >> siren(anchor=0.1, coef=0.3))
-    # (Objective.split does not slice vocabulary views yet: one view per micro-batch by hand)
-    logits = batch["vocab"]._tensors[0]
-    halves = [h.update(vocab=VocabView.from_logits(logits[rows]))
-              for h, rows in zip(objective.split(prepared, [4, 4]), (slice(0, 4), slice(4, 8)))]
-    normalizer = Normalizer.from_masks([h.mask for h in halves])
-    added = [float(objective.loss(h, normalizer).metrics["loss/siren"]) for h in halves]
-    regs = [0.3 * float(objective.loss(h).metrics["siren/regularizer"]) for h in halves]
-    assert sum(added) == pytest.approx(sum(regs) / 2, rel=1e-5)
-
-
-def test_siren_gradient_pulls_toward_the_anchor():
-    batch = _siren_batch(5)
-    logits = batch["vocab"]._tensors[0].detach().clone().requires_grad_(True)
-    batch["vocab"] = VocabView.from_logits(logits)
-    state = State.from_batch(**batch)
-    mean = float(siren().mean_entropy(state)[0])
-    for anchor, sign in ((mean + 0.5, 1), (mean - 0.5, -1)):
-        logits.grad = None
-        out = Objective(group_zscore() >> clip_ratio() >> siren(anchor=anchor, coef=1.0)).loss(
-            Objective(group_zscore()).prepare(state))
-        out.state.parts["siren"].values.sum().backward()
-        step = logits - 0.05 * logits.grad
-        new_state = State.from_batch(**{**batch, "vocab": VocabView.from_logits(step.detach())})
-        moved = float(siren().mean_entropy(new_state)[0]) - mean
-        assert sign * moved > 0
-
-
-def test_siren_is_a_scalar_part_in_any_position_and_needs_a_view():
-    # a scalar loss part: the aggregation may come before or after it
-    assert len(group_zscore() >> clip_ratio() >> siren() >> token_mean()) == 4
-    batch = _lp_batch(seed=0)
-    with pytest.raises(RlobjInputError, match="siren reads 'vocab'"):
-        Objective(grpo >> siren())(**batch)
-
-
-# ------------------------------------------------------------------------------------------
-# entropy estimators
-# ------------------------------------------------------------------------------------------
-
-
-def test_sampled_entropy_value_and_zero_mean_gradient():
-    batch = _lp_batch(seed=0)
-    out = sampled_entropy_bonus(0.1).loss(**batch)
-    mask = batch["mask"]
-    expected = 0.1 * batch["logp"].detach()[mask].mean()
-    assert float(out.loss) == pytest.approx(float(expected), rel=1e-6)
-    # E_{y~pi}[grad(-log pi(y))] = 0 (exact enumeration), while grad H is not zero
-    logits = torch.randn(5, dtype=F64, requires_grad=True)
-    log_pi = torch.log_softmax(logits, -1)
-    expected_grad = sum(log_pi[v].exp().detach() * torch.autograd.grad(-log_pi[v], logits, retain_graph=True)[0]
-                        for v in range(5))
-    torch.testing.assert_close(expected_grad, torch.zeros(5, dtype=F64), atol=1e-12, rtol=0)
-    (entropy_grad,) = torch.autograd.grad(-(log_pi.exp() * log_pi).sum(), logits)
-    assert entropy_grad.abs().max() > 1e-3
-
-
-def test_full_vocab_entropy_bonus_reads_the_view():
-    batch = _lp_batch(seed=1, vocab=True)
-    del batch["entropy"]
-    out = entropy_bonus(0.1).loss(**batch)
-    logits = batch["vocab"]._tensors[0].double()
-    entropy = -(torch.softmax(logits, -1) * torch.log_softmax(logits, -1)).sum(-1)
-    assert float(out.loss) == pytest.approx(-0.1 * float(entropy[batch["mask"]].mean()), rel=1e-5)
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Script run by test_search_sampler.py: two RL steps of ``sampler: mcts`` under DDP on 2 CPU processes.
+"""Script run by test_search_samplers.py: two RL steps of ``sampler: mcts`` under DDP on 2 CPU processes.
 
 ``python ddp_search_worker.py OUT``: each rank searches its own prompts (the data is sharded),
 the update is synchronised by DDP; every rank saves its weights, its search metrics and the

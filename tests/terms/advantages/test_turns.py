@@ -1,38 +1,19 @@
-"""Turn terms (rlobj/terms/advantages/turns.py, rlobj/terms/rewards/turns.py): hand values with the
-arithmetic in comments, a plain-loop reference on Hypothesis batches, gradients, reward
-conservation, bad input."""
-
-
+"""turn_returns (rlobj/terms/advantages/turns.py): hand values with the arithmetic in comments, a
+plain-loop reference on Hypothesis batches, gradients, bad input."""
 
 import pytest
 import torch
 from batches import batches, leaf, make_batch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from terms._turn_states import F64, HAND, state
 
-from rlobj import Objective, batch_whiten, group_mean_baseline, reinforce, token_mean
+from rlobj import Objective, reinforce, token_mean
 from rlobj.algebra.state import State
 from rlobj.ops.errors import RlobjInputError
 from rlobj.terms.advantages import turn_returns
-from rlobj.terms.rewards import turn_end_rewards
 
-F64 = torch.float64
 SETTINGS = settings(max_examples=40)
-
-
-def state(turn_ids, turn_rewards, mask, group_ids, rewards=None):
-    turn_ids = torch.tensor(turn_ids)
-    return State.from_batch(logp=torch.full(turn_ids.shape, -0.5, dtype=F64), mask=torch.tensor(mask),
-                            group_ids=torch.tensor(group_ids),
-                            rewards=None if rewards is None else torch.tensor(rewards, dtype=F64),
-                            extras={"turn_ids": turn_ids, "turn_rewards": torch.tensor(turn_rewards, dtype=F64)})
-
-
-# two rows of one group. Row 0: turn 0 = tokens 0-1 (reward 1 at t=1), observation t=2 (mask False,
-# turn -1), turn 1 = tokens 3-4 (reward 2 at t=4). Row 1: one turn, tokens 0-2, reward 4 at t=2; padding.
-HAND = dict(turn_ids=[[0, 0, -1, 1, 1], [0, 0, 0, -1, -1]],
-            turn_rewards=[[0, 1, 0, 0, 2], [0, 0, 4, 0, 0]],
-            mask=[[True, True, False, True, True], [True, True, True, False, False]], group_ids=[0, 0])
 
 
 def test_turn_returns_hand_values():
@@ -45,24 +26,6 @@ def test_turn_returns_hand_values():
     assert turn_returns(1.0)(s).advantages.tolist() == [[-0.5, -0.5, 0, 0, 0], [0.5, 0.5, 0.5, 0, 0]]
     # gamma 0: each turn's own reward
     assert turn_returns(0.0, baseline="none")(s).advantages.tolist() == [[1, 1, 0, 2, 2], [4, 4, 4, 0, 0]]
-
-
-def test_turn_end_rewards_hand_values_and_conservation():
-    s = state(**HAND, rewards=[3.0, 4.0])  # the scorer's reward: the episode's return
-    out = turn_end_rewards()(s)
-    assert out.token_rewards.tolist() == [[0, 1, 0, 0, 2], [0, 0, 4, 0, 0]]
-    assert out.rewards.tolist() == [0.0, 0.0]
-    # REINFORCE++ returns with gamma .5, discounted per token position (the observation position
-    # t=2 holds no reward but counts in the exponent). Row 0 rewards [0, 1, 0, 0, 2]:
-    # G4 = 2, G3 = .5 * 2 = 1, G2 = .5, G1 = 1 + .5 * .5 = 1.25, G0 = .5 * 1.25 = .625.
-    # Row 1 [0, 0, 4]: G = [1, 2, 4]. Valid tokens: row 0 t = 0, 1, 3, 4, then row 1 t = 0, 1, 2.
-    whitened = (turn_end_rewards() >> batch_whiten(0.5, eps=0.0))(s)
-    raw = [0.625, 1.25, 1.0, 2.0, 1.0, 2.0, 4.0]
-    values = torch.tensor(raw, dtype=F64)
-    expected = (values - values.mean()) / values.var(unbiased=False).sqrt()
-    torch.testing.assert_close(whitened.advantages[s.mask], expected)
-    # group baselines see the same sequence reward before and after the move
-    torch.testing.assert_close(group_mean_baseline()(out).advantages, group_mean_baseline()(s).advantages)
 
 
 def reference_turn_returns(fields, gamma, baseline):
@@ -103,16 +66,6 @@ def test_turn_returns_matches_reference(fields, gamma, baseline):
     torch.testing.assert_close(got, reference_turn_returns(fields, gamma, baseline), atol=1e-5, rtol=1e-5)
 
 
-@SETTINGS
-@given(fields=batches())
-def test_turn_end_rewards_conserves_sequence_reward(fields):
-    s = State.from_batch(**fields)
-    out = turn_end_rewards()(s)
-    before = s.rewards
-    after = out.rewards + (out.token_rewards * s.mask).sum(-1)
-    torch.testing.assert_close(after, before.to(after.dtype), atol=1e-5, rtol=1e-5)
-
-
 def test_gradient_is_minus_advantage_over_token_count():
     fields = leaf(make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=8))
     out = Objective(turn_returns(0.9) >> reinforce() >> token_mean())(**fields)
@@ -135,6 +88,3 @@ def test_bad_input_names_the_field():
     bad = s.update(extras={**s.extras, "turn_ids": s.extras["turn_ids"].double()})
     with pytest.raises(RlobjInputError, match="turn_ids"):
         turn_returns()(bad)
-    missing = s.update(extras={"turn_ids": s.extras["turn_ids"]})
-    with pytest.raises(RlobjInputError, match="turn_rewards"):
-        turn_end_rewards()(missing)

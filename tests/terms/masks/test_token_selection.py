@@ -5,16 +5,22 @@ off_policy_sequence_mask: hand values, loop references on Hypothesis inputs (tie
 gradients (exactly zero on masked tokens, unchanged elsewhere), the properties of the spec
 (count rule, subset, ordering, rho = 1, shift invariance, positive-advantage sequences never
 dropped), the data-parallel path on a one-rank gloo group, and bad input.
+
+mastered_positive_mask (UloRL DMMPT, arXiv 2507.19766): hand values, a loop reference and its
+gradient, monotone in its thresholds, switched off gives the base loss, composition with
+grpo / dr_grpo / dapo.
 """
 
 import math
 
 import pytest
 import torch
-from batches import F64, padded_start, t
+from batches import F64, padded_start, presets, t
 from hypothesis import given
 from hypothesis import strategies as st
+from terms._confident_batches import confident_batches, confident_kw, valid
 
+from rlobj import Objective, mastered_positive_mask, token_mean
 from rlobj.algebra import LossPart, State
 from rlobj.ops.errors import RlobjInputError
 from rlobj.terms.masks import (
@@ -331,3 +337,133 @@ def test_micro_batch_scope_equals_batch_scope_without_data_parallelism():
                                top_fraction_mask(scores, mask, 0.4, "batch"))
     with pytest.raises(RlobjInputError, match="scope: expected one of"):
         top_fraction_mask(scores, mask, 0.4, "global")
+
+
+# =========================================================================== mastered_positive_mask
+HAND = {
+    # row 0: reward 1, p = e^-0.005 = 0.995, e^-0.7 = 0.497, e^-0.001 = 0.999; mean H = (0.1+0.3+0.05)/3 = 0.15 < 0.2
+    # row 1: reward 1, p = 0.998, 0.741;  mean H = (0.1+0.5)/2 = 0.3 >= 0.2 -> gate closed
+    # row 2: reward 0 -> never masked
+    "logp": t([[-0.005, -0.7, -0.001], [-0.002, -0.3, 0.0], [-0.001, -0.004, -2.0]]),
+    "logp_old": t([[-0.005, -0.7, -0.001], [-0.002, -0.3, 0.0], [-0.001, -0.004, -2.0]]),
+    "mask": t([[1, 1, 1], [1, 1, 0], [1, 1, 1]]).bool(),
+    "advantages": t([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0], [-1.0, -1.0, -1.0]]),
+    "entropy": t([[0.1, 0.3, 0.05], [0.1, 0.5, 0.0], [0.0, 0.0, 0.0]]),
+    "rewards": t([1.0, 1.0, 0.0]),
+}
+
+
+def test_mastered_positive_mask_hand_values():
+    # reinforce per token -A*logp: [0.005, 0.7, 0.001 | 0.002, 0.3 | -0.001, -0.004, -2.0], N = 8
+    # masked: row 0 tokens 0 and 2 (p >= 0.99, gate open) -> numerator 0.7 + 0.002 + 0.3 - 0.001 - 0.004 - 2.0
+    #       = -1.003, denominator unchanged = 8 -> -0.125375
+    out = (reinforce() >> mastered_positive_mask() >> token_mean()).loss(**HAND)
+    assert out.state.parts["policy"].mask.tolist() == [[False, True, False], [True, True, False], [True, True, True]]
+    assert float(out.loss) == pytest.approx(-1.003 / 8, abs=1e-12)
+    assert float(out.metrics["mask/mastered_frac"]) == pytest.approx(2 / 8)
+    assert float(out.metrics["mask/mastered_gate_frac"]) == pytest.approx(1 / 2)  # 1 of 2 positive responses
+    base = (reinforce() >> token_mean()).loss(**HAND)
+    assert float(base.loss) == pytest.approx(-0.997 / 8, abs=1e-12)  # all 8 tokens: -1.003 + 0.005 + 0.001
+    # batch gate: mean H over all 8 tokens = 1.05 / 8 = 0.13125 < 0.2 -> row 1 token 0 (p 0.998) also masked
+    batch = (reinforce() >> mastered_positive_mask(gate_scope="batch") >> token_mean()).loss(**HAND)
+    assert float(batch.loss) == pytest.approx((-1.003 - 0.002) / 8, abs=1e-12)
+    # the always-on variant (sigma = inf) masks row 1 token 0 too; tau = 0.999 keeps only p >= 0.999 (row 0 token 2)
+    assert float((reinforce() >> mastered_positive_mask(sigma=math.inf) >> token_mean()).loss(**HAND).loss) == \
+        pytest.approx((-1.003 - 0.002) / 8, abs=1e-12)
+    strict = (reinforce() >> mastered_positive_mask(tau=0.999) >> token_mean()).loss(**HAND)
+    assert float(strict.loss) == pytest.approx((-0.997 - 0.001) / 8, abs=1e-12)
+
+
+def test_mastered_positive_mask_reads_the_current_policy_when_asked():
+    # current policy: row 0 token 0 drops to p = e^-0.5 = 0.61 -> only token 2 is masked
+    fields = dict(HAND, logp=t([[-0.5, -0.7, -0.001], [-0.002, -0.3, 0.0], [-0.001, -0.004, -2.0]]))
+    out = (reinforce() >> mastered_positive_mask(prob_source="current")).loss(**fields)
+    assert out.state.parts["policy"].mask[0].tolist() == [True, True, False]
+    assert "logp_old" not in mastered_positive_mask(prob_source="current").slots_read()
+    old = (reinforce() >> mastered_positive_mask()).loss(**fields)
+    assert old.state.parts["policy"].mask[0].tolist() == [False, True, False]
+
+
+def ref_mastered(batch, tau, sigma, scope="sequence"):
+    """Plain loops: the set of masked (i, j)."""
+    mask, ent, lp, r = (batch["mask"].tolist(), batch["entropy"].tolist(), batch["logp_old"].tolist(),
+                        batch["rewards"].tolist())
+    if scope == "sequence":
+        means = [sum(e for e, m in zip(er, mr) if m) / max(1, sum(mr)) for er, mr in zip(ent, mask)]
+    else:
+        pairs = valid(batch)
+        means = [sum(ent[i][j] for i, j in pairs) / len(pairs)] * len(mask)
+    return {(i, j) for i, j in valid(batch) if r[i] >= 1.0 and means[i] < sigma and math.exp(lp[i][j]) >= tau}
+
+
+@given(confident_batches(), st.sampled_from([0.95, 0.99, 0.999]), st.sampled_from([0.1, 0.2, 0.3]),
+       st.sampled_from(["sequence", "batch"]))
+def test_mastered_positive_mask_matches_loop_reference_and_gradient(batch, tau, sigma, scope):
+    fields = confident_kw(batch, grad=True)
+    out = (reinforce() >> mastered_positive_mask(tau=tau, sigma=sigma, gate_scope=scope) >> token_mean()).loss(**fields)
+    masked = ref_mastered(batch, tau, sigma, scope)
+    pairs = valid(batch)
+    adv, lp = batch["advantages"].tolist(), batch["logp"].tolist()
+    total = sum(-adv[i][j] * lp[i][j] for i, j in pairs if (i, j) not in masked)
+    assert float(out.loss.detach()) == pytest.approx(total / len(pairs), rel=1e-12, abs=1e-14)
+    out.loss.backward()
+    for i, j in pairs:
+        expected = 0.0 if (i, j) in masked else -adv[i][j] / len(pairs)  # denominator: all N tokens
+        assert float(fields["logp"].grad[i, j]) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert not bool(fields["logp"].grad[~batch["mask"]].any())
+
+
+@given(confident_batches())
+def test_mastered_positive_mask_properties(batch):
+    def masked(**options):
+        out = (reinforce() >> mastered_positive_mask(**options)).loss(**confident_kw(batch))
+        return batch["mask"] & ~out.state.parts["policy"].mask
+
+    base = masked(tau=0.99, sigma=0.2)
+    # monotone: raising sigma or lowering tau gives a superset
+    assert not bool((base & ~masked(tau=0.99, sigma=0.3)).any())
+    assert not bool((base & ~masked(tau=0.98, sigma=0.2)).any())
+    # never a token of a reward-0 response, never a token with p < tau
+    assert not bool(base[batch["rewards"] < 1].any())
+    assert not bool((base & (batch["logp_old"].nan_to_num(0.0).exp() < 0.99)).any())
+    # switched off (tau > 1 or sigma = 0): exactly the base loss
+    plain = (reinforce() >> token_mean()).loss(**confident_kw(batch)).loss
+    for options in ({"tau": 1.5}, {"sigma": 0.0}):
+        off = (reinforce() >> mastered_positive_mask(**options) >> token_mean()).loss(**confident_kw(batch)).loss
+        assert float(off) == float(plain)
+
+
+def test_mastered_positive_mask_bad_input():
+    with pytest.raises(RlobjInputError, match=r"mastered_positive_mask.tau: expected > 0.0, got 0"):
+        mastered_positive_mask(tau=0)
+    with pytest.raises(RlobjInputError, match=r"mastered_positive_mask.sigma: expected >= 0.0, got -1"):
+        mastered_positive_mask(sigma=-1)
+    with pytest.raises(RlobjInputError, match=r"prob_source: expected one of \('old', 'current'\), got 'new'"):
+        mastered_positive_mask(prob_source="new")
+    with pytest.raises(RlobjInputError, match=r"gate_scope: expected one of \('sequence', 'batch'\), got 'group'"):
+        mastered_positive_mask(gate_scope="group")
+    no_rewards = {k: v for k, v in HAND.items() if k != "rewards"}
+    with pytest.raises(RlobjInputError, match="mastered_positive_mask reads 'rewards'"):
+        (reinforce() >> mastered_positive_mask()).loss(**no_rewards)
+    with pytest.raises(RlobjInputError, match="mastered_positive_mask modifies the loss part 'policy'"):
+        mastered_positive_mask().loss(**HAND)
+    no_old = {k: v for k, v in HAND.items() if k != "logp_old"}
+    with pytest.raises(RlobjInputError, match="mastered_positive_mask reads 'logp_old'"):
+        (reinforce() >> mastered_positive_mask()).loss(**no_old)
+    no_entropy = {k: v for k, v in HAND.items() if k != "entropy"}
+    with pytest.raises(RlobjInputError, match="entropy"):
+        (reinforce() >> mastered_positive_mask()).loss(**no_entropy)
+
+
+@presets()
+def test_mastered_positive_mask_composition_with_presets(preset):
+    from batches import leaf, make_batch
+
+    batch = leaf(make_batch([4, 4], [4, 2, 5, 3, 1, 4, 6, 2], seed=5))
+    base = Objective(preset)(**batch)
+    # the mask switched off leaves the preset's loss unchanged; switched on it only removes tokens
+    off = Objective(preset >> mastered_positive_mask(tau=1.5))(**batch)
+    assert float(off.loss) == float(base.loss)
+    on = Objective(preset >> mastered_positive_mask(tau=0.05, sigma=10.0))(**batch)
+    assert bool((on.state.parts["policy"].mask <= base.state.parts["policy"].mask).all())
+    assert float(on.metrics["mask/mastered_frac"]) > 0

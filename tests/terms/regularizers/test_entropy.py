@@ -13,11 +13,12 @@ import torch
 from batches import F64, padded_start, t
 from hypothesis import given
 from hypothesis import strategies as st
+from terms._vocab_batches import _lp_batch
 
 from rlobj.algebra import Objective, State
 from rlobj.ops.errors import RlobjInputError
 from rlobj.terms.masks import top_entropy_mask
-from rlobj.terms.regularizers import adaptive_entropy, entropy_bonus
+from rlobj.terms.regularizers import adaptive_entropy, entropy_bonus, sampled_entropy_bonus
 from rlobj.terms.surrogates import reinforce
 
 
@@ -212,3 +213,33 @@ def test_entropy_shape_is_checked():
 def test_invalid_hyperparameters(build, match):
     with pytest.raises(RlobjInputError, match=match):
         build()
+
+
+# ------------------------------------------------------------------------------------------
+# entropy estimators
+# ------------------------------------------------------------------------------------------
+
+
+def test_sampled_entropy_value_and_zero_mean_gradient():
+    batch = _lp_batch(seed=0)
+    out = sampled_entropy_bonus(0.1).loss(**batch)
+    mask = batch["mask"]
+    expected = 0.1 * batch["logp"].detach()[mask].mean()
+    assert float(out.loss) == pytest.approx(float(expected), rel=1e-6)
+    # E_{y~pi}[grad(-log pi(y))] = 0 (exact enumeration), while grad H is not zero
+    logits = torch.randn(5, dtype=F64, requires_grad=True)
+    log_pi = torch.log_softmax(logits, -1)
+    expected_grad = sum(log_pi[v].exp().detach() * torch.autograd.grad(-log_pi[v], logits, retain_graph=True)[0]
+                        for v in range(5))
+    torch.testing.assert_close(expected_grad, torch.zeros(5, dtype=F64), atol=1e-12, rtol=0)
+    (entropy_grad,) = torch.autograd.grad(-(log_pi.exp() * log_pi).sum(), logits)
+    assert entropy_grad.abs().max() > 1e-3
+
+
+def test_full_vocab_entropy_bonus_reads_the_view():
+    batch = _lp_batch(seed=1, vocab=True)
+    del batch["entropy"]
+    out = entropy_bonus(0.1).loss(**batch)
+    logits = batch["vocab"]._tensors[0].double()
+    entropy = -(torch.softmax(logits, -1) * torch.log_softmax(logits, -1)).sum(-1)
+    assert float(out.loss) == pytest.approx(-0.1 * float(entropy[batch["mask"]].mean()), rel=1e-5)

@@ -8,46 +8,11 @@ import torch
 from batches import assert_refused_without
 from hypothesis import given
 from hypothesis import strategies as st
+from terms._reward_batches import F64, _state, batches, make_state
 
-from rlobj.algebra.state import State
 from rlobj.ops.errors import RlobjBuildError, RlobjInputError
 from rlobj.terms.advantages import group_zscore
-from rlobj.terms.masks import drop_zero_variance_groups, zero_variance_groups
 from rlobj.terms.rewards import clip_rewards, length_penalty, overlong_penalty
-
-F64 = torch.float64
-REWARDS = st.one_of(st.sampled_from([0.0, 1.0, 0.5, -1.0, 0.7]), st.floats(-20, 20, allow_nan=False, allow_subnormal=False))
-
-
-@st.composite
-def batches(draw, min_size=1, binary=False, constant_groups=False):
-    sizes = draw(st.lists(st.integers(min_size, 6), min_size=1, max_size=4))
-    ids = draw(st.lists(st.integers(-3, 30), min_size=len(sizes), max_size=len(sizes), unique=True))
-    gids = [g for g, n in zip(ids, sizes, strict=True) for _ in range(n)]
-    order = draw(st.permutations(range(len(gids))))
-    gids = [gids[i] for i in order]
-    seq = draw(st.integers(1, 12))
-    lengths = draw(st.lists(st.integers(0, seq), min_size=len(gids), max_size=len(gids)))
-    values = st.sampled_from([0.0, 1.0]) if binary else REWARDS
-    if constant_groups:
-        per = {g: draw(st.sampled_from([0.1, 0.7, 0.3, 1 / 3, 0.2])) for g in ids}
-        rewards = [per[g] for g in gids]
-    else:
-        rewards = draw(st.lists(values, min_size=len(gids), max_size=len(gids)))
-    return {"rewards": rewards, "group_ids": gids, "lengths": lengths, "seq": seq}
-
-
-def make_state(b, dtype=F64, requires_grad=False):
-    mask = torch.tensor([[t < n for t in range(b["seq"])] for n in b["lengths"]])
-    return State.from_batch(logp=torch.zeros(mask.shape, dtype=dtype), mask=mask,
-                            rewards=torch.tensor(b["rewards"], dtype=dtype, requires_grad=requires_grad),
-                            group_ids=torch.tensor(b["group_ids"]))
-
-
-def _state(rewards, lengths, group_ids=None, requires_grad=False):
-    b = {"rewards": rewards, "lengths": lengths, "seq": max(lengths + [1]),
-         "group_ids": group_ids if group_ids is not None else [0] * len(rewards)}
-    return make_state(b, requires_grad=requires_grad)
 
 
 # ----------------------------------------------------------------------------- overlong_penalty
@@ -175,47 +140,14 @@ def test_clip_rewards_gradient():
                                     (inside.rewards,))
 
 
-# ----------------------------------------------------------------------------- zero-variance groups
-def test_hand_zero_variance_groups():
-    rewards = torch.tensor([1.0, 1.0, 0.0, 1.0, 0.5])
-    gids = torch.tensor([0, 0, 1, 1, 2])
-    assert zero_variance_groups(rewards, gids).tolist() == [True, True, False, False, True]
-    state = _state([1.0, 1.0, 0.0, 1.0, 0.5], [2, 1, 3, 2, 1], group_ids=[0, 0, 1, 1, 2])
-    out = drop_zero_variance_groups()(state)
-    assert out.mask.tolist() == [[False] * 3, [False] * 3, [True] * 3, [True, True, False], [False] * 3]
-    assert float(out.metrics["groups/zero_variance_frac"]) == pytest.approx(3 / 5)
-    assert out.rewards is state.rewards  # rewards untouched
-
-
-def test_all_equal_float32_groups_are_detected():
-    # Regression: seven rewards of 0.7 in float32 had a naive group std of 6e-8 != 0.
-    rewards = torch.full((7,), 0.7)
-    assert bool(zero_variance_groups(rewards, torch.zeros(7, dtype=torch.long)).all())
-
-
-@given(b=batches(), constant=st.booleans())
-def test_zero_variance_groups_match_loop(b, constant):
-    if constant:
-        per = {g: 0.7 for g in b["group_ids"]}
-        b = {**b, "rewards": [per[g] for g in b["group_ids"]]}
-    state = make_state(b, dtype=torch.float32)
-    flat = zero_variance_groups(state.rewards, state.group_ids).tolist()
-    for i, g in enumerate(b["group_ids"]):
-        vals = [float(state.rewards[j]) for j, x in enumerate(b["group_ids"]) if x == g]
-        assert flat[i] == (max(vals) == min(vals))
-    mask = drop_zero_variance_groups()(state).mask
-    for i, row in enumerate(mask.tolist()):
-        assert row == ([False] * b["seq"] if flat[i] else [t < b["lengths"][i] for t in range(b["seq"])])
-
-
 # ----------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("term", [overlong_penalty(max_length=10, buffer=4), length_penalty(), clip_rewards(),
-                                  drop_zero_variance_groups()], ids=lambda t: type(t).__name__)
+@pytest.mark.parametrize("term", [overlong_penalty(max_length=10, buffer=4), length_penalty(), clip_rewards()],
+                         ids=lambda t: type(t).__name__)
 def test_missing_rewards(term):
     assert_refused_without(term, "reads 'rewards'", width=2, group_ids=torch.tensor([0, 0]))
 
 
-@pytest.mark.parametrize("term", [length_penalty(), drop_zero_variance_groups()], ids=lambda t: type(t).__name__)
+@pytest.mark.parametrize("term", [length_penalty()], ids=lambda t: type(t).__name__)
 def test_missing_group_ids(term):
     assert_refused_without(term, "group_ids", width=2, rewards=torch.tensor([1.0, 0.0]))
 

@@ -1,4 +1,5 @@
-"""Tools of multi-turn rollouts: formats, calculator, sandboxed Python, retrieval, ToolEnvironment."""
+"""Tools of multi-turn rollouts (rlobj/train/envs/tools.py): formats, calculator, sandboxed Python,
+retrieval, building tools from config."""
 
 import time
 
@@ -11,7 +12,6 @@ from rlobj.train.envs import (
     Retrieval,
     ToolCall,
     ToolCallFormat,
-    ToolEnvironment,
     build_tool,
     run_tool,
 )
@@ -105,18 +105,3 @@ def test_build_tool_from_config():
         build_tool("shell")
     with pytest.raises(RlobjInputError, match="tool search"):
         build_tool({"search": {"corpus": CORPUS, "bogus": 1}})
-
-
-def test_tool_environment_episode():
-    env = ToolEnvironment(tools=["calculator"], format="json")
-    assert env.reset({"prompt": "12*34=", "answer": "408"}) == "12*34="
-    call = ToolCallFormat("json").render("calculator", "12*34")
-    observation, reward, done, info = env.step(call)
-    assert (observation, reward, done) == ("<result>408</result>", 0.0, False)
-    assert info == {"tool_call": True, "tool_ok": True}
-    observation, reward, done, info = env.step("<tool_call>{broken</tool_call>")
-    assert observation.startswith("<result>error:") and not info["tool_ok"] and not done
-    assert env.step("408")[1:3] == (1.0, True)
-    assert env.step("407")[1:3] == (0.0, True)
-    with pytest.raises(RlobjInputError, match="result_template"):
-        ToolEnvironment(result_template="no placeholder")

@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 import torch
-from terms.test_recipe_transcriptions import (
+from presets.test_recipes import (
     F64,
     check,
     clipped_pg,

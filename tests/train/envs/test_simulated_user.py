@@ -2,6 +2,7 @@
 (a tiny HF engine) driving episodes through the multi-turn sampler."""
 
 import pytest
+from train._helpers import tiny_module
 
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.envs.simulated_user import (
@@ -11,8 +12,6 @@ from rlobj.train.envs.simulated_user import (
     parse_change,
 )
 from rlobj.train.multiturn import EnvironmentScorer, MultiTurnSampler
-
-from ._helpers import tiny_module
 
 ROW = {"prompt": "Be kind.", "persona": "a tired nurse", "scene": "after a night shift"}
 

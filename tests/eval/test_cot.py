@@ -1,64 +1,21 @@
-"""rlobj.eval: pass@k (unbiased: exact expectation over all k-subsets; monotone in k), maj@k and
-CoT-pass@k golden values, the rule and engine-backed CoT judges, solve-rate tables with support
-shrinkage / expansion counts on a hand example, and the PNG plots."""
+"""CoT-pass@k (rlobj/eval/cot.py): golden values, never above pass@k, the rule judge and the
+engine-backed judge (on an engine double), bad input."""
 
-import itertools
-from fractions import Fraction
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from rlobj.eval import (
     EngineCotJudge,
     RuleCotJudge,
-    compare_solve_rates,
     cot_pass_at_k,
     cot_pass_at_k_mean,
     judge_samples,
-    maj_at_k,
     pass_at_k,
-    pass_at_k_curve,
-    plot_pass_at_k,
-    plot_training_curves,
-    read_metrics_csv,
 )
 from rlobj.rollout.engine import Engine, RolloutBatch, SamplingConfig
-
-
-# =========================================================================== pass@k
-@settings(max_examples=80)
-@given(st.integers(1, 9).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))))
-def test_pass_at_k_is_the_exact_expectation_over_all_subsets(args):
-    n, c, k = args
-    samples = [True] * c + [False] * (n - c)
-    subsets = list(itertools.combinations(range(n), k))
-    exact = Fraction(sum(any(samples[i] for i in subset) for subset in subsets), len(subsets))
-    assert pass_at_k(n, c, k) == pytest.approx(float(exact), abs=1e-12)
-    # monotone in k (non-decreasing), and in c
-    assert all(pass_at_k(n, c, j) <= pass_at_k(n, c, j + 1) + 1e-12 for j in range(1, n))
-    if c < n:
-        assert pass_at_k(n, c, k) <= pass_at_k(n, c + 1, k) + 1e-12
-
-
-def test_pass_at_k_golden_and_bad_input():
-    # n = 5, c = 2, k = 2: 1 - C(3,2)/C(5,2) = 1 - 3/10 = 0.7
-    assert pass_at_k(5, 2, 2) == pytest.approx(0.7)
-    assert pass_at_k_curve([(5, 2), (5, 0)], [1, 2]) == {1: pytest.approx(0.2), 2: pytest.approx(0.35)}
-    with pytest.raises(ValueError, match=r"k must lie in \[1, n=4\]"):
-        pass_at_k(4, 1, 5)
-    with pytest.raises(ValueError, match="pass_at_k_curve: counts must hold"):
-        pass_at_k_curve([], [1])
-
-
-def test_maj_at_k_golden():
-    answers = ["7", "5", "7", "5", "5", None]
-    correct = [True, False, True, False, False, False]
-    assert maj_at_k(answers, correct, k=1) == 1.0   # "7" alone
-    assert maj_at_k(answers, correct, k=4) == 1.0   # 7:2, 5:2 -> tie, "7" seen first
-    assert maj_at_k(answers, correct, k=5) == 0.0   # 5:3 beats 7:2
-    assert maj_at_k([None, None], [False, False]) == 0.0
 
 
 # =========================================================================== CoT-pass@k
@@ -189,77 +146,3 @@ def test_engine_cot_judge_bad_input():
         EngineCotJudge(ScriptedEngine({}), char_encode, char_decode, votes=0)
     with pytest.raises(ValueError, match=r"must contain the fields \{prompt\} and \{response\}"):
         EngineCotJudge(ScriptedEngine({}), char_encode, char_decode, template="judge {prompt}")
-
-
-# =========================================================================== solve-rate tables
-def test_solve_rate_table_counts_on_a_hand_example():
-    before = {"p1": (8, 3), "p2": (8, 1), "p3": (8, 0), "p4": (8, 0), "p5": (8, 8), "p6": (8, 2)}
-    after = {"p1": (8, 7), "p2": (8, 0), "p3": (8, 2), "p4": (8, 0), "p5": (8, 8), "p6": (8, 0)}
-    comparison = compare_solve_rates(before, after)
-    # p1 preserved (3 -> 7), p2 shrinkage (1 -> 0), p3 expansion (0 -> 2), p4 out (0 -> 0),
-    # p5 preserved (8 -> 8), p6 shrinkage (2 -> 0)
-    assert [row.support for row in comparison.rows] == [
-        "preserved", "shrinkage", "expansion", "out of support", "preserved", "shrinkage"]
-    assert comparison.counts == {"preserved": 2, "shrinkage": 2, "expansion": 1, "out of support": 1,
-                                 "improved": 2, "worse": 2, "same": 2}
-    # pass@1 = mean solve rate: before 14/48, after 17/48 ; pass@8 = fraction in support: 4/6 vs 3/6
-    assert comparison.pass_at_k(1, "before") == pytest.approx(14 / 48)
-    assert comparison.pass_at_k(1, "after") == pytest.approx(17 / 48)
-    assert comparison.pass_at_k(8, "before") == pytest.approx(4 / 6)
-    assert comparison.pass_at_k(8, "after") == pytest.approx(3 / 6)
-    text = comparison.table(labels=("base", "rl"))
-    assert text.splitlines()[0].split() == ["problem", "base", "c/n", "rate", "rl", "c/n", "rate", "change", "support"]
-    assert "p2            1/8  0.12     0/8  0.00   -0.12  shrinkage" in text  # 1/8 = 0.125 prints as 0.12
-    assert "support: preserved 2, shrinkage 2, expansion 1, out of support 1 (of 6 problems)" in text
-    # a stricter support threshold (3 correct of 8): p1 and p5 preserved, p2, p3, p4, p6 out of support
-    strict = compare_solve_rates(before, after, min_correct=3).counts
-    assert (strict["preserved"], strict["shrinkage"], strict["expansion"], strict["out of support"]) == (2, 0, 0, 4)
-
-
-def test_solve_rate_bad_input():
-    with pytest.raises(ValueError, match=r"only in before: \['b'\], only in after: \[\]"):
-        compare_solve_rates({"a": (2, 1), "b": (2, 0)}, {"a": (2, 1)})
-    with pytest.raises(ValueError, match=r"after\['a'\] needs n >= 1 and 0 <= c <= n, got n=2, c=3"):
-        compare_solve_rates({"a": (2, 1)}, {"a": (2, 3)})
-    with pytest.raises(ValueError, match=r"before\['a'\] must be an \(n, c\) pair of ints"):
-        compare_solve_rates({"a": (2.0, 1)}, {"a": (2, 1)})
-    with pytest.raises(ValueError, match="min_correct must be an int >= 1, got 0"):
-        compare_solve_rates({"a": (2, 1)}, {"a": (2, 1)}, min_correct=0)
-
-
-# =========================================================================== plots and curves
-def test_plot_pass_at_k_writes_a_png(tmp_path):
-    curves = {"base": pass_at_k_curve([(16, 1), (16, 6), (16, 0)], [1, 2, 4, 8, 16]),
-              "rl": pass_at_k_curve([(16, 9), (16, 14), (16, 0)], [1, 2, 4, 8, 16])}
-    path = plot_pass_at_k(curves, tmp_path / "sub" / "passk.png")
-    assert path.is_file() and path.stat().st_size > 1000
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with pytest.raises(ValueError, match=r"curve 'x' needs int k >= 1 and values in \[0, 1\]"):
-        plot_pass_at_k({"x": {1: 1.5}}, tmp_path / "bad.png")
-
-
-def write_csv(path, rows):
-    columns = ["epoch", "step", "entropy", "response/length_mean", "reward/mean"]
-    lines = [",".join(columns)] + [",".join("" if row.get(c) is None else str(row[c]) for c in columns) for row in rows]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def test_training_curves_from_metrics_csv(tmp_path):
-    # Lightning CSVLogger style: sparse rows, some metrics logged only on some rows
-    first = write_csv(tmp_path / "a.csv", [
-        {"epoch": 0, "step": 0, "entropy": 1.5, "response/length_mean": 40},
-        {"epoch": 0, "step": 1, "entropy": 1.2, "reward/mean": 0.5},
-        {"epoch": 0, "step": 2, "entropy": 0.9, "response/length_mean": 55},
-    ])
-    second = write_csv(tmp_path / "b.csv", [{"epoch": 0, "step": 0, "entropy": 1.4, "response/length_mean": 30}])
-    series = read_metrics_csv(first)
-    assert series["entropy"] == [(0.0, 1.5), (1.0, 1.2), (2.0, 0.9)]
-    assert series["response/length_mean"] == [(0.0, 40.0), (2.0, 55.0)]
-    assert series["epoch"] == [(0.0, 0.0), (1.0, 0.0), (2.0, 0.0)]
-    path = plot_training_curves({"run a": first, "run b": second}, tmp_path / "curves.png")
-    assert path.is_file() and path.stat().st_size > 1000
-    with pytest.raises(ValueError, match=r"no run logged 'kl/ref_k3'; columns: \['entropy', 'epoch'"):
-        plot_training_curves({"a": first}, tmp_path / "x.png", metrics=[("kl/ref_k3", "KL")])
-    with pytest.raises(FileNotFoundError, match="no such file"):
-        read_metrics_csv(tmp_path / "missing.csv")

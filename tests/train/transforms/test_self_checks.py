@@ -161,8 +161,8 @@ def test_self_checks_train_from_yaml(name, tmp_path):
     else:
         transform = {"class_path": "rlobj.train.transforms.self_checks.ShuffledConsistency",
                      "init_args": {"template": "{question} {options}|{reasoning}", "answer_pattern": "([ABC])"}}
-        data = {"class_path": "train.test_self_checks.ChoiceTask"}
-        verifier = {"class_path": "train.test_self_checks.LetterFirst"}
+        data = {"class_path": "train.transforms.test_self_checks.ChoiceTask"}
+        verifier = {"class_path": "train.transforms.test_self_checks.LetterFirst"}
     config = {"seed_everything": 0,
               "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": 2, "limit_val_batches": 0, "logger": False,
                           "enable_progress_bar": False, "enable_model_summary": False, "enable_checkpointing": False,

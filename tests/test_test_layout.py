@@ -1,0 +1,175 @@
+"""The layout of ``tests/``: one unit test module per source module.
+
+The rule.
+
+1. A *unit* test module is ``tests/<package path>/test_<module>.py`` for the source module
+   ``rlobj/<package path>/<module>.py`` it tests; for the terms that is
+   ``tests/terms/<family>/test_<module>.py`` for ``rlobj/terms/<family>/<module>.py``. A package
+   is a module too: ``tests/ops/test_vocab.py`` tests ``rlobj/ops/vocab/__init__.py``'s public
+   names. There is one such module per source module: the tests of one source module are gathered
+   in it, not spread over several files (split a module that tests several source modules, merge
+   two that test the same one).
+2. A *cross-cutting* module (laws through the trainer, trainer fits of many terms, DDP/FSDP, docs,
+   security, vLLM, peers, reproductions, the environment) lives in a place named for what it
+   covers: one of the folders of :data:`CROSS_CUTTING_FOLDERS`, or it carries an entry in
+   :data:`ALLOWED` with the reason.
+
+:func:`misplaced` applies the rule to a list of paths and says, for each test module that matches
+neither, what to do; the test below applies it to every ``tests/**/test_*.py``. Helper modules
+(``_helpers.py``, ``batches.py``, ``*_cases.py``, workers, conftest files) are not test modules and
+are not checked.
+
+Entries marked ``SPLIT:`` are unit tests that still span several source modules: the debt this rule
+makes visible, to be split into the named modules' test modules.
+"""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CROSS_CUTTING_FOLDERS = {
+    "cuda": "the CUDA check (scripts/gpu_check.sh) across the vocab engine and the terms",
+    "docs": "the documentation pages, their examples and the site build",
+    "integrations": "rlobj inside the peers (TRL, verl), run by scripts/test_peers.sh",
+    "reproductions": "paper reproductions end to end",
+    "security": "attacks on the sandboxes and on checkpoints",
+    "vllm": "the real vLLM build, run by scripts/test_vllm.sh",
+}
+
+LAWS = "a law of DESIGN.md section 3 checked over every registered term"
+FITS = "trains from YAML through `rlobj fit`: the trainer end to end with many parts"
+DISTRIBUTED = "several processes (gloo): the whole trainer under DDP/FSDP"
+
+ALLOWED = {
+    # the suite itself
+    "tests/test_environment.py": "the suite's environment (root conftest.py switches, Hypothesis profiles)",
+    "tests/test_layers.py": "the import direction between all of rlobj's layers",
+    "tests/test_test_layout.py": "this rule, over all of tests/",
+    "tests/terms/test_layout.py": "the layout of rlobj/terms: every registered term's family",
+    # the algebra's laws and contracts over every term
+    "tests/algebra/test_laws.py": LAWS,
+    "tests/algebra/test_minibatch_law.py": LAWS + " (the micro-batch law with mini-batch statistics)",
+    "tests/algebra/test_declared_reads.py": "every registered term under a tracing state: reads match declarations",
+    "tests/algebra/test_bad_input.py": "bad input across every term and preset, errors naming the field",
+    "tests/algebra/test_build_errors.py": "chain orders refused at build time, across the terms",
+    "tests/algebra/test_numeric_hardening.py": "non-finite and huge numbers across the objectives",
+    "tests/algebra/test_import_graph.py": "no import cycle inside rlobj/algebra (a property of the package)",
+    # the vocab engine as a whole
+    "tests/ops/test_vocab_allocations.py": "no [tokens, vocab] allocation anywhere in the vocab package "
+                                           "and the vocab terms (a memory property, traced)",
+    "tests/ops/test_vocab_dense.py": "every chunked vocab query against the dense reference "
+                                     "(rlobj/ops/vocab/queries.py, engine.py, dense.py together)",
+    # options named after peers, fixes found by auditing against the authors' code
+    "tests/terms/test_peer_conventions.py": "options named after a peer (verl, TRL) across baselines, KL, masks",
+    "tests/terms/test_reference_fixes.py": "issue 14's audit against the authors' code: one regression test "
+                                           "per defect, across terms and presets",
+    # the trainer end to end
+    "tests/train/test_pipeline_laws.py": LAWS + ", through the trainer",
+    "tests/train/test_guided_laws.py": LAWS + ", through the trainer on guided rows",
+    "tests/train/test_registry_fit.py": FITS + " (every registered term, preset and transform)",
+    "tests/train/test_model_rewards_fit.py": FITS + " (every model-backed scorer)",
+    "tests/train/test_data_loops_fit.py": FITS + " (every data strategy, resumed)",
+    "tests/train/test_dapo_fit.py": FITS + " (DAPO's dynamic sampling)",
+    "tests/train/test_video_pretext_fit.py": FITS + " (VideoSSR on the tiny vision-language policy)",
+    "tests/train/test_vision_train.py": FITS + " (policies, warm-up, evaluation on image rows)",
+    "tests/train/test_multiturn_trainer.py": FITS + " (multi-turn rollouts, resume)",
+    "tests/train/test_fit.py": FITS + " (the default run, its logs and checkpoints)",
+    "tests/train/test_user_code.py": FITS + " (user terms, providers and transforms by dotted path)",
+    "tests/train/test_howto_own_data.py": "docs/how-to/own-data.md followed step by step",
+    "tests/train/test_config_errors.py": "every bad config stops `rlobj fit` before a model loads",
+    "tests/train/test_progress_bar.py": "`rlobj fit`'s output on a terminal and in logs",
+    "tests/train/test_loggers.py": "real W&B (offline) and MLflow runs receiving metrics from the trainer",
+    "tests/train/test_completions_table.py": "the completions table through the trainer and real loggers",
+    "tests/train/test_eval_command.py": "`rlobj eval` end to end (counts, compare, CoT judge, plot)",
+    "tests/train/test_resume.py": "a killed run resumed from its checkpoint continues exactly",
+    "tests/train/test_checkpoint_kill.py": "kill -9 during a checkpoint write, then resume",
+    "tests/train/test_judge_concurrency.py": "judges off the caller's thread, with timeouts, inside the scorer stage",
+    "tests/train/test_ddp.py": DISTRIBUTED,
+    "tests/train/test_ddp_data_loop.py": DISTRIBUTED + " with a data strategy",
+    "tests/train/test_ddp_registry.py": DISTRIBUTED + " for every registered objective",
+    "tests/train/test_fsdp.py": DISTRIBUTED,
+    "tests/rollout/test_rollout_configs.py": "the example configs of every sampler build what they name",
+    # paper features spread over a term, a provider, a transform and a YAML run
+    "tests/train/test_clpo_kl.py": "CLPO: a provider (train/data_strategies.py) and a term option "
+                                   "(kl_penalty(scale_key=...)) together",
+    "tests/train/test_propa.py": "PROPA: process reward model, scorer, SFT/RL interleaving and a YAML run",
+    "tests/train/test_r3_dro.py": "DRO/R3: paper reward (train/paper_rewards.py), filter transform "
+                                  "(train/transforms/r3.py) and a YAML run",
+    "tests/train/test_objective_inputs.py": "the providers computing what a chain's slots_read() asks for, "
+                                            "across providers and terms",
+    "tests/train/test_reference_providers.py": "issue 14's audit, the trainer's half: providers against "
+                                              "the authors' code",
+    "tests/train/test_reward_functions.py": "TRL-style reward functions through the scorer stage and DatasetTask",
+    # SPLIT: unit tests still spanning several source modules (the debt this rule shows)
+    "tests/terms/test_vocab_terms.py": "SPLIT: divergences/full_vocab.py and divergences/dph.py share one loop "
+                                       "reference over TERMS; the allocation trace covers every full-vocabulary term",
+    "tests/train/test_providers_policy.py": "SPLIT: train/providers/policy_extras.py and policy_extras_rows.py",
+}
+
+
+def source_modules(root: Path = ROOT) -> set[str]:
+    """Every module of rlobj as ``<package path>/<module>``; a package as its folder path."""
+    out = set()
+    for path in (root / "rlobj").rglob("*.py"):
+        name = path.relative_to(root / "rlobj").with_suffix("").as_posix()
+        out.add(name.removesuffix("/__init__") if name.endswith("/__init__") else name)
+    return out
+
+
+def namesake(test_path: str) -> str:
+    """The source module a test module's name points to: ``tests/a/b/test_c.py`` -> ``a/b/c``."""
+    parts = Path(test_path).with_suffix("").parts[1:]
+    return "/".join([*parts[:-1], parts[-1].removeprefix("test_")])
+
+
+def misplaced(test_paths, sources, allowed=ALLOWED) -> list[str]:
+    """One message per test module that is neither the test module of a source module, nor in a
+    cross-cutting folder, nor allowed with a reason: the module and what to do."""
+    messages = []
+    for path in sorted(test_paths):
+        parts = Path(path).parts
+        if namesake(path) in sources or parts[1] in CROSS_CUTTING_FOLDERS or path in allowed:
+            continue
+        messages.append(
+            f"{path}: rlobj/{namesake(path)}.py does not exist, so this is not the test module of a "
+            f"source module. If it tests one source module rlobj/<package path>/<module>.py, move its "
+            f"tests into tests/<package path>/test_<module>.py (git mv if it moves whole, merge if "
+            f"that file exists); if it tests several, split it by source module; if it is "
+            f"cross-cutting, put it under tests/<one of {sorted(CROSS_CUTTING_FOLDERS)}>/ or add it "
+            f"to ALLOWED in tests/test_test_layout.py with the reason.")
+    return messages
+
+
+def all_test_modules(root: Path = ROOT) -> list[str]:
+    """Every ``tests/**/test_*.py``, relative to the repository."""
+    return [p.relative_to(root).as_posix() for p in (root / "tests").rglob("test_*.py")]
+
+
+def test_every_test_module_tests_its_namesake_or_says_why_not():
+    messages = misplaced(all_test_modules(), source_modules())
+    assert not messages, "\n".join(messages)
+
+
+def test_a_stray_module_is_caught_and_told_what_to_do():
+    sources = {"terms/rewards/outcome", "ops/vocab", "train/multiturn"}
+    good = ["tests/terms/rewards/test_outcome.py", "tests/ops/test_vocab.py", "tests/train/test_multiturn.py",
+            "tests/docs/test_anything.py", "tests/test_layers.py"]
+    assert misplaced(good, sources) == []
+    stray = ["tests/terms/test_reward_models.py", "tests/train/test_multiturn_hostile.py"]
+    messages = misplaced(good + stray, sources)
+    assert [m.split(":")[0] for m in messages] == sorted(stray)
+    assert "rlobj/terms/reward_models.py does not exist" in messages[0]
+    assert "move its tests into tests/<package path>/test_<module>.py" in messages[0]
+    assert "add it to ALLOWED in tests/test_test_layout.py with the reason" in messages[0]
+    # a unit test module in the wrong package is caught too
+    assert misplaced(["tests/terms/test_outcome.py"], sources)
+
+
+def test_every_allowed_entry_exists_has_a_reason_and_is_needed():
+    sources = source_modules()
+    for path, reason in ALLOWED.items():
+        assert (ROOT / path).is_file(), f"ALLOWED names {path}, which does not exist: remove the entry"
+        assert reason.strip(), f"ALLOWED[{path!r}] gives no reason"
+        assert namesake(path) not in sources, f"{path} is the test module of rlobj/{namesake(path)}.py: " \
+                                              "remove its ALLOWED entry"
+        assert Path(path).parts[1] not in CROSS_CUTTING_FOLDERS, f"{path} is in a cross-cutting folder already"
