@@ -103,7 +103,6 @@ ALLOWED = {
     # SPLIT: unit tests still spanning several source modules (the debt this rule shows)
     "tests/terms/test_vocab_terms.py": "SPLIT: divergences/full_vocab.py and divergences/dph.py share one loop "
                                        "reference over TERMS; the allocation trace covers every full-vocabulary term",
-    "tests/train/test_providers_policy.py": "SPLIT: train/providers/policy_extras.py and policy_extras_rows.py",
 }
 
 
