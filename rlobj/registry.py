@@ -11,14 +11,13 @@ Example:
 """
 
 import dataclasses
-import difflib
 import inspect
 from collections.abc import Callable
 from typing import Any
 
 from rlobj import algebra, presets, terms
 from rlobj.algebra.term import Term, chain
-from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.errors import RlobjInputError, did_you_mean
 from rlobj.rollout import filters
 
 __all__ = ["REGISTRY", "TERM_FACTORIES", "PRESETS", "BATCH_FUNCTIONS", "build_term", "build_objective",
@@ -97,9 +96,7 @@ def build_term(name: str, **kwargs) -> Term:
             raise RlobjInputError(f"term {name!r}: the factory returned {type(term).__name__}, not a Term")
         return term
     if name not in REGISTRY:
-        close = difflib.get_close_matches(name, list(REGISTRY), n=3)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise RlobjInputError(f"unknown term {name!r}.{hint} Known: {sorted(REGISTRY)}")
+        raise RlobjInputError(f"unknown term {name!r}.{did_you_mean(name, REGISTRY)} Known: {sorted(REGISTRY)}")
     if name in PRESETS:
         if kwargs:
             raise RlobjInputError(f"preset {name!r} takes no arguments, got {sorted(kwargs)}; "

@@ -27,7 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from rlobj.verifiers import EXTRACT_MODES, Verifier
+from rlobj.verifiers import Verifier
+from rlobj.verifiers.extract import check_extract_mode
 
 __all__ = [
     "SPLITS", "TaskGenerator", "in_split", "check_split_arguments", "check_task_arguments", "generate", "stream",
@@ -83,8 +84,7 @@ def check_task_arguments(owner: str, extract: str, split: str | None, test_fract
     if prompt_format is not None and any("{" + name + "}" not in prompt_format for name in placeholders):
         wanted = " and ".join(f"'{{{name}}}'" for name in placeholders)
         raise ValueError(f"{owner}: argument 'prompt_format' must contain {wanted}, got {prompt_format!r}")
-    if extract not in EXTRACT_MODES:
-        raise ValueError(f"{owner}: argument 'extract' must be one of {EXTRACT_MODES}, got {extract!r}")
+    check_extract_mode(extract, owner)
     check_split_arguments(owner, split, test_fraction)
 
 

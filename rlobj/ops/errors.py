@@ -4,6 +4,9 @@ Every message names the field, what was expected and what was received, so a use
 the call without reading rlobj's source.
 """
 
+import difflib
+import importlib
+
 import torch
 from torch import Tensor
 
@@ -14,6 +17,8 @@ __all__ = [
     "check_shape",
     "check_group_sizes",
     "check_nonempty_rows",
+    "did_you_mean",
+    "import_subclass",
 ]
 
 
@@ -23,6 +28,26 @@ class RlobjInputError(ValueError):
 
 class RlobjBuildError(ValueError):
     """A chain of terms whose order cannot work; raised when the chain is built."""
+
+
+def did_you_mean(name: str, known) -> str:
+    """`` Did you mean 'a', 'b'?`` with the (up to three) names of ``known`` closest to ``name``,
+    or ``""`` when none is close: the hint of an "unknown name" error."""
+    close = difflib.get_close_matches(name, list(known), n=3)
+    return f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+
+
+def import_subclass(path: str, base: type, what: str, base_name: str) -> type:
+    """The class at the dotted ``path``, checked to subclass ``base`` (public as ``base_name``);
+    an :class:`RlobjInputError` naming ``what`` when it cannot be imported or is no such class."""
+    module, _, name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as error:
+        raise RlobjInputError(f"{what}: cannot import {path!r} ({error})") from error
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise RlobjInputError(f"{what}: {path!r} is not a {base_name} subclass")
+    return cls
 
 
 def check_shape(name: str, tensor: Tensor, shape: tuple[int, ...], dims: str) -> None:

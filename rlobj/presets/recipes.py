@@ -119,6 +119,7 @@ TRAINER_KEYS = {"group_size": ("rollout", "group_size"), "temperature": ("rollou
                 "ppo_epochs": ("update", "ppo_epochs"), "lr": ("optimizer", "lr")}
 
 EPS_LOW, EPS_HIGH = FromChain(clip_ratio, "eps_low"), FromChain(clip_ratio, "eps_high")
+DUAL = FromChain(clip_ratio, "dual_clip")
 
 # ------------------------------------------------------------------------------------------------
 #: DAPO (Yu et al., arXiv 2503.14476). Reference: volcengine/verl ``recipe/dapo/test_dapo_7b.sh``
@@ -247,6 +248,47 @@ def _agg(kind):
     return FromChain(kind)
 
 
+#: The keys of verl's launch scripts for the settings :func:`_run` writes (``keys=VERL_KEYS``),
+#: and those of its recipe scripts (DAPO's and its descendants': ``keys=RECIPE_SCRIPT_KEYS``).
+VERL_KEYS = {"group_size": "rollout.n", "temperature": "rollout.temperature", "lr": "actor.optim.lr",
+             "max_new_tokens": "data.max_response_length",
+             "prompts per step / mini-batch": "train_batch_size, ppo_mini_batch_size"}
+RECIPE_SCRIPT_KEYS = {"group_size": "n_resp_per_prompt", "temperature": "temperature", "lr": "actor.optim.lr",
+                      "max_new_tokens": "max_response_length",
+                      "prompts per step / mini-batch": "train_prompt_bsz, train_prompt_mini_bsz"}
+
+
+def _run(script, group_size=None, temperature=None, lr=None, max_new_tokens=None, prompts=None, *,
+         keys=VERL_KEYS, files=None):
+    """The rollout and optimiser settings rlobj and a reference agree on, in that order: each row
+    ``(name, value, value, "<script>: <key>")``; ``files`` names another file for some settings
+    (``{"temperature": "ppo_trainer.yaml"}``); a setting left ``None`` has no row."""
+    values = {"group_size": group_size, "temperature": temperature, "lr": lr,
+              "max_new_tokens": max_new_tokens, "prompts per step / mini-batch": prompts}
+    files = files or {}
+    return tuple(_s(name, value, value, f"{files.get(name, script)}: {keys[name]}")
+                 for name, value in values.items() if value is not None)
+
+
+def _clip(config, low, high, dual=None, aggregation=None, *, high_at=None):
+    """PPO clip rows as verl's actor config sets them: ``clip_ratio_low`` in ``config`` (a path),
+    the others in its file name (``high_at`` replaces the whole ``where`` of ``clip_ratio_high``);
+    the dual clip and the aggregation (``loss_agg_mode``) get a row when given."""
+    short = config.rsplit("/", 1)[-1]
+    rows = [_s("clip eps_low", EPS_LOW, low, f"{config}: clip_ratio_low"),
+            _s("clip eps_high", EPS_HIGH, high, high_at or f"{short}: clip_ratio_high")]
+    if dual is not None:
+        rows.append(_s("dual clip c", DUAL, dual, f"{short}: clip_ratio_c"))
+    if aggregation is not None:
+        rows.append(_s("aggregation", _agg(aggregation), aggregation.__name__, f"{short}: loss_agg_mode"))
+    return tuple(rows)
+
+
+#: EasyR1's actor defaults (PAPO, VPPO): dual clip 3 and the token mean.
+EASYR1_ACTOR = (_s("dual clip c", DUAL, 3.0, "verl/workers/actor/config.py: clip_ratio_dual"),
+                _s("aggregation", _agg(token_mean), "token_mean", "verl/workers/actor/config.py: loss_avg_mode=token"))
+
+
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("dapo_recipe", "DAPO, arXiv 2503.14476", "volcengine/verl recipe/dapo", dapo_recipe, (
         _s("clip eps_low", EPS_LOW, 0.2, "test_dapo_7b.sh: clip_ratio_low"),
@@ -258,9 +300,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         _s("group filter metric", FromChain(drop_zero_variance_groups, "on"), "accuracy",
            "test_dapo_7b.sh: algorithm.filter_groups.metric=acc"),
         _s("KL", "none", "none", "test_dapo_7b.sh: use_kl_loss=False, use_kl_in_reward=False"),
-        _s("group_size", 16, 16, "test_dapo_7b.sh: n_resp_per_prompt"),
-        _s("temperature", 1.0, 1.0, "test_dapo_7b.sh: temperature"),
-        _s("lr", 1e-6, 1e-6, "test_dapo_7b.sh: actor.optim.lr"),
+        *_run("test_dapo_7b.sh", 16, 1.0, 1e-6, keys=RECIPE_SCRIPT_KEYS),
     )),
     Recipe("lp_reg_recipe", "Lp-Reg, arXiv 2510.03222", "CarlanLark/Lp-Reg-dev @ 8858da2", lp_reg_recipe, (
         _s("clip eps_low", EPS_LOW, 1.0, "recipe/lp_reg/Qwen3_14b_lp_reg_onpolicy_64gpu.sh: clip_ratio_low"),
@@ -271,29 +311,25 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         _s("negative fraction rho", FromChain(lp_reg, "rho"), 0.01, "same script: logp_neg_k_percent"),
         _s("penalty beta", FromChain(lp_reg, "beta"), 1.0, "same script: ppo_kl_coef"),
         _s("KL to reference", "none", "none", "same script: use_kl_loss=False"),
-        _s("group_size", 8, 8, "same script: n_resp_per_prompt"),
-        _s("temperature", 1.0, 1.0, "same script: temperature"),
-        _s("lr", 1e-6, 1e-6, "same script: actor.optim.lr"),
-        _s("prompts per step / mini-batch", "256 / 256", "256 / 256", "same script: train_prompt_bsz, train_prompt_mini_bsz"),
+        *_run("same script", 8, 1.0, 1e-6, prompts="256 / 256", keys=RECIPE_SCRIPT_KEYS),
     )),
     Recipe("forking_tokens_recipe", "Beyond the 80/20 Rule, arXiv 2506.01939",
            "Shenzhi-Wang/Beyond-the-80-20-Rule-RLVR @ 6f5dda6", forking_tokens_recipe, (
         _s("clip eps_low", EPS_LOW, 0.2, "run_only_top20_high_entropy_tokens_dapo_qwen3_14b.sh: clip_ratio_low"),
         _s("clip eps_high", EPS_HIGH, 0.28, "same script: clip_ratio_high"),
-        _s("dual clip c", FromChain(clip_ratio, "dual_clip"), 3.0, "ppo_trainer.yaml: clip_ratio_c"),
+        _s("dual clip c", DUAL, 3.0, "ppo_trainer.yaml: clip_ratio_c"),
         _s("aggregation", _agg(token_mean), "token_mean", "same script: loss_agg_mode=token-mean"),
         _s("top entropy fraction rho", FromChain(top_entropy_mask, "rho"), 0.2, "same script: entropy_top_ratio"),
         _s("selection scope", FromChain(top_entropy_mask, "scope"), "micro_batch",
            "core_algos.py: get_global_entropy_top_mask on each micro-batch"),
-        _s("group_size", 16, 16, "same script: n_resp_per_prompt"),
-        _s("lr", 1e-6, 1e-6, "same script: actor.optim.lr"),
+        *_run("same script", 16, lr=1e-6, keys=RECIPE_SCRIPT_KEYS),
     )),
     Recipe("siren_recipe", "SIREN, arXiv 2509.25133", "Linn3a/siren @ 5cb224d", siren_recipe, (
         _s("advantages", FromChain(group_mean_baseline, None), "group_mean_baseline",
            "exp_scripts/siren.sh: norm_adv_by_std_in_grpo=False"),
         _s("clip eps_low", EPS_LOW, 0.2, "ppo_trainer.yaml: clip_ratio_low (wins over the script's clip_ratio=0.28)"),
         _s("clip eps_high", EPS_HIGH, 0.2, "ppo_trainer.yaml: clip_ratio_high"),
-        _s("dual clip c", FromChain(clip_ratio, "dual_clip"), 3.0, "ppo_trainer.yaml: clip_ratio_c"),
+        _s("dual clip c", DUAL, 3.0, "ppo_trainer.yaml: clip_ratio_c"),
         _s("aggregation", _agg(constant_normalizer), "constant_normalizer", "siren.sh: loss_agg_mode=seq-mean-token-sum-norm"),
         _s("normaliser constant", FromChain(constant_normalizer, "max_tokens"), 3072, "siren.sh: max_response_length"),
         _s("coefficient lambda", FromChain(siren, "coef"), 0.005, "siren.sh: entropy_coeff"),
@@ -301,9 +337,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         _s("top-k pre-truncation", FromChain(siren, "top_k"), 10000, "siren.sh: entropy_topk"),
         _s("peak quantile", FromChain(siren, "quantile"), 0.8, "siren.sh: mask_ratio"),
         _s("regulariser scope", FromChain(siren, "scope"), "micro_batch", "dp_actor.py: one regulariser per micro-batch"),
-        _s("group_size", 8, 8, "siren.sh: n_resp_per_prompt"),
-        _s("temperature", 1.0, 1.0, "siren.sh: temperature"),
-        _s("lr", 1e-6, 1e-6, "siren.sh: actor.optim.lr"),
+        *_run("siren.sh", 8, 1.0, 1e-6, keys=RECIPE_SCRIPT_KEYS),
     )),
     Recipe("one_shot_rlvr_recipe", "1-shot RLVR, arXiv 2504.20571", "ypwang61/One-Shot-RLVR @ 21ed529",
            one_shot_rlvr_recipe, (
@@ -314,9 +348,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         _s("KL (k3, in the loss)", FromChain(kl_penalty, "beta"), 0.001,
            "ppo_trainer.yaml: kl_loss_type=low_var_kl, kl_loss_coef"),
         _s("group_size", 8, 8, "scripts/train/training_1.5b_pi1_r128.sh: rollout.n"),
-        _s("temperature", 0.6, 0.6, "same script: rollout.temperature"),
-        _s("lr", 1e-6, 1e-6, "same script: actor.optim.lr"),
-        _s("max_new_tokens", 3072, 3072, "same script: data.max_response_length"),
+        *_run("same script", temperature=0.6, lr=1e-6, max_new_tokens=3072),
     )),
     Recipe("dph_rl_recipe", "DPH-RL, arXiv 2509.07430", "seamoke/DPH-RL @ 139a9b2", dph_rl_recipe, (
         _s("clip eps_high", EPS_HIGH, 0.28, "scripts/llama/forward_kl.sh: clip_ratio_high"),
@@ -324,8 +356,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         _s("divergence", FromChain(dph_divergence, "form"), "forward", "forward_kl.sh: kl type (forward)"),
         _s("divergence weight eta", FromChain(dph_divergence, "eta"), 0.01, "forward_kl.sh: sft_loss_coeff"),
         _s("online reference KL", "none", "none", "forward_kl.sh: use_kl_loss=False"),
-        _s("group_size", 16, 16, "forward_kl.sh: rollout.n"),
-        _s("lr", 1e-6, 1e-6, "forward_kl.sh: actor.optim.lr"),
+        *_run("forward_kl.sh", 16, lr=1e-6),
     )),
     Recipe("w_reinforce_recipe", "The Surprising Effectiveness of Negative Reinforcement, arXiv 2506.01347",
            "TianHongZXY/RLVR-Decomposed", w_reinforce_recipe, (
@@ -336,9 +367,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         _s("aggregation", _agg(token_mean), "token_mean", "ppo_trainer.yaml: loss_agg_mode=token-mean"),
         _s("entropy bonus", FromChain(entropy_bonus, "coef"), 1e-4, "run_qwen2.5-math-7b_psr_nsr.sh: entropy_coeff"),
         _s("KL", "none", "none", "same script: kl_loss_coef=0"),
-        _s("group_size", 8, 8, "same script: rollout.n"),
-        _s("lr", 1e-6, 1e-6, "same script: actor.optim.lr"),
-        _s("prompts per step / mini-batch", "1024 / 256", "1024 / 256", "same script: train_batch_size, ppo_mini_batch_size"),
+        *_run("same script", 8, lr=1e-6, prompts="1024 / 256"),
     )),
     Recipe("riskpo_recipe", "RiskPO, arXiv 2510.00911", "RTkenny/RiskPO", riskpo_recipe, (
         _s("alpha / beta", f"{FromChain(mvar_advantage, 'alpha').read(riskpo_recipe)} / "
@@ -352,8 +381,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         _s("clip eps_low / eps_high", f"{EPS_LOW.read(riskpo_recipe)} / {EPS_HIGH.read(riskpo_recipe)}", "0.2 / 0.2",
            "verl default clip_ratio (not overridden; unverified)"),
         _s("aggregation", _agg(token_mean), "token_mean", "verl default loss_agg_mode=token-mean"),
-        _s("group_size", 10, 10, "DAPO-math script: rollout.n"),
-        _s("lr", 1e-6, 1e-6, "DAPO-math script: actor.optim.lr"),
+        *_run("DAPO-math script", 10, lr=1e-6),
     )),
     Recipe("ulorl_recipe", "UloRL, arXiv 2507.19766", "liushulinle/ULORL (paper PDF only, no training code)", ulorl_recipe, (
         _s("mask tau", FromChain(mastered_positive_mask, "tau"), 0.99, "ULORL.pdf Sec. 3.2"),
@@ -378,8 +406,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("papo_recipe", "PAPO, arXiv 2507.06448", "MikeWangWZHL/PAPO @ fb63bf4", papo_recipe, (
         _s("clip eps_low", EPS_LOW, 0.2, "verl/workers/actor/config.py (EasyR1): clip_ratio_low"),
         _s("clip eps_high", EPS_HIGH, 0.3, "verl/workers/actor/config.py: clip_ratio_high"),
-        _s("dual clip c", FromChain(clip_ratio, "dual_clip"), 3.0, "verl/workers/actor/config.py: clip_ratio_dual"),
-        _s("aggregation", _agg(token_mean), "token_mean", "verl/workers/actor/config.py: loss_avg_mode=token"),
+        *EASYR1_ACTOR,
         _s("perception KL gamma", FromChain(perception_kl, "gamma"), 0.02, "qwen2_5_vl_7b_grpo_papo.sh: KL_PRCP_COEF"),
         _s("perception KL estimator", FromChain(perception_kl, "estimator"), "k3",
            "config_grpo_papo.yaml: kl_prcp_penalty=low_var_kl"),
@@ -393,8 +420,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("vppo_recipe", "VPPO, arXiv 2510.09285", "huaixuheqing/VPPO-RL @ a23c54b", vppo_recipe, (
         _s("clip eps_low", EPS_LOW, 0.2, "examples/configs/config.yaml: clip_ratio_low"),
         _s("clip eps_high", EPS_HIGH, 0.28, "examples/configs/config.yaml: clip_ratio_high"),
-        _s("dual clip c", FromChain(clip_ratio, "dual_clip"), 3.0, "verl/workers/actor/config.py: clip_ratio_dual"),
-        _s("aggregation", _agg(token_mean), "token_mean", "verl/workers/actor/config.py: loss_avg_mode=token"),
+        *EASYR1_ACTOR,
         _s("pivotal token fraction k", FromChain(pivotal_token_mask, "k"), 0.4, "train_vppo_7b.sh: top_p_perception_tokens"),
         _s("advantage scaling minimum", FromChain(dependency_advantage_shaping, "beta_min"), 0.9,
            "train_vppo_7b.sh: advantage_scaling_min"),

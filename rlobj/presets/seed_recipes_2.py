@@ -11,7 +11,7 @@ verl's Bessel-corrected ``masked_whiten``): that row says so, every other row is
 
 from rlobj.algebra.aggregation import token_mean
 from rlobj.algebra.term import chain
-from rlobj.presets.recipes import EPS_HIGH, EPS_LOW, FromChain, Recipe, _agg, _s
+from rlobj.presets.recipes import DUAL, EPS_HIGH, EPS_LOW, FromChain, Recipe, _agg, _clip, _run, _s
 from rlobj.terms.advantages import batch_whiten
 from rlobj.terms.divergences import kl_penalty
 from rlobj.terms.regularizers import entropy_bonus
@@ -20,7 +20,6 @@ from rlobj.terms.surrogates import clip_ratio
 
 __all__ = ["SEED_RECIPES_2", "vsrm_recipe", "ppr_recipe"]
 
-DUAL = FromChain(clip_ratio, "dual_clip")
 CRITIC = "rlobj has no critic: batch-whitened token returns (REINFORCE++ estimator) instead"
 
 # ------------------------------------------------------------------------------------------------
@@ -74,19 +73,14 @@ SEED_RECIPES_2: tuple[Recipe, ...] = (
         _s("answers per prefix", "ReasoningSteps samples", 5, "run_ppo_ju.sh: rollout.n2=5", "set it in the provider"),
         _s("advantages", _agg(batch_whiten), "GAE (critic, gamma = lam = 1)",
            "run_ppo_ju.sh: algorithm.adv_estimator=gae", CRITIC),
-        _s("clip eps_low", EPS_LOW, 0.2, "verl/trainer/config/ppo_trainer.yaml: clip_ratio_low"),
-        _s("clip eps_high", EPS_HIGH, 0.2, "ppo_trainer.yaml: clip_ratio_high"),
-        _s("dual clip c", DUAL, 3.0, "ppo_trainer.yaml: clip_ratio_c"),
+        *_clip("verl/trainer/config/ppo_trainer.yaml", 0.2, 0.2, 3.0),
         _s("log-ratio clamp", 20.0, "none", "core_algos.py: compute_policy_loss",
            "equal unless |log ratio| > 20"),
         _s("aggregation", _agg(token_mean), "token_mean", "ppo_trainer.yaml: loss_agg_mode"),
         _s("KL / entropy", "none", "none", "ppo_trainer.yaml: use_kl_loss False, use_kl_in_reward False, entropy_coeff 0"),
-        _s("group_size", 1, 1, "run_ppo_ju.sh: rollout.n"),
-        _s("temperature", 0.6, 0.6, "run_ppo_ju.sh: rollout.temperature"),
+        *_run("run_ppo_ju.sh", 1, 0.6),
         _s("top_p", "run setting", 0.95, "run_ppo_ju.sh: rollout.top_p", "not prescribed: set rollout.top_p in the run"),
-        _s("lr", 1e-6, 1e-6, "run_ppo_ju.sh: actor.optim.lr"),
-        _s("max_new_tokens", 7424, 7424, "run_ppo_ju.sh: data.max_response_length"),
-        _s("prompts per step / mini-batch", "256 / 128", "256 / 128", "run_ppo_ju.sh: train_batch_size, ppo_mini_batch_size"),
+        *_run("run_ppo_ju.sh", lr=1e-6, max_new_tokens=7424, prompts="256 / 128"),
     )),
     Recipe("ppr_recipe", "PPR (Hybrid Reward Normalization), arXiv 2509.25598", "Zhuohao-Li/ppr @ 4b496fa",
            ppr_recipe, (

@@ -7,7 +7,19 @@ from rlobj.algebra.state import State
 from rlobj.ops.errors import RlobjInputError, check_finite, check_group_sizes, check_shape
 from rlobj.ops.reductions import broadcast_to_tokens, masked_sum
 
-__all__ = ["sequence_rewards", "with_advantages", "require_groups", "check_range", "require_extra"]
+__all__ = ["sequence_rewards", "with_advantages", "require_groups", "check_range", "require_extra",
+           "require_binary"]
+
+
+def require_binary(rewards: Tensor, need: str, after: str = "") -> Tensor:
+    """``rewards`` if every value is 0 or 1; else an error ``"rewards: <need>, got <first values>
+    (<n> non-binary values)<after>"``."""
+    binary = (rewards == 0) | (rewards == 1)
+    if not bool(binary.all()):
+        bad = rewards[~binary]
+        raise RlobjInputError(
+            f"rewards: {need}, got {bad[:5].tolist()} ({int(bad.numel())} non-binary values){after}")
+    return rewards
 
 
 def sequence_rewards(state: State, by: str | None = None) -> Tensor:

@@ -9,21 +9,14 @@ from torch import Tensor
 
 from rlobj.algebra.state import State
 from rlobj.ops.errors import RlobjInputError
-from rlobj.terms._common import check_range
+from rlobj.terms._common import check_range, require_binary
 
 _RHO_KEY = "noise_rho1"
 
 
 def _binary_rewards(state: State, by: str) -> Tensor:
-    rewards = state.require("rewards", by)
-    binary = (rewards == 0) | (rewards == 1)
-    if not bool(binary.all()):
-        bad = rewards[~binary]
-        raise RlobjInputError(
-            f"rewards: {by} corrects a binary verifier, expected 0 or 1, got "
-            f"{bad[:5].tolist()} ({int(bad.numel())} non-binary values). Put reward shaping after it."
-        )
-    return rewards
+    return require_binary(state.require("rewards", by), f"{by} corrects a binary verifier, expected 0 or 1",
+                          ". Put reward shaping after it.")
 
 
 def _rho1(state: State, fixed: float | None, by: str) -> Tensor | float:

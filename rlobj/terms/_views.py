@@ -16,14 +16,7 @@ def current_view(state: State, by: str) -> VocabView:
             f"{by} reads 'vocab', but the state has none. Pass vocab=VocabView.from_hidden("
             "hidden, lm_head.weight) (or VocabView.from_logits(logits)) for the current policy."
         )
-    if not isinstance(view, VocabView):
-        raise RlobjInputError(f"vocab: expected a VocabView, got {type(view).__name__}")
-    if view.shape != tuple(state.mask.shape):
-        raise RlobjInputError(
-            f"vocab: expected a view of shape (batch seq) = {tuple(state.mask.shape)}, got "
-            f"{view.shape} (build one view per micro-batch)"
-        )
-    return view
+    return _checked(view, "vocab", state, " (build one view per micro-batch)")
 
 
 def other_view(state: State, key: str, by: str, allow_topk: bool = False):
@@ -42,11 +35,16 @@ def other_view(state: State, key: str, by: str, allow_topk: bool = False):
                 "only supports forward_kl"
             )
         return TopK(view.logprobs.detach(), view.indices)
+    return _checked(view, f"extras[{key!r}]", state).detach()
+
+
+def _checked(view, where: str, state: State, hint: str = "") -> VocabView:
+    """``view`` if it is a VocabView over the batch's ``(batch, seq)``; else an error naming ``where``."""
     if not isinstance(view, VocabView):
-        raise RlobjInputError(f"extras[{key!r}]: expected a VocabView, got {type(view).__name__}")
+        raise RlobjInputError(f"{where}: expected a VocabView, got {type(view).__name__}")
     if view.shape != tuple(state.mask.shape):
         raise RlobjInputError(
-            f"extras[{key!r}]: expected a view of shape (batch seq) = {tuple(state.mask.shape)}, "
-            f"got {view.shape}"
+            f"{where}: expected a view of shape (batch seq) = {tuple(state.mask.shape)}, got "
+            f"{view.shape}{hint}"
         )
-    return view.detach()
+    return view

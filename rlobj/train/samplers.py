@@ -20,14 +20,12 @@ weights) the trainer recomputes ``logp_old``.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import importlib
 import inspect
 from typing import Any
 
 import torch
 
-from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.errors import RlobjInputError, did_you_mean, import_subclass
 from rlobj.rollout import SamplingConfig
 from rlobj.train.search_samplers import MCTSSampler
 from rlobj.train.stages import Batch, Sampler, StepContext
@@ -262,17 +260,9 @@ def build_sampler(spec) -> Sampler:
     if spec in SAMPLERS:
         cls = SAMPLERS[spec]
     elif "." in spec:
-        module, _, name = spec.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as error:
-            raise RlobjInputError(f"sampler: cannot import {spec!r} ({error})") from error
-        if not (isinstance(cls, type) and issubclass(cls, Sampler)):
-            raise RlobjInputError(f"sampler: {spec!r} is not a rlobj.train.stages.Sampler subclass")
+        cls = import_subclass(spec, Sampler, "sampler", "rlobj.train.stages.Sampler")
     else:
-        close = difflib.get_close_matches(spec, list(SAMPLERS), n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise RlobjInputError(f"sampler: unknown sampler {spec!r}.{hint} Known: {sorted(SAMPLERS)}")
+        raise RlobjInputError(f"sampler: unknown sampler {spec!r}.{did_you_mean(spec, SAMPLERS)} Known: {sorted(SAMPLERS)}")
     try:
         return cls(**args)
     except TypeError as error:

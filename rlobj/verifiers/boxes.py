@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rlobj.verifiers.base import Sample, require_completion, require_field
-from rlobj.verifiers.extract import EXTRACT_MODES, extract_answer
+from rlobj.verifiers.extract import check_extract_mode, extract_answer
 
 _FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 BOX_FORMATS = ("xyxy", "xywh")
@@ -106,10 +106,7 @@ class BoxIoU:
             raise ValueError(
                 f"BoxIoU: argument 'box_format' must be one of {BOX_FORMATS}, got {self.box_format!r}"
             )
-        if self.extract not in EXTRACT_MODES:
-            raise ValueError(
-                f"BoxIoU: argument 'extract' must be one of {EXTRACT_MODES}, got {self.extract!r}"
-            )
+        check_extract_mode(self.extract, "BoxIoU")
 
     def __call__(self, completion: str, sample: Sample) -> float:
         completion = require_completion(completion, "BoxIoU")

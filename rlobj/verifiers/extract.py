@@ -22,6 +22,13 @@ _NUMBER = re.compile(r"[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+#-]*)[^\n]*\n(.*?)```", re.DOTALL)
 
 
+
+def check_extract_mode(mode: str, owner: str | None = None) -> None:
+    """Raise ``ValueError`` (naming ``owner`` when given) unless ``mode`` is one of :data:`EXTRACT_MODES`."""
+    if mode not in EXTRACT_MODES:
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(f"{prefix}argument 'extract' must be one of {EXTRACT_MODES}, got {mode!r}")
+
 def last_boxed_content(text: str) -> str | None:
     r"""Content of the last ``\boxed{...}`` (or ``\fbox{...}``), with nested braces matched.
 
@@ -80,8 +87,7 @@ def extract_answer(text: str, mode: str = "whole") -> str | None:
         >>> extract_answer("a\\n\\nfinal: 5\\n", "last_line")
         'final: 5'
     """
-    if mode not in EXTRACT_MODES:
-        raise ValueError(f"argument 'extract' must be one of {EXTRACT_MODES}, got {mode!r}")
+    check_extract_mode(mode)
     if mode == "whole":
         return text.strip()
     if mode == "answer_tag":

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from rlobj.verifiers.base import Sample, require_completion, require_field
-from rlobj.verifiers.extract import EXTRACT_MODES, extract_answer
+from rlobj.verifiers.extract import check_extract_mode, extract_answer
 
 
 def normalize_answer(text: str, case_sensitive: bool = False) -> str:
@@ -80,10 +80,7 @@ class ExactMatch:
     case_sensitive: bool = False
 
     def __post_init__(self) -> None:
-        if self.extract not in EXTRACT_MODES:
-            raise ValueError(
-                f"ExactMatch: argument 'extract' must be one of {EXTRACT_MODES}, got {self.extract!r}"
-            )
+        check_extract_mode(self.extract, "ExactMatch")
 
     def __call__(self, completion: str, sample: Sample) -> float:
         completion = require_completion(completion, "ExactMatch")
@@ -126,10 +123,7 @@ class NumericMatch:
     abs_tol: float = 1e-6
 
     def __post_init__(self) -> None:
-        if self.extract not in EXTRACT_MODES:
-            raise ValueError(
-                f"NumericMatch: argument 'extract' must be one of {EXTRACT_MODES}, got {self.extract!r}"
-            )
+        check_extract_mode(self.extract, "NumericMatch")
         if not (self.rel_tol >= 0 and self.abs_tol >= 0):
             raise ValueError(
                 f"NumericMatch: arguments 'rel_tol' and 'abs_tol' must be >= 0, got {self.rel_tol}, {self.abs_tol}"

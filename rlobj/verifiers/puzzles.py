@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from rlobj.verifiers.base import Sample, require_completion, require_field
-from rlobj.verifiers.extract import EXTRACT_MODES, extract_answer
+from rlobj.verifiers.extract import check_extract_mode, extract_answer
 
 _BINARY_OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _EXPRESSION_CHARS = re.compile(r"^[0-9+\-*/() \t.]*$")
@@ -90,10 +90,7 @@ class CountdownVerifier:
     format_reward: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.extract not in EXTRACT_MODES:
-            raise ValueError(
-                f"CountdownVerifier: argument 'extract' must be one of {EXTRACT_MODES}, got {self.extract!r}"
-            )
+        check_extract_mode(self.extract, "CountdownVerifier")
         if not 0.0 <= self.format_reward <= 1.0:
             raise ValueError(
                 f"CountdownVerifier: argument 'format_reward' must be in [0, 1], got {self.format_reward}"
@@ -212,10 +209,7 @@ class KnightsKnavesVerifier:
     extract: str = "whole"
 
     def __post_init__(self) -> None:
-        if self.extract not in EXTRACT_MODES:
-            raise ValueError(
-                f"KnightsKnavesVerifier: argument 'extract' must be one of {EXTRACT_MODES}, got {self.extract!r}"
-            )
+        check_extract_mode(self.extract, "KnightsKnavesVerifier")
 
     def __call__(self, completion: str, sample: Sample) -> float:
         completion = require_completion(completion, "KnightsKnavesVerifier")

@@ -29,7 +29,7 @@ from rlobj.ops.reductions import (
     returns_to_go,
     sequence_lengths,
 )
-from rlobj.terms._common import require_groups, sequence_rewards, with_advantages
+from rlobj.terms._common import require_binary, require_groups, sequence_rewards, with_advantages
 
 __all__ = [
     "group_mean_baseline",
@@ -322,14 +322,7 @@ class passk_advantage(_AdvantageTerm):
     k: Annotated[int, Range(ge=1)] = 4
 
     def __call__(self, state: State) -> State:
-        rewards = sequence_rewards(state)
-        binary = (rewards == 0) | (rewards == 1)
-        if not bool(binary.all()):
-            bad = rewards[~binary]
-            raise RlobjInputError(
-                f"rewards: passk_advantage needs binary rewards (expected 0 or 1), got "
-                f"{bad[:5].tolist()} ({int(bad.numel())} non-binary values)"
-            )
+        rewards = require_binary(sequence_rewards(state), "passk_advantage needs binary rewards (expected 0 or 1)")
         group_ids = require_groups(state, minimum=self.k)
         n = group_count(group_ids)
         c = group_sum(rewards, group_ids)

@@ -19,13 +19,11 @@ data step and the trajectory's row, so an environment that draws random numbers 
 
 from __future__ import annotations
 
-import difflib
 import functools
-import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.errors import RlobjInputError, did_you_mean, import_subclass
 
 __all__ = ["Environment", "StepOutput", "build_environment_factory", "ENVIRONMENTS"]
 
@@ -92,16 +90,9 @@ def build_environment_factory(spec: Any) -> Callable[[], Environment]:
                               f"{{name: {{args}}}} or class_path/init_args, got {spec!r:.200}")
     path = ENVIRONMENTS.get(spec, spec)
     if "." not in path:
-        close = difflib.get_close_matches(spec, list(ENVIRONMENTS), n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise RlobjInputError(f"environment: unknown environment {spec!r}.{hint} Known: {sorted(ENVIRONMENTS)}")
-    module, _, name = path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as error:
-        raise RlobjInputError(f"environment: cannot import {path!r} ({error})") from error
-    if not (isinstance(cls, type) and issubclass(cls, Environment)):
-        raise RlobjInputError(f"environment: {path!r} is not a rlobj.train.envs.Environment subclass")
+        raise RlobjInputError(f"environment: unknown environment {spec!r}.{did_you_mean(spec, ENVIRONMENTS)} "
+                              f"Known: {sorted(ENVIRONMENTS)}")
+    cls = import_subclass(path, Environment, "environment", "rlobj.train.envs.Environment")
     try:
         cls(**args).close()  # bad arguments fail when the sampler is built, not on the first step
     except TypeError as error:

@@ -21,14 +21,13 @@ Values a sampler, scorer or transform attached to the :class:`~rlobj.train.stage
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from torch import Tensor
 
 from rlobj.algebra.term import DERIVED_SLOTS, Term
-from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.errors import RlobjInputError, did_you_mean
 
 __all__ = ["Provider", "PROVIDERS", "TRAINER_SLOTS", "register_provider", "required_slots",
            "resolve_providers", "build_providers"]
@@ -129,9 +128,8 @@ def build_providers(spec) -> list[Provider]:
         elif "." in item:
             cls = _import(item)
         else:
-            close = difflib.get_close_matches(item, list(known), n=3)
-            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise RlobjInputError(f"providers[{index}]: unknown provider {item!r}.{hint} Known: {sorted(known)}")
+            raise RlobjInputError(f"providers[{index}]: unknown provider {item!r}.{did_you_mean(item, known)} "
+                                  f"Known: {sorted(known)}")
         if not (isinstance(cls, type) and issubclass(cls, Provider)):
             raise RlobjInputError(f"providers[{index}]: {item!r} is not a rlobj.train.providers.Provider subclass")
         try:

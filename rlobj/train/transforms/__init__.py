@@ -33,12 +33,11 @@ transform may return an empty batch (every group dropped): the module then skips
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 from collections.abc import Callable, Mapping
 
-from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.errors import RlobjInputError, did_you_mean
 from rlobj.train.stages import Batch, StepContext, Transform
 from rlobj.train.transforms.groups import DARS, DynamicSampling, InformativeGroups, SelfCuration
 from rlobj.train.transforms.guidance import GroundTruthRows, GuidedResample
@@ -78,9 +77,8 @@ BATCH_FUNCTION_TRANSFORMS: dict[str, str] = {
 def transform_for_batch_function(name: str) -> str:
     """The registry name of the transform that applies the batch function ``name``."""
     if name not in BATCH_FUNCTION_TRANSFORMS:
-        close = difflib.get_close_matches(name, list(BATCH_FUNCTION_TRANSFORMS), n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise RlobjInputError(f"unknown batch function {name!r}.{hint} Known: {sorted(BATCH_FUNCTION_TRANSFORMS)}")
+        raise RlobjInputError(f"unknown batch function {name!r}.{did_you_mean(name, BATCH_FUNCTION_TRANSFORMS)} "
+                              f"Known: {sorted(BATCH_FUNCTION_TRANSFORMS)}")
     return BATCH_FUNCTION_TRANSFORMS[name]
 
 
@@ -131,9 +129,7 @@ def _resolve(name: str, where: str):
             return getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as error:
             raise RlobjInputError(f"{where}: cannot import {name!r} ({type(error).__name__}: {error})") from error
-    close = difflib.get_close_matches(name, list(known), n=3)
-    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    raise RlobjInputError(f"{where}: unknown transform {name!r}.{hint} Known: {sorted(TRANSFORMS)}, or a dotted "
+    raise RlobjInputError(f"{where}: unknown transform {name!r}.{did_you_mean(name, known)} Known: {sorted(TRANSFORMS)}, or a dotted "
                           "path to a Transform subclass or a function (ctx, batch) -> Batch")
 
 
