@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 
 import torch
@@ -11,13 +10,6 @@ from torch import Tensor
 
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.stages import Batch, StepContext
-
-
-def check_scored(batch: Batch, by: str) -> None:
-    if not isinstance(batch, Batch):
-        raise RlobjInputError(f"{by}: expected a rlobj.train.stages.Batch, got {type(batch).__name__}")
-    if batch.scores is None:
-        raise RlobjInputError(f"{by}: the batch has not been scored; batch transforms run after the scorer")
 
 
 def group_rows(group_ids: Tensor) -> dict[int, list[int]]:
@@ -143,20 +135,3 @@ def generator(ctx: StepContext, salt: int) -> torch.Generator:
     """A random stream of (run seed, step, rank, salt): the same on a resumed run."""
     seed = (int(ctx.seed) * 1_000_003 + int(ctx.step) * 10_007 + int(ctx.rank) * 101 + int(salt)) % (2**63 - 1)
     return torch.Generator().manual_seed(seed)
-
-
-def check_int(by: str, name: str, value, low: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low):
-        bound = "" if low is None else f" >= {low}"
-        raise RlobjInputError(f"{by}.{name}: expected an int{bound}, got {value!r}")
-
-
-def check_float(by: str, name: str, value, low: float | None = None, high: float | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or (low is not None and value < low) or (high is not None and value > high):
-        raise RlobjInputError(f"{by}.{name}: expected a number in [{low}, {high}], got {value!r}")
-
-
-def check_choice(by: str, name: str, value, choices: tuple) -> None:
-    if value not in choices:
-        raise RlobjInputError(f"{by}.{name}: expected one of {list(choices)}, got {value!r}")

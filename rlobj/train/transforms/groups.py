@@ -17,11 +17,8 @@ from rlobj.rollout.filters import (
     self_curation,
 )
 from rlobj.train.stages import Batch, StepContext, Transform
+from rlobj.train.transforms._checks import check_choice, check_float, check_int, check_scored
 from rlobj.train.transforms._common import (
-    check_choice,
-    check_float,
-    check_int,
-    check_scored,
     concat,
     criterion,
     draw,

@@ -20,8 +20,8 @@ from rlobj.ops.errors import RlobjInputError
 from rlobj.rollout._batching import batch_from_rows
 from rlobj.train.providers.base import Provider, register_provider
 from rlobj.train.stages import Batch, Score, StepContext, Transform
+from rlobj.train.transforms._checks import check_scored
 from rlobj.train.transforms._common import (
-    check_scored,
     concat,
     draw,
     group_rows,

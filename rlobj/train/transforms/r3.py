@@ -21,13 +21,8 @@ import torch
 from rlobj.ops.errors import RlobjInputError
 from rlobj.rollout.r3_filters import r3_difficulty_keep, r3_variation_keep
 from rlobj.train.stages import Batch, StepContext, Transform
-from rlobj.train.transforms._common import (
-    check_float,
-    check_scored,
-    group_rows,
-    keep_rows,
-    with_metrics,
-)
+from rlobj.train.transforms._checks import check_float, check_scored
+from rlobj.train.transforms._common import group_rows, keep_rows, with_metrics
 
 __all__ = ["R3Filter"]
 

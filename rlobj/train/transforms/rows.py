@@ -11,11 +11,8 @@ from rlobj.ops.errors import RlobjInputError
 from rlobj.rollout import RolloutBatch
 from rlobj.rollout.filters import compensation_step, prof_filter, rorecomp_priority, std_filter
 from rlobj.train.stages import Batch, Score, StepContext, Transform
+from rlobj.train.transforms._checks import check_choice, check_float, check_int, check_scored
 from rlobj.train.transforms._common import (
-    check_choice,
-    check_float,
-    check_int,
-    check_scored,
     concat,
     criterion,
     generator,

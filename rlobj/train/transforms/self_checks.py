@@ -15,7 +15,8 @@ import re
 
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.stages import Batch, Score, StepContext, Transform
-from rlobj.train.transforms._common import check_scored, concat, group_rows, with_metrics
+from rlobj.train.transforms._checks import check_scored
+from rlobj.train.transforms._common import concat, group_rows, with_metrics
 
 __all__ = ["SelfVerification", "ShuffledConsistency", "parse_verdict", "LETTERS"]
 
