@@ -16,3 +16,20 @@ def _lp_batch(seed=0, vocab=False, groups=(4, 4), lengths=(6, 5, 7, 4, 6, 7, 3, 
     from batches import leaf, make_batch
 
     return leaf(make_batch(list(groups), list(lengths), seed=seed, vocab=vocab))
+
+
+def loop_top_p_entropy(logits_row, p):
+    """SIREN's renormalised nucleus entropy of one row, float64, token by token (nucleus: the
+    prefix of the sorted probabilities whose running sum stays strictly below ``p``)."""
+    probs = sorted(softmax_row(logits_row.double()), reverse=True)
+    nucleus, total = [], 0.0
+    for q in probs:
+        if total + q < p:
+            nucleus.append(q)
+            total += q
+        else:
+            break
+    if not nucleus:
+        return 0.0
+    mass = sum(nucleus)
+    return -sum((q / mass) * math.log(q / mass) for q in nucleus)

@@ -1,5 +1,5 @@
-"""SIREN (rlobj/terms/regularizers/selective_entropy.py, with its top-p entropy query from
-siren_entropy.py): the mean entropy against a loop reference, the peak mask, the anchor regulariser,
+"""SIREN (rlobj/terms/regularizers/selective_entropy.py; its top-p entropy query, siren_entropy.py,
+is tested in test_siren_entropy.py): the mean entropy against a loop reference, the peak mask, the anchor regulariser,
 lambda * R under every aggregation, the gradient toward the anchor, a scalar part needing a view."""
 
 import math
@@ -8,7 +8,7 @@ import pytest
 import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from terms._vocab_batches import _lp_batch, softmax_row
+from terms._vocab_batches import _lp_batch, loop_top_p_entropy
 
 from rlobj import (
     Normalizer,
@@ -33,21 +33,6 @@ SETTINGS = settings(max_examples=25)
 # ------------------------------------------------------------------------------------------
 # SIREN
 # ------------------------------------------------------------------------------------------
-
-
-def loop_top_p_entropy(logits_row, p):
-    probs = sorted(softmax_row(logits_row.double()), reverse=True)
-    nucleus, total = [], 0.0
-    for q in probs:
-        if total + q < p:
-            nucleus.append(q)
-            total += q
-        else:
-            break
-    if not nucleus:
-        return 0.0
-    mass = sum(nucleus)
-    return -sum((q / mass) * math.log(q / mass) for q in nucleus)
 
 
 def loop_siren_mean(logits, mask, p, quantile):
