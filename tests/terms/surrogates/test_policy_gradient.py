@@ -1,5 +1,6 @@
-"""Surrogates and IS corrections (rlobj/terms/surrogates/policy_gradient.py,
-rlobj/terms/masks/importance_weights.py): the test layers of DESIGN.md s.7.
+"""Policy-gradient surrogates (rlobj/terms/surrogates/policy_gradient.py): the test layers of
+DESIGN.md s.7. The IS corrections are tested in tests/terms/masks/test_importance_weights.py; the
+shared inputs and loop references are in _pg_references.py.
 
 Per term: hand-computed values on tiny tensors, a plain-loop reference compared on Hypothesis
 inputs (padding, both advantage signs, ratios inside and outside the clip range), gradient
@@ -14,6 +15,21 @@ import torch
 from batches import F64, t
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from terms.surrogates._pg_references import (
+    active_ppo,
+    batches,
+    clip,
+    compare,
+    fields,
+    per_token,
+    policy_values,
+    ppo_grad_ref,
+    ref_clip_ratio,
+    ref_reinforce,
+    sigmoid,
+    valid,
+    zeros_like_mask,
+)
 
 from rlobj.algebra import seq_mean_token_mean
 from rlobj.ops.errors import RlobjInputError
@@ -27,125 +43,6 @@ from rlobj.terms.surrogates import (
     sequence_clip,
     soft_gate,
 )
-
-
-def policy_values(out):
-    return out.state.parts["policy"].values
-
-
-# --------------------------------------------------------------------------- inputs
-@st.composite
-def batches(draw, nonempty_rows=False, per_sequence_adv=False):
-    """Random float64 batch: mask with padding (garbage behind it), ratios in/out of the clip."""
-    b = draw(st.integers(1, 4))
-    n = draw(st.integers(1, 6))
-    seed = draw(st.integers(0, 2**31 - 1))
-    layout = draw(st.sampled_from(["full", "right", "random"]))
-    spread = draw(st.sampled_from([0.05, 0.4, 1.5]))
-    g = torch.Generator().manual_seed(seed)
-    if layout == "full":
-        mask = torch.ones(b, n, dtype=torch.bool)
-    elif layout == "right":
-        lengths = torch.randint(0 if not nonempty_rows else 1, n + 1, (b,), generator=g)
-        mask = torch.arange(n)[None, :] < lengths[:, None]
-    else:
-        mask = torch.rand(b, n, generator=g) < 0.7
-    if nonempty_rows:
-        mask[:, 0] = True
-    mask[0, 0] = True  # an all-padding batch is refused by the aggregation (tested there)
-    logp_old = -torch.rand(b, n, generator=g, dtype=F64) * 3.0 - 0.05
-    log_ratio = (torch.rand(b, n, generator=g, dtype=F64) * 2 - 1) * spread
-    logp = torch.clamp(logp_old + log_ratio, max=-1e-3)
-    if per_sequence_adv:
-        per_seq = torch.randn(b, generator=g, dtype=F64) * 1.5
-        per_seq[torch.rand(b, generator=g) < 0.1] = 0.0
-        advantages = per_seq[:, None].expand(b, n).clone()
-    else:
-        advantages = torch.randn(b, n, generator=g, dtype=F64) * 1.5
-        advantages[torch.rand(b, n, generator=g) < 0.1] = 0.0
-    logp_rollout = logp_old + (torch.rand(b, n, generator=g, dtype=F64) * 2 - 1) * spread
-    # garbage in padding: must never reach values or gradients
-    logp = torch.where(mask, logp, torch.full_like(logp, 3.0))
-    logp_old = torch.where(mask, logp_old, torch.full_like(logp_old, float("nan")))
-    advantages = torch.where(mask, advantages, torch.full_like(advantages, 1e6))
-    logp_rollout = torch.where(mask, logp_rollout, torch.full_like(logp_rollout, float("nan")))
-    return {"logp": logp, "logp_old": logp_old, "advantages": advantages, "mask": mask,
-            "logp_rollout": logp_rollout}
-
-
-def fields(batch, rollout=False, grad=False):
-    logp = batch["logp"].clone().requires_grad_(grad)
-    out = {"logp": logp, "logp_old": batch["logp_old"], "advantages": batch["advantages"],
-           "mask": batch["mask"]}
-    if rollout:
-        out["extras"] = {"logp_rollout": batch["logp_rollout"]}
-    return out
-
-
-def valid(batch):
-    """Plain lists and the valid positions of a batch, for the loop references."""
-    mask = batch["mask"].tolist()
-    return (mask, batch["logp"].tolist(), batch["logp_old"].tolist(), batch["advantages"].tolist())
-
-
-def clip(x, lo, hi):
-    return min(max(x, lo), hi)
-
-
-def sigmoid(x):
-    return 1.0 / (1.0 + math.exp(-x))
-
-
-def token_mean_ref(per_token, mask):
-    total, count = 0.0, 0
-    for i, row in enumerate(mask):
-        for j, m in enumerate(row):
-            if m:
-                total += per_token[i][j]
-                count += 1
-    return total / max(count, 1)
-
-
-def compare(out, per_token, mask, rel=1e-9):
-    values = policy_values(out).detach()
-    for i, row in enumerate(mask):
-        for j, m in enumerate(row):
-            if m:
-                assert float(values[i, j]) == pytest.approx(per_token[i][j], rel=rel, abs=1e-12)
-    assert float(out.loss.detach()) == pytest.approx(token_mean_ref(per_token, mask), rel=rel, abs=1e-12)
-
-
-def zeros_like_mask(mask):
-    return [[0.0] * len(row) for row in mask]
-
-
-# --------------------------------------------------------------------------- loop references
-def per_token(batch, value):
-    """Loop reference: ``value(lp, lo, a)`` of each valid token (log-prob, old log-prob,
-    advantage), 0 on padding."""
-    mask, lp, lo, adv = valid(batch)
-    out = zeros_like_mask(mask)
-    for i, row in enumerate(mask):
-        for j, m in enumerate(row):
-            if m:
-                out[i][j] = value(lp[i][j], lo[i][j], adv[i][j])
-    return out
-
-
-def ref_reinforce(batch):
-    return per_token(batch, lambda lp, lo, a: -a * lp)
-
-
-def ref_ppo_token(lp, lo, a, eps_low, eps_high, dual, clamp=20.0):
-    r = math.exp(clip(lp - lo, -clamp, clamp))
-    loss = max(-a * r, -a * clip(r, 1 - eps_low, 1 + eps_high))
-    if dual is not None and a < 0:
-        loss = min(loss, -dual * a)
-    return loss
-
-
-def ref_clip_ratio(batch, eps_low=0.2, eps_high=0.2, dual=None):
-    return per_token(batch, lambda lp, lo, a: ref_ppo_token(lp, lo, a, eps_low, eps_high, dual))
 
 
 def ref_delta_clip(batch, delta, eps_low=0.2, eps_high=0.2):
@@ -204,18 +101,6 @@ def ref_sapo(batch, tau_pos=1.0, tau_neg=1.05):
         return -a * 4.0 / tau * sigmoid(tau * (math.exp(lp - lo) - 1.0))
 
     return per_token(batch, value)
-
-
-def ref_log_weights(batch, level):
-    mask, _, lo, _ = valid(batch)
-    roll = batch["logp_rollout"].tolist()
-    out = zeros_like_mask(mask)
-    for i, row in enumerate(mask):
-        seq = sum(lo[i][j] - roll[i][j] for j, m in enumerate(row) if m)
-        for j, m in enumerate(row):
-            if m:
-                out[i][j] = seq if level == "sequence" else lo[i][j] - roll[i][j]
-    return out
 
 
 # =========================================================================== reinforce
@@ -301,29 +186,6 @@ def test_clip_ratio_golden_log_ratio_clamp_20():
 def test_clip_ratio_matches_loop_reference(batch, eps, dual):
     out = clip_ratio(eps_low=eps[0], eps_high=eps[1], dual_clip=dual).loss(**fields(batch))
     compare(out, ref_clip_ratio(batch, eps[0], eps[1], dual), batch["mask"].tolist())
-
-
-def active_ppo(r, a, eps_low, eps_high, dual):
-    """Whether the PPO loss at this token depends on rho (gradient -A*rho), else gradient 0."""
-    if a > 0 and r > 1 + eps_high:
-        return False
-    if a < 0 and r < 1 - eps_low:
-        return False
-    if dual is not None and a < 0 and r > dual:
-        return False
-    return True
-
-
-def ppo_grad_ref(batch, eps_low, eps_high, dual):
-    mask, lp, lo, adv = valid(batch)
-    count = max(sum(map(sum, mask)), 1)
-    grad = zeros_like_mask(mask)
-    for i, row in enumerate(mask):
-        for j, m in enumerate(row):
-            if m:
-                r, a = math.exp(lp[i][j] - lo[i][j]), adv[i][j]
-                grad[i][j] = -a * r / count if active_ppo(r, a, eps_low, eps_high, dual) else 0.0
-    return grad
 
 
 @given(batches(), st.sampled_from([(0.2, 0.2), (0.2, 0.28)]), st.sampled_from([None, 1.3, 3.0]))
@@ -647,112 +509,6 @@ def test_sapo_gradient_weight_is_one_on_policy_and_gradcheck():
     torch.testing.assert_close(logp.grad, t([[-1 / 3, 2 / 3, -0.5 / 3]]), rtol=1e-12, atol=0)
     old = torch.log(t([[0.5, 0.2, 0.25]]))
     assert torch.autograd.gradcheck(lambda lp: f(lp, old), (logp.detach().clone().requires_grad_(),))
-
-
-# =========================================================================== IS corrections
-def test_truncated_is_hand_values():
-    # base reinforce: -A logp = [log 2, log 4]  (A=1, logp = log .5, log .25)
-    # token weights: pi_old/pi_rollout = .5/.25 = 2 -> min(2, 1.5) = 1.5 ; .25/.5 = .5
-    logp = torch.log(t([[0.5, 0.25]]))
-    kw = {"logp": logp, "logp_old": logp, "mask": torch.ones(1, 2, dtype=torch.bool),
-          "advantages": t([[1.0, 1.0]]), "extras": {"logp_rollout": torch.log(t([[0.25, 0.5]]))}}
-    out = (reinforce() >> truncated_is(cap=1.5)).loss(**kw)
-    assert policy_values(out)[0].tolist() == pytest.approx([1.5 * math.log(2), 0.5 * math.log(4)])
-    assert float(out.metrics["is/truncated_frac"]) == pytest.approx(0.5)
-    # sequence level: w = 2 * 0.5 = 1 on both tokens -> unchanged
-    out = (reinforce() >> truncated_is(cap=1.5, level="sequence")).loss(**kw)
-    assert policy_values(out)[0].tolist() == pytest.approx([math.log(2), math.log(4)])
-
-
-def test_masked_is_and_geometric_mask_hand_values():
-    # token weights [2.5, 0.5, 1.0]; masked_is [0.5, 2]: drop token 0; loss sums kept / 3 tokens
-    logp_old = torch.log(t([[0.5, 0.25, 0.3]]))
-    kw = {"logp": logp_old, "logp_old": logp_old, "mask": torch.ones(1, 3, dtype=torch.bool),
-          "advantages": t([[1.0, 1.0, 1.0]]),
-          "extras": {"logp_rollout": torch.log(t([[0.2, 0.5, 0.3]]))}}
-    out = (reinforce() >> masked_is()).loss(**kw)
-    assert out.state.parts["policy"].mask.tolist() == [[False, True, True]]
-    assert float(out.loss.detach()) == pytest.approx((math.log(4) - math.log(0.3)) / 3)
-    assert float(out.metrics["is/masked_frac"]) == pytest.approx(1 / 3)
-    # sequence product 2.5*0.5*1 = 1.25 in [0.5, 2]: nothing dropped
-    out = (reinforce() >> masked_is(level="sequence")).loss(**kw)
-    assert out.state.parts["policy"].mask.tolist() == [[True, True, True]]
-    # geometric mean 1.25^(1/3) = 1.077 in [0.5, 2]: kept; with high=1.05 the sequence is dropped
-    assert (reinforce() >> geometric_is_mask()).loss(**kw).state.parts["policy"].mask.all()
-    out = (reinforce() >> geometric_is_mask(high=1.05)).loss(**kw)
-    assert not out.state.parts["policy"].mask.any()
-    assert float(out.metrics["is/rejected_seq_frac"]) == 1.0
-
-
-@given(batches(), st.sampled_from(["token", "sequence"]), st.sampled_from([0.8, 2.0]))
-def test_truncated_is_matches_loop_reference_and_gradient(batch, level, cap):
-    base = ref_clip_ratio(batch)
-    log_w = ref_log_weights(batch, level)
-    mask = batch["mask"].tolist()
-    expected = [[min(math.exp(log_w[i][j]), cap) * base[i][j] if m else 0.0 for j, m in enumerate(row)]
-                for i, row in enumerate(mask)]
-    f = fields(batch, rollout=True, grad=True)
-    out = (clip_ratio() >> truncated_is(cap=cap, level=level)).loss(**f)
-    compare(out, expected, mask)
-    out.loss.backward()
-    # the weight is a constant: gradient = weight * base gradient
-    base_grad = ppo_grad_ref(batch, 0.2, 0.2, None)
-    for i, row in enumerate(mask):
-        for j, m in enumerate(row):
-            w = min(math.exp(log_w[i][j]), cap) if m else 0.0
-            assert float(f["logp"].grad[i, j]) == pytest.approx(w * base_grad[i][j], rel=1e-8, abs=1e-15)
-
-
-@given(batches(), st.sampled_from(["token", "sequence"]), st.sampled_from([(0.5, 2.0), (0.9, 1.1)]))
-def test_masked_is_matches_loop_reference(batch, level, bounds):
-    low, high = bounds
-    base = ref_reinforce(batch)
-    log_w = ref_log_weights(batch, level)
-    mask = batch["mask"].tolist()
-    kept = [[m and low <= math.exp(log_w[i][j]) <= high for j, m in enumerate(row)] for i, row in enumerate(mask)]
-    f = fields(batch, rollout=True, grad=True)
-    out = (reinforce() >> masked_is(low=low, high=high, level=level)).loss(**f)
-    assert out.state.parts["policy"].mask.tolist() == kept
-    total = sum(base[i][j] for i, row in enumerate(kept) for j, k in enumerate(row) if k)
-    # dropped tokens stay in the normaliser (all valid tokens)
-    assert float(out.loss.detach()) == pytest.approx(total / max(sum(map(sum, mask)), 1), rel=1e-9, abs=1e-12)
-    out.loss.backward()
-    for i, row in enumerate(kept):
-        for j, k in enumerate(row):
-            if not k:
-                assert float(f["logp"].grad[i, j]) == 0.0
-
-
-@given(batches(), st.sampled_from([(0.5, 2.0), (0.9, 1.1)]))
-def test_geometric_is_mask_matches_loop_reference(batch, bounds):
-    low, high = bounds
-    mask, _, lo, _ = valid(batch)
-    roll = batch["logp_rollout"].tolist()
-    out = (reinforce() >> geometric_is_mask(low=low, high=high)).loss(**fields(batch, rollout=True))
-    rejected = 0
-    for i, row in enumerate(mask):
-        idx = [j for j, m in enumerate(row) if m]
-        mean = math.exp(sum(lo[i][j] - roll[i][j] for j in idx) / max(len(idx), 1))
-        keep = low <= mean <= high
-        rejected += bool(idx) and not keep
-        assert out.state.parts["policy"].mask[i].tolist() == [m and keep for m in row]
-    assert float(out.metrics["is/rejected_seq_frac"]) == pytest.approx(rejected / len(mask))
-
-
-@given(batches(), st.sampled_from(["truncated_token", "truncated_sequence", "masked_token",
-                                   "masked_sequence", "geometric"]))
-def test_is_weight_one_leaves_the_loss_unchanged(batch, which):
-    correction = {"truncated_token": truncated_is(), "truncated_sequence": truncated_is(level="sequence"),
-                  "masked_token": masked_is(), "masked_sequence": masked_is(level="sequence"),
-                  "geometric": geometric_is_mask()}[which]
-    same = dict(batch, logp_rollout=batch["logp_old"].clone())
-    f1, f2 = fields(same, rollout=True, grad=True), fields(same, grad=True)
-    a = (clip_ratio() >> correction).loss(**f1)
-    b = clip_ratio().loss(**f2)
-    torch.testing.assert_close(a.loss, b.loss)
-    a.loss.backward()
-    b.loss.backward()
-    torch.testing.assert_close(f1["logp"].grad, f2["logp"].grad)
 
 
 # =========================================================================== dtypes
