@@ -261,21 +261,6 @@ ROWS.update({
     50: (SUPP, "proposer/solver self-play over deduction, abduction and induction tasks: the `AbsoluteZero` data strategy and `AbsoluteZeroScorer` (proposals validated in rlobj's sandbox, deduplicated and logged with provenance; learnability reward from fresh solver rollouts; the reference's format-aware penalties) ([Data loops](data-loops.md))", "", ["AbsoluteZero", "AbsoluteZeroScorer"]),
 })
 
-MODULE_OF = {"lp_reg": "regularizers.low_probability", "dph_divergence": "divergences.dph",
-             "forward_kl": "divergences.full_vocab", "siren": "regularizers.selective_entropy",
-             "backward_correction": "rewards.noisy_verifier",
-             "forward_correction": "advantages.noisy_verifier",
-             "self_reward_advantage": "advantages.self_reward", "self_reward_mse": "auxiliary",
-             "mvar_advantage": "advantages.risk", "pacs_loss": "surrogates.pacs",
-             "fn_rate_from_appeals": "rewards.noisy_verifier", "sft": "supervised",
-             "w_reinforce": "advantages.sample_polarity", "psr": "advantages.sample_polarity",
-             "nsr": "advantages.sample_polarity", "mis_exploration_pg": "surrogates.off_policy",
-             "hint_clip_ratio": "surrogates.off_policy",
-             "token_hidden_reward": "advantages.token_credit",
-             "dependency_advantage_shaping": "advantages.token_credit",
-             "pivotal_token_mask": "masks.token_selection",
-             "critique_token_advantage": "advantages.token_credit"}
-
 
 def promote(rlobj) -> None:
     """Move planned rows whose terms are now public to implemented (recipe checked by building it)."""
@@ -287,11 +272,8 @@ def promote(rlobj) -> None:
         except Exception as error:  # noqa: BLE001 - report and keep the row planned
             print(f"paper {number}: names are public but the recipe {recipe!r} fails: {error}")
             continue
-        for name in names:
-            module = getattr(getattr(rlobj, name), "__module__", "") or ""
-            if not module.startswith("rlobj."):
-                module = f"rlobj.terms.{MODULE_OF.get(name, '')}"
-            API.setdefault(name, f"{module}.{name}")
+        for name in names:  # the anchor is the defining module's (every exported term has one)
+            API.setdefault(name, f"{getattr(rlobj, name).__module__}.{name}")
         ROWS[number] = (IMPL, what, f"`{recipe}`", names)
 
 
