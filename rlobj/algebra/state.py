@@ -225,11 +225,15 @@ class State:
         """A new state with ``changes`` applied (no validation: terms produce valid values)."""
         return dataclasses.replace(self, **changes)
 
+    def reader(self, by: str | None = None) -> str:
+        """The name errors give for whoever reads the state: ``by``, else the running term."""
+        return by or self.running or "a term"
+
     def require(self, name: str, by: str | None = None):
         """Return field ``name`` or raise an error naming the term that needs it and the fix.
 
         ``by`` (the term's name) is found from the running term when not given."""
-        by = by or self.running or "a term"
+        by = self.reader(by)
         if name.startswith("extras:"):
             value = self.extras.get(name[len("extras:") :])
         else:
@@ -241,7 +245,7 @@ class State:
 
     def require_part(self, name: str, by: str | None = None) -> LossPart:
         """Return loss part ``name`` (``"policy"`` is the surrogate) or raise naming the fix."""
-        by = by or self.running or "a term"
+        by = self.reader(by)
         if name not in self.parts:
             raise RlobjInputError(
                 f"{by} modifies the loss part {name!r}, but no term before it wrote one. "

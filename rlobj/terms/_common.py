@@ -24,7 +24,7 @@ def require_binary(rewards: Tensor, need: str, after: str = "") -> Tensor:
 
 def sequence_rewards(state: State, by: str | None = None) -> Tensor:
     r"""$r_i$ = outcome reward + the sum of token-level rewards (whichever are present)."""
-    by = by or state.running or "a term"
+    by = state.reader(by)
     if state.rewards is None and state.token_rewards is None:
         raise RlobjInputError(
             f"{by} reads 'rewards', but the state has neither rewards nor token_rewards. "
@@ -38,7 +38,7 @@ def sequence_rewards(state: State, by: str | None = None) -> Tensor:
 
 def require_groups(state: State, by: str | None = None, minimum: int = 1) -> Tensor:
     """``group_ids``, with every group of at least ``minimum`` responses (``by``: the running term)."""
-    by = by or state.running or "a term"
+    by = state.reader(by)
     group_ids = state.require("group_ids", by)
     if minimum > 1:
         check_group_sizes(group_ids, minimum, by)
@@ -71,7 +71,7 @@ def check_range(term: str, name: str, value: float, low: float | None = None, hi
 def require_extra(state: State, key: str, by: str | None, shape: tuple[int, ...], dims: str, kind: str) -> Tensor:
     """``extras[key]`` checked for type, shape and kind (``"float"``, ``"bool"`` or ``"int"``);
     ``by=None`` names the running term."""
-    by = by or state.running or "a term"
+    by = state.reader(by)
     value = state.require(f"extras:{key}", by)
     if not isinstance(value, Tensor):
         raise RlobjInputError(f"extras[{key!r}]: {by} expected a {kind} tensor of shape ({dims}), got {type(value).__name__}")
