@@ -19,10 +19,16 @@ neither, what to do; the test below applies it to every ``tests/**/test_*.py``. 
 (``_helpers.py``, ``batches.py``, ``*_cases.py``, workers, conftest files) are not test modules and
 are not checked.
 
+The other direction: every public source module (no ``_`` in its path) has its own test module,
+is a package whose ``__init__`` only re-exports, or carries an entry in :data:`TESTED_IN` naming the
+test modules that test it (each must use it) and the reason it has none of its own;
+:func:`without_test_module` says what to do otherwise.
+
 Entries marked ``SPLIT:`` would be unit tests that still span several source modules: debt this rule
 makes visible, to be split into the named modules' test modules (none is left).
 """
 
+import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,3 +177,144 @@ def test_every_allowed_entry_exists_has_a_reason_and_is_needed():
         assert namesake(path) not in sources, f"{path} is the test module of rlobj/{namesake(path)}.py: " \
                                               "remove its ALLOWED entry"
         assert Path(path).parts[1] not in CROSS_CUTTING_FOLDERS, f"{path} is in a cross-cutting folder already"
+
+
+# The other direction: every public source module has its own test module, or says where it is tested.
+
+TESTED_IN: dict[str, tuple[tuple[str, ...], str]] = {
+    # algebra/, data/, ops/ (outside ops/vocab/)
+
+    # ops/vocab/, rollout/, verifiers/
+
+    # train/ (callbacks .. judges)
+
+    # train/ (metrics .. update), train/providers/, train/transforms/
+
+}
+"""Public source modules without a test module of their own: ``module -> (test modules, reason)``.
+Each named test module must use the source module (import it, or import a name it defines); an
+entry whose module has gained its own test module must go."""
+
+
+def is_export_list(source: str, root: Path = ROOT) -> bool:
+    """A package whose ``__init__`` defines no function or class: a list of re-exports, whose names are
+    tested in the test modules of the modules that define them."""
+    init = root / "rlobj" / source / "__init__.py"
+    if not init.is_file():
+        return False
+    body = ast.parse(init.read_text()).body
+    return not any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) for node in body)
+
+
+def source_file(source: str, root: Path = ROOT) -> Path:
+    module = root / "rlobj" / f"{source}.py"
+    return module if module.is_file() else root / "rlobj" / source / "__init__.py"
+
+
+def own_test_module(source: str) -> str:
+    """``a/b/c`` -> ``tests/a/b/test_c.py``."""
+    *package, leaf = source.split("/")
+    return "/".join(["tests", *package, f"test_{leaf}.py"])
+
+
+def defined_names(source: str, root: Path = ROOT) -> set[str]:
+    """The public names a source module defines at its top level."""
+    names = set()
+    for node in ast.parse(source_file(source, root).read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return {name for name in names if not name.startswith("_")}
+
+
+def uses(test_path: str, source: str, root: Path = ROOT) -> bool:
+    """Whether a test module imports the source module, or imports from one of its packages a name the
+    module defines (``from rlobj.data import CountdownTask`` uses ``data/countdown``)."""
+    dotted = "rlobj." + source.replace("/", ".")
+    packages = {"rlobj." + ".".join(source.split("/")[:i]) for i in range(len(source.split("/")))}
+    packages = {p.rstrip(".") for p in packages}
+    names = defined_names(source, root)
+    for node in ast.walk(ast.parse((root / test_path).read_text())):
+        if isinstance(node, ast.Import) and any(a.name == dotted or a.name.startswith(dotted + ".")
+                                                for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == dotted or node.module.startswith(dotted + "."):
+                return True
+            imported = {a.name for a in node.names}
+            if node.module in packages and (dotted.rpartition(".")[2] in imported or imported & names):
+                return True
+    return False
+
+
+def without_test_module(sources, test_paths, tested_in=TESTED_IN, root: Path = ROOT) -> list[str]:
+    """One message per public source module that has no test module of its own, is not a list of
+    re-exports, and has no entry in ``tested_in``: the module and what to do."""
+    have = {namesake(path) for path in test_paths}
+    messages = []
+    for source in sorted(sources):
+        if any(part.startswith("_") for part in source.split("/")) or source in have or source in tested_in:
+            continue
+        if is_export_list(source, root):
+            continue
+        messages.append(
+            f"rlobj/{source}: a public source module with no test module of its own. Gather its unit "
+            f"tests in {own_test_module(source)} (move them there from the modules that hold them now); "
+            f"if it is tested only through cross-cutting modules, add it to TESTED_IN in "
+            f"tests/test_test_layout.py naming those test modules and the reason.")
+    return messages
+
+
+def test_every_source_module_has_its_test_module_or_says_where_it_is_tested():
+    messages = without_test_module(source_modules(), all_test_modules())
+    assert not messages, "\n".join(messages)
+
+
+def test_a_module_without_tests_is_caught_and_told_what_to_do(tmp_path):
+    (tmp_path / "rlobj" / "pkg").mkdir(parents=True)
+    (tmp_path / "rlobj" / "pkg" / "__init__.py").write_text('"""exports"""\nfrom rlobj.pkg.a import f\n')
+    (tmp_path / "rlobj" / "pkg" / "a.py").write_text("def f():\n    return 1\n")
+    (tmp_path / "rlobj" / "pkg" / "b.py").write_text("def g():\n    return 2\n")
+    (tmp_path / "rlobj" / "pkg" / "_private.py").write_text("def h():\n    return 3\n")
+    sources = source_modules(tmp_path)
+    assert sources == {"pkg", "pkg/a", "pkg/b", "pkg/_private"}
+    messages = without_test_module(sources, ["tests/pkg/test_a.py"],
+                                   tested_in={}, root=tmp_path)
+    assert [m.split(":")[0] for m in messages] == ["rlobj/pkg/b"]
+    assert "Gather its unit tests in tests/pkg/test_b.py" in messages[0]
+    assert "add it to TESTED_IN" in messages[0]
+    # an entry in TESTED_IN is accepted ...
+    assert without_test_module({"pkg/b"}, [], tested_in={"pkg/b": (("tests/test_x.py",), "why")},
+                               root=tmp_path) == []
+    # ... and a package that defines a function is not an export list
+    (tmp_path / "rlobj" / "pkg" / "__init__.py").write_text("def lazy():\n    return 0\n")
+    assert [m.split(":")[0] for m in without_test_module({"pkg"}, [], tested_in={}, root=tmp_path)] \
+        == ["rlobj/pkg"]
+
+
+def test_uses_sees_imports_of_the_module_and_of_its_names(tmp_path):
+    (tmp_path / "rlobj" / "pkg").mkdir(parents=True)
+    (tmp_path / "rlobj" / "pkg" / "b.py").write_text("def g():\n    return 2\n\nLIMIT = 3\n")
+    (tmp_path / "tests").mkdir()
+    cases = {"from rlobj.pkg.b import g\n": True, "import rlobj.pkg.b as b\n": True,
+             "from rlobj.pkg import b\n": True, "from rlobj.pkg import g\n": True, "from rlobj import LIMIT\n": True,
+             "from rlobj.pkg import other\n": False, "from rlobj.pkg.c import g\n": False, "import torch\n": False}
+    for text, expected in cases.items():
+        (tmp_path / "tests" / "test_x.py").write_text(text)
+        assert uses("tests/test_x.py", "pkg/b", tmp_path) is expected, text
+
+
+def test_every_tested_in_entry_is_true_and_needed():
+    sources, have = source_modules(), {namesake(path) for path in all_test_modules()}
+    for source, (tests, reason) in TESTED_IN.items():
+        assert source in sources, f"TESTED_IN names rlobj/{source}, which does not exist: remove the entry"
+        assert source not in have, f"rlobj/{source} has its test module {own_test_module(source)}: " \
+                                   "remove its TESTED_IN entry"
+        assert not is_export_list(source), f"rlobj/{source} is a list of re-exports: remove its TESTED_IN entry"
+        assert reason.strip() and tests, f"TESTED_IN[{source!r}] names no test module or gives no reason"
+        for test in tests:
+            assert (ROOT / test).is_file(), f"TESTED_IN[{source!r}] names {test}, which does not exist"
+            assert uses(test, source), f"TESTED_IN[{source!r}] names {test}, which does not use rlobj/{source}"
