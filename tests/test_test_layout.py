@@ -192,8 +192,9 @@ TESTED_IN: dict[str, tuple[tuple[str, ...], str]] = {
 
 }
 """Public source modules without a test module of their own: ``module -> (test modules, reason)``.
-Each named test module must use the source module (import it, or import a name it defines); an
-entry whose module has gained its own test module must go."""
+Each named test module must use the source module (import it, or import a name it defines);
+``"doctest"`` names the module's own docstring examples (run by ``pytest rlobj``), and the module
+must have some. An entry whose module has gained its own test module must go."""
 
 
 def is_export_list(source: str, root: Path = ROOT) -> bool:
@@ -316,5 +317,9 @@ def test_every_tested_in_entry_is_true_and_needed():
         assert not is_export_list(source), f"rlobj/{source} is a list of re-exports: remove its TESTED_IN entry"
         assert reason.strip() and tests, f"TESTED_IN[{source!r}] names no test module or gives no reason"
         for test in tests:
+            if test == "doctest":
+                assert ">>> " in source_file(source).read_text(), \
+                    f"TESTED_IN[{source!r}] names its doctest, but rlobj/{source} has no docstring example"
+                continue
             assert (ROOT / test).is_file(), f"TESTED_IN[{source!r}] names {test}, which does not exist"
             assert uses(test, source), f"TESTED_IN[{source!r}] names {test}, which does not use rlobj/{source}"
