@@ -17,7 +17,7 @@ from typing import Any
 
 from rlobj import algebra, presets, terms
 from rlobj.algebra.term import Term, chain
-from rlobj.ops.errors import RlobjInputError, did_you_mean
+from rlobj.ops.errors import RlobjInputError, did_you_mean, import_dotted
 from rlobj.rollout import filters
 
 __all__ = ["REGISTRY", "TERM_FACTORIES", "PRESETS", "BATCH_FUNCTIONS", "build_term", "build_objective",
@@ -64,13 +64,7 @@ def register(name: str, factory: Callable[..., Term]) -> Callable[..., Term]:
 
 def _import_term(path: str) -> Callable[..., Term]:
     """A user's term class or factory by dotted path (``mypkg.terms.length_cost``)."""
-    import importlib
-
-    module, _, attribute = path.rpartition(".")
-    try:
-        factory = getattr(importlib.import_module(module), attribute)
-    except (ImportError, AttributeError) as error:
-        raise RlobjInputError(f"term {path!r}: cannot import it ({error})") from error
+    factory = import_dotted(path, "term")
     if isinstance(factory, Term):  # a module-level chain or term value
         return lambda: factory
     if not callable(factory) or (inspect.isclass(factory) and not issubclass(factory, Term)):

@@ -6,6 +6,7 @@ the call without reading rlobj's source.
 
 import difflib
 import importlib
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -18,6 +19,7 @@ __all__ = [
     "check_group_sizes",
     "check_nonempty_rows",
     "did_you_mean",
+    "import_dotted",
     "import_subclass",
 ]
 
@@ -37,14 +39,32 @@ def did_you_mean(name: str, known) -> str:
     return f" Did you mean {', '.join(map(repr, close))}?" if close else ""
 
 
+def import_dotted(path: str, where: str) -> Any:
+    """The object at the dotted ``path`` (``package.module.Name``): the library's one resolver of
+    user code named in a config. An :class:`RlobjInputError` naming ``where`` and the import error
+    when the path has no module part or does not import.
+
+    Example:
+        >>> import_dotted("math.pi", "my.key") > 3
+        True
+        >>> import_dotted("math.nope", "my.key")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        rlobj.ops.errors.RlobjInputError: my.key: cannot import 'math.nope' (AttributeError: ...)
+    """
+    module, _, name = str(path).rpartition(".")
+    if not module or not name:
+        raise RlobjInputError(f"{where}: {path!r} is not a dotted import path (package.module.Name)")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as error:
+        raise RlobjInputError(f"{where}: cannot import {path!r} ({type(error).__name__}: {error})") from error
+
+
 def import_subclass(path: str, base: type, what: str, base_name: str) -> type:
     """The class at the dotted ``path``, checked to subclass ``base`` (public as ``base_name``);
     an :class:`RlobjInputError` naming ``what`` when it cannot be imported or is no such class."""
-    module, _, name = path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as error:
-        raise RlobjInputError(f"{what}: cannot import {path!r} ({error})") from error
+    cls = import_dotted(path, what)
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise RlobjInputError(f"{what}: {path!r} is not a {base_name} subclass")
     return cls

@@ -306,7 +306,7 @@ class RlobjCLI(LightningCLI):
         'scorer.class_path'``: build that object again to report its own error under its key."""
         import re
 
-        from rlobj.train.config_checks import import_dotted
+        from rlobj.ops.errors import import_dotted
 
         found = re.search(r"unexpected keyword argument '(\w+)\.class_path'", str(error))
         section = self.config.get(self.subcommand) if self.subcommand else self.config

@@ -14,13 +14,14 @@ naming the key and the cause:
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_config", "check_class_path", "check_model_path", "import_dotted"]
+from rlobj.ops.errors import RlobjInputError, import_dotted
+
+__all__ = ["check_config", "check_class_path", "check_model_path"]
 
 
 def _children(node: Any) -> Iterator[tuple[str, Any]]:
@@ -41,24 +42,9 @@ def _walk(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield from _walk(value, path)
 
 
-def import_dotted(path: str, key: str) -> Any:
-    """The object at ``package.module.Name``; an :class:`RlobjInputError` naming ``key`` and the
-    import error otherwise."""
-    from rlobj.ops.errors import RlobjInputError
-
-    module, _, name = path.rpartition(".")
-    if not module:
-        raise RlobjInputError(f"{key}: {path!r} is not a dotted import path (package.module.Name)")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as error:
-        raise RlobjInputError(f"{key}: cannot import {path!r} ({type(error).__name__}: {error})") from error
-
-
 def check_class_path(key: str, path: str) -> str | None:
-    """None when ``path`` (``package.module.Name``) imports, else the problem naming ``key``."""
-    from rlobj.ops.errors import RlobjInputError
-
+    """None when ``path`` (``package.module.Name``) imports, else the problem naming ``key``
+    (:func:`rlobj.ops.errors.import_dotted`'s message)."""
     try:
         import_dotted(path, key)
     except RlobjInputError as error:

@@ -14,13 +14,12 @@ selection is a pure function of the statistics and the step: every rank picks th
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from rlobj.data.tasks import TaskSource
-from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.errors import RlobjInputError, import_dotted
 from rlobj.train.data_loops import DataStrategy, Selection, with_prompt_id
 from rlobj.train.providers.base import Provider, register_provider
 
@@ -38,11 +37,7 @@ def _callable(spec: Any, where: str) -> Callable | None:
     if spec is None or callable(spec):
         return spec
     if isinstance(spec, str) and "." in spec:
-        module, _, name = spec.rpartition(".")
-        try:
-            return getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as error:
-            raise RlobjInputError(f"{where}: cannot import {spec!r} ({error})") from error
+        return import_dotted(spec, where)
     raise RlobjInputError(f"{where}: expected a callable or a dotted path to one, got {spec!r}")
 
 

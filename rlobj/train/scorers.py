@@ -167,7 +167,7 @@ def _resolve_function(spec: Any, key: str):
         except TypeError as error:
             raise RlobjInputError(f"{key}.init_args: {error}") from error
     if isinstance(spec, str):
-        from rlobj.train.config_checks import import_dotted
+        from rlobj.ops.errors import import_dotted
 
         return import_dotted(spec, key)
     if not callable(spec):

@@ -11,13 +11,12 @@ construction); an LLM synthesiser plugs into the same ``(record, count, seed) ->
 
 from __future__ import annotations
 
-import importlib
 import random
 import re
 import zlib
 from typing import Any
 
-from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.errors import RlobjInputError, import_dotted
 from rlobj.train.data_loops import DataStrategy, Selection
 
 __all__ = ["WeaknessSynthesis", "SimilarAddition", "normalize_prompt"]
@@ -67,11 +66,7 @@ class SimilarAddition:
 
 def _load(spec: Any, where: str):
     if isinstance(spec, str):
-        module, _, name = spec.rpartition(".")
-        try:
-            spec = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError, ValueError) as error:
-            raise RlobjInputError(f"{where}: cannot import {spec!r} ({error})") from error
+        spec = import_dotted(spec, where)
         spec = spec() if isinstance(spec, type) else spec
     if not callable(spec):
         raise RlobjInputError(f"{where}: expected a callable (record, count, seed) -> records, got {spec!r}")

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.errors import RlobjInputError, import_dotted
 from rlobj.train.envs.base import Environment, StepOutput
 
 __all__ = ["SimulatedUserEnvironment", "EngineUser", "emotion_band", "parse_change"]
@@ -115,14 +115,7 @@ def _shared_user(spec):
             else:
                 if "class_path" not in spec:
                     raise RlobjInputError(f"SimulatedUserEnvironment.user: expected class_path/init_args, got {spec!r:.120}")
-                import importlib
-
-                module, _, name = spec["class_path"].rpartition(".")
-                try:
-                    cls = getattr(importlib.import_module(module), name)
-                except (ImportError, AttributeError) as error:
-                    raise RlobjInputError(f"SimulatedUserEnvironment.user: cannot import {spec['class_path']!r} "
-                                          f"({error})") from error
+                cls = import_dotted(spec["class_path"], "SimulatedUserEnvironment.user")
                 _USERS[key] = cls(**dict(spec.get("init_args") or {}))
         return _USERS[key]
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rlobj.data.tasks import TaskSource
-from rlobj.ops.errors import RlobjInputError
+from rlobj.ops.errors import RlobjInputError, import_dotted
 from rlobj.train.envs.base import Environment, StepOutput
 from rlobj.train.envs.tools import ToolCall, ToolCallFormat, build_tool, run_tool
 
@@ -73,12 +73,10 @@ def _build_verifier(spec):
 
         return ExactAnswer()
     if isinstance(spec, Mapping) and "class_path" in spec:
-        import importlib
-
-        module, _, name = spec["class_path"].rpartition(".")
+        cls = import_dotted(spec["class_path"], "ToolEnvironment.verifier")
         try:
-            return getattr(importlib.import_module(module), name)(**dict(spec.get("init_args") or {}))
-        except (ImportError, AttributeError, TypeError) as error:
+            return cls(**dict(spec.get("init_args") or {}))
+        except TypeError as error:
             raise RlobjInputError(f"ToolEnvironment.verifier: cannot build {spec['class_path']!r} ({error})") from error
     if not callable(spec):
         raise RlobjInputError(f"ToolEnvironment.verifier: expected a callable (answer, row) -> float, got {spec!r:.120}")

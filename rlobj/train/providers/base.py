@@ -97,7 +97,7 @@ def required_slots(terms: Iterable[Term]) -> frozenset[str]:
 
 
 def _import(path: str):
-    from rlobj.train.config_checks import import_dotted
+    from rlobj.ops.errors import import_dotted
 
     if "." not in path:
         raise RlobjInputError(f"providers: {path!r} is neither a registered provider name nor a dotted path")

@@ -33,11 +33,10 @@ transform may return an empty batch (every group dropped): the module then skips
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Mapping
 
-from rlobj.ops.errors import RlobjInputError, did_you_mean
+from rlobj.ops.errors import RlobjInputError, did_you_mean, import_dotted
 from rlobj.train.stages import Batch, StepContext, Transform
 from rlobj.train.transforms.groups import DARS, DynamicSampling, InformativeGroups, SelfCuration
 from rlobj.train.transforms.guidance import GroundTruthRows, GuidedResample
@@ -124,11 +123,7 @@ def _resolve(name: str, where: str):
     if name in known:
         return known[name]
     if "." in name:
-        module, _, attr = name.rpartition(".")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as error:
-            raise RlobjInputError(f"{where}: cannot import {name!r} ({type(error).__name__}: {error})") from error
+        return import_dotted(name, where)
     raise RlobjInputError(f"{where}: unknown transform {name!r}.{did_you_mean(name, known)} Known: {sorted(TRANSFORMS)}, or a dotted "
                           "path to a Transform subclass or a function (ctx, batch) -> Batch")
 
