@@ -11,6 +11,7 @@ from batches import t
 from hypothesis import given
 from hypothesis import strategies as st
 from terms.surrogates._pg_references import (
+    base_kw,
     batches,
     compare,
     fields,
@@ -22,6 +23,7 @@ from terms.surrogates._pg_references import (
     zeros_like_mask,
 )
 
+from rlobj.ops.errors import RlobjInputError
 from rlobj.terms.masks import geometric_is_mask, masked_is, truncated_is
 from rlobj.terms.surrogates import (
     clip_ratio,
@@ -144,3 +146,20 @@ def test_is_weight_one_leaves_the_loss_unchanged(batch, which):
     a.loss.backward()
     b.loss.backward()
     torch.testing.assert_close(f1["logp"].grad, f2["logp"].grad)
+
+
+@pytest.mark.parametrize("correction", [truncated_is(), masked_is(), geometric_is_mask()],
+                         ids=lambda s: type(s).__name__)
+def test_corrections_missing_inputs(correction):
+    name = type(correction).__name__
+    with pytest.raises(RlobjInputError, match="logp_rollout") as info:
+        (reinforce() >> correction).loss(**base_kw())
+    assert name in str(info.value)
+    kw = base_kw()
+    del kw["logp_old"]
+    with pytest.raises(RlobjInputError, match="logp_old"):
+        (reinforce() >> correction).loss(**kw, extras={"logp_rollout": kw["logp"]})
+    with pytest.raises(RlobjInputError, match="policy"):  # no surrogate before it
+        correction.loss(**base_kw(), extras={"logp_rollout": base_kw()["logp"]})
+    with pytest.raises(RlobjInputError, match=r"logp_rollout.*\(1, 2\).*\(1, 1\)"):
+        (reinforce() >> correction).loss(**base_kw(), extras={"logp_rollout": t([[-0.5]])})

@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from batches import F64
+from batches import F64, t
 from hypothesis import strategies as st
 
 
@@ -152,3 +152,67 @@ def ppo_grad_ref(batch, eps_low, eps_high, dual):
                 r, a = math.exp(lp[i][j] - lo[i][j]), adv[i][j]
                 grad[i][j] = -a * r / count if active_ppo(r, a, eps_low, eps_high, dual) else 0.0
     return grad
+
+
+def ref_delta_clip(batch, delta, eps_low=0.2, eps_high=0.2):
+    def value(lp, lo, a):
+        r = math.exp(lp - lo)
+        return -min(min(r, delta) * a, clip(r, 1 - eps_low, 1 + eps_high) * a)
+
+    return per_token(batch, value)
+
+
+def ref_seq_ratio(lp_row, lo_row, m_row, clamp=10.0):
+    diffs = [lp_row[j] - lo_row[j] for j, m in enumerate(m_row) if m]
+    return math.exp(min(sum(diffs) / len(diffs), clamp))
+
+
+def ref_sequence_clip(batch, eps_low=3e-4, eps_high=4e-4):
+    mask, lp, lo, adv = valid(batch)
+    out = zeros_like_mask(mask)
+    for i, row in enumerate(mask):
+        if not any(row):
+            continue
+        s = ref_seq_ratio(lp[i], lo[i], row)
+        for j, m in enumerate(row):
+            if m:
+                a = adv[i][j]
+                out[i][j] = max(-a * s, -a * clip(s, 1 - eps_low, 1 + eps_high))
+    return out
+
+
+def ref_geometric_clip(batch, eps=0.4):
+    mask, lp, lo, adv = valid(batch)
+    out = zeros_like_mask(mask)
+    for i, row in enumerate(mask):
+        idx = [j for j, m in enumerate(row) if m]
+        if not idx:
+            continue
+        a = sum(adv[i][j] for j in idx) / len(idx)
+        sign = (a > 0) - (a < 0)
+        kept = []
+        for j in idx:
+            x = sign * clip(lp[i][j] - lo[i][j], -20, 20)
+            kept.append(sign * min(x, clip(x, -eps, eps)))
+        ratio = math.exp(sum(kept) / len(kept))
+        for j in idx:
+            out[i][j] = -a * ratio
+    return out
+
+
+def ref_cispo(batch, eps_low=1.0, eps_high=0.28):
+    return per_token(batch, lambda lp, lo, a: -clip(math.exp(lp - lo), 1 - eps_low, 1 + eps_high) * a * lp)
+
+
+def ref_sapo(batch, tau_pos=1.0, tau_neg=1.05):
+    def value(lp, lo, a):
+        tau = tau_pos if a > 0 else tau_neg
+        return -a * 4.0 / tau * sigmoid(tau * (math.exp(lp - lo) - 1.0))
+
+    return per_token(batch, value)
+
+
+def base_kw():
+    """One row of two tokens, on policy, advantages (+1, -1): the inputs a bad-input test removes from."""
+    logp = torch.log(t([[0.5, 0.25]]))
+    return {"logp": logp, "logp_old": logp, "mask": torch.ones(1, 2, dtype=torch.bool), "advantages": t([[1.0, -1.0]])}

@@ -1,6 +1,6 @@
 """Policy-gradient surrogates (rlobj/terms/surrogates/policy_gradient.py): the test layers of
 DESIGN.md s.7. The IS corrections are tested in tests/terms/masks/test_importance_weights.py; the
-shared inputs and loop references are in _pg_references.py.
+shared inputs and every surrogate's loop reference are in _pg_references.py.
 
 Per term: hand-computed values on tiny tensors, a plain-loop reference compared on Hypothesis
 inputs (padding, both advantage signs, ratios inside and outside the clip range), gradient
@@ -17,15 +17,21 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from terms.surrogates._pg_references import (
     active_ppo,
+    base_kw,
     batches,
     clip,
     compare,
     fields,
-    per_token,
     policy_values,
     ppo_grad_ref,
+    ref_cispo,
     ref_clip_ratio,
+    ref_delta_clip,
+    ref_geometric_clip,
     ref_reinforce,
+    ref_sapo,
+    ref_seq_ratio,
+    ref_sequence_clip,
     sigmoid,
     valid,
     zeros_like_mask,
@@ -43,64 +49,6 @@ from rlobj.terms.surrogates import (
     sequence_clip,
     soft_gate,
 )
-
-
-def ref_delta_clip(batch, delta, eps_low=0.2, eps_high=0.2):
-    def value(lp, lo, a):
-        r = math.exp(lp - lo)
-        return -min(min(r, delta) * a, clip(r, 1 - eps_low, 1 + eps_high) * a)
-
-    return per_token(batch, value)
-
-
-def ref_seq_ratio(lp_row, lo_row, m_row, clamp=10.0):
-    diffs = [lp_row[j] - lo_row[j] for j, m in enumerate(m_row) if m]
-    return math.exp(min(sum(diffs) / len(diffs), clamp))
-
-
-def ref_sequence_clip(batch, eps_low=3e-4, eps_high=4e-4):
-    mask, lp, lo, adv = valid(batch)
-    out = zeros_like_mask(mask)
-    for i, row in enumerate(mask):
-        if not any(row):
-            continue
-        s = ref_seq_ratio(lp[i], lo[i], row)
-        for j, m in enumerate(row):
-            if m:
-                a = adv[i][j]
-                out[i][j] = max(-a * s, -a * clip(s, 1 - eps_low, 1 + eps_high))
-    return out
-
-
-def ref_geometric_clip(batch, eps=0.4):
-    mask, lp, lo, adv = valid(batch)
-    out = zeros_like_mask(mask)
-    for i, row in enumerate(mask):
-        idx = [j for j, m in enumerate(row) if m]
-        if not idx:
-            continue
-        a = sum(adv[i][j] for j in idx) / len(idx)
-        sign = (a > 0) - (a < 0)
-        kept = []
-        for j in idx:
-            x = sign * clip(lp[i][j] - lo[i][j], -20, 20)
-            kept.append(sign * min(x, clip(x, -eps, eps)))
-        ratio = math.exp(sum(kept) / len(kept))
-        for j in idx:
-            out[i][j] = -a * ratio
-    return out
-
-
-def ref_cispo(batch, eps_low=1.0, eps_high=0.28):
-    return per_token(batch, lambda lp, lo, a: -clip(math.exp(lp - lo), 1 - eps_low, 1 + eps_high) * a * lp)
-
-
-def ref_sapo(batch, tau_pos=1.0, tau_neg=1.05):
-    def value(lp, lo, a):
-        tau = tau_pos if a > 0 else tau_neg
-        return -a * 4.0 / tau * sigmoid(tau * (math.exp(lp - lo) - 1.0))
-
-    return per_token(batch, value)
 
 
 # =========================================================================== reinforce
@@ -539,11 +487,6 @@ def test_sapo_float64_tau_is_exact():
 SURROGATES = [clip_ratio(), delta_clip(), sequence_clip(), geometric_clip(), clipped_weight_pg(), soft_gate()]
 
 
-def base_kw():
-    logp = torch.log(t([[0.5, 0.25]]))
-    return {"logp": logp, "logp_old": logp, "mask": torch.ones(1, 2, dtype=torch.bool), "advantages": t([[1.0, -1.0]])}
-
-
 @pytest.mark.parametrize("term", SURROGATES, ids=lambda s: type(s).__name__)
 @pytest.mark.parametrize("missing", ["logp_old", "advantages"])
 def test_missing_inputs_name_the_field_and_term(term, missing):
@@ -559,23 +502,6 @@ def test_reinforce_missing_advantages():
     del kw["advantages"]
     with pytest.raises(RlobjInputError, match="reinforce reads 'advantages'"):
         reinforce().loss(**kw)
-
-
-@pytest.mark.parametrize("correction", [truncated_is(), masked_is(), geometric_is_mask()],
-                         ids=lambda s: type(s).__name__)
-def test_corrections_missing_inputs(correction):
-    name = type(correction).__name__
-    with pytest.raises(RlobjInputError, match="logp_rollout") as info:
-        (reinforce() >> correction).loss(**base_kw())
-    assert name in str(info.value)
-    kw = base_kw()
-    del kw["logp_old"]
-    with pytest.raises(RlobjInputError, match="logp_old"):
-        (reinforce() >> correction).loss(**kw, extras={"logp_rollout": kw["logp"]})
-    with pytest.raises(RlobjInputError, match="policy"):  # no surrogate before it
-        correction.loss(**base_kw(), extras={"logp_rollout": base_kw()["logp"]})
-    with pytest.raises(RlobjInputError, match=r"logp_rollout.*\(1, 2\).*\(1, 1\)"):
-        (reinforce() >> correction).loss(**base_kw(), extras={"logp_rollout": t([[-0.5]])})
 
 
 @pytest.mark.parametrize("build, match", [
