@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 import torch
-from presets.test_recipes import (
+from presets._transcriptions import (
     F64,
     check,
     clipped_pg,

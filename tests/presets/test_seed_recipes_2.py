@@ -12,10 +12,8 @@ micro-batch on one rank; no rlobj helper computes an expected value.
 """
 
 import torch
-from presets.test_recipes import F64, check, rollouts, token_mean
-from terms.rewards.test_process import (
-    reference_step_rewards,  # VSRM compute_step_reward, transcribed
-)
+from presets._transcriptions import F64, check, rollouts, token_mean
+from terms.rewards._helpers import reference_step_rewards  # VSRM compute_step_reward, transcribed
 
 
 def reinforce_pp_advantages(token_rewards, mask):

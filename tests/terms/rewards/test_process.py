@@ -8,7 +8,7 @@ import torch
 from batches import assert_trains, leaf, make_batch, presets
 from hypothesis import given
 from hypothesis import strategies as st
-from terms.rewards._helpers import F64, state_of
+from terms.rewards._helpers import F64, reference_step_rewards, state_of
 
 from rlobj import Objective, batch_whiten, dapo, dr_grpo, group_zscore, grpo
 from rlobj.ops.errors import RlobjBuildError, RlobjInputError
@@ -150,32 +150,6 @@ def test_vsrm_defaults_are_the_references():
     # MAX_LOOKAHEAD 4, flat below 1e-5
     term = vsrm_step_reward()
     assert (term.lookahead, term.gamma, term.flat) == (4, 0.7, 1e-5)
-
-
-def reference_step_rewards(acc_list, gamma, lookahead):
-    """Transcription of VSRM's compute_step_reward for one response (acc_list[j]: accuracy of
-    the j-th prefix, the last one the whole reasoning); returns one reward per split."""
-    rewards = []
-    n = len(acc_list) - 1
-    for j in range(n):
-        delta = acc_list[j + 1] - acc_list[j]
-        if abs(delta) < 1e-5:
-            k, steps = j + 1, 0
-            while steps < lookahead and k < n and abs(acc_list[k + 1] - acc_list[k]) < 1e-5:
-                k += 1
-                steps += 1
-            if steps == lookahead:
-                reward = 0.0
-            elif k < n:
-                change = acc_list[k + 1] - acc_list[k]
-                reward = (1 if change > 0 else -1) * abs(change) * gamma ** (k - j)
-            else:
-                final = acc_list[-1] - acc_list[j]
-                reward = (1 if final > 0 else -1) * abs(final) * gamma ** (n - j - 1)
-        else:
-            reward = delta
-        rewards.append(reward)
-    return rewards
 
 
 @st.composite
