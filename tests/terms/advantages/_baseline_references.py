@@ -9,18 +9,7 @@ import torch
 from hypothesis import strategies as st
 
 from rlobj.algebra.state import State
-from rlobj.terms.advantages import (
-    batch_whiten,
-    gpg_scale,
-    group_baseline_whiten,
-    group_mean_baseline,
-    group_mean_batch_std,
-    group_zscore,
-    leave_one_out,
-    length_weighted_baseline,
-    multi_reward_advantage,
-    passk_advantage,
-)
+from rlobj.terms import advantages as A
 
 F64 = torch.float64
 NAN = float("nan")
@@ -264,28 +253,28 @@ def ref_multi_reward(b, weights, mode="decoupled", eps=1e-6):
 
 # name -> (term, reference, batches kwargs)
 CASES = {
-    "group_mean_baseline": (group_mean_baseline(), ref_group_mean_baseline, {}),
-    "group_zscore": (group_zscore(), ref_group_zscore, {"min_size": 2}),
-    "group_zscore_trl_pop": (group_zscore(eps=1e-4, unbiased=False),
+    "group_mean_baseline": (A.group_mean_baseline(), ref_group_mean_baseline, {}),
+    "group_zscore": (A.group_zscore(), ref_group_zscore, {"min_size": 2}),
+    "group_zscore_trl_pop": (A.group_zscore(eps=1e-4, unbiased=False),
                              lambda b: ref_group_zscore(b, 1e-4, False), {"min_size": 2}),
-    "group_zscore_verl_singleton": (group_zscore(singleton="verl"),
+    "group_zscore_verl_singleton": (A.group_zscore(singleton="verl"),
                                     lambda b: ref_group_zscore(b, singleton="verl"), {}),
-    "group_zscore_zero_singleton": (group_zscore(eps=1e-9, singleton="zero"),
+    "group_zscore_zero_singleton": (A.group_zscore(eps=1e-9, singleton="zero"),
                                     lambda b: ref_group_zscore(b, 1e-9, singleton="zero"), {}),
-    "group_mean_batch_std": (group_mean_batch_std(), ref_group_mean_batch_std, {}),
-    "leave_one_out": (leave_one_out(), ref_leave_one_out, {"min_size": 2}),
-    "batch_whiten": (batch_whiten(), ref_batch_whiten, {}),
-    "batch_whiten_gamma": (batch_whiten(gamma=0.7, eps=1e-6), lambda b: ref_batch_whiten(b, 0.7, 1e-6), {}),
-    "group_baseline_whiten": (group_baseline_whiten(), ref_group_baseline_whiten, {}),
-    "length_weighted_baseline": (length_weighted_baseline(), ref_length_weighted, {}),
-    "gpg_scale": (gpg_scale(), ref_gpg, {}),
-    "gpg_scale_norm": (gpg_scale(norm=3.0), lambda b: ref_gpg(b, 3.0), {}),
-    "passk_k1": (passk_advantage(k=1), lambda b: ref_passk(b, 1), {"binary": True}),
-    "passk_k2": (passk_advantage(k=2), lambda b: ref_passk(b, 2), {"min_size": 2, "binary": True}),
-    "passk_k3": (passk_advantage(k=3), lambda b: ref_passk(b, 3), {"min_size": 3, "binary": True}),
-    "gdpo": (multi_reward_advantage(weights=(1.0, 0.5)),
+    "group_mean_batch_std": (A.group_mean_batch_std(), ref_group_mean_batch_std, {}),
+    "leave_one_out": (A.leave_one_out(), ref_leave_one_out, {"min_size": 2}),
+    "batch_whiten": (A.batch_whiten(), ref_batch_whiten, {}),
+    "batch_whiten_gamma": (A.batch_whiten(gamma=0.7, eps=1e-6), lambda b: ref_batch_whiten(b, 0.7, 1e-6), {}),
+    "group_baseline_whiten": (A.group_baseline_whiten(), ref_group_baseline_whiten, {}),
+    "length_weighted_baseline": (A.length_weighted_baseline(), ref_length_weighted, {}),
+    "gpg_scale": (A.gpg_scale(), ref_gpg, {}),
+    "gpg_scale_norm": (A.gpg_scale(norm=3.0), lambda b: ref_gpg(b, 3.0), {}),
+    "passk_k1": (A.passk_advantage(k=1), lambda b: ref_passk(b, 1), {"binary": True}),
+    "passk_k2": (A.passk_advantage(k=2), lambda b: ref_passk(b, 2), {"min_size": 2, "binary": True}),
+    "passk_k3": (A.passk_advantage(k=3), lambda b: ref_passk(b, 3), {"min_size": 3, "binary": True}),
+    "gdpo": (A.multi_reward_advantage(weights=(1.0, 0.5)),
              lambda b: ref_multi_reward(b, (1.0, 0.5)), {"min_size": 2}),
-    "summed": (multi_reward_advantage(weights=(1.0, 0.5), mode="summed"),
+    "summed": (A.multi_reward_advantage(weights=(1.0, 0.5), mode="summed"),
                lambda b: ref_multi_reward(b, (1.0, 0.5), "summed"), {"min_size": 2}),
 }
 OUTCOME_LEVEL = [n for n in CASES if not n.startswith("batch_whiten") and n != "group_baseline_whiten"]
