@@ -13,7 +13,7 @@ import contextlib
 
 import pytest
 import torch
-from test_registry import NAMES, complete, defaults, standard_batch
+from registry_cases import NAMES, complete, defaults, standard_batch
 
 from rlobj import Objective, State, Term, clip_ratio, group_zscore, token_mean
 from rlobj.algebra.state import STATS_PREFIX

@@ -4,7 +4,7 @@ batch (tiny model, uneven lengths, records) that every provider can read."""
 import dataclasses
 
 import torch
-from test_registry import NAMES, complete, defaults
+from registry_cases import NAMES, complete, defaults
 
 from rlobj.algebra.term import as_terms, chain
 from rlobj.presets.recipes import RECIPES
