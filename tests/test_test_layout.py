@@ -323,3 +323,35 @@ def test_every_tested_in_entry_is_true_and_needed():
                 continue
             assert (ROOT / test).is_file(), f"TESTED_IN[{source!r}] names {test}, which does not exist"
             assert uses(test, source), f"TESTED_IN[{source!r}] names {test}, which does not use rlobj/{source}"
+
+
+# Test modules are not libraries: what several modules share lives in a helper module.
+
+def imported_test_modules(path: str, root: Path = ROOT) -> list[str]:
+    """The test modules (``test_*``) that the file at ``path`` imports, as written in its imports."""
+    found = []
+    for node in ast.walk(ast.parse((root / path).read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        found += [n for n in names if n.rpartition(".")[2].startswith("test_")]
+    return found
+
+
+def test_no_module_of_tests_imports_a_test_module():
+    """Helpers shared by several test modules live in helper modules (``_*.py``, ``*_cases.py``,
+    ``batches.py``, conftest), so a test module can be moved, split or deleted on its own."""
+    paths = [p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").rglob("*.py")]
+    problems = [f"{path} imports {', '.join(names)}: move what it uses into a helper module beside it "
+                f"(tests/<folder>/_<topic>.py) and import that"
+                for path in sorted(paths) for names in [imported_test_modules(path)] if names]
+    assert not problems, "\n".join(problems)
+
+
+def test_a_test_module_imported_by_another_is_caught(tmp_path):
+    (tmp_path / "tests").mkdir()
+    for text, expected in {"from .test_resume import Kill\n": ["test_resume"],
+                           "from presets.test_recipes import check\n": ["presets.test_recipes"],
+                           "import test_trl as T\n": ["test_trl"],
+                           "from registry_cases import NAMES\nfrom batches import t\n": []}.items():
+        (tmp_path / "tests" / "x.py").write_text(text)
+        assert imported_test_modules("tests/x.py", tmp_path) == expected, text

@@ -14,8 +14,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import test_trl as T  # noqa: E402
 import trl  # noqa: E402
+from _tiny import tiny_model, tokenizer_and_dataset  # noqa: E402
+from _trl_setup import grpo_config, make_trainer  # noqa: E402
 
 from rlobj import clip_ratio, group_zscore, seq_mean_token_mean, token_mean  # noqa: E402
 from rlobj.integrations.trl import RlobjGRPOTrainer  # noqa: E402
@@ -28,13 +29,13 @@ def _say(line: str) -> None:
 
 def main():
     tmp = Path(tempfile.mkdtemp())
-    tokenizer, dataset = T.tokenizer_and_dataset()
-    model = T.tiny_model(tokenizer, torch.float64)
-    config = T._config(tmp, per_device_train_batch_size=4)
-    peer = T._trainer(trl.GRPOTrainer, tmp, model, tokenizer, dataset, config=config)
+    tokenizer, dataset = tokenizer_and_dataset()
+    model = tiny_model(tokenizer, torch.float64)
+    config = grpo_config(tmp, per_device_train_batch_size=4)
+    peer = make_trainer(trl.GRPOTrainer, tmp, model, tokenizer, dataset, config=config)
     rank = peer.accelerator.process_index
     assert peer.accelerator.num_processes == 2, peer.accelerator.num_processes
-    ours = T._trainer(RlobjGRPOTrainer, tmp, model, tokenizer, dataset, config=config,
+    ours = make_trainer(RlobjGRPOTrainer, tmp, model, tokenizer, dataset, config=config,
                       objective=group_zscore(eps=1e-4) >> clip_ratio() >> token_mean())
     batch = next(iter(peer.get_train_dataloader()))
     torch.manual_seed(11 + rank)
@@ -53,9 +54,9 @@ def main():
     ours_inputs["old_per_token_logps"] = torch.where(mask, logp + noise, 0.0)
     shared = {k: v for k, v in ours_inputs.items() if not k.startswith("rlobj:")}
     for loss_type, aggregation in (("dapo", token_mean()), ("grpo", seq_mean_token_mean())):
-        peer_cfg = T._config(tmp, per_device_train_batch_size=4, loss_type=loss_type)
-        peer_k = T._trainer(trl.GRPOTrainer, tmp, model, tokenizer, dataset, config=peer_cfg)
-        ours_k = T._trainer(RlobjGRPOTrainer, tmp, model, tokenizer, dataset, config=peer_cfg,
+        peer_cfg = grpo_config(tmp, per_device_train_batch_size=4, loss_type=loss_type)
+        peer_k = make_trainer(trl.GRPOTrainer, tmp, model, tokenizer, dataset, config=peer_cfg)
+        ours_k = make_trainer(RlobjGRPOTrainer, tmp, model, tokenizer, dataset, config=peer_cfg,
                             objective=clip_ratio() >> aggregation)
         wrapped = peer_k.accelerator.prepare_model(model)  # DDP: gradients averaged over the 2 ranks
         results = []

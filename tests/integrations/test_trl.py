@@ -18,7 +18,8 @@ import torch
 
 trl = pytest.importorskip("trl")
 
-from _tiny import digit_reward, tiny_model, tokenizer_and_dataset  # noqa: E402
+from _tiny import tiny_model, tokenizer_and_dataset  # noqa: E402
+from _trl_setup import MAX_LEN, grpo_config, make_trainer  # noqa: E402
 
 from rlobj import (  # noqa: E402
     clip_ratio,
@@ -40,27 +41,6 @@ from rlobj.integrations.trl import RlobjGRPOTrainer  # noqa: E402
 from rlobj.ops.errors import RlobjInputError  # noqa: E402
 
 PARITY: list[tuple[str, str, float, float]] = []
-MAX_LEN = 8
-
-
-def _config(tmp_path, **overrides):
-    values = dict(output_dir=str(tmp_path / "out"), use_cpu=True, bf16=False, fp16=False, use_vllm=False,
-                  report_to="none", num_generations=4, max_completion_length=MAX_LEN, save_strategy="no",
-                  per_device_train_batch_size=8, gradient_accumulation_steps=1, max_steps=2,
-                  logging_steps=1, learning_rate=1e-2, seed=0, disable_tqdm=True)
-    values.update(overrides)
-    return trl.GRPOConfig(**values)
-
-
-def _trainer(cls, tmp_path, model, tokenizer, dataset, config=None, **kwargs):
-    config = config or _config(tmp_path)
-    trainer = cls(model=model, reward_funcs=digit_reward, args=config, train_dataset=dataset,
-                  processing_class=tokenizer, **kwargs)
-    # set by Trainer.train(); the parity tests call _compute_loss directly
-    trainer.current_gradient_accumulation_steps = config.gradient_accumulation_steps
-    return trainer
-
-
 @pytest.fixture(scope="module")
 def float64_setup(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("trl64")
@@ -68,7 +48,7 @@ def float64_setup(tmp_path_factory):
     model = tiny_model(tokenizer, torch.float64)
     model.save_pretrained(tmp_path / "model")  # TRL builds its reference (beta > 0) from the path
     model.config._name_or_path = str(tmp_path / "model")
-    trainer = _trainer(RlobjGRPOTrainer, tmp_path, model, tokenizer, dataset,
+    trainer = make_trainer(RlobjGRPOTrainer, tmp_path, model, tokenizer, dataset,
                        objective=group_zscore(eps=1e-4) >> clip_ratio() >> token_mean())
     torch.manual_seed(0)
     batch = next(iter(trainer.get_train_dataloader()))
@@ -125,8 +105,8 @@ SETTINGS = [
 @pytest.mark.parametrize("label, trl_args, rlobj_chain, rlobj_args", SETTINGS, ids=[s[0] for s in SETTINGS])
 def test_loss_and_gradient_match_trl(float64_setup, label, trl_args, rlobj_chain, rlobj_args):
     tmp_path, tokenizer, dataset, model, _, inputs = float64_setup
-    peer = _trainer(trl.GRPOTrainer, tmp_path, model, tokenizer, dataset, config=_config(tmp_path, **trl_args))
-    ours = _trainer(RlobjGRPOTrainer, tmp_path, model, tokenizer, dataset, config=_config(tmp_path, **trl_args),
+    peer = make_trainer(trl.GRPOTrainer, tmp_path, model, tokenizer, dataset, config=grpo_config(tmp_path, **trl_args))
+    ours = make_trainer(RlobjGRPOTrainer, tmp_path, model, tokenizer, dataset, config=grpo_config(tmp_path, **trl_args),
                     objective=rlobj_chain, **rlobj_args)
     peer_inputs = {k: v for k, v in inputs.items() if not k.startswith("rlobj:")}
     if "top_entropy_quantile" in trl_args:  # same selected tokens (TRL: quantile threshold, rlobj: top k)
@@ -154,12 +134,12 @@ def test_mask_truncated_completions_matches_trl(float64_setup, loss_type, aggreg
     tmp_path, tokenizer, dataset, model, _, inputs = float64_setup
     truncated = inputs["rlobj:extras:truncated"]
     assert 0 < int(truncated.sum()) < len(truncated)
-    config = _config(tmp_path, loss_type=loss_type, mask_truncated_completions=True)
-    peer = _trainer(trl.GRPOTrainer, tmp_path, model, tokenizer, dataset, config=config)
+    config = grpo_config(tmp_path, loss_type=loss_type, mask_truncated_completions=True)
+    peer = make_trainer(trl.GRPOTrainer, tmp_path, model, tokenizer, dataset, config=config)
     peer_inputs = {k: v for k, v in inputs.items() if not k.startswith("rlobj:")}
     peer_inputs["completion_mask"] = inputs["completion_mask"] * (~truncated)[:, None].int()
     peer_inputs["num_items_in_batch"] = peer_inputs["completion_mask"].sum()
-    ours = _trainer(RlobjGRPOTrainer, tmp_path, model, tokenizer, dataset, config=_config(tmp_path),
+    ours = make_trainer(RlobjGRPOTrainer, tmp_path, model, tokenizer, dataset, config=grpo_config(tmp_path),
                     objective=clip_ratio() >> truncated_mask(normalizer="trl") >> aggregation,
                     normalizer="micro_batch" if loss_type == "bnpo" else "global")
     loss_peer, grad_peer = _loss_and_grad(peer, model, peer_inputs)
@@ -173,7 +153,7 @@ def test_mask_truncated_completions_matches_trl(float64_setup, loss_type, aggreg
 def test_advantages_match_trl(float64_setup):
     """TRL's default advantages (group z-score, std + 1e-4) equal rlobj's group_zscore(eps=1e-4)."""
     tmp_path, tokenizer, dataset, model, ours, _ = float64_setup
-    peer = _trainer(trl.GRPOTrainer, tmp_path, model, tokenizer, dataset)
+    peer = make_trainer(trl.GRPOTrainer, tmp_path, model, tokenizer, dataset)
     batch = next(iter(peer.get_train_dataloader()))
     torch.manual_seed(5)
     peer_out = peer._generate_and_score_completions(batch)
@@ -189,8 +169,8 @@ def test_advantages_match_trl(float64_setup):
 
 def test_chain_without_advantage_term_keeps_trl_advantages(float64_setup):
     tmp_path, tokenizer, dataset, model, _, _ = float64_setup
-    peer = _trainer(trl.GRPOTrainer, tmp_path, model, tokenizer, dataset)
-    ours = _trainer(RlobjGRPOTrainer, tmp_path, model, tokenizer, dataset, objective=clip_ratio() >> token_mean())
+    peer = make_trainer(trl.GRPOTrainer, tmp_path, model, tokenizer, dataset)
+    ours = make_trainer(RlobjGRPOTrainer, tmp_path, model, tokenizer, dataset, objective=clip_ratio() >> token_mean())
     batch = next(iter(peer.get_train_dataloader()))
     torch.manual_seed(7)
     expected = peer._generate_and_score_completions(batch)["advantages"]
@@ -207,8 +187,8 @@ def test_composed_objective_trains_inside_trl(tmp_path):
     # the random tiny model's next-token distributions are near uniform: at Lp-Reg's tau = 0.02
     # every token stays in the proxy (= the old policy) and nothing is selected; tau = 0.5 filters
     objective = grpo.replace(group_zscore, group_zscore(eps=1e-4)) >> lp_reg(tau=0.5, rho=0.5) >> forward_kl(0.01)
-    trainer = _trainer(RlobjGRPOTrainer, tmp_path, model, tokenizer, dataset,
-                       config=_config(tmp_path, max_steps=3), objective=objective)
+    trainer = make_trainer(RlobjGRPOTrainer, tmp_path, model, tokenizer, dataset,
+                           config=grpo_config(tmp_path, max_steps=3), objective=objective)
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "rlobj/loss" in entry]
     for entry in logs:
@@ -245,6 +225,6 @@ def test_bad_arguments_are_refused(tmp_path):
     tokenizer, dataset = tokenizer_and_dataset()
     model = tiny_model(tokenizer)
     with pytest.raises(RlobjInputError, match="normalizer"):
-        _trainer(RlobjGRPOTrainer, tmp_path, model, tokenizer, dataset, objective=grpo, normalizer="tokens")
+        make_trainer(RlobjGRPOTrainer, tmp_path, model, tokenizer, dataset, objective=grpo, normalizer="tokens")
     with pytest.raises(RlobjInputError, match="objective"):
-        _trainer(RlobjGRPOTrainer, tmp_path, model, tokenizer, dataset, objective="grpo")
+        make_trainer(RlobjGRPOTrainer, tmp_path, model, tokenizer, dataset, objective="grpo")
