@@ -99,8 +99,8 @@ ALLOWED = {
     "tests/train/test_clpo_kl.py": "CLPO: a provider (train/data_strategies.py) and a term option "
                                    "(kl_penalty(scale_key=...)) together",
     "tests/train/test_propa.py": "PROPA: process reward model, scorer, SFT/RL interleaving and a YAML run",
-    "tests/train/test_r3_dro.py": "DRO/R3: paper reward (train/paper_rewards.py), filter transform "
-                                  "(train/transforms/r3.py) and a YAML run",
+    "tests/train/test_r3_dro.py": "DRO/R3: paper reward (train/paper_rewards.py) and a YAML run with the "
+                                  "filter transform (its own tests: tests/train/transforms/test_r3.py)",
     "tests/train/test_objective_inputs.py": "the providers computing what a chain's slots_read() asks for, "
                                             "across providers and terms",
     "tests/train/test_reference_providers.py": "issue 14's audit, the trainer's half: providers against "
