@@ -98,7 +98,7 @@ ALLOWED = {
     # paper features spread over a term, a provider, a transform and a YAML run
     "tests/train/test_clpo_kl.py": "CLPO: a provider (train/data_strategies.py) and a term option "
                                    "(kl_penalty(scale_key=...)) together",
-    "tests/train/test_propa.py": "PROPA: process reward model, scorer, SFT/RL interleaving and a YAML run",
+    "tests/train/test_propa.py": "PROPA end to end: a YAML run with the process reward model and SFT/RL interleaving",
     "tests/train/test_r3_dro.py": "DRO/R3: paper reward (train/paper_rewards.py) and a YAML run with the "
                                   "filter transform (its own tests: tests/train/transforms/test_r3.py)",
     "tests/train/test_objective_inputs.py": "the providers computing what a chain's slots_read() asks for, "
