@@ -106,3 +106,18 @@ def test_flow_reward_with_a_verifier_trains_from_yaml(tmp_path):
     metrics = _fit(tmp_path, scorer)
     assert metrics["phase"] == 1.0 and math.isfinite(metrics["loss"])
     assert metrics["flow/reward_mean"] < 0.0 and 0.0 < metrics["flow/tokens_rewarded"] <= 2.0
+
+
+def test_flow_reward_state_round_trip_gives_the_same_rewards():
+    from rlobj.train.paper_rewards import FlowReward
+    from tests.train._helpers import tiny_module
+
+    module = tiny_module(scorer=FlowReward(fit_steps=10, hidden=8), rollout={"max_new_tokens": 3})
+    ctx = module.context(0)
+    batch = ctx.sample([{"prompt": "1+1=", "answer": "2", "completion": "2"}] * 2)
+    first = module.scorer(ctx, batch)
+    restored = FlowReward(fit_steps=10, hidden=8)
+    restored.load_state_dict(module.scorer.state_dict())
+    again = restored(ctx, batch)  # no refit: the saved field scores the batch
+    assert [s.token_rewards for s in again] == [s.token_rewards for s in first]
+    assert all(len(s.token_rewards) == n for s, n in zip(first, batch.rollout.response_mask.sum(-1).tolist()))
