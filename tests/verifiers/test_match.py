@@ -1,4 +1,4 @@
-"""ExactMatch, NumericMatch and the answer-extraction helpers."""
+"""ExactMatch, NumericMatch, normalisation and number parsing (rlobj/verifiers/match.py)."""
 
 import math
 
@@ -9,13 +9,8 @@ from hypothesis import strategies as st
 from rlobj.verifiers import (
     ExactMatch,
     NumericMatch,
-    extract_answer,
-    last_boxed_content,
-    last_number,
     normalize_answer,
     parse_number,
-    tag_content,
-    validate_reward,
 )
 
 
@@ -100,14 +95,6 @@ def test_parse_number_cases():
     assert parse_number("") is None
 
 
-def test_extraction_helpers():
-    assert last_boxed_content(r"\boxed{a{b}c} and \boxed{d}") == "d"
-    assert last_boxed_content(r"\boxed{unclosed") is None
-    assert tag_content("<answer>1</answer><answer>2</answer>", "answer") == "2"
-    assert last_number("none") is None
-    assert extract_answer("\n\n", "last_line") is None
-
-
 def test_errors_name_the_argument():
     with pytest.raises(ValueError, match="'extract' must be one of"):
         ExactMatch(extract="first_word")
@@ -123,10 +110,3 @@ def test_errors_name_the_argument():
         NumericMatch(rel_tol=-1.0)
 
 
-def test_validate_reward_classification():
-    assert validate_reward(True) == ("ok", 1.0, "")
-    assert validate_reward(0) == ("ok", 0.0, "")
-    assert validate_reward(None)[0] == "invalid"
-    assert validate_reward(float("inf"))[0] == "invalid"
-    assert validate_reward(-0.5)[0] == "invalid"
-    assert validate_reward(-0.5, (-1.0, 1.0)) == ("ok", -0.5, "")
