@@ -63,8 +63,6 @@ ALLOWED = {
     # the vocab engine as a whole
     "tests/ops/test_vocab_allocations.py": "no [tokens, vocab] allocation anywhere in the vocab package "
                                            "and the vocab terms (a memory property, traced)",
-    "tests/ops/test_vocab_dense.py": "every chunked vocab query against the dense reference "
-                                     "(rlobj/ops/vocab/queries.py, engine.py, dense.py together)",
     # options named after peers, fixes found by auditing against the authors' code
     "tests/terms/test_peer_conventions.py": "options named after a peer (verl, TRL) across baselines, KL, masks",
     "tests/terms/test_reference_fixes.py": "issue 14's audit against the authors' code: one regression test "

@@ -1,4 +1,5 @@
-"""Every vocab query, chunked, equals the dense reference (``rlobj.ops.vocab.dense``).
+"""The chunk engine (rlobj/ops/vocab/engine.py): every vocab query, chunked, equals the dense reference
+(``rlobj.ops.vocab.dense``).
 
 Hypothesis draws small views (from hidden states or logits, with bias, temperature, soft-cap,
 mask) and each query is evaluated by the chunk engine under several tilings (whole rows, one
