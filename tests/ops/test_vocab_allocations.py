@@ -8,8 +8,7 @@ in-place ops allocate nothing). The tracer is shown to catch a naive implementat
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
+from ops._allocation_tracer import AllocationTracer as TracerBase
 
 from rlobj.ops import vocab as vq
 from rlobj.ops.vocab import VocabView
@@ -19,32 +18,10 @@ BATCH, SEQ, HIDDEN, VOCAB = 6, 16, 8, 64
 TOKENS = BATCH * SEQ
 
 
-class AllocationTracer(TorchDispatchMode):
-    """Records ``(op, shape, dtype, numel)`` of every newly allocated op output."""
-
-    def __init__(self):
-        super().__init__()
-        self.records = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        inputs = {
-            t.untyped_storage().data_ptr()
-            for t in tree_flatten((args, kwargs))[0]
-            if isinstance(t, torch.Tensor)
-        }
-        for t in tree_flatten(out)[0]:
-            if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in inputs:
-                self.records.append((str(func), tuple(t.shape), t.dtype, t.numel()))
-        return out
-
-    def largest_float(self):
-        floats = [r for r in self.records if r[2].is_floating_point]
-        return max(floats, key=lambda r: r[3]) if floats else None
-
+class AllocationTracer(TracerBase):
     def full_vocab_float(self):
         """Float allocations with at least tokens x vocab elements."""
-        return [r for r in self.records if r[2].is_floating_point and r[3] >= TOKENS * VOCAB]
+        return self.floats_of_at_least(TOKENS * VOCAB)
 
 
 def make_inputs(seed=0):

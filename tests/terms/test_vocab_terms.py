@@ -6,7 +6,7 @@ Cross-cutting: the terms' own tests are in tests/terms/divergences/ and tests/te
 
 import pytest
 import torch
-from ops.test_vocab_allocations import AllocationTracer
+from ops._allocation_tracer import AllocationTracer
 
 from rlobj import (
     Objective,
