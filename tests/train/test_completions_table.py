@@ -3,24 +3,12 @@
 import csv
 import os
 
-import lightning as L
 import pytest
 
-from rlobj.train import CompletionsTable, ProgressPrinter, RLDataModule
+from rlobj.train import CompletionsTable, ProgressPrinter
 from rlobj.train.callbacks import ZERO_LOSS_NOTE, log_table
 
-from ._helpers import StartsWithDigit, tiny_module
-
-
-def _fit(tmp_path, logger, every=2, steps=4):
-    module = tiny_module(verifier=StartsWithDigit(), rollout={"max_new_tokens": 3}, warmup={"steps": 1})
-    table = CompletionsTable(every=every, rows=3)
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=steps, logger=logger, enable_progress_bar=False,
-                        enable_model_summary=False, enable_checkpointing=False, limit_val_batches=0,
-                        log_every_n_steps=1, default_root_dir=str(tmp_path),
-                        callbacks=[table, ProgressPrinter(every=1)])
-    trainer.fit(module, datamodule=RLDataModule(prompts_per_step=2, eval_size=2))
-    return module, table
+from ._table_fit import fit_with_table
 
 
 def _read(path):
@@ -33,7 +21,7 @@ def test_csv_and_tensorboard_tables(tmp_path, capsys):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     logger = TensorBoardLogger(str(tmp_path), name="tb")
-    module, table = _fit(tmp_path, logger)
+    module, table = fit_with_table(tmp_path, logger)
     rows = _read(table.path)
     print("\n".join(",".join(r) for r in rows))
     assert rows[0] == ["step", "prompt", "completion", "reward", "advantage"]
@@ -53,7 +41,7 @@ def test_csv_and_tensorboard_tables(tmp_path, capsys):
 
 
 def test_zero_loss_is_explained_once(tmp_path, capsys):
-    _fit(tmp_path, False, steps=4)
+    fit_with_table(tmp_path, False, steps=4)
     out = capsys.readouterr().out
     rl_lines = [line for line in out.splitlines() if line.startswith("[rl ]")]
     assert len(rl_lines) == 3 and all("grad_norm" in line for line in rl_lines)

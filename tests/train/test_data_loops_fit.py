@@ -13,7 +13,7 @@ from rlobj.train.cli import run
 from rlobj.train.data_strategies import HardFocus
 
 from ._helpers import StartsWithDigit
-from .test_resume import Kill
+from ._kill import Kill
 
 MODEL = {"policy": {"tiny_model": {"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0}},
          "rollout": {"group_size": 4, "max_new_tokens": 4}, "warmup": {"steps": 0, "eval_at_end": False},

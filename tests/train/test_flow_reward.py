@@ -98,12 +98,12 @@ def test_flow_reward_on_a_tiny_policy_scores_hooked_layers_next_to_the_outcome()
 
 
 def test_flow_reward_with_a_verifier_trains_from_yaml(tmp_path):
-    from tests.train.test_model_rewards_fit import _fit
+    from tests.train._yaml_fit import fit_yaml
 
     scorer = {"class_path": "rlobj.train.paper_rewards.FlowReward",
               "init_args": {"fit_steps": 20, "hidden": 16, "top_k": 2, "coef": 0.5,
                             "verifier": {"class_path": "rlobj.data.tasks.ExactAnswer"}}}
-    metrics = _fit(tmp_path, scorer)
+    metrics = fit_yaml(tmp_path, scorer)
     assert metrics["phase"] == 1.0 and math.isfinite(metrics["loss"])
     assert metrics["flow/reward_mean"] < 0.0 and 0.0 < metrics["flow/tokens_rewarded"] <= 2.0
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from .test_completions_table import _fit
+from ._table_fit import fit_with_table
 
 
 def test_wandb_offline_gets_metrics_and_tables(tmp_path, monkeypatch):
@@ -19,7 +19,7 @@ def test_wandb_offline_gets_metrics_and_tables(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     logger = WandbLogger(project="rlobj-test", save_dir=str(tmp_path), offline=True)
-    _fit(tmp_path, logger)
+    fit_with_table(tmp_path, logger)
     import wandb
 
     run_dir = logger.experiment.dir
@@ -49,7 +49,7 @@ def test_mlflow_local_store_gets_metrics_and_tables(tmp_path):
 
     logger = MLFlowLogger(experiment_name="rlobj-test", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
                           artifact_location=str(tmp_path / "artifacts"))
-    _fit(tmp_path, logger)
+    fit_with_table(tmp_path, logger)
     client = logger.experiment
     artifacts = [a.path for a in client.list_artifacts(logger.run_id, "completions")]
     assert artifacts == ["completions/step_2.json", "completions/step_4.json"]

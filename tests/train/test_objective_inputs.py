@@ -13,6 +13,7 @@ from rlobj.train.forward import final_hidden_states, token_logprobs, view_logpro
 from rlobj.train.providers import LpRegProxy, PerturbedContext
 from rlobj.train.stages import Batch
 
+from ._forward_refs import batch_of, full_logits
 from ._helpers import synthetic_rewards, synthetic_rollout, tiny_module
 
 LP_REG_FKL = ["grpo", {"lp_reg": {"tau": 0.7, "rho": 0.5, "strict_reference_quirk": False}},
@@ -24,25 +25,9 @@ def _args(rollout, rows=slice(None)):
             rollout.response_mask[rows])
 
 
-def _batch(rollout) -> Batch:
-    return Batch(rollout=rollout, records=[{"prompt": ""}] * len(rollout))
-
-
 def _provider(module, cls):
     (provider,) = [p for p in module.providers if isinstance(p, cls)]
     return provider
-
-
-def _full_logits(module, rollout, temperature=1.0):
-    """Plain reference: the whole [batch, seq, vocab] logits of the HF forward."""
-    input_ids = torch.cat([rollout.prompt_ids, rollout.response_ids], 1)
-    attention = torch.cat([rollout.prompt_mask, rollout.response_mask], 1)
-    from rlobj.rollout.logprobs import positions_from_mask
-
-    with torch.no_grad():
-        logits = module.policy(input_ids=input_ids, attention_mask=attention.long(),
-                               position_ids=positions_from_mask(attention)).logits
-    return logits[:, -(rollout.response_ids.shape[1] + 1):-1].float() / temperature
 
 
 def test_view_forward_matches_the_logits_forward():
@@ -61,9 +46,9 @@ def test_view_forward_matches_the_logits_forward():
 def test_lp_reg_proxy_matches_a_plain_loop():
     module = tiny_module(objective=LP_REG_FKL, update=dict(micro_batch_size=5))
     rollout = synthetic_rollout(module)
-    proxy = LpRegProxy(tau=0.9, mode="minp").batch(module.context(0), _batch(rollout), {})["extras:logp_proxy"]
+    proxy = LpRegProxy(tau=0.9, mode="minp").batch(module.context(0), batch_of(rollout), {})["extras:logp_proxy"]
     assert proxy.dtype == torch.float32 and proxy.shape == rollout.response_ids.shape
-    probs = torch.softmax(_full_logits(module, rollout), -1)  # temperature 1, whatever the sampling T
+    probs = torch.softmax(full_logits(module, rollout), -1)  # temperature 1, whatever the sampling T
     for i in range(len(rollout)):
         for t in range(rollout.response_ids.shape[1]):
             if not rollout.response_mask[i, t]:
@@ -134,8 +119,8 @@ def test_perceptual_inputs():
     assert provider.needed == {"extras:logp_perturbed"}
     rollout = synthetic_rollout(module)
     ctx = module.context(7)
-    logp = provider.batch(ctx, _batch(rollout), {})["extras:logp_perturbed"]
-    assert provider.micro(ctx, _batch(rollout), torch.arange(4), {}) == {}  # no view needed
+    logp = provider.batch(ctx, batch_of(rollout), {})["extras:logp_perturbed"]
+    assert provider.micro(ctx, batch_of(rollout), torch.arange(4), {}) == {}  # no view needed
     with torch.no_grad():
         direct = perception_forward(module.policy, *_args(rollout), PromptSpanMask(ratio=1.0, span=2),
                                     step=7, row_keys=torch.arange(len(rollout))).logp
@@ -148,7 +133,7 @@ def test_perceptual_inputs():
                        update=dict(micro_batch_size=5))
     full_provider = _provider(full, PerturbedContext)
     assert full_provider.needed == {"extras:vocab_perturbed"}
-    assert full_provider.batch(full.context(0), _batch(rollout), {}) == {}  # only the lazy views
+    assert full_provider.batch(full.context(0), batch_of(rollout), {}) == {}  # only the lazy views
     assert full.update_on_rollout(rollout, synthetic_rewards(16))["perception/kl"] > 1e-4
     # the default provider of the slot, with PAPO's default perturbation
     assert _provider(tiny_module(objective=objective), PerturbedContext).perturbation == PromptSpanMask()
@@ -160,10 +145,10 @@ def test_perturbed_rows_do_not_depend_on_micro_batching():
     whole = tiny_module(objective=objective, providers=_perturbed(0.5))
     chunked = tiny_module(objective=objective, providers=_perturbed(0.5), update=dict(micro_batch_size=5))
     rollout = synthetic_rollout(whole)
-    a = _provider(whole, PerturbedContext).batch(whole.context(3), _batch(rollout), {})["extras:logp_perturbed"]
-    b = _provider(chunked, PerturbedContext).batch(chunked.context(3), _batch(rollout), {})["extras:logp_perturbed"]
+    a = _provider(whole, PerturbedContext).batch(whole.context(3), batch_of(rollout), {})["extras:logp_perturbed"]
+    b = _provider(chunked, PerturbedContext).batch(chunked.context(3), batch_of(rollout), {})["extras:logp_perturbed"]
     assert torch.allclose(a, b, atol=1e-6)
-    other = _provider(whole, PerturbedContext).batch(whole.context(4), _batch(rollout), {})["extras:logp_perturbed"]
+    other = _provider(whole, PerturbedContext).batch(whole.context(4), batch_of(rollout), {})["extras:logp_perturbed"]
     assert not torch.equal(a, other)  # another data step draws other masks
 
 

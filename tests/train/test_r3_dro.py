@@ -84,12 +84,12 @@ def test_r3_reward_reports_the_reference_log_probs_and_ranks_of_a_direct_forward
 
 
 def test_r3_with_propagation_and_the_filter_trains_from_yaml(tmp_path):
-    from tests.train.test_model_rewards_fit import _fit
+    from tests.train._yaml_fit import fit_yaml
 
     scorer = {"class_path": "rlobj.train.paper_rewards.R3Reward",
               "init_args": {"answer_prefix": "=", "propagation_gamma": 0.5, "reflective_tokens": 2}}
     transforms = [{"class_path": "rlobj.train.transforms.r3.R3Filter",
                    "init_args": {"top_k": 1000, "rho": 0.5, "drop_fraction": 0.5}}]
-    metrics = _fit(tmp_path, scorer, transforms=transforms)
+    metrics = fit_yaml(tmp_path, scorer, transforms=transforms)
     assert math.isfinite(metrics["r3/mean"]) and math.isfinite(metrics["loss"])
     assert metrics["r3_filter/kept"] == 1.0 and metrics["r3_filter/dropped_low_variation"] == 1.0

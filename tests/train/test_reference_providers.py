@@ -10,8 +10,8 @@ import torch
 from rlobj.train.providers import Accuracy, LpRegProxy, SirenAnchor
 from rlobj.train.stages import Batch, Score
 
+from ._forward_refs import batch_of, full_logits
 from ._helpers import synthetic_rewards, synthetic_rollout, tiny_module
-from .test_objective_inputs import _batch, _full_logits
 
 
 def test_lp_reg_proxy_is_renormalised_at_the_sampling_temperature():
@@ -19,8 +19,8 @@ def test_lp_reg_proxy_is_renormalised_at_the_sampling_temperature():
     temperature = 0.7
     module = tiny_module(objective=["grpo", {"lp_reg": {"tau": 0.5, "rho": 0.5}}], rollout={"temperature": temperature})
     rollout = synthetic_rollout(module)
-    proxy = LpRegProxy(tau=0.5, mode="minp").batch(module.context(0), _batch(rollout), {})["extras:logp_proxy"]
-    raw = _full_logits(module, rollout).double()
+    proxy = LpRegProxy(tau=0.5, mode="minp").batch(module.context(0), batch_of(rollout), {})["extras:logp_proxy"]
+    raw = full_logits(module, rollout).double()
     checked = 0
     for i in range(len(rollout)):
         for t in range(rollout.response_ids.shape[1]):
@@ -38,14 +38,14 @@ def test_lp_reg_proxy_is_renormalised_at_the_sampling_temperature():
             checked += 1
     assert checked > 0
     # an explicit temperature wins over the run's
-    at_one = LpRegProxy(tau=0.5, mode="minp", temperature=1.0).batch(module.context(0), _batch(rollout), {})
+    at_one = LpRegProxy(tau=0.5, mode="minp", temperature=1.0).batch(module.context(0), batch_of(rollout), {})
     assert not torch.allclose(at_one["extras:logp_proxy"], proxy)
 
 
 def _siren_reference_anchor(module, rollout, p=0.8, quantile=0.8):
     """The reference's anchor: mean over all responses of each one's mean top-p entropy over its
     tokens above the row's 0.8-quantile (ray_trainer.py, global_steps == 1), full logits."""
-    logits = _full_logits(module, rollout, module.models.temperature).double()
+    logits = full_logits(module, rollout, module.models.temperature).double()
     probs = torch.softmax(logits, -1)
     sorted_p = torch.sort(probs, -1, descending=True).values
     means = []

@@ -9,6 +9,8 @@ import torch
 
 from rlobj.train import AdditionTask, RLDataModule, RLModule, WarmupSchedule
 
+from ._kill import Kill
+
 OBJECTIVE = ["group_zscore", {"clip_ratio": {"eps_high": 0.28}}, "token_mean",
              {"adaptive_entropy": {"target": 5.0, "init_coef": 0.0, "step": 0.01}}]  # stateful term
 
@@ -20,15 +22,6 @@ class Recorder(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.rows[int(batch["step"])] = {k: v for k, v in pl_module.last_metrics.items()
                                          if not k.startswith(("time/", "throughput/"))}
-
-
-class Kill(L.Callback):
-    def __init__(self, at_step: int):
-        self.at_step = at_step
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if int(batch["step"]) == self.at_step:
-            raise KeyboardInterrupt("simulated kill")
 
 
 def _run(root, max_steps, callbacks, ckpt_path=None):
