@@ -82,3 +82,27 @@ def test_greedy_with_a_schedule_is_refused(engine, tokenizer):
     sampling = SamplingConfig(max_new_tokens=4, greedy=True, temperature_schedule=FAST)
     with pytest.raises(ValueError, match="temperature_schedule needs random sampling"):
         engine.generate(encode(tokenizer, ["1+1="]), n=1, sampling=sampling)
+
+
+def test_processor_divides_each_scheduled_row_by_its_positions_temperature():
+    """ScheduleLogitsProcessor (rlobj/rollout/vllm_ead.py) on its own: rows without a schedule are
+    untouched, each scheduled row is divided by tau at its response position; greedy is refused."""
+    from vllm import SamplingParams
+
+    from rlobj.rollout.vllm_ead import SCHEDULE_KEY, ScheduleLogitsProcessor
+
+    processor = ScheduleLogitsProcessor(None, torch.device("cpu"), False)
+    assert processor.is_argmax_invariant()
+    logits = torch.ones(3, 4)
+    assert processor.apply(logits) is logits  # nothing scheduled
+    processor.requests = {0: (FAST, [7, 7, 7]), 2: (FAST, []), 5: (FAST, [1])}  # row 5 is not in this batch
+    out = processor.apply(torch.ones(3, 4))
+    tau = FAST.temperatures(torch.tensor([3, 0]))
+    torch.testing.assert_close(out[0], torch.full((4,), 1.0 / float(tau[0])))
+    torch.testing.assert_close(out[1], torch.ones(4))
+    torch.testing.assert_close(out[2], torch.full((4,), 1.0 / float(tau[1])))
+    ScheduleLogitsProcessor.validate_params(SamplingParams(temperature=1.0, extra_args={SCHEDULE_KEY: FAST.to_dict()}))
+    with pytest.raises(ValueError, match="a temperature schedule needs random sampling"):
+        ScheduleLogitsProcessor.validate_params(SamplingParams(temperature=0.0, extra_args={SCHEDULE_KEY: FAST.to_dict()}))
+    with pytest.raises(ValueError, match=rf"extra_args\['{SCHEDULE_KEY}'\]"):
+        ScheduleLogitsProcessor.validate_params(SamplingParams(temperature=1.0, extra_args={SCHEDULE_KEY: {"kind": "nope"}}))
