@@ -135,8 +135,3 @@ def test_vision_inputs_refuse_rows_with_different_keys():
         VisionInputs(({"pixel_values": torch.zeros(1, 3, 2, 2)}, {"image_sizes": torch.zeros(1, 2)}))
 
 
-def test_tiny_vlm_arguments_are_checked():
-    with pytest.raises(RlobjInputError, match="tiny_vlm.kind"):
-        build_tiny_vlm("qwen2_vl")
-    with pytest.raises(RlobjInputError, match="multiples of heads"):
-        build_tiny_vlm(hidden_size=33)
