@@ -181,12 +181,94 @@ def test_every_allowed_entry_exists_has_a_reason_and_is_needed():
 
 TESTED_IN: dict[str, tuple[tuple[str, ...], str]] = {
     # algebra/, data/, ops/ (outside ops/vocab/)
+    "algebra/aggregation": (("tests/terms/test_peer_conventions.py", "tests/integrations/test_trl.py",
+                             "tests/integrations/test_verl.py"),
+                            "the aggregations (token_mean, seq_mean_token_mean, constant normalisers) against the "
+                            "peers' loss reductions (verl's agg_loss modes, TRL's loss types), and over every term "
+                            "in the micro-batch law (tests/algebra/test_minibatch_law.py)"),
+    "algebra/objective": (("tests/test_registry.py", "tests/train/test_objective_inputs.py"),
+                          "Objective is what every registry-wide check builds (prepare/loss/__call__, YAML and "
+                          "pickle round trips) and what the providers feed; its laws are in tests/algebra"),
+    "algebra/state": (("tests/terms/advantages/test_baselines.py", "tests/terms/test_reference_fixes.py"),
+                      "State is the input of every term test (from_batch, update, require and their errors); "
+                      "its contract checks run in tests/algebra/test_contract.py and test_declared_reads.py"),
+    "algebra/term": (("tests/algebra/test_contract.py", "tests/algebra/test_declared_reads.py",
+                      "tests/algebra/test_laws.py"),
+                     "Term and chain: the declarative contract (tests/algebra/test_contract.py, named after "
+                     "algebra/contract.py, which term.py implements with it), declared reads and the laws"),
+    "data/tokenizer": (("tests/ops/test_tokenizer.py", "doctest"),
+                       "re-exports rlobj.ops.tokenizer's character tokenizer (tested in tests/ops/test_tokenizer.py) "
+                       "and defines one constant, the addition alphabet, shown by its doctest"),
 
     # ops/vocab/, rollout/, verifiers/
+    "ops/vocab/dense": (("tests/ops/vocab/test_engine.py",),
+                        "the dense reference exists to test the engine: every query against it, values and "
+                        "gradients, under several tilings"),
+    "ops/vocab/protocol": (("tests/ops/vocab/test_engine.py",),
+                           "the query protocol: every query (also the terms' Lp-Reg and SIREN ones) implements it "
+                           "and is checked through the engine against the dense reference"),
+    "ops/vocab/queries": (("tests/ops/vocab/test_view.py",),
+                          "the generic queries are reached through VocabView (values, gradients, properties, hand "
+                          "values) and checked against the dense reference in tests/ops/vocab/test_engine.py"),
+    "rollout/vllm_ead": (("tests/vllm/test_vllm_ead.py",),
+                         "needs the real vLLM, which only scripts/test_vllm.sh's environment has"),
+    "rollout/vllm_engine": (("tests/vllm/test_vllm_engine.py", "tests/vllm/test_vllm_training.py"),
+                            "needs the real vLLM, which only scripts/test_vllm.sh's environment has"),
+    "verifiers/code": (("tests/verifiers/test_sandbox.py", "tests/security/test_attacks.py"),
+                       "CodeExecution is the sandbox's reward: its cases (partial credit, all-or-nothing, custom "
+                       "languages, errors) run real programs beside the sandbox's own tests and the attacks"),
 
     # train/ (callbacks .. judges)
+    "train/callbacks": (("tests/train/test_progress_bar.py", "tests/train/test_completions_table.py",
+                         "tests/train/test_fit.py"),
+                        "Lightning callbacks: meaningful only inside a fit; their output is checked through real "
+                        "runs (progress lines, the completions table, the evaluation table and plots)"),
+    "train/checkpoint_io": (("tests/train/test_checkpoint_kill.py", "tests/security/test_checkpoints.py"),
+                            "atomic checkpoint writes and safe loading: kill -9 during a write, and hostile "
+                            "checkpoints refused"),
+    "train/code_tasks": (("tests/train/test_absolute_zero.py", "tests/train/test_evosyn.py"),
+                         "the code-task plumbing of Absolute Zero and EvoSyn, tested with both (real sandboxed "
+                         "programs)"),
+    "train/config": (("tests/train/test_module.py", "tests/train/test_packing.py", "tests/docs/test_recipes.py"),
+                     "the grouped settings are built and validated by the module (tests/train/test_module.py: "
+                     "bad settings named) and by every recipe's YAML"),
+    "train/data_loops": (("tests/train/test_data_strategies.py", "tests/train/test_synthesis.py",
+                          "tests/train/test_prompt_stats.py"),
+                         "the DataLoop and its strategies' base: tested through each strategy"),
+    "train/datamodule": (("tests/train/test_cli.py", "tests/train/test_fit.py", "tests/train/test_data_strategies.py"),
+                         "the LightningDataModule: meaningful inside a fit or the CLI"),
+    "train/envs/base": (("tests/vllm/test_vllm_multiturn.py",),
+                        "the environment protocol; its implementations have their own test modules under "
+                        "tests/train/envs/, and the multi-turn sampler drives it with the real vLLM"),
+    "train/forward": (("tests/train/test_objective_inputs.py", "tests/train/test_packing.py",
+                       "tests/train/test_module.py"),
+                      "the policy forward: log-probs and entropies against plain references of the HF forward, "
+                      "packed and unpacked"),
+    "train/hf_data": (("tests/train/test_module.py", "tests/train/test_howto_own_data.py",
+                       "tests/train/test_reward_functions.py"),
+                      "DatasetTask on local JSONL/Parquet files: the own-data how-to step by step, column mapping, "
+                      "reward functions"),
 
     # train/ (metrics .. update), train/providers/, train/transforms/
+    "train/models": (("tests/train/test_module.py",),
+                     "the policy/reference models of a module: built and checked by tests/train/test_module.py"),
+    "train/policies": (("tests/train/test_vision_train.py", "tests/train/test_video_pretext_fit.py"),
+                       "policy builders for vision-language models: exercised by the vision fits"),
+    "train/providers/batch_statistics": (("tests/train/test_reference_providers.py",),
+                                         "batch statistics against the authors' code (issue 14's audit)"),
+    "train/providers/policy": (("tests/train/test_objective_inputs.py", "tests/train/test_reference_providers.py",
+                                "tests/train/providers/test_policy_extras_rows.py"),
+                               "the policy providers: every slot they compute against a plain forward"),
+    "train/providers/tree": (("tests/train/test_search_samplers.py",),
+                             "tree fields recorded by the search samplers: tested with them"),
+    "train/stages": (("tests/train/test_samplers.py", "tests/train/test_scorers.py", "tests/train/test_transforms.py"),
+                     "the stage protocols and the Batch: every stage's test module builds and checks them"),
+    "train/supervised": (("tests/train/test_interleave.py",),
+                         "SFT steps on demonstrations: the warm-up in the fits and the interleaved SFT steps"),
+    "train/tiny_judges": (("tests/train/test_model_rewards_fit.py", "tests/vllm/test_vllm_judge.py"),
+                          "builds the tiny local judge models the model-reward tests use (tests/train/conftest.py)"),
+    "train/trace_tasks": (("tests/reproductions/test_traces_smoke.py",),
+                          "the countdown-trace testbed of the reproductions: run end to end by the smoke test"),
 
 }
 """Public source modules without a test module of their own: ``module -> (test modules, reason)``.
