@@ -10,9 +10,7 @@ from train._judge_helpers import RECORDS, load_judge
 
 from rlobj.ops.errors import RlobjInputError
 from rlobj.train.judges import PairwiseLLMJudge, PointwiseJudge, PrincipleJudge, ThinkingJudge
-from rlobj.train.paper_rewards import (
-    RLBFFJudge,
-)
+from rlobj.train.paper_rewards import RLBFFJudge
 
 
 # ------------------------------------------------------------------ generative judges

@@ -3,9 +3,7 @@ its range."""
 
 import pytest
 
-from rlobj.verifiers import (
-    validate_reward,
-)
+from rlobj.verifiers import validate_reward
 
 
 def test_validate_reward_classification():
