@@ -76,15 +76,6 @@ def test_reference_logprobs_only_when_read():
     assert "reference" not in dict(module.named_children())
 
 
-def test_sft_update_lowers_the_nll():
-    module = tiny_module(optimizer=functools.partial(torch.optim.AdamW, lr=3e-3, weight_decay=0.0))
-    records = [{"prompt": "1+2=", "completion": "3"}, {"prompt": "10+5=", "completion": "15"}]
-    first = module.sft_update(records)["sft/nll"]
-    for _ in range(20):
-        last = module.sft_update(records)["sft/nll"]
-    assert last < first * 0.5
-
-
 def test_score_completions_survives_broken_verifiers():
     def broken(completion, sample):
         if completion == "boom":
