@@ -261,8 +261,6 @@ TESTED_IN: dict[str, tuple[tuple[str, ...], str]] = {
                                "the policy providers: every slot they compute against a plain forward"),
     "train/providers/tree": (("tests/train/test_search_samplers.py",),
                              "tree fields recorded by the search samplers: tested with them"),
-    "train/stages": (("tests/train/test_samplers.py", "tests/train/test_scorers.py", "tests/train/test_transforms.py"),
-                     "the stage protocols and the Batch: every stage's test module builds and checks them"),
     "train/tiny_judges": (("tests/train/test_model_rewards_fit.py", "tests/vllm/test_vllm_judge.py"),
                           "builds the tiny local judge models the model-reward tests use (tests/train/conftest.py)"),
     "train/trace_tasks": (("tests/reproductions/test_traces_smoke.py",),
