@@ -77,4 +77,6 @@ def test_select_and_concat():
     with pytest.raises(RlobjInputError, match="Batch.concat: some batches are scored and some are not"):
         Batch.concat([batch, unscored], pad_token_id=0)
     with pytest.raises(RlobjInputError, match="Batch.concat: the batches carry different extras"):
-        Batch.concat([batch, Batch(rollout=batch.rollout, records=batch.records, scores=batch.scores)], pad_token_id=0)
+        flagged = Batch(rollout=batch.rollout, records=batch.records, scores=batch.scores,
+                        extras={"off_policy": torch.zeros(3, dtype=torch.bool)})
+        Batch.concat([batch, flagged], pad_token_id=0)
