@@ -14,9 +14,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import trl  # noqa: E402
 from _tiny import tiny_model, tokenizer_and_dataset  # noqa: E402
-from _trl_setup import grpo_config, make_trainer  # noqa: E402
+from _trl_setup import grpo_config, make_trainer, trl  # noqa: E402  (skips collection without TRL)
 
 from rlobj import clip_ratio, group_zscore, seq_mean_token_mean, token_mean  # noqa: E402
 from rlobj.integrations.trl import RlobjGRPOTrainer  # noqa: E402
