@@ -250,8 +250,6 @@ TESTED_IN: dict[str, tuple[tuple[str, ...], str]] = {
                       "reward functions"),
 
     # train/ (metrics .. update), train/providers/, train/transforms/
-    "train/models": (("tests/train/test_module.py",),
-                     "the policy/reference models of a module: built and checked by tests/train/test_module.py"),
     "train/policies": (("tests/train/test_vision_train.py", "tests/train/test_video_pretext_fit.py"),
                        "policy builders for vision-language models: exercised by the vision fits"),
     "train/providers/policy": (("tests/train/test_objective_inputs.py", "tests/train/test_reference_providers.py",
