@@ -255,8 +255,6 @@ TESTED_IN: dict[str, tuple[tuple[str, ...], str]] = {
     "train/providers/policy": (("tests/train/test_objective_inputs.py", "tests/train/test_reference_providers.py",
                                 "tests/train/providers/test_policy_extras_rows.py"),
                                "the policy providers: every slot they compute against a plain forward"),
-    "train/tiny_judges": (("tests/train/test_model_rewards_fit.py", "tests/vllm/test_vllm_judge.py"),
-                          "builds the tiny local judge models the model-reward tests use (tests/train/conftest.py)"),
     "train/trace_tasks": (("tests/reproductions/test_traces_smoke.py",),
                           "the countdown-trace testbed of the reproductions: run end to end by the smoke test"),
 
