@@ -189,9 +189,6 @@ TESTED_IN: dict[str, tuple[tuple[str, ...], str]] = {
     "algebra/objective": (("tests/test_registry.py", "tests/train/test_objective_inputs.py"),
                           "Objective is what every registry-wide check builds (prepare/loss/__call__, YAML and "
                           "pickle round trips) and what the providers feed; its laws are in tests/algebra"),
-    "algebra/state": (("tests/terms/advantages/test_baselines.py", "tests/terms/test_reference_fixes.py"),
-                      "State is the input of every term test (from_batch, update, require and their errors); "
-                      "its contract checks run in tests/algebra/test_contract.py and test_declared_reads.py"),
     "algebra/term": (("tests/algebra/test_contract.py", "tests/algebra/test_declared_reads.py",
                       "tests/algebra/test_laws.py"),
                      "Term and chain: the declarative contract (tests/algebra/test_contract.py, named after "
