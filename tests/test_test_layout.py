@@ -181,11 +181,6 @@ def test_every_allowed_entry_exists_has_a_reason_and_is_needed():
 
 TESTED_IN: dict[str, tuple[tuple[str, ...], str]] = {
     # algebra/, data/, ops/ (outside ops/vocab/)
-    "algebra/aggregation": (("tests/terms/test_peer_conventions.py", "tests/integrations/test_trl.py",
-                             "tests/integrations/test_verl.py"),
-                            "the aggregations (token_mean, seq_mean_token_mean, constant normalisers) against the "
-                            "peers' loss reductions (verl's agg_loss modes, TRL's loss types), and over every term "
-                            "in the micro-batch law (tests/algebra/test_minibatch_law.py)"),
     "algebra/objective": (("tests/test_registry.py", "tests/train/test_objective_inputs.py"),
                           "Objective is what every registry-wide check builds (prepare/loss/__call__, YAML and "
                           "pickle round trips) and what the providers feed; its laws are in tests/algebra"),
