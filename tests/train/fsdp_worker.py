@@ -51,6 +51,11 @@ def main(devices: int, out: str, steps: int = 3, save_to: str | None = None, res
     if trainer.global_rank == 0:
         torch.save({"weights": weights, "world_size": trainer.world_size, "sharded": module.sharded,
                     "rl_updates": module.rl_updates, "logits": module.models.logits}, out)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # end the process group before the interpreter exits: a rank left to tear it down at exit
+        # was seen aborting ('terminate called without an active exception') after a finished run
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
