@@ -40,19 +40,10 @@ def fit_from_yaml(tmp_path, model: dict, data: dict, max_steps: int = 2):
 
 def fit_yaml(tmp_path, scorer: dict | None, objective="grpo", data: dict | None = None, **model) -> dict:
     """Two RL steps of the tiny policy with ``scorer`` from a YAML config through the CLI; the last metrics."""
-    config = {
-        "seed_everything": 0,
-        "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": 2, "limit_val_batches": 0, "logger": False,
-                    "enable_progress_bar": False, "enable_model_summary": False, "enable_checkpointing": False,
-                    "default_root_dir": str(tmp_path)},
-        "model": {"policy": {"tiny_model": TINY}, "rollout": {"group_size": 4, "max_new_tokens": 4},
-                  "warmup": {"steps": 0, "eval_at_end": False}, "objective": objective, "scorer": scorer,
-                  "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1.0e-3}}, "seed": 0, **model},
-        "data": data or paper_rows_data(tmp_path),
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return run(["fit", "--config", str(path)]).model.last_metrics
+    model = {"policy": {"tiny_model": TINY}, "rollout": {"group_size": 4, "max_new_tokens": 4},
+             "warmup": {"steps": 0, "eval_at_end": False}, "objective": objective, "scorer": scorer,
+             "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1.0e-3}}, "seed": 0, **model}
+    return fit_from_yaml(tmp_path, model, data or paper_rows_data(tmp_path)).model.last_metrics
 
 
 QUESTIONS = [{"question": "sum?", "options": ["small", "large"], "answer": 1}]

@@ -8,10 +8,8 @@ from rlobj import brpo_advantage, group_zscore
 from rlobj.presets import grpo
 from rlobj.registry import to_config
 
+from ._helpers import TINY
 from ._yaml_fit import fit_yaml
-
-TINY = {"hidden_size": 128, "layers": 1, "heads": 2, "seed": 0}
-
 
 #: scorer class -> (judge kind, init args beyond the model, the metric prefix it logs)
 CASES = {
